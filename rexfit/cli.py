@@ -1,0 +1,187 @@
+"""The ``rexfit`` command: run a job, validate job files, print a template.
+
+Only this module formats errors for the user: ``path:line: message`` on stderr, exit code 2 for
+invalid input, 3 for a failed computation, 130 when interrupted; a traceback only with
+``--traceback``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from importlib import resources
+
+from rexfit import __version__
+from rexfit.errors import CalculationFailed, InputError, InputErrors, NotImplementedInRexfit
+
+EXIT_OK, EXIT_INPUT, EXIT_CALC, EXIT_INTERRUPT = 0, 2, 3, 130
+
+TEMPLATES = ("eam", "lj", "tersoff")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that exits with code 2 and our own message style."""
+
+    def error(self, message: str):  # noqa: D102 - argparse API
+        self.print_usage(sys.stderr)
+        sys.stderr.write(f"rexfit: error: {message}\n")
+        raise SystemExit(EXIT_INPUT)
+
+
+def _run_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="rexfit",
+        description="Fit interatomic potentials from one XML job file (atomicrex-compatible).",
+        epilog="Other commands: 'rexfit validate JOB.xml ...' checks job files without computing; "
+               "'rexfit template KIND' prints a starter job (" + ", ".join(TEMPLATES) + ").",
+    )
+    p.add_argument("job", metavar="JOB.xml", help="the job file")
+    p.add_argument("--output-dir", metavar="DIR",
+                   help="where to write results (default: <job stem>.rexfit/ next to the job)")
+    p.add_argument("--no-fit", action="store_true",
+                   help="skip the training phase; compute properties at the given parameters")
+    p.add_argument("--max-iter", type=int, metavar="N", help="override the minimizer's max-iter")
+    plots = p.add_mutually_exclusive_group()
+    plots.add_argument("--plots", dest="plots", action="store_true", default=None,
+                       help="write plots (default for dataset jobs)")
+    plots.add_argument("--no-plots", dest="plots", action="store_false", help="write no plots")
+    verb = p.add_mutually_exclusive_group()
+    verb.add_argument("-v", "--verbose", action="store_true", help="print more")
+    verb.add_argument("-q", "--quiet", action="store_true", help="print only errors")
+    p.add_argument("--traceback", action="store_true", help="show Python tracebacks on errors")
+    p.add_argument("--device", choices=("cpu", "gpu"), default=None,
+                   help="JAX device to compute on (default: JAX's choice)")
+    p.add_argument("--version", action="version", version=f"rexfit {__version__}")
+    return p
+
+
+def _validate_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="rexfit validate",
+                description="Check job files against the schema and rexfit's rules; compute nothing.")
+    p.add_argument("jobs", nargs="+", metavar="JOB.xml")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only problems")
+    p.add_argument("--traceback", action="store_true", help="show Python tracebacks on errors")
+    return p
+
+
+def _template_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="rexfit template", description="Print a commented starter job.")
+    p.add_argument("kind", nargs="?", default="eam", metavar="KIND",
+                   help="one of: " + ", ".join(TEMPLATES) + " (default: eam)")
+    return p
+
+
+def _print_problems(problems: list[InputError]) -> None:
+    for e in problems:
+        sys.stderr.write(e.format() + "\n")
+
+
+def _load(path: str):
+    from rexfit.job import load_job
+
+    return load_job(path)
+
+
+def cmd_validate(argv: list[str]) -> int:
+    args = _validate_parser().parse_args(argv)
+    status = EXIT_OK
+    for path in args.jobs:
+        try:
+            job, warnings = _load(path)
+        except InputErrors as errs:
+            _print_problems(errs.errors)
+            n = sum(1 for e in errs.errors if e.severity == "error")
+            sys.stderr.write(f"{path}: invalid ({n} error{'s' if n != 1 else ''})\n")
+            status = EXIT_INPUT
+            continue
+        _print_problems(warnings)
+        if not args.quiet:
+            from rexfit.job.summary import fitted_parameters
+
+            n_struct = len(job.all_structures())
+            print(f"{path}: valid ({n_struct} structure{'s' if n_struct != 1 else ''}, "
+                  f"{len(fitted_parameters(job))} fitted parameters)")
+    return status
+
+
+def cmd_template(argv: list[str]) -> int:
+    args = _template_parser().parse_args(argv)
+    if args.kind not in TEMPLATES:
+        sys.stderr.write(f"rexfit template: unknown kind '{args.kind}' "
+                         f"(available: {', '.join(TEMPLATES)})\n")
+        return EXIT_INPUT
+    text = resources.files("rexfit").joinpath("templates", f"{args.kind}.xml").read_text("utf-8")
+    sys.stdout.write(text)
+    return EXIT_OK
+
+
+def _select_device(device: str | None) -> None:
+    if device is None:
+        return
+    import jax
+
+    try:
+        devices = jax.devices(device)
+    except RuntimeError:
+        devices = []
+    if not devices:
+        raise CalculationFailed(f"--device {device}: JAX sees no {device.upper()} on this machine "
+                                f"(available: {', '.join(str(d) for d in jax.devices())})")
+    jax.config.update("jax_default_device", devices[0])
+
+
+def cmd_run(argv: list[str]) -> int:
+    args = _run_parser().parse_args(argv)
+    job, warnings = _load(args.job)
+    _print_problems(warnings)
+    _select_device(args.device)
+    from rexfit.job.summary import describe
+
+    if not args.quiet:
+        for line in describe(job):
+            print(line)
+    # Until the physics engine lands, running a job means validating it and saying what it
+    # would compute. Nothing is written, and the message says so plainly.
+    sys.stderr.write(
+        f"rexfit {__version__}: the job is valid; computing it needs the physics engine, which "
+        "this version does not have yet. Nothing was computed or written.\n")
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    traceback = "--traceback" in argv
+    try:
+        if argv and argv[0] == "validate":
+            return cmd_validate(argv[1:])
+        if argv and argv[0] == "template":
+            return cmd_template(argv[1:])
+        if not argv:
+            _run_parser().print_help(sys.stderr)
+            return EXIT_INPUT
+        return cmd_run(argv)
+    except InputErrors as errs:
+        if traceback:
+            raise
+        _print_problems(errs.errors)
+        return EXIT_INPUT
+    except InputError as err:
+        if traceback:
+            raise
+        _print_problems([err])
+        return EXIT_INPUT
+    except NotImplementedInRexfit as err:
+        if traceback:
+            raise
+        sys.stderr.write(f"rexfit: {err}\n")
+        return EXIT_CALC
+    except CalculationFailed as err:
+        if traceback:
+            raise
+        sys.stderr.write(f"rexfit: computation failed: {err}\n")
+        return EXIT_CALC
+    except KeyboardInterrupt:
+        if traceback:
+            raise
+        sys.stderr.write("rexfit: interrupted\n")
+        return EXIT_INTERRUPT

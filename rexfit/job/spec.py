@@ -1,0 +1,311 @@
+"""JobSpec: the validated job as frozen plain-Python dataclasses.
+
+Every object keeps the :class:`Origin` of the element it was read from, so later layers can
+still point at the job file when something fails. No lxml beyond the loader, no JAX here.
+Units are those of the job file (eV, Å, GPa); conversion happens in later layers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Union
+
+from rexfit.errors import Origin
+
+# ----------------------------------------------------------------------------- parameters
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One scalar parameter (a potential DOF) and whether/how it is fitted."""
+
+    name: str
+    value: float
+    origin: Origin
+    fit: bool = False
+    min: float | None = None
+    max: float | None = None
+    reset: bool = False
+    tag: str | None = None
+
+
+@dataclass(frozen=True)
+class FitDofSpec:
+    """One entry of ``<fit-dof>`` (used where parameters live in a file, e.g. Tersoff)."""
+
+    name: str
+    origin: Origin
+    enabled: bool = True
+    min: float | None = None
+    max: float | None = None
+    reset: bool = False
+    tag: str | None = None
+
+
+# ----------------------------------------------------------------------------- functions
+
+
+@dataclass(frozen=True)
+class UserFunctionSpec:
+    """``<user-function>``: an expression of one input variable with named parameters."""
+
+    id: str
+    input_var: str
+    expression: object  # rexfit.expr AST
+    expression_text: str
+    derivative: object | None
+    derivative_text: str | None
+    params: tuple[ParamSpec, ...]
+    cutoff: float | None
+    screening: "FunctionSpec | None"
+    origin: Origin
+    kind: str = "user-function"
+
+
+@dataclass(frozen=True)
+class SplineNodeSpec:
+    x: float
+    y: ParamSpec
+
+
+@dataclass(frozen=True)
+class SplineSpec:
+    """``<spline>``: cubic spline through nodes with clamped end derivatives."""
+
+    id: str
+    cutoff: float | None
+    derivative_left: ParamSpec
+    derivative_right: ParamSpec
+    nodes: tuple[SplineNodeSpec, ...]
+    screening: "FunctionSpec | None"
+    origin: Origin
+    kind: str = "spline"
+
+
+@dataclass(frozen=True)
+class AnalyticFunctionSpec:
+    """A predefined function (``<morse-A>``, ``<exp-A>``, ``<constant>``, ``<poly>`` ...)."""
+
+    kind: str
+    id: str
+    params: tuple[ParamSpec, ...]
+    cutoff: float | None
+    screening: "FunctionSpec | None"
+    origin: Origin
+
+
+@dataclass(frozen=True)
+class CompositeFunctionSpec:
+    """``<sum>`` or ``<product>`` of other functions."""
+
+    kind: str
+    id: str
+    functions: tuple["FunctionSpec", ...]
+    cutoff: float | None
+    screening: "FunctionSpec | None"
+    origin: Origin
+
+
+FunctionSpec = Union[UserFunctionSpec, SplineSpec, AnalyticFunctionSpec, CompositeFunctionSpec]
+
+
+# ----------------------------------------------------------------------------- potentials
+
+
+@dataclass(frozen=True)
+class MappingSpec:
+    """One ``<mapping>`` entry: which function plays which role for which species."""
+
+    role: str  # pair-interaction | electron-density | embedding-energy | f-function | ...
+    species_a: str
+    species_b: str | None
+    function: str
+    origin: Origin
+
+
+@dataclass(frozen=True)
+class ExportSpec:
+    """A LAMMPS file to write after fitting (``<export-eam-file>``, ``<export-potential>``)."""
+
+    path: str
+    origin: Origin
+    options: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class PotentialSpec:
+    """One potential. ``kind`` is the element name (lennard-jones, eam, tersoff, ...).
+
+    ``params``: scalar parameters written inline; ``functions`` and ``mapping`` for
+    function-based potentials; ``param_file`` and ``fit_dofs`` for file-based ones.
+    """
+
+    kind: str
+    id: str
+    species_a: str
+    species_b: str
+    origin: Origin
+    params: tuple[ParamSpec, ...] = ()
+    functions: tuple[FunctionSpec, ...] = ()
+    mapping: tuple[MappingSpec, ...] = ()
+    param_file: str | None = None
+    file_format: str | None = None
+    fit_dofs: tuple[FitDofSpec, ...] = ()
+    exports: tuple[ExportSpec, ...] = ()
+    options: tuple[tuple[str, str], ...] = ()
+
+
+# ----------------------------------------------------------------------------- structures
+
+
+@dataclass(frozen=True)
+class PropertySpec:
+    """A property of a structure: computed always, fitted when ``fit``."""
+
+    name: str
+    origin: Origin
+    fit: bool = False
+    target: float | None = None
+    relative_weight: float = 1.0
+    tolerance: float | None = None
+    residual_style: str = "squared"
+    min: float | None = None
+    max: float | None = None
+    output: bool = True
+    output_all: bool = False
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    path: str
+    format: str
+    origin: Origin
+
+
+@dataclass(frozen=True)
+class AtomSpec:
+    species: str
+    position: tuple[float, float, float]
+    reduced: bool
+    origin: Origin
+
+
+@dataclass(frozen=True)
+class StructureSpec:
+    """One structure: a lattice (``kind`` = element name) or a user structure."""
+
+    kind: str
+    id: str
+    origin: Origin
+    species: tuple[str, ...] = ()  # atom-type (or atom-type-A, atom-type-B, ...)
+    lattice_parameter: float | None = None
+    ca_ratio: float | None = None
+    atom_distance: float | None = None
+    relative_weight: float = 1.0
+    fit: bool = True
+    relax: frozenset[str] = frozenset()
+    properties: tuple[PropertySpec, ...] = ()
+    output: OutputSpec | None = None
+    # user-structure sources (exactly one is set)
+    poscar_file: str | None = None
+    atoms_file: str | None = None
+    atoms_format: str | None = None
+    cell: tuple[tuple[float, float, float], ...] | None = None
+    atoms: tuple[AtomSpec, ...] = ()
+    pbc: tuple[bool, bool, bool] = (True, True, True)
+    group: str = ""
+
+    def property(self, name: str) -> PropertySpec | None:
+        for p in self.properties:
+            if p.name == name:
+                return p
+        return None
+
+
+@dataclass(frozen=True)
+class GroupSpec:
+    """A ``<group>``: structures and subgroups sharing a relative weight."""
+
+    id: str
+    origin: Origin
+    relative_weight: float = 1.0
+    fit: bool = True
+    members: tuple["StructureSpec | GroupSpec", ...] = ()
+
+    def structures(self) -> list[StructureSpec]:
+        """All structures in this group and its subgroups, in file order."""
+        out: list[StructureSpec] = []
+        for m in self.members:
+            out.extend(m.structures() if isinstance(m, GroupSpec) else [m])
+        return out
+
+
+# ----------------------------------------------------------------------------- job
+
+
+@dataclass(frozen=True)
+class MinimizerSpec:
+    """The minimizer element inside ``<fitting>`` and its attributes (as typed values)."""
+
+    kind: str
+    options: tuple[tuple[str, object], ...]
+    origin: Origin
+    inner: "MinimizerSpec | None" = None  # for <multistart>
+
+
+@dataclass(frozen=True)
+class FittingSpec:
+    enabled: bool
+    output_interval: int
+    minimizer: MinimizerSpec
+    origin: Origin
+
+
+@dataclass(frozen=True)
+class ConstraintSpec:
+    """``<constraint dependent-dof=...>``: one DOF computed from others by an expression."""
+
+    id: str
+    dependent_dof: str
+    expression: object
+    expression_text: str
+    origin: Origin
+
+
+@dataclass(frozen=True)
+class SpeciesSpec:
+    symbol: str
+    mass: float
+    atomic_number: int
+    origin: Origin
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """The whole job, validated."""
+
+    path: str
+    name: str
+    species: tuple[SpeciesSpec, ...]
+    potentials: tuple[PotentialSpec, ...]
+    structures: GroupSpec
+    fitting: FittingSpec | None
+    constraints: tuple[ConstraintSpec, ...] = ()
+    verbosity: str = "medium"
+    real_precision: int | None = None
+    validate_potentials: bool = False
+    output_file: str | None = None
+    tolerance_preset: str | None = None
+    origin: Origin | None = None
+    files: tuple[str, ...] = field(default=())
+
+    def all_structures(self) -> list[StructureSpec]:
+        return self.structures.structures()
+
+    @property
+    def training(self) -> list[StructureSpec]:
+        return [s for s in self.all_structures() if s.fit]
+
+    @property
+    def validation(self) -> list[StructureSpec]:
+        return [s for s in self.all_structures() if not s.fit]
