@@ -55,13 +55,7 @@ def _friendly(message: str) -> str:
         hint = f" (allowed: {', '.join(allowed)})" if allowed else " (this element takes no attributes)"
         return f"<{tag}>: unknown attribute '{attr}'{hint}"
     if attr:
-        rest = rest.replace("is not a valid value of the atomic type 'xs:double'", "is not a number")
-        rest = rest.replace("is not a valid value of the atomic type 'xs:integer'", "is not an integer")
-        rest = rest.replace("is not a valid value of the atomic type 'xs:boolean'",
-                            "is not a boolean (use true or false)")
-        rest = re.sub(r"is not a valid value of the atomic type '(\w+)'",
-                      r"is not a valid value (expected \1)", rest)
-        return f"<{tag}> attribute '{attr}': {rest}"
+        return f"<{tag}> attribute '{attr}': {_type_message(rest)}"
     if rest.startswith("This element is not expected."):
         expected = re.search(r"Expected is(?: one of)? \( (.*) \)", rest)
         hint = f"; expected one of: {expected.group(1)}" if expected else ""
@@ -73,11 +67,31 @@ def _friendly(message: str) -> str:
     if "The attribute '" in rest and "is required" in rest:
         a = re.search(r"The attribute '([^']+)' is required", rest).group(1)
         return f"<{tag}> needs the attribute '{a}'"
-    rest = rest.replace("is not a valid value of the atomic type 'xs:double'", "is not a number")
-    rest = rest.replace("is not a valid value of the atomic type 'xs:integer'", "is not an integer")
-    rest = rest.replace("is not a valid value of the atomic type 'xs:boolean'",
-                        "is not a boolean (use true or false)")
-    return f"<{tag}>: {rest}"
+    return f"<{tag}>: {_type_message(rest)}"
+
+
+_TYPE_WORDS = {
+    "xs:double": "is not a number", "number": "is not a number",
+    "xs:integer": "is not an integer", "count": "is not an integer",
+    "xs:positiveInteger": "is not a positive integer",
+    "bool": "is not true or false", "xs:boolean": "is not true or false",
+    "numberList": "is not a list of numbers",
+}
+
+
+def _type_message(rest: str) -> str:
+    """'x' is not a valid value of the atomic type 'number'. -> 'x' is not a number."""
+    m = re.match(r"(\[facet '\w+'\] )?The value '(.*)' is not an element of the set \{(.*)\}", rest)
+    if m:
+        return f"'{m.group(2)}' is not one of {m.group(3).replace(chr(39), '')}"
+    m = re.match(r"'(.*)' is not a valid value of the (?:atomic|list) type '([^']+)'", rest)
+    if m:
+        words = _TYPE_WORDS.get(m.group(2), f"is not a valid {m.group(2)}")
+        return f"'{m.group(1)}' {words}"
+    m = re.match(r"\[facet 'pattern'\] The value '(.*)' is not accepted by the pattern", rest)
+    if m:
+        return f"'{m.group(1)}' is not true or false"
+    return rest
 
 
 # ----------------------------------------------------------------------------- introspection

@@ -1,0 +1,70 @@
+"""The XSD and the builders' registries describe the same language, and the generated
+job-file reference is current."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rexfit.job import build
+from rexfit.job.reference import render
+from rexfit.job.schema import describe
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def children(tag: str) -> set[str]:
+    return describe().children_of(tag)
+
+
+def test_potentials_registry_matches_schema():
+    assert set(build.POTENTIALS) == children("potentials")
+
+
+def test_functions_registry_matches_schema():
+    assert set(build.FUNCTIONS) == children("functions")
+    for container in ("sum", "product", "screening"):
+        assert set(build.FUNCTIONS) <= children(container)
+
+
+@pytest.mark.parametrize("kind", sorted(build.ANALYTIC_FUNCTIONS))
+def test_analytic_function_parameters_match_schema(kind):
+    declared = children(kind) - {"cutoff", "screening", "fit-dof"}
+    assert set(build.ANALYTIC_FUNCTIONS[kind]) == declared
+
+
+def test_structures_registry_matches_schema():
+    assert set(build.STRUCTURES) | {"group"} == children("structures")
+    assert children("group") == children("structures")
+
+
+def test_properties_registry_matches_schema():
+    assert set(build.PROPERTIES) == children("properties")
+
+
+def test_relax_dofs_match_schema():
+    assert set(build.RELAX_DOFS) == children("relax") == children("relax-dof")
+
+
+def test_minimizers_match_schema():
+    assert set(build.MINIMIZERS) | {"tolerance-preset"} == children("fitting")
+
+
+def test_mapping_roles_match_schema():
+    roles = {r for rs in build.MAPPING_ROLES.values() for r in rs}
+    assert roles == children("mapping")
+
+
+def test_lennard_jones_parameters_match_schema():
+    assert children("lennard-jones") == {"sigma", "epsilon", "cutoff", "fit-dof"}
+
+
+def test_every_element_is_documented():
+    undocumented = sorted({tag for (_, tag), info in describe().elements.items() if not info.doc})
+    assert undocumented == []
+
+
+def test_reference_doc_is_current():
+    on_disk = (ROOT / "docs" / "job-reference.md").read_text(encoding="utf-8")
+    assert on_disk == render(), "regenerate: python -m rexfit.job.reference > docs/job-reference.md"
