@@ -57,9 +57,11 @@ def _parse_file(path: str, origin: Origin | None) -> etree._Element:
         with open(path, "rb") as fh:
             data = fh.read()
     except FileNotFoundError:
-        raise InputError(f"file not found: {path}", origin) from None
+        msg = f"file not found: {path}" if origin else f"{path}: file not found"
+        raise InputError(msg, origin) from None
     except OSError as exc:
-        raise InputError(f"cannot read {path}: {exc.strerror}", origin) from None
+        msg = f"cannot read {path}: {exc.strerror}" if origin else f"{path}: {exc.strerror}"
+        raise InputError(msg, origin) from None
     if not data.strip():
         raise InputError("the file is empty (expected an XML document)", Origin(path, 1))
     try:

@@ -283,3 +283,15 @@ def test_command_line_exit_code_and_no_traceback(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "rexfit", str(path), "--traceback"],
                           capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode != 0 and "Traceback" in proc.stderr
+
+
+def test_job_file_that_does_not_exist(tmp_path, capsys):
+    code, lines = run(capsys, tmp_path / "nothere.xml")
+    assert code == 2
+    assert lines == [f"{tmp_path / 'nothere.xml'}: file not found"]
+
+
+def test_root_element_must_be_job(tmp_path, capsys):
+    path = write(tmp_path, "job.xml", "<eam id='x'/>\n")
+    code, lines = run(capsys, path)
+    assert code == 2 and lines and lines[0].startswith(f"{path}:1: ")
