@@ -60,6 +60,8 @@ def _validate_parser() -> argparse.ArgumentParser:
                 description="Check job files against the schema and rexfit's rules; compute nothing.")
     p.add_argument("jobs", nargs="+", metavar="JOB.xml")
     p.add_argument("-q", "--quiet", action="store_true", help="print only problems")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="also say what running the job computes")
     p.add_argument("--traceback", action="store_true", help="show Python tracebacks on errors")
     return p
 
@@ -101,6 +103,11 @@ def cmd_validate(argv: list[str]) -> int:
             n_struct = len(job.all_structures())
             print(f"{path}: valid ({n_struct} structure{'s' if n_struct != 1 else ''}, "
                   f"{len(fitted_parameters(job))} fitted parameters)")
+            if args.verbose:
+                from rexfit.job.summary import describe
+
+                for line in describe(job):
+                    print(line)
     return status
 
 
@@ -132,19 +139,15 @@ def _select_device(device: str | None) -> None:
 
 def cmd_run(argv: list[str]) -> int:
     args = _run_parser().parse_args(argv)
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
     job, warnings = _load(args.job)
     _print_problems(warnings)
     _select_device(args.device)
-    from rexfit.job.summary import describe
+    from rexfit.run import run_job
 
-    if not args.quiet:
-        for line in describe(job):
-            print(line)
-    # Until the physics engine lands, running a job means validating it and saying what it
-    # would compute. Nothing is written, and the message says so plainly.
-    sys.stderr.write(
-        f"rexfit {__version__}: the job is valid; computing it needs the physics engine, which "
-        "this version does not have yet. Nothing was computed or written.\n")
+    run_job(job, output_dir=args.output_dir, no_fit=args.no_fit, quiet=args.quiet)
     return EXIT_OK
 
 

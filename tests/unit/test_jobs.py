@@ -81,13 +81,13 @@ def test_validation_group_goes_to_validation_set():
     assert [s.id for s in job.validation] == ["hcp", "bcc"]
 
 
-def test_run_without_engine_says_what_it_would_compute(tmp_path, capsys):
+def test_verbose_validate_says_what_the_job_computes(capsys):
     job = ROOT / "jobs/al-eam/job.xml"
-    assert main([str(job)]) == 0
-    out = capsys.readouterr()
-    assert "Al[EAM].F[user-function].D" in out.out
-    assert "Nothing was computed" in out.err
-    assert not (ROOT / "jobs/al-eam/job.rexfit").exists()
+    assert main(["validate", "-v", str(job)]) == 0
+    out = capsys.readouterr().out
+    assert "training phase: <BFGS conv-threshold=1e-10 max-iter=200> over 4 parameters" in out
+    assert "Al[EAM].F[user-function].D" in out
+    assert "fcc <fcc-lattice> (training); relaxes lattice-parameter" in out
 
 
 def test_schema_found_through_package_resources():

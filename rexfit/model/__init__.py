@@ -1,0 +1,1 @@
+"""The model layer: JobSpec → physics objects, parameter trees and structures."""

@@ -1,0 +1,1 @@
+"""The atomicrex objective: weights, tolerances and residuals of fitted properties."""

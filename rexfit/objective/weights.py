@@ -1,0 +1,82 @@
+"""atomicrex's nested weights, default tolerances and residual styles (SPEC §4).
+
+w_abs = (w_S / Σ_S w_S) × (w_P / Σ_{fitted P of S} w_P), with group weights multiplying the
+same way recursively (a group's subgroups count as its structures). Only members that contain
+fitted properties take part in a normalisation. The training and validation sets are weighted
+separately (the validation objective is computed as if its properties were fitted).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rexfit.job import spec as s
+from rexfit.job.build import PROPERTIES
+
+#: Default tolerance per unit (eV is multiplied by the number of atoms).
+DEFAULT_TOLERANCE = {"eV/atom": 0.01, "eV": 0.01, "A": 0.005, "GPa": 2.0, "eV/A": 0.01}
+PRESETS = {
+    "uniform": {},
+    "balanced": {"eV": 0.2, "eV/atom": 0.01, "GPa": 2.0, "A": 0.005, "eV/A": 0.01},
+    "accurate-energies": {"eV": 0.1, "eV/atom": 0.005, "GPa": 2.0, "A": 0.005, "eV/A": 0.01},
+}
+
+
+def tolerance(prop: s.PropertySpec, natoms: int, preset: str | None) -> float:
+    """The tolerance δ of a property: its attribute, else the preset's, else the default."""
+    if prop.tolerance is not None:
+        return prop.tolerance
+    unit = PROPERTIES[prop.name]
+    if preset is not None:
+        return PRESETS[preset].get(unit, 1.0)
+    if unit == "eV":
+        return DEFAULT_TOLERANCE["eV"] * natoms
+    return DEFAULT_TOLERANCE.get(unit, 1.0)
+
+
+def _counts(prop: s.PropertySpec, validation: bool) -> bool:
+    """Does this property enter the objective (training: fit; validation: fit with a target)?"""
+    return prop.fit
+
+
+def absolute_weights(group: s.GroupSpec, *, validation: bool = False) -> dict[tuple[str, str], float]:
+    """{(structure id, property name): w_abs} for the training (or validation) set."""
+    out: dict[tuple[str, str], float] = {}
+
+    def member_props(m) -> list:
+        if isinstance(m, s.GroupSpec):
+            return [1 for x in m.members if member_props(x)]
+        if m.fit == validation:
+            return []
+        return [p for p in m.properties if _counts(p, validation) and p.relative_weight > 0]
+
+    def walk(g: s.GroupSpec, scale: float) -> None:
+        members = [m for m in g.members if member_props(m) and m.relative_weight > 0]
+        total = sum(m.relative_weight for m in members)
+        for m in members:
+            w = scale * m.relative_weight / total
+            if isinstance(m, s.GroupSpec):
+                walk(m, w)
+                continue
+            props = member_props(m)
+            ptotal = sum(p.relative_weight for p in props)
+            for p in props:
+                out[(m.id, p.name)] = w * p.relative_weight / ptotal
+
+    walk(group, 1.0)
+    return out
+
+
+def residual(style: str, value, target, tol: float) -> float:
+    """Unweighted residual of one property; vectors average their per-component residuals."""
+    a = np.asarray(value, dtype=float)
+    t = np.asarray(target, dtype=float)
+    if style == "squared":
+        r = ((a - t) / tol) ** 2
+    elif style == "squared-relative":
+        r = ((a - t) / t) ** 2
+    elif style == "absolute-diff":
+        r = np.abs(a - t) / tol
+    else:
+        raise ValueError(f"unknown residual style {style!r}")
+    return float(np.sum(r) / r.size) if r.ndim else float(r)

@@ -1,0 +1,133 @@
+"""Multi-species embedded-atom method (EAM), alloy and Finnis–Sinclair forms.
+
+E = ½ Σ_i Σ_{j≠i} V_{s_i s_j}(r_ij) + Σ_i F_{s_i}(ρ_i),  ρ_i = Σ_{j≠i} ρ_{s_i s_j}(r_ij),
+
+where ρ_{ab} is the density at an atom of species a due to a neighbour of species b (alloy
+form: ρ_{ab} = ρ_b).  Functions are static :class:`~rexfit.potentials.base.RadialFunction`
+objects, each reading its parameters at ``params[key]``; several mapping entries may share a
+key (atomicrex: one ``<functions>`` entry used in several ``<mapping>`` lines).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import jax
+import jax.numpy as jnp
+
+from rexfit.potentials.base import Params, pair_distances, species_table
+from rexfit.structures.neighbors import NeighborList
+from rexfit.structures.system import System
+
+Entry = tuple[str, Any]
+"""A mapping entry: (params key, function object)."""
+
+
+def _freeze(mapping: Mapping[Any, Entry]) -> tuple:
+    return tuple(sorted(mapping.items(), key=lambda kv: kv[0]))
+
+
+@dataclass(frozen=True)
+class EAM:
+    """EAM potential over ``n_species`` species indices (those absent from a mapping get no term).
+
+    pair: ((a, b), (key, V)) with a ≤ b, V(r) in eV.  density: ((a, b), (key, ρ)), density at
+    an a-atom due to a b-neighbour.  embedding: (a, (key, F)), F(ρ) in eV.  cutoff: Å (pairs
+    with r ≥ cutoff are ignored; functions may vanish earlier by themselves).
+    Build with :meth:`create`, which accepts plain dicts.
+    """
+
+    n_species: int
+    cutoff: float
+    pair: tuple
+    density: tuple
+    embedding: tuple
+
+    @staticmethod
+    def create(n_species, cutoff, pair, density, embedding) -> EAM:
+        """EAM from dicts {(a, b): (key, fn)}, {(a, b): (key, fn)}, {a: (key, fn)}.
+
+        Pair keys are symmetrised (a, b) → (min, max); the same pair given twice is an error.
+        """
+        sym: dict[tuple[int, int], Entry] = {}
+        for (a, b), entry in pair.items():
+            key = (min(a, b), max(a, b))
+            if key in sym and sym[key] != entry:
+                raise ValueError(f"pair function for species {key} given twice")
+            sym[key] = entry
+        return EAM(
+            int(n_species),
+            float(cutoff),
+            _freeze(sym),
+            _freeze(dict(density)),
+            _freeze(dict(embedding)),
+        )
+
+    @staticmethod
+    def alloy(n_species, cutoff, pair, density, embedding) -> EAM:
+        """Alloy (setfl) form: ``density`` = {b: (key, ρ_b)}, used for every centre species."""
+        full = {(a, b): e for b, e in density.items() for a in range(n_species)}
+        return EAM.create(n_species, cutoff, pair, full, embedding)
+
+    # ------------------------------------------------------------------ evaluation
+
+    def _select(self, entries, slots: jax.Array, x: jax.Array, params: Params) -> jax.Array:
+        """Σ over distinct functions of where(slot == k, f_k(x), 0); one evaluation each."""
+        distinct = list(dict.fromkeys(entry for _, entry in entries))
+        if not distinct:
+            return jnp.zeros_like(x)
+        index = {entry: k for k, entry in enumerate(distinct)}
+        out = jnp.zeros_like(x)
+        for entry in distinct:
+            key, fn = entry
+            chosen = slots == index[entry]
+            out = out + jnp.where(chosen, fn(params[key], x), 0.0)
+        return out
+
+    def _slot_table(self, entries, ndim: int, symmetric: bool = False) -> jax.Array:
+        """Species (tuple) → index of its distinct function, −1 where none; static table."""
+        distinct = list(dict.fromkeys(entry for _, entry in entries))
+        index = {entry: k for k, entry in enumerate(distinct)}
+        table = {}
+        for key, entry in entries:
+            table[key] = index[entry]
+            if symmetric:
+                table[key[::-1]] = index[entry]
+        return jnp.asarray(species_table(table, self.n_species, ndim))
+
+    def densities(self, params: Params, system: System, nbrs: NeighborList) -> jax.Array:
+        """ρ_i (N,) for every atom slot (padding atoms get 0)."""
+        r, use = pair_distances(system, nbrs, self.cutoff)
+        si, sj = system.species[nbrs.i], system.species[nbrs.j]
+        table = self._slot_table(self.density, 2)
+        n = system.natoms
+        at_i = self._select(self.density, table[si, sj], r, params)
+        rho = jax.ops.segment_sum(jnp.where(use, at_i, 0.0), nbrs.i, num_segments=n)
+        if nbrs.half:
+            at_j = self._select(self.density, table[sj, si], r, params)
+            rho = rho + jax.ops.segment_sum(jnp.where(use, at_j, 0.0), nbrs.j, num_segments=n)
+        return jnp.where(system.mask, rho, 0.0)
+
+    def pair_energy(self, params: Params, system: System, nbrs: NeighborList) -> jax.Array:
+        """½ Σ_i Σ_j V(r_ij) in eV."""
+        r, use = pair_distances(system, nbrs, self.cutoff)
+        table = self._slot_table(self.pair, 2, symmetric=True)
+        slots = table[system.species[nbrs.i], system.species[nbrs.j]]
+        v = self._select(self.pair, slots, r, params)
+        weight = 1.0 if nbrs.half else 0.5
+        return weight * jnp.sum(jnp.where(use, v, 0.0))
+
+    def embedding_energy(self, params: Params, system: System, nbrs: NeighborList) -> jax.Array:
+        """Σ_i F_{s_i}(ρ_i) in eV over real atoms."""
+        rho = self.densities(params, system, nbrs)
+        rho = jnp.where(system.mask, rho, 0.0)  # padding: a harmless argument, masked below
+        slots = self._slot_table(self.embedding, 1)[system.species]
+        f = self._select(self.embedding, slots, rho, params)
+        return jnp.sum(jnp.where(system.mask, f, 0.0))
+
+    def energy(self, params: Params, system: System, nbrs: NeighborList) -> jax.Array:
+        """Total EAM energy (eV)."""
+        return self.pair_energy(params, system, nbrs) + self.embedding_energy(
+            params, system, nbrs
+        )

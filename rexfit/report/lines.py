@@ -1,0 +1,84 @@
+"""atomicrex-style output lines and compact tables of the output phase (SPEC §6)."""
+
+from __future__ import annotations
+
+from rexfit.job.build import PROPERTIES
+
+ALWAYS = ("total-energy", "atomic-energy", "total-volume", "atomic-volume")
+_UNITS = {"eV": "eV", "eV/atom": "eV/atom", "A": "A", "A^3": "A^3", "A^3/atom": "A^3/atom",
+          "GPa": "GPa", "eV/A": "eV/A", "": ""}
+
+
+def fmt(value, digits: int = 6) -> str:
+    return f"{value:.{digits}g}"
+
+
+def structure_lines(record: dict, digits: int = 6) -> list[str]:
+    """Lines for one structure record (as stored in results.json)."""
+    out = [f"Structure '{record['id']}':"]
+    for name, p in record["properties"].items():
+        if not p.get("output", True):
+            continue
+        unit = _UNITS.get(p["unit"], p["unit"])
+        value = p["value"]
+        if name == "atomic-forces":
+            import numpy as np
+
+            f = np.asarray(value)
+            mags = np.linalg.norm(f, axis=1) if f.size else np.zeros(0)
+            out.append(f"   atomic-forces avg/max: {fmt(mags.mean() if mags.size else 0, digits)} / "
+                       f"{fmt(mags.max(initial=0), digits)} eV/A")
+            if p.get("output_all"):
+                for i, row in enumerate(f):
+                    out.append(f"   atomic-forces: {i} ({', '.join(fmt(x, digits) for x in row)})")
+            continue
+        if name == "stress":
+            text = " ".join(fmt(x, digits) for x in value)
+            out.append(f"   stress: {text} GPa (xx yy zz yz xz xy)")
+            continue
+        line = f"   {name}: {fmt(value, digits)} {unit}".rstrip()
+        if p.get("fit") and p.get("target") is not None:
+            line += (f" (target: {fmt(p['target'], digits)} {unit})".replace(" )", ")")
+                     + f" Abs. weight: {fmt(p['abs_weight'], digits)};"
+                     f" Tolerance: {fmt(p['tolerance'], digits)};"
+                     f" Weighted residual: {fmt(p['weighted_residual'], digits)}")
+        elif p.get("target") is not None:
+            line += f" (target: {fmt(p['target'], digits)} {unit})".replace(" )", ")")
+        if p.get("relaxed"):
+            line += " (relaxed)"
+        if p.get("min") is not None or p.get("max") is not None:
+            lo = "" if p.get("min") is None else fmt(p["min"], digits)
+            hi = "" if p.get("max") is None else fmt(p["max"], digits)
+            line += f" [{lo}:{hi}]"
+        out.append(line)
+    if record.get("relaxation") not in (None, "none", "converged"):
+        out.append(f"   relaxation: {record['relaxation']}")
+    return out
+
+
+def property_table(records: list[dict], digits: int = 6) -> list[str]:
+    """A compact structure × property table: value, target, error."""
+    rows = [("structure", "property", "value", "target", "error", "unit")]
+    for rec in records:
+        for name, p in rec["properties"].items():
+            if name in ("atomic-forces", "stress") or (name in ALWAYS and p.get("target") is None):
+                continue
+            target = p.get("target")
+            err = "" if target is None else fmt(p["value"] - target, 4)
+            rows.append((rec["id"], name, fmt(p["value"], digits),
+                         "" if target is None else fmt(target, digits), err,
+                         PROPERTIES.get(name, "")))
+    widths = [max(len(r[k]) for r in rows) for k in range(len(rows[0]))]
+    return ["  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+
+
+def parameter_table(parameters: dict, digits: int = 6) -> list[str]:
+    """Parameter table: name, initial, final, bounds (fitted parameters first)."""
+    rows = [("parameter", "initial", "value", "bounds", "fitted")]
+    for name, p in sorted(parameters.items(), key=lambda kv: not kv[1]["fitted"]):
+        lo = "" if p["min"] is None else fmt(p["min"], digits)
+        hi = "" if p["max"] is None else fmt(p["max"], digits)
+        rows.append((name, fmt(p["initial"], digits), fmt(p["value"], digits),
+                     f"[{lo}:{hi}]" if (lo or hi) else "", "yes" if p["fitted"] else ""))
+    widths = [max(len(r[k]) for r in rows) for k in range(len(rows[0]))]
+    return ["  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
