@@ -121,7 +121,7 @@ class EAM:
     def embedding_energy(self, params: Params, system: System, nbrs: NeighborList) -> jax.Array:
         """Σ_i F_{s_i}(ρ_i) in eV over real atoms."""
         rho = self.densities(params, system, nbrs)
-        rho = jnp.where(system.mask, rho, 0.0)  # padding: a harmless argument, masked below
+        rho = jnp.where(system.mask, rho, 1.0)  # padding: a harmless argument, masked below
         slots = self._slot_table(self.embedding, 1)[system.species]
         f = self._select(self.embedding, slots, rho, params)
         return jnp.sum(jnp.where(system.mask, f, 0.0))
