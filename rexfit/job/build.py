@@ -453,7 +453,8 @@ def _file_potential(ctx: Context, node: Node) -> s.PotentialSpec:
             ctx.error(f"style='{style}' takes one <param-file> for all species", pf_nodes[1].origin)
         options = tuple((f"species:{i}", p.get("species", "")) for i, p in enumerate(pf_nodes))
     exports = _exports(ctx, node, ("export-potential", "export-eam-file"))
-    return s.PotentialSpec(**head, param_file=files[0] if files else None, file_format=style,
+    return s.PotentialSpec(**head, param_file=files[0] if files else None,
+                           param_files=tuple(f for f in files if f), file_format=style,
                            fit_dofs=tuple(dofs.values()), exports=exports, options=options)
 
 

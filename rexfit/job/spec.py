@@ -149,6 +149,7 @@ class PotentialSpec:
     functions: tuple[FunctionSpec, ...] = ()
     mapping: tuple[MappingSpec, ...] = ()
     param_file: str | None = None
+    param_files: tuple[str, ...] = ()
     file_format: str | None = None
     fit_dofs: tuple[FitDofSpec, ...] = ()
     exports: tuple[ExportSpec, ...] = ()

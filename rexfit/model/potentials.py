@@ -147,6 +147,31 @@ class _Builder:
         return eam, params
 
 
+def _tabulated_eam(pot: s.PotentialSpec, species: tuple[str, ...]):
+    """A LAMMPS EAM table as a fixed potential (its tables are not fitted yet)."""
+    from rexfit.potentials.eam_files import read_funcfl, read_setfl, tabulated_eam
+
+    if any(d.enabled for d in pot.fit_dofs):
+        raise NotImplementedInRexfit(f"{pot.origin}: fitting the tables of <tabulated-eam> is "
+                                     "not available yet; remove its <fit-dof>")
+    try:
+        if pot.file_format == "eam":
+            names_ = [v for k, v in pot.options if k.startswith("species:")]
+            tables = read_funcfl(list(pot.param_files), names_)
+        else:
+            tables = read_setfl(pot.param_file, finnis_sinclair=pot.file_format == "eam/fs")
+    except InputError as err:
+        raise InputErrors([InputError(err.message, err.origin or pot.origin)]) from None
+    used = [sp if (pot.species_a in ("*", sp) or pot.species_b in ("*", sp)) else None
+            for sp in species]
+    missing = [sp for sp in used if sp is not None and sp not in tables.elements]
+    if missing:
+        raise InputErrors([InputError(
+            f"<tabulated-eam id='{pot.id}'>: species {', '.join(missing)} not in "
+            f"{pot.param_file} (it has {', '.join(tables.elements)})", pot.origin)])
+    return tabulated_eam(tables, used)
+
+
 def build_potentials(job: s.JobSpec) -> PotentialModel:
     """Physics objects and the named parameter tree for every potential of the job."""
     species = tuple(sp.symbol for sp in job.species)
@@ -157,10 +182,12 @@ def build_potentials(job: s.JobSpec) -> PotentialModel:
             obj, prm = b.lennard_jones(pot)
         elif pot.kind == "eam":
             obj, prm = b.eam(pot)
+        elif pot.kind == "tabulated-eam":
+            obj, prm = _tabulated_eam(pot, species)
         else:
             raise NotImplementedInRexfit(
                 f"{pot.origin}: <{pot.kind}> potentials are not computed by this version of "
-                f"rexfit yet (available: lennard-jones, eam)")
+                f"rexfit yet (available: lennard-jones, eam, tabulated-eam)")
         terms.append((pot.id, obj))
         params[pot.id] = prm
     if not terms:
