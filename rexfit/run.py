@@ -25,6 +25,7 @@ from rexfit.physics.properties import EV_PER_A3_TO_GPA
 from rexfit.physics.relax import relax
 from rexfit.report import lines as rl
 from rexfit.report.files import write_json, write_text
+from rexfit.report.structure_files import write_structure
 
 
 @dataclass
@@ -87,8 +88,11 @@ def _target(p: s.PropertySpec | None, name: str, model):
     return None
 
 
-def evaluate_structures(job: s.JobSpec, pm: PotentialModel, params) -> list[dict]:
-    """Relax every structure and compute its properties → one record per structure."""
+def evaluate_structures(job: s.JobSpec, pm: PotentialModel, params,
+                        finals: dict | None = None) -> list[dict]:
+    """Relax every structure and compute its properties → one record per structure.
+
+    ``finals``, if given, receives {structure id: relaxed system}."""
     weights = absolute_weights(job.structures)
     weights.update(absolute_weights(job.structures, validation=True))
     records = []
@@ -100,6 +104,8 @@ def evaluate_structures(job: s.JobSpec, pm: PotentialModel, params) -> list[dict
                              {p.name for p in st.properties})
         except (ValueError, FloatingPointError) as exc:
             raise CalculationFailed(f"structure '{st.id}' ({st.origin}): {exc}") from None
+        if finals is not None:
+            finals[st.id] = relaxed.system
         bad = [k for k, v in values.items() if not np.all(np.isfinite(np.asarray(v, float)))]
         if bad:
             raise CalculationFailed(f"structure '{st.id}' ({st.origin}): non-finite "
@@ -142,7 +148,8 @@ def run_job(job: s.JobSpec, *, output_dir: str | None = None, no_fit: bool = Fal
     params = pm.params
     log(f"rexfit {__version__}: job '{job.name}' ({job.path})")
     log("Computing structure properties")
-    records = evaluate_structures(job, pm, params)
+    finals: dict = {}
+    records = evaluate_structures(job, pm, params, finals)
     for set_name in ("training", "validation"):
         recs = [r for r in records if r["set"] == set_name]
         if not recs:
@@ -178,6 +185,10 @@ def run_job(job: s.JobSpec, *, output_dir: str | None = None, no_fit: bool = Fal
     }
     _check_finite(results)
     out = output_dir_for(job, output_dir)
+    for st in job.all_structures():
+        if st.output is not None:
+            write_structure(os.path.join(out, st.output.path), st.output.format, finals[st.id],
+                            pm.species)
     write_json(os.path.join(out, "results.json"), results)
     write_text(os.path.join(out, "log.txt"), "\n".join(log.text) + "\n")
     if not quiet:

@@ -61,7 +61,7 @@ def test_cu_mishin_fcc_matches_lammps_finite_differences(mishin):
                                  strained.pbc, style, coeff, 1)
             sig.append(ref.stress)
         fd[:, j] = (sig[0] - sig[1]) / (2 * h) * GPA
-    np.testing.assert_allclose(c, fd, atol=1e-3)
+    np.testing.assert_allclose(c, fd, atol=1e-5)  # GPa
 
 
 def test_bulk_modulus_matches_energy_volume_curvature(mishin):
@@ -149,7 +149,7 @@ def test_relaxed_ion_matches_relaxed_finite_differences(eam_models, structure):
         up = _relaxed_stress(potential, params, system, nbrs, h * np.eye(6)[j])
         down = _relaxed_stress(potential, params, system, nbrs, -h * np.eye(6)[j])
         fd[:, j] = (up - down) / (2 * h) * GPA
-    np.testing.assert_allclose(c, fd, atol=0.01)
+    np.testing.assert_allclose(c, fd, atol=1e-4)  # GPa (brief: ~0.01)
     if structure == "hcp":  # hexagonal symmetry: C66 = (C11 − C12)/2 only with relaxed ions
         assert c[5, 5] == pytest.approx((c[0, 0] - c[0, 1]) / 2, abs=1e-6)
         assert float(shear_modulus(c)) > 0

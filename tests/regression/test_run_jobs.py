@@ -98,3 +98,25 @@ def test_lj_fcc_energy_against_ase(tmp_path):
     shift = 4 * eps * ((sigma / rc) ** 12 - (sigma / rc) ** 6)
     e_ref = (e_ase + npairs * shift) / len(atoms)
     assert fcc["atomic-energy"]["value"] == pytest.approx(e_ref, rel=1e-10)
+
+
+@pytest.mark.parametrize("fmt,name", [("poscar", "POSCAR_hcp"), ("extxyz", "hcp.xyz"),
+                                      ("lammps-dump", "hcp.dump")])
+def test_output_structure_file(tmp_path, fmt, name):
+    """<output file format>: the relaxed structure is written and reads back (ASE) with the
+    relaxed lattice parameter."""
+    import ase.io
+
+    text = (ROOT / "jobs/ar-lj/job.xml").read_text().replace(
+        '<hcp-lattice id="hcp">', f'<hcp-lattice id="hcp"><output file="{name}" format="{fmt}"/>')
+    job = tmp_path / "job.xml"
+    job.write_text(text)
+    out = tmp_path / "out"
+    assert main([str(job), "--no-fit", "-q", "--output-dir", str(out)]) == 0
+    r = json.loads((out / "results.json").read_text())
+    a = r["structures"]["hcp"]["properties"]["lattice-parameter"]["value"]
+    read_fmt = {"poscar": "vasp", "extxyz": "extxyz", "lammps-dump": "lammps-dump-text"}[fmt]
+    atoms = ase.io.read(out / name, format=read_fmt)
+    assert len(atoms) == 2
+    assert atoms.cell.lengths()[0] == pytest.approx(a, rel=1e-12)
+    assert atoms.get_volume() == pytest.approx(r["structures"]["hcp"]["properties"]["total-volume"]["value"], rel=1e-12)
