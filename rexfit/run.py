@@ -189,11 +189,48 @@ def run_job(job: s.JobSpec, *, output_dir: str | None = None, no_fit: bool = Fal
         if st.output is not None:
             write_structure(os.path.join(out, st.output.path), st.output.format, finals[st.id],
                             pm.species)
+    for path in export_potentials(job, pm, params, finals, out):
+        log(f"Wrote {path}")
     write_json(os.path.join(out, "results.json"), results)
     write_text(os.path.join(out, "log.txt"), "\n".join(log.text) + "\n")
     if not quiet:
         print(f"Results written to {out}")
     return results
+
+
+def export_potentials(job: s.JobSpec, pm: PotentialModel, params, finals: dict,
+                      out: str) -> list[str]:
+    """Write every <export-eam-file> of the job into ``out``; returns the paths written."""
+    from rexfit.export.eam_table import write_eam_table
+    from rexfit.structures.neighbors import build_neighbor_list
+
+    written = []
+    masses = [sp.mass for sp in job.species]
+    numbers = [sp.atomic_number for sp in job.species]
+    terms = dict(pm.potential.terms)
+    for pot in job.potentials:
+        for ex in pot.exports:
+            opts = dict(ex.options)
+            if opts.get("kind") != "export-eam-file":
+                raise NotImplementedInRexfit(f"{ex.origin}: <{opts.get('kind')}> is not "
+                                             "written by this version of rexfit yet")
+            eam = terms[pot.id]
+            rho_max = 0.0
+            for system in finals.values():
+                nbrs = build_neighbor_list(system, eam.cutoff, 0.0)
+                rho = np.asarray(eam.densities(params[pot.id], system, nbrs))
+                rho_max = max(rho_max, float(rho.max(initial=0.0)))
+            factor = float(opts.get("rho-range-factor", 2.0))
+            path = os.path.join(out, ex.path)
+            alloy = ex.path.endswith(".alloy")
+            try:
+                write_eam_table(path, eam, params[pot.id], pm.species, masses, numbers,
+                                rho_max=factor * (rho_max or 1.0),
+                                resolution=int(opts.get("resolution", 10000)), alloy=alloy)
+            except ValueError as exc:
+                raise CalculationFailed(f"{ex.origin}: {exc}") from None
+            written.append(path)
+    return written
 
 
 def _check_finite(obj, where: str = "results") -> None:

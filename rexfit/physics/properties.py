@@ -36,7 +36,7 @@ def virial_from_strain_gradient(grad_strain: jax.Array) -> jax.Array:
 
 
 @jax.tree_util.register_dataclass
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Evaluation:
     """energy: eV.  forces: (N, 3) eV/Å (0 on padding).  virial: (3, 3) eV, W = ∂E/∂ε.
     stress: (6,) eV/Å³ Voigt, tensile + (W/V; meaningless without periodicity)."""
