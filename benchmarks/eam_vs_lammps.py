@@ -5,7 +5,10 @@ with a fixed half neighbour list built once.  LAMMPS: serial, per-step wall time
 ``run`` with ``timestep 0`` (atoms do not move, so no neighbour rebuilds: the time is the
 force computation plus negligible integration).  Usage:
 
-    python benchmarks/eam_vs_lammps.py [--repeat 4] [--steps 50] [--cells 10]
+    python benchmarks/eam_vs_lammps.py [--repeat 5] [--steps 50] [--cells 10 3]
+
+For each size it prints the steady-state ratio, the first-call (compile) time and the peak
+resident memory of the process so far.
 """
 
 from __future__ import annotations
@@ -61,13 +64,15 @@ def time_rexfit(potential_file: Path, positions, cell, repeat: int):
         value, grad = jax.value_and_grad(e)(system.positions)
         return value, -grad
 
+    start = time.perf_counter()
     jax.block_until_ready(energy_and_forces(params, system, nbrs))  # compile + warm-up
+    first = time.perf_counter() - start
     best = np.inf
     for _ in range(repeat):
         start = time.perf_counter()
         out = jax.block_until_ready(energy_and_forces(params, system, nbrs))
         best = min(best, time.perf_counter() - start)
-    return best, float(out[0]), int(np.asarray(nbrs.mask).sum())
+    return best, float(out[0]), int(np.asarray(nbrs.mask).sum()), first
 
 
 def time_lammps(potential_file: Path, positions, cell, steps: int, repeat: int):
@@ -113,7 +118,8 @@ def time_lammps(potential_file: Path, positions, cell, steps: int, repeat: int):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cells", type=int, default=10, help="cubic cells per edge (4n³ atoms)")
+    parser.add_argument("--cells", type=int, nargs="+", default=[10, 3],
+                        help="cubic cells per edge (4n³ atoms); several sizes allowed")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--steps", type=int, default=50)
     args = parser.parse_args()
@@ -122,15 +128,21 @@ def main() -> None:
     potential_file = (
         Path(lammps.__file__).parent / "share" / "lammps" / "potentials" / "Cu_mishin1.eam.alloy"
     )
-    positions, cell = _structure(args.cells)
-    print(f"{len(positions)} atoms, Cu_mishin1.eam.alloy, device {jax.devices()[0].platform}")
-    t_rex, e_rex, npairs = time_rexfit(potential_file, positions, cell, args.repeat)
-    t_lmp, e_lmp = time_lammps(potential_file, positions, cell, args.steps, args.repeat)
-    print(f"pairs (half list)     : {npairs}")
-    print(f"energy rexfit / LAMMPS: {e_rex:.10f} / {e_lmp:.10f} eV  (diff {e_rex - e_lmp:.2e})")
-    print(f"rexfit  energy+forces : {t_rex * 1e3:8.2f} ms (jitted, best of {args.repeat})")
-    print(f"LAMMPS  per step      : {t_lmp * 1e3:8.2f} ms (serial, best of {args.repeat})")
-    print(f"ratio rexfit/LAMMPS   : {t_rex / t_lmp:8.2f}")
+    import resource
+
+    for cells in args.cells:
+        positions, cell = _structure(cells)
+        print(f"{len(positions)} atoms, Cu_mishin1.eam.alloy, device {jax.devices()[0].platform}")
+        t_rex, e_rex, npairs, first = time_rexfit(potential_file, positions, cell, args.repeat)
+        t_lmp, e_lmp = time_lammps(potential_file, positions, cell, args.steps, args.repeat)
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"  pairs (half list)     : {npairs}")
+        print(f"  energy rexfit / LAMMPS: {e_rex:.10f} / {e_lmp:.10f} eV  (diff {e_rex - e_lmp:.2e})")
+        print(f"  rexfit  energy+forces : {t_rex * 1e3:8.2f} ms (jitted, best of {args.repeat})")
+        print(f"  rexfit  first call    : {first:8.2f} s (compilation included)")
+        print(f"  LAMMPS  per step      : {t_lmp * 1e3:8.2f} ms (serial, best of {args.repeat})")
+        print(f"  ratio rexfit/LAMMPS   : {t_rex / t_lmp:8.2f}")
+        print(f"  peak memory so far    : {peak:8.0f} MB")
 
 
 if __name__ == "__main__":

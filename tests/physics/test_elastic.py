@@ -47,8 +47,12 @@ def test_cu_mishin_fcc_matches_published_values(mishin):
         potential, params, system, nbrs)) * GPA, atol=1e-9)  # 1-atom cell: no relaxation
 
 
-def test_cu_mishin_fcc_matches_lammps_finite_differences(mishin):
+@pytest.mark.parametrize("lattice", ["fcc", "bcc"])
+def test_cu_mishin_matches_lammps_finite_differences(mishin, lattice):
     potential, params, style, coeff, system, nbrs = mishin
+    if lattice == "bcc":  # off-equilibrium bcc Cu: finite stress, ∂σ/∂ε not the energy Hessian
+        system = lattices.bcc(2.9)
+        nbrs = build_neighbor_list(system, potential.cutoff, 0.5)
     c = np.asarray(clamped_ion_elastic_constants(potential, params, system, nbrs)) * GPA
     # tables are piecewise cubic (V'' jumps at grid nodes): keep the steps inside one interval
     h = 1e-6
