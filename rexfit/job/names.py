@@ -48,7 +48,8 @@ def function_params(fn: s.FunctionSpec, prefix: str) -> list[tuple[str, s.ParamS
 def potential_params(pot: s.PotentialSpec) -> list[tuple[str, s.ParamSpec]]:
     """Every (full name, parameter) written inline in a potential (not those in param files)."""
     head = f"{pot.id}[{POTENTIAL_TYPE.get(pot.kind, pot.kind)}]"
-    out = [(f"{head}.{p.name}", p) for p in pot.params]
+    # A potential's cutoff fixes the neighbour lists: it is structure, not a DOF.
+    out = [(f"{head}.{p.name}", p) for p in pot.params if p.name != "cutoff"]
     for fn in pot.functions:
         out.extend(function_params(fn, head))
     return out

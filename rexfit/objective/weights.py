@@ -34,11 +34,6 @@ def tolerance(prop: s.PropertySpec, natoms: int, preset: str | None) -> float:
     return DEFAULT_TOLERANCE.get(unit, 1.0)
 
 
-def _counts(prop: s.PropertySpec, validation: bool) -> bool:
-    """Does this property enter the objective (training: fit; validation: fit with a target)?"""
-    return prop.fit
-
-
 def absolute_weights(group: s.GroupSpec, *, validation: bool = False) -> dict[tuple[str, str], float]:
     """{(structure id, property name): w_abs} for the training (or validation) set."""
     out: dict[tuple[str, str], float] = {}
@@ -48,7 +43,7 @@ def absolute_weights(group: s.GroupSpec, *, validation: bool = False) -> dict[tu
             return [1 for x in m.members if member_props(x)]
         if m.fit == validation:
             return []
-        return [p for p in m.properties if _counts(p, validation) and p.relative_weight > 0]
+        return [p for p in m.properties if p.fit and p.relative_weight > 0]
 
     def walk(g: s.GroupSpec, scale: float) -> None:
         members = [m for m in g.members if member_props(m) and m.relative_weight > 0]

@@ -106,3 +106,14 @@ def test_wheel_contains_schema_and_templates(tmp_path):
     assert "rexfit/schemas/job.xsd" in members
     assert "rexfit/templates/eam.xml" in members
     assert "rexfit/cli.py" in members
+
+
+@pytest.mark.parametrize("job", ["al-eam", "ar-lj"])
+def test_model_and_spec_name_parameters_alike(job):
+    """The model layer and the job layer agree on every DOF name (one naming scheme)."""
+    from rexfit.model.potentials import build_potentials
+
+    spec, _ = load_job(str(ROOT / "jobs" / job / "job.xml"))
+    from_spec = {n for p in spec.potentials for n, _ in names.potential_params(p)}
+    from_model = {e.name for e in build_potentials(spec).entries}
+    assert from_spec == from_model and from_spec
