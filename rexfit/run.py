@@ -92,7 +92,7 @@ def evaluate_structures(job: s.JobSpec, pm: PotentialModel, params,
                         finals: dict | None = None) -> list[dict]:
     """Relax every structure and compute its properties → one record per structure.
 
-    ``finals``, if given, receives {structure id: relaxed system}."""
+    ``finals``, if given, receives {structure id: Relaxed (system and neighbour list)}."""
     weights = absolute_weights(job.structures)
     weights.update(absolute_weights(job.structures, validation=True))
     records = []
@@ -105,7 +105,7 @@ def evaluate_structures(job: s.JobSpec, pm: PotentialModel, params,
         except (ValueError, FloatingPointError) as exc:
             raise CalculationFailed(f"structure '{st.id}' ({st.origin}): {exc}") from None
         if finals is not None:
-            finals[st.id] = relaxed.system
+            finals[st.id] = relaxed
         bad = [k for k, v in values.items() if not np.all(np.isfinite(np.asarray(v, float)))]
         if bad:
             raise CalculationFailed(f"structure '{st.id}' ({st.origin}): non-finite "
@@ -187,8 +187,8 @@ def run_job(job: s.JobSpec, *, output_dir: str | None = None, no_fit: bool = Fal
     out = output_dir_for(job, output_dir)
     for st in job.all_structures():
         if st.output is not None:
-            write_structure(os.path.join(out, st.output.path), st.output.format, finals[st.id],
-                            pm.species)
+            write_structure(os.path.join(out, st.output.path), st.output.format,
+                            finals[st.id].system, pm.species)
     for path in export_potentials(job, pm, params, finals, out):
         log(f"Wrote {path}")
     write_json(os.path.join(out, "results.json"), results)
@@ -202,7 +202,6 @@ def export_potentials(job: s.JobSpec, pm: PotentialModel, params, finals: dict,
                       out: str) -> list[str]:
     """Write every <export-eam-file> of the job into ``out``; returns the paths written."""
     from rexfit.export.eam_table import write_eam_table
-    from rexfit.structures.neighbors import build_neighbor_list
 
     written = []
     masses = [sp.mass for sp in job.species]
@@ -216,9 +215,8 @@ def export_potentials(job: s.JobSpec, pm: PotentialModel, params, finals: dict,
                                              "written by this version of rexfit yet")
             eam = terms[pot.id]
             rho_max = 0.0
-            for system in finals.values():
-                nbrs = build_neighbor_list(system, eam.cutoff, 0.0)
-                rho = np.asarray(eam.densities(params[pot.id], system, nbrs))
+            for relaxed in finals.values():  # their neighbour lists reach every potential
+                rho = np.asarray(eam.densities(params[pot.id], relaxed.system, relaxed.nbrs))
                 rho_max = max(rho_max, float(rho.max(initial=0.0)))
             factor = float(opts.get("rho-range-factor", 2.0))
             path = os.path.join(out, ex.path)

@@ -97,13 +97,13 @@ class Context(Collector):
         super().__init__(job_dir)
         self.species: dict[str, s.SpeciesSpec] = {}
 
-    def check_species(self, name: str | None, node: Node, what: str, wildcard: bool = True) -> None:
+    def check_species(self, name: str | None, origin, what: str, wildcard: bool = True) -> None:
         if name is None or (wildcard and name == "*"):
             return
         if name not in self.species:
             known = ", ".join(self.species) or "none declared"
             self.error(f"{what}: species '{name}' is not declared in <atom-types> "
-                       f"(declared: {known})", node.origin)
+                       f"(declared: {known})", origin)
 
 
 # ============================================================================ parameters
@@ -324,8 +324,8 @@ def build_function(ctx: Context, node: Node, *, top_level: bool) -> s.FunctionSp
 def _potential_head(ctx: Context, node: Node) -> dict:
     pid = (node.get("id") or "").strip()
     a, b = node.get("species-a", "*"), node.get("species-b", "*")
-    ctx.check_species(a, node, f"<{node.tag} id='{pid}'> species-a")
-    ctx.check_species(b, node, f"<{node.tag} id='{pid}'> species-b")
+    ctx.check_species(a, node.origin, f"<{node.tag} id='{pid}'> species-a")
+    ctx.check_species(b, node.origin, f"<{node.tag} id='{pid}'> species-b")
     return dict(kind=node.tag, id=pid, species_a=a, species_b=b, origin=node.origin)
 
 
@@ -399,7 +399,7 @@ def _function_potential(ctx: Context, node: Node) -> s.PotentialSpec:
                           f"<functions> of potential '{head['id']}' (defined: {known})",
                           entry.origin)
             for attr in ("species", "species-a", "species-b", "species-c"):
-                ctx.check_species(entry.get(attr), entry, f"<{entry.tag}> {attr}")
+                ctx.check_species(entry.get(attr), entry.origin, f"<{entry.tag}> {attr}")
             if entry.tag == "embedding-energy" or entry.get("species") is not None:
                 a, b = entry.get("species", "*"), None
             else:
@@ -433,8 +433,7 @@ def _file_potential(ctx: Context, node: Node) -> s.PotentialSpec:
                           f"species, e.g. SiSiSi", dof.origin)
             else:
                 for sp in parts:
-                    ctx.check_species(sp, Node(dof.name, {}, "", (), dof.origin),
-                                      f"<fit-dof> entry <{dof.name}> tag")
+                    ctx.check_species(sp, dof.origin, f"<fit-dof> entry <{dof.name}> tag")
         elif arity and dof.tag is None and len(ctx.species) != 1:
             ctx.error(f"<fit-dof> entry <{dof.name}> needs a tag (the species triplet, "
                       f"e.g. {''.join(list(ctx.species)[:1] * 3) or 'SiSiSi'})", dof.origin)
@@ -448,7 +447,7 @@ def _file_potential(ctx: Context, node: Node) -> s.PotentialSpec:
                 if p.get("species") is None:
                     ctx.error("<param-file> of a style='eam' (funcfl) table needs a 'species' "
                               "attribute", p.origin)
-                ctx.check_species(p.get("species"), p, "<param-file> species")
+                ctx.check_species(p.get("species"), p.origin, "<param-file> species")
         elif len(pf_nodes) > 1:
             ctx.error(f"style='{style}' takes one <param-file> for all species", pf_nodes[1].origin)
         options = tuple((f"species:{i}", p.get("species", "")) for i, p in enumerate(pf_nodes))
@@ -587,7 +586,7 @@ def _lattice(ctx: Context, node: Node, group: str, fit: bool) -> s.StructureSpec
             species = species * 2
     for sp_node in (one, a, b):
         if sp_node is not None:
-            ctx.check_species(sp_node.value, sp_node, f"structure '{sid}' <{sp_node.tag}>",
+            ctx.check_species(sp_node.value, sp_node.origin, f"structure '{sid}' <{sp_node.tag}>",
                               wildcard=False)
     lp = ca = dist = None
     if kind == "dimer-structure":
@@ -668,7 +667,7 @@ def _user_structure(ctx: Context, node: Node, group: str, fit: bool) -> s.Struct
         atoms = []
         for al in atoms_nodes:
             for at in al.findall("atom"):
-                ctx.check_species(at.get("type"), at, f"structure '{sid}' <atom>", wildcard=False)
+                ctx.check_species(at.get("type"), at.origin, f"structure '{sid}' <atom>", wildcard=False)
                 pos = tuple(ctx.attr_number(at, ax) or 0.0 for ax in "xyz")
                 atoms.append(s.AtomSpec(species=at.get("type", ""), position=pos,
                                         reduced=ctx.attr_bool(at, "reduced", False),
@@ -700,7 +699,7 @@ def _check_poscar_species(ctx: Context, node: Node, path: str) -> None:
     tokens = lines[5].split()
     if tokens and all(t.isalpha() for t in tokens):
         for t in tokens:
-            ctx.check_species(t, node, f"<poscar-file> {os.path.basename(path)}", wildcard=False)
+            ctx.check_species(t, node.origin, f"<poscar-file> {os.path.basename(path)}", wildcard=False)
 
 
 STRUCTURES: dict[str, Callable] = {
@@ -921,8 +920,6 @@ def build_job(root: Node, path: str) -> tuple[s.JobSpec, list]:
         ctx.error(f"two different tolerance presets: '{presets[0].value}' and "
                   f"'{presets[1].value}'", presets[1].origin)
     constraints = _constraints(ctx, root, potentials)
-    if fitting is not None and fitting.enabled:
-        _check_fit_has_work(ctx, fnode, potentials, structures)
     if ctx.errors:
         raise InputErrors(ctx.errors + ctx.warnings)
 
@@ -939,15 +936,19 @@ def build_job(root: Node, path: str) -> tuple[s.JobSpec, list]:
         validate_potentials=root.find("validate-potentials") is not None,
         output_file=text("output-file"),
         tolerance_preset=presets[0].value if presets else None, origin=root.origin)
+    if fitting is not None and fitting.enabled:
+        _check_fit_has_work(ctx, job)
+    if ctx.errors:
+        raise InputErrors(ctx.errors + ctx.warnings)
     return job, ctx.warnings
 
 
-def _check_fit_has_work(ctx: Context, fnode: Node, potentials, structures) -> None:
-    fitted = [n for p in potentials for n, prm in names.potential_params(p) if prm.fit]
-    fitted += [d for p in potentials for d in p.fit_dofs if d.enabled]
-    if not fitted:
+def _check_fit_has_work(ctx: Context, job: s.JobSpec) -> None:
+    from rexfit.job.summary import fitted_parameters
+
+    if not fitted_parameters(job):
         ctx.error("<fitting> is enabled but no parameter is fitted: list some in <fit-dof>",
-                  fnode.origin)
-    if not any(p.fit for st in structures.structures() if st.fit for p in st.properties):
+                  job.fitting.origin)
+    if not any(p.fit for st in job.training for p in st.properties):
         ctx.error("<fitting> is enabled but no property of a training structure has fit='true'",
-                  fnode.origin)
+                  job.fitting.origin)

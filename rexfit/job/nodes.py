@@ -31,13 +31,6 @@ class Node:
                 return c
         return None
 
-    def find_any(self, *tags: str) -> "Node | None":
-        """First child whose tag is one of ``tags``."""
-        for c in self.children:
-            if c.tag in tags:
-                return c
-        return None
-
     def findall(self, tag: str) -> list["Node"]:
         return [c for c in self.children if c.tag == tag]
 

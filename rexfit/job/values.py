@@ -120,11 +120,3 @@ class Collector:
             self.error(f"<{node.tag}> column {column}: {err.message}", origin)
             return None
 
-
-def parse_bool(text: str) -> bool | None:
-    v = text.strip().lower()
-    if v in _TRUE:
-        return True
-    if v in _FALSE:
-        return False
-    return None

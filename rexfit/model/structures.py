@@ -15,20 +15,15 @@ from rexfit.job import spec as s
 from rexfit.structures import lattices
 from rexfit.structures.system import System, make_system
 
-#: Lattice element → builder(dofs: dict, species indices) → System.
-LATTICE_BUILDERS: dict[str, Callable[[dict, tuple[int, ...]], System]] = {
-    "fcc-lattice": lambda d, sp: lattices.fcc(d["lattice-parameter"], sp[0]),
-    "bcc-lattice": lambda d, sp: lattices.bcc(d["lattice-parameter"], sp[0]),
-    "sc-lattice": lambda d, sp: lattices.sc(d["lattice-parameter"], sp[0]),
-    "diamond-lattice": lambda d, sp: lattices.diamond(d["lattice-parameter"], sp[0]),
-    "hcp-lattice": lambda d, sp: lattices.hcp(d["lattice-parameter"], d["ca-ratio"], sp[0]),
-    "omega-lattice": lambda d, sp: lattices.omega(d["lattice-parameter"], d["ca-ratio"], sp[0]),
-    "dimer-structure": lambda d, sp: lattices.dimer(d["atom-distance"], (sp[0], sp[1])),
-    "L12-lattice": lambda d, sp: lattices.l12(d["lattice-parameter"], (sp[0], sp[1])),
-    "B1-lattice": lambda d, sp: lattices.b1(d["lattice-parameter"], (sp[0], sp[1])),
-    "B2-lattice": lambda d, sp: lattices.b2(d["lattice-parameter"], (sp[0], sp[1])),
-    "L10-lattice": lambda d, sp: lattices.l10(d["lattice-parameter"], d["ca-ratio"], (sp[0], sp[1])),
-}
+#: Order in which a lattice builder takes its DOFs (those the structure has).
+DOF_ORDER = ("lattice-parameter", "atom-distance", "ca-ratio")
+
+
+def _lattice_maker(kind: str, species: tuple[int, ...]) -> Callable[[dict], System]:
+    """dofs → System through the physics layer's builder for ``kind``."""
+    builder = lattices.LATTICE_BUILDERS[kind]
+    sp = species[0] if len(species) == 1 else species
+    return lambda d: builder(*(d[k] for k in DOF_ORDER if k in d), sp)
 
 
 @dataclass(frozen=True)
@@ -63,13 +58,12 @@ class StructureModel:
 def build_structure(st: s.StructureSpec, species: tuple[str, ...]) -> StructureModel:
     bounds = {p.name: (p.min, p.max) for p in st.properties if p.name in
               ("lattice-parameter", "ca-ratio", "atom-distance")}
-    if st.kind in LATTICE_BUILDERS:
+    if st.kind in lattices.LATTICE_BUILDERS:
         sp = tuple(species.index(x) for x in st.species)
         dofs = {k: v for k, v in (("lattice-parameter", st.lattice_parameter),
                                   ("ca-ratio", st.ca_ratio),
                                   ("atom-distance", st.atom_distance)) if v is not None}
-        builder = LATTICE_BUILDERS[st.kind]
-        return StructureModel(st, lambda d, b=builder, sp=sp: b(d, sp), dofs, bounds, st.relax)
+        return StructureModel(st, _lattice_maker(st.kind, sp), dofs, bounds, st.relax)
     system, ref = _read_user_structure(st, species)
     return StructureModel(st, lambda d, system=system: system, {}, bounds, st.relax, ref)
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 from rexfit.job.build import PROPERTIES
 
 ALWAYS = ("total-energy", "atomic-energy", "total-volume", "atomic-volume")
-_UNITS = {"eV": "eV", "eV/atom": "eV/atom", "A": "A", "A^3": "A^3", "A^3/atom": "A^3/atom",
-          "GPa": "GPa", "eV/A": "eV/A", "": ""}
 
 
 def fmt(value, digits: int = 6) -> str:
@@ -19,7 +17,7 @@ def structure_lines(record: dict, digits: int = 6) -> list[str]:
     for name, p in record["properties"].items():
         if not p.get("output", True):
             continue
-        unit = _UNITS.get(p["unit"], p["unit"])
+        unit = p["unit"]
         value = p["value"]
         if name == "atomic-forces":
             import numpy as np
