@@ -147,7 +147,11 @@ def cmd_run(argv: list[str]) -> int:
     _select_device(args.device)
     from rexfit.run import run_job
 
-    run_job(job, output_dir=args.output_dir, no_fit=args.no_fit, quiet=args.quiet)
+    results = run_job(job, output_dir=args.output_dir, no_fit=args.no_fit, quiet=args.quiet,
+                      max_iter=args.max_iter)
+    if results.get("fit") and results["fit"].get("interrupted"):
+        sys.stderr.write("rexfit: interrupted; the best parameters so far were written\n")
+        return EXIT_INTERRUPT
     return EXIT_OK
 
 

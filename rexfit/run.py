@@ -15,16 +15,16 @@ import numpy as np
 
 from rexfit import __version__
 from rexfit.errors import CalculationFailed, NotImplementedInRexfit
+from rexfit.fit import run_fit
 from rexfit.job import spec as s
 from rexfit.job.build import DOF_PROPERTIES, PROPERTIES
-from rexfit.model.potentials import PotentialModel, build_potentials, get_path
-from rexfit.model.structures import build_structure
+from rexfit.model.potentials import PotentialModel, build_potentials
+from rexfit.objective.objective import Objective, target_of
+from rexfit.objective.parameters import ParameterSpace
 from rexfit.objective.weights import absolute_weights, residual, tolerance
-from rexfit.physics.named import compute
-from rexfit.physics.properties import EV_PER_A3_TO_GPA
-from rexfit.physics.relax import relax
 from rexfit.report import lines as rl
 from rexfit.report.files import write_json, write_text
+from rexfit.report.parameters_xml import write_parameters_xml
 from rexfit.report.structure_files import write_structure
 
 
@@ -40,6 +40,10 @@ class Log:
         if not self.quiet:
             print(line, flush=True)
 
+    def file_only(self, line: str) -> None:
+        """A line for log.txt only (the terminal shows a live progress line instead)."""
+        self.text.append(line)
+
 
 def output_dir_for(job: s.JobSpec, override: str | None) -> str:
     if override:
@@ -48,9 +52,8 @@ def output_dir_for(job: s.JobSpec, override: str | None) -> str:
     return os.path.join(os.path.dirname(os.path.abspath(job.path)), f"{stem}.rexfit")
 
 
-def _property_records(st: s.StructureSpec, model, relaxed, values: dict, weights: dict,
+def _property_records(st: s.StructureSpec, model, natoms: int, values: dict, weights: dict,
                       preset: str | None) -> dict:
-    natoms = int(np.sum(np.asarray(relaxed.system.mask)))
     listed = {p.name: p for p in st.properties}
     order = [n for n in rl.ALWAYS if n in values] + [p.name for p in st.properties
                                                      if p.name not in rl.ALWAYS]
@@ -59,7 +62,7 @@ def _property_records(st: s.StructureSpec, model, relaxed, values: dict, weights
         if name not in values:
             continue
         p = listed.get(name)
-        target = _target(p, name, model)
+        target = target_of(p, name, model)
         rec = {"value": values[name], "target": target, "unit": PROPERTIES[name],
                "fit": bool(p and p.fit), "relaxed": name in DOF_PROPERTIES and name in model.relax,
                "output": p.output if p else True, "output_all": p.output_all if p else False}
@@ -75,48 +78,28 @@ def _property_records(st: s.StructureSpec, model, relaxed, values: dict, weights
     return out
 
 
-def _target(p: s.PropertySpec | None, name: str, model):
-    if p is not None and p.target is not None:
-        return list(p.target) if isinstance(p.target, tuple) else p.target
-    ref = model.reference
-    if name == "atomic-forces" and ref.forces is not None:
-        return np.asarray(ref.forces).tolist()
-    if name == "stress" and ref.stress is not None:
-        return (np.asarray(ref.stress) * EV_PER_A3_TO_GPA).tolist()
-    if name == "total-energy" and ref.energy is not None:
-        return float(ref.energy)
-    return None
-
-
-def evaluate_structures(job: s.JobSpec, pm: PotentialModel, params,
-                        finals: dict | None = None) -> list[dict]:
-    """Relax every structure and compute its properties → one record per structure.
-
-    ``finals``, if given, receives {structure id: Relaxed (system and neighbour list)}."""
+def structure_records(job: s.JobSpec, objective: Objective, ev) -> list[dict]:
+    """One record per structure (training and validation) from an evaluation of both sets."""
     weights = absolute_weights(job.structures)
     weights.update(absolute_weights(job.structures, validation=True))
     records = []
     for st in job.all_structures():
-        model = build_structure(st, pm.species)
+        result = ev.structures[st.id]
+        relaxed = result.relaxed
+        model = objective.models[st.id]
         try:
-            relaxed = relax(model, pm.potential, params)
-            values = compute(model, relaxed, pm.potential, params,
-                             {p.name for p in st.properties})
-        except (ValueError, FloatingPointError) as exc:
+            values = objective.host_properties(result)
+        except CalculationFailed as exc:
             raise CalculationFailed(f"structure '{st.id}' ({st.origin}): {exc}") from None
-        if finals is not None:
-            finals[st.id] = relaxed
-        bad = [k for k, v in values.items() if not np.all(np.isfinite(np.asarray(v, float)))]
-        if bad:
-            raise CalculationFailed(f"structure '{st.id}' ({st.origin}): non-finite "
-                                    f"{', '.join(bad)} at the current parameters")
+        natoms = relaxed.problem.nreal
         records.append({
-            "id": st.id, "group": st.group, "set": "training" if st.fit else "validation",
-            "natoms": int(np.sum(np.asarray(relaxed.system.mask))),
+            "id": st.id, "group": st.group, "set": objective.sets[st.id],
+            "natoms": natoms,
             "relative_weight": st.relative_weight,
             "relaxation": relaxed.message if model.relax else "none",
+            "relaxation_converged": bool(relaxed.converged),
             "at_bound": relaxed.at_bound,
-            "properties": _property_records(st, model, relaxed, values, weights,
+            "properties": _property_records(st, model, natoms, values, weights,
                                             job.tolerance_preset),
         })
     return records
@@ -128,28 +111,51 @@ def objective_of(records: list[dict], set_name: str) -> float | None:
     return float(sum(terms)) if terms else None
 
 
-def parameter_records(pm: PotentialModel, params) -> dict:
-    return {e.name: {"value": float(get_path(params, e.path)), "initial": e.initial,
-                     "fitted": e.fit, "min": e.min, "max": e.max} for e in pm.entries}
+def parameter_records(space: ParameterSpace, params) -> dict:
+    values = space.named_values(params)
+    return {e.name: {"value": values[e.name], "initial": e.initial, "fitted": e.fit,
+                     "min": e.min, "max": e.max} for e in space.pm.entries}
+
+
+def _evaluate(objective: Objective, u, *, fresh: bool):
+    try:
+        return objective.evaluate(u, grad=False, sets=("training", "validation"), fresh=fresh)
+    except (ValueError, FloatingPointError) as exc:
+        raise CalculationFailed(str(exc)) from None
 
 
 def run_job(job: s.JobSpec, *, output_dir: str | None = None, no_fit: bool = False,
-            quiet: bool = False) -> dict:
-    """Run ``job``; write log.txt and results.json into the output directory; return results."""
-    if job.fitting is not None and job.fitting.enabled and not no_fit:
-        raise NotImplementedInRexfit(
-            f"{job.fitting.origin}: the training phase (<fitting>) is not part of rexfit "
-            f"{__version__} yet; run with --no-fit to compute every property at the given "
-            "parameters (nothing was computed or written)")
+            quiet: bool = False, max_iter: int | None = None, tty: bool | None = None) -> dict:
+    """Run ``job``: training phase (if it has an enabled <fitting> and not ``no_fit``), then the
+    output phase; write log.txt, results.json, parameters.xml and exports; return the results.
+
+    On Ctrl-C during fitting the best parameters so far go through the output phase and
+    ``results["fit"]["interrupted"]`` is True (the CLI then exits with 130)."""
     start = time.perf_counter()
     log = Log(quiet)
     digits = job.real_precision or 6
+    out = output_dir_for(job, output_dir)
     pm = build_potentials(job)
-    params = pm.params
+    space = ParameterSpace(pm, job.constraints)
+    objective = Objective(job, space)
     log(f"rexfit {__version__}: job '{job.name}' ({job.path})")
+    u0 = space.u0()
+    fit = None
+    if job.validate_potentials:
+        _validate_potentials(job, objective, u0, log)
+    if job.fitting is not None and job.fitting.enabled and not no_fit:
+        log(f"Training phase: {space.size} fitted parameter(s), "
+            f"{len(objective.ids())} training structure(s), minimizer <{job.fitting.minimizer.kind}>")
+        fit = run_fit(objective, job.fitting, log, max_iter=max_iter, tty=tty)
+        log(f"Fit {'converged' if fit.converged else 'stopped'}: {fit.message} "
+            f"({fit.iterations} iterations, {fit.evaluations} evaluations, {fit.seconds:.1f} s)")
+        u = fit.u
+    else:
+        u = u0
+    params = space.tree(u)
     log("Computing structure properties")
-    finals: dict = {}
-    records = evaluate_structures(job, pm, params, finals)
+    ev = _evaluate(objective, u, fresh=fit is None)
+    records = structure_records(job, objective, ev)
     for set_name in ("training", "validation"):
         recs = [r for r in records if r["set"] == set_name]
         if not recs:
@@ -158,44 +164,68 @@ def run_job(job: s.JobSpec, *, output_dir: str | None = None, no_fit: bool = Fal
         for rec in recs:
             for line in rl.structure_lines(rec, digits):
                 log(line)
-    objective = {"training": objective_of(records, "training"),
-                 "validation": objective_of(records, "validation")}
-    objective["initial"] = objective["training"]
+    objective_values = {"training": objective_of(records, "training"),
+                        "validation": objective_of(records, "validation")}
+    objective_values["initial"] = (fit.history[0][1] if fit is not None and fit.history
+                                   else objective_values["training"])
     for set_name in ("training", "validation"):
         recs = [r for r in records if r["set"] == set_name]
         if recs:
             log(f"Property table ({set_name} set):")
             for line in rl.property_table(recs, digits):
                 log(line)
-    parameters = parameter_records(pm, params)
+    parameters = parameter_records(space, params)
     log("Parameters:")
     for line in rl.parameter_table(parameters, digits):
         log(line)
+    for line in rl.group_objectives(records, digits):
+        log(line)
     for set_name in ("training", "validation"):
-        if objective[set_name] is not None:
-            log(f"Objective ({set_name} set): {rl.fmt(objective[set_name], digits)}")
+        if objective_values[set_name] is not None:
+            log(f"Objective ({set_name} set): {rl.fmt(objective_values[set_name], digits)}")
+    unconverged = [r["id"] for r in records
+                   if r["relaxation"] != "none" and not r["relaxation_converged"]]
+    if unconverged:
+        log(f"Warning: relaxation did not converge for {', '.join(unconverged)}")
     results = {
         "rexfit_version": __version__,
         "job": job.name,
-        "objective": objective,
-        "fit": None,
+        "objective": objective_values,
+        "fit": None if fit is None else fit.to_json(),
         "parameters": parameters,
         "structures": {r["id"]: {k: v for k, v in r.items() if k != "id"} for r in records},
         "seconds": time.perf_counter() - start,
     }
     _check_finite(results)
-    out = output_dir_for(job, output_dir)
+    finals = {sid: r.relaxed for sid, r in ev.structures.items()}
     for st in job.all_structures():
         if st.output is not None:
             write_structure(os.path.join(out, st.output.path), st.output.format,
                             finals[st.id].system, pm.species)
     for path in export_potentials(job, pm, params, finals, out):
         log(f"Wrote {path}")
+    changed = {e.name for e in space.fitted} | {c.dependent_dof for c in job.constraints}
+    values = space.named_values(params)
+    write_parameters_xml(job, pm.entries, {k: values[k] for k in changed},
+                         os.path.join(out, "parameters.xml"))
     write_json(os.path.join(out, "results.json"), results)
     write_text(os.path.join(out, "log.txt"), "\n".join(log.text) + "\n")
     if not quiet:
         print(f"Results written to {out}")
     return results
+
+
+def _validate_potentials(job, objective: Objective, u0, log) -> None:
+    from rexfit.physics.validate import validate_potentials
+
+    ev = _evaluate(objective, u0, fresh=True)
+    items = [(sid, r.relaxed.system, r.relaxed.nbrs) for sid, r in ev.structures.items()]
+    lines, ok = validate_potentials(job, objective.space.pm, items)
+    log("Validating potentials (finite differences):")
+    for line in lines:
+        log(line)
+    if not ok:
+        log("Warning: <validate-potentials/> found mismatches (see above)")
 
 
 def export_potentials(job: s.JobSpec, pm: PotentialModel, params, finals: dict,

@@ -1,8 +1,11 @@
-"""Properties of a relaxed structure by their job-file names, in output units
-(eV, eV/atom, Å, Å³, GPa, eV/Å)."""
+"""Properties of a structure by their job-file names, in output units (eV, eV/atom, Å, Å³, GPa,
+eV/Å), as JAX functions of the potential parameters and the relaxed DOF vector — the same
+code serves the objective (differentiated) and the output phase (evaluated).
+"""
 
 from __future__ import annotations
 
+import jax.numpy as jnp
 import numpy as np
 
 from rexfit.physics import elastic
@@ -10,40 +13,52 @@ from rexfit.physics.properties import EV_PER_A3_TO_GPA, evaluate
 
 ELASTIC = {f"C{i}{j}" for i in range(1, 7) for j in range(i, 7)} | {"bulk-modulus",
                                                                     "shear-modulus"}
+LATTICE = ("lattice-parameter", "ca-ratio", "atom-distance")
 
 
-def compute(model, relaxed, potential, params, wanted: set[str]) -> dict[str, object]:
-    """Every always-computed property plus those in ``wanted`` for a relaxed structure."""
-    system, nbrs = relaxed.system, relaxed.nbrs
+def property_values(problem, potential, params, x, nbrs, wanted) -> dict:
+    """{name: jnp value} of every always-computed property plus those in ``wanted``.
+
+    ``x`` is the relaxed DOF vector of ``problem`` (a RelaxProblem); ``wanted`` a set of
+    property names. Pure and traceable: call it under ``jit``/``grad``.
+    """
+    system = problem.system(x)
     ev = evaluate(potential, params, system, nbrs)
-    n = int(np.sum(np.asarray(system.mask)))
-    periodic = all(system.pbc)
-    out: dict[str, object] = {
-        "total-energy": float(ev.energy),
-        "atomic-energy": float(ev.energy) / n,
-    }
+    n = problem.nreal
+    periodic = all(problem.pbc)
+    out = {"total-energy": ev.energy, "atomic-energy": ev.energy / n}
     if periodic:
-        vol = float(system.volume)
+        vol = system.volume
         out["total-volume"] = vol
         out["atomic-volume"] = vol / n
-        stress = np.asarray(ev.stress) * EV_PER_A3_TO_GPA
-        out["stress"] = stress.tolist()
-        out["pressure"] = float(-np.sum(stress[:3]) / 3.0)
-    for dof in ("lattice-parameter", "ca-ratio", "atom-distance"):
-        if dof in relaxed.dofs:
-            out[dof] = float(relaxed.dofs[dof])
+        stress = ev.stress * EV_PER_A3_TO_GPA
+        out["stress"] = stress
+        out["pressure"] = -jnp.sum(stress[:3]) / 3.0
+    for name, value in problem.lattice_values(x).items():
+        if name in LATTICE:
+            out[name] = jnp.asarray(value, dtype=jnp.float64)
     if "atomic-forces" in wanted:
-        out["atomic-forces"] = np.asarray(ev.forces)[np.asarray(system.mask)].tolist()
-    if wanted & ELASTIC:
+        out["atomic-forces"] = ev.forces[problem.real]
+    if set(wanted) & ELASTIC:
         if not periodic:
-            raise ValueError(f"structure '{model.id}': elastic constants need a periodic cell")
-        relaxed_ions = "atom-coordinates" in model.relax
+            raise ValueError(f"structure '{problem.model.id}': elastic constants need a "
+                             "periodic cell")
+        relaxed_ions = "atom-coordinates" in problem.model.relax
         fn = (elastic.relaxed_ion_elastic_constants if relaxed_ions
               else elastic.clamped_ion_elastic_constants)
-        c = np.asarray(fn(potential, params, system, nbrs))
+        c = fn(potential, params, system, nbrs)
         for i in range(6):
             for j in range(i, 6):
-                out[f"C{i + 1}{j + 1}"] = float(c[i, j] * EV_PER_A3_TO_GPA)
-        out["bulk-modulus"] = float(elastic.bulk_modulus(c) * EV_PER_A3_TO_GPA)
-        out["shear-modulus"] = float(elastic.shear_modulus(c) * EV_PER_A3_TO_GPA)
+                out[f"C{i + 1}{j + 1}"] = c[i, j] * EV_PER_A3_TO_GPA
+        out["bulk-modulus"] = elastic.bulk_modulus(c) * EV_PER_A3_TO_GPA
+        out["shear-modulus"] = elastic.shear_modulus(c) * EV_PER_A3_TO_GPA
+    return out
+
+
+def to_host(values: dict) -> dict:
+    """jnp property values → floats and nested lists (for reports and results.json)."""
+    out = {}
+    for k, v in values.items():
+        a = np.asarray(v, dtype=float)
+        out[k] = float(a) if a.ndim == 0 else a.tolist()
     return out

@@ -80,3 +80,23 @@ def parameter_table(parameters: dict, digits: int = 6) -> list[str]:
                      f"[{lo}:{hi}]" if (lo or hi) else "", "yes" if p["fitted"] else ""))
     widths = [max(len(r[k]) for r in rows) for k in range(len(rows[0]))]
     return ["  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+
+
+def group_objectives(records: list[dict], digits: int = 6) -> list[str]:
+    """The objective split by group, per set (groups by name; '(top level)' for none)."""
+    out = []
+    for set_name in ("training", "validation"):
+        sums: dict[str, float] = {}
+        for rec in records:
+            if rec["set"] != set_name:
+                continue
+            terms = [p["weighted_residual"] for p in rec["properties"].values()
+                     if p.get("fit") and "weighted_residual" in p]
+            if terms:
+                key = rec.get("group") or "(top level)"
+                sums[key] = sums.get(key, 0.0) + sum(terms)
+        if len(sums) > 1 or (sums and "(top level)" not in sums):
+            out.append(f"Objective by group ({set_name} set):")
+            width = max(len(k) for k in sums)
+            out += [f"  {k.ljust(width)}  {fmt(v, digits)}" for k, v in sums.items()]
+    return out

@@ -15,8 +15,8 @@ import pytest
 from rexfit.job import load_job
 from rexfit.model.potentials import build_potentials, set_path
 from rexfit.model.structures import build_structure
-from rexfit.physics.named import compute
-from rexfit.physics.relax import relax
+from rexfit.physics.named import property_values, to_host
+from rexfit.physics.relax import RelaxProblem, relax
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -53,10 +53,11 @@ def computed():
     out = {}
     for st in job.all_structures():
         model = build_structure(st, pm.species)
-        relaxed = relax(model, pm.potential, params)
+        problem = RelaxProblem(model, pm.potential.cutoff)
+        relaxed = relax(problem, pm.potential, params)
         assert relaxed.converged, (st.id, relaxed.message)
-        out[st.id] = compute(model, relaxed, pm.potential, params,
-                             {p.name for p in st.properties})
+        out[st.id] = to_host(property_values(problem, pm.potential, params, relaxed.x,
+                                             relaxed.nbrs, {p.name for p in st.properties}))
     return out
 
 

@@ -21,7 +21,7 @@ def al_eam(tmp_path_factory):
 
 
 def test_output_files(al_eam):
-    assert sorted(p.name for p in al_eam.iterdir()) == ["log.txt", "results.json"]
+    assert sorted(p.name for p in al_eam.iterdir()) == ["log.txt", "parameters.xml", "results.json"]
 
 
 def test_initial_objective_equals_atomicrex(al_eam):
@@ -56,13 +56,6 @@ def test_log_has_atomicrex_lines(al_eam):
     assert "atomic-energy: " in log and "Abs. weight: 0.15625; Tolerance: 0.01; Weighted residual:" in log
     assert "(relaxed) [3:5]" in log
     assert "lattice-parameter: 2.6 A [2:3.3]" in log
-
-
-def test_fitting_job_without_no_fit_is_not_computed(tmp_path, capsys):
-    out = tmp_path / "out"
-    assert main([str(ROOT / "jobs/al-eam/job.xml"), "--output-dir", str(out)]) == 3
-    assert "--no-fit" in capsys.readouterr().err
-    assert not out.exists()
 
 
 def test_validation_set_and_lj_dimer(tmp_path):

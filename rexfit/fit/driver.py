@@ -1,0 +1,183 @@
+"""The training phase: run the job's minimizer on the objective, keep the best point, the
+history and the counts, print progress, and stop cleanly on Ctrl-C.
+
+Progress (SPEC §1): on a terminal one line is rewritten in place (iteration, objective,
+gradient norm, elapsed time); otherwise, and always in log.txt, atomicrex-style lines
+``iter= N residual= R grad= G`` every ``output-interval`` iterations.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from rexfit.errors import CalculationFailed
+from rexfit.fit import methods
+
+
+@dataclass
+class FitResult:
+    method: str
+    u: np.ndarray
+    value: float
+    iterations: int
+    evaluations: int
+    converged: bool
+    message: str
+    seconds: float
+    grad_norm: float | None
+    history: list = field(default_factory=list)
+    interrupted: bool = False
+
+    def to_json(self) -> dict:
+        return {"method": self.method, "iterations": self.iterations,
+                "evaluations": self.evaluations, "converged": self.converged,
+                "message": self.message, "seconds": self.seconds,
+                "grad_norm": self.grad_norm, "interrupted": self.interrupted,
+                "history": self.history}
+
+
+class _Tracker:
+    """Wraps the objective for a minimizer: counts, best point, history, progress output."""
+
+    def __init__(self, objective, log, interval: int, tty: bool):
+        self.objective = objective
+        self.log = log
+        self.interval = max(int(interval), 1)
+        self.tty = tty
+        self.start = time.perf_counter()
+        self.evaluations = 0
+        self.iteration = 0
+        self.best_u: np.ndarray | None = None
+        self.best = math.inf
+        self.best_grad: float | None = None
+        self.last_grad: np.ndarray | None = None
+        self.history: list[list] = []
+        self._cache: dict[bytes, tuple[float, np.ndarray | None]] = {}
+
+    def _eval(self, u, grad: bool):
+        u = np.asarray(u, float)
+        key = u.tobytes()
+        hit = self._cache.get(key)
+        if hit is not None and (hit[1] is not None or not grad):
+            return hit
+        ev = self.objective.evaluate(u, grad=grad)
+        self.evaluations += 1
+        f = ev.value
+        g = ev.grad
+        if not math.isfinite(f) or (g is not None and not np.all(np.isfinite(g))):
+            # A trial point where a structure blew up: tell the minimizer it is very bad.
+            f = 1e300 if self.best == math.inf else max(1e3 * abs(self.best), 1e30)
+            g = None if g is None else (self.last_grad if self.last_grad is not None
+                                        else np.zeros_like(u))
+        if g is not None:
+            self.last_grad = g
+        self._cache = {key: (f, g)}
+        if f < self.best:
+            self.best, self.best_u = f, u.copy()
+            self.best_grad = None if g is None else float(np.linalg.norm(g))
+        return f, g
+
+    def fun(self, u) -> float:
+        return self._eval(u, False)[0]
+
+    def fun_grad(self, u):
+        f, g = self._eval(u, True)
+        return f, np.asarray(g, float)
+
+    def callback(self, u) -> None:
+        self.iteration += 1
+        f, g = self._cache.get(np.asarray(u, float).tobytes(), (None, None))
+        if f is None:
+            f, g = self._eval(u, False)
+        self.history.append([self.iteration, f])
+        gnorm = float(np.linalg.norm(g)) if g is not None else None
+        self.report(self.iteration, f, gnorm)
+
+    def report(self, k, f, gnorm, force=False) -> None:
+        gtxt = "n/a" if gnorm is None else f"{gnorm:.6g}"
+        line = f"iter= {k} residual= {f:.10g} grad= {gtxt}"
+        if self.tty:
+            elapsed = time.perf_counter() - self.start
+            sys.stdout.write(f"\r  iteration {k:5d}  objective {f:.8g}  |grad| {gtxt}  "
+                             f"{elapsed:7.1f} s ")
+            sys.stdout.flush()
+        if force or k % self.interval == 0:
+            if self.tty:
+                self.log.file_only(line)
+            else:
+                self.log(line)
+
+
+def run_fit(objective, fitting, log, *, max_iter: int | None = None,
+            tty: bool | None = None, seed: int = 0) -> FitResult:
+    """Minimise ``objective`` (an Objective) with the job's ``fitting`` spec."""
+    space = objective.space
+    spec = fitting.minimizer
+    method = methods.method_of(spec)
+    tty = sys.stdout.isatty() if tty is None else tty
+    tr = _Tracker(objective, log, fitting.output_interval, tty)
+    u0 = space.u0()
+    needs_grad = method in methods.GRADIENT_METHODS or (
+        method == "multistart" and spec.inner is not None
+        and methods.method_of(spec.inner) in methods.GRADIENT_METHODS)
+    f0, g0 = tr._eval(u0, needs_grad)
+    if not math.isfinite(f0) or f0 >= 1e30:
+        raise CalculationFailed("the objective is not finite at the given parameters")
+    tr.history.append([0, f0])
+    tr.report(0, f0, None if g0 is None else float(np.linalg.norm(g0)), force=True)
+    interrupted = False
+    outcome = None
+    try:
+        if space.size == 0:
+            outcome = methods.Outcome(u0, True, "no parameters to fit", 0)
+        elif method == "multistart":
+            outcome = _multistart(spec, tr, u0, space, max_iter, seed)
+        else:
+            outcome = methods.minimize(spec, tr.fun, tr.fun_grad, u0, space.lower, space.upper,
+                                       tr.callback, max_iter=max_iter)
+    except KeyboardInterrupt:
+        interrupted = True
+    if tty:
+        sys.stdout.write("\n")
+    u = tr.best_u if tr.best_u is not None else u0
+    if outcome is not None and not interrupted:
+        f_out, _ = tr._eval(outcome.u, False)
+        if f_out <= tr.best:
+            u = outcome.u
+    f, g = tr._eval(u, True) if needs_grad or space.size else (tr.best, None)
+    grad_norm = None if g is None else float(np.linalg.norm(g))
+    if interrupted:
+        converged, message, iters = False, "interrupted (Ctrl-C); best parameters kept", tr.iteration
+    else:
+        converged, message, iters = outcome.converged, outcome.message, max(outcome.iterations,
+                                                                             tr.iteration)
+    if not tr.history or tr.history[-1][1] != f:
+        tr.history.append([iters, f])
+    tr.report(iters, f, grad_norm, force=True)
+    return FitResult(method=spec.kind if spec.kind != "nlopt" else
+                     f"nlopt:{dict(spec.options).get('algorithm')}",
+                     u=np.asarray(u, float), value=float(f), iterations=int(iters),
+                     evaluations=tr.evaluations, converged=bool(converged), message=message,
+                     seconds=time.perf_counter() - tr.start, grad_norm=grad_norm,
+                     history=tr.history, interrupted=interrupted)
+
+
+def _multistart(spec, tr, u0, space, max_iter, seed) -> methods.Outcome:
+    if spec.inner is None:
+        raise CalculationFailed(f"{spec.origin}: <{spec.kind}> needs a local minimizer inside")
+    rng = np.random.default_rng(dict(spec.options).get("seed", seed))
+    reset = np.array([e.reset for e in space.fitted], bool)
+    best = None
+    for k, start in enumerate(methods.start_points(spec, u0, space.lower, space.upper, reset, rng)):
+        tr.log(f"multistart: local run {k + 1} from objective {tr.fun(start):.10g}")
+        out = methods.minimize(spec.inner, tr.fun, tr.fun_grad, start, space.lower, space.upper,
+                               tr.callback, max_iter=max_iter)
+        f = tr.fun(out.u)
+        if best is None or f < best[0]:
+            best = (f, out)
+    return best[1]

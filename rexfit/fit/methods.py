@@ -1,0 +1,148 @@
+"""Minimizer elements of SPEC §5 mapped to SciPy (and optax for ``<adam>``).
+
+Every method receives ``fun(u) -> f`` and ``fun_grad(u) -> (f, g)`` over the scaled fit vector,
+its bounds, and ``callback(u)`` called once per iteration. Gradient methods get the exact
+gradient; derivative-free ones only values. ``<nlopt>`` algorithms map to the closest SciPy
+method (:data:`NLOPT_METHODS`, documented in docs/fitting.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import optimize
+
+from rexfit.errors import InputError, InputErrors
+
+#: nlopt algorithm → (rexfit method, note for the docs table).
+NLOPT_METHODS = {
+    "LD_LBFGS": "lbfgs", "LD_VAR1": "lbfgs", "LD_VAR2": "lbfgs", "LD_MMA": "lbfgs",
+    "LD_CCSAQ": "lbfgs", "LD_TNEWTON": "tnc", "LD_SLSQP": "slsqp",
+    "LN_COBYLA": "cobyla", "LN_BOBYQA": "powell", "LN_NEWUOA": "powell",
+    "LN_NEWUOA_BOUND": "powell", "LN_PRAXIS": "powell", "LN_SBPLX": "powell",
+    "LN_NELDERMEAD": "nelder-mead",
+    "GN_CRS2_LM": "differential-evolution", "GN_ESCH": "differential-evolution",
+    "GN_DIRECT": "differential-evolution", "GN_DIRECT_L": "differential-evolution",
+    "GN_ISRES": "differential-evolution",
+    "GN_MLSL": "multistart", "GN_MLSL_LDS": "multistart", "GD_MLSL": "multistart",
+    "GD_MLSL_LDS": "multistart", "G_MLSL": "multistart", "G_MLSL_LDS": "multistart",
+}
+
+GRADIENT_METHODS = {"lbfgs", "tnc", "slsqp", "adam"}
+
+
+@dataclass
+class Outcome:
+    u: np.ndarray
+    converged: bool
+    message: str
+    iterations: int
+
+
+def _opt(spec, key, default):
+    v = dict(spec.options).get(key, default)
+    return default if v is None else v
+
+
+def method_of(spec) -> str:
+    """The rexfit method name of a minimizer spec (nlopt resolved)."""
+    if spec.kind == "nlopt":
+        alg = str(_opt(spec, "algorithm", "LD_LBFGS")).removeprefix("NLOPT_")
+        return NLOPT_METHODS[alg]
+    return {"BFGS": "lbfgs", "spa": "multistart"}.get(spec.kind, spec.kind)
+
+
+def _bounds(lower, upper):
+    return [(None if np.isinf(lo) else lo, None if np.isinf(hi) else hi)
+            for lo, hi in zip(lower, upper)]
+
+
+def _max_iter(spec, default=100):
+    return int(_opt(spec, "max-iter", _opt(spec, "maxeval", default)))
+
+
+def minimize(spec, fun, fun_grad, u0, lower, upper, callback, *, max_iter=None,
+             rng=None) -> Outcome:
+    """Run the minimizer ``spec`` (a MinimizerSpec) from ``u0``."""
+    method = method_of(spec)
+    iters = int(max_iter) if max_iter is not None else _max_iter(spec)
+    tol = float(_opt(spec, "conv-threshold", _opt(spec, "ftol_rel", 1e-5)))
+    bounds = _bounds(lower, upper)
+    if method == "lbfgs":
+        gtol = float(_opt(spec, "gradient-tolerance", tol))
+        res = optimize.minimize(fun_grad, u0, jac=True, method="L-BFGS-B", bounds=bounds,
+                                callback=callback,
+                                options=dict(maxiter=iters, maxfun=max(2 * iters, 50),
+                                             ftol=tol, gtol=gtol,
+                                             maxcor=int(_opt(spec, "memory", 10))))
+    elif method == "tnc":
+        res = optimize.minimize(fun_grad, u0, jac=True, method="TNC", bounds=bounds,
+                                callback=callback, options=dict(maxfun=iters, ftol=tol))
+    elif method == "slsqp":
+        res = optimize.minimize(fun_grad, u0, jac=True, method="SLSQP", bounds=bounds,
+                                callback=callback, options=dict(maxiter=iters, ftol=tol))
+    elif method == "nelder-mead":
+        res = optimize.minimize(fun, u0, method="Nelder-Mead", bounds=bounds, callback=callback,
+                                options=dict(maxiter=iters, fatol=tol, xatol=tol))
+    elif method == "powell":
+        res = optimize.minimize(fun, u0, method="Powell", bounds=bounds, callback=callback,
+                                options=dict(maxiter=iters, ftol=tol))
+    elif method == "cobyla":
+        res = optimize.minimize(fun, u0, method="COBYLA", bounds=bounds, callback=callback,
+                                options=dict(maxiter=iters, tol=tol))
+    elif method == "differential-evolution":
+        _need_finite_bounds(spec, lower, upper)
+        seed = _opt(spec, "seed", None)
+        res = optimize.differential_evolution(
+            fun, list(zip(lower, upper)), maxiter=iters, tol=tol, seed=seed, x0=u0,
+            popsize=int(_opt(spec, "popsize", 15)), polish=False,
+            callback=lambda intermediate_result: callback(intermediate_result.x))
+    elif method == "adam":
+        return _adam(spec, fun_grad, u0, lower, upper, callback, iters)
+    else:
+        raise ValueError(f"no minimizer '{method}'")
+    return Outcome(np.asarray(res.x, float), bool(res.success), str(res.message),
+                   int(getattr(res, "nit", 0) or 0))
+
+
+def _need_finite_bounds(spec, lower, upper):
+    if not (np.all(np.isfinite(lower)) and np.all(np.isfinite(upper))):
+        raise InputErrors([InputError(
+            f"<{spec.kind}> searches a box: every fitted parameter needs min and max "
+            "(in <fit-dof>)", spec.origin)])
+
+
+def _adam(spec, fun_grad, u0, lower, upper, callback, iters) -> Outcome:
+    import jax.numpy as jnp
+    import optax
+
+    epochs = int(_opt(spec, "epochs", iters))
+    opt = optax.adam(float(_opt(spec, "learning-rate", 1e-2)))
+    u = jnp.asarray(u0)
+    state = opt.init(u)
+    tol = float(_opt(spec, "conv-threshold", 0.0))
+    last = None
+    for k in range(epochs):
+        f, g = fun_grad(np.asarray(u))
+        updates, state = opt.update(jnp.asarray(g), state, u)
+        u = jnp.clip(optax.apply_updates(u, updates), lower, upper)
+        callback(np.asarray(u))
+        if last is not None and abs(last - f) <= tol * max(abs(f), 1.0):
+            return Outcome(np.asarray(u), True, "relative change below conv-threshold", k + 1)
+        last = f
+    return Outcome(np.asarray(u), False, f"stopped after {epochs} epochs", epochs)
+
+
+def start_points(spec, u0, lower, upper, reset, rng) -> list[np.ndarray]:
+    """Starting vectors of ``<multistart>``: the given parameters, then random points in the
+    bounds (DOFs without bounds are spread by ±50 % around their value; DOFs with
+    ``reset="true"`` always start from their given value)."""
+    count = int(_opt(spec, "count", _opt(spec, "max-iter", 10)))
+    points = [np.array(u0, float)]
+    for _ in range(count - 1):
+        lo = np.where(np.isfinite(lower), lower, u0 - 0.5 * np.maximum(np.abs(u0), 1.0))
+        hi = np.where(np.isfinite(upper), upper, u0 + 0.5 * np.maximum(np.abs(u0), 1.0))
+        p = rng.uniform(lo, hi)
+        points.append(np.where(reset, u0, p))
+    return points

@@ -1,0 +1,135 @@
+"""The objective of SPEC §4 over the fit vector u, with its exact gradient.
+
+Each evaluation relaxes every structure at the current parameters (warm-started from its last
+relaxed state), then evaluates each structure's jitted term and, if asked, its parameter
+gradient through the relaxation (implicit differentiation). The training objective sums the
+training structures; the validation objective, computed the same way, is reported only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from rexfit.errors import CalculationFailed
+from rexfit.job import spec as s
+from rexfit.model.structures import build_structure
+from rexfit.objective.parameters import ParameterSpace
+from rexfit.objective.terms import FittedProperty, StructureTerm, term_value, term_value_and_grad
+from rexfit.objective.weights import absolute_weights, tolerance
+from rexfit.physics.named import to_host
+from rexfit.physics.properties import EV_PER_A3_TO_GPA
+from rexfit.physics.relax import RelaxProblem, Relaxed, relax
+
+
+def target_of(p: s.PropertySpec | None, name: str, model):
+    """A property's target: its ``target`` attribute, else the structure file's reference
+    data (energy, forces, stress); None if there is none."""
+    if p is not None and p.target is not None:
+        return list(p.target) if isinstance(p.target, tuple) else p.target
+    ref = model.reference
+    if name == "atomic-forces" and ref.forces is not None:
+        return np.asarray(ref.forces).tolist()
+    if name == "stress" and ref.stress is not None:
+        return (np.asarray(ref.stress) * EV_PER_A3_TO_GPA).tolist()
+    if name == "total-energy" and ref.energy is not None:
+        return float(ref.energy)
+    return None
+
+
+@dataclass
+class StructureResult:
+    """One structure at one evaluation: its term value, property values (host), relaxation."""
+
+    value: float
+    properties: dict
+    relaxed: Relaxed
+
+
+@dataclass
+class Evaluation:
+    value: float  # objective of the requested set(s)
+    grad: np.ndarray | None  # ∂value/∂u, or None
+    structures: dict[str, StructureResult] = field(default_factory=dict)
+
+
+class Objective:
+    """Objective and gradient of a job over the scaled fit vector of ``space``."""
+
+    def __init__(self, job: s.JobSpec, space: ParameterSpace):
+        self.job = job
+        self.space = space
+        pm = space.pm
+        weights = {"training": absolute_weights(job.structures),
+                   "validation": absolute_weights(job.structures, validation=True)}
+        self.terms: dict[str, StructureTerm] = {}
+        self.sets: dict[str, str] = {}
+        self.models = {}
+        for st in job.all_structures():
+            model = build_structure(st, pm.species)
+            problem = RelaxProblem(model, pm.potential.cutoff)
+            set_name = "training" if st.fit else "validation"
+            natoms = int(np.sum(np.asarray(model.make(model.dofs).mask)))
+            fitted = []
+            for p in st.properties:
+                w = weights[set_name].get((st.id, p.name))
+                target = target_of(p, p.name, model)
+                if w is None or target is None:
+                    continue
+                fitted.append(FittedProperty(p.name, w, tolerance(p, natoms, job.tolerance_preset),
+                                             p.residual_style, np.asarray(target, float)))
+            self.terms[st.id] = StructureTerm(st, problem, pm.potential,
+                                              frozenset(p.name for p in st.properties),
+                                              tuple(fitted))
+            self.sets[st.id] = set_name
+            self.models[st.id] = model
+        self._state: dict[str, tuple[np.ndarray, object]] = {}
+        self._tree = jax.jit(space.tree)
+        self.evaluations = 0
+
+    def ids(self, sets=("training",)) -> list[str]:
+        return [k for k, v in self.sets.items() if v in sets]
+
+    def evaluate(self, u, *, grad: bool = True, sets=("training",),
+                 fresh: bool = False) -> Evaluation:
+        """Objective (and ∂/∂u) summed over the structures of ``sets``.
+
+        ``fresh`` relaxes every structure from its given DOFs instead of warm-starting."""
+        u = jnp.asarray(np.asarray(u, float))
+        if grad:
+            tree, pull = jax.vjp(self._tree, u)
+        else:
+            tree = self._tree(u)
+        total, gsum = 0.0, None
+        results = {}
+        for sid in self.ids(sets):
+            term = self.terms[sid]
+            x0, nbrs = (None, None) if fresh else self._state.get(sid, (None, None))
+            relaxed = relax(term.problem, term.potential, tree, x0, nbrs)
+            if not np.all(np.isfinite(relaxed.x)):
+                relaxed = relax(term.problem, term.potential, tree)  # retry from the start
+            self._state[sid] = (relaxed.x, relaxed.nbrs)
+            args = (tree, jnp.asarray(relaxed.x), jnp.asarray(relaxed.free), relaxed.nbrs)
+            if grad:
+                (value, props), g = term_value_and_grad(term, *args)
+                gsum = g if gsum is None else jax.tree.map(jnp.add, gsum, g)
+            else:
+                value, props = term_value(term, *args)
+            value = float(value)
+            total += value
+            results[sid] = StructureResult(value, props, relaxed)
+        self.evaluations += 1
+        gu = None
+        if grad:
+            gu = np.asarray(pull(gsum)[0]) if gsum is not None else np.zeros(self.space.size)
+        return Evaluation(total, gu, results)
+
+    def host_properties(self, result: StructureResult) -> dict:
+        values = to_host(result.properties)
+        bad = [k for k, v in values.items() if not np.all(np.isfinite(np.asarray(v, float)))]
+        if bad:
+            raise CalculationFailed(f"non-finite {', '.join(bad)} at the current parameters")
+        return values

@@ -1,0 +1,76 @@
+"""The fit vector: fitted DOFs scaled to order one, their bounds, and the map back to the named
+parameter tree (with ``<parameter-constraints>`` applied).
+
+A fitted parameter p with initial value p₀ is moved by the minimizer as u = p / s with
+s = |p₀| (1 when p₀ = 0), so a parameter of size 500 and one of size 1 both take steps of
+order one (SPEC §5). Bounds are scaled the same way. Dependent DOFs (constraints) are
+never fitted: they are recomputed from the others, differentiably, every time.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rexfit import expr as ex
+from rexfit.errors import InputError, InputErrors
+from rexfit.model.potentials import PotentialModel, get_path, set_path
+
+
+class ParameterSpace:
+    """Scaled fit vector u ↔ parameter tree of a :class:`PotentialModel`."""
+
+    def __init__(self, pm: PotentialModel, constraints=()):
+        self.pm = pm
+        by_name = {e.name: e for e in pm.entries}
+        dependent = {c.dependent_dof for c in constraints}
+        self.fitted = [e for e in pm.entries if e.fit and e.name not in dependent]
+        self.scale = np.array([abs(e.initial) if e.initial not in (0.0, None) else 1.0
+                               for e in self.fitted], float)
+        self.initial = np.array([e.initial for e in self.fitted], float)
+        self.lower = np.array([-np.inf if e.min is None else e.min for e in self.fitted]) / self.scale
+        self.upper = np.array([np.inf if e.max is None else e.max for e in self.fitted]) / self.scale
+        self.constraints = []
+        errors = []
+        for c in constraints:
+            tree, aliases = c.expression
+            aliases = dict(aliases)
+            names = sorted(ex.free_names(tree))
+            fn = ex.compile_expr(tree, names)
+            paths = [by_name[aliases.get(n, n)].path for n in names]
+            target = by_name.get(c.dependent_dof)
+            if target is None:
+                errors.append(InputError(f"<constraint>: unknown dependent DOF "
+                                         f"'{c.dependent_dof}'", c.origin))
+                continue
+            self.constraints.append((target.path, fn, paths, c))
+        if errors:
+            raise InputErrors(errors)
+
+    @property
+    def size(self) -> int:
+        return len(self.fitted)
+
+    def u0(self) -> np.ndarray:
+        """The given parameters as a fit vector (clipped into the bounds)."""
+        return np.clip(self.initial / self.scale, self.lower, self.upper)
+
+    def values(self, u) -> np.ndarray:
+        """Unscaled parameter values of the fitted DOFs."""
+        return np.asarray(u, float) * self.scale
+
+    def tree(self, u, base=None):
+        """Parameter tree at fit vector ``u`` (jnp-traceable), constraints applied."""
+        tree = self.pm.params if base is None else base
+        for e, ui, s in zip(self.fitted, _unstack(u, self.size), self.scale):
+            tree = set_path(tree, e.path, ui * s)
+        for path, fn, args, _ in self.constraints:
+            tree = set_path(tree, path, fn(*[get_path(tree, p) for p in args]))
+        return tree
+
+    def named_values(self, tree) -> dict[str, float]:
+        """{DOF name: value} of every parameter of the model in ``tree``."""
+        return {e.name: float(get_path(tree, e.path)) for e in self.pm.entries}
+
+
+def _unstack(u, n):
+    return [u[k] for k in range(n)]

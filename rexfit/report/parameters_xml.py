@@ -1,0 +1,289 @@
+"""parameters.xml: the job's ``<potentials>`` element with the fitted values written in.
+
+The file is the include-expanded ``<potentials>`` element of the job, unchanged except for the
+values of the parameters given (written with ``repr(float)``: 17 significant digits, an exact
+round trip), so a job restarts from it by replacing its ``<potentials>`` element with
+``<xi:include href="parameters.xml" xmlns:xi="http://www.w3.org/2003/XInclude"/>``.
+
+Each parameter is located by its origin (file and line, as recorded by the loader) *and* by its
+atomicrex name recomputed from the XML structure, so several parameters on one line are told
+apart and a parameter that cannot be found is an error, never skipped.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+from dataclasses import dataclass
+from typing import Iterator, Mapping, Sequence
+
+from lxml import etree
+
+from rexfit import __version__
+from rexfit.errors import CalculationFailed, Origin
+from rexfit.job import names
+from rexfit.job.build import ANALYTIC_FUNCTIONS, FUNCTIONS
+from rexfit.job.load import _INCLUDE_TAGS, _SRC, _replace_with_text, load_tree
+from rexfit.job.spec import JobSpec
+from rexfit.model.potentials import ParamEntry
+from rexfit.report.files import write_text
+
+XI_2003 = "http://www.w3.org/2003/XInclude"
+_XML_BASE = "{http://www.w3.org/XML/1998/namespace}base"
+_MARK = "rexfit-parameters-xml-source"  # temporary attribute of the comment-keeping parse
+
+
+def write_parameters_xml(job: JobSpec, entries: Sequence[ParamEntry],
+                         values: Mapping[str, float], path: str) -> None:
+    """Write ``path``: the job's ``<potentials>`` with ``values`` (DOF name -> value) written in.
+
+    Raises :class:`CalculationFailed` naming the parameter when a name in ``values`` is not a
+    parameter of ``entries``, cannot be found in the job file, or its value is not finite.
+    """
+    loaded = load_tree(job.path)
+    root = _tree_with_comments(job.path, loaded.origins)
+    if root is None:
+        root = loaded.root
+    tree = root.getroottree()
+    potentials = [el for el in root if _local(el) == "potentials"]
+    if not potentials:
+        raise CalculationFailed(f"{job.path}: the job has no <potentials> element to write "
+                                "parameters.xml from")
+
+    slots: dict[tuple[Origin, str], list[_Slot]] = {}
+    for pl in potentials:
+        for el, name, slot in _potential_slots(pl):
+            origin = loaded.origins.get(tree.getpath(el))
+            slots.setdefault((origin, name), []).append(slot)
+
+    by_name: dict[str, list[ParamEntry]] = {}
+    for e in entries:
+        by_name.setdefault(e.name, []).append(e)
+    for name, raw in values.items():
+        if name not in by_name:
+            raise CalculationFailed(f"parameters.xml: '{name}' is not a parameter of this job")
+        value = float(raw)
+        if not math.isfinite(value):
+            raise CalculationFailed(f"parameters.xml: parameter '{name}' has the non-finite "
+                                    f"value {value}; nothing written")
+        for e in by_name[name]:
+            found = slots.get((e.origin, name), [])
+            if len(found) != 1:
+                where = f" (at {e.origin})" if e.origin is not None else ""
+                why = "cannot be found" if not found else "is ambiguous"
+                raise CalculationFailed(f"parameters.xml: parameter '{name}'{where} {why} in "
+                                        "the job's <potentials>; nothing written")
+            found[0].write(value)
+
+    for pl in potentials:
+        _rebase_param_files(pl, tree, loaded.origins, os.path.dirname(os.path.abspath(path)))
+    out = copy.deepcopy(potentials[0])
+    for extra in potentials[1:]:  # several <potentials> elements: their potentials add
+        for child in extra:
+            out.append(copy.deepcopy(child))
+    out.tail = None
+    for el in out.iter(tag=etree.Element):
+        for attr in (_SRC, _MARK, _XML_BASE):
+            el.attrib.pop(attr, None)
+    etree.cleanup_namespaces(out)
+    write_text(path, _header(job, os.path.basename(path))
+               + etree.tostring(out, encoding="unicode") + "\n")
+
+
+def _header(job: JobSpec, href: str) -> str:
+    text = (f"Written by rexfit {__version__}: the <potentials> element of {job.path} with the "
+            f"fitted parameter values.\n     To restart from them, replace the job's "
+            f"<potentials>...</potentials> element with\n     <xi:include href=\"{href}\" "
+            f"xmlns:xi=\"{XI_2003}\"/>")
+    while "--" in text:  # not allowed inside an XML comment
+        text = text.replace("--", "- -")
+    return f'<?xml version="1.0" encoding="UTF-8"?>\n<!-- {text} -->\n'
+
+
+# ============================================================================ value slots
+
+
+@dataclass
+class _Slot:
+    """Where one value is written: an element's text, an attribute, or a child to add."""
+
+    el: etree._Element
+    attr: str | None = None  # set this attribute
+    add: str | None = None  # add a child element with this tag (value absent: 0)
+
+    def write(self, value: float) -> None:
+        text = repr(value)
+        if self.add is not None:
+            if value != 0.0:
+                _insert_child(self.el, self.add, text)
+        elif self.attr is not None:
+            if float(self.el.get(self.attr)) != value:
+                self.el.set(self.attr, text)
+        else:
+            old = (self.el.text or "") + "".join(c.tail or "" for c in self.el)
+            if float(old) != value:
+                lead = old[: len(old) - len(old.lstrip())]
+                trail = old[len(old.rstrip()):]
+                self.el.text = lead + text + trail
+                for c in self.el:  # the number was split around a comment: keep it whole
+                    c.tail = None
+
+
+def _insert_child(parent: etree._Element, tag: str, text: str) -> None:
+    """Add ``<tag>text</tag>`` near the top of ``parent``, indented like its children."""
+    child = etree.Element(tag)
+    child.text = text
+    index, before = 0, None
+    if tag == "derivative-right":
+        left = [c for c in parent if _local(c) == "derivative-left"]
+        if left:
+            index, before = parent.index(left[-1]) + 1, left[-1]
+    ws = (before.tail if before is not None else parent.text) or ""
+    child.tail = ws if ws.strip() == "" else None
+    parent.insert(index, child)
+
+
+def _local(el) -> str:
+    return etree.QName(el).localname if isinstance(el.tag, str) else ""
+
+
+def _kids(el, tag: str | None = None) -> list[etree._Element]:
+    return [c for c in el if isinstance(c.tag, str) and (tag is None or _local(c) == tag)]
+
+
+def _potential_slots(potentials: etree._Element) -> Iterator[tuple[etree._Element, str, _Slot]]:
+    """(element whose origin locates it, atomicrex name, slot) for every inline parameter."""
+    for pot in _kids(potentials):
+        kind = _local(pot)
+        head = f"{(pot.get('id') or '').strip()}[{names.POTENTIAL_TYPE.get(kind, kind)}]"
+        if kind == "lennard-jones":
+            for name in ("sigma", "epsilon"):
+                for el in _kids(pot, name):
+                    yield el, f"{head}.{name}", _Slot(el)
+        for fl in _kids(pot, "functions"):
+            for fn in _kids(fl):
+                if _local(fn) in FUNCTIONS:
+                    yield from _function_slots(fn, head)
+
+
+def _function_slots(fn: etree._Element, prefix: str) -> Iterator[tuple[etree._Element, str, _Slot]]:
+    """Mirrors rexfit.job.names.function_params on the XML of one function."""
+    kind = _local(fn)
+    here = f"{prefix}.{(fn.get('id') or '').strip() or 'screening'}" \
+           f"[{names.FUNCTION_TYPE.get(kind, kind)}]"
+    if kind == "user-function":
+        for p in _kids(fn, "param"):
+            yield p, f"{here}.{(p.get('name') or '').strip()}", _Slot(p)
+    elif kind == "spline":
+        for nodes in _kids(fn, "nodes"):
+            for n in _kids(nodes, "node"):
+                x = _float(n.get("x"))
+                if x is not None:
+                    yield n, f"{here}.node[{x:g}].y", _Slot(n, attr="y")
+        for end in ("derivative-left", "derivative-right"):
+            given = _kids(fn, end)
+            for el in given:
+                yield el, f"{here}.{end}", _Slot(el)
+            if not given:  # the DOF exists with value 0 and the spline's origin
+                yield fn, f"{here}.{end}", _Slot(fn, add=end)
+    elif kind == "poly":
+        for coeffs in _kids(fn, "coefficients"):
+            for c in _kids(coeffs, "coeff"):
+                n = c.get("n")
+                if n is not None and n.strip().lstrip("+-").isdigit():
+                    yield c, f"{here}.coeff[{int(n)}]", _Slot(c)
+    elif kind in ("sum", "product"):
+        for sub in _kids(fn):
+            if _local(sub) in FUNCTIONS:
+                yield from _function_slots(sub, here)
+    elif kind in ANALYTIC_FUNCTIONS:
+        for name in ANALYTIC_FUNCTIONS[kind]:
+            for el in _kids(fn, name):
+                yield el, f"{here}.{name}", _Slot(el)
+    for scr in _kids(fn, "screening"):
+        inner = _kids(scr)
+        if inner and _local(inner[0]) in FUNCTIONS:
+            yield from _function_slots(inner[0], here)
+
+
+def _float(raw: str | None) -> float | None:
+    try:
+        return float(raw.strip())
+    except (AttributeError, ValueError):
+        return None
+
+
+def _rebase_param_files(potentials: etree._Element, tree, origins: dict[str, Origin],
+                        out_dir: str) -> None:
+    """Rewrite relative ``<param-file>`` names so they resolve from ``out_dir`` as they did from
+    the file that contained them."""
+    for el in potentials.iter(tag=etree.Element):
+        if _local(el) != "param-file" or not (el.text or "").strip():
+            continue
+        name = el.text.strip()
+        origin = origins.get(tree.getpath(el))
+        if os.path.isabs(name) or origin is None:
+            continue
+        target = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(origin.path)),
+                                               name))
+        new = os.path.relpath(target, out_dir)
+        if os.path.normpath(new) != os.path.normpath(name):
+            el.text = new
+
+
+# ============================================================================ comment-keeping parse
+
+
+def _tree_with_comments(path: str, origins: dict[str, Origin]) -> etree._Element | None:
+    """The job expanded as the loader does, but keeping comments (the loader drops them).
+
+    Returns None unless every element sits at the same XPath with the same origin as in the
+    loader's tree, so values are always located through the loader's origins.
+    """
+    path = os.path.normpath(path)
+    files: list[str] = []
+    try:
+        root = _parse(path, files, (os.path.realpath(path),))
+    except (OSError, etree.XMLSyntaxError, ValueError):
+        return None
+    tree = root.getroottree()
+    mine: dict[str, Origin] = {}
+    for el in root.iter(tag=etree.Element):
+        idx = int(el.attrib.pop(_MARK, "0"))
+        mine[tree.getpath(el)] = Origin(files[idx], el.sourceline or 1)
+    return root if mine == origins else None
+
+
+def _parse(path: str, files: list[str], stack: tuple[str, ...]) -> etree._Element:
+    parser = etree.XMLParser(remove_comments=False, remove_pis=True, resolve_entities=False,
+                             no_network=True, load_dtd=False, huge_tree=False)
+    with open(path, "rb") as fh:
+        root = etree.fromstring(fh.read(), parser, base_url=path)
+    index = len(files)
+    files.append(path)
+    for el in root.iter(tag=etree.Element):
+        el.set(_MARK, str(index))
+    for inc in [el for el in root.iter(tag=etree.Element) if el.tag in _INCLUDE_TAGS]:
+        href, parent = inc.get("href"), inc.getparent()
+        target = os.path.normpath(os.path.join(os.path.dirname(path), href or ""))
+        if not href or parent is None or os.path.realpath(target) in stack:
+            raise ValueError("include the loader would have rejected")
+        mode = inc.get("parse", "xml")
+        if mode == "text":
+            with open(target, encoding="utf-8") as fh:
+                _replace_with_text(inc, fh.read())
+            continue
+        if mode != "xml":
+            raise ValueError("include the loader would have rejected")
+        sub = _parse(target, files, stack + (os.path.realpath(target),))
+        # Comments written before the included root element (a file header) are kept too.
+        before = (inc.getprevious().tail if inc.getprevious() is not None else parent.text) or ""
+        for c in reversed(list(sub.itersiblings(preceding=True))):
+            if isinstance(c, etree._Comment):
+                c = copy.copy(c)
+                c.tail = before if before.strip() == "" else None
+                inc.addprevious(c)
+        sub.tail = inc.tail
+        parent.replace(inc, sub)
+    return root
