@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rexfit.errors import CalculationFailed
+from rexfit.errors import CalculationFailed, NotImplementedInRexfit
 from rexfit.fit import methods
+from rexfit.job.spec import MinimizerSpec
 
 
 @dataclass
@@ -41,11 +42,18 @@ class FitResult:
                 "history": self.history}
 
 
+class _Stop(Exception):
+    """Raised inside the objective when a stopping rule (maxtime, stopval) fires."""
+
+
 class _Tracker:
     """Wraps the objective for a minimizer: counts, best point, history, progress output."""
 
-    def __init__(self, objective, log, interval: int, tty: bool):
+    def __init__(self, objective, log, interval: int, tty: bool, maxtime=None, stopval=None):
         self.objective = objective
+        self.maxtime = maxtime
+        self.stopval = stopval
+        self.stop_reason: str | None = None
         self.log = log
         self.interval = max(int(interval), 1)
         self.tty = tty
@@ -65,6 +73,9 @@ class _Tracker:
         hit = self._cache.get(key)
         if hit is not None and (hit[1] is not None or not grad):
             return hit
+        if self.maxtime is not None and time.perf_counter() - self.start > self.maxtime:
+            self.stop_reason = f"maxtime {self.maxtime:g} s reached"
+            raise _Stop
         ev = self.objective.evaluate(u, grad=grad)
         self.evaluations += 1
         f = ev.value
@@ -80,6 +91,9 @@ class _Tracker:
         if f < self.best:
             self.best, self.best_u = f, u.copy()
             self.best_grad = None if g is None else float(np.linalg.norm(g))
+        if self.stopval is not None and f <= self.stopval:
+            self.stop_reason = f"objective reached stopval {self.stopval:g}"
+            raise _Stop
         return f, g
 
     def fun(self, u) -> float:
@@ -120,11 +134,18 @@ def run_fit(objective, fitting, log, *, max_iter: int | None = None,
     spec = fitting.minimizer
     method = methods.method_of(spec)
     tty = sys.stdout.isatty() if tty is None else tty
-    tr = _Tracker(objective, log, fitting.output_interval, tty)
+    given = dict(spec.options)
+    if spec.kind == "adam" and given.get("batch-size") is not None and \
+            int(given["batch-size"]) < len(objective.ids()):
+        raise NotImplementedInRexfit(
+            f"{spec.origin}: <adam batch-size> (minibatches of structures) is not available in "
+            "this version of rexfit; leave batch-size out for full-batch Adam")
+    tr = _Tracker(objective, log, fitting.output_interval, tty,
+                  maxtime=given.get("maxtime"), stopval=given.get("stopval"))
     u0 = space.u0()
-    needs_grad = method in methods.GRADIENT_METHODS or (
-        method == "multistart" and spec.inner is not None
-        and methods.method_of(spec.inner) in methods.GRADIENT_METHODS)
+    needs_grad = method in methods.GRADIENT_METHODS or method == "multistart" and (
+        spec.inner is None or methods.method_of(spec.inner) in methods.GRADIENT_METHODS) or (
+        method == "differential-evolution" and methods.options(spec)["polish"])
     f0, g0 = tr._eval(u0, needs_grad)
     if not math.isfinite(f0) or f0 >= 1e30:
         raise CalculationFailed("the objective is not finite at the given parameters")
@@ -142,10 +163,12 @@ def run_fit(objective, fitting, log, *, max_iter: int | None = None,
                                        tr.callback, max_iter=max_iter)
     except KeyboardInterrupt:
         interrupted = True
+    except _Stop:
+        outcome = methods.Outcome(tr.best_u, True, tr.stop_reason, tr.iteration)
     if tty:
         sys.stdout.write("\n")
     u = tr.best_u if tr.best_u is not None else u0
-    if outcome is not None and not interrupted:
+    if outcome is not None and not interrupted and tr.stop_reason is None:
         f_out, _ = tr._eval(outcome.u, False)
         if f_out <= tr.best:
             u = outcome.u
@@ -168,14 +191,15 @@ def run_fit(objective, fitting, log, *, max_iter: int | None = None,
 
 
 def _multistart(spec, tr, u0, space, max_iter, seed) -> methods.Outcome:
-    if spec.inner is None:
-        raise CalculationFailed(f"{spec.origin}: <{spec.kind}> needs a local minimizer inside")
+    inner = spec.inner
+    if inner is None:  # nlopt's MLSL without a local algorithm: bounded L-BFGS
+        inner = MinimizerSpec(kind="BFGS", options=(), origin=spec.origin)
     rng = np.random.default_rng(dict(spec.options).get("seed", seed))
     reset = np.array([e.reset for e in space.fitted], bool)
     best = None
     for k, start in enumerate(methods.start_points(spec, u0, space.lower, space.upper, reset, rng)):
         tr.log(f"multistart: local run {k + 1} from objective {tr.fun(start):.10g}")
-        out = methods.minimize(spec.inner, tr.fun, tr.fun_grad, start, space.lower, space.upper,
+        out = methods.minimize(inner, tr.fun, tr.fun_grad, start, space.lower, space.upper,
                                tr.callback, max_iter=max_iter)
         f = tr.fun(out.u)
         if best is None or f < best[0]:

@@ -58,24 +58,55 @@ def _bounds(lower, upper):
             for lo, hi in zip(lower, upper)]
 
 
-def _max_iter(spec, default=100):
-    return int(_opt(spec, "max-iter", _opt(spec, "maxeval", default)))
+#: Defaults of each method's attributes (as documented in schemas/job.xsd).
+DEFAULTS = {
+    "lbfgs": {"max-iter": 100, "conv-threshold": 1e-5, "memory": 10},
+    "tnc": {"max-iter": 100, "conv-threshold": 1e-8},
+    "slsqp": {"max-iter": 100, "conv-threshold": 1e-8},
+    "nelder-mead": {"max-iter": 1000, "conv-threshold": 1e-8},
+    "powell": {"max-iter": 1000, "conv-threshold": 1e-8},
+    "cobyla": {"max-iter": 1000, "conv-threshold": 1e-8},
+    "differential-evolution": {"max-iter": 100, "conv-threshold": 0.01, "popsize": 15,
+                               "polish": True},
+    "adam": {"epochs": 100, "learning-rate": 1e-3},
+}
 
 
-def minimize(spec, fun, fun_grad, u0, lower, upper, callback, *, max_iter=None,
-             rng=None) -> Outcome:
-    """Run the minimizer ``spec`` (a MinimizerSpec) from ``u0``."""
+def options(spec) -> dict:
+    """The minimizer's attributes with defaults filled in; nlopt names translated
+    (maxeval → max-iter, ftol_rel → conv-threshold, xtol_rel → xtol)."""
     method = method_of(spec)
-    iters = int(max_iter) if max_iter is not None else _max_iter(spec)
-    tol = float(_opt(spec, "conv-threshold", _opt(spec, "ftol_rel", 1e-5)))
+    opts = dict(DEFAULTS.get(method, {}))
+    given = dict(spec.options)
+    if spec.kind == "nlopt":
+        for src, dst in (("maxeval", "max-iter"), ("ftol_rel", "conv-threshold"),
+                         ("xtol_rel", "xtol"), ("seed", "seed")):
+            if src in given:
+                opts[dst] = given[src]
+        if "ftol_rel" not in given and "ftol_abs" in given:
+            opts["conv-threshold"] = given["ftol_abs"]
+    else:
+        opts.update(given)
+    if method == "lbfgs":
+        opts.setdefault("gradient-tolerance", 1e-8 if spec.kind == "lbfgs"
+                        else opts["conv-threshold"])
+    return opts
+
+
+def minimize(spec, fun, fun_grad, u0, lower, upper, callback, *, max_iter=None) -> Outcome:
+    """Run the local or global minimizer ``spec`` (a MinimizerSpec) from ``u0``."""
+    method = method_of(spec)
+    opts = options(spec)
+    iters = int(max_iter) if max_iter is not None else int(opts.get("max-iter", 100))
+    tol = float(opts.get("conv-threshold", 1e-8))
+    xtol = float(opts.get("xtol", tol))
     bounds = _bounds(lower, upper)
     if method == "lbfgs":
-        gtol = float(_opt(spec, "gradient-tolerance", tol))
         res = optimize.minimize(fun_grad, u0, jac=True, method="L-BFGS-B", bounds=bounds,
                                 callback=callback,
-                                options=dict(maxiter=iters, maxfun=max(2 * iters, 50),
-                                             ftol=tol, gtol=gtol,
-                                             maxcor=int(_opt(spec, "memory", 10))))
+                                options=dict(maxiter=iters, maxfun=max(3 * iters, 50),
+                                             ftol=tol, gtol=float(opts["gradient-tolerance"]),
+                                             maxcor=int(opts["memory"])))
     elif method == "tnc":
         res = optimize.minimize(fun_grad, u0, jac=True, method="TNC", bounds=bounds,
                                 callback=callback, options=dict(maxfun=iters, ftol=tol))
@@ -84,22 +115,29 @@ def minimize(spec, fun, fun_grad, u0, lower, upper, callback, *, max_iter=None,
                                 callback=callback, options=dict(maxiter=iters, ftol=tol))
     elif method == "nelder-mead":
         res = optimize.minimize(fun, u0, method="Nelder-Mead", bounds=bounds, callback=callback,
-                                options=dict(maxiter=iters, fatol=tol, xatol=tol))
+                                options=dict(maxiter=iters, fatol=tol, xatol=xtol))
     elif method == "powell":
         res = optimize.minimize(fun, u0, method="Powell", bounds=bounds, callback=callback,
-                                options=dict(maxiter=iters, ftol=tol))
+                                options=dict(maxiter=iters, ftol=tol, xtol=xtol))
     elif method == "cobyla":
         res = optimize.minimize(fun, u0, method="COBYLA", bounds=bounds, callback=callback,
                                 options=dict(maxiter=iters, tol=tol))
     elif method == "differential-evolution":
         _need_finite_bounds(spec, lower, upper)
-        seed = _opt(spec, "seed", None)
         res = optimize.differential_evolution(
-            fun, list(zip(lower, upper)), maxiter=iters, tol=tol, seed=seed, x0=u0,
-            popsize=int(_opt(spec, "popsize", 15)), polish=False,
+            fun, list(zip(lower, upper)), maxiter=iters, tol=tol, seed=opts.get("seed"), x0=u0,
+            popsize=int(opts["popsize"]), polish=False,
             callback=lambda intermediate_result: callback(intermediate_result.x))
+        if opts["polish"]:
+            polished = optimize.minimize(fun_grad, res.x, jac=True, method="L-BFGS-B",
+                                         bounds=bounds, callback=callback,
+                                         options=dict(maxiter=200, ftol=1e-12, gtol=1e-10))
+            if polished.fun <= res.fun:
+                res.x, res.fun = polished.x, polished.fun
+                res.message = f"{res.message}; polished with L-BFGS-B ({polished.message})"
     elif method == "adam":
-        return _adam(spec, fun_grad, u0, lower, upper, callback, iters)
+        return _adam(opts, fun_grad, u0, lower, upper, callback,
+                     int(max_iter) if max_iter is not None else int(opts["epochs"]))
     else:
         raise ValueError(f"no minimizer '{method}'")
     return Outcome(np.asarray(res.x, float), bool(res.success), str(res.message),
@@ -113,15 +151,15 @@ def _need_finite_bounds(spec, lower, upper):
             "(in <fit-dof>)", spec.origin)])
 
 
-def _adam(spec, fun_grad, u0, lower, upper, callback, iters) -> Outcome:
+def _adam(opts, fun_grad, u0, lower, upper, callback, epochs) -> Outcome:
+    """Full-batch Adam (optax) on the scaled parameters, projected onto the bounds."""
     import jax.numpy as jnp
     import optax
 
-    epochs = int(_opt(spec, "epochs", iters))
-    opt = optax.adam(float(_opt(spec, "learning-rate", 1e-2)))
+    opt = optax.adam(float(opts["learning-rate"]))
     u = jnp.asarray(u0)
     state = opt.init(u)
-    tol = float(_opt(spec, "conv-threshold", 0.0))
+    tol = float(opts.get("conv-threshold", 0.0))
     last = None
     for k in range(epochs):
         f, g = fun_grad(np.asarray(u))
@@ -138,7 +176,9 @@ def start_points(spec, u0, lower, upper, reset, rng) -> list[np.ndarray]:
     """Starting vectors of ``<multistart>``: the given parameters, then random points in the
     bounds (DOFs without bounds are spread by ±50 % around their value; DOFs with
     ``reset="true"`` always start from their given value)."""
-    count = int(_opt(spec, "count", _opt(spec, "max-iter", 10)))
+    given = dict(spec.options)
+    count = int(given.get("count", given.get("max-iter", 10)) if spec.kind != "nlopt"
+                else given.get("maxeval", 10))
     points = [np.array(u0, float)]
     for _ in range(count - 1):
         lo = np.where(np.isfinite(lower), lower, u0 - 0.5 * np.maximum(np.abs(u0), 1.0))
