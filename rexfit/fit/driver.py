@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import sys
+from collections import OrderedDict
 import time
 from dataclasses import dataclass, field
 
@@ -65,7 +66,8 @@ class _Tracker:
         self.best_grad: float | None = None
         self.last_grad: np.ndarray | None = None
         self.history: list[list] = []
-        self._cache: dict[bytes, tuple[float, np.ndarray | None]] = {}
+        # recent evaluations by point: iteration callbacks (and simplex methods) revisit them
+        self._cache: OrderedDict[bytes, tuple[float, np.ndarray | None]] = OrderedDict()
 
     def _eval(self, u, grad: bool):
         u = np.asarray(u, float)
@@ -87,7 +89,10 @@ class _Tracker:
                                         else np.zeros_like(u))
         if g is not None:
             self.last_grad = g
-        self._cache = {key: (f, g)}
+        self._cache[key] = (f, g)
+        self._cache.move_to_end(key)
+        while len(self._cache) > 64:
+            self._cache.popitem(last=False)
         if f < self.best:
             self.best, self.best_u = f, u.copy()
             self.best_grad = None if g is None else float(np.linalg.norm(g))

@@ -189,3 +189,19 @@ def test_constraint_ties_parameters(tmp_path):
     # parameters.xml carries the dependent value too
     xml = (tmp_path / "out/parameters.xml").read_text()
     assert repr(p["epsilon"]) in xml
+
+
+def test_validate_potentials_and_terminal_progress(tmp_path, capsys):
+    """<validate-potentials/> prints its checks before the fit; on a terminal the progress is
+    one line rewritten in place while log.txt still gets the iter= lines."""
+    path = tmp_path / "job.xml"
+    path.write_text(LJ_JOB.format(minimizer='<BFGS conv-threshold="1e-12"/>')
+                    .replace("<job>", "<job><validate-potentials/>"))
+    job, _ = load_job(str(path))
+    run_job(job, output_dir=str(tmp_path / "out"), tty=True)
+    shown = capsys.readouterr().out
+    log = (tmp_path / "out/log.txt").read_text()
+    assert "Validating potentials" in log and "PASS" in log and "FAIL" not in log
+    assert log.index("Validating potentials") < log.index("Training phase")
+    assert "\r  iteration" in shown and "iter= " not in shown
+    assert re.search(r"^iter= \d+ residual= ", log, flags=re.M)
