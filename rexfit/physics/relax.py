@@ -88,6 +88,7 @@ class RelaxProblem:
             modes /= np.sqrt(max(real.sum(), 1))
         #: Orthonormal rigid-translation modes (size, 3); zero if atoms do not move.
         self.translations = modes
+        self._capacity = 0
 
     def system(self, x) -> System:
         """The structure at DOF vector ``x`` (differentiable)."""
@@ -112,7 +113,19 @@ class RelaxProblem:
         return out
 
     def neighbors(self, x):
-        return build_neighbor_list(self.system(jnp.asarray(x)), self.cutoff, SKIN)
+        """A neighbour list at ``x``. Its capacity never shrinks below the largest one this
+        structure needed so far, so a fit does not recompile when a cell expands and shrinks."""
+        system = self.system(jnp.asarray(x))
+        nbrs = None
+        if self._capacity:
+            try:
+                nbrs = build_neighbor_list(system, self.cutoff, SKIN, capacity=self._capacity)
+            except ValueError:  # needs more room than before
+                nbrs = None
+        if nbrs is None:
+            nbrs = build_neighbor_list(system, self.cutoff, SKIN)
+        self._capacity = max(self._capacity, nbrs.capacity)
+        return nbrs
 
 
 @dataclass
