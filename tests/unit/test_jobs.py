@@ -106,6 +106,10 @@ def test_wheel_contains_schema_and_templates(tmp_path):
     assert "rexfit/schemas/job.xsd" in members
     assert "rexfit/templates/eam.xml" in members
     assert "rexfit/cli.py" in members
+    # every Python package of the source tree is in the wheel (pyproject lists them by hand)
+    for init in sorted((ROOT / "rexfit").rglob("__init__.py")):
+        rel = init.relative_to(ROOT).as_posix()
+        assert rel in members, f"{rel} missing from the wheel: add it to pyproject packages"
 
 
 @pytest.mark.parametrize("job", ["al-eam", "ar-lj"])
