@@ -1,7 +1,8 @@
-"""Running a job: build the model, (training phase), output phase, write the results.
+"""Running a job: build the model and objective, training phase, output phase, write results.
 
-Flow: JobSpec → PotentialModel + StructureModels → relax + compute properties → records →
-log lines, tables, results.json (SPEC §2, §6).
+Flow: JobSpec → PotentialModel + Objective (structures, weights) → fit (rexfit.fit) →
+one evaluation of both sets → records → log lines, tables, results.json, parameters.xml,
+exports (SPEC §2, §6).
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from rexfit.job.build import DOF_PROPERTIES, PROPERTIES
 from rexfit.model.potentials import PotentialModel, build_potentials
 from rexfit.objective.objective import Objective, target_of
 from rexfit.objective.parameters import ParameterSpace
-from rexfit.objective.weights import absolute_weights, residual, tolerance
+from rexfit.objective.terms import residual
+from rexfit.objective.weights import absolute_weights, tolerance
 from rexfit.report import lines as rl
 from rexfit.report.files import write_json, write_text
 from rexfit.report.parameters_xml import write_parameters_xml
@@ -72,7 +74,7 @@ def _property_records(st: s.StructureSpec, model, natoms: int, values: dict, wei
             rec["tolerance"] = tol
             w = weights.get((st.id, name))
             if w is not None and target is not None:
-                r = residual(p.residual_style, values[name], target, tol)
+                r = float(residual(p.residual_style, values[name], target, tol))
                 rec.update(abs_weight=w, weighted_residual=w * r)
         out[name] = rec
     return out

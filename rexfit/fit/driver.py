@@ -63,7 +63,6 @@ class _Tracker:
         self.iteration = 0
         self.best_u: np.ndarray | None = None
         self.best = math.inf
-        self.best_grad: float | None = None
         self.last_grad: np.ndarray | None = None
         self.history: list[list] = []
         # recent evaluations by point: iteration callbacks (and simplex methods) revisit them
@@ -95,7 +94,6 @@ class _Tracker:
             self._cache.popitem(last=False)
         if f < self.best:
             self.best, self.best_u = f, u.copy()
-            self.best_grad = None if g is None else float(np.linalg.norm(g))
         if self.stopval is not None and f <= self.stopval:
             self.stop_reason = f"objective reached stopval {self.stopval:g}"
             raise _Stop

@@ -72,7 +72,7 @@ class Objective:
             model = build_structure(st, pm.species)
             problem = RelaxProblem(model, pm.potential.cutoff)
             set_name = "training" if st.fit else "validation"
-            natoms = int(np.sum(np.asarray(model.make(model.dofs).mask)))
+            natoms = problem.nreal
             fitted = []
             for p in st.properties:
                 w = weights[set_name].get((st.id, p.name))

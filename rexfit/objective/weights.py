@@ -1,4 +1,5 @@
-"""atomicrex's nested weights, default tolerances and residual styles (SPEC §4).
+"""atomicrex's nested weights and default tolerances (SPEC §4); residual styles are in
+:mod:`rexfit.objective.terms`.
 
 w_abs = (w_S / Σ_S w_S) × (w_P / Σ_{fitted P of S} w_P), with group weights multiplying the
 same way recursively (a group's subgroups count as its structures). Only members that contain
@@ -7,8 +8,6 @@ separately (the validation objective is computed as if its properties were fitte
 """
 
 from __future__ import annotations
-
-import numpy as np
 
 from rexfit.job import spec as s
 from rexfit.job.build import PROPERTIES
@@ -61,17 +60,3 @@ def absolute_weights(group: s.GroupSpec, *, validation: bool = False) -> dict[tu
     walk(group, 1.0)
     return out
 
-
-def residual(style: str, value, target, tol: float) -> float:
-    """Unweighted residual of one property; vectors average their per-component residuals."""
-    a = np.asarray(value, dtype=float)
-    t = np.asarray(target, dtype=float)
-    if style == "squared":
-        r = ((a - t) / tol) ** 2
-    elif style == "squared-relative":
-        r = ((a - t) / t) ** 2
-    elif style == "absolute-diff":
-        r = np.abs(a - t) / tol
-    else:
-        raise ValueError(f"unknown residual style {style!r}")
-    return float(np.sum(r) / r.size) if r.ndim else float(r)

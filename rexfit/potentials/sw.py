@@ -1,0 +1,170 @@
+"""Stillinger–Weber potential, multi-element, exactly as LAMMPS ``pair_style sw``.
+
+E = Σ_{i<j} φ2(r_ij) + Σ_i Σ_{j<k} φ3(r_ij, r_ik, θ_jik) with, for element triplet entries
+(LAMMPS's assignment; s_x = the element of atom x):
+
+    φ2(r_ij) = A ε [B (σ/r)^p − (σ/r)^q] exp(σ / (r − aσ))            entry (s_i, s_j, s_j)
+    φ3 = λε_ijk (cos θ_jik − cosθ0_ijk)² exp(γσ_ij / (r_ij − aσ_ij))
+                                          · exp(γσ_ik / (r_ik − aσ_ik))
+
+where λ, ε, cosθ0 of φ3 come from the (s_i, s_j, s_k) entry and σ, a, γ of each leg from that
+leg's two-body entry: (s_i, s_j, s_j) for i→j, (s_i, s_k, s_k) for i→k.  Every pair term and
+leg is cut at r_c = aσ of its ijj entry, or, with tol > 0, at aσ + γ'σ / ln(min(tol, 0.01))
+(γ' = min(γ, 1)), where LAMMPS stops evaluating (the functions are not shifted).
+
+LAMMPS evaluates each pair once with the ijj entry of whichever atom it treats as i, and each
+angle once with the ijk entry for whichever neighbour it meets first; rexfit uses
+½[φ2_ijj + φ2_jii] and ½[φ3_ijk + φ3_ikj], which is the same energy whenever the file is
+symmetric in those entries (every published file is) and otherwise the order-independent
+average.  Energy only: forces and stress come from autodiff (rexfit.physics.properties).
+
+params: {tag: {"epsilon", "sigma", "a", "lambda", "gamma", "costheta0", "A", "B", "p", "q",
+"tol"}} for every element triplet, tag = "".join(triplet) (e.g. "SiSiSi", "GaNN"); float64
+scalars.  tol enters only through the cutoff (a discrete choice: its gradient is zero).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Iterable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from rexfit.potentials.base import Params
+from rexfit.potentials.manybody_files import (
+    SW_PARAMETERS,
+    check_tags,
+    entries_from_params,
+    params_from_entries,
+    read_sw_file,
+    stack_params,
+    write_sw_file,
+)
+from rexfit.structures.neighbors import NeighborList, pair_displacements
+from rexfit.structures.system import System
+from rexfit.structures.triplets import (
+    TripletNeighborList,
+    build_triplet_neighbor_list,
+    require_triplets,
+)
+
+#: exp(x) for x below this is 0 in float64, as in LAMMPS; clamping keeps gradients finite.
+_EXP_FLOOR = -800.0
+
+
+def sw_pair_cutoff(entry) -> float:
+    """LAMMPS's pair cutoff (Å) of one ``sw`` entry: aσ, shortened when tol > 0."""
+    cut = entry["sigma"] * entry["a"]
+    tol = entry["tol"]
+    if tol > 0.0:
+        tol = min(tol, 0.01)
+        cut += (entry["gamma"] if entry["gamma"] < 1.0 else 1.0) * entry["sigma"] / math.log(tol)
+    return float(cut)
+
+
+@dataclass(frozen=True)
+class StillingerWeber:
+    """Stillinger–Weber over ``elements`` (species index s ↦ elements[s]).
+
+    reach: (S, S) nested tuple, Å: pair (s_i, s_j) is never counted beyond reach[s_i][s_j],
+    the distance neighbour and triplet lists are built for (normally the file's cutoffs; a
+    ``margin`` in :meth:`create` leaves room for a fit to lengthen aσ).  Build with
+    :meth:`create` or :meth:`from_file`; hashable, so it can be a static ``jit`` argument.
+    Species ≥ len(elements) do not interact.
+    """
+
+    elements: tuple[str, ...]
+    reach: tuple[tuple[float, ...], ...]
+
+    # ------------------------------------------------------------------ construction
+
+    @staticmethod
+    def create(elements: Iterable[str], params: Params, margin: float = 0.0) -> StillingerWeber:
+        """Potential whose reach is the pair cutoffs of ``params`` plus ``margin`` (Å)."""
+        elements = tuple(elements)
+        check_tags(elements)
+        entries = entries_from_params(params, elements, SW_PARAMETERS)
+        reach = tuple(
+            tuple(sw_pair_cutoff(entries[(a, b, b)]) + float(margin) for b in elements)
+            for a in elements
+        )
+        return StillingerWeber(elements, reach)
+
+    @staticmethod
+    def from_file(path, elements: Iterable[str], margin: float = 0.0):
+        """(potential, params) from a LAMMPS ``.sw`` file for ``elements`` (like
+        ``pair_coeff * * path e1 e2 ...``); entries of other elements are ignored."""
+        elements = tuple(elements)
+        params = params_from_entries(read_sw_file(path), elements, SW_PARAMETERS)
+        return StillingerWeber.create(elements, params, margin), params
+
+    def write_file(self, path, params: Params, header: Iterable[str] = ()) -> None:
+        """Write ``params`` as a LAMMPS ``.sw`` file (all element triplets)."""
+        write_sw_file(path, entries_from_params(params, self.elements, SW_PARAMETERS), header)
+
+    @property
+    def cutoff(self) -> float:
+        """Largest reach (Å): the neighbour list must extend this far."""
+        return max(max(row) for row in self.reach)
+
+    def neighbor_list(self, system: System, skin: float = 0.5, *, capacity: int | None = None,
+                      triplet_capacity: int | None = None) -> TripletNeighborList:
+        """Full neighbour list with unordered triplets (j < k) pruned to the pair reaches."""
+        reach = np.asarray(self.reach)
+        return build_triplet_neighbor_list(system, self.cutoff, skin, reach, reach,
+                                           ordered=False, capacity=capacity,
+                                           triplet_capacity=triplet_capacity)
+
+    # ------------------------------------------------------------------ evaluation
+
+    def _pair_terms(self, params: Params, system: System, nbrs: NeighborList):
+        """Per pair slot: displacement, r, use mask, φ2 and the leg factor exp(γσ/(r − aσ))."""
+        n = len(self.elements)
+        p = stack_params(params, self.elements, SW_PARAMETERS)
+        d = pair_displacements(system, nbrs)
+        r2 = jnp.sum(d * d, axis=1)
+        si, sj = system.species[nbrs.i], system.species[nbrs.j]
+        valid = nbrs.mask & (si >= 0) & (si < n) & (sj >= 0) & (sj < n)
+        si, sj = jnp.clip(si, 0, n - 1), jnp.clip(sj, 0, n - 1)
+        slot = (si * n + sj) * n + sj  # the ijj entry
+        eps, sigma, a, gamma = (p[k][slot] for k in ("epsilon", "sigma", "a", "gamma"))
+        big_a, big_b, pp, qq, tol = (p[k][slot] for k in ("A", "B", "p", "q", "tol"))
+        cut = sigma * a
+        tol_safe = jnp.where(tol > 0.0, jnp.minimum(tol, 0.01), 0.5)
+        shortening = jnp.where(gamma < 1.0, gamma, 1.0) * sigma / jnp.log(tol_safe)
+        r_cut = cut + jnp.where(tol > 0.0, shortening, 0.0)
+        reach = jnp.asarray(np.asarray(self.reach, dtype=np.float64))[si, sj]
+        use = valid & (r2 < r_cut * r_cut) & (r2 < reach * reach)
+        r = jnp.where(use, jnp.sqrt(r2), 1.0)
+        sigma_s = jnp.where(use, sigma, 1.0)
+        x = jnp.where(use, r - cut, -1.0)  # < 0 where used
+        radial = big_a * eps * (big_b * sigma_s**pp * r ** (-pp) - sigma_s**qq * r ** (-qq))
+        phi2 = radial * jnp.exp(jnp.maximum(sigma_s / x, _EXP_FLOOR))
+        leg = jnp.exp(jnp.maximum(gamma * sigma_s / x, _EXP_FLOOR))
+        return p, d, r, use, jnp.where(use, phi2, 0.0), jnp.where(use, leg, 0.0), si, sj
+
+    def energy(self, params: Params, system: System, nbrs: NeighborList) -> jax.Array:
+        """Total energy (eV); ``nbrs`` must carry triplets (:meth:`neighbor_list`)."""
+        triplets = require_triplets(nbrs)
+        n = len(self.elements)
+        p, d, r, use, phi2, leg, si, sj = self._pair_terms(params, system, nbrs)
+        a, b = triplets.ij, triplets.ik
+        use3 = triplets.mask & use[a] & use[b]
+        cos = jnp.sum(d[a] * d[b], axis=1) / (r[a] * r[b])
+        s_i, s_j, s_k = si[a], sj[a], sj[b]
+
+        def angular(slot):
+            delta = cos - p["costheta0"][slot]
+            return p["lambda"][slot] * p["epsilon"][slot] * delta * delta
+
+        ijk = (s_i * n + s_j) * n + s_k
+        if triplets.ordered:  # each angle listed twice: ½ Σ_t φ3_ijk
+            ang = 0.5 * angular(ijk)
+        else:  # each angle once: ½ (φ3_ijk + φ3_ikj)
+            ang = 0.5 * (angular(ijk) + angular((s_i * n + s_k) * n + s_j))
+        phi3 = jnp.where(use3, leg[a] * leg[b] * ang, 0.0)
+        return 0.5 * jnp.sum(phi2) + jnp.sum(phi3)
+

@@ -1,0 +1,197 @@
+"""Tersoff potential, multi-element, exactly as LAMMPS ``pair_style tersoff`` (no ``shift``).
+
+E = ½ Σ_i Σ_{j≠i} f_C(r_ij) [f_R(r_ij) + b_ij f_A(r_ij)] with, per element triplet entry
+(s_x = the element of atom x; "ijj" = the entry (s_i, s_j, s_j), "ijk" = (s_i, s_j, s_k)):
+
+    f_R = A e^{−λ1 r},  f_A = −B e^{−λ2 r},  f_C(r; R, D) = 1 (r < R−D),
+          ½ − ½ sin(π/2 (r − R)/D) (|r − R| ≤ D), 0 (r > R+D)           A, B, λ1, λ2, R, D: ijj
+    b_ij = (1 + (β ζ_ij)^n)^(−1/2n)                                     β, n: ijj
+    ζ_ij = Σ_{k≠i,j} f_C(r_ik; R_ijk, D_ijk) g_ijk(θ_jik) exp[(λ3_ijk (r_ij − r_ik))^m_ijk]
+    g(θ) = γ_ijk [1 + c²/d² − c²/(d² + (h − cos θ)²)]                   γ, c, d, h: ijk
+
+LAMMPS details reproduced: the cutoff of the k leg is R+D of the *ijk* entry (not of the ik
+pair's entry); m is used as an integer, 3 or 1 (λ3 is cubed together with r_ij − r_ik for
+m = 3); the exponential is clamped (1e30 above argument 69.0776, 0 below −69.0776); b_ij
+uses LAMMPS's asymptotic branches (β ζ beyond c1 = (2n·1e−16)^(−1/n) or c2, or below 1/c1 or
+1/c2); pairs are cut at r² < (R+D)².  LAMMPS adds each repulsive pair term once, with the ijj
+entry of whichever atom it treats as i; rexfit uses ½[f_R,ijj + f_R,jii], the same for every
+well-formed file.  Energy only: forces and stress come from autodiff.
+
+params: {tag: {"m", "gamma", "lambda3", "c", "d", "costheta0", "n", "beta", "lambda2", "B",
+"R", "D", "lambda1", "A"}} for every element triplet, tag = "".join(triplet) (e.g. "SiSiC");
+float64 scalars; ``costheta0`` is h.  m is discrete (its gradient is zero).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from rexfit.potentials.base import Params
+from rexfit.potentials.manybody_files import (
+    TERSOFF_PARAMETERS,
+    check_tags,
+    entries_from_params,
+    params_from_entries,
+    read_tersoff_file,
+    stack_params,
+    write_tersoff_file,
+)
+from rexfit.structures.neighbors import NeighborList, pair_displacements
+from rexfit.structures.system import System
+from rexfit.structures.triplets import (
+    TripletNeighborList,
+    build_triplet_neighbor_list,
+    require_triplets,
+)
+
+_EXP_LIMIT = 69.0776  # LAMMPS's clamp of the ζ exponential
+
+
+def _cutoff_function(r, big_r, big_d):
+    """f_C(r) with LAMMPS's branches; finite gradients for D = 0 entries."""
+    d_safe = jnp.where(big_d > 0.0, big_d, 1.0)
+    inner = 0.5 * (1.0 - jnp.sin(0.5 * jnp.pi * (r - big_r) / d_safe))
+    return jnp.where(r < big_r - big_d, 1.0, jnp.where(r > big_r + big_d, 0.0, inner))
+
+
+def _bond_order(zeta, beta, n):
+    """b_ij = (1 + (βζ)^n)^(−1/2n) with LAMMPS's asymptotic branches (ters_bij)."""
+    n_safe = jnp.where(n > 0.0, n, 1.0)
+    tmp = beta * zeta
+    c1 = (2.0 * n_safe * 1.0e-16) ** (-1.0 / n_safe)
+    c2 = (2.0 * n_safe * 1.0e-8) ** (-1.0 / n_safe)
+    c3, c4 = 1.0 / c2, 1.0 / c1
+    t = jnp.where(tmp > c4, tmp, 1.0)  # every branch below is evaluated at a positive t
+    t_n = t**n_safe
+    b1 = 1.0 / jnp.sqrt(t)
+    b2 = (1.0 - 1.0 / (t_n * 2.0 * n_safe)) / jnp.sqrt(t)
+    b4 = 1.0 - t_n / (2.0 * n_safe)
+    b5 = (1.0 + t_n) ** (-1.0 / (2.0 * n_safe))
+    return jnp.where(tmp > c1, b1, jnp.where(tmp > c2, b2, jnp.where(
+        tmp < c4, 1.0, jnp.where(tmp < c3, b4, b5))))
+
+
+@dataclass(frozen=True)
+class Tersoff:
+    """Tersoff over ``elements`` (species index s ↦ elements[s]).
+
+    reach: (S, S, S) nested tuple, Å, indexed like the entries: reach[s_i][s_j][s_j] bounds
+    the pair i–j, reach[s_i][s_j][s_k] the k leg of ζ_ij; normally R + D of each entry (plus
+    the ``margin`` of :meth:`create`, room for a fit to lengthen R + D).  Neighbour and
+    triplet lists are built for these distances.  Build with :meth:`create` or
+    :meth:`from_file`; hashable (a static ``jit`` argument).  Species ≥ len(elements) do not
+    interact.
+    """
+
+    elements: tuple[str, ...]
+    reach: tuple[tuple[tuple[float, ...], ...], ...]
+
+    # ------------------------------------------------------------------ construction
+
+    @staticmethod
+    def create(elements: Iterable[str], params: Params, margin: float = 0.0) -> Tersoff:
+        """Potential whose reach is R + D of every entry of ``params`` plus ``margin`` (Å)."""
+        elements = tuple(elements)
+        check_tags(elements)
+        e = entries_from_params(params, elements, TERSOFF_PARAMETERS)
+        reach = tuple(tuple(tuple(e[(a, b, c)]["R"] + e[(a, b, c)]["D"] + float(margin)
+                                  for c in elements) for b in elements) for a in elements)
+        return Tersoff(elements, reach)
+
+    @staticmethod
+    def from_file(path, elements: Iterable[str], margin: float = 0.0):
+        """(potential, params) from a LAMMPS ``.tersoff`` file for ``elements`` (like
+        ``pair_coeff * * path e1 e2 ...``); entries of other elements are ignored."""
+        elements = tuple(elements)
+        params = params_from_entries(read_tersoff_file(path), elements, TERSOFF_PARAMETERS)
+        return Tersoff.create(elements, params, margin), params
+
+    def write_file(self, path, params: Params, header: Iterable[str] = ()) -> None:
+        """Write ``params`` as a LAMMPS ``.tersoff`` file (all element triplets)."""
+        entries = entries_from_params(params, self.elements, TERSOFF_PARAMETERS)
+        write_tersoff_file(path, entries, header)
+
+    @property
+    def cutoff(self) -> float:
+        """Largest reach (Å), LAMMPS's cutmax: the neighbour list must extend this far."""
+        return max(x for plane in self.reach for row in plane for x in row)
+
+    def pair_reach(self) -> np.ndarray:
+        """(S, S) reach of the pair i–j (the ijj entries), Å."""
+        reach = np.asarray(self.reach, dtype=np.float64)
+        s = np.arange(len(self.elements))
+        return reach[s[:, None], s[None, :], s[None, :]]
+
+    def neighbor_list(self, system: System, skin: float = 0.5, *, capacity: int | None = None,
+                      triplet_capacity: int | None = None,
+                      ordered: bool = False) -> TripletNeighborList:
+        """Full neighbour list with triplets pruned to the ij (ijj) and ik (ijk) reaches.
+
+        ``ordered=False`` (default) stores each pair of legs once and evaluates both angles'
+        ζ contributions from it (half the triplet memory).
+        """
+        return build_triplet_neighbor_list(system, self.cutoff, skin, self.pair_reach(),
+                                           np.asarray(self.reach, dtype=np.float64),
+                                           ordered=ordered, capacity=capacity,
+                                           triplet_capacity=triplet_capacity)
+
+    # ------------------------------------------------------------------ evaluation
+
+    def energy(self, params: Params, system: System, nbrs: NeighborList) -> jax.Array:
+        """Total energy (eV); ``nbrs`` must carry triplets (:meth:`neighbor_list`)."""
+        triplets = require_triplets(nbrs)
+        n = len(self.elements)
+        p = stack_params(params, self.elements, TERSOFF_PARAMETERS)
+        reach = jnp.asarray(np.asarray(self.reach, dtype=np.float64).reshape(-1))
+
+        d = pair_displacements(system, nbrs)
+        r2 = jnp.sum(d * d, axis=1)
+        si, sj = system.species[nbrs.i], system.species[nbrs.j]
+        valid = nbrs.mask & (si >= 0) & (si < n) & (sj >= 0) & (sj < n)
+        si, sj = jnp.clip(si, 0, n - 1), jnp.clip(sj, 0, n - 1)
+        r_all = jnp.where(nbrs.mask, jnp.sqrt(r2), 1.0)
+
+        # pair terms, ijj entry
+        slot = (si * n + sj) * n + sj
+        big_r, big_d = p["R"][slot], p["D"][slot]
+        cut = big_r + big_d
+        use = valid & (r2 < cut * cut) & (r2 < reach[slot] ** 2)
+        r = jnp.where(use, r_all, 0.5 * big_r)
+        fc = _cutoff_function(r, big_r, big_d)
+        repulsive = fc * p["A"][slot] * jnp.exp(-p["lambda1"][slot] * r)
+        attractive = -p["B"][slot] * jnp.exp(-p["lambda2"][slot] * r) * fc
+
+        # ζ_ij: k legs with the ijk entry's cutoff and angular parameters
+        a, b = triplets.ij, triplets.ik
+        cos = jnp.sum(d[a] * d[b], axis=1) / (r_all[a] * r_all[b])
+
+        def zeta_term(first, second, cos):
+            """(contribution to ζ of the pair ``first`` from the leg ``second``, mask)."""
+            k = (si[first] * n + sj[first]) * n + sj[second]
+            r_ij, r_ik2 = r_all[first], r2[second]
+            cut_k = p["R"][k] + p["D"][k]
+            ok = (triplets.mask & use[first] & valid[second] & (r_ik2 < cut_k * cut_k)
+                  & (r_ik2 < reach[k] ** 2))
+            r_ik = jnp.where(ok, r_all[second], 0.5 * p["R"][k])
+            lam = p["lambda3"][k] * (r_ij - r_ik)
+            arg = jnp.where(jnp.floor(p["m"][k]) == 3.0, lam * lam * lam, lam)
+            ex = jnp.where(arg > _EXP_LIMIT, 1.0e30, jnp.where(
+                arg < -_EXP_LIMIT, 0.0, jnp.exp(jnp.clip(arg, -_EXP_LIMIT, _EXP_LIMIT))))
+            c2, d2 = p["c"][k] ** 2, jnp.where(ok, p["d"][k] ** 2, 1.0)
+            hcth = p["costheta0"][k] - cos
+            g = p["gamma"][k] * (1.0 + c2 / d2 - c2 / (d2 + hcth * hcth))
+            term = _cutoff_function(r_ik, p["R"][k], p["D"][k]) * g * ex
+            return jnp.where(ok, term, 0.0)
+
+        capacity = nbrs.capacity
+        zeta = jax.ops.segment_sum(zeta_term(a, b, cos), a, num_segments=capacity)
+        if not triplets.ordered:
+            zeta = zeta + jax.ops.segment_sum(zeta_term(b, a, cos), b, num_segments=capacity)
+        bij = _bond_order(zeta, p["beta"][slot], p["n"][slot])
+        return 0.5 * jnp.sum(jnp.where(use, repulsive + bij * attractive, 0.0))
+
