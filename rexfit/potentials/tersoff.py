@@ -171,7 +171,7 @@ class Tersoff:
         cos = jnp.sum(d[a] * d[b], axis=1) / (r_all[a] * r_all[b])
 
         def zeta_term(first, second, cos):
-            """(contribution to ζ of the pair ``first`` from the leg ``second``, mask)."""
+            """Contribution to ζ of pair slot ``first`` from the k leg ``second`` (0 if cut)."""
             k = (si[first] * n + sj[first]) * n + sj[second]
             r_ij, r_ik2 = r_all[first], r2[second]
             cut_k = p["R"][k] + p["D"][k]
