@@ -9,7 +9,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from ase.build import bulk
 
 from rexfit.physics.properties import EV_PER_A3_TO_GPA, evaluate
 from rexfit.potentials.manybody_files import (
@@ -28,24 +27,11 @@ from rexfit.structures.triplets import (
     with_triplets,
 )
 from tests.support.lammps_ref import lammps_compute, potentials_dir
+from tests.support.structures import crystal
 
 E_TOL = 1e-9  # eV/atom
 F_TOL = 1e-8  # eV/Å
 S_TOL = 1e-6  # GPa
-
-
-def crystal(name, a, repeat=1, symbols=None, seed=0, strain=0.02, rattle=0.1, c=None,
-            cubic=True):
-    """(positions, cell, species) of a perturbed, triclinically strained ASE crystal."""
-    kw = {"c": c} if c is not None else {}
-    atoms = bulk(name, symbols, a, cubic=cubic, **kw).repeat((repeat,) * 3)
-    rng = np.random.default_rng(seed)
-    deformation = np.eye(3) + rng.normal(0.0, strain, (3, 3))
-    cell = atoms.cell.array @ deformation
-    pos = atoms.get_scaled_positions() @ cell + rng.normal(0.0, rattle, (len(atoms), 3))
-    kinds = list(dict.fromkeys(atoms.get_chemical_symbols()))
-    species = np.array([kinds.index(s) for s in atoms.get_chemical_symbols()])
-    return pos, cell, species
 
 
 def compare_with_lammps(potential, params, structure, coeff, skin=0.3):

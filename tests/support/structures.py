@@ -77,3 +77,19 @@ def make_cases(a: float = 3.6, ntypes: int = 1, seed: int = 0) -> list[Case]:
     cases.append(Case("cluster", pos, np.zeros((3, 3)), _species(rng, 13, ntypes),
                       (False,) * 3))
     return cases
+
+
+def crystal(name, a, repeat=1, symbols=None, seed=0, strain=0.02, rattle=0.1, c=None,
+            cubic=True, species=None):
+    """(positions, cell, species) of a perturbed, triclinically strained ASE crystal;
+    ``species`` overrides the crystal's own (e.g. a random alloy)."""
+    kw = {"c": c} if c is not None else {}
+    atoms = bulk(name, symbols, a, cubic=cubic, **kw).repeat((repeat,) * 3)
+    rng = np.random.default_rng(seed)
+    deformation = np.eye(3) + rng.normal(0.0, strain, (3, 3))
+    cell = atoms.cell.array @ deformation
+    pos = atoms.get_scaled_positions() @ cell + rng.normal(0.0, rattle, (len(atoms), 3))
+    if species is None:
+        kinds = list(dict.fromkeys(atoms.get_chemical_symbols()))
+        species = np.array([kinds.index(s) for s in atoms.get_chemical_symbols()])
+    return pos, cell, np.asarray(species)
