@@ -208,8 +208,20 @@ def run_job(job: s.JobSpec, *, output_dir: str | None = None, no_fit: bool = Fal
         log(f"Wrote {path}")
     changed = {e.name for e in space.fitted} | {c.dependent_dof for c in job.constraints}
     values = space.named_values(params)
-    write_parameters_xml(job, pm.entries, {k: values[k] for k in changed},
-                         os.path.join(out, "parameters.xml"))
+    param_files = {}
+    in_files = {pot.id: pot for pot in job.potentials if pot.kind in THREE_BODY_FILES}
+    for e in pm.entries:
+        pot = in_files.get(e.path[0])
+        if e.name in changed and pot is not None and pot.id not in param_files:
+            name = f"{pot.id}.fitted.{THREE_BODY_FILES[pot.kind]}"
+            write_parameter_file(job, pot, dict(pm.potential.terms)[pot.id], params[pot.id],
+                                 os.path.join(out, name))
+            param_files[pot.id] = name
+    write_parameters_xml(job, pm.entries,
+                         {k: values[k] for k in changed
+                          if not any(e.name == k and e.path[0] in param_files
+                                     for e in pm.entries)},
+                         os.path.join(out, "parameters.xml"), param_files)
     write_json(os.path.join(out, "results.json"), results)
     write_text(os.path.join(out, "log.txt"), "\n".join(log.text) + "\n")
     if not quiet:
@@ -242,6 +254,11 @@ def export_potentials(job: s.JobSpec, pm: PotentialModel, params, finals: dict,
     for pot in job.potentials:
         for ex in pot.exports:
             opts = dict(ex.options)
+            if opts.get("kind") == "export-potential" and pot.kind in THREE_BODY_FILES:
+                path = os.path.join(out, ex.path)
+                write_parameter_file(job, pot, terms[pot.id], params[pot.id], path)
+                written.append(path)
+                continue
             if opts.get("kind") != "export-eam-file":
                 raise NotImplementedInRexfit(f"{ex.origin}: <{opts.get('kind')}> is not "
                                              "written by this version of rexfit yet")
@@ -261,6 +278,28 @@ def export_potentials(job: s.JobSpec, pm: PotentialModel, params, finals: dict,
                 raise CalculationFailed(f"{ex.origin}: {exc}") from None
             written.append(path)
     return written
+
+
+#: Potentials whose parameters live in a LAMMPS file, and that file's usual extension.
+THREE_BODY_FILES = {"tersoff": "tersoff", "abop": "tersoff", "stillinger-weber": "sw"}
+
+
+def write_parameter_file(job: s.JobSpec, pot: s.PotentialSpec, term, params, path: str) -> None:
+    """Write the LAMMPS parameter file (.tersoff / .sw) of a file-based potential, atomically."""
+    header = [f"Written by rexfit {__version__} for <{pot.kind} id='{pot.id}'> of job "
+              f"'{job.name}' ({os.path.basename(job.path)}); read from {pot.param_file}",
+              f"LAMMPS: pair_style {'sw' if pot.kind == 'stillinger-weber' else 'tersoff'}; "
+              f"pair_coeff * * {os.path.basename(path)} {' '.join(term.elements)}"]
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    try:
+        term.write_file(tmp, params, header)
+        os.replace(tmp, path)
+    except ValueError as exc:
+        raise CalculationFailed(f"{path}: {exc}") from None
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
 
 
 def _check_finite(obj, where: str = "results") -> None:

@@ -8,6 +8,7 @@ in the tree, under its atomicrex name. Parameters are flattened only at the fit 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import product
 from typing import Any
 
 import jax.numpy as jnp
@@ -15,7 +16,7 @@ import jax.numpy as jnp
 from rexfit.errors import InputError, InputErrors, NotImplementedInRexfit, Origin
 from rexfit.job import names
 from rexfit.job import spec as s
-from rexfit.potentials.base import SumPotential
+from rexfit.potentials.base import Linked, SumPotential
 from rexfit.potentials.eam import EAM
 from rexfit.potentials.functions import Analytic, Combination, Function, Poly, Spline, UserFunction
 from rexfit.potentials.pair import LennardJones
@@ -172,6 +173,114 @@ def _tabulated_eam(pot: s.PotentialSpec, species: tuple[str, ...]):
     return tabulated_eam(tables, used)
 
 
+#: Names a ``<fit-dof>`` of a Tersoff potential may use for LAMMPS's h = cos θ0.
+TERSOFF_ALIASES = {"theta0": "costheta0", "h": "costheta0"}
+#: Parameters that move a three-body potential's cutoff: fitting one widens the lists.
+CUTOFF_PARAMS = {"R", "D", "bigr", "bigd", "sigma", "a", "tol"}
+#: Pair parameters that a LAMMPS file stores on both the ijj and the jii line while LAMMPS
+#: evaluates the pair once: fitting one copy (tag ijj, i ≠ j) moves the other with it.
+PAIR_PARAMS = {
+    "tersoff": {"A", "lambda1", "R", "D"},
+    "abop": {"D0", "S", "r0", "beta", "bigr", "bigd"},
+    "stillinger-weber": {"epsilon", "sigma", "a", "A", "B", "p", "q", "tol"},
+}
+#: Room (Å) left in the neighbour lists when a cutoff parameter is fitted.
+CUTOFF_MARGIN = 1.0
+
+
+def _file_elements(pot: s.PotentialSpec, species: tuple[str, ...], in_file: set[str]):
+    """The job species a parameter file describes: all of them, or the leading ones (species
+    after them do not interact with this potential)."""
+    n = len(species)
+    while n and species[n - 1] not in in_file:
+        n -= 1
+    missing = [sp for sp in species[:n] if sp not in in_file]
+    if missing or n == 0:
+        raise InputErrors([InputError(
+            f"<{pot.kind} id='{pot.id}'>: {pot.param_file} has no entries for species "
+            f"{', '.join(missing or species)}; list the species this potential describes "
+            f"first in <atom-types> (species after them do not interact through it)",
+            pot.origin)])
+    return species[:n]
+
+
+def _three_body(pot: s.PotentialSpec, species: tuple[str, ...], b: _Builder):
+    """Tersoff, ABOP or Stillinger-Weber from its LAMMPS parameter file, with its DOFs."""
+    from rexfit.potentials import manybody_files as mf
+    from rexfit.potentials.abop import ABOP, TWO_BODY, from_tersoff
+    from rexfit.potentials.sw import StillingerWeber
+    from rexfit.potentials.tersoff import Tersoff
+
+    kind = pot.kind
+    names_ = mf.SW_PARAMETERS if kind == "stillinger-weber" else mf.TERSOFF_PARAMETERS
+    try:
+        if kind == "stillinger-weber":
+            entries = mf.read_sw_file(pot.param_file)
+        else:
+            entries = mf.read_tersoff_file(pot.param_file)
+        elements = _file_elements(pot, species, {e for key in entries for e in key})
+        mf.check_tags(elements)
+        params = mf.params_from_entries(entries, elements, names_)
+        if kind == "abop":
+            params = from_tersoff(params, elements)
+    except ValueError as exc:
+        raise InputErrors([InputError(f"{pot.param_file}: {exc}", pot.origin)]) from None
+    fitted_cutoff = any(d.enabled and d.name in CUTOFF_PARAMS for d in pot.fit_dofs)
+    margin = CUTOFF_MARGIN if fitted_cutoff else 0.0
+    if kind == "stillinger-weber":
+        obj = StillingerWeber.create(elements, params, margin)
+    elif kind == "tersoff":
+        obj = Tersoff.create(elements, params, margin)
+    else:
+        classic = dict(pot.options).get("classic-mode") == "true"
+        obj = ABOP.create(elements, params, classic, margin)
+    errors = []
+    links: dict[tuple[str, str], tuple[str, str]] = {}
+    fitted_at: dict[tuple[str, str], s.FitDofSpec] = {}
+    for dof in pot.fit_dofs:
+        tag = dof.tag if dof.tag is not None else species[0] * 3
+        canonical = TERSOFF_ALIASES.get(dof.name, dof.name) if kind == "tersoff" else dof.name
+        if tag not in params:
+            errors.append(InputError(
+                f"<fit-dof> entry <{dof.name}>: tag '{tag}' is not an element triplet of "
+                f"{pot.param_file} for this job (it describes {', '.join(elements)})",
+                dof.origin))
+            continue
+        parts = next(key for key in product(elements, repeat=3) if mf.triplet_tag(*key) == tag)
+        if kind == "abop" and dof.name in TWO_BODY and parts[1] != parts[2]:
+            errors.append(InputError(
+                f"<fit-dof> entry <{dof.name}>: {dof.name} is a two-body parameter, used only "
+                f"from the pair entries; use tag='{parts[0]}{parts[1]}{parts[1]}'", dof.origin))
+            continue
+        if (tag, canonical) in fitted_at:
+            errors.append(InputError(f"<fit-dof> names {canonical} of {tag} twice",
+                                     dof.origin))
+            continue
+        fitted_at[(tag, canonical)] = dof
+        if canonical in PAIR_PARAMS[kind] and parts[1] == parts[2] and parts[0] != parts[1]:
+            links[(mf.triplet_tag(parts[1], parts[0], parts[0]), canonical)] = (tag, canonical)
+        value = float(params[tag][canonical])
+        spec = s.ParamSpec(name=dof.name, value=value, origin=dof.origin, fit=dof.enabled,
+                           min=dof.min, max=dof.max, reset=dof.reset)
+        b.add(names.file_param_name(pot, dof.name, dof.tag), (pot.id, tag, canonical), spec)
+    for dst, src in links.items():
+        if dst in fitted_at:
+            errors.append(InputError(
+                f"<fit-dof> entry <{fitted_at[dst].name}>: {dst[1]} of {dst[0]} follows "
+                f"{src[1]} of {src[0]} (the pair is one interaction, stored on both lines); "
+                f"fit only one of them", fitted_at[dst].origin))
+    if errors:
+        raise InputErrors(errors)
+    if links:
+        # the file's two copies start out equal only if the file is symmetric: take the source
+        params = {t: dict(v) for t, v in params.items()}
+        for (dt, dn), (st, sn) in links.items():
+            params[dt][dn] = params[st][sn]
+        obj = Linked(obj, tuple(sorted(((dt, dn), (st, sn)) for (dt, dn), (st, sn)
+                                       in links.items())))
+    return obj, params
+
+
 def build_potentials(job: s.JobSpec) -> PotentialModel:
     """Physics objects and the named parameter tree for every potential of the job."""
     species = tuple(sp.symbol for sp in job.species)
@@ -184,10 +293,12 @@ def build_potentials(job: s.JobSpec) -> PotentialModel:
             obj, prm = b.eam(pot)
         elif pot.kind == "tabulated-eam":
             obj, prm = _tabulated_eam(pot, species)
+        elif pot.kind in ("tersoff", "abop", "stillinger-weber"):
+            obj, prm = _three_body(pot, species, b)
         else:
             raise NotImplementedInRexfit(
                 f"{pot.origin}: <{pot.kind}> potentials are not computed by this version of "
-                f"rexfit yet (available: lennard-jones, eam, tabulated-eam)")
+                f"rexfit yet (available: lennard-jones, eam, tabulated-eam, tersoff, abop, stillinger-weber)")
         terms.append((pot.id, obj))
         params[pot.id] = prm
     if not terms:

@@ -70,7 +70,7 @@ class Objective:
         self.models = {}
         for st in job.all_structures():
             model = build_structure(st, pm.species)
-            problem = RelaxProblem(model, pm.potential.cutoff)
+            problem = RelaxProblem(model, pm.potential)
             set_name = "training" if st.fit else "validation"
             natoms = problem.nreal
             fitted = []

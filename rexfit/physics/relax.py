@@ -31,7 +31,8 @@ import numpy as np
 from scipy.optimize import minimize
 
 from rexfit.physics.strain import deform, voigt_to_strain
-from rexfit.structures.neighbors import build_neighbor_list, needs_rebuild
+from rexfit.potentials.lists import build_lists
+from rexfit.structures.neighbors import needs_rebuild
 from rexfit.structures.system import System
 
 LATTICE_DOFS = ("lattice-parameter", "ca-ratio", "atom-distance")
@@ -52,9 +53,12 @@ class RelaxProblem:
     structure and keep it.
     """
 
-    def __init__(self, model, cutoff: float):
+    def __init__(self, model, potential):
         self.model = model
-        self.cutoff = float(cutoff)
+        #: The potential whose neighbour data (pairs, and triplets for three-body terms) the
+        #: lists carry; only its structure is used, never its parameters.
+        self.potential = potential
+        self.cutoff = float(potential.cutoff)
         self.names = tuple(n for n in LATTICE_DOFS if n in model.relax and n in model.dofs)
         self.cell_mode = ("cell-shape" if "cell-shape" in model.relax
                           else "cell-volume" if "cell-volume" in model.relax else None)
@@ -89,6 +93,7 @@ class RelaxProblem:
         #: Orthonormal rigid-translation modes (size, 3); zero if atoms do not move.
         self.translations = modes
         self._capacity = 0
+        self._triplet_capacity = 0
 
     def system(self, x) -> System:
         """The structure at DOF vector ``x`` (differentiable)."""
@@ -113,18 +118,27 @@ class RelaxProblem:
         return out
 
     def neighbors(self, x):
-        """A neighbour list at ``x``. Its capacity never shrinks below the largest one this
-        structure needed so far, so a fit does not recompile when a cell expands and shrinks."""
+        """A neighbour list at ``x`` (with triplets if the potential needs them). Its capacities
+        never shrink below the largest ones this structure needed so far, so a fit does not
+        recompile when a cell expands and shrinks."""
         system = self.system(jnp.asarray(x))
-        nbrs = None
-        if self._capacity:
-            try:
-                nbrs = build_neighbor_list(system, self.cutoff, SKIN, capacity=self._capacity)
-            except ValueError:  # needs more room than before
-                nbrs = None
-        if nbrs is None:
-            nbrs = build_neighbor_list(system, self.cutoff, SKIN)
+
+        def build(capacity, triplet_capacity):
+            return build_lists(self.potential, system, SKIN, capacity=capacity or None,
+                               triplet_capacity=triplet_capacity or None)
+
+        try:
+            nbrs = build(self._capacity, self._triplet_capacity)
+        except ValueError:  # needs more room than before: grow, never shrink
+            fresh = build(None, None)
+            fresh_triplets = getattr(fresh, "triplets", None)
+            nbrs = build(max(self._capacity, fresh.capacity),
+                         max(self._triplet_capacity,
+                             0 if fresh_triplets is None else fresh_triplets.capacity))
         self._capacity = max(self._capacity, nbrs.capacity)
+        triplets = getattr(nbrs, "triplets", None)
+        if triplets is not None:
+            self._triplet_capacity = max(self._triplet_capacity, triplets.capacity)
         return nbrs
 
 

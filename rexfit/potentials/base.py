@@ -75,3 +75,51 @@ def species_table(entries: Mapping[tuple[int, ...], int], n_species: int, ndim: 
     for key, slot in entries.items():
         table[key] = slot
     return table
+
+
+def _with(tree, path, value):
+    if not path:
+        return value
+    out = dict(tree)
+    out[path[0]] = _with(tree[path[0]], path[1:], value)
+    return out
+
+
+def _at(tree, path):
+    for key in path:
+        tree = tree[key]
+    return tree
+
+
+@dataclass(frozen=True)
+class Linked:
+    """A potential some of whose parameters follow others: before ``term`` sees the params,
+    the leaf at each ``dst`` path is replaced by the leaf at its ``src`` path.
+
+    links: ((dst path, src path), ...), paths into this potential's params tree.  Used where
+    one physical quantity is stored twice in a parameter file (e.g. the ijj and jii lines of a
+    Tersoff pair), so that fitting it moves both copies.
+    """
+
+    term: Any
+    links: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...]
+
+    @property
+    def cutoff(self) -> float:
+        return self.term.cutoff
+
+    @property
+    def elements(self):
+        return self.term.elements
+
+    def resolve(self, params: Params) -> Params:
+        """``params`` with every linked leaf set to its source (differentiable)."""
+        for dst, src in self.links:
+            params = _with(params, dst, _at(params, src))
+        return params
+
+    def energy(self, params: Params, system: System, nbrs: NeighborList) -> jax.Array:
+        return self.term.energy(self.resolve(params), system, nbrs)
+
+    def write_file(self, path, params: Params, header=()) -> None:
+        self.term.write_file(path, self.resolve(params), header)

@@ -35,8 +35,13 @@ _MARK = "rexfit-parameters-xml-source"  # temporary attribute of the comment-kee
 
 
 def write_parameters_xml(job: JobSpec, entries: Sequence[ParamEntry],
-                         values: Mapping[str, float], path: str) -> None:
+                         values: Mapping[str, float], path: str,
+                         param_files: Mapping[str, str] | None = None) -> None:
     """Write ``path``: the job's ``<potentials>`` with ``values`` (DOF name -> value) written in.
+
+    ``param_files`` ({potential id: file name relative to ``path``'s directory}) points the
+    ``<param-file>`` of those potentials (Tersoff, ABOP, Stillinger-Weber: their parameters
+    live in that file, written by the caller) to the new file.
 
     Raises :class:`CalculationFailed` naming the parameter when a name in ``values`` is not a
     parameter of ``entries``, cannot be found in the job file, or its value is not finite.
@@ -78,6 +83,13 @@ def write_parameters_xml(job: JobSpec, entries: Sequence[ParamEntry],
 
     for pl in potentials:
         _rebase_param_files(pl, tree, loaded.origins, os.path.dirname(os.path.abspath(path)))
+    for pot_id, name in (param_files or {}).items():
+        found = [pot for pl in potentials for pot in _kids(pl)
+                 if (pot.get("id") or "").strip() == pot_id and _kids(pot, "param-file")]
+        if len(found) != 1:
+            raise CalculationFailed(f"parameters.xml: potential '{pot_id}' with a <param-file> "
+                                    "cannot be found in the job's <potentials>; nothing written")
+        _kids(found[0], "param-file")[0].text = name
     out = copy.deepcopy(potentials[0])
     for extra in potentials[1:]:  # several <potentials> elements: their potentials add
         for child in extra:

@@ -53,7 +53,7 @@ def computed():
     out = {}
     for st in job.all_structures():
         model = build_structure(st, pm.species)
-        problem = RelaxProblem(model, pm.potential.cutoff)
+        problem = RelaxProblem(model, pm.potential)
         relaxed = relax(problem, pm.potential, params)
         assert relaxed.converged, (st.id, relaxed.message)
         out[st.id] = to_host(property_values(problem, pm.potential, params, relaxed.x,

@@ -1,0 +1,310 @@
+"""LAMMPS ``pair_style adp`` files (the extended DYNAMO setfl format), in and out.
+
+Layout (LAMMPS pair_adp documentation; the reader of ``pair_adp.cpp``)::
+
+    3 comment lines
+    N el_1 ... el_N
+    Nrho drho Nr dr cutoff
+    for each element a:   "Z mass a0 lattice", F_a(ρ) at ρ_k = k·drho (Nrho values),
+                          ρ_a(r) at r_k = k·dr (Nr values): density due to an a-atom
+    for a = 1..N, b = 1..a:   r·φ_ab(r)   (eV·Å, Nr values)
+    for a = 1..N, b = 1..a:   u_ab(r)     (eV/Å, Nr values; *not* multiplied by r)
+    for a = 1..N, b = 1..a:   w_ab(r)     (eV/Å², Nr values; *not* multiplied by r)
+
+so it is an eam/alloy (setfl) file followed by the u and w tables.  Every block of values
+starts on a new line and may run over any number of lines (5 per line by convention); ``#``
+starts a comment in the data lines, blank lines are skipped.  Malformed files raise
+``ValueError("<path>:<line>: ...")``.
+
+In memory a file is an :class:`ADPTables` (NumPy float64).  :func:`adp_tables_from_potential`
+samples an :class:`~rexfit.potentials.adp.ADP` of any function objects on a grid, so a fitted
+potential can be written with :func:`write_adp_file`; :func:`rexfit.potentials.adp.tabulated_adp`
+turns tables back into a potential that computes exactly what LAMMPS does.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
+
+import numpy as np
+from ase.data import atomic_masses, atomic_numbers
+
+from rexfit.export.eam_table import _block, _values
+from rexfit.report.files import write_text
+
+if TYPE_CHECKING:  # pragma: no cover
+    from rexfit.potentials.adp import ADP
+
+
+@dataclass(frozen=True, eq=False)
+class ADPTables:
+    """The contents of a LAMMPS adp file (values at x_k = k·δ, k = 0..n−1).
+
+    elements: names in file order.  numbers, masses: atomic number and mass (amu) per element;
+    info: the rest of each element line (conventionally lattice constant and structure), kept
+    as words.  comments: the three header lines.  F[a]: (nrho,) embedding energy (eV).
+    rho[a]: (nr,) density due to an a-neighbour.  z2r, u2r, w2r: {(a, b): (nr,)} for a ≥ b in
+    file order: r·φ (eV·Å), u (eV/Å), w (eV/Å²).  cutoff: Å (LAMMPS's only cutoff).
+    """
+
+    elements: tuple[str, ...]
+    numbers: tuple[int, ...]
+    masses: tuple[float, ...]
+    nrho: int
+    drho: float
+    nr: int
+    dr: float
+    cutoff: float
+    F: dict = field(default_factory=dict)
+    rho: dict = field(default_factory=dict)
+    z2r: dict = field(default_factory=dict)
+    u2r: dict = field(default_factory=dict)
+    w2r: dict = field(default_factory=dict)
+    info: tuple[tuple[str, ...], ...] = ()
+    comments: tuple[str, str, str] = ("", "", "")
+
+    def pairs(self) -> list[tuple[str, str]]:
+        """Element pairs (a, b), a ≥ b, in the order of the file's pair blocks."""
+        return [(a, b) for k, a in enumerate(self.elements) for b in self.elements[: k + 1]]
+
+    def same_as(self, other: ADPTables) -> bool:
+        """True if every header value and every table value is identical."""
+        head = ("elements", "numbers", "masses", "nrho", "drho", "nr", "dr", "cutoff", "info",
+                "comments")
+        if any(getattr(self, k) != getattr(other, k) for k in head):
+            return False
+        for name in ("F", "rho", "z2r", "u2r", "w2r"):
+            mine, theirs = getattr(self, name), getattr(other, name)
+            if mine.keys() != theirs.keys():
+                return False
+            if any(not np.array_equal(mine[k], theirs[k]) for k in mine):
+                return False
+        return True
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+class _Reader:
+    """Line-oriented reader that reports ``path:line`` in every error."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        try:
+            self.lines = path.read_text().splitlines()
+        except OSError as exc:
+            raise ValueError(f"{path}: cannot read ADP file: {exc.strerror or exc}") from None
+        self.pos = 0  # number of lines consumed; the current line is self.pos (1-based)
+
+    def fail(self, message: str, line: int | None = None):
+        raise ValueError(f"{self.path}:{self.pos if line is None else line}: {message}")
+
+    def raw_line(self, what: str) -> str:
+        if self.pos >= len(self.lines):
+            self.fail(f"unexpected end of file, expected {what}", len(self.lines))
+        self.pos += 1
+        return self.lines[self.pos - 1]
+
+    def data_line(self, what: str) -> list[str]:
+        """The words of the next non-blank line, comments (#) removed."""
+        while True:
+            words = self.raw_line(what).split("#", 1)[0].split()
+            if words:
+                return words
+
+    def number(self, word: str, what: str, kind=float):
+        try:
+            if kind is int:
+                return int(word)
+            return float(word.replace("D", "E").replace("d", "e"))
+        except ValueError:
+            self.fail(f"bad {'integer' if kind is int else 'number'} {word!r} in {what}")
+
+    def block(self, n: int, what: str) -> np.ndarray:
+        """n values starting on a new line; a line may not run past the block's end."""
+        out: list[float] = []
+        while len(out) < n:
+            words = self.data_line(f"{n - len(out)} more values of {what}")
+            if len(out) + len(words) > n:
+                self.fail(f"{what}: line has {len(out) + len(words) - n} values more than "
+                          f"the {n} of the table (wrong Nrho/Nr in line 5?)")
+            out.extend(self.number(w, what) for w in words)
+        return np.array(out, dtype=np.float64)
+
+    def rest_is_empty(self) -> None:
+        while self.pos < len(self.lines):
+            self.pos += 1
+            if self.lines[self.pos - 1].split("#", 1)[0].strip():
+                self.fail("unexpected data after the last w table (wrong Nrho/Nr or element "
+                          "count?)")
+
+
+def read_adp_file(path) -> ADPTables:
+    """Read a LAMMPS ``pair_style adp`` file into :class:`ADPTables`."""
+    src = _Reader(Path(path))
+    comments = tuple(src.raw_line("3 comment lines") for _ in range(3))
+    words = src.data_line("'N el_1 ... el_N'")
+    nel = src.number(words[0], "the element count", int)
+    if nel < 1 or len(words) != nel + 1:
+        src.fail(f"expected 'N el_1 ... el_N' with N ≥ 1 names, got {' '.join(words)!r}")
+    elements = tuple(words[1:])
+    if len(set(elements)) != nel:
+        src.fail(f"element names repeat: {' '.join(elements)}")
+    words = src.data_line("'Nrho drho Nr dr cutoff'")
+    if len(words) != 5:
+        src.fail(f"expected 'Nrho drho Nr dr cutoff', got {len(words)} values")
+    nrho = src.number(words[0], "Nrho", int)
+    drho = src.number(words[1], "drho")
+    nr = src.number(words[2], "Nr", int)
+    dr = src.number(words[3], "dr")
+    cutoff = src.number(words[4], "cutoff")
+    if nrho < 5 or nr < 5:
+        src.fail(f"Nrho and Nr must be at least 5 (LAMMPS's interpolation), got {nrho}, {nr}")
+    if not (drho > 0 and dr > 0 and cutoff > 0):
+        src.fail(f"drho, dr and cutoff must be positive, got {drho}, {dr}, {cutoff}")
+    numbers, masses, info, F, rho = [], [], [], {}, {}
+    for a in elements:
+        words = src.data_line(f"the element line 'Z mass ...' of {a}")
+        if len(words) < 2:
+            src.fail(f"expected 'Z mass a0 lattice' for {a}, got {' '.join(words)!r}")
+        numbers.append(src.number(words[0], f"the atomic number of {a}", int))
+        masses.append(src.number(words[1], f"the mass of {a}"))
+        info.append(tuple(words[2:]))
+        F[a] = src.block(nrho, f"F(rho) of {a}")
+        rho[a] = src.block(nr, f"rho(r) of {a}")
+    tables = {}
+    for name, what in (("z2r", "r*phi(r)"), ("u2r", "u(r)"), ("w2r", "w(r)")):
+        tables[name] = {}
+        for k, a in enumerate(elements):
+            for b in elements[: k + 1]:
+                tables[name][(a, b)] = src.block(nr, f"{what} of {a}-{b}")
+    src.rest_is_empty()
+    return ADPTables(elements, tuple(numbers), tuple(masses), nrho, drho, nr, dr, cutoff, F,
+                     rho, tables["z2r"], tables["u2r"], tables["w2r"], tuple(info), comments)
+
+
+# ----------------------------------------------------------------------------- writing
+
+
+def _real(x) -> str:
+    """A float written so that it reads back identical."""
+    return f"{float(x):.16e}"
+
+
+def adp_file_text(tables: ADPTables) -> str:
+    """The LAMMPS adp file of ``tables`` as text (values with 17 significant digits)."""
+    out = io.StringIO()
+    for line in tables.comments:
+        out.write(line.replace("\n", " ") + "\n")
+    out.write(f"{len(tables.elements)} {' '.join(tables.elements)}\n")
+    out.write(f"{tables.nrho} {_real(tables.drho)} {tables.nr} {_real(tables.dr)} "
+              f"{_real(tables.cutoff)}\n")
+    info = tables.info or (("0.0", "none"),) * len(tables.elements)
+    for a, z, m, extra in zip(tables.elements, tables.numbers, tables.masses, info):
+        out.write(" ".join([str(int(z)), repr(float(m)), *extra]) + "\n")
+        out.write(_block(np.asarray(tables.F[a], dtype=float)))
+        out.write(_block(np.asarray(tables.rho[a], dtype=float)))
+    for name in ("z2r", "u2r", "w2r"):
+        for pair in tables.pairs():
+            out.write(_block(np.asarray(getattr(tables, name)[pair], dtype=float)))
+    return out.getvalue()
+
+
+def write_adp_tables(path, tables: ADPTables) -> None:
+    """Write ``tables`` as a LAMMPS adp file (atomically)."""
+    write_text(str(path), adp_file_text(tables))
+
+
+def _finite(values: np.ndarray, what: str) -> np.ndarray:
+    """``values`` with a non-finite first point (a function singular at r = 0 or ρ = 0)
+    replaced by linear extrapolation from the next two; any other non-finite value is an
+    error."""
+    bad = ~np.isfinite(values)
+    if bad[1:].any():
+        k = int(np.argmax(bad[1:])) + 1
+        raise ValueError(f"{what} is not finite at grid point {k} ({values[k]})")
+    if bad[0]:
+        values = values.copy()
+        values[0] = 2.0 * values[1] - values[2]
+    return values
+
+
+def adp_tables_from_potential(
+    potential: ADP, params, elements: Sequence[str], nr: int, dr: float, nrho: int,
+    drho: float, *, masses: Sequence[float] | None = None,
+    numbers: Sequence[int] | None = None, comments: Sequence[str] | None = None,
+) -> ADPTables:
+    """Sample ``potential`` (species s ↔ ``elements[s]``) on LAMMPS's grids.
+
+    F on ρ_k = k·drho (k < nrho); ρ, r·φ, u, w on r_k = k·dr (k < nr).  The grid must reach
+    the cutoff, (nr − 1)·dr ≥ cutoff (LAMMPS holds the last value beyond it); choose
+    dr = cutoff/(nr − 1) so that the cutoff is a grid point.  LAMMPS does not extrapolate F
+    above (nrho − 1)·drho, so that must exceed every density met.  Densities must not depend
+    on the receiving species (the file has one ρ per element).  A function that is infinite
+    at r = 0 (or F at ρ = 0) gets the linear extrapolation of the next two points there (no
+    atom pair ever reads it).  Atomic numbers and masses default to ASE's for the element
+    names.
+    """
+    elements = tuple(elements)
+    n = len(elements)
+    if n != potential.n_species:
+        raise ValueError(f"{n} element names for a potential of {potential.n_species} species")
+    if nr < 5 or nrho < 5:
+        raise ValueError(f"nr and nrho must be at least 5, got {nr}, {nrho}")
+    if not (dr > 0 and drho > 0):
+        raise ValueError(f"dr and drho must be positive, got {dr}, {drho}")
+    if (nr - 1) * dr < potential.cutoff * (1.0 - 1e-12):
+        raise ValueError(f"the r grid ends at {(nr - 1) * dr:g} Å, before the cutoff "
+                         f"{potential.cutoff:g} Å")
+    if numbers is None:
+        numbers = [atomic_numbers.get(a, 0) for a in elements]
+    if masses is None:
+        masses = [float(atomic_masses[z]) if z else 1.0 for z in numbers]
+    r = np.arange(nr) * float(dr)
+    rho_grid = np.arange(nrho) * float(drho)
+    pair, density = dict(potential.pair), dict(potential.density)
+    embedding, u, w = dict(potential.embedding), dict(potential.u), dict(potential.w)
+    F, rho, z2r, u2r, w2r = {}, {}, {}, {}, {}
+    for s, a in enumerate(elements):
+        F[a] = _finite(_values(embedding, s, params, rho_grid), f"F of {a}")
+        columns = [_values(density, (c, s), params, r) for c in range(n)]
+        if any(not np.array_equal(col, columns[0], equal_nan=True) for col in columns[1:]):
+            raise ValueError(f"the density due to {a} depends on the receiving species; an "
+                             "adp file cannot express that")
+        rho[a] = _finite(columns[0], f"the density of {a}")
+    for s, a in enumerate(elements):
+        for t, b in enumerate(elements[: s + 1]):
+            key = (t, s)  # t ≤ s: the symmetrised key of the mappings
+            phi = _values(pair, key, params, r)
+            ok = np.isfinite(phi)
+            z = np.full_like(phi, np.nan)
+            z[ok] = r[ok] * phi[ok]
+            z2r[(a, b)] = _finite(z, f"r*phi of {a}-{b}")
+            u2r[(a, b)] = _finite(_values(u, key, params, r), f"u of {a}-{b}")
+            w2r[(a, b)] = _finite(_values(w, key, params, r), f"w of {a}-{b}")
+    if comments is None:
+        from rexfit import __version__
+
+        comments = (f"ADP potential written by rexfit {__version__}",
+                    f"elements {' '.join(elements)}",
+                    f"Nrho={nrho} drho={drho:.10g} Nr={nr} dr={dr:.10g} "
+                    f"cutoff={potential.cutoff:.10g}")
+    comments = tuple(comments) + ("",) * (3 - len(comments))
+    if len(comments) != 3:
+        raise ValueError(f"an adp file has 3 comment lines, got {len(comments)}")
+    return ADPTables(elements, tuple(int(z) for z in numbers), tuple(float(m) for m in masses),
+                     int(nrho), float(drho), int(nr), float(dr), float(potential.cutoff),
+                     F, rho, z2r, u2r, w2r, (("0.0", "none"),) * n, comments)
+
+
+def write_adp_file(path, potential: ADP, params, elements: Sequence[str], nr: int, dr: float,
+                   nrho: int, drho: float, **kwargs) -> ADPTables:
+    """Sample ``potential`` (:func:`adp_tables_from_potential`) and write the LAMMPS adp file;
+    returns the tables written."""
+    tables = adp_tables_from_potential(potential, params, elements, nr, dr, nrho, drho,
+                                       **kwargs)
+    write_adp_tables(path, tables)
+    return tables
