@@ -246,6 +246,7 @@ def export_potentials(job: s.JobSpec, pm: PotentialModel, params, finals: dict,
                       out: str) -> list[str]:
     """Write every <export-eam-file> of the job into ``out``; returns the paths written."""
     from rexfit.export.eam_table import write_eam_table
+    from rexfit.potentials.adp_files import write_adp_file
 
     written = []
     masses = [sp.mass for sp in job.species]
@@ -259,10 +260,19 @@ def export_potentials(job: s.JobSpec, pm: PotentialModel, params, finals: dict,
                 write_parameter_file(job, pot, terms[pot.id], params[pot.id], path)
                 written.append(path)
                 continue
-            if opts.get("kind") != "export-eam-file":
-                raise NotImplementedInRexfit(f"{ex.origin}: <{opts.get('kind')}> is not "
-                                             "written by this version of rexfit yet")
+            kind = opts.get("kind")
+            if kind == "export-potential" and pot.kind == "meam":
+                path = os.path.join(out, ex.path)
+                _export_meam(terms[pot.id], params[pot.id], pm.species, finals, path,
+                             ex.origin)
+                written.append(path)
+                continue
+            if kind not in ("export-eam-file", "export-adp-file"):
+                raise NotImplementedInRexfit(f"{ex.origin}: <{kind}> is not written by this "
+                                             f"version of rexfit for <{pot.kind}> yet")
             eam = terms[pot.id]
+            if kind == "export-adp-file":
+                eam = eam.eam  # the densities of an ADP are those of its EAM part
             rho_max = 0.0
             for relaxed in finals.values():  # their neighbour lists reach every potential
                 rho = np.asarray(eam.densities(params[pot.id], relaxed.system, relaxed.nbrs))
@@ -270,10 +280,19 @@ def export_potentials(job: s.JobSpec, pm: PotentialModel, params, finals: dict,
             factor = float(opts.get("rho-range-factor", 2.0))
             path = os.path.join(out, ex.path)
             alloy = ex.path.endswith(".alloy")
+            resolution = int(opts.get("resolution", 10000))
             try:
-                write_eam_table(path, eam, params[pot.id], pm.species, masses, numbers,
-                                rho_max=factor * (rho_max or 1.0),
-                                resolution=int(opts.get("resolution", 10000)), alloy=alloy)
+                if kind == "export-adp-file":
+                    adp = terms[pot.id]
+                    rho_top = factor * (rho_max or 1.0)
+                    _atomic_write(path, lambda tmp: write_adp_file(
+                        tmp, adp, params[pot.id], pm.species, resolution,
+                        adp.cutoff / (resolution - 1), resolution, rho_top / (resolution - 1),
+                        masses=masses, numbers=numbers))
+                else:
+                    write_eam_table(path, eam, params[pot.id], pm.species, masses, numbers,
+                                    rho_max=factor * (rho_max or 1.0), resolution=resolution,
+                                    alloy=alloy)
             except ValueError as exc:
                 raise CalculationFailed(f"{ex.origin}: {exc}") from None
             written.append(path)
@@ -290,13 +309,51 @@ def write_parameter_file(job: s.JobSpec, pot: s.PotentialSpec, term, params, pat
               f"'{job.name}' ({os.path.basename(job.path)}); read from {pot.param_file}",
               f"LAMMPS: pair_style {'sw' if pot.kind == 'stillinger-weber' else 'tersoff'}; "
               f"pair_coeff * * {os.path.basename(path)} {' '.join(term.elements)}"]
+    try:
+        _atomic_write(path, lambda tmp: term.write_file(tmp, params, header))
+    except ValueError as exc:
+        raise CalculationFailed(f"{path}: {exc}") from None
+
+
+#: Knots per sampled function of an exported spline-MEAM (energy error ~1e-9 eV/atom for
+#: smooth functions; splines LAMMPS already reproduces are copied exactly).
+MEAM_EXPORT_KNOTS = 500
+
+
+def _export_meam(meam, params, species, finals: dict, path: str, origin) -> None:
+    """<export-potential> of a <meam>: a LAMMPS meam/spline file.  Functions are sampled from
+    0.8 × the shortest distance and up to twice the largest density met in the structures."""
+    from rexfit.potentials.meam import export_splines
+    from rexfit.structures.neighbors import pair_displacements
+
+    r_min, rho_max = math.inf, 0.0
+    for relaxed in finals.values():
+        disp = np.asarray(pair_displacements(relaxed.system, relaxed.nbrs))
+        mask = np.asarray(relaxed.nbrs.mask)
+        if mask.any():
+            r_min = min(r_min, float(np.linalg.norm(disp[mask], axis=1).min()))
+        rho = np.asarray(meam.densities(params, relaxed.system, relaxed.nbrs))
+        rho_max = max(rho_max, float(np.abs(rho).max(initial=0.0)))
+    r_min = 0.8 * r_min if math.isfinite(r_min) else 1.0
+    try:
+        spline, sparams = export_splines(meam, params, MEAM_EXPORT_KNOTS, r_min=r_min,
+                                         rho_range=(-0.1 * (rho_max or 1.0),
+                                                    2.0 * (rho_max or 1.0)),
+                                         elements=species)
+        _atomic_write(path, lambda tmp: spline.write_file(
+            tmp, sparams, species, comment=f"written by rexfit {__version__}"))
+    except ValueError as exc:
+        raise CalculationFailed(f"{origin}: {exc}") from None
+
+
+def _atomic_write(path: str, write) -> None:
+    """Call ``write(tmp)`` on a temporary name next to ``path``, then rename it to ``path``
+    (no half-written file on failure)."""
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     tmp = f"{path}.tmp-{os.getpid()}"
     try:
-        term.write_file(tmp, params, header)
+        write(tmp)
         os.replace(tmp, path)
-    except ValueError as exc:
-        raise CalculationFailed(f"{path}: {exc}") from None
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)

@@ -400,6 +400,10 @@ def _function_potential(ctx: Context, node: Node) -> s.PotentialSpec:
                           entry.origin)
             for attr in ("species", "species-a", "species-b", "species-c"):
                 ctx.check_species(entry.get(attr), entry.origin, f"<{entry.tag}> {attr}")
+            if entry.get("species-c", "*").strip() != "*":
+                ctx.error(f"<{entry.tag}> species-c: g depends on the species of the two "
+                          "neighbours only (species-a and species-b), as in LAMMPS "
+                          "meam/spline; leave species-c out", entry.origin)
             if entry.tag == "embedding-energy" or entry.get("species") is not None:
                 a, b = entry.get("species", "*"), None
             else:

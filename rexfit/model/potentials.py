@@ -147,6 +147,138 @@ class _Builder:
         eam = EAM.create(len(self.species), max(reach), pair, density, embedding)
         return eam, params
 
+    def meam(self, pot: s.PotentialSpec):
+        """<meam> (spline-MEAM, LAMMPS meam/spline form) from the job's functions.
+
+        pair-interaction (a, b), electron-density (centre a, neighbour b), f-function
+        (centre a, neighbour b), g-function (the two neighbour species), embedding-energy."""
+        from rexfit.potentials.meam import MEAM
+
+        if pot.param_file is not None:
+            return _meam_file(pot, self.species)
+        head = f"{pot.id}[{names.POTENTIAL_TYPE[pot.kind]}]"
+        objects, params = {}, {}
+        for fn in pot.functions:
+            objects[fn.id], params[fn.id] = self.function(fn, (pot.id, fn.id), head)
+        roles = {r: {} for r in ("pair-interaction", "electron-density", "f-function",
+                                 "g-function", "embedding-energy")}
+        reach = []
+        for m in pot.mapping:
+            entry = (m.function, objects[m.function])
+            if m.role == "embedding-energy":
+                for a in self.species_of(m.species_a):
+                    roles[m.role][a] = entry
+                continue
+            if m.role != "g-function":
+                fn_reach = objects[m.function].reach
+                if fn_reach is None:
+                    raise InputErrors([InputError(
+                        f"function '{m.function}' used as {m.role} never reaches zero: give it "
+                        f"a <cutoff> or a <screening> function", m.origin)])
+                reach.append(fn_reach)
+            if m.role == "electron-density" and m.species_b is None:
+                for a in self.species_of("*"):
+                    for b in self.species_of(m.species_a):
+                        roles[m.role][(a, b)] = entry
+                continue
+            for a in self.species_of(m.species_a):
+                for b in self.species_of(m.species_b):
+                    key = (min(a, b), max(a, b)) if m.role in ("pair-interaction",
+                                                                "g-function") else (a, b)
+                    roles[m.role][key] = entry
+        if not reach:
+            raise InputErrors([InputError(f"<meam id='{pot.id}'> maps no function with a "
+                                          "cutoff", pot.origin)])
+        try:
+            meam = MEAM.create(len(self.species), max(reach), roles["pair-interaction"],
+                               roles["electron-density"], roles["f-function"],
+                               roles["g-function"], roles["embedding-energy"])
+        except ValueError as exc:
+            raise InputErrors([InputError(f"<meam id='{pot.id}'>: {exc}", pot.origin)]) from None
+        return meam, params
+
+    def adp(self, pot: s.PotentialSpec):
+        """<adp>: EAM roles plus the dipole (u) and quadrupole (w) functions per species pair."""
+        from rexfit.potentials.adp import ADP
+
+        if pot.param_file is not None:
+            return _tabulated_adp(pot, self.species)
+        head = f"{pot.id}[{names.POTENTIAL_TYPE[pot.kind]}]"
+        objects, params = {}, {}
+        for fn in pot.functions:
+            objects[fn.id], params[fn.id] = self.function(fn, (pot.id, fn.id), head)
+        roles = {"pair-interaction": {}, "electron-density": {}, "embedding-energy": {},
+                 "u-function": {}, "w-function": {}}
+        reach = []
+        for m in pot.mapping:
+            entry = (m.function, objects[m.function])
+            if m.role == "embedding-energy":
+                for a in self.species_of(m.species_a):
+                    roles[m.role][a] = entry
+                continue
+            fn_reach = objects[m.function].reach
+            if fn_reach is None:
+                raise InputErrors([InputError(
+                    f"function '{m.function}' used as {m.role} never reaches zero: give it a "
+                    f"<cutoff> or a <screening> function", m.origin)])
+            reach.append(fn_reach)
+            if m.role == "electron-density":
+                centres = self.species_of(m.species_a if m.species_b is not None else "*")
+                neighbours = self.species_of(m.species_b if m.species_b is not None
+                                             else m.species_a)
+                for a in centres:
+                    for b in neighbours:
+                        roles[m.role][(a, b)] = entry
+            else:
+                for a in self.species_of(m.species_a):
+                    for b in self.species_of(m.species_b):
+                        roles[m.role][(min(a, b), max(a, b))] = entry
+        if not reach:
+            raise InputErrors([InputError(f"<adp id='{pot.id}'> maps no function with a "
+                                          "cutoff", pot.origin)])
+        try:
+            adp = ADP.create(len(self.species), max(reach), roles["pair-interaction"],
+                             roles["electron-density"], roles["embedding-energy"],
+                             roles["u-function"], roles["w-function"])
+        except ValueError as exc:
+            raise InputErrors([InputError(f"<adp id='{pot.id}'>: {exc}", pot.origin)]) from None
+        return adp, params
+
+
+def _meam_file(pot: s.PotentialSpec, species: tuple[str, ...]):
+    """<meam> with a <param-file>: a LAMMPS meam/spline file (its knot values are fixed)."""
+    from rexfit.potentials.meam import MEAM
+
+    if pot.functions or pot.mapping:
+        raise InputErrors([InputError(f"<meam id='{pot.id}'>: give either a <param-file> or "
+                                      "<functions> with a <mapping>, not both", pot.origin)])
+    try:
+        return MEAM.from_file(pot.param_file, species)
+    except (ValueError, InputError) as exc:
+        raise InputErrors([InputError(f"{pot.param_file}: {getattr(exc, 'message', exc)}",
+                                      pot.origin)]) from None
+
+
+def _tabulated_adp(pot: s.PotentialSpec, species: tuple[str, ...]):
+    """<adp> with a <param-file>: the LAMMPS adp tables as a fixed potential."""
+    from rexfit.potentials.adp import read_adp, tabulated_adp
+
+    if pot.functions or pot.mapping:
+        raise InputErrors([InputError(f"<adp id='{pot.id}'>: give either a <param-file> or "
+                                      "<functions> with a <mapping>, not both", pot.origin)])
+    try:
+        tables = read_adp(pot.param_file)
+    except ValueError as exc:
+        raise InputErrors([InputError(str(exc), pot.origin)]) from None
+    used = [sp if (pot.species_a in ("*", sp) or pot.species_b in ("*", sp)) else None
+            for sp in species]
+    missing = [sp for sp in used if sp is not None and sp not in tables.elements]
+    if missing:
+        raise InputErrors([InputError(
+            f"<adp id='{pot.id}'>: species {', '.join(missing)} not in {pot.param_file} "
+            f"(it has {', '.join(tables.elements)})", pot.origin)])
+    return tabulated_adp(tables, used)
+
 
 def _tabulated_eam(pot: s.PotentialSpec, species: tuple[str, ...]):
     """A LAMMPS EAM table as a fixed potential (its tables are not fitted yet)."""
@@ -291,6 +423,10 @@ def build_potentials(job: s.JobSpec) -> PotentialModel:
             obj, prm = b.lennard_jones(pot)
         elif pot.kind == "eam":
             obj, prm = b.eam(pot)
+        elif pot.kind == "adp":
+            obj, prm = b.adp(pot)
+        elif pot.kind == "meam":
+            obj, prm = b.meam(pot)
         elif pot.kind == "tabulated-eam":
             obj, prm = _tabulated_eam(pot, species)
         elif pot.kind in ("tersoff", "abop", "stillinger-weber"):
@@ -298,7 +434,7 @@ def build_potentials(job: s.JobSpec) -> PotentialModel:
         else:
             raise NotImplementedInRexfit(
                 f"{pot.origin}: <{pot.kind}> potentials are not computed by this version of "
-                f"rexfit yet (available: lennard-jones, eam, tabulated-eam, tersoff, abop, stillinger-weber)")
+                f"rexfit yet (available: lennard-jones, eam, meam, adp, tabulated-eam, tersoff, abop, stillinger-weber)")
         terms.append((pot.id, obj))
         params[pot.id] = prm
     if not terms:

@@ -10,7 +10,7 @@ a pair of legs, both are listed — every three-body term accepts either layout)
 A three-body term says what it needs through ``triplet_cutoffs()`` → ``(first, second,
 ordered)``: ``first`` an (S, S) table of the i→j leg reach [s_i, s_j] (Å), ``second`` an
 (S, S) table [s_i, s_k] or (S, S, S) table [s_i, s_j, s_k] of the i→k leg reach, and whether
-both orders are needed.  Stillinger–Weber and Tersoff are recognised directly.
+both orders are needed.  Stillinger–Weber, Tersoff and MEAM are recognised directly.
 """
 
 from __future__ import annotations
@@ -25,9 +25,13 @@ from rexfit.structures.triplets import build_triplets, with_triplets
 
 def triplet_needs(term):
     """``(first, second, ordered)`` for a term that needs triplets, else None."""
+    from rexfit.potentials.meam import MEAM
     from rexfit.potentials.sw import StillingerWeber
     from rexfit.potentials.tersoff import Tersoff
 
+    if isinstance(term, MEAM):  # both legs of a triplet within the f-function reach
+        reach = np.asarray(term.f_reach, dtype=np.float64)
+        return reach, reach, False
     if isinstance(term, StillingerWeber):
         reach = np.asarray(term.reach, dtype=np.float64)
         return reach, reach, False

@@ -130,41 +130,73 @@ class StillingerWeber:
         valid = nbrs.mask & (si >= 0) & (si < n) & (sj >= 0) & (sj < n)
         si, sj = jnp.clip(si, 0, n - 1), jnp.clip(sj, 0, n - 1)
         slot = (si * n + sj) * n + sj  # the ijj entry
-        eps, sigma, a, gamma = (p[k][slot] for k in ("epsilon", "sigma", "a", "gamma"))
-        big_a, big_b, pp, qq, tol = (p[k][slot] for k in ("A", "B", "p", "q", "tol"))
+
+        def entry(name):  # the ijj value per pair (a scalar for one element: no gather)
+            return p[name][0] if n == 1 else p[name][slot]
+
+        eps, sigma, a, gamma = (entry(k) for k in ("epsilon", "sigma", "a", "gamma"))
+        big_a, big_b, pp, qq, tol = (entry(k) for k in ("A", "B", "p", "q", "tol"))
         cut = sigma * a
         tol_safe = jnp.where(tol > 0.0, jnp.minimum(tol, 0.01), 0.5)
         shortening = jnp.where(gamma < 1.0, gamma, 1.0) * sigma / jnp.log(tol_safe)
         r_cut = cut + jnp.where(tol > 0.0, shortening, 0.0)
-        reach = jnp.asarray(np.asarray(self.reach, dtype=np.float64))[si, sj]
+        reach = np.asarray(self.reach, dtype=np.float64)
+        reach = reach[0, 0] if n == 1 else jnp.asarray(reach)[si, sj]
         use = valid & (r2 < r_cut * r_cut) & (r2 < reach * reach)
         r = jnp.where(use, jnp.sqrt(r2), 1.0)
         sigma_s = jnp.where(use, sigma, 1.0)
         x = jnp.where(use, r - cut, -1.0)  # < 0 where used
-        radial = big_a * eps * (big_b * sigma_s**pp * r ** (-pp) - sigma_s**qq * r ** (-qq))
-        phi2 = radial * jnp.exp(jnp.maximum(sigma_s / x, _EXP_FLOOR))
-        leg = jnp.exp(jnp.maximum(gamma * sigma_s / x, _EXP_FLOOR))
+        log_ratio = jnp.log(sigma_s / r)  # (σ/r)^p = exp(p ln(σ/r)): one log for both powers
+        radial = big_a * eps * (big_b * jnp.exp(pp * log_ratio) - jnp.exp(qq * log_ratio))
+        inv_x = sigma_s / x
+        phi2 = radial * jnp.exp(jnp.maximum(inv_x, _EXP_FLOOR))
+        leg = jnp.exp(jnp.maximum(gamma * inv_x, _EXP_FLOOR))
         return p, d, r, use, jnp.where(use, phi2, 0.0), jnp.where(use, leg, 0.0), si, sj
 
     def energy(self, params: Params, system: System, nbrs: NeighborList) -> jax.Array:
-        """Total energy (eV); ``nbrs`` must carry triplets (:meth:`neighbor_list`)."""
-        triplets = require_triplets(nbrs)
+        """Total energy (eV); ``nbrs`` must be a full list with triplets (:meth:`neighbor_list`).
+
+        The three-body sum is evaluated from per-atom moments of the legs, O(pairs), not
+        triplet by triplet.  With g_j = exp(γσ/(r_ij − aσ)) (0 beyond the cutoff), u_j the
+        unit vector i→j and, per centre i and neighbour species s, the moments
+        T^s = Σ_{j∈s} g_j u_j⊗u_j, v^s = Σ_{j∈s} g_j u_j, G^s = Σ_{j∈s} g_j, Q^s = Σ_{j∈s} g_j²:
+
+            Σ_{j∈s, k∈t, k≠j} g_j g_k (u_j·u_k − c)² = T^s:T^t − 2c v^s·v^t + c² G^s G^t
+                                                        − δ_st (1 − c)² Q^s,
+
+        so E3_i = ½ Σ_{s,t} λε_{s_i s t} [that sum with c = cosθ0_{s_i s t}], which is
+        Σ over unordered angles of ½(φ3_ijk + φ3_ikj) as documented above, exactly the
+        triplet sum up to round-off.  The list's triplets are therefore not read (any complete
+        triplet list gives the same energy); a full list is required all the same.
+        """
+        require_triplets(nbrs)
         n = len(self.elements)
+        natoms = system.natoms
         p, d, r, use, phi2, leg, si, sj = self._pair_terms(params, system, nbrs)
-        a, b = triplets.ij, triplets.ik
-        use3 = triplets.mask & use[a] & use[b]
-        cos = jnp.sum(d[a] * d[b], axis=1) / (r[a] * r[b])
-        s_i, s_j, s_k = si[a], sj[a], sj[b]
+        u, w = d / r[:, None], leg  # w = g_j, 0 where the leg is cut (or padding)
+        ux, uy, uz = u[:, 0], u[:, 1], u[:, 2]
+        wx, wy, wz = w * ux, w * uy, w * uz
+        channels = jnp.stack([wx * ux, wy * uy, wz * uz, wx * uy, wx * uz, wy * uz,
+                              wx, wy, wz, w, w * w], axis=1)
+        segment = nbrs.i if n == 1 else nbrs.i * n + sj
+        moments = jax.ops.segment_sum(channels, segment, num_segments=natoms * n)
+        moments = moments.reshape(natoms, n, 11)
+        tensor = moments[..., :6]  # xx, yy, zz, xy, xz, yz
+        vector = moments[..., 6:9]
+        g = moments[..., 9]
+        q = moments[..., 10]
+        double_off_diagonal = jnp.asarray([[[1.0, 1.0, 1.0, 2.0, 2.0, 2.0]]])
+        # contractions as broadcast products: a batched (N, n, c)·(N, c, n) dot is slow on CPU
+        tt = jnp.sum((tensor * double_off_diagonal)[:, :, None, :] * tensor[:, None, :, :], -1)
+        vv = jnp.sum(vector[:, :, None, :] * vector[:, None, :, :], axis=-1)
+        gg = g[:, :, None] * g[:, None, :]
 
-        def angular(slot):
-            delta = cos - p["costheta0"][slot]
-            return p["lambda"][slot] * p["epsilon"][slot] * delta * delta
-
-        ijk = (s_i * n + s_j) * n + s_k
-        if triplets.ordered:  # each angle listed twice: ½ Σ_t φ3_ijk
-            ang = 0.5 * angular(ijk)
-        else:  # each angle once: ½ (φ3_ijk + φ3_ikj)
-            ang = 0.5 * (angular(ijk) + angular((s_i * n + s_k) * n + s_j))
-        phi3 = jnp.where(use3, leg[a] * leg[b] * ang, 0.0)
-        return 0.5 * jnp.sum(phi2) + jnp.sum(phi3)
-
+        shape = (n, n, n)
+        strength = (p["lambda"] * p["epsilon"]).reshape(shape)
+        c0 = p["costheta0"].reshape(shape)
+        if n > 1:
+            centre = jnp.clip(system.species, 0, n - 1)
+            strength, c0 = strength[centre], c0[centre]  # (N, n, n)
+        diagonal = jnp.eye(n)[None] * ((1.0 - c0) ** 2) * q[:, :, None]
+        angles = tt - 2.0 * c0 * vv + c0 * c0 * gg - diagonal
+        return 0.5 * jnp.sum(phi2) + 0.5 * jnp.sum(strength * angles)

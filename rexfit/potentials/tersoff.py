@@ -50,6 +50,8 @@ from rexfit.structures.triplets import (
 )
 
 _EXP_LIMIT = 69.0776  # LAMMPS's clamp of the ζ exponential
+#: ijk values a ζ term reads (gathered together per triplet when there are several elements)
+_THREE_BODY = ("R", "D", "lambda3", "m", "c", "d", "costheta0", "gamma")
 
 
 def _cutoff_function(r, big_r, big_d):
@@ -143,11 +145,19 @@ class Tersoff:
     # ------------------------------------------------------------------ evaluation
 
     def energy(self, params: Params, system: System, nbrs: NeighborList) -> jax.Array:
-        """Total energy (eV); ``nbrs`` must carry triplets (:meth:`neighbor_list`)."""
+        """Total energy (eV); ``nbrs`` must carry triplets (:meth:`neighbor_list`).
+
+        Per pair slot: r, the unit vector, f_C, f_R, f_A; per triplet only cos θ (a dot product
+        of two unit vectors), g(θ), the ζ exponential and the k-leg cutoff; ζ is summed per
+        pair slot with ``segment_sum``.  With one element every triplet uses the same entry, so
+        no parameter is gathered per triplet, the k-leg f_C is the pair's own, g(θ) serves
+        both ζ_ij and ζ_ik of an unordered triplet, and the ζ_ik exponential is the
+        reciprocal of the ζ_ij one (its argument changes sign: m is odd).
+        """
         triplets = require_triplets(nbrs)
         n = len(self.elements)
         p = stack_params(params, self.elements, TERSOFF_PARAMETERS)
-        reach = jnp.asarray(np.asarray(self.reach, dtype=np.float64).reshape(-1))
+        reach = np.asarray(self.reach, dtype=np.float64).reshape(-1)
 
         d = pair_displacements(system, nbrs)
         r2 = jnp.sum(d * d, axis=1)
@@ -155,43 +165,79 @@ class Tersoff:
         valid = nbrs.mask & (si >= 0) & (si < n) & (sj >= 0) & (sj < n)
         si, sj = jnp.clip(si, 0, n - 1), jnp.clip(sj, 0, n - 1)
         r_all = jnp.where(nbrs.mask, jnp.sqrt(r2), 1.0)
+        unit = d / r_all[:, None]
 
         # pair terms, ijj entry
         slot = (si * n + sj) * n + sj
-        big_r, big_d = p["R"][slot], p["D"][slot]
+
+        def pair_entry(name):  # a scalar for one element: no gather
+            return p[name][0] if n == 1 else p[name][slot]
+
+        big_r, big_d = pair_entry("R"), pair_entry("D")
         cut = big_r + big_d
-        use = valid & (r2 < cut * cut) & (r2 < reach[slot] ** 2)
+        pair_reach = reach[0] if n == 1 else jnp.asarray(reach)[slot]
+        use = valid & (r2 < cut * cut) & (r2 < pair_reach * pair_reach)
         r = jnp.where(use, r_all, 0.5 * big_r)
         fc = _cutoff_function(r, big_r, big_d)
-        repulsive = fc * p["A"][slot] * jnp.exp(-p["lambda1"][slot] * r)
-        attractive = -p["B"][slot] * jnp.exp(-p["lambda2"][slot] * r) * fc
+        repulsive = fc * pair_entry("A") * jnp.exp(-pair_entry("lambda1") * r)
+        attractive = -pair_entry("B") * jnp.exp(-pair_entry("lambda2") * r) * fc
 
         # ζ_ij: k legs with the ijk entry's cutoff and angular parameters
         a, b = triplets.ij, triplets.ik
-        cos = jnp.sum(d[a] * d[b], axis=1) / (r_all[a] * r_all[b])
+        cos = jnp.sum(unit[a] * unit[b], axis=1)
 
-        def zeta_term(first, second, cos):
-            """Contribution to ζ of pair slot ``first`` from the k leg ``second`` (0 if cut)."""
-            k = (si[first] * n + sj[first]) * n + sj[second]
-            r_ij, r_ik2 = r_all[first], r2[second]
-            cut_k = p["R"][k] + p["D"][k]
-            ok = (triplets.mask & use[first] & valid[second] & (r_ik2 < cut_k * cut_k)
-                  & (r_ik2 < reach[k] ** 2))
-            r_ik = jnp.where(ok, r_all[second], 0.5 * p["R"][k])
-            lam = p["lambda3"][k] * (r_ij - r_ik)
-            arg = jnp.where(jnp.floor(p["m"][k]) == 3.0, lam * lam * lam, lam)
-            ex = jnp.where(arg > _EXP_LIMIT, 1.0e30, jnp.where(
-                arg < -_EXP_LIMIT, 0.0, jnp.exp(jnp.clip(arg, -_EXP_LIMIT, _EXP_LIMIT))))
-            c2, d2 = p["c"][k] ** 2, jnp.where(ok, p["d"][k] ** 2, 1.0)
-            hcth = p["costheta0"][k] - cos
-            g = p["gamma"][k] * (1.0 + c2 / d2 - c2 / (d2 + hcth * hcth))
-            term = _cutoff_function(r_ik, p["R"][k], p["D"][k]) * g * ex
-            return jnp.where(ok, term, 0.0)
+        def exp_term(lam3, m, dr):
+            """LAMMPS's clamped exp[(λ3 Δr)^m], m = 3 or (anything else) 1."""
+            lam = lam3 * dr
+            arg = jnp.where(jnp.floor(m) == 3.0, lam * lam * lam, lam)
+            ex = jnp.exp(jnp.clip(arg, -_EXP_LIMIT, _EXP_LIMIT))
+            return arg, jnp.where(arg > _EXP_LIMIT, 1.0e30, jnp.where(arg < -_EXP_LIMIT, 0.0, ex))
+
+        def angular(entry, ok, cos):
+            c2, d2 = entry("c") ** 2, jnp.where(ok, entry("d") ** 2, 1.0)
+            hcth = entry("costheta0") - cos
+            return entry("gamma") * (1.0 + c2 / d2 - c2 / (d2 + hcth * hcth))
 
         capacity = nbrs.capacity
-        zeta = jax.ops.segment_sum(zeta_term(a, b, cos), a, num_segments=capacity)
-        if not triplets.ordered:
-            zeta = zeta + jax.ops.segment_sum(zeta_term(b, a, cos), b, num_segments=capacity)
-        bij = _bond_order(zeta, p["beta"][slot], p["n"][slot])
-        return 0.5 * jnp.sum(jnp.where(use, repulsive + bij * attractive, 0.0))
+        if n == 1:
+            entry = pair_entry  # every triplet uses the single entry
+            ok = triplets.mask & use[a] & use[b]
+            g = angular(entry, ok, cos)
+            r_a, r_b = r[a], r[b]
+            arg, ex = exp_term(entry("lambda3"), entry("m"), r_a - r_b)
+            term = jnp.where(ok, fc[b] * g * ex, 0.0)  # ζ of slot a from leg b
+            zeta = jax.ops.segment_sum(term, a, num_segments=capacity)
+            if not triplets.ordered:
+                # leg a in ζ of slot b: argument −arg, so the exponential is 1/ex when unclamped
+                ex_rev = jnp.where(arg < -_EXP_LIMIT, 1.0e30,
+                                   jnp.where(arg > _EXP_LIMIT, 0.0, 1.0 / jnp.where(
+                                       jnp.abs(arg) > _EXP_LIMIT, 1.0, ex)))
+                term_rev = jnp.where(ok, fc[a] * g * ex_rev, 0.0)
+                zeta = zeta + jax.ops.segment_sum(term_rev, b, num_segments=capacity)
+        else:
+            table = jnp.stack([p[k] for k in _THREE_BODY], axis=1)  # (S³, 8)
+            reach_k = jnp.asarray(reach)
 
+            def zeta_term(first, second):
+                """Contribution to ζ of pair slot ``first`` from the k leg ``second``."""
+                k = (si[first] * n + sj[first]) * n + sj[second]
+                values = table[k]  # one gather for all the ijk values
+
+                def entry(name):
+                    return values[:, _THREE_BODY.index(name)]
+
+                r_ik2 = r2[second]
+                cut_k = entry("R") + entry("D")
+                ok = (triplets.mask & use[first] & valid[second] & (r_ik2 < cut_k * cut_k)
+                      & (r_ik2 < reach_k[k] ** 2))
+                r_ik = jnp.where(ok, r_all[second], 0.5 * entry("R"))
+                _, ex = exp_term(entry("lambda3"), entry("m"), r_all[first] - r_ik)
+                g = angular(entry, ok, cos)
+                term = _cutoff_function(r_ik, entry("R"), entry("D")) * g * ex
+                return jnp.where(ok, term, 0.0)
+
+            zeta = jax.ops.segment_sum(zeta_term(a, b), a, num_segments=capacity)
+            if not triplets.ordered:
+                zeta = zeta + jax.ops.segment_sum(zeta_term(b, a), b, num_segments=capacity)
+        bij = _bond_order(zeta, pair_entry("beta"), pair_entry("n"))
+        return 0.5 * jnp.sum(jnp.where(use, repulsive + bij * attractive, 0.0))

@@ -133,29 +133,48 @@ def triplet_pairs(
 
     # candidate legs: could be a first leg, or a second leg for some species of the first
     first_ok = r < first[si, sj] + skin
-    second_any = r < second[si, :, sj].max(axis=1, initial=-np.inf) + skin
-    cand = np.nonzero(first_ok | second_any)[0]
-    cand = cand[np.argsort(i[cand], kind="stable")]
-    centres = i[cand]
-    _, start, count = np.unique(centres, return_index=True, return_counts=True)
-    size = np.repeat(count, count)  # group size of each candidate
-    first_of = np.repeat(start, count)  # group start of each candidate
-    a = np.repeat(np.arange(len(cand)), size)  # position of leg 1 within cand
-    offset = np.arange(len(a)) - np.repeat(np.cumsum(size) - size, size)
-    b = np.repeat(first_of, size) + offset  # position of leg 2 within cand
-    a, b = cand[a], cand[b]
-    keep = a != b
+    # second_ok[c, t]: leg c qualifies as the second leg of a triplet whose first leg ends on
+    # species t (thresholds second[s_i, t, s_k])
+    second_ok = r[:, None] < second[si, :, sj] + skin
+    cand = np.nonzero(first_ok | second_ok.any(axis=1))[0]
+    if np.any(np.diff(i[cand]) < 0):  # builders list pairs by centre already
+        cand = cand[np.argsort(i[cand], kind="stable")]
+    first_ok, second_ok, sj = first_ok[cand], second_ok[cand], sj[cand]
+
+    # groups of candidates sharing a centre: start and size per candidate
+    n_cand = len(cand)
+    new_group = np.ones(n_cand, dtype=bool)
+    new_group[1:] = i[cand][1:] != i[cand][:-1]
+    starts = np.nonzero(new_group)[0]
+    sizes = np.diff(np.append(starts, n_cand))
+    size = np.repeat(sizes, sizes)  # group size of each candidate
+    rank = np.arange(n_cand) - np.repeat(starts, sizes)  # position within its group
+
+    # pairs of candidate positions (a, b) in one group, a ≠ b (ordered) or a < b (unordered)
+    partners = size - 1 if ordered else size - 1 - rank
+    total = int(partners.sum())
+    a = np.repeat(np.arange(n_cand), partners)
+    offset = np.arange(total) - np.repeat(np.cumsum(partners) - partners, partners)
+    if ordered:  # b runs over the group, skipping a itself
+        b = np.repeat(np.arange(n_cand) - rank, partners) + offset
+        b += b >= a
+    else:
+        b = a + 1 + offset
 
     def qualifies(p, q):
-        return first_ok[p] & (r[q] < second[si[p], sj[p], sj[q]] + skin)
+        second_q = second_ok[:, 0][q] if second_ok.shape[1] == 1 else second_ok[q, sj[p]]
+        return first_ok[p] & second_q
 
-    if ordered:
-        keep &= qualifies(a, b)
-    else:
-        keep &= (a < b) & (qualifies(a, b) | qualifies(b, a))
-    a, b = slots[a[keep]], slots[b[keep]]
-    order = np.lexsort((b, a))
-    return a[order], b[order]
+    keep = qualifies(a, b)
+    if not ordered:
+        keep |= qualifies(b, a)
+    a, b = slots[cand[a[keep]]], slots[cand[b[keep]]]
+    if len(a) > 1:
+        key_sorted = (np.diff(a) > 0) | ((np.diff(a) == 0) & (np.diff(b) > 0))
+        if not key_sorted.all():  # only when the pair list was not sorted by slot per centre
+            order = np.lexsort((b, a))
+            a, b = a[order], b[order]
+    return a, b
 
 
 def build_triplets(
@@ -180,13 +199,12 @@ def build_triplets(
         capacity = bucket_size(count)
     elif capacity < count:
         raise ValueError(f"triplet list needs {count} triplets, capacity is {capacity}")
-    pad = capacity - count
-    return Triplets(
-        ij=jnp.asarray(np.pad(ij, (0, pad)), dtype=jnp.int32),
-        ik=jnp.asarray(np.pad(ik, (0, pad)), dtype=jnp.int32),
-        mask=jnp.asarray(np.arange(capacity) < count),
-        ordered=bool(ordered),
-    )
+    padded = np.zeros((2, capacity), dtype=np.int32)  # padding: slot 0 (see module doc)
+    padded[0, :count], padded[1, :count] = ij, ik
+    mask = np.zeros(capacity, dtype=bool)
+    mask[:count] = True
+    return Triplets(ij=jnp.asarray(padded[0]), ik=jnp.asarray(padded[1]),
+                    mask=jnp.asarray(mask), ordered=bool(ordered))
 
 
 def with_triplets(nbrs: NeighborList, triplets: Triplets) -> TripletNeighborList:
