@@ -8,6 +8,7 @@ invalid input, 3 for a failed computation, 130 when interrupted; a traceback onl
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from importlib import resources
 
@@ -137,11 +138,33 @@ def _select_device(device: str | None) -> None:
     jax.config.update("jax_default_device", devices[0])
 
 
+#: Default directory of the persistent compilation cache (``REXFIT_CACHE_DIR`` overrides it;
+#: an empty value turns the cache off).
+CACHE_DIR = os.path.join(os.path.expanduser("~"), ".cache", "rexfit", "xla")
+
+
+def _compilation_cache() -> None:
+    """Keep compiled XLA programs on disk, so running a job again (or a job with the same
+    structures and potential) skips most of the compilation."""
+    import jax
+
+    path = os.environ.get("REXFIT_CACHE_DIR", CACHE_DIR)
+    if not path:
+        return
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError:
+        return  # not writable: run without the cache
+    jax.config.update("jax_compilation_cache_dir", path)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+
+
 def cmd_run(argv: list[str]) -> int:
     args = _run_parser().parse_args(argv)
     import jax
 
     jax.config.update("jax_enable_x64", True)
+    _compilation_cache()
     job, warnings = _load(args.job)
     _print_problems(warnings)
     _select_device(args.device)

@@ -33,8 +33,10 @@ def triplet_needs(term):
         reach = np.asarray(term.f_reach, dtype=np.float64)
         return reach, reach, False
     if isinstance(term, StillingerWeber):
-        reach = np.asarray(term.reach, dtype=np.float64)
-        return reach, reach, False
+        # its three-body sum is computed from per-atom moments of the full pair list: it
+        # needs the full list but no triplets (an empty triplet list is attached)
+        none = np.full(np.shape(term.reach), -np.inf)
+        return none, none, False
     if isinstance(term, Tersoff):
         return term.pair_reach(), np.asarray(term.reach, dtype=np.float64), False
     method = getattr(term, "triplet_cutoffs", None)

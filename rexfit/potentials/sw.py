@@ -186,7 +186,7 @@ class StillingerWeber:
         g = moments[..., 9]
         q = moments[..., 10]
         double_off_diagonal = jnp.asarray([[[1.0, 1.0, 1.0, 2.0, 2.0, 2.0]]])
-        # contractions as broadcast products: a batched (N, n, c)·(N, c, n) dot is slow on CPU
+        # contractions over the tensor (vector) components as broadcast products
         tt = jnp.sum((tensor * double_off_diagonal)[:, :, None, :] * tensor[:, None, :, :], -1)
         vv = jnp.sum(vector[:, :, None, :] * vector[:, None, :, :], axis=-1)
         gg = g[:, :, None] * g[:, None, :]

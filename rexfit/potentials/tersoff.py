@@ -69,7 +69,9 @@ def _bond_order(zeta, beta, n):
     c2 = (2.0 * n_safe * 1.0e-8) ** (-1.0 / n_safe)
     c3, c4 = 1.0 / c2, 1.0 / c1
     t = jnp.where(tmp > c4, tmp, 1.0)  # every branch below is evaluated at a positive t
-    t_n = t**n_safe
+    # the branches other than b1 only at t ≤ c1: t^n would overflow for huge ζ (clamped ζ
+    # exponentials), and an infinite slope in an unselected branch makes the gradient NaN
+    t_n = jnp.where(tmp > c1, 1.0, t) ** n_safe
     b1 = 1.0 / jnp.sqrt(t)
     b2 = (1.0 - 1.0 / (t_n * 2.0 * n_safe)) / jnp.sqrt(t)
     b4 = 1.0 - t_n / (2.0 * n_safe)
