@@ -89,6 +89,7 @@ class Objective:
         self._state: dict[str, tuple[np.ndarray, object]] = {}
         self._tree = jax.jit(space.tree)
         self.evaluations = 0
+        self._graded: set[str] = set()
 
     def ids(self, sets=("training",)) -> list[str]:
         return [k for k, v in self.sets.items() if v in sets]
@@ -116,6 +117,11 @@ class Objective:
             if grad:
                 (value, props), g = term_value_and_grad(term, *args)
                 gsum = g if gsum is None else jax.tree.map(jnp.add, gsum, g)
+                self._graded.add(sid)
+            elif sid in self._graded:
+                # the gradient program is compiled already: reuse it rather than compiling a
+                # value-only one (compilation costs far more than the unused gradient)
+                (value, props), _ = term_value_and_grad(term, *args)
             else:
                 value, props = term_value(term, *args)
             value = float(value)

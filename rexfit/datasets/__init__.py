@@ -1,0 +1,1 @@
+"""DFT datasets: structures with reference energies, forces and stresses, read from files."""

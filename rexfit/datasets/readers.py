@@ -1,0 +1,747 @@
+"""Reading DFT datasets (structures with energies, forces and stresses) into one host-side form.
+
+Every reader returns a list of :class:`Entry`: plain numpy arrays in eV, Å, eV/Å and eV/Å³
+(stress in Voigt order xx yy zz yz xz xy, positive = tensile, as ASE's
+``atoms.get_stress(voigt=True)``). Nothing here touches JAX; the fitting layer converts entries
+into systems itself.
+
+Formats (``format=`` or detected from the file name, see :func:`detect_format`):
+
+``extxyz``   extended XYZ through ``ase.io`` (all frames).
+``outcar``   VASP OUTCAR through ``ase.io`` (every ionic step).
+``vasprun``  VASP vasprun.xml through ``ase.io`` (every ionic step).
+``db``       ASE SQLite database through ``ase.db`` (every row, key-value pairs for grouping).
+``poscar``   one POSCAR/CONTCAR; three numbers after a coordinate are that atom's force (eV/Å).
+``pyfit``    the PYFIT-FF dataset file: Cartesian POSCAR blocks, each followed by a line with its
+             total DFT energy (eV); the comment line's first word names the structure's group.
+
+Problems with the files are raised as :class:`~rexfit.errors.InputError`; the origin is the file
+and line of the problem when it is known (POSCAR, pyfit, and for the ASE formats the first line
+of the frame concerned where it can be located), otherwise the message names the file and the
+entry.
+
+Also here: :func:`reference_energies` (per-element reference subtraction), :func:`energy_weights`
+(energy-based structure weights) and :func:`split` (deterministic, group-stratified
+training/validation split). ``docs/datasets-formats.md`` describes all of it for users.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from rexfit.errors import InputError, Origin
+
+#: Canonical format names accepted by :func:`read_dataset`.
+FORMATS = ("extxyz", "outcar", "vasprun", "db", "poscar", "pyfit")
+#: Other spellings accepted for ``format=`` (ASE's names among them).
+FORMAT_ALIASES = {"xyz": "extxyz", "vasp-out": "outcar", "vasp-xml": "vasprun",
+                  "ase-db": "db", "vasp": "poscar", "contcar": "poscar"}
+#: Quantities an entry can carry (and that ``require=`` can ask for).
+QUANTITIES = ("energy", "forces", "stress")
+#: Names under which a structure's group may be stored in extxyz info / ase.db key-value pairs,
+#: looked up in this order by ``group_from="comment"``.
+GROUP_KEYS = ("group", "config_type")
+
+_ASE_FORMAT = {"extxyz": "extxyz", "outcar": "vasp-out", "vasprun": "vasp-xml"}
+_ENERGY_KEYS = ("energy", "free_energy")
+
+
+@dataclass(frozen=True, eq=False)
+class Entry:
+    """One structure of a dataset with its reference data.
+
+    positions: (N, 3) float64, Cartesian, Å.
+    cell: (3, 3) float64, Å; rows are the lattice vectors (zeros for a non-periodic molecule
+        without a cell).
+    pbc: periodicity along the three lattice vectors.
+    symbols: chemical symbols of the N atoms.
+    energy: total energy in eV (after ``energy_shift_per_atom``), or None.
+    forces: (N, 3) eV/Å, or None.
+    stress: (6,) eV/Å³, Voigt order xx yy zz yz xz xy, positive = tensile (ASE), or None.
+    group: the structure's group id, or None.
+    source: where the entry came from: ``"path:LINE"`` (POSCAR, pyfit: the line of the POSCAR
+        comment), ``"path#K"`` (extxyz, OUTCAR, vasprun: 0-based frame index as for
+        ``ase.io.read(path, index=K)``) or ``"path#id=K"`` (ase.db row id).
+
+    The arrays are read-only.
+    """
+
+    positions: np.ndarray
+    cell: np.ndarray
+    pbc: tuple[bool, bool, bool]
+    symbols: tuple[str, ...]
+    energy: float | None
+    forces: np.ndarray | None
+    stress: np.ndarray | None
+    group: str | None
+    source: str
+
+    @property
+    def natoms(self) -> int:
+        return len(self.symbols)
+
+    @property
+    def volume(self) -> float:
+        """|det(cell)| in Å³ (0 for a structure without a cell)."""
+        return abs(float(np.linalg.det(self.cell)))
+
+
+# ---------------------------------------------------------------------------------------------
+# entry point
+
+
+def detect_format(path: str | os.PathLike) -> str:
+    """The format of ``path`` from its name: ``*.xyz``/``*.extxyz`` → extxyz, ``OUTCAR*`` →
+    outcar, ``vasprun*.xml`` → vasprun, ``*.db`` → db, ``POSCAR*``/``CONTCAR*``/``*.vasp``/
+    ``*.poscar`` → poscar, ``*.dat`` → pyfit. Raises InputError for any other name."""
+    p = os.fspath(path)
+    name = os.path.basename(p)
+    low = name.lower()
+    if low.endswith((".xyz", ".extxyz")):
+        return "extxyz"
+    if name.upper().startswith("OUTCAR"):
+        return "outcar"
+    if low.startswith("vasprun") and low.endswith(".xml"):
+        return "vasprun"
+    if low.endswith(".db"):
+        return "db"
+    if name.upper().startswith(("POSCAR", "CONTCAR")) or low.endswith((".vasp", ".poscar")):
+        return "poscar"
+    if low.endswith(".dat"):
+        return "pyfit"
+    raise InputError(
+        f"cannot tell the format of dataset file {p} from its name; give the format explicitly "
+        f"(one of {', '.join(FORMATS)}) or name the file *.xyz/*.extxyz, OUTCAR*, "
+        f"vasprun*.xml, *.db, POSCAR*/CONTCAR*/*.vasp, or *.dat (PYFIT-FF)")
+
+
+def read_dataset(path: str | os.PathLike, format: str | None = None, *,
+                 group_from: str | None = None, energy_shift_per_atom: float = 0.0,
+                 require: Iterable[str] = (), energy_key: str = "energy",
+                 species: Sequence[str] | None = None) -> list[Entry]:
+    """Read every structure of a dataset file.
+
+    format: one of :data:`FORMATS` (or an alias in :data:`FORMAT_ALIASES`); None detects it from
+        the file name (:func:`detect_format`).
+    group_from: where each entry's ``group`` comes from. None: no groups. ``"comment"``: the
+        first word of the POSCAR comment line (poscar, pyfit), or the ``group``/``config_type``
+        info key (extxyz) or key-value pair (db). ``"info:KEY"``: the extxyz info key or the
+        ase.db key-value pair KEY. An entry without the requested group is an error.
+    energy_shift_per_atom: eV/atom added to every energy: E = E_file + N × shift (PYFIT-FF's
+        ``u_shift``).
+    require: quantities ("energy", "forces", "stress") every entry must have; an entry without
+        one is an error.
+    energy_key: which ASE result is the energy when a file carries two: ``"energy"`` (the
+        default; for VASP energy(sigma→0)) or ``"free_energy"`` (VASP's TOTEN, the energy the
+        forces are derivatives of). When the chosen one is absent, the other is used.
+    species: element names, in order, for POSCAR blocks without a species line (VASP 4).
+    """
+    p = os.fspath(path)
+    fmt = _resolve_format(p, format)
+    group = _parse_group_from(group_from, fmt)
+    required = _parse_require(require)
+    if energy_key not in _ENERGY_KEYS:
+        raise InputError(f"energy_key must be one of {', '.join(_ENERGY_KEYS)}, not "
+                         f"'{energy_key}'")
+    if not math.isfinite(energy_shift_per_atom):
+        raise InputError(f"energy shift per atom must be a finite number, not "
+                         f"{energy_shift_per_atom}")
+    if not os.path.isfile(p):
+        raise InputError(f"dataset file {p} not found")
+
+    if fmt in _ASE_FORMAT:
+        raws = _read_ase_file(p, fmt, group, energy_key)
+    elif fmt == "db":
+        raws = _read_db(p, group, energy_key)
+    else:
+        raws = _read_poscar_file(p, fmt, group, species)
+    if not raws:
+        raise InputError(f"no structures found (read as {fmt})", Origin(p, 1))
+
+    locate = _Locator(p, fmt)
+    entries = [_finish(r, p, locate, energy_shift_per_atom) for r in raws]
+    _check_required(entries, raws, required, p, locate)
+    return entries
+
+
+def _resolve_format(path: str, format: str | None) -> str:
+    if format is None:
+        return detect_format(path)
+    f = format.strip().lower()
+    f = FORMAT_ALIASES.get(f, f)
+    if f not in FORMATS:
+        raise InputError(f"unknown dataset format '{format}' for {path}; accepted formats: "
+                         f"{', '.join(FORMATS)}")
+    return f
+
+
+def _parse_group_from(group_from: str | None, fmt: str) -> tuple[str, str | None] | None:
+    if group_from is None:
+        return None
+    if group_from == "comment":
+        if fmt in ("outcar", "vasprun"):
+            raise InputError(f"group_from='comment': a {fmt} file carries no comment or group "
+                             f"key; groups can come from poscar, pyfit, extxyz or db files")
+        return ("comment", None)
+    if group_from.startswith("info:") and group_from[5:].strip():
+        if fmt not in ("extxyz", "db"):
+            raise InputError(f"group_from='{group_from}': only extxyz info keys and ase.db "
+                             f"key-value pairs can name groups, not a {fmt} file")
+        return ("info", group_from[5:].strip())
+    raise InputError(f"group_from must be 'comment' or 'info:KEY', not '{group_from}'")
+
+
+def _parse_require(require: Iterable[str]) -> tuple[str, ...]:
+    req = (require,) if isinstance(require, str) else tuple(require)
+    bad = [q for q in req if q not in QUANTITIES]
+    if bad:
+        raise InputError(f"unknown required quantity {', '.join(map(repr, bad))}; "
+                         f"choose from {', '.join(QUANTITIES)}")
+    return req
+
+
+# ---------------------------------------------------------------------------------------------
+# the common record the readers produce, and its checks
+
+
+@dataclass
+class _Raw:
+    positions: Any
+    cell: Any
+    pbc: Any
+    symbols: Sequence[str]
+    energy: Any
+    forces: Any
+    stress: Any
+    group: Any
+    source: str
+    what: str                 # how a message names the entry: "frame 3", "row id=4", ...
+    index: int                # 0-based position in the file (frame / row / block)
+    line: int | None = None   # 1-based line where the entry starts, when known
+    virial: Any = field(default=None)
+
+
+class _Locator:
+    """Finds, only when an error needs it, the line where frame ``k`` of an ASE file starts."""
+
+    _MARK = {"outcar": "FREE ENERGIE OF THE ION-ELECTRON SYSTEM", "vasprun": "<calculation"}
+
+    def __init__(self, path: str, fmt: str):
+        self.path, self.fmt, self._lines = path, fmt, None
+
+    def __call__(self, raw: _Raw) -> int | None:
+        if raw.line is not None or self.fmt not in ("extxyz", "outcar", "vasprun"):
+            return raw.line
+        if self._lines is None:
+            try:
+                self._lines = self._scan()
+            except (OSError, UnicodeDecodeError, ValueError):
+                self._lines = []
+        return self._lines[raw.index] if raw.index < len(self._lines) else None
+
+    def _scan(self) -> list[int]:
+        starts = []
+        with open(self.path, encoding="utf-8", errors="replace") as fh:
+            if self.fmt == "extxyz":
+                skip = 0
+                for no, line in enumerate(fh, 1):
+                    if skip:
+                        skip -= 1
+                    elif line.strip():
+                        starts.append(no)
+                        skip = int(line.split()[0]) + 1
+            else:
+                mark = self._MARK[self.fmt]
+                for no, line in enumerate(fh, 1):
+                    if mark in line:
+                        starts.append(no)
+        return starts
+
+
+def _err(path: str, line: int | None, message: str) -> InputError:
+    if line is None:
+        return InputError(f"{path}: {message}")
+    return InputError(message, Origin(path, line))
+
+
+def _finish(r: _Raw, path: str, locate: _Locator, shift: float) -> Entry:
+    """Checks shapes and finiteness, converts a virial, applies the energy shift."""
+
+    def fail(message: str) -> InputError:
+        return _err(path, locate(r), f"{r.what}: {message}")
+
+    def array(x, shape, name):
+        try:
+            a = np.array(x, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise fail(f"{name} is not numeric") from None
+        if a.shape != shape:
+            raise fail(f"{name} has shape {a.shape}, expected {shape}")
+        if not np.all(np.isfinite(a)):
+            raise fail(f"{name} contains a non-finite number")
+        a.setflags(write=False)
+        return a
+
+    n = len(r.symbols)
+    if n == 0:
+        raise fail("the structure has no atoms")
+    positions = array(r.positions, (n, 3), "positions")
+    cell = array(r.cell, (3, 3), "cell")
+    pbc = tuple(bool(b) for b in np.broadcast_to(np.asarray(r.pbc, dtype=bool), (3,)))
+    forces = None if r.forces is None else array(r.forces, (n, 3), "forces")
+    stress = None
+    if r.stress is not None:
+        s = np.asarray(r.stress, dtype=np.float64)
+        stress = array(_to_voigt(s) if s.shape == (3, 3) else s, (6,), "stress")
+    elif r.virial is not None:
+        stress = array(_stress_from_virial(r.virial, cell, pbc, fail), (6,), "stress")
+    energy = None
+    if r.energy is not None:
+        try:
+            energy = float(r.energy)
+        except (TypeError, ValueError):
+            raise fail(f"energy {r.energy!r} is not a number") from None
+        if not math.isfinite(energy):
+            raise fail("the energy is not a finite number")
+        energy += n * shift
+    group = None if r.group is None else str(r.group)
+    return Entry(positions, cell, pbc, tuple(str(x) for x in r.symbols), energy, forces,
+                 stress, group, r.source)
+
+
+def _to_voigt(m: np.ndarray) -> np.ndarray:
+    return np.array([m[0, 0], m[1, 1], m[2, 2], m[1, 2], m[0, 2], m[0, 1]])
+
+
+def _stress_from_virial(virial, cell: np.ndarray, pbc, fail) -> np.ndarray:
+    """σ = −W/V (eV/Å³, ASE sign) from the virial W (eV) as written in extxyz files (the
+    libAtoms/QUIP convention W = −V σ, used by GAP, MACE and NequIP data)."""
+    w = np.asarray(virial, dtype=np.float64)
+    if w.shape == (9,):
+        w = w.reshape(3, 3)
+    if w.shape == (6,):                    # already Voigt xx yy zz yz xz xy
+        w_voigt = w
+    elif w.shape == (3, 3):
+        w_voigt = _to_voigt(w)
+    else:
+        raise fail(f"the virial has shape {w.shape}, expected 3×3, 9 or 6 numbers")
+    volume = abs(float(np.linalg.det(cell)))
+    if not all(pbc) or volume < 1e-12:
+        raise fail("a virial is given but the structure has no periodic cell to divide it by")
+    return -w_voigt / volume
+
+
+def _check_required(entries: list[Entry], raws: list[_Raw], required: tuple[str, ...],
+                    path: str, locate: _Locator) -> None:
+    for q in required:
+        missing = [k for k, e in enumerate(entries) if getattr(e, q) is None]
+        if not missing:
+            continue
+        first = raws[missing[0]]
+        names = ", ".join(raws[k].what for k in missing[:5])
+        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        raise _err(path, locate(first),
+                   f"{q} is required but missing in {len(missing)} of {len(entries)} "
+                   f"structures ({names}{more})")
+
+
+# ---------------------------------------------------------------------------------------------
+# formats read by ase.io / ase.db
+
+
+def _ase_results(atoms, energy_key: str) -> tuple[Any, Any, Any]:
+    res = atoms.calc.results if atoms.calc is not None else {}
+    other = _ENERGY_KEYS[1 - _ENERGY_KEYS.index(energy_key)]
+    energy = res.get(energy_key, res.get(other))
+    return energy, res.get("forces"), res.get("stress")
+
+
+def _group_of(mapping: dict, group, what: str, path: str, line, kind: str):
+    if group is None:
+        return None
+    keys = GROUP_KEYS if group[0] == "comment" else (group[1],)
+    for k in keys:
+        if k in mapping:
+            return mapping[k]
+    raise _err(path, line, f"{what}: no {' or '.join(repr(k) for k in keys)} {kind} to take "
+                           f"the group from")
+
+
+def _read_ase_file(path: str, fmt: str, group, energy_key: str) -> list[_Raw]:
+    import ase.io
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            frames = ase.io.read(path, index=":", format=_ASE_FORMAT[fmt])
+    except Exception as exc:  # ase raises many exception types for malformed files
+        msg = str(exc) or type(exc).__name__
+        raise _err(path, None, f"cannot read the file as {fmt}: {msg}") from None
+    if not isinstance(frames, list):
+        frames = [frames]
+    locate = _Locator(path, fmt)
+    word = "frame" if fmt == "extxyz" else "ionic step"
+    raws = []
+    for k, atoms in enumerate(frames):
+        energy, forces, stress = _ase_results(atoms, energy_key)
+        what = f"{word} {k}"
+        raw = _Raw(atoms.positions, np.asarray(atoms.cell), atoms.pbc,
+                   atoms.get_chemical_symbols(), energy, forces, stress, None,
+                   f"{path}#{k}", what, k)
+        if fmt == "extxyz":
+            if stress is None and "virial" in atoms.info:
+                raw.virial = atoms.info["virial"]
+            if group is not None:
+                raw.group = _group_of(atoms.info, group, what, path, locate(raw), "info key")
+        raws.append(raw)
+    return raws
+
+
+def _read_db(path: str, group, energy_key: str) -> list[_Raw]:
+    import sqlite3
+
+    import ase.db
+
+    # Refuse files that are not ASE databases before ase.db would add its tables to them.
+    try:
+        con = sqlite3.connect(Path(path).resolve().as_uri() + "?mode=ro", uri=True)
+        try:
+            ok = con.execute("SELECT COUNT(*) FROM sqlite_master WHERE name='systems'"
+                             ).fetchone()[0] == 1
+        finally:
+            con.close()
+    except sqlite3.Error as exc:
+        raise _err(path, None, f"cannot read the file as an ASE database: {exc}") from None
+    if not ok:
+        raise _err(path, None, "not an ASE database (it has no 'systems' table)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with ase.db.connect(path, type="db", create_indices=False,
+                                use_lock_file=False) as db:
+                rows = list(db.select())
+                frames = [(row.id, row.toatoms(), dict(row.key_value_pairs),
+                           row.get("data", {})) for row in rows]
+    except Exception as exc:  # sqlite and ase raise many types
+        raise _err(path, None, f"cannot read the ASE database: {exc}") from None
+    raws = []
+    for k, (rid, atoms, kvp, data) in enumerate(frames):
+        energy, forces, stress = _ase_results(atoms, energy_key)
+        # PyXtal_FF stores its reference data in the row's data dictionary.
+        if energy is None and "dft_energy" in data:
+            energy = data["dft_energy"]
+        if forces is None and "dft_force" in data:
+            forces = data["dft_force"]
+        what = f"row id={rid}"
+        g = None if group is None else _group_of(kvp, group, what, path, None, "key-value pair")
+        raws.append(_Raw(atoms.positions, np.asarray(atoms.cell), atoms.pbc,
+                         atoms.get_chemical_symbols(), energy, forces, stress, g,
+                         f"{path}#id={rid}", what, k))
+    return raws
+
+
+# ---------------------------------------------------------------------------------------------
+# POSCAR and PYFIT-FF files, read here (ASE's POSCAR reader has no force columns)
+
+
+class _Text:
+    def __init__(self, path: str):
+        self.path = path
+        try:
+            with open(path, encoding="utf-8") as fh:
+                self.lines = fh.read().splitlines()
+        except UnicodeDecodeError as exc:
+            raise _err(path, None, f"not a text file: {exc}") from None
+        except OSError as exc:
+            raise _err(path, None, f"cannot read the file: {exc}") from None
+
+    def error(self, i: int, message: str) -> InputError:
+        return InputError(message, Origin(self.path, min(i, max(len(self.lines) - 1, 0)) + 1))
+
+    def tokens(self, i: int, expected: str, context: str) -> list[str]:
+        if i >= len(self.lines):
+            raise self.error(i, f"{context}: the file ends where {expected} was expected")
+        toks = self.lines[i].split()
+        if not toks:
+            raise self.error(i, f"{context}: empty line where {expected} was expected")
+        return toks
+
+    def numbers(self, i: int, count: int, expected: str, context: str) -> list[float]:
+        toks = self.tokens(i, expected, context)
+        try:
+            vals = [float(t) for t in toks[:count]]
+        except ValueError:
+            vals = []
+        if len(vals) < count or not all(math.isfinite(v) for v in vals):
+            raise self.error(i, f"{context}: expected {expected}, found '{self.lines[i].strip()}'")
+        return vals
+
+    def skip_blank(self, i: int) -> int:
+        while i < len(self.lines) and not self.lines[i].strip():
+            i += 1
+        return i
+
+
+def _is_float(t: str) -> bool:
+    try:
+        float(t)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_count(t: str) -> bool:
+    return t.isascii() and t.isdigit()
+
+
+def _element(name: str) -> str | None:
+    """'Si', 'Si_pv', 'Si/8a1b…' (VASP 6 hashes) → 'Si'; None when not an element."""
+    from ase.data import chemical_symbols
+
+    sym = name.split("/")[0].split("_")[0]
+    return sym if sym in chemical_symbols and sym != "X" else None
+
+
+def _poscar_block(t: _Text, i: int, species: Sequence[str] | None) -> tuple[dict, int]:
+    """Parses one POSCAR starting at line index ``i`` (its comment line); returns the structure
+    and the index of the first line after its coordinates."""
+    start = i
+    ctx = f"POSCAR starting at line {start + 1}"
+    comment = t.lines[i] if i < len(t.lines) else ""
+    i += 1
+
+    toks = t.tokens(i, "the scaling factor", ctx)
+    if len(toks) >= 3 and all(_is_float(x) for x in toks[:3]):     # VASP 6: one per axis
+        scale = np.array([float(x) for x in toks[:3]])
+        if not np.all(np.isfinite(scale) & (scale > 0)):
+            raise t.error(i, f"{ctx}: three scaling factors must all be positive")
+    elif _is_float(toks[0]) and math.isfinite(float(toks[0])) and float(toks[0]) != 0.0:
+        scale = float(toks[0])
+    else:
+        raise t.error(i, f"{ctx}: expected the scaling factor, found '{t.lines[i].strip()}'")
+    i += 1
+    cell = np.array([t.numbers(i + k, 3, "three lattice-vector components", ctx)
+                     for k in range(3)])
+    i += 3
+    if isinstance(scale, np.ndarray):
+        factors = scale
+    elif scale < 0:            # VASP: a negative scale is the cell volume
+        vol = abs(np.linalg.det(cell))
+        if vol < 1e-12:
+            raise t.error(start + 2, f"{ctx}: the lattice vectors are linearly dependent")
+        factors = np.full(3, (-scale / vol) ** (1.0 / 3.0))
+    else:
+        factors = np.full(3, scale)
+    cell = cell * factors[None, :]
+
+    toks = t.tokens(i, "the species names or atom counts", ctx)
+    if all(_is_count(x) for x in toks):
+        if species is None:
+            raise t.error(i, f"{ctx}: no species line (VASP 4 layout); add the element names "
+                             f"above the atom counts or give the species explicitly")
+        names = list(species)
+    else:
+        names = []
+        for x in toks:
+            el = _element(x)
+            if el is None:
+                raise t.error(i, f"{ctx}: '{x}' is not a chemical element")
+            names.append(el)
+        i += 1
+        toks = t.tokens(i, "the atom counts", ctx)
+    if not all(_is_count(x) for x in toks):
+        raise t.error(i, f"{ctx}: expected the atom counts (integers), found "
+                         f"'{t.lines[i].strip()}'")
+    counts = [int(x) for x in toks]
+    if len(counts) != len(names):
+        raise t.error(i, f"{ctx}: {len(counts)} atom counts for {len(names)} species "
+                         f"({' '.join(names)})")
+    n = sum(counts)
+    if n == 0:
+        raise t.error(i, f"{ctx}: the structure has no atoms")
+    i += 1
+
+    toks = t.tokens(i, "'Direct' or 'Cartesian'", ctx)
+    selective = toks[0][0] in "sS"
+    if selective:
+        i += 1
+        toks = t.tokens(i, "'Direct' or 'Cartesian'", ctx)
+    mode = toks[0][0].lower()
+    if mode not in "cdk":
+        raise t.error(i, f"{ctx}: expected 'Direct' or 'Cartesian', found "
+                         f"'{t.lines[i].strip()}'")
+    cartesian = mode in "ck"
+    i += 1
+
+    pos = np.empty((n, 3))
+    forces = np.empty((n, 3))
+    has_force = []
+    for a in range(n):
+        pos[a] = t.numbers(i + a, 3, f"the coordinates of atom {a + 1} of {n}", ctx)
+        rest = t.lines[i + a].split()[3:]
+        if selective:
+            rest = rest[3:]
+        if rest and _is_float(rest[0]):
+            if len(rest) < 3 or not all(_is_float(x) for x in rest[:3]):
+                raise t.error(i + a, f"{ctx}: atom {a + 1}: expected three force components "
+                                     f"after the coordinates")
+            forces[a] = [float(x) for x in rest[:3]]
+            if not np.all(np.isfinite(forces[a])):
+                raise t.error(i + a, f"{ctx}: atom {a + 1}: non-finite force component")
+            has_force.append(True)
+        else:
+            has_force.append(False)
+    if any(has_force) and not all(has_force):
+        a = has_force.index(not has_force[0])
+        raise t.error(i + a, f"{ctx}: atom {a + 1} {'has' if has_force[a] else 'lacks'} force "
+                             f"columns, atom 1 {'has' if has_force[0] else 'does not'}; either "
+                             f"all atoms carry forces or none")
+    pos = pos * factors[None, :] if cartesian else pos @ cell
+    symbols = [nm for nm, c in zip(names, counts) for _ in range(c)]
+    block = dict(comment=comment, positions=pos, cell=cell, symbols=symbols,
+                 forces=forces if all(has_force) else None)
+    return block, i + n
+
+
+def _comment_group(comment: str, group, what: str, t: _Text, line: int):
+    if group is None:
+        return None
+    words = comment.split()
+    if not words:
+        raise t.error(line, f"{what}: the comment line is empty, so it names no group")
+    return words[0]
+
+
+def _read_poscar_file(path: str, fmt: str, group, species) -> list[_Raw]:
+    t = _Text(path)
+    if not any(ln.strip() for ln in t.lines):
+        raise InputError(f"no structures found (read as {fmt}): the file is empty",
+                         Origin(path, 1))
+    raws = []
+    i = 0 if fmt == "poscar" else t.skip_blank(0)
+    while True:
+        start = i
+        what = f"structure {len(raws)} (line {start + 1})"
+        block, i = _poscar_block(t, i, species)
+        energy = None
+        if fmt == "pyfit":
+            i = t.skip_blank(i)
+            ctx = f"POSCAR starting at line {start + 1}"
+            toks = t.tokens(i, "the structure's DFT energy (eV)", ctx)
+            if not _is_float(toks[0]) or len(toks) > 1 and _is_float(toks[1]):
+                raise t.error(i, f"{ctx}: expected one number, the structure's DFT energy in "
+                                 f"eV, after the coordinates; found '{t.lines[i].strip()}'")
+            energy = float(toks[0])
+            if not math.isfinite(energy):
+                raise t.error(i, f"{ctx}: the energy is not a finite number")
+            i = t.skip_blank(i + 1)
+        raws.append(_Raw(block["positions"], block["cell"], (True, True, True),
+                         block["symbols"], energy, block["forces"], None,
+                         _comment_group(block["comment"], group, what, t, start),
+                         f"{path}:{start + 1}", what, len(raws), line=start + 1))
+        if fmt == "poscar" or i >= len(t.lines):
+            return raws
+
+
+# ---------------------------------------------------------------------------------------------
+# reference energies, weights, split
+
+
+def reference_energies(entries: Sequence[Entry], per_element: dict[str, float]) -> np.ndarray:
+    """E − Σ_atoms e_ref[symbol] for every entry (eV), e.g. cohesive energies when
+    ``per_element`` holds the free-atom energies. Every entry needs an energy and every element
+    a reference; otherwise InputError (filter entries without energy first)."""
+    out = np.empty(len(entries))
+    for k, e in enumerate(entries):
+        if e.energy is None:
+            raise InputError(f"{e.source}: the structure has no energy to reference")
+        missing = sorted(set(e.symbols) - set(per_element))
+        if missing:
+            raise InputError(f"{e.source}: no reference energy given for element(s) "
+                             f"{', '.join(missing)}")
+        out[k] = e.energy - sum(float(per_element[s]) for s in e.symbols)
+    return out
+
+
+WEIGHT_FORMS = ("inverse-square", "exponential")
+
+
+def energy_weights(entries: Sequence[Entry], scale: float, *, form: str = "inverse-square",
+                   per_element: dict[str, float] | None = None,
+                   max_above_min: float | None = None) -> np.ndarray:
+    """Energy-based structure weights, mean 1 over the entries (the idea of pacemaker's
+    EnergyBasedWeightingPolicy: low-energy structures matter most).
+
+    With e_i = E_i/N_i (or the referenced energy (E_i − Σ e_ref)/N_i when ``per_element`` is
+    given, recommended for datasets of several compositions) and ΔE_i = e_i − min_j e_j ≥ 0
+    (eV/atom):
+
+    - ``form="inverse-square"``: u_i = (δ / (ΔE_i + δ))², with δ = ``scale`` (eV/atom): the
+      lowest-energy structures get u = 1, a structure δ above them 1/4;
+    - ``form="exponential"``: u_i = exp(−ΔE_i / scale).
+
+    ``max_above_min`` (eV/atom): structures with ΔE_i above it get weight 0 (excluded).
+    The weights are w_i = u_i · M / Σ_j u_j over all M entries, so their mean is 1.
+    """
+    if form not in WEIGHT_FORMS:
+        raise InputError(f"energy weighting form must be one of {', '.join(WEIGHT_FORMS)}, not "
+                         f"'{form}'")
+    if not (math.isfinite(scale) and scale > 0):
+        raise InputError(f"the energy weighting scale must be a positive number (eV/atom), "
+                         f"not {scale}")
+    if max_above_min is not None and not max_above_min >= 0:
+        raise InputError(f"max_above_min must be ≥ 0 eV/atom, not {max_above_min}")
+    if not entries:
+        return np.zeros(0)
+    if per_element is not None:
+        energies = reference_energies(entries, per_element)
+    else:
+        missing = [e.source for e in entries if e.energy is None]
+        if missing:
+            raise InputError(f"energy-based weights need an energy for every structure; "
+                             f"{len(missing)} have none (first: {missing[0]})")
+        energies = np.array([e.energy for e in entries], dtype=float)
+    per_atom = energies / np.array([e.natoms for e in entries], dtype=float)
+    de = per_atom - per_atom.min()
+    if form == "inverse-square":
+        u = (scale / (de + scale)) ** 2
+    else:
+        u = np.exp(-de / scale)
+    if max_above_min is not None:
+        u = np.where(de > max_above_min, 0.0, u)
+    return u * (len(u) / u.sum())
+
+
+def split(entries: Sequence[Entry], validation_fraction: float,
+          seed: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """Deterministic training/validation split, stratified by group.
+
+    Entries are grouped by ``entry.group`` (all entries without a group form one stratum);
+    strata are visited in order of first appearance. From a stratum of n entries,
+    v = min(floor(f·n + ½), n − 1) entries go to validation, chosen with one
+    ``numpy.random.default_rng(seed)`` generator shared across the strata in that order; so every
+    group keeps at least one training entry, and the same entries, fraction and seed give the
+    same split. Returns (training indices, validation indices), each sorted ascending.
+    """
+    if not (0.0 <= validation_fraction < 1.0):
+        raise InputError(f"the validation fraction must be in [0, 1), not {validation_fraction}")
+    rng = np.random.default_rng(seed)
+    strata: dict[str | None, list[int]] = {}
+    for k, e in enumerate(entries):
+        strata.setdefault(e.group, []).append(k)
+    train: list[int] = []
+    val: list[int] = []
+    for members in strata.values():
+        n = len(members)
+        v = min(int(math.floor(validation_fraction * n + 0.5)), n - 1)
+        order = rng.permutation(n)
+        val.extend(members[j] for j in order[:v])
+        train.extend(members[j] for j in order[v:])
+    return np.array(sorted(train), dtype=int), np.array(sorted(val), dtype=int)

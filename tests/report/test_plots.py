@@ -1,0 +1,220 @@
+"""Diagnostic plots: PNG files written atomically, labels, the fit line against numpy.polyfit,
+the learning curve's scale, the files of a dataset, no pyplot, and a 1e6-point parity plot."""
+
+from __future__ import annotations
+
+import os
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rexfit.report import plots
+from rexfit.report.metrics import metrics
+from rexfit.report.plots import (error_histogram, learning_curve, linear_fit, parity_plot,
+                                 write_dataset_plots)
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def png_size(path) -> tuple[int, int]:
+    """Width and height from the IHDR chunk of a PNG file (checks the signature)."""
+    data = Path(path).read_bytes()
+    assert len(data) > 1000
+    assert data[:8] == PNG and data[12:16] == b"IHDR"
+    width, height = struct.unpack(">II", data[16:24])
+    try:
+        from PIL import Image
+    except ImportError:
+        return width, height
+    with Image.open(path) as im:
+        im.verify()
+        assert im.format == "PNG" and im.size == (width, height)
+    return width, height
+
+
+def no_temporaries(directory) -> None:
+    assert not [p for p in os.listdir(directory) if p.startswith(".tmp-")]
+
+
+def sample(n, slope=1.02, intercept=-0.3, noise=0.1, seed=0):
+    rng = np.random.default_rng(seed)
+    ref = rng.normal(scale=2.0, size=n)
+    return slope * ref + intercept + rng.normal(scale=noise, size=n), ref
+
+
+def legend_texts(ax) -> list[str]:
+    return [t.get_text() for t in ax.get_legend().get_texts()]
+
+
+def test_parity_plot(tmp_path):
+    train, valid = sample(500), sample(80, slope=0.9, intercept=0.2, seed=1)
+    path = tmp_path / "sub" / "parity.png"
+    fig = parity_plot(str(path), "energy per atom", "eV/atom", train, valid)
+    assert png_size(path) == (round(plots.SIZE[0] * plots.DPI), round(plots.SIZE[1] * plots.DPI))
+    no_temporaries(path.parent)
+    (ax,) = fig.axes
+    assert ax.get_xlabel() == "reference energy per atom (eV/atom)"
+    assert ax.get_ylabel() == "predicted energy per atom (eV/atom)"
+    assert ax.get_aspect() == 1.0 and ax.get_xlim() == ax.get_ylim()
+    texts = legend_texts(ax)
+    assert texts[0] == "y = x"
+    for name, (pred, ref) in (("training", train), ("validation", valid)):
+        slope, intercept = np.polyfit(ref, pred, 1)
+        fit = linear_fit(pred, ref)
+        assert fit == pytest.approx((slope, intercept), rel=1e-10, abs=1e-12)
+        sign = "-" if intercept < 0 else "+"
+        assert f"{name} fit: y = {slope:.4f}x {sign} {abs(intercept):.4g}" in texts
+        m = metrics(pred, ref)
+        assert (f"{name}: n = {pred.size}, RMSE = {m['rmse']:.4g}, R² = {m['r2']:.6f}"
+                in texts)
+        # the dashed line drawn is that fit, over the whole axis range
+        (line,) = [ln for ln in ax.get_lines() if ln.get_label() == f"{name} fit: "
+                   f"y = {slope:.4f}x {sign} {abs(intercept):.4g}"]
+        x, y = line.get_data()
+        np.testing.assert_allclose(y, slope * np.asarray(x) + intercept, rtol=1e-9)
+        assert tuple(x) == ax.get_xlim()
+    # different colours for the sets
+    points = [ln for ln in ax.get_lines() if ln.get_linestyle() == "None"]
+    assert len(points) == 2 and points[0].get_color() != points[1].get_color()
+
+
+def test_parity_plot_training_only_and_degenerate(tmp_path):
+    fig = parity_plot(str(tmp_path / "p.png"), "stress component", "GPa", sample(30), None)
+    texts = legend_texts(fig.axes[0])
+    assert not [t for t in texts if t.startswith("validation")]
+    assert fig.axes[0].get_xlabel() == "reference stress component (GPa)"
+    # constant reference: no fit line, R² undefined, still a valid plot
+    fig = parity_plot(str(tmp_path / "c.png"), "x", "", ([1.0, 1.2], [1.0, 1.0]))
+    texts = legend_texts(fig.axes[0])
+    assert not [t for t in texts if "fit" in t] and "R² = undefined" in texts[1]
+    png_size(tmp_path / "c.png")
+    with pytest.raises(ValueError, match="non-finite"):
+        parity_plot(str(tmp_path / "n.png"), "x", "", ([np.nan], [1.0]))
+    assert not (tmp_path / "n.png").exists()
+
+
+def test_parity_plot_large_input_is_fast(tmp_path):
+    n = 1_000_000
+    pred, ref = sample(n, seed=2)
+    start = time.perf_counter()
+    fig = parity_plot(str(tmp_path / "big.png"), "force component", "eV/A", (pred, ref),
+                      sample(1000, seed=3))
+    seconds = time.perf_counter() - start
+    assert seconds < 5.0
+    png_size(tmp_path / "big.png")
+    ax = fig.axes[0]
+    assert ax.get_xlabel() == "reference force component (eV/Å)"
+    # drawing is thinned, the statistics are not; the largest error is drawn
+    label = [t for t in legend_texts(ax) if t.startswith("training:")][0]
+    assert label.startswith(f"training: n = {n} ({plots.MAX_DRAWN} drawn), "
+                            f"RMSE = {metrics(pred, ref)['rmse']:.4g}")
+    (drawn,) = [ln for ln in ax.get_lines() if ln.get_label() == label]
+    x, y = drawn.get_data()
+    assert len(x) == plots.MAX_DRAWN
+    worst = np.argmax(np.abs(pred - ref))
+    assert np.any((x == ref[worst]) & (y == pred[worst]))
+    assert linear_fit(pred, ref) == pytest.approx(tuple(np.polyfit(ref, pred, 1)), rel=1e-9)
+
+
+def test_error_histogram(tmp_path):
+    rng = np.random.default_rng(4)
+    tr, va = rng.normal(scale=0.1, size=2000), rng.normal(scale=0.2, size=50)
+    fig = error_histogram(str(tmp_path / "e.png"), "force component", "eV/A", tr, va)
+    png_size(tmp_path / "e.png")
+    ax = fig.axes[0]
+    assert ax.get_xlabel() == "error of force component, predicted − reference (eV/Å)"
+    assert ax.get_ylabel() == "fraction of values"
+    texts = legend_texts(ax)
+    assert texts == [f"training: n = 2000, mean = {tr.mean():.4g}, std = {tr.std():.4g}",
+                     f"validation: n = 50, mean = {va.mean():.4g}, std = {va.std():.4g}"]
+    # each set's bars hold fractions summing to one, on common bins
+    from matplotlib.patches import StepPatch
+
+    steps = [p for p in ax.patches if isinstance(p, StepPatch)]
+    assert len(steps) == 4
+    for p in steps:
+        assert float(np.sum(p.get_data().values)) == pytest.approx(1.0)
+    assert len({tuple(p.get_data().edges) for p in steps}) == 1
+    # all errors equal: still a histogram
+    fig = error_histogram(str(tmp_path / "z.png"), "x", "GPa", np.zeros(5))
+    png_size(tmp_path / "z.png")
+
+
+def test_learning_curve(tmp_path):
+    history = [(i, 10.0 / (i + 1), 12.0 / (i + 1) if i % 3 == 0 else None) for i in range(20)]
+    fig = learning_curve(str(tmp_path / "lc.png"), history)
+    png_size(tmp_path / "lc.png")
+    ax = fig.axes[0]
+    assert ax.get_yscale() == "log"
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("iteration", "objective")
+    train, valid = ax.get_lines()
+    assert list(train.get_xdata()) == list(range(20))
+    assert list(valid.get_xdata()) == [0, 3, 6, 9, 12, 15, 18]
+    # a zero objective: linear scale; (iteration, objective) pairs as in FitResult.history
+    fig = learning_curve(str(tmp_path / "lc2.png"), [[0, 3.0], [1, 1.0], [2, 0.0]])
+    assert fig.axes[0].get_yscale() == "linear"
+    assert len(fig.axes[0].get_lines()) == 1
+    with pytest.raises(ValueError, match="history entry"):
+        learning_curve(str(tmp_path / "lc3.png"), [(1,)])
+
+
+def dataset(seed=5):
+    rng = np.random.default_rng(seed)
+    recs = []
+    for i in range(12):
+        n = int(rng.integers(1, 5))
+        fr = rng.normal(size=(n, 3))
+        er = -3.0 * n + float(rng.normal())
+        recs.append({"set": "validation" if i % 4 == 0 else "training",
+                     "group": "bulk" if i % 2 else None, "natoms": n,
+                     "energy": (er + 0.01, er), "forces": (fr + 0.02, fr), "stress": None})
+    return recs
+
+
+def test_write_dataset_plots(tmp_path):
+    out = tmp_path / "plots"
+    history = [(0, 5.0, 6.0), (1, 2.0, 3.0), (2, 1.0, 2.5)]
+    paths = write_dataset_plots(str(out), dataset(), history)
+    names = [os.path.basename(p) for p in paths]
+    assert names == ["parity_energy_per_atom.png", "errors_energy_per_atom.png",
+                     "parity_forces.png", "errors_forces.png", "learning_curve.png"]
+    assert sorted(os.listdir(out)) == sorted(names)
+    for p in paths:
+        png_size(p)
+    # no history, no learning curve; a quantity of the validation set only is still plotted
+    recs = [{"set": "validation", "group": None, "natoms": 1,
+             "stress": (np.ones(6), np.arange(6.0))}]
+    paths = write_dataset_plots(str(tmp_path / "other"), recs, [])
+    assert [os.path.basename(p) for p in paths] == ["parity_stress.png", "errors_stress.png"]
+    assert write_dataset_plots(str(tmp_path / "none"), [], None) == []
+
+
+def test_failed_write_keeps_old_file(tmp_path, monkeypatch):
+    path = tmp_path / "p.png"
+    path.write_bytes(b"old")
+    fig = plots.parity_figure("x", "", sample(10))
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(fig, "savefig", broken)
+    with pytest.raises(RuntimeError):
+        plots.save_figure(fig, str(path))
+    assert path.read_bytes() == b"old"
+    no_temporaries(tmp_path)
+
+
+def test_pyplot_is_never_imported(tmp_path):
+    code = ("import sys, matplotlib\n"
+            "matplotlib.use('svg')\n"
+            "from rexfit.report.plots import parity_plot\n"
+            f"parity_plot({str(tmp_path / 'p.png')!r}, 'x', 'eV', ([1, 2, 3], [1, 2, 2.5]))\n"
+            "assert 'matplotlib.pyplot' not in sys.modules\n"
+            "assert matplotlib.get_backend() == 'svg'\n")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+    png_size(tmp_path / "p.png")
