@@ -712,6 +712,84 @@ STRUCTURES: dict[str, Callable] = {
 }
 
 
+#: Quantities a <dataset> may fit, as property names of the job language.
+DATASET_PROPERTIES = ("atomic-energy", "atomic-forces", "stress")
+DATASET_FORMATS = ("extxyz", "xyz", "outcar", "vasprun", "db", "poscar", "vasp", "contcar",
+                   "pyfit")
+
+
+def _dataset(ctx: Context, node: Node, group: str, fit: bool) -> s.DatasetSpec:
+    did = (node.get("id") or "").strip()
+    weight = ctx.attr_number(node, "relative-weight", 1.0)
+    if weight is not None and not (math.isfinite(weight) and weight >= 0):
+        ctx.error(f"dataset '{did}': relative-weight must be ≥ 0, got {weight:g}", node.origin)
+    fraction = ctx.attr_number(node, "validation-fraction", 0.0) or 0.0
+    if not 0.0 <= fraction < 1.0:
+        ctx.error(f"dataset '{did}': validation-fraction must be in [0, 1), got {fraction:g}",
+                  node.origin)
+    files = []
+    for c in node.children:
+        if c.tag not in ("file", "validation-file"):
+            continue
+        path = ctx.file(c)
+        fmt = c.get("format")
+        if fmt is not None and fmt.strip().lower() not in DATASET_FORMATS:
+            ctx.error(f"<{c.tag}> format '{fmt}' is not a dataset format (one of "
+                      f"{', '.join(DATASET_FORMATS)})", c.origin)
+        group_from = c.get("group-from")
+        if group_from is not None and group_from.strip() != "comment" \
+                and not group_from.strip().startswith("info:"):
+            ctx.error(f"<{c.tag}> group-from must be 'comment' or 'info:KEY', got "
+                      f"'{group_from}'", c.origin)
+        files.append(s.DatasetFileSpec(
+            path=path or "", origin=c.origin, format=None if fmt is None else fmt.strip().lower(),
+            group_from=None if group_from is None else group_from.strip(),
+            energy_shift_per_atom=ctx.attr_number(c, "energy-shift-per-atom", 0.0) or 0.0,
+            validation=c.tag == "validation-file"))
+    if not any(not f.validation for f in files):
+        ctx.error(f"<dataset id='{did}'> needs at least one <file>", node.origin)
+    refs = []
+    for c in node.findall("reference-energy"):
+        sp = (c.get("species") or "").strip()
+        ctx.check_species(sp, c.origin, "<reference-energy> species", wildcard=False)
+        try:
+            refs.append((sp, float(c.value)))
+        except (TypeError, ValueError):
+            ctx.error(f"<reference-energy species='{sp}'> needs a number", c.origin)
+    weighting = None
+    ew = node.find("energy-weighting")
+    if ew is not None:
+        scale = ctx.attr_number(ew, "scale")
+        ctx.positive(scale, "<energy-weighting> scale", ew.origin)
+        form = (ew.get("form") or "inverse-square").strip()
+        if form not in ("inverse-square", "exponential"):
+            ctx.error(f"<energy-weighting> form must be inverse-square or exponential, got "
+                      f"'{form}'", ew.origin)
+        weighting = (scale or 1.0, form, ctx.attr_number(ew, "max-above-min"))
+    props = []
+    for pl in node.findall("properties"):
+        for c in pl.children:
+            if c.tag not in DATASET_PROPERTIES:
+                ctx.error(f"<{c.tag}> cannot be fitted to a dataset (one of "
+                          f"{', '.join(DATASET_PROPERTIES)})", c.origin)
+                continue
+            w = ctx.attr_number(c, "relative-weight", 1.0)
+            tol = ctx.attr_number(c, "tolerance")
+            if tol is not None:
+                ctx.positive(tol, f"<{c.tag}> tolerance", c.origin)
+            props.append(s.PropertySpec(name=c.tag, origin=c.origin, fit=True,
+                                        relative_weight=1.0 if w is None else w, tolerance=tol))
+    if not props:
+        props = [s.PropertySpec(name=n, origin=node.origin, fit=True)
+                 for n in ("atomic-energy", "atomic-forces")]
+    return s.DatasetSpec(id=did, origin=node.origin, files=tuple(files),
+                         properties=tuple(props), relative_weight=weight or 0.0,
+                         fit=fit and ctx.attr_bool(node, "fit", True),
+                         validation_fraction=fraction,
+                         seed=ctx.attr_int(node, "seed") or 0,
+                         reference_energies=tuple(refs), energy_weighting=weighting, group=group)
+
+
 def _group(ctx: Context, node: Node, path: str, fit: bool, ids: dict[str, Node]) -> s.GroupSpec:
     gid = (node.get("id") or "").strip()
     weight = ctx.attr_number(node, "relative-weight", 1.0)
@@ -723,6 +801,13 @@ def _group(ctx: Context, node: Node, path: str, fit: bool, ids: dict[str, Node])
     for c in node.children:
         if c.tag == "group":
             members.append(_group(ctx, c, here, fit, ids))
+        elif c.tag == "dataset":
+            did = (c.get("id") or "").strip()
+            if did in ids:
+                ctx.error(f"structure id '{did}' is used twice (first at {ids[did].origin})",
+                          c.origin)
+            ids.setdefault(did, c)
+            members.append(_dataset(ctx, c, here, fit))
         elif c.tag in STRUCTURES:
             sid = (c.get("id") or "").strip()
             if sid in ids:

@@ -224,6 +224,49 @@ class StructureSpec:
 
 
 @dataclass(frozen=True)
+class DatasetFileSpec:
+    """One ``<file>`` or ``<validation-file>`` of a ``<dataset>``."""
+
+    path: str
+    origin: Origin
+    format: str | None = None
+    group_from: str | None = None
+    energy_shift_per_atom: float = 0.0
+    validation: bool = False
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A ``<dataset>``: entries read from files, fitted without relaxation.
+
+    ``properties``: the fitted quantities (atomic-energy, atomic-forces, stress) with their
+    relative weights and tolerances.  ``energy_weighting``: (scale, form, max_above_min) or None.
+    """
+
+    id: str
+    origin: Origin
+    files: tuple[DatasetFileSpec, ...]
+    properties: tuple[PropertySpec, ...]
+    relative_weight: float = 1.0
+    fit: bool = True
+    validation_fraction: float = 0.0
+    seed: int = 0
+    reference_energies: tuple[tuple[str, float], ...] = ()
+    energy_weighting: tuple[float, str, float | None] | None = None
+    group: str = ""
+
+    @property
+    def has_validation(self) -> bool:
+        """True if some entries go to the validation set."""
+        return (not self.fit or self.validation_fraction > 0
+                or any(f.validation for f in self.files))
+
+    @property
+    def has_training(self) -> bool:
+        return self.fit and any(not f.validation for f in self.files)
+
+
+@dataclass(frozen=True)
 class GroupSpec:
     """A ``<group>``: structures and subgroups sharing a relative weight."""
 
@@ -231,13 +274,26 @@ class GroupSpec:
     origin: Origin
     relative_weight: float = 1.0
     fit: bool = True
-    members: tuple["StructureSpec | GroupSpec", ...] = ()
+    members: tuple["StructureSpec | GroupSpec | DatasetSpec", ...] = ()
 
     def structures(self) -> list[StructureSpec]:
-        """All structures in this group and its subgroups, in file order."""
+        """All structures in this group and its subgroups, in file order (not datasets)."""
         out: list[StructureSpec] = []
         for m in self.members:
-            out.extend(m.structures() if isinstance(m, GroupSpec) else [m])
+            if isinstance(m, GroupSpec):
+                out.extend(m.structures())
+            elif isinstance(m, StructureSpec):
+                out.append(m)
+        return out
+
+    def datasets(self) -> list[DatasetSpec]:
+        """All datasets in this group and its subgroups, in file order."""
+        out: list[DatasetSpec] = []
+        for m in self.members:
+            if isinstance(m, GroupSpec):
+                out.extend(m.datasets())
+            elif isinstance(m, DatasetSpec):
+                out.append(m)
         return out
 
 
@@ -302,6 +358,9 @@ class JobSpec:
 
     def all_structures(self) -> list[StructureSpec]:
         return self.structures.structures()
+
+    def all_datasets(self) -> list[DatasetSpec]:
+        return self.structures.datasets()
 
     @property
     def training(self) -> list[StructureSpec]:

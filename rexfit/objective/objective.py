@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rexfit.errors import CalculationFailed
+from rexfit.errors import NotImplementedInRexfit, CalculationFailed
 from rexfit.job import spec as s
 from rexfit.model.structures import build_structure
 from rexfit.objective.parameters import ParameterSpace
@@ -62,6 +62,13 @@ class Objective:
     def __init__(self, job: s.JobSpec, space: ParameterSpace):
         self.job = job
         self.space = space
+        for ds in job.all_datasets():
+            from rexfit.model.datasets import load_dataset
+
+            loaded = load_dataset(ds, space.pm.species)  # file errors: InputErrors
+            raise NotImplementedInRexfit(
+                f"{ds.origin}: <dataset id='{ds.id}'> was read ({len(loaded.entries)} entries), "
+                "but this version of rexfit does not fit or evaluate datasets yet")
         pm = space.pm
         weights = {"training": absolute_weights(job.structures),
                    "validation": absolute_weights(job.structures, validation=True)}

@@ -34,12 +34,18 @@ def tolerance(prop: s.PropertySpec, natoms: int, preset: str | None) -> float:
 
 
 def absolute_weights(group: s.GroupSpec, *, validation: bool = False) -> dict[tuple[str, str], float]:
-    """{(structure id, property name): w_abs} for the training (or validation) set."""
+    """{(structure id, property name): w_abs} for the training (or validation) set.
+
+    A ``<dataset>`` is one member (like a structure): its entry is (dataset id, quantity), the
+    weight its entries share (each entry's part is set by the dataset objective)."""
     out: dict[tuple[str, str], float] = {}
 
     def member_props(m) -> list:
         if isinstance(m, s.GroupSpec):
             return [1 for x in m.members if member_props(x)]
+        if isinstance(m, s.DatasetSpec):  # one member; its entries share the weight
+            present = m.has_validation if validation else m.has_training
+            return [p for p in m.properties if p.relative_weight > 0] if present else []
         if m.fit == validation:
             return []
         return [p for p in m.properties if p.fit and p.relative_weight > 0]

@@ -1,0 +1,112 @@
+"""From a ``<dataset>`` spec to its entries: read the files, subtract reference energies, split
+into training and validation, weight by energy.
+
+The result is host-side (NumPy); the dataset objective (``rexfit.datasets.batch``) stacks it
+for the device.  File problems become :class:`~rexfit.errors.InputErrors` naming the file and
+line, so a job with a broken dataset stops before anything is computed or written.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from rexfit.datasets.readers import (
+    Entry,
+    energy_weights,
+    read_dataset,
+    reference_energies,
+    split,
+)
+from rexfit.errors import InputError, InputErrors
+from rexfit.job import spec as s
+
+
+@dataclass(frozen=True)
+class DatasetEntry:
+    """One entry of a dataset, ready to fit: ``name`` (``id#k``), the set it belongs to, the
+    job species index of every atom, the reference energy after reference energies are
+    subtracted (eV, or None) and its weight within the dataset (mean 1 over the set)."""
+
+    name: str
+    set: str
+    entry: Entry
+    species: np.ndarray
+    energy: float | None
+    weight: float
+
+
+@dataclass(frozen=True)
+class LoadedDataset:
+    spec: s.DatasetSpec
+    entries: tuple[DatasetEntry, ...]
+
+    def of(self, set_name: str) -> list[DatasetEntry]:
+        return [e for e in self.entries if e.set == set_name]
+
+
+def _read(ds: s.DatasetSpec, f: s.DatasetFileSpec) -> list[Entry]:
+    group_from = f.group_from
+    if group_from is None and (f.format == "pyfit" or (f.format is None
+                                                       and f.path.endswith(".dat"))):
+        group_from = "comment"  # PYFIT-FF groups by the comment line
+    try:
+        return read_dataset(f.path, f.format, group_from=group_from,
+                            energy_shift_per_atom=f.energy_shift_per_atom)
+    except InputError as err:
+        raise InputErrors([InputError(err.message, err.origin or f.origin)]) from None
+    except (ValueError, OSError) as exc:
+        raise InputErrors([InputError(f"{f.path}: {exc}", f.origin)]) from None
+
+
+def load_dataset(ds: s.DatasetSpec, species: tuple[str, ...]) -> LoadedDataset:
+    """Read every file of ``ds`` and build its entries (see :class:`DatasetEntry`)."""
+    train: list[Entry] = []
+    held: list[Entry] = []
+    for f in ds.files:
+        (held if f.validation or not ds.fit else train).extend(_read(ds, f))
+    if ds.fit and ds.validation_fraction > 0 and train:
+        t_idx, v_idx = split(train, ds.validation_fraction, ds.seed)
+        held = [train[k] for k in v_idx] + held
+        train = [train[k] for k in t_idx]
+    errors = []
+    for e in train + held:
+        unknown = sorted(set(e.symbols) - set(species))
+        if unknown:
+            errors.append(InputError(
+                f"dataset '{ds.id}': entry {e.source} has species {', '.join(unknown)}, which "
+                f"are not in <atom-types>", ds.origin))
+    if errors:
+        raise InputErrors(errors[:10])
+    refs = dict(ds.reference_energies)
+    out: list[DatasetEntry] = []
+    for set_name, entries in (("training", train), ("validation", held)):
+        if not entries:
+            continue
+        energies: list[float | None] = [e.energy for e in entries]
+        if refs:
+            with_e = [k for k, e in enumerate(entries) if e.energy is not None]
+            try:
+                shifted = reference_energies([entries[k] for k in with_e], refs)
+            except InputError as err:
+                raise InputErrors([InputError(err.message, ds.origin)]) from None
+            for k, value in zip(with_e, shifted):
+                energies[k] = float(value)
+        weights = np.ones(len(entries))
+        if ds.energy_weighting is not None:
+            scale, form, cap = ds.energy_weighting
+            with_e = [k for k, e in enumerate(entries) if e.energy is not None]
+            if with_e:
+                try:
+                    w = energy_weights([entries[k] for k in with_e], scale, form=form,
+                                       per_element=refs or None, max_above_min=cap)
+                except InputError as err:
+                    raise InputErrors([InputError(err.message, ds.origin)]) from None
+                weights[with_e] = w
+        for k, e in enumerate(entries):
+            out.append(DatasetEntry(
+                name=f"{ds.id}#{len(out)}", set=set_name, entry=e,
+                species=np.array([species.index(x) for x in e.symbols], dtype=np.int32),
+                energy=energies[k], weight=float(weights[k])))
+    return LoadedDataset(ds, tuple(out))
