@@ -35,7 +35,7 @@ def test_analytic_function_parameters_match_schema(kind):
 
 
 def test_structures_registry_matches_schema():
-    assert set(build.STRUCTURES) | {"group"} == children("structures")
+    assert set(build.STRUCTURES) | {"group", "dataset"} == children("structures")
     assert children("group") == children("structures")
 
 
