@@ -171,6 +171,7 @@ def cmd_run(argv: list[str]) -> int:
     from rexfit.run import run_job
 
     results = run_job(job, output_dir=args.output_dir, no_fit=args.no_fit, quiet=args.quiet,
+                      plots=args.plots,
                       max_iter=args.max_iter)
     if results.get("fit") and results["fit"].get("interrupted"):
         sys.stderr.write("rexfit: interrupted; the best parameters so far were written\n")

@@ -26,6 +26,7 @@ from rexfit.objective.terms import residual
 from rexfit.objective.weights import absolute_weights, tolerance
 from rexfit.report import lines as rl
 from rexfit.report.files import write_json, write_text
+from rexfit.report.metrics import dataset_metrics, dataset_records, metrics_table
 from rexfit.report.parameters_xml import write_parameters_xml
 from rexfit.report.structure_files import write_structure
 
@@ -64,7 +65,7 @@ def _property_records(st: s.StructureSpec, model, natoms: int, values: dict, wei
         if name not in values:
             continue
         p = listed.get(name)
-        target = target_of(p, name, model)
+        target = target_of(p, name, model, natoms)
         rec = {"value": values[name], "target": target, "unit": PROPERTIES[name],
                "fit": bool(p and p.fit), "relaxed": name in DOF_PROPERTIES and name in model.relax,
                "output": p.output if p else True, "output_all": p.output_all if p else False}
@@ -127,7 +128,8 @@ def _evaluate(objective: Objective, u, *, fresh: bool):
 
 
 def run_job(job: s.JobSpec, *, output_dir: str | None = None, no_fit: bool = False,
-            quiet: bool = False, max_iter: int | None = None, tty: bool | None = None) -> dict:
+            quiet: bool = False, max_iter: int | None = None, tty: bool | None = None,
+            plots: bool | None = None) -> dict:
     """Run ``job``: training phase (if it has an enabled <fitting> and not ``no_fit``), then the
     output phase; write log.txt, results.json, parameters.xml and exports; return the results.
 
@@ -176,6 +178,13 @@ def run_job(job: s.JobSpec, *, output_dir: str | None = None, no_fit: bool = Fal
             log(f"Property table ({set_name} set):")
             for line in rl.property_table(recs, digits):
                 log(line)
+    data = dataset_records([r for r in records])
+    metrics = None
+    if data and (job.all_datasets() or any(d["forces"] is not None for d in data)):
+        metrics = dataset_metrics(data)
+        log("Error metrics (energy per atom, force components, stress components):")
+        for line in metrics_table(metrics, digits):
+            log(line)
     parameters = parameter_records(space, params)
     log("Parameters:")
     for line in rl.parameter_table(parameters, digits):
@@ -196,6 +205,7 @@ def run_job(job: s.JobSpec, *, output_dir: str | None = None, no_fit: bool = Fal
         "fit": None if fit is None else fit.to_json(),
         "parameters": parameters,
         "structures": {r["id"]: {k: v for k, v in r.items() if k != "id"} for r in records},
+        "metrics": metrics,
         "seconds": time.perf_counter() - start,
     }
     _check_finite(results)
@@ -206,6 +216,12 @@ def run_job(job: s.JobSpec, *, output_dir: str | None = None, no_fit: bool = Fal
                             finals[st.id].system, pm.species)
     for path in export_potentials(job, pm, params, finals, out):
         log(f"Wrote {path}")
+    if data and (plots or (plots is None and job.all_datasets())):
+        from rexfit.report.plots import write_dataset_plots
+
+        history = [] if fit is None else [tuple(h) for h in fit.history]
+        for path in write_dataset_plots(os.path.join(out, "plots"), data, history):
+            log(f"Wrote {path}")
     changed = {e.name for e in space.fitted} | {c.dependent_dof for c in job.constraints}
     values = space.named_values(params)
     param_files = {}

@@ -500,7 +500,8 @@ def _property(ctx: Context, node: Node, sid: str, kind: str) -> s.PropertySpec |
     elif name != "atomic-forces":
         target = ctx.attr_number(node, "target")
         ctx.finite(target, f"{where}: target", node.origin)
-        if fit and target is None:
+        from_file = kind == "user-structure" and name in ("total-energy", "atomic-energy")
+        if fit and target is None and not from_file:  # user structures: the file's energy
             ctx.error(f"{where}: fit='true' needs a target value", node.origin)
     weight = ctx.attr_number(node, "relative-weight", 1.0)
     if weight is not None and not (math.isfinite(weight) and weight >= 0):

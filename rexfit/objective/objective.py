@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rexfit.errors import NotImplementedInRexfit, CalculationFailed
+from rexfit.errors import CalculationFailed, InputError, InputErrors, NotImplementedInRexfit
 from rexfit.job import spec as s
 from rexfit.model.structures import build_structure
 from rexfit.objective.parameters import ParameterSpace
@@ -25,9 +25,9 @@ from rexfit.physics.properties import EV_PER_A3_TO_GPA
 from rexfit.physics.relax import RelaxProblem, Relaxed, relax
 
 
-def target_of(p: s.PropertySpec | None, name: str, model):
+def target_of(p: s.PropertySpec | None, name: str, model, natoms: int | None = None):
     """A property's target: its ``target`` attribute, else the structure file's reference
-    data (energy, forces, stress); None if there is none."""
+    data (energy, energy per ``natoms`` atoms, forces, stress); None if there is none."""
     if p is not None and p.target is not None:
         return list(p.target) if isinstance(p.target, tuple) else p.target
     ref = model.reference
@@ -37,6 +37,8 @@ def target_of(p: s.PropertySpec | None, name: str, model):
         return (np.asarray(ref.stress) * EV_PER_A3_TO_GPA).tolist()
     if name == "total-energy" and ref.energy is not None:
         return float(ref.energy)
+    if name == "atomic-energy" and ref.energy is not None and natoms:
+        return float(ref.energy) / natoms
     return None
 
 
@@ -75,6 +77,7 @@ class Objective:
         self.terms: dict[str, StructureTerm] = {}
         self.sets: dict[str, str] = {}
         self.models = {}
+        missing: list[InputError] = []
         for st in job.all_structures():
             model = build_structure(st, pm.species)
             problem = RelaxProblem(model, pm.potential)
@@ -83,7 +86,12 @@ class Objective:
             fitted = []
             for p in st.properties:
                 w = weights[set_name].get((st.id, p.name))
-                target = target_of(p, p.name, model)
+                target = target_of(p, p.name, model, natoms)
+                if w is not None and target is None and p.fit:
+                    missing.append(InputError(
+                        f"structure '{st.id}', property {p.name}: fit='true' but there is no "
+                        "target (no target attribute, and the structure file has none)",
+                        p.origin))
                 if w is None or target is None:
                     continue
                 fitted.append(FittedProperty(p.name, w, tolerance(p, natoms, job.tolerance_preset),
@@ -93,6 +101,8 @@ class Objective:
                                               tuple(fitted))
             self.sets[st.id] = set_name
             self.models[st.id] = model
+        if missing:
+            raise InputErrors(missing)
         self._state: dict[str, tuple[np.ndarray, object]] = {}
         self._tree = jax.jit(space.tree)
         self.evaluations = 0
