@@ -105,6 +105,8 @@ def structure_records(job: s.JobSpec, objective: Objective, ev) -> list[dict]:
             "properties": _property_records(st, model, natoms, values, weights,
                                             job.tolerance_preset),
         })
+    for dterm in objective.datasets.values():
+        records.extend(dterm.records(ev.params))
     return records
 
 
@@ -166,14 +168,20 @@ def run_job(job: s.JobSpec, *, output_dir: str | None = None, no_fit: bool = Fal
             continue
         log(f"--- {set_name} set ---")
         for rec in recs:
+            if "dataset" in rec:  # summarised by the metrics table
+                continue
             for line in rl.structure_lines(rec, digits):
                 log(line)
+        for did in dict.fromkeys(r["dataset"] for r in recs if "dataset" in r):
+            part = [r for r in recs if r.get("dataset") == did]
+            log(f"Dataset '{did}': {len(part)} entries, {sum(r['natoms'] for r in part)} atoms, "
+                f"objective {rl.fmt(objective_of(part, set_name) or 0.0, digits)}")
     objective_values = {"training": objective_of(records, "training"),
                         "validation": objective_of(records, "validation")}
     objective_values["initial"] = (fit.history[0][1] if fit is not None and fit.history
                                    else objective_values["training"])
     for set_name in ("training", "validation"):
-        recs = [r for r in records if r["set"] == set_name]
+        recs = [r for r in records if r["set"] == set_name and "dataset" not in r]
         if recs:
             log(f"Property table ({set_name} set):")
             for line in rl.property_table(recs, digits):

@@ -1039,6 +1039,7 @@ def _check_fit_has_work(ctx: Context, job: s.JobSpec) -> None:
     if not fitted_parameters(job):
         ctx.error("<fitting> is enabled but no parameter is fitted: list some in <fit-dof>",
                   job.fitting.origin)
-    if not any(p.fit for st in job.training for p in st.properties):
+    if not any(p.fit for st in job.training for p in st.properties) \
+            and not any(ds.has_training for ds in job.all_datasets()):
         ctx.error("<fitting> is enabled but no property of a training structure has fit='true'",
                   job.fitting.origin)

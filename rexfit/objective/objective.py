@@ -14,9 +14,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rexfit.errors import CalculationFailed, InputError, InputErrors, NotImplementedInRexfit
+from rexfit.errors import CalculationFailed, InputError, InputErrors
 from rexfit.job import spec as s
+from rexfit.model.datasets import load_dataset
 from rexfit.model.structures import build_structure
+from rexfit.objective.dataset_term import DatasetTerm
 from rexfit.objective.parameters import ParameterSpace
 from rexfit.objective.terms import FittedProperty, StructureTerm, term_value, term_value_and_grad
 from rexfit.objective.weights import absolute_weights, tolerance
@@ -56,6 +58,8 @@ class Evaluation:
     value: float  # objective of the requested set(s)
     grad: np.ndarray | None  # ∂value/∂u, or None
     structures: dict[str, StructureResult] = field(default_factory=dict)
+    datasets: dict[tuple[str, str], float] = field(default_factory=dict)  # (id, set) -> value
+    params: object = None  # the parameter tree evaluated
 
 
 class Objective:
@@ -64,13 +68,17 @@ class Objective:
     def __init__(self, job: s.JobSpec, space: ParameterSpace):
         self.job = job
         self.space = space
+        #: (dataset id, set) -> the dataset's part of that set's objective
+        self.datasets: dict[tuple[str, str], DatasetTerm] = {}
+        all_weights = {"training": absolute_weights(job.structures),
+                       "validation": absolute_weights(job.structures, validation=True)}
         for ds in job.all_datasets():
-            from rexfit.model.datasets import load_dataset
-
             loaded = load_dataset(ds, space.pm.species)  # file errors: InputErrors
-            raise NotImplementedInRexfit(
-                f"{ds.origin}: <dataset id='{ds.id}'> was read ({len(loaded.entries)} entries), "
-                "but this version of rexfit does not fit or evaluate datasets yet")
+            for set_name in ("training", "validation"):
+                if loaded.of(set_name):
+                    self.datasets[(ds.id, set_name)] = DatasetTerm.create(
+                        loaded, set_name, all_weights[set_name], job.tolerance_preset,
+                        space.pm.potential, len(space.pm.species))
         pm = space.pm
         weights = {"training": absolute_weights(job.structures),
                    "validation": absolute_weights(job.structures, validation=True)}
@@ -123,6 +131,7 @@ class Objective:
             tree = self._tree(u)
         total, gsum = 0.0, None
         results = {}
+        datasets: dict[tuple[str, str], float] = {}
         for sid in self.ids(sets):
             term = self.terms[sid]
             x0, nbrs = (None, None) if fresh else self._state.get(sid, (None, None))
@@ -144,11 +153,21 @@ class Objective:
             value = float(value)
             total += value
             results[sid] = StructureResult(value, props, relaxed)
+        for (did, set_name), dterm in self.datasets.items():
+            if set_name not in sets:
+                continue
+            if grad:
+                value, g = dterm.engine.value_and_grad(tree)
+                gsum = g if gsum is None else jax.tree.map(jnp.add, gsum, g)
+            else:
+                value = dterm.engine.value(tree)
+            total += float(value)
+            datasets[(did, set_name)] = float(value)
         self.evaluations += 1
         gu = None
         if grad:
             gu = np.asarray(pull(gsum)[0]) if gsum is not None else np.zeros(self.space.size)
-        return Evaluation(total, gu, results)
+        return Evaluation(total, gu, results, datasets, tree)
 
     def host_properties(self, result: StructureResult) -> dict:
         values = to_host(result.properties)

@@ -1,0 +1,123 @@
+"""The part of the objective contributed by one ``<dataset>`` in one set (training or
+validation), evaluated by the batched engine (:mod:`rexfit.datasets.batch`).
+
+A dataset is one member of its group (SPEC §4 nesting): each fitted quantity P gets the
+absolute weight w_abs(P) of (dataset id, P), shared by the n entries of the set, each entry e
+with its energy weight w_e (mean 1):
+
+    L_dataset = Σ_P w_abs(P) · (1/n) Σ_e w_e · r_P(e),
+
+with the squared residuals r_atomic-energy = ((E − E*)/(N δ))², r_atomic-forces = the mean over
+the 3N components of ((F − F*)/δ)², r_stress = the mean over the six components of
+((σ − σ*)/δ)².  Entries without a reference for P skip that term.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from rexfit.datasets.batch import DatasetObjective, Item
+from rexfit.model.datasets import DatasetEntry, LoadedDataset
+from rexfit.objective.weights import tolerance
+from rexfit.physics.properties import EV_PER_A3_TO_GPA
+
+
+@dataclass
+class DatasetTerm:
+    """Entries of one dataset in one set, their weights and tolerances, and the engine."""
+
+    loaded: LoadedDataset
+    set_name: str
+    entries: list[DatasetEntry]
+    weights: dict  # quantity -> w_abs (absent: not fitted)
+    tolerances: dict  # quantity -> δ in the quantity's unit (eV/atom, eV/A, GPa)
+    engine: DatasetObjective
+
+    @property
+    def id(self) -> str:
+        return self.loaded.spec.id
+
+    @staticmethod
+    def create(loaded: LoadedDataset, set_name: str, weights: dict, preset: str | None,
+               potential, n_species: int) -> DatasetTerm:
+        ds = loaded.spec
+        entries = loaded.of(set_name)
+        n = max(len(entries), 1)
+        w_abs = {p.name: weights[(ds.id, p.name)] for p in ds.properties
+                 if (ds.id, p.name) in weights}
+        tols = {p.name: tolerance(p, 1, preset) for p in ds.properties}
+        items = []
+        for e in entries:
+            entry = e.entry
+            periodic = all(entry.pbc) and abs(np.linalg.det(np.asarray(entry.cell))) > 0
+            use_e = "atomic-energy" in w_abs and e.energy is not None
+            use_f = "atomic-forces" in w_abs and entry.forces is not None
+            use_s = "stress" in w_abs and entry.stress is not None and periodic
+            items.append(Item(
+                positions=np.asarray(entry.positions), cell=np.asarray(entry.cell),
+                species=e.species, pbc=tuple(bool(p) for p in entry.pbc),
+                energy=e.energy if use_e else None,
+                forces=np.asarray(entry.forces) if use_f else None,
+                stress=np.asarray(entry.stress) if use_s else None,
+                weight_energy=w_abs.get("atomic-energy", 0.0) * e.weight / n,
+                weight_forces=w_abs.get("atomic-forces", 0.0) * e.weight / n,
+                weight_stress=w_abs.get("stress", 0.0) * e.weight / n,
+                tol_energy=tols.get("atomic-energy", 1.0),
+                tol_forces=tols.get("atomic-forces", 1.0),
+                tol_stress=tols.get("stress", 1.0) / EV_PER_A3_TO_GPA,
+                name=e.name))
+        engine = DatasetObjective(potential, items, n_species=n_species)
+        return DatasetTerm(loaded, set_name, entries, w_abs, tols, engine)
+
+    def records(self, params) -> list[dict]:
+        """One results.json record per entry: energies, forces, stress with their targets and
+        weighted residuals (their sum is this term's objective)."""
+        preds = self.engine.predictions(params)
+        n = max(len(self.entries), 1)
+        out = []
+        for e, pred in zip(self.entries, preds):
+            entry = e.entry
+            na = entry.natoms
+            props: dict = {}
+
+            def add(name, value, target, unit, r):
+                rec = {"value": value, "target": target, "unit": unit,
+                       "fit": name in self.weights and target is not None, "relaxed": False,
+                       "output": True, "output_all": False}
+                if name in self.weights and target is not None:
+                    w = self.weights[name] * e.weight / n
+                    rec.update(tolerance=self.tolerances[name], residual_style="squared",
+                               abs_weight=w, weighted_residual=w * r)
+                props[name] = rec
+
+            energy = float(pred.energy)
+            target = e.energy
+            add("total-energy", energy, target, "eV", None)
+            props["total-energy"]["fit"] = False
+            props["total-energy"].pop("abs_weight", None)
+            props["total-energy"].pop("weighted_residual", None)
+            r_e = None if target is None else (
+                (energy - target) / (na * self.tolerances.get("atomic-energy", 1.0))) ** 2
+            add("atomic-energy", energy / na, None if target is None else target / na,
+                "eV/atom", r_e)
+            forces = np.asarray(pred.forces)
+            f_ref = None if entry.forces is None else np.asarray(entry.forces)
+            r_f = None if f_ref is None else float(np.mean(
+                ((forces - f_ref) / self.tolerances.get("atomic-forces", 1.0)) ** 2))
+            add("atomic-forces", forces.tolist(), None if f_ref is None else f_ref.tolist(),
+                "eV/A", r_f)
+            stress = np.asarray(pred.stress) * EV_PER_A3_TO_GPA
+            if np.all(np.isfinite(stress)):
+                s_ref = None if entry.stress is None else np.asarray(entry.stress) * EV_PER_A3_TO_GPA
+                r_s = None if s_ref is None else float(np.mean(
+                    ((stress - s_ref) / self.tolerances.get("stress", 1.0)) ** 2))
+                add("stress", stress.tolist(), None if s_ref is None else s_ref.tolist(),
+                    "GPa", r_s)
+            out.append({
+                "id": e.name, "group": entry.group or self.id, "set": self.set_name,
+                "natoms": na, "relative_weight": e.weight, "relaxation": "none",
+                "relaxation_converged": True, "at_bound": [], "dataset": self.id,
+                "source": entry.source, "properties": props})
+        return out
