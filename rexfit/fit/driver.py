@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rexfit.errors import CalculationFailed, NotImplementedInRexfit
+from rexfit.errors import CalculationFailed, InputError, InputErrors, NotImplementedInRexfit
 from rexfit.fit import methods
 from rexfit.job.spec import MinimizerSpec
 
@@ -99,6 +99,30 @@ class _Tracker:
             raise _Stop
         return f, g
 
+    def residuals(self, u):
+        """(r, J) of the training objective at ``u`` (least squares), counted and tracked
+        like an evaluation (f = Σ r²)."""
+        u = np.asarray(u, float)
+        if self.maxtime is not None and time.perf_counter() - self.start > self.maxtime:
+            self.stop_reason = f"maxtime {self.maxtime:g} s reached"
+            raise _Stop
+        r, jac = self.objective.residuals(u)
+        self.evaluations += 1
+        f = float(r @ r)
+        g = 2.0 * jac.T @ r
+        if not (math.isfinite(f) and np.all(np.isfinite(jac))):
+            raise CalculationFailed("the residuals are not finite at a trial point of the "
+                                    "least-squares fit")
+        self._cache[u.tobytes()] = (f, g)
+        while len(self._cache) > 64:
+            self._cache.popitem(last=False)
+        if f < self.best:
+            self.best, self.best_u = f, u.copy()
+        if self.stopval is not None and f <= self.stopval:
+            self.stop_reason = f"objective reached stopval {self.stopval:g}"
+            raise _Stop
+        return r, jac
+
     def fun(self, u) -> float:
         return self._eval(u, False)[0]
 
@@ -161,6 +185,14 @@ def run_fit(objective, fitting, log, *, max_iter: int | None = None,
             outcome = methods.Outcome(u0, True, "no parameters to fit", 0)
         elif method == "multistart":
             outcome = _multistart(spec, tr, u0, space, max_iter, seed)
+        elif method == "least-squares":
+            why = objective.least_squares_ready()
+            if why is not None:
+                raise InputErrors([InputError(
+                    f"<least-squares> needs an objective that is a sum of squares: {why}; use "
+                    "residual-style='squared' or another minimizer", spec.origin)])
+            outcome = methods.least_squares(spec, tr.residuals, u0, space.lower, space.upper,
+                                            tr.callback, max_iter=max_iter)
         else:
             outcome = methods.minimize(spec, tr.fun, tr.fun_grad, u0, space.lower, space.upper,
                                        tr.callback, max_iter=max_iter)

@@ -69,6 +69,8 @@ DEFAULTS = {
     "differential-evolution": {"max-iter": 100, "conv-threshold": 0.01, "popsize": 15,
                                "polish": True},
     "adam": {"epochs": 100, "learning-rate": 1e-3},
+    "least-squares": {"method": "trf", "max-iter": 100, "ftol": 1e-12, "xtol": 1e-12,
+                      "gtol": 1e-12, "x-scale": "jac"},
 }
 
 
@@ -142,6 +144,35 @@ def minimize(spec, fun, fun_grad, u0, lower, upper, callback, *, max_iter=None) 
         raise ValueError(f"no minimizer '{method}'")
     return Outcome(np.asarray(res.x, float), bool(res.success), str(res.message),
                    int(getattr(res, "nit", 0) or 0))
+
+
+def least_squares(spec, residuals, u0, lower, upper, callback, *, max_iter=None) -> Outcome:
+    """SciPy ``least_squares`` (trust-region reflective, dogbox or Levenberg–Marquardt) on the
+    residual vector with its exact Jacobian; ``residuals(u)`` → (r, J)."""
+    opts = options(spec)
+    method = str(opts["method"])
+    if method == "lm" and (np.any(np.isfinite(lower)) or np.any(np.isfinite(upper))):
+        raise InputErrors([InputError(
+            "<least-squares method='lm'> (Levenberg–Marquardt) cannot keep parameters within "
+            "min/max: remove the bounds of the fitted parameters or use method='trf'",
+            spec.origin)])
+    iters = int(max_iter) if max_iter is not None else int(opts["max-iter"])
+    last: dict = {}
+
+    def both(u):
+        key = np.asarray(u, float).tobytes()
+        if last.get("key") != key:
+            last["key"], last["value"] = key, residuals(u)
+            callback(u)
+        return last["value"]
+
+    res = optimize.least_squares(
+        lambda u: both(u)[0], u0, jac=lambda u: both(u)[1],
+        bounds=(lower, upper) if method != "lm" else (-np.inf, np.inf), method=method,
+        ftol=float(opts["ftol"]), xtol=float(opts["xtol"]), gtol=float(opts["gtol"]),
+        max_nfev=iters, x_scale="jac" if opts["x-scale"] == "jac" else 1.0)
+    return Outcome(np.asarray(res.x, float), bool(res.success), str(res.message),
+                   int(res.nfev))
 
 
 def _need_finite_bounds(spec, lower, upper):

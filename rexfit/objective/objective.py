@@ -20,7 +20,14 @@ from rexfit.model.datasets import load_dataset
 from rexfit.model.structures import build_structure
 from rexfit.objective.dataset_term import DatasetTerm
 from rexfit.objective.parameters import ParameterSpace
-from rexfit.objective.terms import FittedProperty, StructureTerm, term_value, term_value_and_grad
+from rexfit.objective.terms import (
+    SQUARED_STYLES,
+    FittedProperty,
+    StructureTerm,
+    term_residuals_and_jacobian,
+    term_value,
+    term_value_and_grad,
+)
 from rexfit.objective.weights import absolute_weights, tolerance
 from rexfit.physics.named import to_host
 from rexfit.physics.properties import EV_PER_A3_TO_GPA
@@ -168,6 +175,49 @@ class Objective:
         if grad:
             gu = np.asarray(pull(gsum)[0]) if gsum is not None else np.zeros(self.space.size)
         return Evaluation(total, gu, results, datasets, tree)
+
+    def least_squares_ready(self) -> str | None:
+        """None if the training objective is a sum of squares (every fitted property of a
+        training structure has a squared residual style), else the reason it is not."""
+        for sid in self.ids(("training",)):
+            for fp in self.terms[sid].fitted:
+                if fp.style not in SQUARED_STYLES:
+                    return (f"structure '{sid}', property {fp.name} has residual-style "
+                            f"'{fp.style}', which is not a square")
+        return None
+
+    def residuals(self, u) -> tuple[np.ndarray, np.ndarray]:
+        """(r, J): the training residual vector (objective = Σ r²) and its exact Jacobian
+        ∂r/∂u (rows: structures in job order, then dataset entries)."""
+        from jax.flatten_util import ravel_pytree
+
+        u = jnp.asarray(np.asarray(u, float))
+        tree = self._tree(u)
+        # ∂ ravel(tree) / ∂u, to turn Jacobians with respect to the tree into ones in u
+        t_u = np.asarray(jax.jacfwd(lambda v: ravel_pytree(self.space.tree(v))[0])(u))
+        rows, jacs = [], []
+        for sid in self.ids(("training",)):
+            term = self.terms[sid]
+            if not term.fitted:
+                continue
+            x0, nbrs = self._state.get(sid, (None, None))
+            relaxed = relax(term.problem, term.potential, tree, x0, nbrs)
+            self._state[sid] = (relaxed.x, relaxed.nbrs)
+            r, jac = term_residuals_and_jacobian(term, tree, jnp.asarray(relaxed.x),
+                                                 jnp.asarray(relaxed.free), relaxed.nbrs)
+            leaves = [np.asarray(j).reshape(np.shape(r)[0], -1)
+                      for j in jax.tree_util.tree_leaves(jac)]
+            rows.append(np.asarray(r))
+            jacs.append(np.concatenate(leaves, axis=1) @ t_u)
+        for (did, set_name), dterm in self.datasets.items():
+            if set_name != "training":
+                continue
+            rows.append(dterm.engine.residuals(tree))
+            jacs.append(dterm.engine.jacobian(tree) @ t_u)
+        self.evaluations += 1
+        if not rows:
+            return np.zeros(0), np.zeros((0, self.space.size))
+        return np.concatenate(rows), np.concatenate(jacs)
 
     def host_properties(self, result: StructureResult) -> dict:
         values = to_host(result.properties)

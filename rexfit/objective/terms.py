@@ -70,3 +70,37 @@ term_value = jax.jit(_term, static_argnums=0)
 term_value_and_grad = jax.jit(jax.value_and_grad(_term, argnums=1, has_aux=True),
                               static_argnums=0)
 
+
+
+#: Residual styles whose residual is a square, so a structure's term is Σ r² of a vector.
+SQUARED_STYLES = ("squared", "squared-relative")
+
+
+def residual_vector(style: str, value, target, tol, weight):
+    """r (flattened) with Σ r² = weight · residual(style, value, target, tol)."""
+    a = jnp.ravel(jnp.asarray(value))
+    t = jnp.ravel(jnp.asarray(target, dtype=a.dtype))
+    if style == "squared":
+        d = (a - t) / tol
+    elif style == "squared-relative":
+        d = (a - t) / t
+    else:
+        raise ValueError(f"residual style {style!r} is not a square")
+    return jnp.sqrt(weight / d.size) * d
+
+
+def _term_residuals(term: StructureTerm, params, x_star, free, nbrs):
+    x = relaxed_coordinates(term.problem, term.potential, params, x_star, free, nbrs)
+    props = property_values(term.problem, term.potential, params, x, nbrs, term.wanted)
+    return jnp.concatenate([residual_vector(fp.style, props[fp.name], fp.target,
+                                            fp.tolerance, fp.weight) for fp in term.fitted])
+
+
+def _residuals_and_jacobian(term: StructureTerm, params, x_star, free, nbrs):
+    r = _term_residuals(term, params, x_star, free, nbrs)
+    jac = jax.jacrev(_term_residuals, argnums=1)(term, params, x_star, free, nbrs)
+    return r, jac
+
+
+#: (residual vector r, ∂r/∂params as a pytree with a leading row axis) of one structure.
+term_residuals_and_jacobian = jax.jit(_residuals_and_jacobian, static_argnums=0)

@@ -104,3 +104,61 @@ def test_dataset_objective_gradient_matches_finite_differences(sw_data, tmp_path
         fd = (objective.evaluate(u + du, grad=False).value
               - objective.evaluate(u - du, grad=False).value) / (2 * h)
         assert ev.grad[k] == pytest.approx(fd, rel=1e-6, abs=1e-8 * abs(ev.value))
+
+
+def test_least_squares_recovers_the_parameters(sw_data, tmp_path):
+    shutil.copy(sw_data / "si.xyz", tmp_path)
+    shutil.copy(sw_data / "Si_start.sw", tmp_path)
+    text = job_text().replace('<BFGS conv-threshold="1e-15" max-iter="300"/>',
+                              '<least-squares method="trf"/>')
+    (tmp_path / "job.xml").write_text(text)
+    out = tmp_path / "out"
+    assert main([str(tmp_path / "job.xml"), "-q", "--output-dir", str(out)]) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert res["fit"]["method"] == "least-squares" and res["fit"]["converged"]
+    assert res["fit"]["evaluations"] < 40
+    for name, value in TRUE.items():
+        assert res["parameters"][f"Si[SW].{name}"]["value"] == pytest.approx(value, rel=1e-6)
+
+
+LJ_JOB = """<job><name>ls</name><atom-types><species>Ar</species></atom-types>
+  <potentials><lennard-jones id="LJ" species-a="*" species-b="*"><sigma>3.3</sigma>
+    <epsilon>0.012</epsilon><cutoff>8.0</cutoff><fit-dof><sigma/><epsilon/></fit-dof>
+  </lennard-jones></potentials>
+  <structures>
+    <fcc-lattice id="fcc"><atom-type>Ar</atom-type><lattice-parameter>5.3</lattice-parameter>
+      <properties><lattice-parameter fit="true" target="5.26" min="4.5" max="6"/>
+        <atomic-energy fit="true" target="-0.08"/><C44 fit="true" target="2.0"
+        residual-style="squared-relative"/></properties></fcc-lattice>
+    <hcp-lattice id="hcp"><atom-type>Ar</atom-type><lattice-parameter>3.7</lattice-parameter>
+      <ca-ratio>1.63</ca-ratio><relax><lattice-parameter/><ca-ratio/></relax>
+      <properties><atomic-energy fit="true" target="-0.079"/></properties></hcp-lattice>
+  </structures></job>"""
+
+
+def test_residuals_and_jacobian_through_relaxations(tmp_path):
+    """Σ r² equals the objective; J = ∂r/∂u (through relaxed lattice DOFs) matches central
+    differences of r."""
+    (tmp_path / "job.xml").write_text(LJ_JOB)
+    job, _ = load_job(str(tmp_path / "job.xml"))
+    space = ParameterSpace(build_potentials(job), job.constraints)
+    objective = Objective(job, space)
+    u = space.u0() * np.array([1.01, 0.97])
+    assert objective.least_squares_ready() is None
+    r, jac = objective.residuals(u)
+    assert float(r @ r) == pytest.approx(objective.evaluate(u, grad=False).value, rel=1e-12)
+    h = 1e-6
+    for k in range(space.size):
+        du = np.zeros(space.size)
+        du[k] = h
+        fd = (objective.residuals(u + du)[0] - objective.residuals(u - du)[0]) / (2 * h)
+        np.testing.assert_allclose(jac[:, k], fd, rtol=1e-5, atol=1e-7 * np.abs(fd).max())
+
+
+def test_least_squares_needs_squared_residuals(tmp_path, capsys):
+    text = LJ_JOB.replace('residual-style="squared-relative"', 'residual-style="absolute-diff"')
+    text = text.replace("</structures>", "</structures><fitting><least-squares/></fitting>")
+    (tmp_path / "job.xml").write_text(text)
+    code = main([str(tmp_path / "job.xml"), "-q", "--output-dir", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and "absolute-diff" in err and "not a square" in err
