@@ -42,6 +42,9 @@ def _run_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-fit", action="store_true",
                    help="skip the training phase; compute properties at the given parameters")
     p.add_argument("--max-iter", type=int, metavar="N", help="override the minimizer's max-iter")
+    p.add_argument("--restart", action="store_true",
+                   help="continue the fit from the checkpoint in the output directory "
+                        "(written with <fitting checkpoint-interval>)")
     plots = p.add_mutually_exclusive_group()
     plots.add_argument("--plots", dest="plots", action="store_true", default=None,
                        help="write plots (default for dataset jobs)")
@@ -171,7 +174,7 @@ def cmd_run(argv: list[str]) -> int:
     from rexfit.run import run_job
 
     results = run_job(job, output_dir=args.output_dir, no_fit=args.no_fit, quiet=args.quiet,
-                      plots=args.plots,
+                      plots=args.plots, restart=args.restart,
                       max_iter=args.max_iter)
     if results.get("fit") and results["fit"].get("interrupted"):
         sys.stderr.write("rexfit: interrupted; the best parameters so far were written\n")

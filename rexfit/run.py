@@ -7,6 +7,7 @@ exports (SPEC §2, §6).
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import time
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from rexfit import __version__
-from rexfit.errors import CalculationFailed, NotImplementedInRexfit
+from rexfit.errors import CalculationFailed, InputError, InputErrors, NotImplementedInRexfit
 from rexfit.fit import run_fit
 from rexfit.job import spec as s
 from rexfit.job.build import DOF_PROPERTIES, PROPERTIES
@@ -131,7 +132,7 @@ def _evaluate(objective: Objective, u, *, fresh: bool):
 
 def run_job(job: s.JobSpec, *, output_dir: str | None = None, no_fit: bool = False,
             quiet: bool = False, max_iter: int | None = None, tty: bool | None = None,
-            plots: bool | None = None) -> dict:
+            plots: bool | None = None, restart: bool = False) -> dict:
     """Run ``job``: training phase (if it has an enabled <fitting> and not ``no_fit``), then the
     output phase; write log.txt, results.json, parameters.xml and exports; return the results.
 
@@ -152,7 +153,10 @@ def run_job(job: s.JobSpec, *, output_dir: str | None = None, no_fit: bool = Fal
     if job.fitting is not None and job.fitting.enabled and not no_fit:
         log(f"Training phase: {space.size} fitted parameter(s), "
             f"{len(objective.ids())} training structure(s), minimizer <{job.fitting.minimizer.kind}>")
-        fit = run_fit(objective, job.fitting, log, max_iter=max_iter, tty=tty)
+        state = _read_checkpoint(out, space, job) if restart else None
+        fit = run_fit(objective, job.fitting, log, max_iter=max_iter, tty=tty,
+                      checkpoint=lambda st: _write_checkpoint(job, space, st, out),
+                      restart=state)
         log(f"Fit {'converged' if fit.converged else 'stopped'}: {fit.message} "
             f"({fit.iterations} iterations, {fit.evaluations} evaluations, {fit.seconds:.1f} s)")
         u = fit.u
@@ -251,6 +255,49 @@ def run_job(job: s.JobSpec, *, output_dir: str | None = None, no_fit: bool = Fal
     if not quiet:
         print(f"Results written to {out}")
     return results
+
+
+CHECKPOINT_DIR = "checkpoint"
+
+
+def _write_checkpoint(job: s.JobSpec, space: ParameterSpace, state: dict, out: str) -> None:
+    """checkpoint/state.json (restart state) and checkpoint/parameters.xml (the parameters at
+    the checkpoint, in job syntax), each written atomically."""
+    where = os.path.join(out, CHECKPOINT_DIR)
+    os.makedirs(where, exist_ok=True)
+    params = space.tree(np.asarray(state["u"], float))
+    values = space.named_values(params)
+    changed = {e.name for e in space.fitted} | {c.dependent_dof for c in job.constraints}
+    state = dict(state, parameters={k: values[k] for k in sorted(changed)})
+    files = {pot.id for pot in job.potentials if pot.kind in THREE_BODY_FILES}
+    write_parameters_xml(job, space.pm.entries,
+                         {k: v for k, v in state["parameters"].items()
+                          if not any(e.name == k and e.path[0] in files
+                                     for e in space.pm.entries)},
+                         os.path.join(where, "parameters.xml"))
+    write_json(os.path.join(where, "state.json"), state)
+
+
+def _read_checkpoint(out: str, space: ParameterSpace, job: s.JobSpec) -> dict:
+    path = os.path.join(out, CHECKPOINT_DIR, "state.json")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            state = json.load(fh)
+    except FileNotFoundError:
+        raise InputErrors([InputError(
+            f"--restart: there is no checkpoint {path}; give the <fitting> of the job a "
+            "checkpoint-interval and run it first")]) from None
+    except (OSError, ValueError) as exc:
+        raise InputErrors([InputError(f"--restart: cannot read {path}: {exc}")]) from None
+    if state.get("format") != "rexfit-checkpoint-1":
+        raise InputErrors([InputError(f"--restart: {path} is not a rexfit checkpoint")])
+    names = {e.name for e in space.fitted} | {c.dependent_dof for c in job.constraints}
+    if set(state.get("parameters", {})) != names:
+        raise InputErrors([InputError(
+            f"--restart: {path} was written for other fitted parameters "
+            f"({', '.join(sorted(state.get('parameters', {}))) or 'none'}); this job fits "
+            f"{', '.join(sorted(names))}")])
+    return state
 
 
 def _validate_potentials(job, objective: Objective, u0, log) -> None:

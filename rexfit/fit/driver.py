@@ -65,6 +65,9 @@ class _Tracker:
         self.best = math.inf
         self.last_grad: np.ndarray | None = None
         self.history: list[list] = []
+        self.on_checkpoint = None
+        self.checkpoint_every = 0
+        self.minimizer_state: dict = {}
         # recent evaluations by point: iteration callbacks (and simplex methods) revisit them
         self._cache: OrderedDict[bytes, tuple[float, np.ndarray | None]] = OrderedDict()
 
@@ -138,6 +141,17 @@ class _Tracker:
         self.history.append([self.iteration, f])
         gnorm = float(np.linalg.norm(g)) if g is not None else None
         self.report(self.iteration, f, gnorm)
+        if self.on_checkpoint is not None and self.iteration % self.checkpoint_every == 0:
+            self.on_checkpoint(self.state(u))
+
+    def state(self, u) -> dict:
+        """Everything a restart needs (JSON-ready): current point, best point, counts,
+        history and the minimizer's own state."""
+        return {"format": "rexfit-checkpoint-1", "iteration": self.iteration,
+                "evaluations": self.evaluations, "u": np.asarray(u, float).tolist(),
+                "best": self.best, "best_u": None if self.best_u is None
+                else np.asarray(self.best_u).tolist(),
+                "history": self.history, "minimizer": dict(self.minimizer_state)}
 
     def report(self, k, f, gnorm, force=False) -> None:
         gtxt = "n/a" if gnorm is None else f"{gnorm:.6g}"
@@ -155,8 +169,13 @@ class _Tracker:
 
 
 def run_fit(objective, fitting, log, *, max_iter: int | None = None,
-            tty: bool | None = None, seed: int = 0) -> FitResult:
-    """Minimise ``objective`` (an Objective) with the job's ``fitting`` spec."""
+            tty: bool | None = None, seed: int = 0, checkpoint=None,
+            restart: dict | None = None) -> FitResult:
+    """Minimise ``objective`` (an Objective) with the job's ``fitting`` spec.
+
+    ``checkpoint(state)`` is called every ``fitting.checkpoint_interval`` iterations with the
+    tracker's state; ``restart`` (such a state) continues a fit: from its point, with its
+    history and counts, for the iterations left of the budget."""
     space = objective.space
     spec = fitting.minimizer
     method = methods.method_of(spec)
@@ -170,19 +189,42 @@ def run_fit(objective, fitting, log, *, max_iter: int | None = None,
     tr = _Tracker(objective, log, fitting.output_interval, tty,
                   maxtime=given.get("maxtime"), stopval=given.get("stopval"))
     u0 = space.u0()
+    if checkpoint is not None and fitting.checkpoint_interval:
+        tr.on_checkpoint = checkpoint
+        tr.checkpoint_every = int(fitting.checkpoint_interval)
+    if restart is not None:
+        u0 = np.asarray(restart["u"], float)
+        if u0.shape != (space.size,):
+            raise CalculationFailed("the checkpoint does not belong to this job (it has "
+                                    f"{u0.size} fitted parameters, the job {space.size})")
+        tr.iteration = int(restart["iteration"])
+        tr.evaluations = int(restart["evaluations"])
+        tr.minimizer_state = dict(restart.get("minimizer") or {})
+        budget = max_iter if max_iter is not None else methods.total_iterations(spec)
+        max_iter = max(int(budget) - tr.iteration, 0)
+        log(f"Restarting from the checkpoint at iteration {tr.iteration} "
+            f"({max_iter} iterations left)")
     needs_grad = method in methods.GRADIENT_METHODS or method == "multistart" and (
         spec.inner is None or methods.method_of(spec.inner) in methods.GRADIENT_METHODS) or (
         method == "differential-evolution" and methods.options(spec)["polish"])
     f0, g0 = tr._eval(u0, needs_grad)
     if not math.isfinite(f0) or f0 >= 1e30:
         raise CalculationFailed("the objective is not finite at the given parameters")
-    tr.history.append([0, f0])
-    tr.report(0, f0, None if g0 is None else float(np.linalg.norm(g0)), force=True)
+    if restart is not None:
+        tr.history = [list(h) for h in restart["history"]]
+        if restart.get("best_u") is not None and float(restart["best"]) < tr.best:
+            tr.best, tr.best_u = float(restart["best"]), np.asarray(restart["best_u"], float)
+    else:
+        tr.history.append([0, f0])
+    tr.report(tr.iteration, f0, None if g0 is None else float(np.linalg.norm(g0)), force=True)
     interrupted = False
     outcome = None
     try:
         if space.size == 0:
             outcome = methods.Outcome(u0, True, "no parameters to fit", 0)
+        elif restart is not None and max_iter == 0:
+            outcome = methods.Outcome(u0, False, "the checkpoint used the whole iteration "
+                                      "budget", tr.iteration)
         elif method == "multistart":
             outcome = _multistart(spec, tr, u0, space, max_iter, seed)
         elif method == "least-squares":
@@ -195,7 +237,8 @@ def run_fit(objective, fitting, log, *, max_iter: int | None = None,
                                             tr.callback, max_iter=max_iter)
         else:
             outcome = methods.minimize(spec, tr.fun, tr.fun_grad, u0, space.lower, space.upper,
-                                       tr.callback, max_iter=max_iter)
+                                       tr.callback, max_iter=max_iter,
+                                       state=tr.minimizer_state)
     except KeyboardInterrupt:
         interrupted = True
     except _Stop:

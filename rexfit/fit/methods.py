@@ -95,8 +95,18 @@ def options(spec) -> dict:
     return opts
 
 
-def minimize(spec, fun, fun_grad, u0, lower, upper, callback, *, max_iter=None) -> Outcome:
-    """Run the local or global minimizer ``spec`` (a MinimizerSpec) from ``u0``."""
+def total_iterations(spec) -> int:
+    """The iteration budget of a minimizer spec (max-iter, or epochs for Adam)."""
+    opts = options(spec)
+    return int(opts["epochs"] if method_of(spec) == "adam" else opts.get("max-iter", 100))
+
+
+def minimize(spec, fun, fun_grad, u0, lower, upper, callback, *, max_iter=None,
+             state: dict | None = None) -> Outcome:
+    """Run the local or global minimizer ``spec`` (a MinimizerSpec) from ``u0``.
+
+    ``state``: a dict for minimizers with an internal state worth checkpointing (Adam): read
+    at the start (key "adam", from a checkpoint) and kept current during the run."""
     method = method_of(spec)
     opts = options(spec)
     iters = int(max_iter) if max_iter is not None else int(opts.get("max-iter", 100))
@@ -139,7 +149,8 @@ def minimize(spec, fun, fun_grad, u0, lower, upper, callback, *, max_iter=None) 
                 res.message = f"{res.message}; polished with L-BFGS-B ({polished.message})"
     elif method == "adam":
         return _adam(opts, fun_grad, u0, lower, upper, callback,
-                     int(max_iter) if max_iter is not None else int(opts["epochs"]))
+                     int(max_iter) if max_iter is not None else int(opts["epochs"]),
+                     {} if state is None else state)
     else:
         raise ValueError(f"no minimizer '{method}'")
     return Outcome(np.asarray(res.x, float), bool(res.success), str(res.message),
@@ -182,20 +193,30 @@ def _need_finite_bounds(spec, lower, upper):
             "(in <fit-dof>)", spec.origin)])
 
 
-def _adam(opts, fun_grad, u0, lower, upper, callback, epochs) -> Outcome:
-    """Full-batch Adam (optax) on the scaled parameters, projected onto the bounds."""
+def _adam(opts, fun_grad, u0, lower, upper, callback, epochs, keep: dict) -> Outcome:
+    """Full-batch Adam (optax) on the scaled parameters, projected onto the bounds.
+
+    ``keep["adam"]`` (count, first and second moments as lists) is restored when present and
+    updated before every callback, so a checkpoint continues the same trajectory."""
     import jax.numpy as jnp
     import optax
 
     opt = optax.adam(float(opts["learning-rate"]))
     u = jnp.asarray(u0)
     state = opt.init(u)
+    saved = keep.get("adam")
+    if saved is not None:
+        adam = state[0]._replace(count=jnp.asarray(saved["count"], dtype=state[0].count.dtype),
+                                 mu=jnp.asarray(saved["mu"]), nu=jnp.asarray(saved["nu"]))
+        state = (adam,) + tuple(state[1:])
     tol = float(opts.get("conv-threshold", 0.0))
     last = None
     for k in range(epochs):
         f, g = fun_grad(np.asarray(u))
         updates, state = opt.update(jnp.asarray(g), state, u)
         u = jnp.clip(optax.apply_updates(u, updates), lower, upper)
+        keep["adam"] = {"count": int(state[0].count), "mu": np.asarray(state[0].mu).tolist(),
+                        "nu": np.asarray(state[0].nu).tolist()}
         callback(np.asarray(u))
         if last is not None and abs(last - f) <= tol * max(abs(f), 1.0):
             return Outcome(np.asarray(u), True, "relative change below conv-threshold", k + 1)

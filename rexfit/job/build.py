@@ -880,9 +880,12 @@ def _fitting(ctx: Context, node: Node) -> s.FittingSpec | None:
     interval = ctx.attr_int(node, "output-interval", 10)
     if interval is not None and interval < 1:
         ctx.error("<fitting> output-interval must be at least 1", node.origin)
+    checkpoint = ctx.attr_int(node, "checkpoint-interval")
+    if checkpoint is not None and checkpoint < 1:
+        ctx.error("<fitting> checkpoint-interval must be at least 1", node.origin)
     return s.FittingSpec(enabled=ctx.attr_bool(node, "enabled", True),
                          output_interval=interval or 10, minimizer=_minimizer(ctx, mins[0]),
-                         origin=node.origin)
+                         origin=node.origin, checkpoint_interval=checkpoint)
 
 
 # ============================================================================ job

@@ -316,6 +316,7 @@ class FittingSpec:
     output_interval: int
     minimizer: MinimizerSpec
     origin: Origin
+    checkpoint_interval: int | None = None
 
 
 @dataclass(frozen=True)
