@@ -18,3 +18,12 @@ jax.config.update("jax_numpy_rank_promotion", "raise")
 def _strict_numpy():
     with np.errstate(all="raise"):
         yield
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_programs():
+    """Drop compiled XLA programs after each test module. Every program keeps memory maps of
+    its machine code; a whole-suite run would otherwise pass the kernel's limit on maps per
+    process (vm.max_map_count, 65530 by default) and LLVM aborts the process."""
+    yield
+    jax.clear_caches()
