@@ -68,6 +68,7 @@ class _Tracker:
         self.on_checkpoint = None
         self.checkpoint_every = 0
         self.minimizer_state: dict = {}
+        self.has_validation = bool(getattr(objective, "has_validation", lambda: False)())
         # recent evaluations by point: iteration callbacks (and simplex methods) revisit them
         self._cache: OrderedDict[bytes, tuple[float, np.ndarray | None]] = OrderedDict()
 
@@ -138,11 +139,24 @@ class _Tracker:
         f, g = self._cache.get(np.asarray(u, float).tobytes(), (None, None))
         if f is None:
             f, g = self._eval(u, False)
-        self.history.append([self.iteration, f])
+        self.history.append(self.entry(self.iteration, f, u))
         gnorm = float(np.linalg.norm(g)) if g is not None else None
         self.report(self.iteration, f, gnorm)
         if self.on_checkpoint is not None and self.iteration % self.checkpoint_every == 0:
             self.on_checkpoint(self.state(u))
+
+    def entry(self, k, f, u, force=False) -> list:
+        """A history entry [iteration, training objective] — with the validation objective
+        appended every output-interval iterations when the job has a validation set."""
+        if self.has_validation and (force or k % self.interval == 0):
+            try:
+                v = self.objective.evaluate(np.asarray(u, float), grad=False,
+                                            sets=("validation",)).value
+            except (ValueError, FloatingPointError):
+                v = None
+            if v is not None and math.isfinite(v):
+                return [k, f, float(v)]
+        return [k, f]
 
     def state(self, u) -> dict:
         """Everything a restart needs (JSON-ready): current point, best point, counts,
@@ -215,7 +229,7 @@ def run_fit(objective, fitting, log, *, max_iter: int | None = None,
         if restart.get("best_u") is not None and float(restart["best"]) < tr.best:
             tr.best, tr.best_u = float(restart["best"]), np.asarray(restart["best_u"], float)
     else:
-        tr.history.append([0, f0])
+        tr.history.append(tr.entry(0, f0, u0, force=True))
     tr.report(tr.iteration, f0, None if g0 is None else float(np.linalg.norm(g0)), force=True)
     interrupted = False
     outcome = None
@@ -258,7 +272,9 @@ def run_fit(objective, fitting, log, *, max_iter: int | None = None,
         converged, message, iters = outcome.converged, outcome.message, max(outcome.iterations,
                                                                              tr.iteration)
     if not tr.history or tr.history[-1][1] != f:
-        tr.history.append([iters, f])
+        tr.history.append(tr.entry(iters, f, u, force=True))
+    elif tr.has_validation and len(tr.history[-1]) == 2:  # end the curve with both sets
+        tr.history[-1] = tr.entry(tr.history[-1][0], f, u, force=True)
     tr.report(iters, f, grad_norm, force=True)
     return FitResult(method=spec.kind if spec.kind != "nlopt" else
                      f"nlopt:{dict(spec.options).get('algorithm')}",

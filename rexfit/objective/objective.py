@@ -123,6 +123,11 @@ class Objective:
         self.evaluations = 0
         self._graded: set[str] = set()
 
+    def has_validation(self) -> bool:
+        """True if the job has a validation set (structures or dataset entries)."""
+        return bool(self.ids(("validation",))) or any(
+            set_name == "validation" for _, set_name in self.datasets)
+
     def ids(self, sets=("training",)) -> list[str]:
         return [k for k, v in self.sets.items() if v in sets]
 

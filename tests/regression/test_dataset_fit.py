@@ -82,6 +82,9 @@ def test_sw_parameters_recovered_from_lammps_data(sw_data, tmp_path):
     assert val["energy_per_atom"]["rmse"] < 1e-5 and val["forces"]["rmse"] < 1e-4
     assert set(res["metrics"]["training"]["groups"]) == {"rattled", "strained"}
     assert (out / "plots" / "parity_forces.png").exists()
+    history = res["fit"]["history"]  # validation objective every output-interval and at the end
+    assert len(history[0]) == 3 and len(history[-1]) == 3
+    assert history[-1][2] == pytest.approx(res["objective"]["validation"], rel=1e-9)
     # the objective is the sum of the entries' weighted residuals
     total = sum(p["weighted_residual"] for r in entries if r["set"] == "training"
                 for p in r["properties"].values() if "weighted_residual" in p)
