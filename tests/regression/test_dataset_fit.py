@@ -165,3 +165,71 @@ def test_least_squares_needs_squared_residuals(tmp_path, capsys):
     code = main([str(tmp_path / "job.xml"), "-q", "--output-dir", str(tmp_path / "out")])
     err = capsys.readouterr().err
     assert code == 2 and "absolute-diff" in err and "not a square" in err
+
+
+EAM_TRUE = {"A": 520.0, "lambda": 2.65, "twomu": 1.2, "D": 2.4}
+
+
+def eam_potential(values, fit):
+    dofs = (lambda names: f"<fit-dof>{''.join(f'<{n}/>' for n in names)}</fit-dof>"
+            if fit else "")
+    screen = ("<screening><user-function id='{id}'><cutoff>5.5</cutoff><input-var>r</input-var>"
+              "<expression>1 - 1/(1 + ((r - cutoff)/1.5)^4)</expression></user-function>"
+              "</screening>")
+    return f"""<eam id="Cu" species-a="*" species-b="*">
+      <mapping><pair-interaction species-a="*" species-b="*" function="V"/>
+        <electron-density species-a="*" species-b="*" function="rho"/>
+        <embedding-energy species="*" function="F"/></mapping>
+      <functions>
+        <user-function id="V"><input-var>r</input-var><expression>A*exp(-lambda*r)</expression>
+          <param name="A">{values['A']}</param><param name="lambda">{values['lambda']}</param>
+          {dofs(['A', 'lambda'])}{screen.format(id='sV')}</user-function>
+        <user-function id="rho"><input-var>r</input-var><expression>exp(-twomu*r)</expression>
+          <param name="twomu">{values['twomu']}</param>{dofs(['twomu'])}{screen.format(id='sr')}
+        </user-function>
+        <user-function id="F"><input-var>rho</input-var><expression>-D*sqrt(rho)</expression>
+          <param name="D">{values['D']}</param>{dofs(['D'])}</user-function>
+      </functions>
+      {'' if fit else '<export-eam-file resolution="40000" rho-range-factor="3">Cu_true.eam.fs</export-eam-file>'}
+    </eam>"""
+
+
+def test_analytic_eam_recovered_from_lammps_data(tmp_path):
+    """Data from LAMMPS with the exported table of a known analytic EAM (fine grid): fitting
+    the same analytic form from perturbed starts recovers its parameters."""
+    from ase.build import bulk
+
+    bulk("Cu", "fcc", 3.6, cubic=True).write(tmp_path / "fcc.xyz", format="extxyz")
+    (tmp_path / "make.xml").write_text(
+        "<job><name>make</name><atom-types><species>Cu</species></atom-types>"
+        f"<potentials>{eam_potential(EAM_TRUE, False)}</potentials><structures>"
+        "<user-structure id='s'><atoms-file>fcc.xyz</atoms-file></user-structure>"
+        "</structures></job>")
+    assert main([str(tmp_path / "make.xml"), "-q", "--output-dir", str(tmp_path / "made")]) == 0
+    table = tmp_path / "made" / "Cu_true.eam.fs"
+    frames = []
+    for k in range(16):
+        pos, cell, species = crystal("Cu", 3.6 * (1 + 0.02 * np.sin(k)), seed=300 + k,
+                                     strain=0.02, rattle=0.08)
+        ref = lammps_compute(pos, cell, species, (True,) * 3, "eam/fs", [f"* * {table} Cu"], 1)
+        atoms = Atoms(f"Cu{len(pos)}", positions=pos, cell=cell, pbc=True)
+        atoms.calc = SinglePointCalculator(atoms, energy=ref.energy, forces=ref.forces,
+                                           stress=ref.stress)
+        frames.append(atoms)
+    write(tmp_path / "cu.xyz", frames, format="extxyz")
+    start = {"A": 560.0, "lambda": 2.55, "twomu": 1.28, "D": 2.2}
+    (tmp_path / "fit.xml").write_text(
+        "<job><name>fit</name><atom-types><species>Cu</species></atom-types>"
+        f"<potentials>{eam_potential(start, True)}</potentials><structures>"
+        "<dataset id='cu' validation-fraction='0.25' seed='5'><file>cu.xyz</file>"
+        "<properties><atomic-energy tolerance='0.001'/><atomic-forces/></properties></dataset>"
+        "</structures><fitting><least-squares/></fitting></job>")
+    out = tmp_path / "out"
+    assert main([str(tmp_path / "fit.xml"), "-q", "--output-dir", str(out)]) == 0
+    res = json.loads((out / "results.json").read_text())
+    for name, full in (("A", "V[user-function].A"), ("lambda", "V[user-function].lambda"),
+                       ("twomu", "rho[user-function].twomu"), ("D", "F[user-function].D")):
+        assert res["parameters"][f"Cu[EAM].{full}"]["value"] == pytest.approx(
+            EAM_TRUE[name], rel=1e-5), name
+    val = res["metrics"]["validation"]["all"]
+    assert val["energy_per_atom"]["rmse"] < 1e-5 and val["forces"]["rmse"] < 1e-4
