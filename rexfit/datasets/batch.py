@@ -30,10 +30,10 @@ Two evaluation kernels give the same numbers (to round-off):
   gradient is reverse-over-reverse.
 * ``"analytic"`` (EAM and Lennard-Jones terms, sums of them, linked parameters): pair
   functionals written out by hand on the half neighbour list, with the fixed pair vectors
-  d_ij and distances precomputed on the host.  Per pair, dE/dr = V′(r) + F′(ρ_i) ρ′_ij(r)
+  d_ij computed once on the host.  Per pair, dE/dr = V′(r) + F′(ρ_i) ρ′_ij(r)
   + F′(ρ_j) ρ′_ji(r) (radial derivatives by forward mode); forces are ± dE/dr d/r summed
   onto the atoms, the virial is Σ dE/dr d⊗d/r.  The objective's gradient is then a single
-  reverse pass.  About 3–4× faster than autodiff for EAM; chosen by ``"auto"`` whenever it
+  reverse pass.  About 4× faster than autodiff for EAM; chosen by ``"auto"`` whenever it
   applies.
 
 Memory.  Inputs live in host (NumPy) arrays.  If they take more than ``resident_bytes``, a
@@ -49,17 +49,29 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any, Callable, Iterator, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.flatten_util import ravel_pytree
 
 from rexfit.physics.strain import deform, tensor_to_voigt
 from rexfit.potentials.base import Linked, SumPotential, species_table
 from rexfit.potentials.eam import EAM
 from rexfit.potentials.lists import build_lists
 from rexfit.potentials.pair import LennardJones
+from rexfit.potentials.tabulated import (
+    FUNCFL_ZZ_TO_EV_ANGSTROM,
+    FuncflPair,
+    LammpsTable,
+    RPhiTable,
+    _Grid,
+    _slope,
+    interpolate,
+    spline_coefficients,
+)
 from rexfit.structures.neighbors import (
     PADDING_DISPLACEMENT,
     NeighborList,
@@ -148,8 +160,8 @@ class Chunk:
     Autodiff kernel: positions (B, n, 3), cell (B, 3, 3), i, j (B, E), shifts (B, E, 3)
     (int8 when small), triplets tij, tik, tmask (B, T) or None.
     Analytic kernel: gi, gj (B, E) atom slots in the flattened (B·n) atom axis, si, sj (B, E)
-    species of the two atoms, r, r2 (B, E) distance (Å) and its square, d (3, B, E) pair
-    vectors x_j + n·cell − x_i (padding pairs: the far dummy of the neighbour lists).
+    species of the two atoms, d (3, B, E) pair vectors x_j + n·cell − x_i in Å (padding
+    pairs: the far dummy of the neighbour lists).
     Static: pbc, cutoff, skin, half, ordered (triplet layout, None without triplets).
     """
 
@@ -175,8 +187,6 @@ class Chunk:
     gj: Any = None
     si: Any = None
     sj: Any = None
-    r: Any = None
-    r2: Any = None
     d: Any = None
     pbc: tuple = field(default=(True, True, True), metadata=dict(static=True))
     cutoff: float = field(default=0.0, metadata=dict(static=True))
@@ -239,13 +249,14 @@ def _autodiff_outputs(potential, params, c: Chunk):
 # ----------------------------------------------------------------------------- analytic kernel
 
 
-def _leaves(potential, params):
-    """(leaf potential, its params) of a sum/linked tree (trace time)."""
+def _leaves(potential, params=None):
+    """(leaf potential, its params or None) of a sum/linked tree, in order."""
     if isinstance(potential, SumPotential):
         for name, term in potential.terms:
-            yield from _leaves(term, params[name])
+            yield from _leaves(term, None if params is None else params[name])
     elif isinstance(potential, Linked):
-        yield from _leaves(potential.term, potential.resolve(params))
+        yield from _leaves(potential.term,
+                           None if params is None else potential.resolve(params))
     else:
         yield potential, params
 
@@ -260,26 +271,100 @@ def analytic_supported(potential) -> bool:
     return type(potential) in (EAM, LennardJones)
 
 
-def _value_and_slope(fn, x):
-    """fn(x) and dfn/dx elementwise (forward mode; tabulated functions give LAMMPS's slope)."""
-    return jax.jvp(fn, (x,), (jnp.ones_like(x),))
+def _distinct(entries) -> list:
+    """The distinct (key, function) entries of an EAM mapping, in ``EAM._select`` order."""
+    return list(dict.fromkeys(entry for _, entry in entries))
 
 
-def _gather_atoms(values, index):
+_TABLES = (LammpsTable, RPhiTable, FuncflPair)
+
+
+def _prepared_function(fn, params):
+    """What the kernel needs of one function: spline coefficients (n, 4) of a LAMMPS table,
+    else the function's own params.  Computed once per objective call, not per chunk."""
+    if isinstance(fn, FuncflPair):
+        z = FUNCFL_ZZ_TO_EV_ANGSTROM * params[fn.element_a]["values"]
+        return spline_coefficients(z * params[fn.element_b]["values"])
+    if isinstance(fn, _TABLES):
+        return spline_coefficients(params["values"])
+    return params
+
+
+def prepare_analytic(potential, params) -> list:
+    """Per leaf of ``potential``: for EAM, {"pair"|"density"|"embedding": [prepared data of
+    each distinct function]}; for Lennard-Jones, its params."""
+    out = []
+    for leaf, p in _leaves(potential, params):
+        if isinstance(leaf, EAM):
+            out.append({role: [_prepared_function(fn, p[key])
+                               for key, fn in _distinct(getattr(leaf, role))]
+                        for role in ("pair", "density", "embedding")})
+        else:
+            out.append(p)
+    return out
+
+
+def _value_and_slope(fn, data, x):
+    """fn(x) and dfn/dx elementwise.  LAMMPS tables from their prepared coefficients: the
+    value by ``interpolate`` (whose custom derivative is LAMMPS's slope) and the slope by
+    the same cubic derivative, the numbers ``jax.jvp`` of the function gives, without its
+    zero-tangent table lookups; other functions by forward mode."""
+    if isinstance(fn, _TABLES):
+        table = fn if isinstance(fn, LammpsTable) else fn.table
+        grid = _Grid(table.n, table.delta, table.extrapolate_above)
+        value, slope = interpolate(grid, data, x), _slope(grid, data, x)
+        if isinstance(fn, LammpsTable):
+            return value, slope
+        return value / x, (slope - value / x) / x  # V = z/r
+    return jax.jvp(lambda y: fn(data, y), (x,), (jnp.ones_like(x),))
+
+
+def _select(entries, data: list, table: np.ndarray, slots, x):
+    """Value and slope of the function of each element's slot (0 where the slot is −1), as
+    ``EAM._select`` with derivatives: one evaluation per distinct function.  ``table`` is
+    the host slot table ``slots`` was gathered from (one function everywhere: no masking)."""
+    distinct = _distinct(entries)
+    if len(distinct) == 1 and np.all(table == 0):
+        return _value_and_slope(distinct[0][1], data[0], x)
+    value, slope = jnp.zeros_like(x), jnp.zeros_like(x)
+    for k, ((_, fn), d) in enumerate(zip(distinct, data)):
+        v, dv = _value_and_slope(fn, d, x)
+        chosen = slots == k
+        value = value + jnp.where(chosen, v, 0.0)
+        slope = slope + jnp.where(chosen, dv, 0.0)
+    return value, slope
+
+
+# Per-atom arrays are gathered onto pairs (F′(ρ_i) onto i–j pairs, and in the reverse pass the
+# cotangent of ρ_i).  XLA's CPU backend fuses the computation of the gathered array into the
+# per-pair consumer and so recomputes it for every pair, in the reverse pass once per spline
+# coefficient too (measured: 40 % of the objective's gradient).  jax.lax.optimization_barrier
+# does not prevent this on the CPU backend; a conditional does (its operands and results are
+# buffers), and autodiff turns it into another conditional for the cotangents.  The predicate
+# is "the chunk has a real atom", always true (structures have atoms); the other branch
+# returns zeros, which would also be right for a chunk of padding only.
+
+
+def _materialise(values, live):
+    return jax.lax.cond(live, lambda v: v, jnp.zeros_like, values)
+
+
+def _gather_atoms(values, index, live):
     """values (B, n) at the flattened atom slots ``index`` (B, E)."""
-    return values.reshape(-1)[index]
+    return _materialise(values, live).reshape(-1)[index]
 
 
-def _scatter_atoms(values, index, shape):
+def _scatter_atoms(values, index, shape, live):
     """Σ of pair values (B, E) onto their atom slots ``index`` → (B, n)."""
-    return jax.ops.segment_sum(values.reshape(-1), index.reshape(-1),
-                               num_segments=shape[0] * shape[1]).reshape(shape)
+    summed = jax.ops.segment_sum(values.reshape(-1), index.reshape(-1),
+                                 num_segments=shape[0] * shape[1])
+    return _materialise(summed.reshape(shape), live)
 
 
 def _slot_array(entries, n_species: int, ndim: int, symmetric: bool = False) -> np.ndarray:
     """Species (tuple) → index of its distinct function in ``entries``, −1 where none (the
     numbering of ``EAM._select``), as a host table."""
-    distinct = list(dict.fromkeys(entry for _, entry in entries))
+    distinct = _distinct(entries)
     index = {entry: k for k, entry in enumerate(distinct)}
     table = {}
     for key, entry in entries:
@@ -289,68 +374,178 @@ def _slot_array(entries, n_species: int, ndim: int, symmetric: bool = False) -> 
     return species_table(table, n_species, ndim)
 
 
-def _eam_terms(eam: EAM, params, c: Chunk):
+def _eam_terms(eam: EAM, prepared: dict, c: Chunk):
     """(pair energies (B, E), atom energies (B, n), dE/dr (B, E)) of one EAM term."""
     atoms = c.mask.shape
-    use = c.pair_mask & (c.r2 < eam.cutoff * eam.cutoff)
-    r = jnp.where(c.pair_mask, c.r, 0.5 * eam.cutoff)
+    r2, r = _distances(c)
+    use = c.pair_mask & (r2 < eam.cutoff * eam.cutoff)
+    r = jnp.where(c.pair_mask, r, 0.5 * eam.cutoff)
     zero = jnp.zeros_like(r)
 
-    def radial(entries, slots):
-        v, dv = _value_and_slope(lambda x: eam._select(entries, slots, x, params), r)
+    def radial(role, table, slots):
+        v, dv = _select(getattr(eam, role), prepared[role], table, slots, r)
         return jnp.where(use, v, 0.0), jnp.where(use, dv, 0.0)
 
-    pair_table = jnp.asarray(_slot_array(eam.pair, eam.n_species, 2, symmetric=True))
-    v, dv = radial(eam.pair, pair_table[c.si, c.sj]) if eam.pair else (zero, zero)
-    density_table = _slot_array(eam.density, eam.n_species, 2)
+    if eam.pair:
+        table = _slot_array(eam.pair, eam.n_species, 2, symmetric=True)
+        v, dv = radial("pair", table, jnp.asarray(table)[c.si, c.sj])
+    else:
+        v = dv = zero
+    table = _slot_array(eam.density, eam.n_species, 2)
     if eam.density:
-        rho_ij, drho_ij = radial(eam.density, jnp.asarray(density_table)[c.si, c.sj])
-        if np.array_equal(density_table, density_table.T):  # ρ_ji = ρ_ij: evaluate once
+        rho_ij, drho_ij = radial("density", table, jnp.asarray(table)[c.si, c.sj])
+        if np.array_equal(table, table.T):  # ρ_ji = ρ_ij: evaluate once
             rho_ji, drho_ji = rho_ij, drho_ij
         else:
-            rho_ji, drho_ji = radial(eam.density, jnp.asarray(density_table)[c.sj, c.si])
+            rho_ji, drho_ji = radial("density", table.T, jnp.asarray(table)[c.sj, c.si])
     else:
         rho_ij = drho_ij = rho_ji = drho_ji = zero
-    rho = _scatter_atoms(rho_ij, c.gi, atoms) + _scatter_atoms(rho_ji, c.gj, atoms)
+    live = jnp.any(c.mask)
+    rho = _scatter_atoms(rho_ij, c.gi, atoms, live) + _scatter_atoms(rho_ji, c.gj, atoms, live)
     rho = jnp.where(c.mask, rho, 1.0)  # padding atoms: a harmless argument, masked below
-    slots = jnp.asarray(_slot_array(eam.embedding, eam.n_species, 1))[c.species]
-    f, df = _value_and_slope(lambda x: eam._select(eam.embedding, slots, x, params), rho)
+    table = _slot_array(eam.embedding, eam.n_species, 1)
+    f, df = _select(eam.embedding, prepared["embedding"], table,
+                    jnp.asarray(table)[c.species], rho)
     f, df = jnp.where(c.mask, f, 0.0), jnp.where(c.mask, df, 0.0)
-    dedr = dv + _gather_atoms(df, c.gi) * drho_ij + _gather_atoms(df, c.gj) * drho_ji
+    dedr = (dv + _gather_atoms(df, c.gi, live) * drho_ij
+            + _gather_atoms(df, c.gj, live) * drho_ji)
     return v, f, jnp.where(use, dedr, 0.0)
+
+
+def _distances(c: Chunk):
+    """r² and r (B, E) of the pair vectors, as ``pair_distances`` computes them."""
+    r2 = c.d[0] * c.d[0] + c.d[1] * c.d[1] + c.d[2] * c.d[2]
+    return r2, jnp.sqrt(r2)
 
 
 def _lj_terms(lj: LennardJones, params, c: Chunk):
     """(pair energies (B, E), None, dE/dr (B, E)) of one Lennard-Jones term."""
-    use = c.pair_mask & (c.r2 < lj.cutoff * lj.cutoff)
+    r2, r = _distances(c)
+    use = c.pair_mask & (r2 < lj.cutoff * lj.cutoff)
     if lj.pairs is not None:
         n = 1 + max(max(p) for p in lj.pairs)
         table = np.zeros((n + 1, n + 1), dtype=bool)  # last row/column: species ≥ n
         for a, b in lj.pairs:
             table[a, b] = table[b, a] = True
         use = use & jnp.asarray(table)[jnp.minimum(c.si, n), jnp.minimum(c.sj, n)]
-    r = jnp.where(c.pair_mask, c.r, 0.5 * lj.cutoff)
-    v, dv = _value_and_slope(lambda x: lj.pair_energy(params, x), r)
+    r = jnp.where(c.pair_mask, r, 0.5 * lj.cutoff)
+    v, dv = jax.jvp(lambda x: lj.pair_energy(params, x), (r,), (jnp.ones_like(r),))
     return jnp.where(use, v, 0.0), None, jnp.where(use, dv, 0.0)
 
 
-def _analytic_outputs(potential, params, c: Chunk):
-    """Kernel "analytic": energy (B,), forces (3, B, n), virial (6, B), stress (6, B)."""
+def _analytic_outputs(potential, prepared: list, c: Chunk):
+    """Kernel "analytic" (``prepared`` from :func:`prepare_analytic`): energy (B,),
+    forces (3, B, n), virial (6, B), stress (6, B)."""
     atoms = c.mask.shape
     pair_energy, atom_energy, dedr = 0.0, 0.0, 0.0
-    for leaf, p in _leaves(potential, params):
+    leaves = [leaf for leaf, _ in _leaves(potential)]
+    for leaf, p in zip(leaves, prepared):
         v, f, g = (_eam_terms if isinstance(leaf, EAM) else _lj_terms)(leaf, p, c)
         pair_energy = pair_energy + v
         atom_energy = atom_energy if f is None else atom_energy + f
         dedr = dedr + g
     energy = jnp.sum(pair_energy, axis=1) + (
         jnp.sum(atom_energy, axis=1) if not isinstance(atom_energy, float) else 0.0)
-    w = dedr / jnp.where(c.pair_mask, c.r, 1.0)  # dE/dr / r, 0 on unused pairs
+    w = dedr / jnp.where(c.pair_mask, _distances(c)[1], 1.0)  # dE/dr / r, 0 if unused
     components = [w * c.d[k] for k in range(3)]
-    forces = jnp.stack([_scatter_atoms(g, c.gi, atoms) - _scatter_atoms(g, c.gj, atoms)
-                        for g in components])
+    live = jnp.any(c.mask)
+    forces = jnp.stack([_scatter_atoms(g, c.gi, atoms, live)
+                        - _scatter_atoms(g, c.gj, atoms, live) for g in components])
     virial = jnp.stack([jnp.sum(components[a] * c.d[b], axis=1) for a, b in VOIGT])
     return energy, forces, virial, virial / c.volume[None]
+
+
+# ----------------------------------------------------------------------------- jitted kernels
+#
+# Every evaluation maps the variables x to "prepared" data once (the transform, then for the
+# analytic kernel the spline coefficients of tabulated functions), runs one jitted kernel per
+# chunk on the prepared data and, for gradients, pulls the sum over chunks back to x once.
+# The kernels are module-level functions with the :class:`Spec` as static argument, so their
+# compilations are shared by every objective with the same potential, kernel and transform.
+
+
+@dataclass(frozen=True)
+class Spec:
+    """What a kernel compiles for (static): potential, kernel name, transform (or None)."""
+
+    potential: Any
+    kernel: str
+    transform: Any
+
+
+def _prepare(spec: Spec, x):
+    params = x if spec.transform is None else spec.transform(x)
+    if spec.kernel == "analytic":
+        return prepare_analytic(spec.potential, params)
+    return params
+
+
+def _outputs(spec: Spec, prepared, c: Chunk):
+    """energy (B,), forces (3, B, n), virial (6, B), stress (6, B) of a chunk."""
+    if spec.kernel == "analytic":
+        return _analytic_outputs(spec.potential, prepared, c)
+    return _autodiff_outputs(spec.potential, prepared, c)
+
+
+def _residual_block(spec: Spec, prepared, c: Chunk):
+    """A chunk's residual block: [r_E (B,), r_F (3, B, n), r_S (6, B)] flattened."""
+    energy, forces, _, stress = _outputs(spec, prepared, c)
+    r_e = c.ce * (energy - c.e_ref)
+    r_f = c.cf[None] * (forces - c.f_ref)
+    r_s = c.cs[None] * (stress - c.s_ref)
+    return jnp.concatenate([r_e, r_f.reshape(-1), r_s.reshape(-1)])
+
+
+def _loss(spec: Spec, prepared, c: Chunk):
+    r = _residual_block(spec, prepared, c)
+    return jnp.sum(r * r)
+
+
+def _jacobian_tangents(spec: Spec, x):
+    """∂prepared/∂x with the variables (ravelled x) as the last axis of every leaf."""
+    flat, unravel = ravel_pytree(x)
+    return jax.jacfwd(lambda f: _prepare(spec, unravel(f)))(flat)
+
+
+def _direction_tangents(spec: Spec, x, directions):
+    """∂prepared/∂x · D for directions D (P, K) in ravelled-x order; K as the last axis."""
+    flat, unravel = ravel_pytree(x)
+
+    def along(d):
+        return jax.jvp(lambda f: _prepare(spec, unravel(f)), (flat,), (d,))[1]
+
+    return jax.vmap(along, in_axes=1, out_axes=-1)(directions)
+
+
+def _chunk_jacobian(spec: Spec, prepared, tangents, c: Chunk):
+    """(P, block) rows of the Jacobian by forward mode, one pass per variable."""
+    def column(t):
+        return jax.jvp(lambda p: _residual_block(spec, p, c), (prepared,), (t,))[1]
+
+    return jax.vmap(column, in_axes=-1)(tangents)
+
+
+def _static(fn):
+    return jax.jit(fn, static_argnums=0)
+
+
+KERNELS = {
+    "prepare": _static(_prepare),
+    "pullback": _static(lambda spec, x, g: jax.vjp(partial(_prepare, spec), x)[1](g)[0]),
+    "prepare_jvp": _static(lambda spec, x, t: jax.jvp(partial(_prepare, spec), (x,), (t,))),
+    "jacobian_tangents": _static(_jacobian_tangents),
+    "direction_tangents": _static(_direction_tangents),
+    "value": _static(_loss),
+    "value_and_grad": _static(jax.value_and_grad(_loss, argnums=1)),
+    "residuals": _static(_residual_block),
+    "predictions": _static(_outputs),
+    "jvp": _static(lambda spec, p, t, c: jax.jvp(
+        lambda q: _residual_block(spec, q, c), (p,), (t,))),
+    "vjp": _static(lambda spec, p, ct, c: jax.vjp(
+        lambda q: _residual_block(spec, q, c), p)[1](ct)[0]),
+    "jacobian": _static(_chunk_jacobian),
+}
+"""The jitted kernels, by name; per-chunk ones take (spec, prepared, ..., chunk)."""
 
 
 # ----------------------------------------------------------------------------- buckets
@@ -383,7 +578,7 @@ class _Bucket:
 
 _ARRAY_FIELDS = ("species", "mask", "pair_mask", "e_ref", "f_ref", "s_ref", "ce", "cf", "cs",
                  "volume", "positions", "cell", "i", "j", "shifts", "tij", "tik", "tmask",
-                 "gi", "gj", "si", "sj", "r", "r2", "d")
+                 "gi", "gj", "si", "sj", "d")
 _SECOND_AXIS = ("f_ref", "s_ref", "d")  # structure axis second (component first)
 
 
@@ -403,6 +598,7 @@ class _Listed:
     j: np.ndarray
     shifts: np.ndarray
     triplets: tuple | None  # (ij, ik, ordered)
+    meta: tuple  # the list's (cutoff, skin, half)
 
     @property
     def natoms(self) -> int:
@@ -435,7 +631,7 @@ class DatasetObjective:
         transform: Callable | None = None,
         n_species: int | None = None,
         kernel: str = "auto",
-        max_bucket_atoms: int | None = 8192,
+        max_bucket_atoms: int | None = 4096,
         atom_minimum: int = 8,
         resident_bytes: int = 256 * 2**20,
     ):
@@ -453,11 +649,17 @@ class DatasetObjective:
                        ) if kernel == "auto" else kernel
         if n_species is None:
             n_species = getattr(potential, "n_species", None)
-        if n_species is None:
+        if n_species is None:  # from the items: largest species index + 1
             n_species = 1 + max(int(np.max(np.asarray(it.species), initial=0))
-                                for it in self.items if it.species is not None
-                                ) if any(it.species is not None for it in self.items) else 1
+                                if it.species is not None else 0 for it in self.items)
         self.n_species = int(n_species)
+        for it in self.items:
+            species = np.zeros(0) if it.species is None else np.asarray(it.species)
+            if len(np.reshape(it.positions, (-1, 3))) == 0:
+                raise ValueError(f"structure {it.name!r} has no atoms")
+            if species.size and (species.min() < 0 or species.max() >= self.n_species):
+                raise ValueError(f"structure {it.name!r}: species must lie in "
+                                 f"0..{self.n_species - 1}")
         self.max_bucket_atoms = max_bucket_atoms
         listed = [self._list(it) for it in self.items]
         self.natoms = np.array([x.natoms for x in listed])
@@ -468,7 +670,7 @@ class DatasetObjective:
         if self.resident:
             for b in self._buckets:
                 b.device = [jax.device_put(b.host_chunk(k)) for k in range(b.n_chunks)]
-        self._compile()
+        self._spec = Spec(potential, self.kernel, transform)
 
     # ------------------------------------------------------------------ set-up
 
@@ -479,7 +681,6 @@ class DatasetObjective:
             nbrs = build_neighbor_list(system, self.potential.cutoff, self.skin, half=True)
         else:
             nbrs = build_lists(self.potential, system, self.skin, n_species=self.n_species)
-        self._meta = (nbrs.cutoff, nbrs.skin, nbrs.half)
         npair = int(np.count_nonzero(np.asarray(nbrs.mask)))
         trip = getattr(nbrs, "triplets", None)
         if trip is not None:
@@ -487,7 +688,8 @@ class DatasetObjective:
             trip = (np.asarray(trip.ij)[:count], np.asarray(trip.ik)[:count], trip.ordered)
         return _Listed(np.asarray(system.positions), np.asarray(system.cell),
                        np.asarray(system.species), system.pbc, np.asarray(nbrs.i)[:npair],
-                       np.asarray(nbrs.j)[:npair], np.asarray(nbrs.shifts)[:npair], trip)
+                       np.asarray(nbrs.j)[:npair], np.asarray(nbrs.shifts)[:npair], trip,
+                       (nbrs.cutoff, nbrs.skin, nbrs.half))
 
     def _make_buckets(self, listed: list[_Listed], atom_minimum: int) -> list[_Bucket]:
         groups: dict[tuple, list[int]] = {}
@@ -518,7 +720,7 @@ class DatasetObjective:
         if analytic:
             a.update(gi=zeros((rows, e), np.int32), gj=zeros((rows, e), np.int32),
                      si=zeros((rows, e), np.int32), sj=zeros((rows, e), np.int32),
-                     r=zeros((rows, e)), r2=zeros((rows, e)), d=zeros((3, rows, e)))
+                     d=zeros((3, rows, e)))
         else:
             big = max(int(np.abs(listed[k].shifts).max(initial=0)) for k in members)
             a.update(positions=zeros((rows, n, 3)), cell=zeros((rows, 3, 3)),
@@ -540,9 +742,7 @@ class DatasetObjective:
                 d = np.tile(np.asarray(PADDING_DISPLACEMENT), (e, 1))
                 d[:npair] = x.positions[x.j] - x.positions[x.i] + x.shifts.astype(
                     np.float64) @ x.cell
-                r2 = np.sum(d * d, axis=1)
                 a["d"][:, row] = d.T
-                a["r2"][row], a["r"][row] = r2, np.sqrt(r2)
                 a["gi"][row] = local * n
                 a["gj"][row] = local * n
                 a["gi"][row, :npair] += x.i
@@ -560,7 +760,7 @@ class DatasetObjective:
                     a["tmask"][row, :len(ij)] = True
             if row < s:
                 self._targets(self.items[k], na, abs(float(np.linalg.det(x.cell))), a, row)
-        cutoff, skin, half = self._meta
+        cutoff, skin, half = listed[members[0]].meta
         host = Chunk(**a, pbc=pbc, cutoff=cutoff, skin=skin, half=half, ordered=ordered)
         return _Bucket(members=members, size=size, n_chunks=n_chunks, host=host)
 
@@ -645,36 +845,8 @@ class DatasetObjective:
 
     # ------------------------------------------------------------------ kernels
 
-    def _outputs_of(self, x, c: Chunk):
-        """energy (B,), forces (3, B, n), virial (6, B), stress (6, B) of a chunk."""
-        params = x if self.transform is None else self.transform(x)
-        if self.kernel == "analytic":
-            return _analytic_outputs(self.potential, params, c)
-        return _autodiff_outputs(self.potential, params, c)
-
-    def _residual_block(self, x, c: Chunk):
-        """The chunk's residual block (see :meth:`_make_rows`)."""
-        energy, forces, _, stress = self._outputs_of(x, c)
-        r_e = c.ce * (energy - c.e_ref)
-        r_f = c.cf[None] * (forces - c.f_ref)
-        r_s = c.cs[None] * (stress - c.s_ref)
-        return jnp.concatenate([r_e, r_f.reshape(-1), r_s.reshape(-1)])
-
-    def _loss(self, x, c: Chunk):
-        r = self._residual_block(x, c)
-        return jnp.sum(r * r)
-
-    def _compile(self) -> None:
-        residual = self._residual_block
-        self._fn = {
-            "value": jax.jit(self._loss),
-            "value_and_grad": jax.jit(jax.value_and_grad(self._loss)),
-            "residuals": jax.jit(residual),
-            "predictions": jax.jit(self._outputs_of),
-            "jvp": jax.jit(lambda x, t, c: jax.jvp(lambda y: residual(y, c), (x,), (t,))),
-            "vjp": jax.jit(lambda x, ct, c: jax.vjp(lambda y: residual(y, c), x)[1](ct)[0]),
-            "jacobian": jax.jit(jax.jacfwd(residual)),
-        }
+    def _call(self, name: str, *args):
+        return KERNELS[name](self._spec, *args)
 
     @property
     def bucket_shapes(self) -> list[tuple[int, int, int]]:
@@ -685,26 +857,32 @@ class DatasetObjective:
     def n_chunks(self) -> int:
         return sum(b.n_chunks for b in self._buckets)
 
-    def cache_sizes(self) -> dict[str, int]:
-        """Compilations made so far, per kind of evaluation (one per bucket shape at most)."""
-        return {name: fn._cache_size() for name, fn in self._fn.items()}
+    @staticmethod
+    def cache_sizes() -> dict[str, int]:
+        """Compilations made so far by each jitted kernel (shared by all objectives: one per
+        potential, transform, kernel and chunk shape)."""
+        return {name: fn._cache_size() for name, fn in KERNELS.items()}
 
     # ------------------------------------------------------------------ chunk loop
 
     def _map(self, name: str, *args) -> Iterator:
         """Run kernel ``name`` on every chunk: yields (bucket, k, outputs) in order, with at
         most two chunks in flight (the next is dispatched before the previous is awaited)."""
-        fn = self._fn[name]
+        fn = KERNELS[name]
         pending: deque = deque()
         for bucket in self._buckets:
             for k in range(bucket.n_chunks):
-                pending.append((bucket, k, fn(*args, bucket.chunk(k))))
+                pending.append((bucket, k, fn(self._spec, *args, bucket.chunk(k))))
                 if len(pending) > 1:
                     b0, k0, out = pending.popleft()
                     yield b0, k0, jax.block_until_ready(out)
         while pending:
             b0, k0, out = pending.popleft()
             yield b0, k0, jax.block_until_ready(out)
+
+    @staticmethod
+    def _add(total, term):
+        return term if total is None else jax.tree_util.tree_map(jnp.add, total, term)
 
     # ------------------------------------------------------------------ public API
 
@@ -715,72 +893,80 @@ class DatasetObjective:
 
     def value(self, x) -> float:
         """L(x)."""
-        x = jax.device_put(x)
-        return float(sum(float(v) for _, _, v in self._map("value", x)))
+        prepared = self._call("prepare", x)
+        return float(sum(float(v) for _, _, v in self._map("value", prepared)))
 
     def value_and_grad(self, x):
-        """(L(x), ∂L/∂x) with the gradient a NumPy pytree like ``x``."""
-        x = jax.device_put(x)
+        """(L(x), ∂L/∂x), the gradient a NumPy pytree like ``x``."""
+        prepared = self._call("prepare", x)
         total, grad = 0.0, None
-        for _, _, (v, g) in self._map("value_and_grad", x):
+        for _, _, (v, g) in self._map("value_and_grad", prepared):
             total += float(v)
-            grad = g if grad is None else jax.tree_util.tree_map(jnp.add, grad, g)
-        return total, jax.device_get(grad)
+            grad = self._add(grad, g)
+        return total, jax.device_get(self._call("pullback", x, grad))
 
     def residuals(self, x) -> np.ndarray:
         """The residual vector r (M,), L = Σ r², rows as :attr:`rows`."""
-        x = jax.device_put(x)
+        prepared = self._call("prepare", x)
         out = np.zeros(self.n_rows)
-        for b, k, r in self._map("residuals", x):
+        for b, k, r in self._map("residuals", prepared):
             out[b.dest[k]] = np.asarray(r)[b.take[k]]
         return out
 
-    def jacobian(self, x) -> np.ndarray:
-        """J = ∂r/∂x, (M, P), columns in the order of ``jax.flatten_util.ravel_pytree(x)``.
-        Forward mode (P forward-over-reverse passes per chunk): meant for few variables."""
-        x = jax.device_put(x)
-        p = sum(int(np.size(leaf)) for leaf in jax.tree_util.tree_leaves(x))
-        out = np.zeros((self.n_rows, p))
-        for b, k, jac in self._map("jacobian", x):
-            blocks = [np.asarray(j).reshape(j.shape[0], -1)
-                      for j in jax.tree_util.tree_leaves(jac)]
-            out[b.dest[k]] = np.concatenate(blocks, axis=1)[b.take[k]]
+    def jacobian(self, x, directions=None) -> np.ndarray:
+        """J = ∂r/∂x, (M, P), columns in the order of ``jax.flatten_util.ravel_pytree(x)``;
+        with ``directions`` D (P, K) in that order, J·D (M, K) instead, computed without J.
+
+        Forward mode, one forward-over-reverse pass per column and chunk: meant for few
+        columns — fitted DOFs through ``transform`` or ``directions`` (e.g. ∂params/∂u of a
+        fit vector u), not whole tables (P = 30 003 for Cu_mishin1.eam.alloy).
+        """
+        prepared = self._call("prepare", x)
+        if directions is None:
+            tangents = self._call("jacobian_tangents", x)
+            columns = ravel_pytree(x)[0].shape[0]
+        else:
+            directions = np.asarray(directions, dtype=np.float64)
+            if directions.ndim != 2 or directions.shape[0] != ravel_pytree(x)[0].shape[0]:
+                raise ValueError("directions must be a (P, K) array, P = size of x")
+            tangents = self._call("direction_tangents", x, directions)
+            columns = directions.shape[1]
+        out = np.zeros((self.n_rows, columns))
+        for b, k, jac in self._map("jacobian", prepared, tangents):
+            out[b.dest[k]] = np.asarray(jac).T[b.take[k]]
         return out
 
     def jvp(self, x, tangent) -> tuple[np.ndarray, np.ndarray]:
-        """(r, J·t) for a tangent pytree t like ``x``."""
-        x, tangent = jax.device_put(x), jax.device_put(tangent)
+        """(r, J·t) for a tangent t shaped like ``x``."""
+        prepared, t_prepared = self._call("prepare_jvp", x, tangent)
         r, jt = np.zeros(self.n_rows), np.zeros(self.n_rows)
-        for b, k, (rk, tk) in self._map("jvp", x, tangent):
+        for b, k, (rk, tk) in self._map("jvp", prepared, t_prepared):
             r[b.dest[k]] = np.asarray(rk)[b.take[k]]
             jt[b.dest[k]] = np.asarray(tk)[b.take[k]]
         return r, jt
 
     def vjp(self, x, cotangent):
         """Jᵀ·c for a cotangent c (M,): a NumPy pytree like ``x``."""
-        x = jax.device_put(x)
+        prepared = self._call("prepare", x)
         cotangent = np.asarray(cotangent, dtype=np.float64)
-        grad = None
-        pending: deque = deque()
+        grad, pending = None, deque()
         for bucket in self._buckets:
             size, n, _ = bucket.host_chunk(0).shape
             for k in range(bucket.n_chunks):
                 block = np.zeros(size * (1 + 3 * n + 6))
                 block[bucket.take[k]] = cotangent[bucket.dest[k]]
-                pending.append(self._fn["vjp"](x, block, bucket.chunk(k)))
+                pending.append(self._call("vjp", prepared, block, bucket.chunk(k)))
                 if len(pending) > 1:
-                    g = jax.block_until_ready(pending.popleft())
-                    grad = g if grad is None else jax.tree_util.tree_map(jnp.add, grad, g)
+                    grad = self._add(grad, jax.block_until_ready(pending.popleft()))
         while pending:
-            g = jax.block_until_ready(pending.popleft())
-            grad = g if grad is None else jax.tree_util.tree_map(jnp.add, grad, g)
-        return jax.device_get(grad)
+            grad = self._add(grad, jax.block_until_ready(pending.popleft()))
+        return jax.device_get(self._call("pullback", x, grad))
 
     def predictions(self, x) -> list[Prediction]:
         """Per structure (input order): energy, forces, stress, virial as host NumPy."""
-        x = jax.device_put(x)
+        prepared = self._call("prepare", x)
         out: list[Prediction | None] = [None] * len(self.items)
-        for b, k, outputs in self._map("predictions", x):
+        for b, k, outputs in self._map("predictions", prepared):
             energy, forces, virial, stress = (np.asarray(o) for o in outputs)
             for local in range(b.size):
                 row = k * b.size + local

@@ -122,6 +122,7 @@ class Objective:
         self._tree = jax.jit(space.tree)
         self.evaluations = 0
         self._graded: set[str] = set()
+        self._tree_jacobian = None
 
     def has_validation(self) -> bool:
         """True if the job has a validation set (structures or dataset entries)."""
@@ -199,7 +200,10 @@ class Objective:
         u = jnp.asarray(np.asarray(u, float))
         tree = self._tree(u)
         # ∂ ravel(tree) / ∂u, to turn Jacobians with respect to the tree into ones in u
-        t_u = np.asarray(jax.jacfwd(lambda v: ravel_pytree(self.space.tree(v))[0])(u))
+        if self._tree_jacobian is None:
+            self._tree_jacobian = jax.jit(jax.jacfwd(
+                lambda v: ravel_pytree(self.space.tree(v))[0]))
+        t_u = np.asarray(self._tree_jacobian(u))
         rows, jacs = [], []
         for sid in self.ids(("training",)):
             term = self.terms[sid]
@@ -218,7 +222,7 @@ class Objective:
             if set_name != "training":
                 continue
             rows.append(dterm.engine.residuals(tree))
-            jacs.append(dterm.engine.jacobian(tree) @ t_u)
+            jacs.append(dterm.engine.jacobian(tree, t_u))  # J·(∂tree/∂u), never J itself
         self.evaluations += 1
         if not rows:
             return np.zeros(0), np.zeros((0, self.space.size))

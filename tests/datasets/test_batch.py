@@ -1,0 +1,353 @@
+"""The batched dataset engine (rexfit.datasets.batch): per-structure energies, forces and
+stresses equal the single-structure ``evaluate``; the objective's gradient, the residuals, the
+Jacobian and its products agree with finite differences and with each other; compilations are
+bounded by the bucket shapes; chunked, streamed evaluation equals the unchunked one."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from ase.build import bulk
+
+from rexfit.datasets.batch import ENERGY, FORCE, STRESS, DatasetObjective, Item
+from rexfit.model.potentials import get_path, set_path
+from rexfit.physics.properties import evaluate
+from rexfit.potentials.base import SumPotential
+from rexfit.potentials.eam import EAM
+from rexfit.potentials.eam_files import read_eam_file, read_funcfl, tabulated_eam
+from rexfit.potentials.functions import Analytic, Spline
+from rexfit.potentials.lists import build_lists
+from rexfit.potentials.pair import LennardJones
+from rexfit.potentials.sw import StillingerWeber
+from rexfit.structures.neighbors import bucket_size
+from rexfit.structures.system import make_system, pad_system
+from tests.support.lammps_ref import potentials_dir
+from tests.support.structures import crystal, make_cases
+
+TOL = 1e-12  # eV, eV/Å, eV/Å³: batched vs single-structure evaluation
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _items(structures, seed=0):
+    """Items with random targets (energy, forces, stress where the volume allows), weights
+    and tolerances; every third item lacks its force target, every fourth its energy."""
+    rng = np.random.default_rng(seed)
+    items = []
+    for k, (pos, cell, species, pbc) in enumerate(structures):
+        n = len(pos)
+        periodic = abs(np.linalg.det(cell)) > 0
+        items.append(Item(
+            pos, cell, species, pbc,
+            energy=(-3.0 * n + rng.normal()) if k % 4 != 3 else None,
+            forces=rng.normal(0.0, 0.5, (n, 3)) if k % 3 != 2 else None,
+            stress=rng.normal(0.0, 0.01, 6) if periodic else None,
+            weight_energy=1.0 + k % 2, weight_forces=0.5, weight_stress=2.0,
+            tol_energy=0.01, tol_forces=0.1, tol_stress=0.002, name=f"s{k}"))
+    return items
+
+
+def _cases(a, ntypes, names):
+    return [(c.positions, c.cell, c.species, c.pbc)
+            for c in make_cases(a=a, ntypes=ntypes) if c.name in names]
+
+
+# mixed sizes and periodicities: 1, 2, 32 periodic atoms and a 13-atom cluster
+MIXED = ("one_atom_oblique", "two_atom_small", "strained_triclinic", "cluster")
+
+
+def _compare_with_evaluate(potential, params, items, predictions):
+    """Batched predictions vs ``evaluate`` of each structure alone.  The single structures are
+    padded to common atom and list capacities per periodicity (padding is inert), so that
+    ``evaluate`` compiles once per periodicity rather than once per structure."""
+    systems = [make_system(it.positions, it.cell, it.species, it.pbc) for it in items]
+    counts = []
+    for system in systems:
+        nbrs = build_lists(potential, system, 0.0)
+        triplets = getattr(nbrs, "triplets", None)
+        counts.append((int(np.sum(np.asarray(nbrs.mask))),
+                       0 if triplets is None else triplets.count))
+    for it, system, pred in zip(items, systems, predictions):
+        same = [k for k, other in enumerate(systems) if other.pbc == system.pbc]
+        padded = pad_system(system, max(systems[k].natoms for k in same))
+        nbrs = build_lists(potential, padded, 0.0,
+                           capacity=bucket_size(max(counts[k][0] for k in same)),
+                           triplet_capacity=bucket_size(max(counts[k][1] for k in same)))
+        ref = evaluate(potential, params, padded, nbrs)
+        n = system.natoms
+        assert abs(pred.energy - float(ref.energy)) < TOL, it.name
+        np.testing.assert_allclose(pred.forces, np.asarray(ref.forces)[:n], rtol=0, atol=TOL,
+                                   err_msg=it.name)
+        if abs(np.linalg.det(it.cell)) > 0:
+            np.testing.assert_allclose(pred.stress, ref.stress, rtol=0, atol=TOL,
+                                       err_msg=it.name)
+        else:
+            assert np.all(np.isnan(pred.stress))
+
+
+# --------------------------------------------------------------------------- analytic EAM
+
+
+def _analytic_eam():
+    """Two-species EAM from the job function library (Morse pair, Gaussian density, both
+    screened smoothly to zero at 5 Å; spline embedding) and its params."""
+    screen = Analytic(cutoff=5.0, screening=None, kind="exp-A")
+    pair = Analytic(cutoff=5.0, screening=screen, kind="morse-C")
+    density = Analytic(cutoff=5.0, screening=screen, kind="gaussian")
+    knots = (0.0, 1.0, 2.0, 4.0, 6.0, 8.0, 12.0)
+    embedding = Spline(cutoff=None, screening=None, knots=knots)
+    f64 = jnp.float64
+    params = {
+        "V00": {"A": f64(60.0), "lambda": f64(2.0), "B": f64(4.0), "mu": f64(1.0),
+                "delta": f64(0.0), "screening": {}},
+        "V01": {"A": f64(55.0), "lambda": f64(2.1), "B": f64(3.5), "mu": f64(0.95),
+                "delta": f64(0.01), "screening": {}},
+        "V11": {"A": f64(50.0), "lambda": f64(2.05), "B": f64(3.0), "mu": f64(0.9),
+                "delta": f64(-0.01), "screening": {}},
+        "rho0": {"prefactor": f64(0.5), "eta": f64(0.5), "mu": f64(2.5), "screening": {}},
+        "rho1": {"prefactor": f64(0.6), "eta": f64(0.4), "mu": f64(2.4), "screening": {}},
+    }
+    for s, scale in ((0, 2.0), (1, 1.8)):
+        nodes = {f"node[{k:g}].y": f64(-scale * np.sqrt(k)) for k in knots}
+        params[f"F{s}"] = {**nodes, "derivative-left": f64(-3.0),
+                           "derivative-right": f64(-scale / (2 * np.sqrt(12.0)))}
+    eam = EAM.alloy(
+        2, 5.0,
+        pair={(0, 0): ("V00", pair), (0, 1): ("V01", pair), (1, 1): ("V11", pair)},
+        density={0: ("rho0", density), 1: ("rho1", density)},
+        embedding={0: ("F0", embedding), 1: ("F1", embedding)},
+    )
+    return eam, params
+
+
+FITTED = (("V00", "A"), ("V01", "lambda"), ("V11", "delta"), ("rho0", "prefactor"),
+          ("rho1", "eta"), ("F0", "node[4].y"), ("F1", "derivative-right"), ("F0", "node[8].y"))
+
+
+def _transform(base):
+    """x (len(FITTED),) ↦ params tree: the fitted leaves set from x (a fit vector)."""
+
+    def tree(x):
+        out = base
+        for k, path in enumerate(FITTED):
+            out = set_path(out, path, x[k])
+        return out
+
+    x0 = np.array([float(get_path(base, path)) for path in FITTED])
+    return tree, x0
+
+
+@pytest.fixture(scope="module")
+def analytic_case():
+    """The analytic EAM, 1-, 4- and 8-atom periodic cells (one bucket, so that each kernel
+    compiles once), the fit transform and its start vector."""
+    eam, params = _analytic_eam()
+    structures = [crystal("Cu", 3.615, 1, seed=1, cubic=False, species=[1]),
+                  crystal("Cu", 3.615, 1, seed=2, species=[0, 1, 0, 0]),
+                  crystal("Cu", 3.615, 2, seed=3, cubic=False, species=np.arange(8) % 2)]
+    items = _items([(p, c, s, (True,) * 3) for p, c, s in structures], seed=4)
+    tree, x0 = _transform(params)
+    return eam, params, items, tree, x0
+
+
+def _central_difference(fn, x0, k):
+    h = 1e-6 * max(1.0, abs(x0[k]))
+    up, down = x0.copy(), x0.copy()
+    up[k] += h
+    down[k] -= h
+    return (fn(up) - fn(down)) / (2 * h)
+
+
+@pytest.mark.parametrize("kernel", ["analytic", "autodiff"])
+def test_objective_gradient_matches_finite_differences(analytic_case, kernel):
+    eam, params, items, tree, x0 = analytic_case
+    obj = DatasetObjective(eam, items, transform=tree, kernel=kernel)
+    assert obj.kernel == kernel and len(obj.bucket_shapes) == 1
+    value, grad = obj.value_and_grad(x0)
+    assert value == pytest.approx(obj.value(x0), rel=1e-13)
+    r = obj.residuals(x0)
+    assert len(r) == obj.n_rows and float(np.sum(r * r)) == pytest.approx(value, rel=1e-13)
+    assert value > 1.0  # every term contributes: the test is not vacuous
+    for k in range(len(x0)):
+        fd = _central_difference(obj.value, x0, k)
+        assert grad[k] == pytest.approx(fd, rel=1e-6, abs=1e-7 * value), FITTED[k]
+    if kernel == "autodiff":  # same residuals as the analytic kernel
+        other = DatasetObjective(eam, items, transform=tree, kernel="analytic")
+        np.testing.assert_allclose(other.residuals(x0), r, rtol=0, atol=1e-11)
+
+
+def test_jacobian_and_its_products(analytic_case):
+    eam, params, items, tree, x0 = analytic_case
+    obj = DatasetObjective(eam, items, transform=tree)
+    r = obj.residuals(x0)
+    _, grad = obj.value_and_grad(x0)
+    jac = obj.jacobian(x0)
+    assert jac.shape == (obj.n_rows, len(x0))
+    for k in range(len(x0)):
+        fd = _central_difference(obj.residuals, x0, k)
+        np.testing.assert_allclose(jac[:, k], fd, rtol=1e-5, atol=1e-6 * np.abs(fd).max(),
+                                   err_msg=str(FITTED[k]))
+    t = np.random.default_rng(0).normal(size=len(x0))
+    r_jvp, jt = obj.jvp(x0, t)
+    np.testing.assert_allclose(r_jvp, r, rtol=1e-14, atol=1e-14)
+    np.testing.assert_allclose(jt, jac @ t, rtol=1e-11, atol=1e-11 * np.abs(jt).max())
+    np.testing.assert_allclose(obj.vjp(x0, 2 * r), grad, rtol=1e-11, atol=1e-12)
+    np.testing.assert_allclose(2 * jac.T @ r, grad, rtol=1e-10, atol=1e-10)
+    # J·D along given directions, computed without forming J
+    directions = np.random.default_rng(1).normal(size=(len(x0), len(x0)))
+    np.testing.assert_allclose(obj.jacobian(x0, directions), jac @ directions, rtol=1e-11,
+                               atol=1e-11 * np.abs(jac).max())
+
+
+def test_rows_are_labelled_and_scaled(analytic_case):
+    eam, params, items, tree, x0 = analytic_case
+    obj = DatasetObjective(eam, items, transform=tree)
+    rows, r, pred = obj.rows, obj.residuals(x0), obj.predictions(x0)
+    _compare_with_evaluate(eam, params, items, pred)
+    for k, it in enumerate(items):
+        mine = rows.structure == k
+        n = len(it.positions)
+        assert np.sum(rows.kind[mine] == ENERGY) == (it.energy is not None)
+        assert np.sum(rows.kind[mine] == FORCE) == (3 * n if it.forces is not None else 0)
+        assert np.sum(rows.kind[mine] == STRESS) == (6 if it.stress is not None else 0)
+        scale_e = np.sqrt(it.weight_energy) / (n * it.tol_energy)
+        scale_f = np.sqrt(it.weight_forces / (3 * n)) / it.tol_forces
+        scale_s = np.sqrt(it.weight_stress / 6) / it.tol_stress
+        if it.energy is not None:
+            assert r[mine & (rows.kind == ENERGY)][0] == pytest.approx(
+                scale_e * (pred[k].energy - it.energy), rel=1e-12)
+        if it.forces is not None:
+            f = mine & (rows.kind == FORCE)
+            np.testing.assert_allclose(r[f], scale_f * (pred[k].forces - it.forces)[
+                rows.atom[f], rows.component[f]], rtol=1e-12)
+        if it.stress is not None:
+            np.testing.assert_allclose(r[mine & (rows.kind == STRESS)],
+                                       scale_s * (pred[k].stress - it.stress), rtol=1e-12)
+
+
+# --------------------------------------------------------------------------- LAMMPS files
+
+
+def _eam_file_models():
+    p = potentials_dir()
+    cu, cu_params = tabulated_eam(read_eam_file(p / "Cu_mishin1.eam.alloy"), ["Cu"])
+    fs, fs_params = tabulated_eam(read_eam_file(p / "FeP_mm.eam.fs"), ["Fe", "P"])
+    funcfl, funcfl_params = tabulated_eam(read_funcfl([p / "Cu_u3.eam", p / "Ag_u3.eam"]),
+                                          ["Cu", "Ag"])
+    lj = LennardJones.between(4.0, 0, 1, 2)  # only between the two species
+    mixed = SumPotential((("eam", funcfl), ("lj", lj)))
+    mixed_params = {"eam": funcfl_params,
+                    "lj": {"sigma": jnp.float64(2.3), "epsilon": jnp.float64(0.02)}}
+    return {"Cu_mishin1": (cu, cu_params, 1, 3.615), "FeP_fs": (fs, fs_params, 2, 3.6),
+            "CuAg_u3+lj": (mixed, mixed_params, 2, 3.8)}
+
+
+@pytest.mark.parametrize("name", ["Cu_mishin1", "FeP_fs", "CuAg_u3+lj"])
+def test_tabulated_eam_matches_single_structure_evaluation(name):
+    potential, params, ntypes, a = _eam_file_models()[name]
+    items = _items(_cases(a, ntypes, MIXED), seed=1)
+    obj = DatasetObjective(potential, items)
+    assert obj.kernel == "analytic"
+    _compare_with_evaluate(potential, params, items, obj.predictions(params))
+
+
+def test_sw_matches_single_structure_evaluation_and_gradient():
+    potential, params = StillingerWeber.from_file(potentials_dir() / "Si.sw", ["Si"])
+    structures = [crystal("Si", 5.431, seed=1), crystal("Si", 5.431, seed=2, cubic=False),
+                  crystal("Si", 5.431, seed=3, strain=0.05, rattle=0.2)]
+    items = _items([(p, c, s, (True,) * 3) for p, c, s in structures], seed=2)
+    fitted = (("SiSiSi", "epsilon"), ("SiSiSi", "lambda"), ("SiSiSi", "sigma"),
+              ("SiSiSi", "A"), ("SiSiSi", "costheta0"))
+
+    def tree(x):
+        out = params
+        for k, path in enumerate(fitted):
+            out = set_path(out, path, x[k])
+        return out
+
+    x0 = np.array([float(get_path(params, path)) for path in fitted])
+    obj = DatasetObjective(potential, items, transform=tree)
+    assert obj.kernel == "autodiff" and len(obj.bucket_shapes) == 1
+    _compare_with_evaluate(potential, params, items, obj.predictions(x0))
+    value, grad = obj.value_and_grad(x0)
+    for k in range(len(x0)):
+        fd = _central_difference(obj.value, x0, k)
+        assert grad[k] == pytest.approx(fd, rel=1e-6, abs=1e-7 * value), fitted[k]
+
+
+# --------------------------------------------------------------------------- compilation
+
+
+def test_compilations_bounded_by_bucket_shapes():
+    """200 structures of 8–64 atoms: a handful of bucket shapes, one compilation each."""
+    rng = np.random.default_rng(5)
+    prim = bulk("Cu", "fcc", 3.615).cell.array
+    structures = []
+    for _ in range(200):
+        reps = rng.integers(2, 5, 3)  # 8 … 64 atoms
+        cell = (prim * reps[:, None]) @ (np.eye(3) + rng.normal(0, 0.02, (3, 3)))
+        grid = np.stack(np.meshgrid(*[np.arange(m) for m in reps], indexing="ij"), -1)
+        frac = grid.reshape(-1, 3) / reps
+        pos = frac @ cell + rng.normal(0, 0.05, (len(frac), 3))
+        structures.append((pos, cell, rng.integers(0, 2, len(pos)), (True,) * 3))
+    lj = LennardJones(4.5)
+    params = {"sigma": jnp.float64(2.3), "epsilon": jnp.float64(0.4)}
+    obj = DatasetObjective(lj, _items(structures, seed=6), max_bucket_atoms=512)
+    sizes = [len(s[0]) for s in structures]
+    assert min(sizes) == 8 and max(sizes) == 64
+    shapes = set(obj.bucket_shapes)
+    assert len(shapes) == len(obj.bucket_shapes) <= 7  # atom classes 8, 12, 16, 24, 32, 48, 64
+    assert obj.n_chunks > len(shapes)  # big buckets were split into chunks of equal shape
+    before = DatasetObjective.cache_sizes()["value"]
+    obj.value(params)
+    obj.value(params)
+    assert DatasetObjective.cache_sizes()["value"] - before == len(shapes)
+
+
+# --------------------------------------------------------------------------- streaming
+
+
+def test_chunked_streaming_equals_one_chunk(analytic_case):
+    """Three reorderings of the dataset, streamed in chunks of its own bucket shape: every
+    structure gets the same numbers as in the single resident chunk, no new compilation."""
+    eam, params, items, tree, x0 = analytic_case
+    whole = DatasetObjective(eam, items, transform=tree)
+    v1, g1 = whole.value_and_grad(x0)
+    r1, p1 = whole.residuals(x0), whole.predictions(x0)
+    order = [0, 1, 2, 2, 0, 1, 1, 2, 0]
+    streamed = DatasetObjective(eam, [items[k] for k in order], transform=tree,
+                                max_bucket_atoms=24, resident_bytes=0)
+    assert whole.resident and not streamed.resident
+    assert streamed.n_chunks == 3 and streamed.bucket_shapes == whole.bucket_shapes
+    compiled = DatasetObjective.cache_sizes()
+    v2, g2 = streamed.value_and_grad(x0)
+    assert v2 == pytest.approx(3 * v1, rel=1e-14)
+    np.testing.assert_allclose(g2, 3 * g1, rtol=1e-13)
+    r2, p2 = streamed.residuals(x0), streamed.predictions(x0)
+    for k, source in enumerate(order):
+        np.testing.assert_array_equal(r2[streamed.rows.structure == k],
+                                      r1[whole.rows.structure == source])
+        assert p2[k].energy == p1[source].energy
+        np.testing.assert_array_equal(p2[k].forces, p1[source].forces)
+        np.testing.assert_array_equal(p2[k].stress, p1[source].stress)
+    assert DatasetObjective.cache_sizes() == compiled
+
+
+def test_rejects_bad_targets():
+    cluster = _cases(3.615, 1, ("cluster",))[0]
+    pos, cell, species, pbc = cluster
+    lj = LennardJones(4.5)
+    with pytest.raises(ValueError, match="non-zero volume"):
+        DatasetObjective(lj, [Item(pos, cell, species, pbc, stress=np.zeros(6))])
+    with pytest.raises(ValueError, match="forces must have shape"):
+        DatasetObjective(lj, [Item(pos, cell, species, pbc, forces=np.zeros((2, 3)))])
+    with pytest.raises(ValueError, match="tolerances"):
+        DatasetObjective(lj, [Item(pos, cell, species, pbc, energy=1.0, tol_energy=0.0)])
+    with pytest.raises(ValueError, match="analytic kernel"):
+        sw, _ = StillingerWeber.from_file(potentials_dir() / "Si.sw", ["Si"])
+        DatasetObjective(sw, [Item(pos, cell, species, pbc)], kernel="analytic")
+
+
