@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -233,3 +234,14 @@ def test_analytic_eam_recovered_from_lammps_data(tmp_path):
             EAM_TRUE[name], rel=1e-5), name
     val = res["metrics"]["validation"]["all"]
     assert val["energy_per_atom"]["rmse"] < 1e-5 and val["forces"]["rmse"] < 1e-4
+
+
+def test_example_dataset_job_recovers_si_sw(tmp_path):
+    root = Path(__file__).resolve().parents[2]
+    out = tmp_path / "out"
+    assert main([str(root / "jobs/si-sw-dataset/job.xml"), "-q", "--no-plots",
+                 "--output-dir", str(out)]) == 0
+    res = json.loads((out / "results.json").read_text())
+    for name, value in TRUE.items():
+        assert res["parameters"][f"Si[SW].{name}"]["value"] == pytest.approx(value, rel=1e-6)
+    assert (out / "Si_fitted.sw").exists()
