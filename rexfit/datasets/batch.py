@@ -865,13 +865,27 @@ class DatasetObjective:
 
     # ------------------------------------------------------------------ chunk loop
 
-    def _map(self, name: str, *args) -> Iterator:
-        """Run kernel ``name`` on every chunk: yields (bucket, k, outputs) in order, with at
-        most two chunks in flight (the next is dispatched before the previous is awaited)."""
+    @property
+    def chunk_keys(self) -> list[tuple[int, int]]:
+        """(bucket, chunk) of every chunk: the units :meth:`value_and_grad` can be restricted
+        to (minibatches)."""
+        return [(bi, k) for bi, b in enumerate(self._buckets) for k in range(b.n_chunks)]
+
+    def chunk_structures(self, key: tuple[int, int]) -> int:
+        """Number of real structures in chunk ``key``."""
+        b = self._buckets[key[0]]
+        return int(min(b.size, len(b.members) - key[1] * b.size))
+
+    def _map(self, name: str, *args, only=None) -> Iterator:
+        """Run kernel ``name`` on every chunk (or the chunk keys in ``only``): yields (bucket,
+        k, outputs) in order, with at most two chunks in flight (the next is dispatched before
+        the previous is awaited)."""
         fn = KERNELS[name]
         pending: deque = deque()
-        for bucket in self._buckets:
+        for bi, bucket in enumerate(self._buckets):
             for k in range(bucket.n_chunks):
+                if only is not None and (bi, k) not in only:
+                    continue
                 pending.append((bucket, k, fn(self._spec, *args, bucket.chunk(k))))
                 if len(pending) > 1:
                     b0, k0, out = pending.popleft()
@@ -896,11 +910,13 @@ class DatasetObjective:
         prepared = self._call("prepare", x)
         return float(sum(float(v) for _, _, v in self._map("value", prepared)))
 
-    def value_and_grad(self, x):
-        """(L(x), ∂L/∂x), the gradient a NumPy pytree like ``x``."""
+    def value_and_grad(self, x, chunks=None):
+        """(L(x), ∂L/∂x), the gradient a NumPy pytree like ``x``; with ``chunks`` (keys of
+        :attr:`chunk_keys`) only those chunks' part of L."""
         prepared = self._call("prepare", x)
         total, grad = 0.0, None
-        for _, _, (v, g) in self._map("value_and_grad", prepared):
+        only = None if chunks is None else set(map(tuple, chunks))
+        for _, _, (v, g) in self._map("value_and_grad", prepared, only=only):
             total += float(v)
             grad = self._add(grad, g)
         return total, jax.device_get(self._call("pullback", x, grad))

@@ -68,6 +68,7 @@ class _Tracker:
         self.on_checkpoint = None
         self.checkpoint_every = 0
         self.minimizer_state: dict = {}
+        self.chosen_u: np.ndarray | None = None
         self.has_validation = bool(getattr(objective, "has_validation", lambda: False)())
         # recent evaluations by point: iteration callbacks (and simplex methods) revisit them
         self._cache: OrderedDict[bytes, tuple[float, np.ndarray | None]] = OrderedDict()
@@ -195,11 +196,13 @@ def run_fit(objective, fitting, log, *, max_iter: int | None = None,
     method = methods.method_of(spec)
     tty = sys.stdout.isatty() if tty is None else tty
     given = dict(spec.options)
-    if spec.kind == "adam" and given.get("batch-size") is not None and \
+    minibatch = spec.kind == "adam" and given.get("batch-size") is not None and bool(
+        getattr(objective, "minibatch_units", lambda: [])())
+    if spec.kind == "adam" and given.get("batch-size") is not None and not minibatch and \
             int(given["batch-size"]) < len(objective.ids()):
         raise NotImplementedInRexfit(
-            f"{spec.origin}: <adam batch-size> (minibatches of structures) is not available in "
-            "this version of rexfit; leave batch-size out for full-batch Adam")
+            f"{spec.origin}: <adam batch-size> draws minibatches from <dataset> entries; this "
+            "job has none (its structures are always used together): leave batch-size out")
     tr = _Tracker(objective, log, fitting.output_interval, tty,
                   maxtime=given.get("maxtime"), stopval=given.get("stopval"))
     u0 = space.u0()
@@ -241,6 +244,8 @@ def run_fit(objective, fitting, log, *, max_iter: int | None = None,
                                       "budget", tr.iteration)
         elif method == "multistart":
             outcome = _multistart(spec, tr, u0, space, max_iter, seed)
+        elif minibatch:
+            outcome = _minibatch_adam(spec, tr, objective, u0, space, max_iter)
         elif method == "least-squares":
             why = objective.least_squares_ready()
             if why is not None:
@@ -260,6 +265,8 @@ def run_fit(objective, fitting, log, *, max_iter: int | None = None,
     if tty:
         sys.stdout.write("\n")
     u = tr.best_u if tr.best_u is not None else u0
+    if tr.chosen_u is not None:  # early stopping: the best point on the validation set
+        u = tr.chosen_u
     if outcome is not None and not interrupted and tr.stop_reason is None:
         f_out, _ = tr._eval(outcome.u, False)
         if f_out <= tr.best:
@@ -299,3 +306,70 @@ def _multistart(spec, tr, u0, space, max_iter, seed) -> methods.Outcome:
         if best is None or f < best[0]:
             best = (f, out)
     return best[1]
+
+
+def _minibatch_adam(spec, tr, objective, u0, space, max_iter) -> methods.Outcome:
+    """Adam on minibatches of dataset chunks (each step: every structure plus a random set of
+    chunks, scaled to an unbiased estimate), an optional learning-rate schedule and early
+    stopping on the validation objective.  One iteration is one epoch (a pass over every
+    chunk); epoch e shuffles with the seed (seed, e), so a restart repeats the same order."""
+    import jax
+    import jax.numpy as jnp
+    import optax
+
+    opts = methods.options(spec)
+    epochs = int(max_iter) if max_iter is not None else int(opts["epochs"])
+    units = objective.minibatch_units()
+    per_unit = float(np.mean([n for _, _, n in units]))
+    per_step = max(1, int(round(int(opts["batch-size"]) / per_unit)))
+    steps = -(-len(units) // per_step)
+    lr0 = float(opts["learning-rate"])
+    schedule = str(opts.get("schedule", "constant"))
+    done = tr.iteration
+    if schedule == "exponential":
+        rate = optax.exponential_decay(lr0, steps, float(opts.get("decay-rate", 0.9)))
+    elif schedule == "cosine":
+        rate = optax.cosine_decay_schedule(lr0, max((done + epochs) * steps, 1))
+    else:
+        rate = lr0
+    opt = optax.adam(rate)
+    u = jnp.asarray(u0)
+    state = opt.init(u)
+    saved = tr.minimizer_state.get("adam-minibatch")
+    if saved is not None:
+        leaves, treedef = jax.tree_util.tree_flatten(state)
+        state = jax.tree_util.tree_unflatten(treedef, [
+            jnp.asarray(v, dtype=leaf.dtype) for v, leaf in zip(saved, leaves)])
+    seed = int(opts.get("seed", 0))
+    patience = opts.get("patience")
+    best_val, best_u, waited = math.inf, None, 0
+    for e in range(epochs):
+        order = np.random.default_rng([seed, done + e]).permutation(len(units))
+        for s in range(steps):
+            picked: dict = {}
+            for i in order[s * per_step:(s + 1) * per_step]:
+                key, chunk, _ = units[i]
+                picked.setdefault(key, []).append(chunk)
+            f, g = objective.evaluate_minibatch(np.asarray(u), picked)
+            tr.evaluations += 1
+            if not (math.isfinite(f) and np.all(np.isfinite(g))):
+                raise CalculationFailed("a minibatch objective is not finite")
+            updates, state = opt.update(jnp.asarray(g), state, u)
+            u = jnp.clip(optax.apply_updates(u, updates), space.lower, space.upper)
+        tr.minimizer_state["adam-minibatch"] = [np.asarray(leaf).tolist()
+                                                for leaf in jax.tree_util.tree_leaves(state)]
+        tr.callback(np.asarray(u))
+        if patience is not None and objective.has_validation():
+            v = objective.evaluate(np.asarray(u), grad=False, sets=("validation",)).value
+            if v < best_val:
+                best_val, best_u, waited = v, np.asarray(u).copy(), 0
+            else:
+                waited += 1
+            if waited >= int(patience):
+                tr.chosen_u = best_u
+                return methods.Outcome(best_u, True, f"early stopping: the validation objective "
+                                       f"did not improve for {patience} epochs", e + 1)
+    if best_u is not None:
+        tr.chosen_u = best_u
+    return methods.Outcome(np.asarray(u), False, f"stopped after {epochs} epochs "
+                           f"({steps} minibatch steps each)", epochs)

@@ -841,10 +841,11 @@ def _typed_options(ctx: Context, node: Node) -> tuple[tuple[str, object], ...]:
 def _minimizer(ctx: Context, node: Node) -> s.MinimizerSpec:
     opts = dict(_typed_options(ctx, node))
     for key in ("conv-threshold", "learning-rate", "ftol_rel", "ftol_abs", "xtol_rel", "xtol_abs",
-                "maxtime", "gradient-tolerance", "ftol", "xtol", "gtol"):
+                "maxtime", "gradient-tolerance", "ftol", "xtol", "gtol", "decay-rate"):
         if key in opts and isinstance(opts[key], (int, float)):
             ctx.positive(float(opts[key]), f"<{node.tag}> {key}", node.origin)
-    for key in ("max-iter", "maxeval", "epochs", "batch-size", "count", "popsize", "memory"):
+    for key in ("max-iter", "maxeval", "epochs", "batch-size", "count", "popsize", "memory",
+                "patience"):
         if key in opts and isinstance(opts[key], int) and opts[key] < 1:
             ctx.error(f"<{node.tag}> {key} must be at least 1, got {opts[key]}", node.origin)
     if node.tag == "nlopt":

@@ -41,7 +41,8 @@ class DatasetTerm:
 
     @staticmethod
     def create(loaded: LoadedDataset, set_name: str, weights: dict, preset: str | None,
-               potential, n_species: int) -> DatasetTerm:
+               potential, n_species: int, batch_structures: int | None = None) -> DatasetTerm:
+        """``batch_structures``: make chunks of about this many structures (minibatches)."""
         ds = loaded.spec
         entries = loaded.of(set_name)
         n = max(len(entries), 1)
@@ -68,7 +69,11 @@ class DatasetTerm:
                 tol_forces=tols.get("atomic-forces", 1.0),
                 tol_stress=tols.get("stress", 1.0) / EV_PER_A3_TO_GPA,
                 name=e.name))
-        engine = DatasetObjective(potential, items, n_species=n_species)
+        kw = {}
+        if batch_structures:
+            sizes = sorted(len(it.positions) for it in items) or [1]
+            kw["max_bucket_atoms"] = max(8, int(batch_structures) * sizes[len(sizes) // 2])
+        engine = DatasetObjective(potential, items, n_species=n_species, **kw)
         return DatasetTerm(loaded, set_name, entries, w_abs, tols, engine)
 
     def records(self, params) -> list[dict]:

@@ -79,13 +79,17 @@ class Objective:
         self.datasets: dict[tuple[str, str], DatasetTerm] = {}
         all_weights = {"training": absolute_weights(job.structures),
                        "validation": absolute_weights(job.structures, validation=True)}
+        batch = None
+        if job.fitting is not None and job.fitting.minimizer.kind == "adam":
+            batch = dict(job.fitting.minimizer.options).get("batch-size")
         for ds in job.all_datasets():
             loaded = load_dataset(ds, space.pm.species)  # file errors: InputErrors
             for set_name in ("training", "validation"):
                 if loaded.of(set_name):
                     self.datasets[(ds.id, set_name)] = DatasetTerm.create(
                         loaded, set_name, all_weights[set_name], job.tolerance_preset,
-                        space.pm.potential, len(space.pm.species))
+                        space.pm.potential, len(space.pm.species),
+                        batch_structures=batch if set_name == "training" else None)
         pm = space.pm
         weights = {"training": absolute_weights(job.structures),
                    "validation": absolute_weights(job.structures, validation=True)}
@@ -181,6 +185,41 @@ class Objective:
         if grad:
             gu = np.asarray(pull(gsum)[0]) if gsum is not None else np.zeros(self.space.size)
         return Evaluation(total, gu, results, datasets, tree)
+
+    def minibatch_units(self) -> list[tuple[tuple[str, str], tuple[int, int], int]]:
+        """Every chunk of the training datasets: ((dataset id, set), chunk key, structures)."""
+        return [(key, c, term.engine.chunk_structures(c))
+                for key, term in self.datasets.items() if key[1] == "training"
+                for c in term.engine.chunk_keys]
+
+    def evaluate_minibatch(self, u, picked) -> tuple[float, np.ndarray]:
+        """An unbiased estimate of the training objective and its gradient: every training
+        structure, plus the dataset chunks ``picked`` ({(dataset id, set): [chunk keys]})
+        scaled by (chunks of the dataset / chunks picked)."""
+        u_j = jnp.asarray(np.asarray(u, float))
+        tree, pull = jax.vjp(self._tree, u_j)
+        total, gsum = 0.0, None
+        for sid in self.ids(("training",)):
+            term = self.terms[sid]
+            x0, nbrs = self._state.get(sid, (None, None))
+            relaxed = relax(term.problem, term.potential, tree, x0, nbrs)
+            self._state[sid] = (relaxed.x, relaxed.nbrs)
+            (value, _), g = term_value_and_grad(term, tree, jnp.asarray(relaxed.x),
+                                                jnp.asarray(relaxed.free), relaxed.nbrs)
+            total += float(value)
+            gsum = g if gsum is None else jax.tree.map(jnp.add, gsum, g)
+        for key, chunks in picked.items():
+            if not chunks:
+                continue
+            engine = self.datasets[key].engine
+            scale = len(engine.chunk_keys) / len(chunks)
+            value, g = engine.value_and_grad(tree, chunks)
+            total += scale * float(value)
+            g = jax.tree.map(lambda a: scale * jnp.asarray(a), g)
+            gsum = g if gsum is None else jax.tree.map(jnp.add, gsum, g)
+        self.evaluations += 1
+        grad = np.asarray(pull(gsum)[0]) if gsum is not None else np.zeros(self.space.size)
+        return total, grad
 
     def least_squares_ready(self) -> str | None:
         """None if the training objective is a sum of squares (every fitted property of a

@@ -245,3 +245,52 @@ def test_example_dataset_job_recovers_si_sw(tmp_path):
     for name, value in TRUE.items():
         assert res["parameters"][f"Si[SW].{name}"]["value"] == pytest.approx(value, rel=1e-6)
     assert (out / "Si_fitted.sw").exists()
+
+
+def minibatch_objective(sw_data, tmp_path, batch):
+    shutil.copy(sw_data / "si.xyz", tmp_path)
+    shutil.copy(sw_data / "Si_start.sw", tmp_path)
+    text = job_text().replace('<BFGS conv-threshold="1e-15" max-iter="300"/>',
+                              f'<adam batch-size="{batch}" epochs="3" learning-rate="0.01"/>')
+    (tmp_path / "job.xml").write_text(text)
+    job, _ = load_job(str(tmp_path / "job.xml"))
+    space = ParameterSpace(build_potentials(job), job.constraints)
+    return job, space, Objective(job, space)
+
+
+def test_minibatch_estimates_are_unbiased(sw_data, tmp_path):
+    """Averaged over the one-chunk minibatches, the scaled estimates are the full objective
+    and gradient; all chunks at once give them exactly."""
+    _, space, objective = minibatch_objective(sw_data, tmp_path, 3)
+    units = objective.minibatch_units()
+    assert len(units) >= 3 and max(n for *_, n in units) <= 6
+    u = space.u0()
+    full = objective.evaluate(u, grad=True)
+    picked_all: dict = {}
+    for key, chunk, _ in units:
+        picked_all.setdefault(key, []).append(chunk)
+    f, g = objective.evaluate_minibatch(u, picked_all)
+    assert f == pytest.approx(full.value, rel=1e-12)
+    np.testing.assert_allclose(g, full.grad, rtol=1e-10)
+    estimates = [objective.evaluate_minibatch(u, {key: [chunk]}) for key, chunk, _ in units]
+    assert np.mean([e[0] for e in estimates]) == pytest.approx(full.value, rel=1e-12)
+    np.testing.assert_allclose(np.mean([e[1] for e in estimates], axis=0), full.grad,
+                               rtol=1e-10)
+
+
+def test_minibatch_adam_with_schedule_and_early_stopping(sw_data, tmp_path):
+    shutil.copy(sw_data / "si.xyz", tmp_path)
+    shutil.copy(sw_data / "Si_start.sw", tmp_path)
+    text = job_text().replace(
+        '<BFGS conv-threshold="1e-15" max-iter="300"/>',
+        '<adam batch-size="4" epochs="40" learning-rate="0.02" schedule="exponential" '
+        'decay-rate="0.95" patience="3"/>')
+    (tmp_path / "job.xml").write_text(text)
+    out = tmp_path / "out"
+    assert main([str(tmp_path / "job.xml"), "-q", "--no-plots", "--output-dir", str(out)]) == 0
+    res = json.loads((out / "results.json").read_text())
+    history = res["fit"]["history"]
+    assert res["objective"]["training"] < 0.05 * history[0][1]
+    # the kept parameters are those with the lowest validation objective seen
+    validation = [h[2] for h in history if len(h) == 3]
+    assert res["objective"]["validation"] <= min(validation) * (1 + 1e-9)
