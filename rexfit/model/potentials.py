@@ -115,36 +115,55 @@ class _Builder:
         b = None if pot.species_b == "*" else self.species.index(pot.species_b)
         return LennardJones.between(values["cutoff"].value, a, b, len(self.species)), params
 
-    def eam(self, pot: s.PotentialSpec):
+    #: Mapping roles keyed by an unordered species pair (the others: centre, neighbour).
+    SYMMETRIC_ROLES = ("pair-interaction", "g-function", "u-function", "w-function")
+    #: Roles whose functions need not vanish at a distance (not radial).
+    NON_RADIAL_ROLES = ("embedding-energy", "g-function")
+
+    def mapped(self, pot: s.PotentialSpec, roles: tuple[str, ...]):
+        """(params, {role: {species key: (params key, function)}}, cutoff) of a
+        function-based potential: every <functions> entry built, every <mapping> line
+        expanded over species.  Keys: a species for embedding-energy; (min, max) for the
+        symmetric roles; (centre, neighbour) otherwise (electron-density with ``species``
+        alone: that neighbour species, every centre).  The cutoff is the largest reach of the
+        radial functions."""
         head = f"{pot.id}[{names.POTENTIAL_TYPE[pot.kind]}]"
         objects, params = {}, {}
         for fn in pot.functions:
             objects[fn.id], params[fn.id] = self.function(fn, (pot.id, fn.id), head)
-        pair, density, embedding = {}, {}, {}
+        out: dict[str, dict] = {role: {} for role in roles}
         reach = []
         for m in pot.mapping:
             entry = (m.function, objects[m.function])
             if m.role == "embedding-energy":
                 for a in self.species_of(m.species_a):
-                    embedding[a] = entry
+                    out[m.role][a] = entry
                 continue
-            fn_reach = objects[m.function].reach
-            if fn_reach is None:
-                raise InputErrors([InputError(
-                    f"function '{m.function}' used as {m.role} never reaches zero: give it a "
-                    f"<cutoff> or a <screening> function", m.origin)])
-            reach.append(fn_reach)
-            if m.role == "pair-interaction":
-                for a in self.species_of(m.species_a):
-                    for b in self.species_of(m.species_b):
-                        pair[(min(a, b), max(a, b))] = entry
-            elif m.role == "electron-density":
-                centres = self.species_of(m.species_a if m.species_b is not None else "*")
-                neighbours = self.species_of(m.species_b if m.species_b is not None else m.species_a)
-                for a in centres:
-                    for b in neighbours:
-                        density[(a, b)] = entry
-        eam = EAM.create(len(self.species), max(reach), pair, density, embedding)
+            if m.role not in self.NON_RADIAL_ROLES:
+                fn_reach = objects[m.function].reach
+                if fn_reach is None:
+                    raise InputErrors([InputError(
+                        f"function '{m.function}' used as {m.role} never reaches zero: give it "
+                        f"a <cutoff> or a <screening> function", m.origin)])
+                reach.append(fn_reach)
+            if m.species_b is None:  # <electron-density species="X">: density of X everywhere
+                centres, neighbours = self.species_of("*"), self.species_of(m.species_a)
+            else:
+                centres, neighbours = self.species_of(m.species_a), self.species_of(m.species_b)
+            for a in centres:
+                for b in neighbours:
+                    key = (min(a, b), max(a, b)) if m.role in self.SYMMETRIC_ROLES else (a, b)
+                    out[m.role][key] = entry
+        if not reach:
+            raise InputErrors([InputError(f"<{pot.kind} id='{pot.id}'> maps no function with "
+                                          "a cutoff", pot.origin)])
+        return params, out, max(reach)
+
+    def eam(self, pot: s.PotentialSpec):
+        params, roles, cutoff = self.mapped(pot, ("pair-interaction", "electron-density",
+                                                  "embedding-energy"))
+        eam = EAM.create(len(self.species), cutoff, roles["pair-interaction"],
+                         roles["electron-density"], roles["embedding-energy"])
         return eam, params
 
     def meam(self, pot: s.PotentialSpec):
@@ -156,41 +175,11 @@ class _Builder:
 
         if pot.param_file is not None:
             return _meam_file(pot, self.species)
-        head = f"{pot.id}[{names.POTENTIAL_TYPE[pot.kind]}]"
-        objects, params = {}, {}
-        for fn in pot.functions:
-            objects[fn.id], params[fn.id] = self.function(fn, (pot.id, fn.id), head)
-        roles = {r: {} for r in ("pair-interaction", "electron-density", "f-function",
-                                 "g-function", "embedding-energy")}
-        reach = []
-        for m in pot.mapping:
-            entry = (m.function, objects[m.function])
-            if m.role == "embedding-energy":
-                for a in self.species_of(m.species_a):
-                    roles[m.role][a] = entry
-                continue
-            if m.role != "g-function":
-                fn_reach = objects[m.function].reach
-                if fn_reach is None:
-                    raise InputErrors([InputError(
-                        f"function '{m.function}' used as {m.role} never reaches zero: give it "
-                        f"a <cutoff> or a <screening> function", m.origin)])
-                reach.append(fn_reach)
-            if m.role == "electron-density" and m.species_b is None:
-                for a in self.species_of("*"):
-                    for b in self.species_of(m.species_a):
-                        roles[m.role][(a, b)] = entry
-                continue
-            for a in self.species_of(m.species_a):
-                for b in self.species_of(m.species_b):
-                    key = (min(a, b), max(a, b)) if m.role in ("pair-interaction",
-                                                                "g-function") else (a, b)
-                    roles[m.role][key] = entry
-        if not reach:
-            raise InputErrors([InputError(f"<meam id='{pot.id}'> maps no function with a "
-                                          "cutoff", pot.origin)])
+        params, roles, cutoff = self.mapped(pot, ("pair-interaction", "electron-density",
+                                                  "f-function", "g-function",
+                                                  "embedding-energy"))
         try:
-            meam = MEAM.create(len(self.species), max(reach), roles["pair-interaction"],
+            meam = MEAM.create(len(self.species), cutoff, roles["pair-interaction"],
                                roles["electron-density"], roles["f-function"],
                                roles["g-function"], roles["embedding-energy"])
         except ValueError as exc:
@@ -203,41 +192,11 @@ class _Builder:
 
         if pot.param_file is not None:
             return _tabulated_adp(pot, self.species)
-        head = f"{pot.id}[{names.POTENTIAL_TYPE[pot.kind]}]"
-        objects, params = {}, {}
-        for fn in pot.functions:
-            objects[fn.id], params[fn.id] = self.function(fn, (pot.id, fn.id), head)
-        roles = {"pair-interaction": {}, "electron-density": {}, "embedding-energy": {},
-                 "u-function": {}, "w-function": {}}
-        reach = []
-        for m in pot.mapping:
-            entry = (m.function, objects[m.function])
-            if m.role == "embedding-energy":
-                for a in self.species_of(m.species_a):
-                    roles[m.role][a] = entry
-                continue
-            fn_reach = objects[m.function].reach
-            if fn_reach is None:
-                raise InputErrors([InputError(
-                    f"function '{m.function}' used as {m.role} never reaches zero: give it a "
-                    f"<cutoff> or a <screening> function", m.origin)])
-            reach.append(fn_reach)
-            if m.role == "electron-density":
-                centres = self.species_of(m.species_a if m.species_b is not None else "*")
-                neighbours = self.species_of(m.species_b if m.species_b is not None
-                                             else m.species_a)
-                for a in centres:
-                    for b in neighbours:
-                        roles[m.role][(a, b)] = entry
-            else:
-                for a in self.species_of(m.species_a):
-                    for b in self.species_of(m.species_b):
-                        roles[m.role][(min(a, b), max(a, b))] = entry
-        if not reach:
-            raise InputErrors([InputError(f"<adp id='{pot.id}'> maps no function with a "
-                                          "cutoff", pot.origin)])
+        params, roles, cutoff = self.mapped(pot, ("pair-interaction", "electron-density",
+                                                  "embedding-energy", "u-function",
+                                                  "w-function"))
         try:
-            adp = ADP.create(len(self.species), max(reach), roles["pair-interaction"],
+            adp = ADP.create(len(self.species), cutoff, roles["pair-interaction"],
                              roles["electron-density"], roles["embedding-energy"],
                              roles["u-function"], roles["w-function"])
         except ValueError as exc:
