@@ -77,8 +77,8 @@ class Objective:
         self.space = space
         #: (dataset id, set) -> the dataset's part of that set's objective
         self.datasets: dict[tuple[str, str], DatasetTerm] = {}
-        all_weights = {"training": absolute_weights(job.structures),
-                       "validation": absolute_weights(job.structures, validation=True)}
+        weights = {"training": absolute_weights(job.structures),
+                   "validation": absolute_weights(job.structures, validation=True)}
         batch = None
         if job.fitting is not None and job.fitting.minimizer.kind == "adam":
             batch = dict(job.fitting.minimizer.options).get("batch-size")
@@ -87,12 +87,10 @@ class Objective:
             for set_name in ("training", "validation"):
                 if loaded.of(set_name):
                     self.datasets[(ds.id, set_name)] = DatasetTerm.create(
-                        loaded, set_name, all_weights[set_name], job.tolerance_preset,
+                        loaded, set_name, weights[set_name], job.tolerance_preset,
                         space.pm.potential, len(space.pm.species),
                         batch_structures=batch if set_name == "training" else None)
         pm = space.pm
-        weights = {"training": absolute_weights(job.structures),
-                   "validation": absolute_weights(job.structures, validation=True)}
         self.terms: dict[str, StructureTerm] = {}
         self.sets: dict[str, str] = {}
         self.models = {}
