@@ -135,10 +135,12 @@ class Objective:
         return [k for k, v in self.sets.items() if v in sets]
 
     def evaluate(self, u, *, grad: bool = True, sets=("training",),
-                 fresh: bool = False) -> Evaluation:
+                 fresh: bool = False, picked: dict | None = None) -> Evaluation:
         """Objective (and ∂/∂u) summed over the structures of ``sets``.
 
-        ``fresh`` relaxes every structure from its given DOFs instead of warm-starting."""
+        ``fresh`` relaxes every structure from its given DOFs instead of warm-starting.
+        ``picked`` ({(dataset id, set): [chunk keys]}, with ``grad``): only those chunks of the
+        datasets, each dataset's part scaled by (its chunks / chunks picked) — a minibatch."""
         u = jnp.asarray(np.asarray(u, float))
         if grad:
             tree, pull = jax.vjp(self._tree, u)
@@ -171,8 +173,14 @@ class Objective:
         for (did, set_name), dterm in self.datasets.items():
             if set_name not in sets:
                 continue
+            chunks = None if picked is None else picked.get((did, set_name))
+            if picked is not None and not chunks:
+                continue
+            scale = 1.0 if chunks is None else len(dterm.engine.chunk_keys) / len(chunks)
             if grad:
-                value, g = dterm.engine.value_and_grad(tree)
+                value, g = dterm.engine.value_and_grad(tree, chunks)
+                if scale != 1.0:
+                    value, g = scale * value, jax.tree.map(lambda a: scale * jnp.asarray(a), g)
                 gsum = g if gsum is None else jax.tree.map(jnp.add, gsum, g)
             else:
                 value = dterm.engine.value(tree)
@@ -194,30 +202,8 @@ class Objective:
         """An unbiased estimate of the training objective and its gradient: every training
         structure, plus the dataset chunks ``picked`` ({(dataset id, set): [chunk keys]})
         scaled by (chunks of the dataset / chunks picked)."""
-        u_j = jnp.asarray(np.asarray(u, float))
-        tree, pull = jax.vjp(self._tree, u_j)
-        total, gsum = 0.0, None
-        for sid in self.ids(("training",)):
-            term = self.terms[sid]
-            x0, nbrs = self._state.get(sid, (None, None))
-            relaxed = relax(term.problem, term.potential, tree, x0, nbrs)
-            self._state[sid] = (relaxed.x, relaxed.nbrs)
-            (value, _), g = term_value_and_grad(term, tree, jnp.asarray(relaxed.x),
-                                                jnp.asarray(relaxed.free), relaxed.nbrs)
-            total += float(value)
-            gsum = g if gsum is None else jax.tree.map(jnp.add, gsum, g)
-        for key, chunks in picked.items():
-            if not chunks:
-                continue
-            engine = self.datasets[key].engine
-            scale = len(engine.chunk_keys) / len(chunks)
-            value, g = engine.value_and_grad(tree, chunks)
-            total += scale * float(value)
-            g = jax.tree.map(lambda a: scale * jnp.asarray(a), g)
-            gsum = g if gsum is None else jax.tree.map(jnp.add, gsum, g)
-        self.evaluations += 1
-        grad = np.asarray(pull(gsum)[0]) if gsum is not None else np.zeros(self.space.size)
-        return total, grad
+        ev = self.evaluate(u, grad=True, picked=picked)
+        return ev.value, ev.grad
 
     def least_squares_ready(self) -> str | None:
         """None if the training objective is a sum of squares (every fitted property of a
