@@ -125,7 +125,8 @@ def parameter_records(space: ParameterSpace, params) -> dict:
 
 def _evaluate(objective: Objective, u, *, fresh: bool):
     try:
-        return objective.evaluate(u, grad=False, sets=("training", "validation"), fresh=fresh)
+        return objective.evaluate(u, grad=False, sets=("training", "validation"), fresh=fresh,
+                                  datasets=False)  # dataset entries: from their records
     except (ValueError, FloatingPointError) as exc:
         raise CalculationFailed(str(exc)) from None
 

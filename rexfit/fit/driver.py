@@ -224,7 +224,17 @@ def run_fit(objective, fitting, log, *, max_iter: int | None = None,
     needs_grad = method in methods.GRADIENT_METHODS or method == "multistart" and (
         spec.inner is None or methods.method_of(spec.inner) in methods.GRADIENT_METHODS) or (
         method == "differential-evolution" and methods.options(spec)["polish"])
-    f0, g0 = tr._eval(u0, needs_grad)
+    squares = method == "least-squares" and objective.least_squares_ready() is None
+
+    def evaluate(u, grad):
+        """f (and g) at u; for least squares from the residuals, so that only the residual
+        and Jacobian programs are compiled."""
+        if squares and space.size:
+            r, jac = tr.residuals(u)
+            return float(r @ r), 2.0 * jac.T @ r
+        return tr._eval(u, grad)
+
+    f0, g0 = evaluate(u0, needs_grad)
     if not math.isfinite(f0) or f0 >= 1e30:
         raise CalculationFailed("the objective is not finite at the given parameters")
     if restart is not None:
@@ -271,7 +281,7 @@ def run_fit(objective, fitting, log, *, max_iter: int | None = None,
         f_out, _ = tr._eval(outcome.u, False)
         if f_out <= tr.best:
             u = outcome.u
-    f, g = tr._eval(u, True) if needs_grad or space.size else (tr.best, None)
+    f, g = evaluate(u, True) if needs_grad or space.size else (tr.best, None)
     grad_norm = None if g is None else float(np.linalg.norm(g))
     if interrupted:
         converged, message, iters = False, "interrupted (Ctrl-C); best parameters kept", tr.iteration

@@ -135,12 +135,15 @@ class Objective:
         return [k for k, v in self.sets.items() if v in sets]
 
     def evaluate(self, u, *, grad: bool = True, sets=("training",),
-                 fresh: bool = False, picked: dict | None = None) -> Evaluation:
+                 fresh: bool = False, picked: dict | None = None,
+                 datasets: bool = True) -> Evaluation:
         """Objective (and ∂/∂u) summed over the structures of ``sets``.
 
         ``fresh`` relaxes every structure from its given DOFs instead of warm-starting.
         ``picked`` ({(dataset id, set): [chunk keys]}, with ``grad``): only those chunks of the
-        datasets, each dataset's part scaled by (its chunks / chunks picked) — a minibatch."""
+        datasets, each dataset's part scaled by (its chunks / chunks picked) — a minibatch.
+        ``datasets=False`` leaves the datasets out (the output phase takes their values from
+        the per-entry records instead)."""
         u = jnp.asarray(np.asarray(u, float))
         if grad:
             tree, pull = jax.vjp(self._tree, u)
@@ -148,7 +151,7 @@ class Objective:
             tree = self._tree(u)
         total, gsum = 0.0, None
         results = {}
-        datasets: dict[tuple[str, str], float] = {}
+        with_datasets, datasets = datasets, {}
         for sid in self.ids(sets):
             term = self.terms[sid]
             x0, nbrs = (None, None) if fresh else self._state.get(sid, (None, None))
@@ -171,7 +174,7 @@ class Objective:
             total += value
             results[sid] = StructureResult(value, props, relaxed)
         for (did, set_name), dterm in self.datasets.items():
-            if set_name not in sets:
+            if set_name not in sets or not with_datasets:
                 continue
             chunks = None if picked is None else picked.get((did, set_name))
             if picked is not None and not chunks:
