@@ -235,27 +235,40 @@ def run_job(job: s.JobSpec, *, output_dir: str | None = None, no_fit: bool = Fal
         history = [] if fit is None else [tuple(h) for h in fit.history]
         for path in write_dataset_plots(os.path.join(out, "plots"), data, history):
             log(f"Wrote {path}")
-    changed = {e.name for e in space.fitted} | {c.dependent_dof for c in job.constraints}
-    values = space.named_values(params)
-    param_files = {}
-    in_files = {pot.id: pot for pot in job.potentials if pot.kind in THREE_BODY_FILES}
-    for e in pm.entries:
-        pot = in_files.get(e.path[0])
-        if e.name in changed and pot is not None and pot.id not in param_files:
-            name = f"{pot.id}.fitted.{THREE_BODY_FILES[pot.kind]}"
-            write_parameter_file(job, pot, dict(pm.potential.terms)[pot.id], params[pot.id],
-                                 os.path.join(out, name))
-            param_files[pot.id] = name
-    write_parameters_xml(job, pm.entries,
-                         {k: values[k] for k in changed
-                          if not any(e.name == k and e.path[0] in param_files
-                                     for e in pm.entries)},
-                         os.path.join(out, "parameters.xml"), param_files)
+    write_parameters(job, space, params, out)
     write_json(os.path.join(out, "results.json"), results)
     write_text(os.path.join(out, "log.txt"), "\n".join(log.text) + "\n")
     if not quiet:
         print(f"Results written to {out}")
     return results
+
+
+def changed_parameters(job: s.JobSpec, space: ParameterSpace) -> set[str]:
+    """Names of the parameters a fit changes: the fitted ones and the constrained ones."""
+    return {e.name for e in space.fitted} | {c.dependent_dof for c in job.constraints}
+
+
+def write_parameters(job: s.JobSpec, space: ParameterSpace, params, directory: str) -> dict:
+    """parameters.xml in ``directory`` with the changed parameters; a parameter-file potential
+    (Tersoff, ABOP, SW) with changed parameters gets its fitted file ``<id>.fitted.<ext>`` next
+    to it, which parameters.xml points to.  Returns {name: value} of the changed parameters."""
+    pm = space.pm
+    changed = changed_parameters(job, space)
+    values = space.named_values(params)
+    in_files = {pot.id: pot for pot in job.potentials if pot.kind in THREE_BODY_FILES}
+    param_files: dict[str, str] = {}
+    for e in pm.entries:
+        pot = in_files.get(e.path[0])
+        if e.name in changed and pot is not None and pot.id not in param_files:
+            name = f"{pot.id}.fitted.{THREE_BODY_FILES[pot.kind]}"
+            write_parameter_file(job, pot, dict(pm.potential.terms)[pot.id], params[pot.id],
+                                 os.path.join(directory, name))
+            param_files[pot.id] = name
+    in_xml = {k: values[k] for k in changed
+              if not any(e.name == k and e.path[0] in param_files for e in pm.entries)}
+    write_parameters_xml(job, pm.entries, in_xml, os.path.join(directory, "parameters.xml"),
+                         param_files)
+    return {k: values[k] for k in sorted(changed)}
 
 
 CHECKPOINT_DIR = "checkpoint"
@@ -267,15 +280,7 @@ def _write_checkpoint(job: s.JobSpec, space: ParameterSpace, state: dict, out: s
     where = os.path.join(out, CHECKPOINT_DIR)
     os.makedirs(where, exist_ok=True)
     params = space.tree(np.asarray(state["u"], float))
-    values = space.named_values(params)
-    changed = {e.name for e in space.fitted} | {c.dependent_dof for c in job.constraints}
-    state = dict(state, parameters={k: values[k] for k in sorted(changed)})
-    files = {pot.id for pot in job.potentials if pot.kind in THREE_BODY_FILES}
-    write_parameters_xml(job, space.pm.entries,
-                         {k: v for k, v in state["parameters"].items()
-                          if not any(e.name == k and e.path[0] in files
-                                     for e in space.pm.entries)},
-                         os.path.join(where, "parameters.xml"))
+    state = dict(state, parameters=write_parameters(job, space, params, where))
     write_json(os.path.join(where, "state.json"), state)
 
 
@@ -292,7 +297,7 @@ def _read_checkpoint(out: str, space: ParameterSpace, job: s.JobSpec) -> dict:
         raise InputErrors([InputError(f"--restart: cannot read {path}: {exc}")]) from None
     if state.get("format") != "rexfit-checkpoint-1":
         raise InputErrors([InputError(f"--restart: {path} is not a rexfit checkpoint")])
-    names = {e.name for e in space.fitted} | {c.dependent_dof for c in job.constraints}
+    names = changed_parameters(job, space)
     if set(state.get("parameters", {})) != names:
         raise InputErrors([InputError(
             f"--restart: {path} was written for other fitted parameters "
