@@ -79,9 +79,7 @@ class _Tracker:
         hit = self._cache.get(key)
         if hit is not None and (hit[1] is not None or not grad):
             return hit
-        if self.maxtime is not None and time.perf_counter() - self.start > self.maxtime:
-            self.stop_reason = f"maxtime {self.maxtime:g} s reached"
-            raise _Stop
+        self._check_time()
         ev = self.objective.evaluate(u, grad=grad)
         self.evaluations += 1
         f = ev.value
@@ -93,6 +91,17 @@ class _Tracker:
                                         else np.zeros_like(u))
         if g is not None:
             self.last_grad = g
+        self._record(u, f, g)
+        return f, g
+
+    def _check_time(self) -> None:
+        if self.maxtime is not None and time.perf_counter() - self.start > self.maxtime:
+            self.stop_reason = f"maxtime {self.maxtime:g} s reached"
+            raise _Stop
+
+    def _record(self, u, f, g) -> None:
+        """Cache (f, g) at ``u``, keep the best point, apply stopval."""
+        key = u.tobytes()
         self._cache[key] = (f, g)
         self._cache.move_to_end(key)
         while len(self._cache) > 64:
@@ -102,15 +111,12 @@ class _Tracker:
         if self.stopval is not None and f <= self.stopval:
             self.stop_reason = f"objective reached stopval {self.stopval:g}"
             raise _Stop
-        return f, g
 
     def residuals(self, u):
         """(r, J) of the training objective at ``u`` (least squares), counted and tracked
         like an evaluation (f = Σ r²)."""
         u = np.asarray(u, float)
-        if self.maxtime is not None and time.perf_counter() - self.start > self.maxtime:
-            self.stop_reason = f"maxtime {self.maxtime:g} s reached"
-            raise _Stop
+        self._check_time()
         r, jac = self.objective.residuals(u)
         self.evaluations += 1
         f = float(r @ r)
@@ -118,14 +124,7 @@ class _Tracker:
         if not (math.isfinite(f) and np.all(np.isfinite(jac))):
             raise CalculationFailed("the residuals are not finite at a trial point of the "
                                     "least-squares fit")
-        self._cache[u.tobytes()] = (f, g)
-        while len(self._cache) > 64:
-            self._cache.popitem(last=False)
-        if f < self.best:
-            self.best, self.best_u = f, u.copy()
-        if self.stopval is not None and f <= self.stopval:
-            self.stop_reason = f"objective reached stopval {self.stopval:g}"
-            raise _Stop
+        self._record(u, f, g)
         return r, jac
 
     def fun(self, u) -> float:
