@@ -61,7 +61,9 @@ from rexfit.physics.strain import deform, tensor_to_voigt
 from rexfit.potentials.base import Linked, SumPotential, species_table
 from rexfit.potentials.eam import EAM
 from rexfit.potentials.lists import build_lists
+from rexfit.potentials.manybody_files import SW_PARAMETERS, stack_params
 from rexfit.potentials.pair import LennardJones
+from rexfit.potentials.sw import _EXP_FLOOR, StillingerWeber
 from rexfit.potentials.tabulated import (
     FUNCFL_ZZ_TO_EV_ANGSTROM,
     FuncflPair,
@@ -262,13 +264,14 @@ def _leaves(potential, params=None):
 
 
 def analytic_supported(potential) -> bool:
-    """True if every term of ``potential`` is an EAM or Lennard-Jones potential (possibly in
-    sums and with linked parameters): the ``"analytic"`` kernel applies."""
+    """True if every term of ``potential`` is an EAM, Lennard-Jones or Stillinger–Weber
+    potential (possibly in sums and with linked parameters): the ``"analytic"`` kernel
+    applies."""
     if isinstance(potential, SumPotential):
         return all(analytic_supported(t) for _, t in potential.terms)
     if isinstance(potential, Linked):
         return analytic_supported(potential.term)
-    return type(potential) in (EAM, LennardJones)
+    return type(potential) in (EAM, LennardJones, StillingerWeber)
 
 
 def _distinct(entries) -> list:
@@ -292,13 +295,16 @@ def _prepared_function(fn, params):
 
 def prepare_analytic(potential, params) -> list:
     """Per leaf of ``potential``: for EAM, {"pair"|"density"|"embedding": [prepared data of
-    each distinct function]}; for Lennard-Jones, its params."""
+    each distinct function]}; for Stillinger–Weber, {name: (S³,) values of every element
+    triplet entry}; for Lennard-Jones, its params."""
     out = []
     for leaf, p in _leaves(potential, params):
         if isinstance(leaf, EAM):
             out.append({role: [_prepared_function(fn, p[key])
                                for key, fn in _distinct(getattr(leaf, role))]
                         for role in ("pair", "density", "embedding")})
+        elif isinstance(leaf, StillingerWeber):
+            out.append(stack_params(p, leaf.elements, SW_PARAMETERS))
         else:
             out.append(p)
     return out
@@ -433,25 +439,170 @@ def _lj_terms(lj: LennardJones, params, c: Chunk):
     return jnp.where(use, v, 0.0), None, jnp.where(use, dv, 0.0)
 
 
+def _sw_leg(p, slot, n: int, r, r2, use):
+    """One direction of a Stillinger–Weber pair, centre i → neighbour j, with the values of
+    entry ``slot`` (the ijj entry, as :meth:`StillingerWeber._pair_terms`): φ2, dφ2/dr, the
+    leg factor g = exp(γσ/(r − aσ)) and dg/dr (B, E), all 0 where the leg is not used."""
+
+    def entry(name):
+        return p[name][0] if n == 1 else p[name][slot]
+
+    eps, sigma, a, gamma = (entry(k) for k in ("epsilon", "sigma", "a", "gamma"))
+    big_a, big_b, pp, qq, tol = (entry(k) for k in ("A", "B", "p", "q", "tol"))
+    cut = sigma * a
+    tol_safe = jnp.where(tol > 0.0, jnp.minimum(tol, 0.01), 0.5)
+    shortening = jnp.where(gamma < 1.0, gamma, 1.0) * sigma / jnp.log(tol_safe)
+    r_cut = cut + jnp.where(tol > 0.0, shortening, 0.0)
+    use = use & (r2 < r_cut * r_cut)
+    sigma_s = jnp.where(use, sigma, 1.0)
+    x = jnp.where(use, r - cut, -1.0)  # < 0 where used
+    log_ratio = jnp.log(sigma_s / r)
+    power_p, power_q = jnp.exp(pp * log_ratio), jnp.exp(qq * log_ratio)
+    radial = big_a * eps * (big_b * power_p - power_q)
+    d_radial = big_a * eps * (qq * power_q - big_b * pp * power_p) / r
+    inv_x = sigma_s / x
+    e1 = jnp.exp(jnp.maximum(inv_x, _EXP_FLOOR))
+    de1 = jnp.where(inv_x > _EXP_FLOOR, -e1 * inv_x / x, 0.0)
+    g = jnp.exp(jnp.maximum(gamma * inv_x, _EXP_FLOOR))
+    dg = jnp.where(gamma * inv_x > _EXP_FLOOR, -g * gamma * inv_x / x, 0.0)
+
+    def masked(v):
+        return jnp.where(use, v, 0.0)
+
+    return (masked(radial * e1), masked(d_radial * e1 + radial * de1), masked(g), masked(dg))
+
+
+# Channels of the per-atom three-body moments (see StillingerWeber.energy): the symmetric
+# tensor T (xx yy zz xy xz yz), the vector v, G = Σ g and Q = Σ g².
+_SW_CHANNELS = 11
+_TENSOR_WEIGHT = np.array([[[1.0, 1.0, 1.0, 2.0, 2.0, 2.0]]])  # T:T' over six components
+
+
+def _sw_channels(g, u):
+    """Channels (B, E, 11) of legs with factor g (B, E) and unit vectors u (3 × (B, E))."""
+    ux, uy, uz = u
+    return jnp.stack([g * ux * ux, g * uy * uy, g * uz * uz, g * ux * uy, g * ux * uz,
+                      g * uy * uz, g * ux, g * uy, g * uz, g, g * g], axis=-1)
+
+
+def _sw_leg_gradient(cot, g, dg, u, r):
+    """dE/d(leg vector) (3 × (B, E)) of a leg with factor g, slope dg, unit vector u, length
+    r, from its centre's moment cotangents ``cot`` (B, E, 11): with A = ∂E/∂T, b = ∂E/∂v,
+    α = ∂E/∂G, β = ∂E/∂Q, the leg enters E through g uu, g u, g and g², so
+
+        dE/dd = (uᵀAu + b·u + α + 2βg) g′ u + g [2(Au − (uᵀAu) u) + b − (b·u) u] / r."""
+    ux, uy, uz = u
+    a = [cot[..., k] for k in range(6)]  # xx yy zz xy xz yz
+    au = (a[0] * ux + a[3] * uy + a[4] * uz, a[3] * ux + a[1] * uy + a[5] * uz,
+          a[4] * ux + a[5] * uy + a[2] * uz)
+    uau = ux * au[0] + uy * au[1] + uz * au[2]
+    b = (cot[..., 6], cot[..., 7], cot[..., 8])
+    bu = ux * b[0] + uy * b[1] + uz * b[2]
+    radial = (uau + bu + cot[..., 9] + 2.0 * cot[..., 10] * g) * dg
+    tangential = g / r
+    return tuple(radial * uk + tangential * (2.0 * (auk - uau * uk) + bk - bu * uk)
+                 for uk, auk, bk in zip(u, au, b))
+
+
+def _sw_terms(sw: StillingerWeber, p: dict, c: Chunk):
+    """(energy (B,), dE/dd (3 × (B, E))) of one Stillinger–Weber term on the half list.
+
+    Each half-list pair is two legs: i → j with the ijj entry and j → i with the jii entry;
+    the pair energy is ½(φ2_ijj + φ2_jii) as in :class:`StillingerWeber`.  The three-body
+    energy is that of the per-atom moments of :meth:`StillingerWeber.energy`; its derivative
+    with respect to each atom's moments is formed per atom and carried back to the legs by
+    :func:`_sw_leg_gradient`."""
+    n = len(sw.elements)
+    b_structures, n_atoms = c.mask.shape
+    r2, r = _distances(c)
+    valid = c.pair_mask & (c.si < n) & (c.sj < n)
+    si, sj = jnp.minimum(c.si, n - 1), jnp.minimum(c.sj, n - 1)
+    reach2 = np.asarray(sw.reach, dtype=np.float64) ** 2
+    r = jnp.where(valid, r, 1.0)
+    if n == 1:
+        use_ij = use_ji = valid & (r2 < reach2[0, 0])
+        slot_ij = slot_ji = None
+    else:
+        table = jnp.asarray(reach2)
+        use_ij, use_ji = valid & (r2 < table[si, sj]), valid & (r2 < table[sj, si])
+        slot_ij, slot_ji = (si * n + sj) * n + sj, (sj * n + si) * n + si
+    phi_ij, dphi_ij, g_ij, dg_ij = _sw_leg(p, slot_ij, n, r, r2, use_ij)
+    if n == 1:  # one entry: both legs of a pair are equal
+        phi_ji, dphi_ji, g_ji, dg_ji = phi_ij, dphi_ij, g_ij, dg_ij
+    else:
+        phi_ji, dphi_ji, g_ji, dg_ji = _sw_leg(p, slot_ji, n, r, r2, use_ji)
+    u = tuple(c.d[k] / r for k in range(3))
+    minus_u = tuple(-uk for uk in u)
+
+    # moments per (atom slot, neighbour species): segment gi·n + s_j (i → j), gj·n + s_i
+    live = jnp.any(c.mask)
+    segments = b_structures * n_atoms * n
+    seg_ij, seg_ji = (c.gi, c.gj) if n == 1 else (c.gi * n + sj, c.gj * n + si)
+    channels = jnp.concatenate([_sw_channels(g_ij, u), _sw_channels(g_ji, minus_u)], axis=1)
+    index = jnp.concatenate([seg_ij, seg_ji], axis=1)
+    moments = jax.ops.segment_sum(channels.reshape(-1, _SW_CHANNELS), index.reshape(-1),
+                                  num_segments=segments)
+    moments = _materialise(moments, live).reshape(b_structures * n_atoms, n, _SW_CHANNELS)
+    tensor, vector, big_g, big_q = (moments[..., :6], moments[..., 6:9], moments[..., 9],
+                                    moments[..., 10])
+
+    shape = (n, n, n)
+    strength = (p["lambda"] * p["epsilon"]).reshape(shape)
+    c0 = p["costheta0"].reshape(shape)
+    centre = jnp.minimum(c.species.reshape(-1), n - 1)
+    strength, c0 = strength[centre], c0[centre]  # (atoms, n, n)
+
+    def symmetric(m):
+        return 0.5 * (m + jnp.swapaxes(m, -1, -2))
+
+    s_t, s_v, s_g = symmetric(strength), symmetric(strength * c0), symmetric(strength * c0 * c0)
+    diagonal = jnp.diagonal(strength * (1.0 - c0) ** 2, axis1=-2, axis2=-1)  # (atoms, n)
+    # E3_i = ½ Σ_st S_st [T^s:T^t − 2c v^s·v^t + c² G^s G^t] − ½ Σ_s S_ss (1 − c_ss)² Q^s
+    d_tensor = jnp.einsum("ast,atk->ask", s_t, tensor)
+    d_vector = -2.0 * jnp.einsum("ast,atk->ask", s_v, vector)
+    d_g = jnp.einsum("ast,at->as", s_g, big_g)
+    d_q = -0.5 * diagonal
+    e3 = (0.5 * jnp.sum(d_tensor * tensor * _TENSOR_WEIGHT, axis=(1, 2))
+          + 0.5 * jnp.sum(d_vector * vector, axis=(1, 2))
+          + 0.5 * jnp.sum(d_g * big_g, axis=1) + jnp.sum(d_q * big_q, axis=1))
+    e3 = jnp.where(c.mask.reshape(-1), e3, 0.0).reshape(b_structures, n_atoms)
+    cotangents = jnp.concatenate([d_tensor, d_vector, d_g[..., None], d_q[..., None]],
+                                 axis=-1).reshape(-1, _SW_CHANNELS)
+    cotangents = _materialise(cotangents, live)
+    cot_ij, cot_ji = cotangents[seg_ij], cotangents[seg_ji]
+
+    leg_ij = _sw_leg_gradient(cot_ij, g_ij, dg_ij, u, r)
+    leg_ji = _sw_leg_gradient(cot_ji, g_ji, dg_ji, minus_u, r)
+    pair_slope = 0.5 * (dphi_ij + dphi_ji)
+    grad = tuple(pair_slope * uk + a - b for uk, a, b in zip(u, leg_ij, leg_ji))
+    energy = 0.5 * jnp.sum(phi_ij + phi_ji, axis=1) + jnp.sum(e3, axis=1)
+    return energy, grad
+
+
+def _radial_terms(leaf, prepared, c: Chunk):
+    """(energy (B,), dE/dd (3 × (B, E))) of an EAM or Lennard-Jones term."""
+    v, f, dedr = (_eam_terms if isinstance(leaf, EAM) else _lj_terms)(leaf, prepared, c)
+    energy = jnp.sum(v, axis=1) + (0.0 if f is None else jnp.sum(f, axis=1))
+    w = dedr / jnp.where(c.pair_mask, _distances(c)[1], 1.0)  # dE/dr / r, 0 if unused
+    return energy, tuple(w * c.d[k] for k in range(3))
+
+
 def _analytic_outputs(potential, prepared: list, c: Chunk):
     """Kernel "analytic" (``prepared`` from :func:`prepare_analytic`): energy (B,),
-    forces (3, B, n), virial (6, B), stress (6, B)."""
+    forces (3, B, n), virial (6, B), stress (6, B).  Every term gives its energy and dE/dd
+    per pair (d = x_j − x_i); forces are ±dE/dd summed onto the two atoms and the virial is
+    Σ d ⊗ dE/dd (symmetrised)."""
     atoms = c.mask.shape
-    pair_energy, atom_energy, dedr = 0.0, 0.0, 0.0
-    leaves = [leaf for leaf, _ in _leaves(potential)]
-    for leaf, p in zip(leaves, prepared):
-        v, f, g = (_eam_terms if isinstance(leaf, EAM) else _lj_terms)(leaf, p, c)
-        pair_energy = pair_energy + v
-        atom_energy = atom_energy if f is None else atom_energy + f
-        dedr = dedr + g
-    energy = jnp.sum(pair_energy, axis=1) + (
-        jnp.sum(atom_energy, axis=1) if not isinstance(atom_energy, float) else 0.0)
-    w = dedr / jnp.where(c.pair_mask, _distances(c)[1], 1.0)  # dE/dr / r, 0 if unused
-    components = [w * c.d[k] for k in range(3)]
+    energy, grad = 0.0, (0.0, 0.0, 0.0)
+    for leaf, p in zip([leaf for leaf, _ in _leaves(potential)], prepared):
+        e, g = (_sw_terms if isinstance(leaf, StillingerWeber) else _radial_terms)(leaf, p, c)
+        energy = energy + e
+        grad = tuple(a + b for a, b in zip(grad, g))
     live = jnp.any(c.mask)
     forces = jnp.stack([_scatter_atoms(g, c.gi, atoms, live)
-                        - _scatter_atoms(g, c.gj, atoms, live) for g in components])
-    virial = jnp.stack([jnp.sum(components[a] * c.d[b], axis=1) for a, b in VOIGT])
+                        - _scatter_atoms(g, c.gj, atoms, live) for g in grad])
+    virial = jnp.stack([0.5 * jnp.sum(grad[a] * c.d[b] + grad[b] * c.d[a], axis=1)
+                        for a, b in VOIGT])
     return energy, forces, virial, virial / c.volume[None]
 
 
@@ -489,7 +640,11 @@ def _outputs(spec: Spec, prepared, c: Chunk):
 
 def _residual_block(spec: Spec, prepared, c: Chunk):
     """A chunk's residual block: [r_E (B,), r_F (3, B, n), r_S (6, B)] flattened."""
-    energy, forces, _, stress = _outputs(spec, prepared, c)
+    return _block_of(_outputs(spec, prepared, c), c)
+
+
+def _block_of(outputs, c: Chunk):
+    energy, forces, _, stress = outputs
     r_e = c.ce * (energy - c.e_ref)
     r_f = c.cf[None] * (forces - c.f_ref)
     r_s = c.cs[None] * (stress - c.s_ref)
@@ -518,11 +673,23 @@ def _direction_tangents(spec: Spec, x, directions):
 
 
 def _chunk_jacobian(spec: Spec, prepared, tangents, c: Chunk):
-    """(P, block) rows of the Jacobian by forward mode, one pass per variable."""
-    def column(t):
-        return jax.jvp(lambda p: _residual_block(spec, p, c), (prepared,), (t,))[1]
+    """(residual block, (P, block) rows of the Jacobian, the chunk's outputs as
+    :func:`_outputs`) by forward mode: the residuals are
+    linearised once and the linear map is applied to one tangent after another.  (Mapping
+    it over all tangents at once with ``vmap`` gives XLA's CPU backend fusions that redo
+    primal work per tangent: 3× slower for Stillinger–Weber at five tangents.)"""
+    def block(p):
+        outputs = _outputs(spec, p, c)
+        return _block_of(outputs, c), outputs
 
-    return jax.vmap(column, in_axes=-1)(tangents)
+    r, linear, outputs = jax.linearize(block, prepared, has_aux=True)
+    return r, jax.lax.map(linear, jax.tree_util.tree_map(
+        lambda t: jnp.moveaxis(t, -1, 0), tangents)), outputs
+
+
+def _key(x) -> np.ndarray:
+    """Host copy of the ravelled variables: identifies the point of an evaluation."""
+    return np.asarray(ravel_pytree(x)[0])
 
 
 def _static(fn):
@@ -582,6 +749,21 @@ _ARRAY_FIELDS = ("species", "mask", "pair_mask", "e_ref", "f_ref", "s_ref", "ce"
 _SECOND_AXIS = ("f_ref", "s_ref", "d")  # structure axis second (component first)
 
 
+def _merge_small_groups(groups: dict[tuple, list[int]], budget: float) -> dict:
+    """Atom-count classes merged upwards, smallest first, while the padding atom slots this
+    adds (members × (larger class − smaller class)) stay within ``budget`` in all."""
+    out = dict(groups)
+    for pbc in sorted({key[0] for key in out}):
+        classes = sorted(key[1] for key in out if key[0] == pbc)
+        for small, large in zip(classes, classes[1:]):
+            cost = len(out[(pbc, small)]) * (large - small)
+            if cost > budget:
+                continue
+            budget -= cost
+            out[(pbc, large)] = out.pop((pbc, small)) + out[(pbc, large)]
+    return out
+
+
 def _round_up(n: int, multiple: int) -> int:
     return max(multiple, -(-n // multiple) * multiple)
 
@@ -618,7 +800,10 @@ class DatasetObjective:
     kernel: "auto", "analytic" (EAM / Lennard-Jones sums only) or "autodiff".
     max_bucket_atoms: atom slots (padding included) per chunk; a bucket with more is split
     into chunks of equal shape (None: one chunk per bucket).  atom_minimum: smallest
-    atom-count class.  resident_bytes: keep all chunks on the device if their inputs take
+    atom-count class.  merge_padding: a bucket of small structures joins the next larger
+    class of the same periodicity while the atom slots this adds stay within this fraction
+    of the dataset's atoms in all (each bucket shape costs a compilation of every kernel;
+    0 keeps one bucket per class).  resident_bytes: keep all chunks on the device if their inputs take
     at most this many bytes, else stream them from the host on every call.
     """
 
@@ -633,12 +818,14 @@ class DatasetObjective:
         kernel: str = "auto",
         max_bucket_atoms: int | None = 4096,
         atom_minimum: int = 8,
+        merge_padding: float = 0.1,
         resident_bytes: int = 256 * 2**20,
     ):
         if kernel not in ("auto", "analytic", "autodiff"):
             raise ValueError(f"kernel must be 'auto', 'analytic' or 'autodiff', not {kernel!r}")
         if kernel == "analytic" and not analytic_supported(potential):
-            raise ValueError("the analytic kernel handles EAM and Lennard-Jones terms only")
+            raise ValueError("the analytic kernel handles EAM, Lennard-Jones and "
+                             "Stillinger–Weber terms only")
         if not items:
             raise ValueError("a dataset needs at least one structure")
         self.potential = potential
@@ -661,6 +848,7 @@ class DatasetObjective:
                 raise ValueError(f"structure {it.name!r}: species must lie in "
                                  f"0..{self.n_species - 1}")
         self.max_bucket_atoms = max_bucket_atoms
+        self.merge_padding = float(merge_padding)
         listed = [self._list(it) for it in self.items]
         self.natoms = np.array([x.natoms for x in listed])
         self._buckets = self._make_buckets(listed, atom_minimum)
@@ -671,6 +859,7 @@ class DatasetObjective:
             for b in self._buckets:
                 b.device = [jax.device_put(b.host_chunk(k)) for k in range(b.n_chunks)]
         self._spec = Spec(potential, self.kernel, transform)
+        self._last_outputs = None  # (x key, per-chunk outputs) of the last Jacobian
 
     # ------------------------------------------------------------------ set-up
 
@@ -695,6 +884,7 @@ class DatasetObjective:
         groups: dict[tuple, list[int]] = {}
         for k, x in enumerate(listed):
             groups.setdefault((x.pbc, bucket_size(x.natoms, atom_minimum)), []).append(k)
+        groups = _merge_small_groups(groups, self.merge_padding * int(np.sum(self.natoms)))
         return [self._stack(key[0], np.asarray(groups[key]), listed) for key in sorted(groups)]
 
     def _stack(self, pbc, members: np.ndarray, listed: list[_Listed]) -> _Bucket:
@@ -933,10 +1123,15 @@ class DatasetObjective:
         """J = ∂r/∂x, (M, P), columns in the order of ``jax.flatten_util.ravel_pytree(x)``;
         with ``directions`` D (P, K) in that order, J·D (M, K) instead, computed without J.
 
-        Forward mode, one forward-over-reverse pass per column and chunk: meant for few
-        columns — fitted DOFs through ``transform`` or ``directions`` (e.g. ∂params/∂u of a
-        fit vector u), not whole tables (P = 30 003 for Cu_mishin1.eam.alloy).
+        Forward mode, one linearisation per chunk and one tangent pass per column: meant for
+        few columns — fitted DOFs through ``transform`` or ``directions`` (e.g. ∂params/∂u
+        of a fit vector u), not whole tables (P = 30 003 for Cu_mishin1.eam.alloy).
         """
+        return self.residuals_and_jacobian(x, directions)[1]
+
+    def residuals_and_jacobian(self, x, directions=None) -> tuple[np.ndarray, np.ndarray]:
+        """(r, J) or, with ``directions``, (r, J·D), as :meth:`residuals` and
+        :meth:`jacobian` give them, from one pass over the chunks."""
         prepared = self._call("prepare", x)
         if directions is None:
             tangents = self._call("jacobian_tangents", x)
@@ -947,10 +1142,16 @@ class DatasetObjective:
                 raise ValueError("directions must be a (P, K) array, P = size of x")
             tangents = self._call("direction_tangents", x, directions)
             columns = directions.shape[1]
-        out = np.zeros((self.n_rows, columns))
-        for b, k, jac in self._map("jacobian", prepared, tangents):
+        r, out = np.zeros(self.n_rows), np.zeros((self.n_rows, columns))
+        outputs = []
+        for b, k, (block, jac, chunk_outputs) in self._map("jacobian", prepared, tangents):
+            r[b.dest[k]] = np.asarray(block)[b.take[k]]
             out[b.dest[k]] = np.asarray(jac).T[b.take[k]]
-        return out
+            outputs.append((b, k, chunk_outputs))
+        # kept (on the device, resident datasets only) for predictions() at the same x: the
+        # output phase of a least-squares fit then needs no program of its own
+        self._last_outputs = (_key(x), outputs) if self.resident else None
+        return r, out
 
     def jvp(self, x, tangent) -> tuple[np.ndarray, np.ndarray]:
         """(r, J·t) for a tangent t shaped like ``x``."""
@@ -980,9 +1181,13 @@ class DatasetObjective:
 
     def predictions(self, x) -> list[Prediction]:
         """Per structure (input order): energy, forces, stress, virial as host NumPy."""
-        prepared = self._call("prepare", x)
+        last = self._last_outputs
+        if last is not None and np.array_equal(last[0], _key(x)):
+            chunks = last[1]
+        else:
+            chunks = self._map("predictions", self._call("prepare", x))
         out: list[Prediction | None] = [None] * len(self.items)
-        for b, k, outputs in self._map("predictions", prepared):
+        for b, k, outputs in chunks:
             energy, forces, virial, stress = (np.asarray(o) for o in outputs)
             for local in range(b.size):
                 row = k * b.size + local

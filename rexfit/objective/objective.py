@@ -247,8 +247,9 @@ class Objective:
         for (did, set_name), dterm in self.datasets.items():
             if set_name != "training":
                 continue
-            rows.append(dterm.engine.residuals(tree))
-            jacs.append(dterm.engine.jacobian(tree, t_u))  # J·(∂tree/∂u), never J itself
+            r, jac = dterm.engine.residuals_and_jacobian(tree, t_u)  # J·(∂tree/∂u), not J
+            rows.append(r)
+            jacs.append(jac)
         self.evaluations += 1
         if not rows:
             return np.zeros(0), np.zeros((0, self.space.size))

@@ -21,6 +21,7 @@ from rexfit.potentials.functions import Analytic, Spline
 from rexfit.potentials.lists import build_lists
 from rexfit.potentials.pair import LennardJones
 from rexfit.potentials.sw import StillingerWeber
+from rexfit.potentials.tersoff import Tersoff
 from rexfit.structures.neighbors import bucket_size
 from rexfit.structures.system import make_system, pad_system
 from tests.support.lammps_ref import potentials_dir
@@ -254,13 +255,27 @@ def test_tabulated_eam_matches_single_structure_evaluation(name):
     _compare_with_evaluate(potential, params, items, obj.predictions(params))
 
 
-def test_sw_matches_single_structure_evaluation_and_gradient():
-    potential, params = StillingerWeber.from_file(potentials_dir() / "Si.sw", ["Si"])
-    structures = [crystal("Si", 5.431, seed=1), crystal("Si", 5.431, seed=2, cubic=False),
-                  crystal("Si", 5.431, seed=3, strain=0.05, rattle=0.2)]
-    items = _items([(p, c, s, (True,) * 3) for p, c, s in structures], seed=2)
-    fitted = (("SiSiSi", "epsilon"), ("SiSiSi", "lambda"), ("SiSiSi", "sigma"),
-              ("SiSiSi", "A"), ("SiSiSi", "costheta0"))
+def _sw_case(name):
+    """(potential, items, transform, x0, fitted paths) of a Stillinger–Weber dataset: Si.sw on
+    three Si cells, or GaN.sw on zinc-blende GaN cells (one with atoms of a third,
+    non-interacting species) and the MIXED cases.  The GaN fit moves entries that make the two legs of a pair and
+    the two orders of an angle differ (γ of Ga N N, cosθ0 of Ga Ga N, σ of N Ga Ga)."""
+    if name == "Si":
+        potential, params = StillingerWeber.from_file(potentials_dir() / "Si.sw", ["Si"])
+        structures = [crystal("Si", 5.431, seed=1), crystal("Si", 5.431, seed=2, cubic=False),
+                      crystal("Si", 5.431, seed=3, strain=0.05, rattle=0.2)]
+        structures = [(p, c, s, (True,) * 3) for p, c, s in structures]
+        fitted = (("SiSiSi", "epsilon"), ("SiSiSi", "lambda"), ("SiSiSi", "sigma"),
+                  ("SiSiSi", "A"), ("SiSiSi", "costheta0"))
+    else:
+        potential, params = StillingerWeber.from_file(potentials_dir() / "GaN.sw", ["Ga", "N"])
+        structures = [(p, c, s, (True,) * 3) for p, c, s in (
+            crystal("GaN", 4.5, symbols="zincblende", seed=4),
+            crystal("GaN", 4.5, symbols="zincblende", seed=5, strain=0.04, rattle=0.15))]
+        structures[1][2][[0, 5]] = 2  # two atoms of a species the potential leaves out
+        structures += _cases(3.1, 2, MIXED)
+        fitted = (("GaNN", "gamma"), ("GaGaN", "costheta0"), ("NGaGa", "sigma"),
+                  ("GaGaGa", "lambda"), ("NNN", "A"))
 
     def tree(x):
         out = params
@@ -269,13 +284,81 @@ def test_sw_matches_single_structure_evaluation_and_gradient():
         return out
 
     x0 = np.array([float(get_path(params, path)) for path in fitted])
+    return potential, _items(structures, seed=2), tree, x0, fitted
+
+
+@pytest.mark.parametrize("name", ["Si", "GaN"])
+def test_sw_kernels_match_single_structure_evaluation_and_gradient(name):
+    """The analytic Stillinger–Weber kernel: energies, forces and stresses equal the
+    single-structure evaluation and the autodiff kernel; the objective's gradient and the
+    Jacobian agree with finite differences."""
+    potential, items, tree, x0, fitted = _sw_case(name)
     obj = DatasetObjective(potential, items, transform=tree)
-    assert obj.kernel == "autodiff" and len(obj.bucket_shapes) == 1
-    _compare_with_evaluate(potential, params, items, obj.predictions(x0))
+    assert obj.kernel == "analytic"
+    _compare_with_evaluate(potential, tree(x0), items, obj.predictions(x0))
+    other = DatasetObjective(potential, items, transform=tree, kernel="autodiff")
+    np.testing.assert_allclose(obj.residuals(x0), other.residuals(x0), rtol=0, atol=1e-10)
     value, grad = obj.value_and_grad(x0)
+    r, jac = obj.residuals_and_jacobian(x0)
+    assert value == pytest.approx(float(r @ r), rel=1e-12)
+    np.testing.assert_allclose(2 * jac.T @ r, grad, rtol=1e-10, atol=1e-10 * value)
     for k in range(len(x0)):
         fd = _central_difference(obj.value, x0, k)
         assert grad[k] == pytest.approx(fd, rel=1e-6, abs=1e-7 * value), fitted[k]
+        column = _central_difference(obj.residuals, x0, k)
+        np.testing.assert_allclose(jac[:, k], column, rtol=1e-5,
+                                   atol=1e-6 * np.max(np.abs(column)), err_msg=str(fitted[k]))
+
+
+def test_sw_with_lennard_jones_sum_uses_the_analytic_kernel():
+    potential, items, tree, x0, _ = _sw_case("GaN")
+    lj = LennardJones.between(3.5, 0, 1, 2)
+    total = SumPotential((("sw", potential), ("lj", lj)))
+    lj_params = {"sigma": jnp.float64(1.2), "epsilon": jnp.float64(0.05)}
+    obj = DatasetObjective(total, items)
+    assert obj.kernel == "analytic"
+    params = {"sw": tree(x0), "lj": lj_params}
+    _compare_with_evaluate(total, params, items, obj.predictions(params))
+
+
+def test_predictions_at_the_last_jacobian_point_reuse_its_outputs():
+    """After residuals_and_jacobian(x), predictions(x) compiles nothing (a fresh transform
+    makes a fresh kernel spec) and gives the numbers of a separate evaluation; another point
+    is evaluated afresh."""
+    potential, items, tree, x0, _ = _sw_case("Si")
+    fresh = DatasetObjective(potential, items, transform=tree).predictions(x0)
+    obj = DatasetObjective(potential, items, transform=lambda x: tree(x))
+    before = DatasetObjective.cache_sizes()["predictions"]
+    r, _ = obj.residuals_and_jacobian(x0)
+    np.testing.assert_allclose(r, obj.residuals(x0), rtol=1e-13, atol=1e-13)
+    for a, b in zip(obj.predictions(x0), fresh):
+        assert a.energy == pytest.approx(b.energy, rel=1e-14)
+        np.testing.assert_allclose(a.forces, b.forces, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(a.stress, b.stress, rtol=0, atol=1e-14)
+        np.testing.assert_allclose(a.virial, b.virial, rtol=0, atol=1e-12)
+    assert DatasetObjective.cache_sizes()["predictions"] == before
+    moved = obj.predictions(x0 * 1.001)
+    assert DatasetObjective.cache_sizes()["predictions"] == before + 1
+    assert moved[0].energy != pytest.approx(fresh[0].energy, rel=1e-6)
+
+
+def test_small_buckets_join_larger_ones_within_the_padding_budget():
+    """4 cells of 8 atoms join the 16-atom class (32 padding slots, 1.5 % of the atoms); the
+    16-atom cells stay out of the 64-atom class (70 % padding)."""
+    structures = []
+    for reps in [(1, 1, 2)] * 4 + [(1, 2, 2)] * 31 + [(2, 2, 4)] * 25:
+        atoms = bulk("Cu", "fcc", 3.615, cubic=True).repeat(reps)
+        structures.append((atoms.positions, atoms.cell.array, np.zeros(len(atoms), int),
+                           (True,) * 3))
+    lj = LennardJones(4.5)
+    merged = DatasetObjective(lj, _items(structures), max_bucket_atoms=None)
+    assert [shape[1] for shape in merged.bucket_shapes] == [16, 64]
+    assert [shape[0] for shape in merged.bucket_shapes] == [35, 25]
+    apart = DatasetObjective(lj, _items(structures), max_bucket_atoms=None, merge_padding=0)
+    assert [shape[1] for shape in apart.bucket_shapes] == [8, 16, 64]
+    params = {"sigma": jnp.float64(2.3), "epsilon": jnp.float64(0.4)}
+    np.testing.assert_allclose(merged.residuals(params), apart.residuals(params), rtol=1e-13,
+                               atol=1e-13)
 
 
 # --------------------------------------------------------------------------- compilation
@@ -347,7 +430,7 @@ def test_rejects_bad_targets():
     with pytest.raises(ValueError, match="tolerances"):
         DatasetObjective(lj, [Item(pos, cell, species, pbc, energy=1.0, tol_energy=0.0)])
     with pytest.raises(ValueError, match="analytic kernel"):
-        sw, _ = StillingerWeber.from_file(potentials_dir() / "Si.sw", ["Si"])
-        DatasetObjective(sw, [Item(pos, cell, species, pbc)], kernel="analytic")
+        tersoff, _ = Tersoff.from_file(potentials_dir() / "Si.tersoff", ["Si"])
+        DatasetObjective(tersoff, [Item(pos, cell, species, pbc)], kernel="analytic")
 
 
