@@ -11,7 +11,7 @@ with an energy, force and stress target:
   parameters.
 * Si: diamond cells of 2 … 64 atoms, strained (2 %) and rattled (0.1 Å); targets from
   ``Si.sw`` with ε and λ changed by 3 % plus noise; fitted potential ``Si.sw`` (its 10
-  active parameters), autodiff kernel.
+  active parameters), analytic kernel.
 
 For each: host set-up time (neighbour lists, stacking), the first call of value and of
 value-and-gradient (compilation included), the best of ``--repeat`` steady-state calls in
