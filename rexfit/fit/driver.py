@@ -116,9 +116,13 @@ class _Tracker:
         """(r, J) of the training objective at ``u`` (least squares), counted and tracked
         like an evaluation (f = Σ r²)."""
         u = np.asarray(u, float)
+        last = getattr(self, "_last_residuals", None)
+        if last is not None and last[0] == u.tobytes():  # the same point again
+            return last[1], last[2]
         self._check_time()
         r, jac = self.objective.residuals(u)
         self.evaluations += 1
+        self._last_residuals = (u.tobytes(), r, jac)
         f = float(r @ r)
         g = 2.0 * jac.T @ r
         if not (math.isfinite(f) and np.all(np.isfinite(jac))):
@@ -223,7 +227,8 @@ def run_fit(objective, fitting, log, *, max_iter: int | None = None,
     needs_grad = method in methods.GRADIENT_METHODS or method == "multistart" and (
         spec.inner is None or methods.method_of(spec.inner) in methods.GRADIENT_METHODS) or (
         method == "differential-evolution" and methods.options(spec)["polish"])
-    squares = method == "least-squares" and objective.least_squares_ready() is None
+    squares = method in ("least-squares", "linear-solve") and \
+        objective.least_squares_ready() is None
 
     def evaluate(u, grad):
         """f (and g) at u; for least squares from the residuals, so that only the residual
@@ -255,14 +260,18 @@ def run_fit(objective, fitting, log, *, max_iter: int | None = None,
             outcome = _multistart(spec, tr, u0, space, max_iter, seed)
         elif minibatch:
             outcome = _minibatch_adam(spec, tr, objective, u0, space, max_iter)
-        elif method == "least-squares":
+        elif method in ("least-squares", "linear-solve"):
             why = objective.least_squares_ready()
             if why is not None:
                 raise InputErrors([InputError(
-                    f"<least-squares> needs an objective that is a sum of squares: {why}; use "
+                    f"<{method}> needs an objective that is a sum of squares: {why}; use "
                     "residual-style='squared' or another minimizer", spec.origin)])
-            outcome = methods.least_squares(spec, tr.residuals, u0, space.lower, space.upper,
-                                            tr.callback, max_iter=max_iter)
+            if method == "linear-solve":
+                outcome = methods.linear_solve(spec, tr.residuals, u0, space.scale,
+                                               space.lower, space.upper, tr.callback)
+            else:
+                outcome = methods.least_squares(spec, tr.residuals, u0, space.lower,
+                                                space.upper, tr.callback, max_iter=max_iter)
         else:
             outcome = methods.minimize(spec, tr.fun, tr.fun_grad, u0, space.lower, space.upper,
                                        tr.callback, max_iter=max_iter,
@@ -278,7 +287,8 @@ def run_fit(objective, fitting, log, *, max_iter: int | None = None,
         u = tr.chosen_u
     if outcome is not None and not interrupted and tr.stop_reason is None:
         f_out, _ = tr._eval(outcome.u, False)
-        if f_out <= tr.best:
+        # a regularised linear solve minimises more than the objective: keep its solution
+        if f_out <= tr.best or method == "linear-solve":
             u = outcome.u
     f, g = evaluate(u, True) if needs_grad or space.size else (tr.best, None)
     grad_norm = None if g is None else float(np.linalg.norm(g))

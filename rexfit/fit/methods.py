@@ -8,6 +8,7 @@ method (:data:`NLOPT_METHODS`, documented in docs/fitting.md).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -71,6 +72,7 @@ DEFAULTS = {
     "adam": {"epochs": 100, "learning-rate": 1e-3},
     "least-squares": {"method": "trf", "max-iter": 100, "ftol": 1e-12, "xtol": 1e-12,
                       "gtol": 1e-12, "x-scale": "jac"},
+    "linear-solve": {"ridge": 0.0, "l1": 0.0, "rcond": 1e-12, "linearity-tolerance": 1e-6},
 }
 
 
@@ -184,6 +186,80 @@ def least_squares(spec, residuals, u0, lower, upper, callback, *, max_iter=None)
         max_nfev=iters, x_scale="jac" if opts["x-scale"] == "jac" else 1.0)
     return Outcome(np.asarray(res.x, float), bool(res.success), str(res.message),
                    int(res.nfev))
+
+
+def linear_solve(spec, residuals, u0, scale, lower, upper, callback) -> Outcome:
+    """One direct solve of a fit whose residuals are affine in the fitted parameters (linear
+    and quadratic descriptor models on fixed geometries): r(u) = r0 + J (u − u0).
+
+    In the unscaled parameters p = s·u it minimises ‖r0 + J_p (p − p0)‖² + α‖p‖² + λ‖p‖₁
+    (α = ridge, λ = l1): by SVD (``numpy.linalg.lstsq`` with ``rcond``; minimum-norm where
+    the data do not determine p) without bounds or L1, by bounded-variable least squares
+    (``scipy.optimize.lsq_linear``) with min/max, by L-BFGS-B on p = p⁺ − p⁻ (p± ≥ 0) with
+    L1.  The residuals are then evaluated at the solution; if they differ from the affine
+    prediction by more than ``linearity-tolerance`` (relative), the objective is not quadratic
+    in the fitted parameters and the solve is refused.  ``residuals(u)`` → (r, J)."""
+    opts = options(spec)
+    ridge, l1, rcond = float(opts["ridge"]), float(opts["l1"]), float(opts["rcond"])
+    for key, value in (("ridge", ridge), ("l1", l1)):
+        if not value >= 0.0:
+            raise InputErrors([InputError(f"<linear-solve> {key} must be ≥ 0, got {value:g}",
+                                          spec.origin)])
+    scale = np.asarray(scale, float)
+    u0 = np.asarray(u0, float)
+    r0, jac = residuals(u0)
+    callback(u0)
+    a = jac / scale[None, :]  # ∂r/∂p
+    b = a @ (u0 * scale) - r0  # a p ≈ b
+    n = a.shape[1]
+    lo, hi = np.asarray(lower, float) * scale, np.asarray(upper, float) * scale
+    bounded = bool(np.any(np.isfinite(lo)) or np.any(np.isfinite(hi)))
+    if ridge > 0.0:
+        a = np.vstack([a, math.sqrt(ridge) * np.eye(n)])
+        b = np.concatenate([b, np.zeros(n)])
+    if l1 > 0.0:
+        if bounded:
+            raise InputErrors([InputError(
+                "<linear-solve l1> cannot keep parameters within min/max: remove the bounds "
+                "of the fitted parameters or the l1 term", spec.origin)])
+        p, how = _lasso(a, b, l1), "L-BFGS-B on the L1-regularised problem"
+    elif bounded:
+        res = optimize.lsq_linear(a, b, bounds=(lo, hi), method="bvls", tol=1e-14)
+        p, how = res.x, f"bounded-variable least squares ({res.message})"
+    else:
+        p, _, rank, _ = np.linalg.lstsq(a, b, rcond=rcond)
+        how = f"SVD, rank {rank} of {n}"
+    u = p / scale
+    r1, _ = residuals(u)
+    callback(u)
+    predicted = r0 + jac @ (u - u0)
+    size = max(float(np.linalg.norm(r0)), float(np.linalg.norm(r1)), 1e-300)
+    deviation = float(np.linalg.norm(r1 - predicted)) / size
+    if deviation > float(opts["linearity-tolerance"]):
+        raise InputErrors([InputError(
+            f"<linear-solve>: the residuals are not affine in the fitted parameters (at the "
+            f"solution they differ from the linear prediction by {deviation:.3g} relative); "
+            "fit only linear coefficients (e.g. SNAP beta, gamma) on fixed geometries, or use "
+            "<least-squares>", spec.origin)])
+    return Outcome(u, True, f"linear least squares solved ({how})", 1)
+
+
+def _lasso(a, b, l1) -> np.ndarray:
+    """argmin ‖a p − b‖² + l1 ‖p‖₁ by L-BFGS-B on p = p⁺ − p⁻ with p± ≥ 0."""
+    n = a.shape[1]
+    ata, atb = a.T @ a, a.T @ b
+
+    def fun(z):
+        p = z[:n] - z[n:]
+        g = 2.0 * (ata @ p - atb)
+        value = p @ ata @ p - 2.0 * atb @ p + l1 * np.sum(z)
+        return value, np.concatenate([g + l1, -g + l1])
+
+    start = np.linalg.lstsq(a, b, rcond=None)[0]
+    z0 = np.concatenate([np.maximum(start, 0.0), np.maximum(-start, 0.0)])
+    res = optimize.minimize(fun, z0, jac=True, method="L-BFGS-B", bounds=[(0.0, None)] * 2 * n,
+                            options=dict(maxiter=10000, ftol=1e-15, gtol=1e-12))
+    return res.x[:n] - res.x[n:]
 
 
 def _need_finite_bounds(spec, lower, upper):

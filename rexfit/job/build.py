@@ -841,7 +841,8 @@ def _typed_options(ctx: Context, node: Node) -> tuple[tuple[str, object], ...]:
 def _minimizer(ctx: Context, node: Node) -> s.MinimizerSpec:
     opts = dict(_typed_options(ctx, node))
     for key in ("conv-threshold", "learning-rate", "ftol_rel", "ftol_abs", "xtol_rel", "xtol_abs",
-                "maxtime", "gradient-tolerance", "ftol", "xtol", "gtol", "decay-rate"):
+                "maxtime", "gradient-tolerance", "ftol", "xtol", "gtol", "decay-rate", "rcond",
+                "linearity-tolerance"):
         if key in opts and isinstance(opts[key], (int, float)):
             ctx.positive(float(opts[key]), f"<{node.tag}> {key}", node.origin)
     for key in ("max-iter", "maxeval", "epochs", "batch-size", "count", "popsize", "memory",
@@ -867,7 +868,7 @@ def _minimizer(ctx: Context, node: Node) -> s.MinimizerSpec:
 
 
 MINIMIZERS = ("BFGS", "lbfgs", "nlopt", "nelder-mead", "powell", "differential-evolution", "adam",
-              "least-squares", "multistart", "spa")
+              "least-squares", "linear-solve", "multistart", "spa")
 
 
 def _fitting(ctx: Context, node: Node) -> s.FittingSpec | None:

@@ -1,6 +1,8 @@
 """The neighbour data a potential needs: a half pair list, or a full list with triplets.
 
-Pair potentials (LJ, EAM, tabulated EAM) run on a half neighbour list.  Three-body terms
+Pair potentials (LJ, EAM, tabulated EAM) run on a half neighbour list; terms that read every
+neighbour of an atom (descriptor models such as SNAP, class attribute ``full_list = True``)
+need the full list, without triplets.  Three-body terms
 (Stillinger–Weber, Tersoff, ABOP, spline-MEAM) need a full list carrying the neighbour triplets
 (:mod:`rexfit.structures.triplets`).  A sum of potentials gets one list for all its terms: its
 pair list reaches the largest cutoff, and its triplets are the union of what each three-body
@@ -74,6 +76,14 @@ def combined_needs(potential, n_species: int):
     return first, second, any(o for _, _, o in needs)
 
 
+def needs_full_list(potential) -> bool:
+    """True if some term reads every neighbour of each atom (class attribute
+    ``full_list = True``, e.g. descriptor models) or needs triplets: the sum then runs on a
+    full list, which every pair term also accepts."""
+    return any(getattr(t, "full_list", False) or triplet_needs(t) is not None
+               for t in _leaves(potential))
+
+
 def needs_triplets(potential) -> bool:
     """True if some term of ``potential`` is a three-body term."""
     return any(triplet_needs(t) is not None for t in _leaves(potential))
@@ -91,7 +101,8 @@ def build_lists(potential, system: System, skin: float, *, n_species: int | None
         n_species = int(np.asarray(system.species).max(initial=0)) + 1
     need = combined_needs(potential, n_species)
     if need is None:
-        return build_neighbor_list(system, potential.cutoff, skin, capacity=capacity)
+        return build_neighbor_list(system, potential.cutoff, skin, capacity=capacity,
+                                   half=not needs_full_list(potential))
     first, second, ordered = need
     nbrs = build_neighbor_list(system, potential.cutoff, skin, half=False, capacity=capacity)
     triplets = build_triplets(system, nbrs, first, second, skin=skin, ordered=ordered,

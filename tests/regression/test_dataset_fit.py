@@ -125,6 +125,71 @@ def test_least_squares_recovers_the_parameters(sw_data, tmp_path):
         assert res["parameters"][f"Si[SW].{name}"]["value"] == pytest.approx(value, rel=1e-6)
 
 
+def linear_job(sw_data, tmp_path, dofs, solver):
+    """The SW dataset job fitting only ``dofs`` with ``solver``; A and λ enter the energy
+    linearly (A ε [...] and λ ε [...]), σ does not."""
+    shutil.copy(sw_data / "si.xyz", tmp_path)
+    shutil.copy(sw_data / "Si_start.sw", tmp_path)
+    text = job_text().replace('<BFGS conv-threshold="1e-15" max-iter="300"/>', solver)
+    text = text.replace("".join(f"<{n}/>" for n in TRUE), "".join(f"<{n}/>" for n in dofs))
+    (tmp_path / "job.xml").write_text(text)
+    return tmp_path / "job.xml"
+
+
+def test_linear_solve_recovers_linear_parameters_in_one_step(sw_data, tmp_path):
+    """Only A and λ fitted, the other parameters at their generating values: one SVD solve
+    recovers A and λ from 8 % and 10 % off; the first residual evaluation is reused."""
+    entries = read_sw_file(sw_data / "Si_start.sw")
+    for name in ("B", "sigma", "gamma"):
+        entries[("Si", "Si", "Si")][name] = TRUE[name]
+    shutil.copy(sw_data / "si.xyz", tmp_path)
+    path = linear_job(sw_data, tmp_path, ("A", "lambda"), "<linear-solve/>")
+    write_sw_file(tmp_path / "Si_start.sw", entries)
+    out = tmp_path / "out"
+    assert main([str(path), "-q", "--output-dir", str(out)]) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert res["fit"]["method"] == "linear-solve" and res["fit"]["converged"]
+    assert res["fit"]["evaluations"] <= 3 and "rank 2 of 2" in res["fit"]["message"]
+    for name in ("A", "lambda"):
+        # to the precision of the extxyz data (≈ 1e-8)
+        assert res["parameters"][f"Si[SW].{name}"]["value"] == pytest.approx(TRUE[name],
+                                                                            rel=1e-7)
+
+
+def test_linear_solve_ridge_matches_the_normal_equations(sw_data, tmp_path):
+    """With ridge α the solution is (JᵀJ + α I)⁻¹ Jᵀ b in the unscaled parameters."""
+    path = linear_job(sw_data, tmp_path, ("A", "lambda"), '<linear-solve ridge="0.5"/>')
+    job, _ = load_job(str(path))
+    space = ParameterSpace(build_potentials(job), job.constraints)
+    objective = Objective(job, space)
+    u0 = space.u0()
+    r0, jac = objective.residuals(u0)
+    a = jac / space.scale
+    p0 = u0 * space.scale
+    expected = np.linalg.solve(a.T @ a + 0.5 * np.eye(2), a.T @ (a @ p0 - r0))
+    out = tmp_path / "out"
+    assert main([str(path), "-q", "--output-dir", str(out)]) == 0
+    res = json.loads((out / "results.json").read_text())
+    got = [res["parameters"][f"Si[SW].{n}"]["value"] for n in ("A", "lambda")]
+    np.testing.assert_allclose(got, expected, rtol=1e-10)
+    assert abs(got[0] - TRUE["A"]) > 1e-6  # the ridge pulled the solution away
+
+
+def test_linear_solve_l1_shrinks_and_refuses_nonlinear_parameters(sw_data, tmp_path, capsys):
+    path = linear_job(sw_data, tmp_path, ("A", "lambda"), '<linear-solve l1="1e9"/>')
+    out = tmp_path / "out"
+    assert main([str(path), "-q", "--output-dir", str(out)]) == 0
+    res = json.loads((out / "results.json").read_text())
+    # a huge L1 weight drives both coefficients to zero
+    for name in ("A", "lambda"):
+        assert abs(res["parameters"][f"Si[SW].{name}"]["value"]) < 1e-6
+    path = linear_job(sw_data, tmp_path, ("A", "sigma"), "<linear-solve/>")
+    code = main([str(path), "-q", "--output-dir", str(tmp_path / "out2")])
+    err = capsys.readouterr().err
+    assert code == 2 and "not affine in the fitted parameters" in err
+    assert not (tmp_path / "out2" / "results.json").exists()
+
+
 LJ_JOB = """<job><name>ls</name><atom-types><species>Ar</species></atom-types>
   <potentials><lennard-jones id="LJ" species-a="*" species-b="*"><sigma>3.3</sigma>
     <epsilon>0.012</epsilon><cutoff>8.0</cutoff><fit-dof><sigma/><epsilon/></fit-dof>
