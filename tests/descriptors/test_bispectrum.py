@@ -1,0 +1,130 @@
+"""Bispectrum components against LAMMPS ``compute sna/atom``, and their derivatives."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from rexfit.descriptors.bispectrum import Bispectrum, bispectrum_indices, clebsch_gordan
+from rexfit.structures.neighbors import build_neighbor_list
+from rexfit.structures.system import make_system, pad_system
+from tests.support.lammps_sna import lammps_sna
+from tests.support.structures import crystal
+
+RTOL = 1e-10
+
+
+def two_element_cell(seed=1, repeat=2):
+    """A strained, rattled triclinic bcc cell with a random two-element occupation."""
+    pos, cell, _ = crystal("Mo", 3.15, repeat, seed=seed, strain=0.04, rattle=0.15)
+    species = np.random.default_rng(seed).integers(0, 2, len(pos))
+    species[:2] = (0, 1)
+    return pos, cell, species
+
+
+def features(descriptor, pos, cell, species, skin=0.3):
+    system = make_system(pos, cell, species)
+    nbrs = build_neighbor_list(system, descriptor.cutoff, skin, half=False)
+    return np.asarray(jax.jit(descriptor.features)(system, nbrs))
+
+
+def assert_matches(ours, ref):
+    """Relative 1e-10, per column (components near zero judged on their column's scale)."""
+    assert ours.shape == ref.shape
+    scale = np.maximum(np.abs(ref), 1e-3 * np.abs(ref).max(axis=0, keepdims=True))
+    rel = np.abs(ours - ref) / np.maximum(scale, 1e-300)
+    assert rel.max() < RTOL, rel.max()
+
+
+CASES = [  # twojmax, switchflag, bzeroflag, quadratic, rmin0, bnormflag
+    (2, 1, 0, True, 0.0, 0),
+    (3, 0, 1, False, 0.2, 0),
+    (4, 1, 1, True, 0.0, 0),
+    (5, 0, 0, False, 0.0, 1),
+    (6, 1, 0, False, 0.3, 0),
+    (7, 1, 1, False, 0.0, 0),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[f"2J{c[0]}" for c in CASES])
+def test_two_element_bispectrum_matches_lammps(case):
+    twojmax, switch, bzero, quadratic, rmin0, bnorm = case
+    radii, weights, rcutfac, rfac0 = (0.9, 1.15), (1.0, 0.55), 2.3, 0.97
+    descriptor = Bispectrum(twojmax, rcutfac, radii, weights, rfac0=rfac0, rmin0=rmin0,
+                            switchflag=switch, bzeroflag=bzero, quadratic=quadratic,
+                            bnormflag=bnorm)
+    pos, cell, species = two_element_cell(seed=twojmax)
+    ours = features(descriptor, pos, cell, species)
+    args = (f"{rcutfac} {rfac0} {twojmax} {radii[0]} {radii[1]} {weights[0]} {weights[1]} "
+            f"rmin0 {rmin0} switchflag {switch} bzeroflag {bzero} "
+            f"quadraticflag {int(quadratic)} bnormflag {bnorm}")
+    ref = lammps_sna(pos, cell, species, args, descriptor.cutoff)
+    assert ours.shape[1] == descriptor.n_features
+    assert_matches(ours, ref)
+
+
+def test_small_cell_many_images_matches_lammps():
+    """A 1-atom primitive cell: every neighbour is an image of the atom itself."""
+    pos, cell, _ = crystal("W", 3.165, 1, seed=4, cubic=False, strain=0.03, rattle=0.0)
+    descriptor = Bispectrum(6, 4.73442, (0.5,), (1.0,), bzeroflag=False)
+    ours = features(descriptor, pos, cell, np.zeros(1, int))
+    ref = lammps_sna(pos, cell, np.zeros(1, int), "4.73442 0.99363 6 0.5 1.0 bzeroflag 0",
+                     descriptor.cutoff)
+    assert_matches(ours, ref)
+
+
+def test_indices_and_clebsch_gordan():
+    assert bispectrum_indices(2) == [(0, 0, 0), (1, 0, 1), (1, 1, 2), (2, 0, 2), (2, 2, 2)]
+    assert len(bispectrum_indices(6)) == 30 and len(bispectrum_indices(8)) == 55
+    assert bispectrum_indices(6)[:3] == [(0, 0, 0), (1, 0, 1), (1, 1, 2)]
+    # <½ ½, ½ −½ | 0 0> = 1/√2, <1 1, 1 −1 | 1 0> = 1/√2, <1 0, 1 0 | 1 0> = 0
+    assert clebsch_gordan(1, 1, 1, -1, 0, 0) == pytest.approx(2 ** -0.5, rel=1e-15)
+    assert clebsch_gordan(2, 2, 2, -2, 2, 0) == pytest.approx(2 ** -0.5, rel=1e-15)
+    assert clebsch_gordan(2, 0, 2, 0, 2, 0) == 0.0
+
+
+def test_inert_species_padding_and_derivatives():
+    descriptor = Bispectrum(4, 2.3, (0.9, 1.15), (1.0, 0.55))
+    pos, cell, species = two_element_cell(seed=9)
+    system = make_system(pos, cell, species)
+    nbrs = build_neighbor_list(system, descriptor.cutoff, 0.3, half=False)
+    base = np.asarray(descriptor.features(system, nbrs))
+    # an atom of species 2 (≥ number of elements): zero row, invisible to the others
+    extra = make_system(np.vstack([pos, pos[:1] + 1.1]), cell, np.append(species, 2))
+    got = np.asarray(descriptor.features(
+        extra, build_neighbor_list(extra, descriptor.cutoff, 0.3, half=False)))
+    assert np.all(got[-1] == 0.0)
+    np.testing.assert_allclose(got[:-1], base, rtol=1e-13, atol=1e-13)
+    # padding atoms and padding pair slots
+    padded = pad_system(system, len(pos) + 5)
+    nb2 = build_neighbor_list(padded, descriptor.cutoff, 0.3, half=False,
+                              capacity=nbrs.capacity * 2)
+    got = np.asarray(descriptor.features(padded, nb2))
+    np.testing.assert_allclose(got[:len(pos)], base, rtol=1e-13, atol=1e-13)
+    assert np.all(got[len(pos):] == 0.0)
+    # derivative of a weighted sum of components against central differences
+    weights = jnp.asarray(np.random.default_rng(0).normal(size=descriptor.n_features))
+
+    def total(x):
+        return jnp.sum(descriptor.features(system.replace(positions=x), nbrs) @ weights)
+
+    grad = np.asarray(jax.jit(jax.grad(total))(system.positions))
+    f = jax.jit(total)
+    h = 1e-5
+    for atom, axis in [(0, 0), (3, 1), (7, 2), (11, 0)]:
+        dx = np.zeros_like(pos)
+        dx[atom, axis] = h
+        fd = (float(f(system.positions + dx)) - float(f(system.positions - dx))) / (2 * h)
+        assert grad[atom, axis] == pytest.approx(fd, rel=1e-6, abs=1e-8)
+
+
+def test_unsupported_settings_raise():
+    with pytest.raises(NotImplementedError, match="chemflag"):
+        Bispectrum(6, 4.0, (0.5,), (1.0,), chemflag=True)
+    with pytest.raises(NotImplementedError, match="wselfallflag"):
+        Bispectrum(6, 4.0, (0.5,), (1.0,), wselfallflag=True)
+    with pytest.raises(ValueError, match="radius"):
+        Bispectrum(6, 4.0, (0.5, 0.6), (1.0,))
+    assert hash(Bispectrum(6, 4.0, (0.5,), (1.0,))) == hash(Bispectrum(6, 4.0, [0.5], [1.0]))
