@@ -264,10 +264,20 @@ def write_parameters(job: s.JobSpec, space: ParameterSpace, params, directory: s
             write_parameter_file(job, pot, dict(pm.potential.terms)[pot.id], params[pot.id],
                                  os.path.join(directory, name))
             param_files[pot.id] = name
+    coeff_files: dict[str, str] = {}
+    models = {pot.id: pot for pot in job.potentials if pot.kind in COEFFICIENT_FILES}
+    for e in pm.entries:
+        pot = models.get(e.path[0])
+        if e.name in changed and pot is not None and pot.id not in coeff_files:
+            name = f"{pot.id}.fitted.{COEFFICIENT_FILES[pot.kind]}"
+            write_coefficient_file(job, pot, dict(pm.potential.terms)[pot.id], params[pot.id],
+                                   os.path.join(directory, name))
+            coeff_files[pot.id] = name
     in_xml = {k: values[k] for k in changed
-              if not any(e.name == k and e.path[0] in param_files for e in pm.entries)}
+              if not any(e.name == k and (e.path[0] in param_files or e.path[0] in coeff_files)
+                         for e in pm.entries)}
     write_parameters_xml(job, pm.entries, in_xml, os.path.join(directory, "parameters.xml"),
-                         param_files)
+                         param_files, coeff_files)
     return {k: values[k] for k in sorted(changed)}
 
 
@@ -338,6 +348,9 @@ def export_potentials(job: s.JobSpec, pm: PotentialModel, params, finals: dict,
                 written.append(path)
                 continue
             kind = opts.get("kind")
+            if kind == "export-potential" and pot.kind in COEFFICIENT_FILES:
+                written += _export_descriptor_model(job, pot, terms, params, out, ex.path)
+                continue
             if kind == "export-potential" and pot.kind == "meam":
                 path = os.path.join(out, ex.path)
                 _export_meam(terms[pot.id], params[pot.id], pm.species, finals, path,
@@ -378,6 +391,82 @@ def export_potentials(job: s.JobSpec, pm: PotentialModel, params, finals: dict,
 
 #: Potentials whose parameters live in a LAMMPS file, and that file's usual extension.
 THREE_BODY_FILES = {"tersoff": "tersoff", "abop": "tersoff", "stillinger-weber": "sw"}
+#: Descriptor models whose coefficients live in a coefficient file (.snapcoeff layout).
+COEFFICIENT_FILES = {"snap": "snapcoeff", "linear-model": "coeff"}
+
+
+def _coefficient_table(term, params) -> dict:
+    """{element: SnapElement} of a descriptor model's coefficients (radius 0 for models
+    without radii)."""
+    from rexfit.potentials.snap_files import SnapElement
+
+    radii = getattr(term.descriptor, "radii", None)
+    weights = getattr(term.descriptor, "weights", None)
+    table = {}
+    for s_, e in enumerate(term.elements):
+        parts = [np.atleast_1d(np.asarray(params[e]["beta0"], dtype=np.float64)),
+                 np.asarray(params[e]["beta"], dtype=np.float64)]
+        if term.quadratic:
+            parts.append(np.asarray(params[e]["gamma"], dtype=np.float64))
+        table[e] = SnapElement(0.0 if radii is None else radii[s_],
+                               1.0 if weights is None or s_ >= len(weights) else weights[s_],
+                               np.concatenate(parts))
+    return table
+
+
+def _export_descriptor_model(job: s.JobSpec, pot: s.PotentialSpec, terms: dict, params,
+                             out: str, name: str) -> list[str]:
+    """<export-potential> of a descriptor model.  SNAP: NAME.snapcoeff, NAME.snapparam and
+    NAME.snap, the LAMMPS commands that use them (``pair_style snap``, or ``hybrid/overlay``
+    with the job's ZBL); a linear model: its coefficient file NAME."""
+    term = terms[pot.id]
+    if pot.kind != "snap":
+        path = os.path.join(out, name)
+        write_coefficient_file(job, pot, term, params[pot.id], path)
+        return [path]
+    from rexfit.potentials.snap_files import write_snapparam
+    from rexfit.potentials.zbl import ZBL
+
+    base = os.path.join(out, name)
+    header = [f"Written by rexfit {__version__} for <snap id='{pot.id}'> of job '{job.name}' "
+              f"({os.path.basename(job.path)})"]
+    write_coefficient_file(job, pot, term, params[pot.id], base + ".snapcoeff")
+    _atomic_write(base + ".snapparam", lambda tmp: write_snapparam(tmp, term.settings(),
+                                                                   header))
+    species = [sp.symbol for sp in job.species]
+    mapping = " ".join(species[k] if k < len(term.elements) else "NULL"
+                       for k in range(len(species)))
+    files = f"{os.path.basename(base)}.snapcoeff {os.path.basename(base)}.snapparam"
+    zbl = [t for t in terms.values() if isinstance(t, ZBL)]
+    others = [k for k, t in terms.items() if k != pot.id and not isinstance(t, ZBL)]
+    lines = [f"# {header[0]}", "# LAMMPS: units metal; include this file after the box is "
+             "defined (atom types = the job's species in order)"]
+    if others:
+        lines.append(f"# the job's other potentials ({', '.join(others)}) are not included")
+    if zbl:
+        z = zbl[0]
+        lines.append(f"pair_style hybrid/overlay zbl {z.inner!r} {z.outer!r} snap")
+        for i in range(len(species)):
+            for j in range(i, len(species)):
+                if i < len(z.atomic_numbers) and j < len(z.atomic_numbers):
+                    lines.append(f"pair_coeff {i + 1} {j + 1} zbl {z.atomic_numbers[i]!r} "
+                                 f"{z.atomic_numbers[j]!r}")
+        lines.append(f"pair_coeff * * snap {files} {mapping}")
+    else:
+        lines += ["pair_style snap", f"pair_coeff * * {files} {mapping}"]
+    _atomic_write(base + ".snap", lambda tmp: write_text(tmp, "\n".join(lines) + "\n"))
+    return [base + ".snapcoeff", base + ".snapparam", base + ".snap"]
+
+
+def write_coefficient_file(job: s.JobSpec, pot: s.PotentialSpec, term, params,
+                           path: str) -> None:
+    """Write a descriptor model's coefficients (.snapcoeff layout), atomically."""
+    from rexfit.potentials.snap_files import write_snapcoeff
+
+    header = [f"Written by rexfit {__version__} for <{pot.kind} id='{pot.id}'> of job "
+              f"'{job.name}' ({os.path.basename(job.path)})"]
+    table = _coefficient_table(term, params)
+    _atomic_write(path, lambda tmp: write_snapcoeff(tmp, table, header))
 
 
 def write_parameter_file(job: s.JobSpec, pot: s.PotentialSpec, term, params, path: str) -> None:

@@ -461,6 +461,116 @@ def _file_potential(ctx: Context, node: Node) -> s.PotentialSpec:
                            fit_dofs=tuple(dofs.values()), exports=exports, options=options)
 
 
+def _zbl(ctx: Context, node: Node) -> s.PotentialSpec:
+    """<zbl inner= outer=> with optional <atomic-number species=...>Z</atomic-number>."""
+    head = _potential_head(ctx, node)
+    inner, outer = ctx.attr_number(node, "inner"), ctx.attr_number(node, "outer")
+    for name, value in (("inner", inner), ("outer", outer)):
+        if value is None:
+            ctx.error(f"<zbl id='{head['id']}'> needs the attribute {name} (Å)", node.origin)
+        else:
+            ctx.positive(value, f"<zbl> {name}", node.origin)
+    if inner is not None and outer is not None and inner > 0 and not inner < outer:
+        ctx.error(f"<zbl id='{head['id']}'>: inner ({inner:g} Å) must be smaller than outer "
+                  f"({outer:g} Å)", node.origin)
+    if head["species_a"] != "*" or head["species_b"] != "*":
+        ctx.error(f"<zbl id='{head['id']}'> acts between all species: leave species-a and "
+                  "species-b out (or give *)", node.origin)
+    options = [("inner", repr(inner)), ("outer", repr(outer))]
+    for c in node.findall("atomic-number"):
+        sp = c.get("species")
+        ctx.check_species(sp, c.origin, "<atomic-number> species")
+        z = ctx.number(c.value, c, "<atomic-number>")
+        if z is not None:
+            ctx.positive(z, "<atomic-number>", c.origin)
+            options.append((f"z:{sp}", repr(z)))
+    return s.PotentialSpec(**head, options=tuple(options))
+
+
+#: Fittable coefficient groups of descriptor models (<fit-dof> names; tag = element).
+DESCRIPTOR_MODEL_DOFS = ("beta0", "beta", "gamma")
+#: <descriptor> settings of <snap> (LAMMPS .snapparam keywords) with their defaults.
+SNAP_SETTINGS = {"twojmax": None, "rcutfac": None, "rfac0": 0.99363, "rmin0": 0.0,
+                 "switchflag": 1, "bzeroflag": 1, "quadraticflag": 0}
+#: Descriptors of <linear-model> with their settings (None: required).
+MODEL_DESCRIPTORS = {
+    "power-spectrum": {"nmax": None, "lmax": None, "rcut": None, "alpha": 2.0},
+    "ead": {"lmax": None, "eta": None, "rs": None, "rcut": None},
+}
+
+
+def _descriptor_model(ctx: Context, node: Node) -> s.PotentialSpec:
+    """<snap> (SNAP, LAMMPS files or inline settings) and <linear-model> (a descriptor of
+    rexfit's); options carry the settings, ``element:<species>`` entries and the
+    coefficient file; fit_dofs the coefficient groups."""
+    head = _potential_head(ctx, node)
+    what = f"<{node.tag} id='{head['id']}'>"
+    if head["species_a"] != "*" or head["species_b"] != "*":
+        ctx.error(f"{what} describes every atom of the species given by <element> (or its "
+                  "files): leave species-a and species-b out (or give *)", node.origin)
+    options: list[tuple[str, str]] = []
+    param_file = node.find("param-file")
+    coeff_file = node.find("coeff-file")
+    settings_nodes = [c for c in node.children if c.tag in ("descriptor",
+                                                             *MODEL_DESCRIPTORS)]
+    if node.tag == "snap":
+        if param_file is None and not settings_nodes:
+            ctx.error(f"{what} needs its descriptor settings: a <param-file> (.snapparam) or "
+                      "a <descriptor twojmax=... rcutfac=.../>", node.origin)
+        if param_file is not None and settings_nodes:
+            ctx.error(f"{what}: give either a <param-file> or a <descriptor>, not both",
+                      settings_nodes[0].origin)
+        for c in settings_nodes:
+            for key, default in SNAP_SETTINGS.items():
+                value = c.get(key)
+                if value is None and default is None:
+                    ctx.error(f"<descriptor> needs the attribute {key}", c.origin)
+                elif value is not None:
+                    options.append((key, value.strip()))
+    else:
+        if len(settings_nodes) != 1 or settings_nodes[0].tag == "descriptor":
+            ctx.error(f"{what} needs exactly one descriptor element "
+                      f"({', '.join(f'<{k}>' for k in MODEL_DESCRIPTORS)})", node.origin)
+        else:
+            c = settings_nodes[0]
+            options.append(("descriptor", c.tag))
+            for key, default in MODEL_DESCRIPTORS[c.tag].items():
+                value = c.get(key)
+                if value is None and default is None:
+                    ctx.error(f"<{c.tag}> needs the attribute {key}", c.origin)
+                elif value is not None:
+                    options.append((key, value.strip()))
+        options.append(("quadratic", str(ctx.attr_bool(node, "quadratic", False)).lower()))
+    for c in node.findall("element"):
+        sp = c.get("species")
+        ctx.check_species(sp, c.origin, "<element> species")
+        radius = ctx.attr_number(c, "radius")
+        weight = ctx.attr_number(c, "weight")
+        if node.tag == "snap" and radius is None and coeff_file is None:
+            ctx.error("<element> of a <snap> without <coeff-file> needs a radius (the "
+                      "element's cutoff radius R, as in .snapcoeff)", c.origin)
+        options.append((f"element:{sp}", f"{'' if radius is None else repr(radius)} "
+                                         f"{'1.0' if weight is None else repr(weight)}"))
+    if coeff_file is None and not node.findall("element"):
+        ctx.error(f"{what} needs a <coeff-file> (.snapcoeff) or <element species=...> "
+                  "entries naming the elements it describes", node.origin)
+    dofs = _fit_dofs(ctx, node.find("fit-dof"), DESCRIPTOR_MODEL_DOFS, f"{node.tag} "
+                     f"'{head['id']}'")
+    for dof in dofs.values():
+        if dof.tag is not None:
+            ctx.check_species(dof.tag, dof.origin, f"<fit-dof> entry <{dof.name}> tag")
+    files = []
+    if param_file is not None:
+        files.append(ctx.file(param_file))
+    if coeff_file is not None:
+        options.append(("coeff-file", ctx.file(coeff_file) or ""))
+    exports = _exports(ctx, node, ("export-potential",))
+    return s.PotentialSpec(**head, param_file=files[0] if files else None,
+                           param_files=tuple(f for f in files if f),
+                           fit_dofs=tuple(dofs.values()), exports=exports,
+                           options=tuple(options))
+
+
 POTENTIALS: dict[str, Callable] = {
     "lennard-jones": _lennard_jones,
     "eam": _function_potential,
@@ -470,6 +580,9 @@ POTENTIALS: dict[str, Callable] = {
     "abop": _file_potential,
     "stillinger-weber": _file_potential,
     "tabulated-eam": _file_potential,
+    "zbl": _zbl,
+    "snap": _descriptor_model,
+    "linear-model": _descriptor_model,
 }
 
 

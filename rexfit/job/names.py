@@ -17,6 +17,9 @@ POTENTIAL_TYPE = {
     "abop": "ABOP",
     "stillinger-weber": "SW",
     "tabulated-eam": "EAM-table",
+    "zbl": "ZBL",
+    "snap": "SNAP",
+    "linear-model": "linear-model",
 }
 
 FUNCTION_TYPE = {"sum": "functionSum", "product": "functionProduct"}

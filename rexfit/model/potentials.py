@@ -12,6 +12,7 @@ from itertools import product
 from typing import Any
 
 import jax.numpy as jnp
+import numpy as np
 
 from rexfit.errors import InputError, InputErrors, NotImplementedInRexfit, Origin
 from rexfit.job import names
@@ -372,6 +373,152 @@ def _three_body(pot: s.PotentialSpec, species: tuple[str, ...], b: _Builder):
     return obj, params
 
 
+def _zbl(pot: s.PotentialSpec, species: tuple[str, ...]):
+    """<zbl>: ZBL over every species of the job, Z from the chemical symbols or
+    <atomic-number>."""
+    from ase.data import atomic_numbers
+
+    from rexfit.potentials.zbl import ZBL
+
+    opts = dict(pot.options)
+    charges = []
+    for sp in species:
+        z = opts.get(f"z:{sp}")
+        if z is None:
+            if sp not in atomic_numbers or atomic_numbers[sp] == 0:
+                raise InputErrors([InputError(
+                    f"<zbl id='{pot.id}'>: species '{sp}' is not a chemical symbol; give its "
+                    f"nuclear charge with <atomic-number species='{sp}'>Z</atomic-number>",
+                    pot.origin)])
+            z = atomic_numbers[sp]
+        charges.append(float(z))
+    return ZBL(float(opts["inner"]), float(opts["outer"]), tuple(charges)), {}
+
+
+def _model_elements(pot: s.PotentialSpec, species: tuple[str, ...], named: list[str]):
+    """The job species a descriptor model describes: the leading species, in job order."""
+    if named == list(species[:len(named)]):
+        return tuple(named)
+    raise InputErrors([InputError(
+        f"<{pot.kind} id='{pot.id}'>: its elements ({', '.join(named)}) must be the first "
+        f"species of <atom-types> in the same order ({', '.join(species)}); species after "
+        "them are not described by it", pot.origin)])
+
+
+def _descriptor_model(pot: s.PotentialSpec, species: tuple[str, ...], b: _Builder):
+    """<snap> and <linear-model>: the model, its coefficient tree {element: {"beta0", "beta",
+    "gamma"}} and one DOF per fitted coefficient (names head.beta0[El], head.betaK[El],
+    head.gammaM[El], K and M counted from 1 as the coefficients of a .snapcoeff file)."""
+    from rexfit.descriptors.ead import EAD
+    from rexfit.descriptors.power_spectrum import PowerSpectrum
+    from rexfit.potentials.snap import SNAP, DescriptorModel
+    from rexfit.potentials.snap_files import read_snapcoeff, read_snapparam
+
+    opts = dict(pot.options)
+    elements_opt = [(k.split(":", 1)[1], v.split()) for k, v in pot.options
+                    if k.startswith("element:")]
+    try:
+        table = read_snapcoeff(opts["coeff-file"]) if opts.get("coeff-file") else None
+        if table is not None:
+            named = list(table) if not elements_opt else [e for e, _ in elements_opt]
+            elements = _file_elements(pot, species, set(table)) if not elements_opt else \
+                _model_elements(pot, species, named)
+            if elements_opt and any(e not in table for e in elements):
+                raise ValueError(f"elements {', '.join(e for e in elements if e not in table)}"
+                                 " are not in the file")
+        else:
+            elements = _model_elements(pot, species, [e for e, _ in elements_opt])
+        given = dict(elements_opt)
+        weights = [float(given[e][-1]) if e in given else table[e].weight for e in elements]
+        if pot.kind == "snap":
+            if pot.param_file:
+                settings = read_snapparam(pot.param_file)
+            else:
+                settings = {k: float(v) if k in ("rcutfac", "rfac0", "rmin0") else int(v)
+                            for k, v in opts.items() if k in ("twojmax", "rcutfac", "rfac0",
+                                                              "rmin0", "switchflag",
+                                                              "bzeroflag", "quadraticflag")}
+            radii = []
+            for e in elements:
+                if e in given and len(given[e]) == 2:
+                    radii.append(float(given[e][0]))
+                else:
+                    radii.append(table[e].radius)
+            extra = {k: settings[k] for k in ("rfac0", "rmin0", "switchflag", "bzeroflag")
+                     if k in settings}
+            obj = SNAP.create(elements, int(settings["twojmax"]), float(settings["rcutfac"]),
+                              radii, weights, bool(int(settings.get("quadraticflag", 0))),
+                              **extra)
+        else:
+            kind = opts["descriptor"]
+            if kind == "power-spectrum":
+                descriptor = PowerSpectrum(int(opts["nmax"]), int(opts["lmax"]),
+                                           float(opts["rcut"]), tuple(weights),
+                                           alpha=float(opts.get("alpha", 2.0)))
+            else:
+                descriptor = EAD(int(opts["lmax"]),
+                                 tuple(float(x) for x in opts["eta"].split()),
+                                 tuple(float(x) for x in opts["rs"].split()),
+                                 float(opts["rcut"]), tuple(weights))
+            obj = DescriptorModel(descriptor, elements, opts.get("quadratic") == "true")
+    except (ValueError, KeyError, NotImplementedError) as exc:
+        raise InputErrors([InputError(f"<{pot.kind} id='{pot.id}'>: {exc}", pot.origin)]) \
+            from None
+    shapes = obj.parameter_shapes()
+    params = {}
+    for e in elements:
+        params[e] = {}
+        flat = None if table is None else np.asarray(table[e].coefficients, float)
+        start = 0
+        for name in ("beta0", "beta", "gamma"):
+            if name not in shapes:
+                continue
+            size = int(np.prod(shapes[name], dtype=int))
+            if flat is not None:
+                need = 1 + obj.n_linear + (shapes["gamma"][0] if "gamma" in shapes else 0)
+                if flat.size != need:
+                    raise InputErrors([InputError(
+                        f"{opts['coeff-file']}: {flat.size} coefficients per element, but "
+                        f"the model needs {need} (beta0, {obj.n_linear} beta"
+                        + (f", {shapes['gamma'][0]} gamma" if "gamma" in shapes else "")
+                        + ")", pot.origin)])
+                values = flat[start:start + size]
+            else:
+                values = np.zeros(size)
+            start += size
+            params[e][name] = jnp.float64(values[0]) if name == "beta0" else jnp.asarray(values)
+    head = f"{pot.id}[{names.POTENTIAL_TYPE[pot.kind]}]"
+    chosen: dict[tuple[str, str], s.FitDofSpec] = {}
+    errors = []
+    for dof in pot.fit_dofs:
+        if dof.name not in shapes:
+            errors.append(InputError(f"<fit-dof> entry <{dof.name}>: this model has no "
+                                     f"{dof.name} (it is not quadratic)", dof.origin))
+            continue
+        targets = elements if dof.tag is None else (dof.tag,)
+        for e in targets:
+            if e not in elements:
+                errors.append(InputError(f"<fit-dof> entry <{dof.name}>: tag '{e}' is not an "
+                                         f"element of this model ({', '.join(elements)})",
+                                         dof.origin))
+            elif (e, dof.name) in chosen:
+                errors.append(InputError(f"<fit-dof> names {dof.name} of {e} twice",
+                                         dof.origin))
+            else:
+                chosen[(e, dof.name)] = dof
+    if errors:
+        raise InputErrors(errors)
+    for (e, name), dof in chosen.items():
+        values = np.atleast_1d(np.asarray(params[e][name], float))
+        for k, value in enumerate(values):
+            label = f"{head}.beta0[{e}]" if name == "beta0" else f"{head}.{name}{k + 1}[{e}]"
+            path = (pot.id, e, name) if name == "beta0" else (pot.id, e, name, k)
+            spec = s.ParamSpec(name=label, value=float(value), origin=dof.origin,
+                               fit=dof.enabled, min=dof.min, max=dof.max, reset=dof.reset)
+            b.add(label, path, spec)
+    return obj, params
+
+
 def build_potentials(job: s.JobSpec) -> PotentialModel:
     """Physics objects and the named parameter tree for every potential of the job."""
     species = tuple(sp.symbol for sp in job.species)
@@ -390,10 +537,15 @@ def build_potentials(job: s.JobSpec) -> PotentialModel:
             obj, prm = _tabulated_eam(pot, species)
         elif pot.kind in ("tersoff", "abop", "stillinger-weber"):
             obj, prm = _three_body(pot, species, b)
+        elif pot.kind == "zbl":
+            obj, prm = _zbl(pot, species)
+        elif pot.kind in ("snap", "linear-model"):
+            obj, prm = _descriptor_model(pot, species, b)
         else:
             raise NotImplementedInRexfit(
                 f"{pot.origin}: <{pot.kind}> potentials are not computed by this version of "
-                f"rexfit yet (available: lennard-jones, eam, meam, adp, tabulated-eam, tersoff, abop, stillinger-weber)")
+                f"rexfit yet (available: lennard-jones, eam, meam, adp, tabulated-eam, tersoff, "
+                f"abop, stillinger-weber, zbl, snap, linear-model)")
         terms.append((pot.id, obj))
         params[pot.id] = prm
     if not terms:
@@ -402,16 +554,22 @@ def build_potentials(job: s.JobSpec) -> PotentialModel:
     return PotentialModel(SumPotential(tuple(terms)), params, tuple(b.entries), species)
 
 
-def get_path(tree: dict, path: tuple[str, ...]):
+def get_path(tree: dict, path: tuple):
+    """The leaf at ``path``: dict keys, and a final integer index into an array leaf."""
     for key in path:
         tree = tree[key]
     return tree
 
 
-def set_path(tree: dict, path: tuple[str, ...], value) -> dict:
-    """A copy of ``tree`` with the leaf at ``path`` replaced (the input is not modified)."""
+def set_path(tree: dict, path: tuple, value) -> dict:
+    """A copy of ``tree`` with the leaf at ``path`` replaced (the input is not modified); an
+    integer key sets one element of an array leaf."""
     if not path:
         return value
+    if isinstance(path[0], (int, np.integer)):
+        if len(path) != 1:
+            raise ValueError("an integer index must end the parameter path")
+        return jnp.asarray(tree).at[int(path[0])].set(value)
     out = dict(tree)
     out[path[0]] = set_path(tree[path[0]], path[1:], value)
     return out

@@ -9,6 +9,7 @@ never fitted: they are recomputed from the others, differentiably, every time.
 
 from __future__ import annotations
 
+import jax.numpy as jnp
 import numpy as np
 
 from rexfit import expr as ex
@@ -29,6 +30,7 @@ class ParameterSpace:
         self.initial = np.array([e.initial for e in self.fitted], float)
         self.lower = np.array([-np.inf if e.min is None else e.min for e in self.fitted]) / self.scale
         self.upper = np.array([np.inf if e.max is None else e.max for e in self.fitted]) / self.scale
+        self._groups = None  # scalar and array-element DOFs (built on first use)
         self.constraints = []
         errors = []
         for c in constraints:
@@ -59,10 +61,20 @@ class ParameterSpace:
         return np.asarray(u, float) * self.scale
 
     def tree(self, u, base=None):
-        """Parameter tree at fit vector ``u`` (jnp-traceable), constraints applied."""
+        """Parameter tree at fit vector ``u`` (jnp-traceable), constraints applied.  DOFs
+        that are elements of one array leaf (path ending in an integer index, e.g. SNAP
+        coefficients) are written with one indexed update per array."""
         tree = self.pm.params if base is None else base
-        for e, ui, s in zip(self.fitted, _unstack(u, self.size), self.scale):
-            tree = set_path(tree, e.path, ui * s)
+        if self._groups is None:
+            self._groups = _array_groups([e.path for e in self.fitted])
+        scalars, arrays = self._groups
+        values = _unstack(u, self.size)
+        for k in scalars:
+            tree = set_path(tree, self.fitted[k].path, values[k] * self.scale[k])
+        for prefix, index, positions in arrays:
+            update = jnp.stack([values[k] for k in positions]) * self.scale[positions]
+            tree = set_path(tree, prefix, jnp.asarray(get_path(tree, prefix)).at[index].set(
+                update))
         for path, fn, args, _ in self.constraints:
             tree = set_path(tree, path, fn(*[get_path(tree, p) for p in args]))
         return tree
@@ -70,6 +82,20 @@ class ParameterSpace:
     def named_values(self, tree) -> dict[str, float]:
         """{DOF name: value} of every parameter of the model in ``tree``."""
         return {e.name: float(get_path(tree, e.path)) for e in self.pm.entries}
+
+
+def _array_groups(paths):
+    """(positions of scalar DOFs, [(array path, element indices, positions)]) of ``paths``."""
+    scalars, arrays = [], {}
+    for k, path in enumerate(paths):
+        if path and isinstance(path[-1], (int, np.integer)):
+            index, positions = arrays.setdefault(tuple(path[:-1]), ([], []))
+            index.append(int(path[-1]))
+            positions.append(k)
+        else:
+            scalars.append(k)
+    return scalars, [(prefix, np.asarray(index), np.asarray(positions))
+                     for prefix, (index, positions) in arrays.items()]
 
 
 def _unstack(u, n):

@@ -1,0 +1,67 @@
+"""<snap>, <linear-model> and <zbl> in the job language: bad input stops with file:line and a
+message saying what to fix (exit code 2, nothing written)."""
+
+from __future__ import annotations
+
+import pytest
+
+from rexfit.cli import main
+
+SNAPPARAM = "rcutfac 4.6\ntwojmax 4\nrfac0 0.99363\nrmin0 0\nquadraticflag 0\nbzeroflag 0\n"
+
+
+def job(tmp_path, potentials, species=("Mo",)):
+    (tmp_path / "Mo.snapparam").write_text(SNAPPARAM)
+    types = "".join(f"<species>{sp}</species>" for sp in species)
+    text = (f"<job><name>d</name><atom-types>{types}</atom-types>\n"
+            f"<potentials>\n{potentials}\n</potentials><structures>"
+            '<bcc-lattice id="bcc"><atom-type>Mo</atom-type>'
+            '<lattice-parameter>3.15</lattice-parameter><properties>'
+            '<atomic-energy fit="true" target="-6.8"/></properties></bcc-lattice>'
+            "</structures></job>")
+    path = tmp_path / "job.xml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("potentials, message", [
+    ('<snap id="m"><element species="Mo" radius="0.5"/></snap>',
+     "needs its descriptor settings"),
+    ('<snap id="m"><param-file>Mo.snapparam</param-file><element species="Mo"/></snap>',
+     "needs a radius"),
+    ('<snap id="m"><param-file>Mo.snapparam</param-file></snap>',
+     "needs a <coeff-file> (.snapcoeff) or <element species=...>"),
+    ('<snap id="m"><param-file>Mo.snapparam</param-file><descriptor twojmax="4" '
+     'rcutfac="4.6"/><element species="Mo" radius="0.5"/></snap>',
+     "either a <param-file> or a <descriptor>"),
+    ('<snap id="m"><param-file>Mo.snapparam</param-file><element species="Mo" radius="0.5"/>'
+     '<fit-dof><alpha/></fit-dof></snap>', "parameters: beta0, beta, gamma"),
+    ('<linear-model id="m"><element species="Mo"/></linear-model>',
+     "needs exactly one descriptor element"),
+    ('<zbl id="z" inner="4.0" outer="3.0"/>', "inner (4 Å) must be smaller than outer"),
+    ('<zbl id="z" inner="1.0" outer="3.0" species-a="Mo"/>', "acts between all species"),
+])
+def test_checks_name_file_and_line(tmp_path, capsys, potentials, message):
+    path = job(tmp_path, potentials)
+    code = main(["validate", str(path)])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and f"{path}:3:" in err, err
+
+
+@pytest.mark.parametrize("potentials, species, message", [
+    ('<snap id="m"><param-file>Mo.snapparam</param-file><element species="Mo" radius="0.5"/>'
+     '<fit-dof><gamma/></fit-dof></snap>', ("Mo",), "this model has no gamma"),
+    ('<snap id="m"><param-file>Mo.snapparam</param-file><element species="Mo" radius="0.5"/>'
+     '<fit-dof><beta tag="W"/></fit-dof></snap>', ("Mo", "W"),
+     "tag 'W' is not an element of this model"),
+    ('<snap id="m"><param-file>Mo.snapparam</param-file><element species="W" radius="0.5"/>'
+     '</snap>', ("Mo", "W"), "must be the first species of <atom-types>"),
+    ('<zbl id="z" inner="1.0" outer="3.0"/>', ("Mo", "X"), "species 'X' is not a chemical"),
+])
+def test_model_errors_stop_the_run(tmp_path, capsys, potentials, species, message):
+    path = job(tmp_path, potentials, species)
+    out = tmp_path / "out"
+    code = main([str(path), "-q", "--output-dir", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err, err
+    assert not (out / "results.json").exists()
