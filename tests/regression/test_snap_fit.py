@@ -60,9 +60,12 @@ def mo_data(request, tmp_path_factory):
 
 def _job(zbl: bool, export: str = "Mo_fit", solver: str = "<linear-solve/>") -> str:
     base = f'<zbl id="core" inner="{ZBL[0]}" outer="{ZBL[1]}"/>' if zbl else ""
+    # the settings of Mo.snapparam, from the file or (with ZBL) written inline
+    settings = ('<descriptor twojmax="6" rcutfac="4.6" rfac0="0.99363" rmin0="0" '
+                'bzeroflag="0"/>' if zbl else "<param-file>Mo.snapparam</param-file>")
     return f"""<job><name>Mo SNAP fit</name><atom-types><species>Mo</species></atom-types>
   <potentials>{base}
-    <snap id="Mo"><param-file>Mo.snapparam</param-file>
+    <snap id="Mo">{settings}
       <element species="Mo" radius="0.5" weight="1"/>
       <fit-dof><beta0/><beta/></fit-dof>
       <export-potential>{export}</export-potential></snap>
