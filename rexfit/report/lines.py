@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from rexfit.job.build import PROPERTIES
 
 ALWAYS = ("total-energy", "atomic-energy", "total-volume", "atomic-volume")
@@ -70,10 +72,44 @@ def property_table(records: list[dict], digits: int = 6) -> list[str]:
     return ["  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
 
 
+#: A run of parameters named alike (``...betaK[Mo]``, K = 0, 1, …) longer than this is shown as
+#: one row of the parameter table (coefficient vectors of descriptor models).
+COLLAPSE_RUN = 8
+_NUMBERED = re.compile(r"^(.*\D)(\d+)(\[[^\]]*\])?$")
+
+
 def parameter_table(parameters: dict, digits: int = 6) -> list[str]:
-    """Parameter table: name, initial, final, bounds (fitted parameters first)."""
+    """Parameter table: name, initial, final, bounds (fitted parameters first).  A run of more
+    than :data:`COLLAPSE_RUN` parameters whose names differ only in a number (e.g. SNAP's
+    ``Mo[SNAP].beta0[Mo]`` … ``beta30[Mo]``) is one row with the ranges of its values."""
     rows = [("parameter", "initial", "value", "bounds", "fitted")]
+    runs: dict[tuple, list[tuple[int, str]]] = {}
+    for name in parameters:
+        m = _NUMBERED.match(name)
+        if m:
+            p = parameters[name]
+            runs.setdefault((m.group(1), m.group(3) or "", p["fitted"]), []).append(
+                (int(m.group(2)), name))
+    collapsed = {name: key for key, names in runs.items() if len(names) > COLLAPSE_RUN
+                 for _, name in names}
+    done: set = set()
     for name, p in sorted(parameters.items(), key=lambda kv: not kv[1]["fitted"]):
+        if name in collapsed:
+            key = collapsed[name]
+            if key in done:
+                continue
+            done.add(key)
+            members = sorted(runs[key])
+            group = [parameters[n] for _, n in members]
+
+            def span(field):
+                values = [q[field] for q in group]
+                return f"{fmt(min(values), digits)} … {fmt(max(values), digits)}"
+
+            label = f"{key[0]}{{{members[0][0]}..{members[-1][0]}}}{key[1]}"
+            rows.append((f"{label} ({len(members)})", span("initial"), span("value"), "",
+                         "yes" if p["fitted"] else ""))
+            continue
         lo = "" if p["min"] is None else fmt(p["min"], digits)
         hi = "" if p["max"] is None else fmt(p["max"], digits)
         rows.append((name, fmt(p["initial"], digits), fmt(p["value"], digits),
