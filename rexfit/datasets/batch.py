@@ -49,7 +49,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass, field, replace
-from functools import partial
+from functools import lru_cache, partial
 from typing import Any, Callable, Iterator, Sequence
 
 import jax
@@ -57,6 +57,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
+from rexfit.datasets import descriptor_kernel as dk
 from rexfit.physics.strain import deform, tensor_to_voigt
 from rexfit.potentials.base import Linked, SumPotential, species_table
 from rexfit.potentials.eam import EAM
@@ -164,6 +165,9 @@ class Chunk:
     Analytic kernel: gi, gj (B, E) atom slots in the flattened (B·n) atom axis, si, sj (B, E)
     species of the two atoms, d (3, B, E) pair vectors x_j + n·cell − x_i in Å (padding
     pairs: the far dummy of the neighbour lists).
+    Descriptor kernel: the analytic fields on the full list, plus per descriptor model
+    features (B, n, K) and feature_grads (B, E, K, 3) (∂B_i/∂d_p of each pair's centre i),
+    and base = (energy (B,), forces (3, B, n), virial (6, B)) of parameter-free terms or None.
     Static: pbc, cutoff, skin, half, ordered (triplet layout, None without triplets).
     """
 
@@ -190,6 +194,9 @@ class Chunk:
     si: Any = None
     sj: Any = None
     d: Any = None
+    features: Any = None
+    feature_grads: Any = None
+    base: Any = None
     pbc: tuple = field(default=(True, True, True), metadata=dict(static=True))
     cutoff: float = field(default=0.0, metadata=dict(static=True))
     skin: float = field(default=0.0, metadata=dict(static=True))
@@ -635,6 +642,8 @@ def _outputs(spec: Spec, prepared, c: Chunk):
     """energy (B,), forces (3, B, n), virial (6, B), stress (6, B) of a chunk."""
     if spec.kernel == "analytic":
         return _analytic_outputs(spec.potential, prepared, c)
+    if spec.kernel == "descriptor":
+        return dk.descriptor_outputs(spec.potential, prepared, c, _scatter_atoms, VOIGT)
     return _autodiff_outputs(spec.potential, prepared, c)
 
 
@@ -692,6 +701,16 @@ def _key(x) -> np.ndarray:
     return np.asarray(ravel_pytree(x)[0])
 
 
+@lru_cache(maxsize=None)
+def _feature_rows_batch(descriptor, cutoff: float):
+    """Jitted, vmapped :func:`descriptor_kernel.feature_rows` for one descriptor."""
+    return jax.jit(jax.vmap(partial(_one_feature_rows, descriptor, cutoff)))
+
+
+def _one_feature_rows(descriptor, cutoff, species, mask, i, j, d, pair_mask):
+    return dk.feature_rows(descriptor, species, mask, i, j, d, pair_mask, cutoff)
+
+
 def _static(fn):
     return jax.jit(fn, static_argnums=0)
 
@@ -736,6 +755,12 @@ class _Bucket:
                          else (getattr(self.host, name)[:, lo:hi] if name in _SECOND_AXIS
                                else getattr(self.host, name)[lo:hi]))
                   for name in _ARRAY_FIELDS}
+        for name in ("features", "feature_grads"):
+            value = getattr(self.host, name)
+            sliced[name] = None if value is None else tuple(x[lo:hi] for x in value)
+        base = self.host.base
+        sliced["base"] = None if base is None else (base[0][lo:hi], base[1][:, lo:hi],
+                                                    base[2][:, lo:hi])
         return Chunk(**sliced, pbc=self.host.pbc, cutoff=self.host.cutoff,
                      skin=self.host.skin, half=self.host.half, ordered=self.host.ordered)
 
@@ -821,8 +846,12 @@ class DatasetObjective:
         merge_padding: float = 0.1,
         resident_bytes: int = 256 * 2**20,
     ):
-        if kernel not in ("auto", "analytic", "autodiff"):
-            raise ValueError(f"kernel must be 'auto', 'analytic' or 'autodiff', not {kernel!r}")
+        if kernel not in ("auto", "analytic", "autodiff", "descriptor"):
+            raise ValueError(f"kernel must be 'auto', 'analytic', 'descriptor' or 'autodiff', "
+                             f"not {kernel!r}")
+        if kernel == "descriptor" and not dk.descriptor_supported(potential):
+            raise ValueError("the descriptor kernel handles descriptor models (SNAP, linear "
+                             "models) over parameter-free terms (ZBL) only")
         if kernel == "analytic" and not analytic_supported(potential):
             raise ValueError("the analytic kernel handles EAM, Lennard-Jones and "
                              "Stillinger–Weber terms only")
@@ -832,8 +861,10 @@ class DatasetObjective:
         self.items = list(items)
         self.skin = float(skin)
         self.transform = transform
-        self.kernel = ("analytic" if analytic_supported(potential) else "autodiff"
-                       ) if kernel == "auto" else kernel
+        if kernel == "auto":
+            kernel = ("analytic" if analytic_supported(potential) else
+                      "descriptor" if dk.descriptor_supported(potential) else "autodiff")
+        self.kernel = kernel
         if n_species is None:
             n_species = getattr(potential, "n_species", None)
         if n_species is None:  # from the items: largest species index + 1
@@ -851,6 +882,7 @@ class DatasetObjective:
         self.merge_padding = float(merge_padding)
         listed = [self._list(it) for it in self.items]
         self.natoms = np.array([x.natoms for x in listed])
+        self._base = self._base_predictions() if self.kernel == "descriptor" else None
         self._buckets = self._make_buckets(listed, atom_minimum)
         self.rows = self._make_rows()
         self.input_bytes = sum(b.host.nbytes() for b in self._buckets)
@@ -868,6 +900,9 @@ class DatasetObjective:
         system = make_system(it.positions, it.cell, it.species, it.pbc)
         if self.kernel == "analytic":
             nbrs = build_neighbor_list(system, self.potential.cutoff, self.skin, half=True)
+        elif self.kernel == "descriptor":
+            reach = max(m.cutoff for m in dk.models(self.potential))
+            nbrs = build_neighbor_list(system, reach, self.skin, half=False)
         else:
             nbrs = build_lists(self.potential, system, self.skin, n_species=self.n_species)
         npair = int(np.count_nonzero(np.asarray(nbrs.mask)))
@@ -879,6 +914,35 @@ class DatasetObjective:
                        np.asarray(system.species), system.pbc, np.asarray(nbrs.i)[:npair],
                        np.asarray(nbrs.j)[:npair], np.asarray(nbrs.shifts)[:npair], trip,
                        (nbrs.cutoff, nbrs.skin, nbrs.half))
+
+    def _base_predictions(self):
+        """Per item (energy, forces (N, 3), virial (3, 3)) of the parameter-free terms, or
+        None without them (descriptor kernel)."""
+        base = dk.base_potential(self.potential)
+        if base is None:
+            return None
+        potential, params = base
+        bare = [Item(it.positions, it.cell, it.species, it.pbc, name=it.name)
+                for it in self.items]
+        engine = DatasetObjective(potential, bare, skin=self.skin, n_species=self.n_species,
+                                  kernel="autodiff", max_bucket_atoms=self.max_bucket_atoms,
+                                  merge_padding=self.merge_padding)
+        return [(p.energy, p.forces, p.virial) for p in engine.predictions(params)]
+
+    def _features(self, a: dict, local_i, local_j, size: int, cutoff: float) -> None:
+        """Descriptor rows and their pair derivatives of every row of a bucket (one jitted
+        call per chunk of ``size`` rows, all of one shape), into ``a``."""
+        rows = a["mask"].shape[0]
+        vectors = np.moveaxis(a["d"], 0, -1)  # (rows, E, 3)
+        features, grads = [], []
+        for model in dk.models(self.potential):
+            fn = _feature_rows_batch(model.descriptor, cutoff)
+            parts = [fn(a["species"][k:k + size], a["mask"][k:k + size],
+                        local_i[k:k + size], local_j[k:k + size], vectors[k:k + size],
+                        a["pair_mask"][k:k + size]) for k in range(0, rows, size)]
+            features.append(np.concatenate([np.asarray(p[0]) for p in parts]))
+            grads.append(np.concatenate([np.asarray(p[1]) for p in parts]))
+        a["features"], a["feature_grads"] = tuple(features), tuple(grads)
 
     def _make_buckets(self, listed: list[_Listed], atom_minimum: int) -> list[_Bucket]:
         groups: dict[tuple, list[int]] = {}
@@ -897,7 +961,8 @@ class DatasetObjective:
         n_chunks = -(-s // size)
         size = -(-s // n_chunks)  # as many chunks, least padding
         rows = n_chunks * size
-        analytic = self.kernel == "analytic"
+        analytic = self.kernel in ("analytic", "descriptor")
+        descriptor = self.kernel == "descriptor"
 
         def zeros(shape, dtype=np.float64):
             return np.zeros(shape, dtype)
@@ -911,6 +976,10 @@ class DatasetObjective:
             a.update(gi=zeros((rows, e), np.int32), gj=zeros((rows, e), np.int32),
                      si=zeros((rows, e), np.int32), sj=zeros((rows, e), np.int32),
                      d=zeros((3, rows, e)))
+        if descriptor:
+            local_i, local_j = zeros((rows, e), np.int32), zeros((rows, e), np.int32)
+            if self._base is not None:
+                base = (zeros(rows), zeros((3, rows, n)), zeros((6, rows)))
         else:
             big = max(int(np.abs(listed[k].shifts).max(initial=0)) for k in members)
             a.update(positions=zeros((rows, n, 3)), cell=zeros((rows, 3, 3)),
@@ -939,6 +1008,13 @@ class DatasetObjective:
                 a["gj"][row, :npair] += x.j
                 a["si"][row, :npair] = x.species[x.i]
                 a["sj"][row, :npair] = x.species[x.j]
+                if descriptor:
+                    local_i[row, :npair], local_j[row, :npair] = x.i, x.j
+                    if self._base is not None and row < s:
+                        energy, forces, virial = self._base[k]
+                        base[0][row] = energy
+                        base[1][:, row, :na] = np.asarray(forces).T
+                        base[2][:, row] = [virial[p, q] for p, q in VOIGT]
             else:
                 a["positions"][row, :na] = x.positions
                 a["cell"][row] = x.cell
@@ -951,6 +1027,10 @@ class DatasetObjective:
             if row < s:
                 self._targets(self.items[k], na, abs(float(np.linalg.det(x.cell))), a, row)
         cutoff, skin, half = listed[members[0]].meta
+        if descriptor:
+            self._features(a, local_i, local_j, size, cutoff + skin)
+            if self._base is not None:
+                a["base"] = base
         host = Chunk(**a, pbc=pbc, cutoff=cutoff, skin=skin, half=half, ordered=ordered)
         return _Bucket(members=members, size=size, n_chunks=n_chunks, host=host)
 

@@ -14,11 +14,17 @@ then j ascending).  bzeroflag subtracts the value of an isolated atom, (j + 1); 
 divides by (j + 1) instead (its B0 is then 1).  quadratic appends ½B_k² and B_k B_l (l > k),
 row by row, as ``compute sna/atom ... quadraticflag 1``.
 
-Implementation: per pair the U's come from the standard recursion in (a, b) Cayley–Klein
-parameters; they are summed per atom (O(pairs)); the cubic form over the per-atom U_tot is a
-fused gather-reduce over a static table of non-zero terms, with a hand-written adjoint (also
-gathers, no scatters) so that reverse mode is as cheap as forward and forward-over-reverse
-still works.  Only ``chemflag``/``wselfallflag``/``switchinnerflag`` are not supported.
+Implementation: per pair the rows mb ≤ j/2 of the U's come from the standard recursion in
+(a, b) Cayley–Klein parameters (real arithmetic, chunks of pairs, a zero-padded layout so
+that the recursion needs only slices); they are summed per atom (O(pairs)) and the other rows
+follow by symmetry.  That per-pair part has a custom VJP: nothing per pair is kept, the
+backward pass recomputes a chunk and runs the recursion backwards with the per-atom adjoint
+∂E/∂U gathered to the pair's centre (∂E/∂r per pair, as SNAP codes do); it is plain JAX, so
+it can be differentiated again with respect to that adjoint (forward-over-reverse and
+reverse-over-reverse in the model coefficients work; forward mode in the positions does not).
+The cubic form over the per-atom U_tot is a fused gather-reduce over a static table of
+non-zero terms, with a hand-written adjoint (also gathers, no scatters).
+Only ``chemflag``/``wselfallflag``/``switchinnerflag`` are not supported.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from fractions import Fraction
-from functools import lru_cache
+from functools import lru_cache, partial
 
 import jax
 import jax.numpy as jnp
@@ -271,6 +277,225 @@ def wigner_u(a, b, twojmax: int):
     return jnp.concatenate(blocks, axis=1)
 
 
+def half_offsets(twojmax: int) -> np.ndarray:
+    """Offset of the computed rows mb ≤ j/2 ((j//2 + 1)(j + 1) values) of U_j (+ total)."""
+    return np.concatenate([[0], np.cumsum([(j // 2 + 1) * (j + 1)
+                                           for j in range(twojmax + 1)])])
+
+
+def _materialize(tree, flag):
+    """``tree`` as computed buffers: XLA CPU otherwise fuses the recursion's levels into
+    their consumers and recomputes them per element.  ``flag`` is always true at run time
+    but unknown to the compiler (an optimization barrier does not survive on CPU)."""
+    return jax.lax.cond(flag, lambda t: t, lambda t: jax.tree.map(jnp.zeros_like, t), tree)
+
+
+@lru_cache(maxsize=None)
+def _level_coefficients(twojmax: int):
+    """Per level j ≥ 1, in the padded layout of :func:`_levels`: (A, B) (rows, 2J+1−j) and,
+    for even j, the signs s (2J+2−j,) of the mirrored row mb = j/2 of level j − 1."""
+    big = twojmax
+    out = []
+    for j, (ca, cb, _) in enumerate(_recursion_coefficients(big), start=1):
+        rows, width = ca.shape[0], 2 * big + 1 - j
+        a, b = np.zeros((rows, width)), np.zeros((rows, width))
+        a[:, big - j:big + 1], b[:, big - j:big + 1] = ca, cb
+        s = None
+        if j % 2 == 0:  # source element (j/2 − 1, ma) of level j − 1 sits at t = ma + J − j + 1
+            s = np.array([(-1.0) ** ((width - t) - (big - j + 1) + j // 2 - 1)
+                          for t in range(width + 1)])
+        out.append((a, b, s))
+    return out
+
+
+def _with_mirrored_row(pr, pi, s):
+    """Level j − 1 rows 0..j/2 − 1 plus row j/2 (the mirror of row j/2 − 1)."""
+    xr, xi = (s[:, None] * pr[-1, ::-1])[None], (-s[:, None] * pi[-1, ::-1])[None]
+    return jnp.concatenate([pr, xr], axis=0), jnp.concatenate([pi, xi], axis=0)
+
+
+def _levels(ar, ai, br, bi, twojmax: int, flag):
+    """Rows mb ≤ j/2 of U_j, j = 0..J, for pairs with Cayley–Klein a = ar + i·ai, b = br + i·bi
+    (C,): [(re, im) (rows_j, 2J+1−j, C)] with U_j[mb, ma] at [mb, ma + J − j] and zeros
+    around, so that the recursion
+
+        U_j[mb, ma] = c_a conj(a) U_{j−1}[mb, ma] − c_b conj(b) U_{j−1}[mb, ma − 1]
+
+    needs only slices; real arithmetic, pairs on the last (vector) axis.  The other rows
+    follow from U_j[j−mb, j−ma] = (−1)^(ma+mb) conj U_j[mb, ma]."""
+    big, size = twojmax, ar.shape[-1]
+    ar, ai, br, bi = (x[None, None] for x in (ar, ai, br, bi))
+    e = np.zeros((1, 2 * big + 1, 1))
+    e[0, big, 0] = 1.0
+    pr = jnp.asarray(e) * jnp.ones((1, 1, size), ar.dtype)
+    pi = jnp.zeros_like(pr)
+    levels = [(pr, pi)]
+    for a, b, s in _level_coefficients(big):
+        if s is not None:
+            pr, pi = _with_mirrored_row(pr, pi, s)
+        lr, li, rr, ri = pr[:, 1:], pi[:, 1:], pr[:, :-1], pi[:, :-1]
+        a, b = a[..., None], b[..., None]
+        tr = a * (ar * lr + ai * li) - b * (br * rr + bi * ri)
+        ti = a * (ar * li - ai * lr) - b * (br * ri - bi * rr)
+        pr, pi = _materialize((tr, ti), flag)
+        levels.append((pr, pi))
+    return levels
+
+
+def _compact(levels, twojmax: int):
+    """Padded levels → flat (n_half, C) re and im."""
+    size = levels[0][0].shape[-1]
+    out_r = [lr[:, twojmax - j:twojmax + 1].reshape(-1, size) for j, (lr, _) in enumerate(levels)]
+    out_i = [li[:, twojmax - j:twojmax + 1].reshape(-1, size) for j, (_, li) in enumerate(levels)]
+    return jnp.concatenate(out_r, axis=0), jnp.concatenate(out_i, axis=0)
+
+
+def _levels_adjoint(levels, ar, ai, br, bi, yr, yi, twojmax: int, flag):
+    """Reverse sweep of :func:`_levels`: (∂/∂ar, ∂/∂ai, ∂/∂br, ∂/∂bi) (C,) of
+    Σ (yr·Re U + yi·Im U) over the computed rows, y flat (n_half, C)."""
+    big, size = twojmax, ar.shape[-1]
+    hoff = half_offsets(big)
+    ar, ai, br, bi = (x[None, None] for x in (ar, ai, br, bi))
+    coefs = _level_coefficients(big)
+    gar = gai = gbr = gbi = 0.0
+    carry = None
+    for j in range(big, 0, -1):
+        a, b, s = coefs[j - 1]
+        rows = a.shape[0]
+        part = slice(int(hoff[j]), int(hoff[j + 1]))
+        widen = ((0, 0), (big - j, big - j), (0, 0))
+        cr = jnp.pad(yr[part].reshape(rows, j + 1, size), widen)
+        ci = jnp.pad(yi[part].reshape(rows, j + 1, size), widen)
+        if carry is not None:
+            cr, ci = cr + carry[0], ci + carry[1]
+        pr, pi = levels[j - 1]
+        if s is not None:
+            pr, pi = _with_mirrored_row(pr, pi, s)
+        lr, li, rr, ri = pr[:, 1:], pi[:, 1:], pr[:, :-1], pi[:, :-1]
+        a, b = a[..., None], b[..., None]
+        acr, aci, bcr, bci = a * cr, a * ci, b * cr, b * ci
+        gar = gar + jnp.sum(lr * acr + li * aci, axis=(0, 1))
+        gai = gai + jnp.sum(li * acr - lr * aci, axis=(0, 1))
+        gbr = gbr - jnp.sum(rr * bcr + ri * bci, axis=(0, 1))
+        gbi = gbi - jnp.sum(ri * bcr - rr * bci, axis=(0, 1))
+        if j == 1:
+            break
+        left, right = ((0, 0), (1, 0), (0, 0)), ((0, 0), (0, 1), (0, 0))
+        qr = jnp.pad(ar * acr - ai * aci, left) - jnp.pad(br * bcr - bi * bci, right)
+        qi = jnp.pad(ai * acr + ar * aci, left) - jnp.pad(bi * bcr + br * bci, right)
+        if s is not None:  # fold the mirrored row back onto row j/2 − 1
+            qr = jnp.concatenate([qr[:-2], (qr[-2] + (s[:, None] * qr[-1])[::-1])[None]], axis=0)
+            qi = jnp.concatenate([qi[:-2], (qi[-2] - (s[:, None] * qi[-1])[::-1])[None]], axis=0)
+        carry = _materialize((qr, qi), flag)
+    return gar, gai, gbr, gbi
+
+
+@lru_cache(maxsize=None)
+def _expansion(twojmax: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(index, sign_r, sign_i) with U[k] = sign · U_half[index[k]] (conj where mirrored)."""
+    off, hoff = u_offsets(twojmax), half_offsets(twojmax)
+    n_u = int(off[-1])
+    index = np.zeros(n_u, np.int64)
+    sr, si = np.ones(n_u), np.ones(n_u)
+    for j in range(twojmax + 1):
+        rows = j // 2 + 1
+        for mb in range(j + 1):
+            for ma in range(j + 1):
+                k = off[j] + mb * (j + 1) + ma
+                if mb < rows:
+                    index[k] = hoff[j] + mb * (j + 1) + ma
+                else:
+                    index[k] = hoff[j] + (j - mb) * (j + 1) + (j - ma)
+                    s = (-1.0) ** (ma + mb)  # sign of the source element (j−mb, j−ma)
+                    sr[k], si[k] = s, -s
+    return index, sr, si
+
+
+#: pairs per chunk of the per-pair part
+_PAIR_CHUNK = 512
+
+
+def _pair_geometry(d, rcut, wj, rfac0: float, rmin0: float, switchflag: bool):
+    """Cayley–Klein (a, b) as real parts and the weight w·f_c of pairs d (3, C)."""
+    dx, dy, dz = d[0], d[1], d[2]
+    r = jnp.sqrt(dx * dx + dy * dy + dz * dz)
+    span = rcut - rmin0
+    theta0 = (r - rmin0) * (rfac0 * math.pi) / span
+    z0 = r / jnp.tan(theta0)
+    inv = 1.0 / jnp.sqrt(r * r + z0 * z0)
+    if switchflag:
+        fc = 0.5 * (jnp.cos((r - rmin0) * math.pi / span) + 1.0)
+        fc = jnp.where(r <= rmin0, 1.0, fc)
+    else:
+        fc = jnp.ones_like(r)
+    return inv * z0, -inv * dz, inv * dy, -inv * dx, wj * fc
+
+
+@lru_cache(maxsize=None)
+def _pair_density(twojmax: int, rfac0: float, rmin0: float, switchflag: bool):
+    """(d (3, P), rcut (P,), wj (P,), i (P,), n) ↦ per-atom Σ_pairs w U_half, (n, n_half) ×2.
+
+    P a multiple of the chunk.  A custom VJP: the forward pass keeps no per-pair values, the
+    backward pass recomputes each chunk and runs the recursion backwards with the per-atom
+    adjoint gathered to the pair's centre atom, giving ∂E/∂r per pair (as SNAP codes do).
+    Both passes are ordinary JAX, so the backward pass can itself be differentiated
+    (forward or reverse mode in the adjoint, i.e. in the model coefficients).
+    """
+
+    def geometry(d, rcut, wj):
+        return _pair_geometry(d, rcut, wj, rfac0, rmin0, switchflag)
+
+    def chunks(d, rcut, wj, i):
+        size = _PAIR_CHUNK
+        return (d.reshape(3, -1, size).transpose(1, 0, 2), rcut.reshape(-1, size),
+                wj.reshape(-1, size), i.reshape(-1, size))
+
+    def forward(d, rcut, wj, i, n):
+        n_half = int(half_offsets(twojmax)[-1])
+        zero = jnp.zeros((n, n_half), d.dtype)
+
+        def body(carry, xs):
+            dc, rc, wc, ic = xs
+            flag = ic[0] >= 0
+            ar, ai, br, bi, w = _materialize(geometry(dc, rc, wc), flag)
+            hr, hi = _compact(_levels(ar, ai, br, bi, twojmax, flag), twojmax)
+            hr, hi = (hr * w[None]).T, (hi * w[None]).T
+            return (carry[0].at[ic].add(hr), carry[1].at[ic].add(hi)), None
+
+        out, _ = jax.lax.scan(body, (zero, zero), chunks(d, rcut, wj, i))
+        return out
+
+    @partial(jax.custom_vjp, nondiff_argnums=(4,))
+    def density(d, rcut, wj, i, n):
+        return forward(d, rcut, wj, i, n)
+
+    def fwd(d, rcut, wj, i, n):
+        return forward(d, rcut, wj, i, n), (d, rcut, wj, i)
+
+    def bwd(n, res, g):
+        d, rcut, wj, i = res
+        gr, gi = g
+
+        def body(xs):
+            dc, rc, wc, ic = xs
+            flag = ic[0] >= 0
+            geo, geo_vjp = jax.vjp(geometry, dc, rc, wc)
+            ar, ai, br, bi, w = _materialize(geo, flag)
+            levels = _levels(ar, ai, br, bi, twojmax, flag)
+            ur, ui = _compact(levels, twojmax)
+            yr, yi = _materialize((gr[ic].T, gi[ic].T), flag)
+            gw = jnp.sum(yr * ur + yi * ui, axis=0)
+            yr, yi = yr * w[None], yi * w[None]
+            gab = _levels_adjoint(levels, ar, ai, br, bi, yr, yi, twojmax, flag)
+            return geo_vjp(gab + (gw,))
+
+        gd, grc, gw = jax.lax.map(body, chunks(d, rcut, wj, i))
+        return gd.transpose(1, 0, 2).reshape(3, -1), grc.reshape(-1), gw.reshape(-1), None
+
+    density.defvjp(fwd, bwd)
+    return density
+
+
 # --------------------------------------------------------------------------- the descriptor
 
 @dataclass(frozen=True)
@@ -354,23 +579,18 @@ class Bispectrum:
         use = valid & (r2 < rcut * rcut) & (r2 > 1e-20)
         safe = 0.5 * rcut[:, None] * jnp.asarray([[0.6, 0.64, 0.48]])  # |safe| = rcut/2
         d = jnp.where(use[:, None], d, safe)
-        r = jnp.sqrt(jnp.sum(d * d, axis=1))
-        span = rcut - self.rmin0
-        theta0 = (r - self.rmin0) * (self.rfac0 * math.pi) / span
-        z0 = r / jnp.tan(theta0)
-        inv = 1.0 / jnp.sqrt(r * r + z0 * z0)
-        a = jax.lax.complex(inv * z0, -inv * d[:, 2])
-        b = jax.lax.complex(inv * d[:, 1], -inv * d[:, 0])
-        if self.switchflag:
-            fc = 0.5 * (jnp.cos((r - self.rmin0) * math.pi / span) + 1.0)
-            fc = jnp.where(r <= self.rmin0, 1.0, fc)
-        else:
-            fc = jnp.ones_like(r)
-        w = jnp.where(use, jnp.asarray(self.weights)[sj] * fc, 0.0)
-        u = wigner_u(a, b, self.twojmax) * w[:, None]
-        n = system.natoms
-        return (jax.ops.segment_sum(jnp.real(u), nbrs.i, num_segments=n),
-                jax.ops.segment_sum(jnp.imag(u), nbrs.i, num_segments=n))
+        wj = jnp.where(use, jnp.asarray(self.weights)[sj], 0.0)
+        # pad to whole chunks (weight 0), pairs on the last axis
+        size = _PAIR_CHUNK
+        pad = (-d.shape[0]) % size
+        i = jnp.pad(nbrs.i, (0, pad))
+        d = jnp.pad(d.T, ((0, 0), (0, pad)), constant_values=1.0)
+        rcut = jnp.pad(rcut, (0, pad), constant_values=2.0 * math.sqrt(3.0))
+        wj = jnp.pad(wj, (0, pad))
+        fn = _pair_density(self.twojmax, self.rfac0, self.rmin0, self.switchflag)
+        hr, hi = fn(d, rcut, wj, i, system.natoms)
+        index, sr, si = _expansion(self.twojmax)
+        return jnp.take(hr, index, axis=1) * sr[None], jnp.take(hi, index, axis=1) * si[None]
 
     def linear(self, system: System, nbrs: NeighborList) -> jax.Array:
         """(N, n_linear) bispectrum components (zero rows for inert/padding atoms)."""

@@ -75,13 +75,20 @@ class DescriptorModel:
 
     def atom_energies(self, params: Params, system: System, nbrs: NeighborList) -> jax.Array:
         """(N,) eV per atom slot (0 for padding and species outside ``elements``)."""
-        n = len(self.elements)
         b = self.descriptor.features(system, nbrs)
-        s = jnp.clip(system.species, 0, n - 1)
-        e = self._stack(params, "beta0")[s] + jnp.sum(self._stack(params, "beta")[s] * b, axis=1)
+        return self.energies_from_features(params, b, system.species, system.mask)
+
+    def energies_from_features(self, params: Params, b, species, mask) -> jax.Array:
+        """Per-atom energies (...,) from descriptor rows ``b`` (..., K), the atoms' species and
+        mask (0 for padding and species outside ``elements``); the model part of
+        :meth:`atom_energies`, also used on precomputed features."""
+        n = len(self.elements)
+        s = jnp.clip(species, 0, n - 1)
+        e = self._stack(params, "beta0")[s] + jnp.sum(self._stack(params, "beta")[s] * b,
+                                                      axis=-1)
         if self.quadratic:
-            e = e + jnp.sum(self._stack(params, "gamma")[s] * quadratic_products(b), axis=1)
-        present = system.mask & (system.species >= 0) & (system.species < n)
+            e = e + jnp.sum(self._stack(params, "gamma")[s] * quadratic_products(b), axis=-1)
+        present = mask & (species >= 0) & (species < n)
         return jnp.where(present, e, 0.0)
 
     def energy(self, params: Params, system: System, nbrs: NeighborList) -> jax.Array:

@@ -434,3 +434,44 @@ def test_rejects_bad_targets():
         DatasetObjective(tersoff, [Item(pos, cell, species, pbc)], kernel="analytic")
 
 
+
+
+# --------------------------------------------------------------------------- descriptor kernel
+
+
+def test_descriptor_kernel_matches_autodiff_with_a_zbl_base():
+    """SNAP (Mo_Zuo) over ZBL: the descriptor kernel (precomputed features and their pair
+    derivatives, ZBL as a fixed base) gives the autodiff kernel's predictions, residuals,
+    gradient and Jacobian with respect to the coefficients."""
+    from rexfit.potentials.snap import SNAP
+    from rexfit.potentials.zbl import ZBL
+
+    snap, params = SNAP.from_files(potentials_dir() / "Mo_Zuo_JPCA2020.snapcoeff",
+                                   potentials_dir() / "Mo_Zuo_JPCA2020.snapparam", ["Mo"])
+    total = SumPotential((("core", ZBL(1.6, 2.4, (42.0,))), ("Mo", snap)))
+    structures = [crystal("Mo", 3.15, seed=k, rattle=0.25) for k in range(3)]
+    structures.append(crystal("Mo", 3.15, repeat=2, seed=9))
+    items = _items([(p, c, s, (True,) * 3) for p, c, s in structures], seed=4)
+
+    def tree(x):
+        beta = params["Mo"]["beta"].at[jnp.arange(5)].set(x[1:])
+        return {"core": {}, "Mo": {"Mo": {"beta0": x[0], "beta": beta}}}
+
+    x0 = np.concatenate([[float(params["Mo"]["beta0"])], np.asarray(params["Mo"]["beta"][:5])])
+    fast = DatasetObjective(total, items, transform=tree)
+    slow = DatasetObjective(total, items, transform=tree, kernel="autodiff")
+    assert fast.kernel == "descriptor"
+    for a, b in zip(fast.predictions(x0), slow.predictions(x0)):
+        assert a.energy == pytest.approx(b.energy, abs=1e-11)
+        np.testing.assert_allclose(a.forces, b.forces, rtol=0, atol=1e-11)
+        np.testing.assert_allclose(a.stress, b.stress, rtol=0, atol=1e-13)
+    r1, j1 = fast.residuals_and_jacobian(x0)
+    r2, j2 = slow.residuals_and_jacobian(x0)
+    np.testing.assert_allclose(r1, r2, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(j1, j2, rtol=1e-10, atol=1e-10 * np.abs(j2).max())
+    v1, g1 = fast.value_and_grad(x0)
+    v2, g2 = slow.value_and_grad(x0)
+    assert v1 == pytest.approx(v2, rel=1e-12)
+    np.testing.assert_allclose(g1, g2, rtol=1e-10, atol=1e-10 * np.abs(g2).max())
+    with pytest.raises(ValueError, match="descriptor kernel"):
+        DatasetObjective(LennardJones(4.5), items, kernel="descriptor")

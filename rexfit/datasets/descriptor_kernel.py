@@ -1,0 +1,153 @@
+"""The ``"descriptor"`` kernel of the dataset engine: models built on per-atom descriptors (SNAP,
+linear and quadratic descriptor models), optionally over a parameter-free base (ZBL).
+
+The structures of a dataset never move, so every atom's descriptor row B_i and its derivatives
+∂B_i/∂d_p with respect to the pair vectors d_p = x_j − x_i of its neighbours (p = pairs with
+centre i on the full neighbour list) are computed once, when the engine is made.  A model
+evaluation is then only per-atom and per-pair arithmetic:
+
+    E = Σ_i ε_{s_i}(B_i; θ) + E_base,      c_p = (∂ε/∂B)(B_{i(p)}) · ∂B_{i(p)}/∂d_p  (3-vector),
+
+forces F_i = Σ_{p: i(p)=i} c_p − Σ_{p: j(p)=i} c_p (+ base), virial W = Σ_p sym(d_p ⊗ c_p)
+(+ base): the same assembly as the analytic kernel, with c_p = dE/dd_p.  Gradients and
+Jacobians with respect to θ go through this arithmetic only, which is what makes linear fits
+(`<linear-solve>`: one Jacobian) and many gradient steps cheap.
+
+The derivatives: a descriptor depends on a structure only through
+:func:`rexfit.structures.neighbors.pair_displacements`; evaluating it on a system with zero
+positions and unit cell and a neighbour list whose (float) image shifts are the pair vectors
+makes the pair vectors its direct input.  Since each pair has one centre,
+∂(Σ_i B_ik)/∂d_p = ∂B_{i(p),k}/∂d_p, so K reverse passes (one per component k) give every
+per-pair derivative.  Memory: 24·K bytes per pair slot per model (kept on the host and streamed
+like every chunk input).
+
+The base: terms without parameters (ZBL) are evaluated once, with the autodiff kernel, and
+enter every prediction as fixed energies, forces and virials.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from rexfit.potentials.base import Linked, SumPotential
+from rexfit.potentials.zbl import ZBL
+from rexfit.structures.neighbors import NeighborList
+from rexfit.structures.system import System
+
+
+def is_model(term) -> bool:
+    """A descriptor model: a ``descriptor`` and ``energies_from_features``."""
+    return hasattr(term, "descriptor") and hasattr(term, "energies_from_features")
+
+
+def _named_leaves(potential, name=""):
+    if isinstance(potential, SumPotential):
+        for key, term in potential.terms:
+            yield from _named_leaves(term, key)
+    elif isinstance(potential, Linked):
+        yield from _named_leaves(potential.term, name)
+    else:
+        yield name, potential
+
+
+def descriptor_supported(potential) -> bool:
+    """True if every term is a descriptor model or a parameter-free base (ZBL), with at least
+    one model."""
+    leaves = [leaf for _, leaf in _named_leaves(potential)]
+    return any(map(is_model, leaves)) and all(is_model(t) or isinstance(t, ZBL) for t in leaves)
+
+
+def models(potential) -> list:
+    """The descriptor models of ``potential``, in order."""
+    return [leaf for _, leaf in _named_leaves(potential) if is_model(leaf)]
+
+
+def base_potential(potential):
+    """(SumPotential of the base terms, their params) or None without a base."""
+    base = [(name, leaf) for name, leaf in _named_leaves(potential) if isinstance(leaf, ZBL)]
+    if not base:
+        return None
+    return SumPotential(tuple(base)), {name: {} for name, _ in base}
+
+
+def model_params(potential, params) -> list:
+    """The params of each descriptor model (as :func:`models`)."""
+    out = []
+
+    def walk(pot, prm):
+        if isinstance(pot, SumPotential):
+            for key, term in pot.terms:
+                walk(term, prm[key])
+        elif isinstance(pot, Linked):
+            walk(pot.term, pot.resolve(prm))
+        elif is_model(pot):
+            out.append(prm)
+
+    walk(potential, params)
+    return out
+
+
+def feature_rows(descriptor, species, mask, i, j, d, pair_mask, cutoff: float):
+    """(B (n, K), ∂B/∂d per pair (E, K, 3)) of one structure from its full neighbour list:
+    atom indices i, j (E,), pair vectors d (E, 3) Å, masks."""
+    n = species.shape[0]
+
+    def features(vectors):
+        system = System(positions=jnp.zeros((n, 3), vectors.dtype), cell=jnp.eye(3),
+                        species=species, mask=mask, pbc=(True, True, True))
+        nbrs = NeighborList(i=i, j=j, shifts=vectors, mask=pair_mask,
+                            ref_positions=jnp.zeros((n, 3), vectors.dtype), ref_cell=jnp.eye(3),
+                            cutoff=cutoff, skin=0.0, half=False)
+        return descriptor.features(system, nbrs)
+
+    rows, pullback = jax.vjp(lambda v: jnp.sum(features(v), axis=0), d)
+    k = rows.shape[0]
+    grads = jax.lax.map(lambda e: pullback(e)[0], jnp.eye(k, dtype=d.dtype))  # (K, E, 3)
+    return features(d), jnp.where(pair_mask[:, None, None], jnp.moveaxis(grads, 0, 1), 0.0)
+
+
+def descriptor_outputs(potential, params, c, scatter, voigt):
+    """Kernel "descriptor": energy (B,), forces (3, B, n), virial (6, B), stress (6, B) of a
+    chunk ``c`` with precomputed ``features`` / ``feature_grads`` (one per model) and
+    ``base``; ``scatter(values (B, E), index, shape, live)`` sums pairs onto atom slots."""
+    b_structures, n_atoms = c.mask.shape
+    species = c.species.reshape(-1)
+    mask = c.mask.reshape(-1)
+    energy = jnp.zeros(b_structures)
+    slope = [0.0, 0.0, 0.0]  # dE/dd per pair, x y z
+    for model, prm, rows, grads in zip(models(potential), model_params(potential, params),
+                                       c.features, c.feature_grads):
+        flat = rows.reshape(b_structures * n_atoms, -1)
+
+        def total(b, model=model, prm=prm):
+            e = model.energies_from_features(prm, b, species, mask)
+            return jnp.sum(e), e
+
+        g, per_atom = jax.grad(total, has_aux=True)(flat)  # (B·n, K), (B·n,)
+        energy = energy + jnp.sum(per_atom.reshape(b_structures, n_atoms), axis=1)
+        at_centre = g[c.gi]  # (B, E, K): ∂ε/∂B of each pair's centre
+        for a in range(3):
+            slope[a] = slope[a] + jnp.sum(at_centre * grads[..., a], axis=-1)
+    live = jnp.any(c.mask)
+    shape = c.mask.shape
+    forces = jnp.stack([scatter(s, c.gi, shape, live) - scatter(s, c.gj, shape, live)
+                        for s in slope])
+    virial = jnp.stack([0.5 * jnp.sum(slope[a] * c.d[b] + slope[b] * c.d[a], axis=1)
+                        for a, b in voigt])
+    if c.base is not None:
+        base_energy, base_forces, base_virial = c.base
+        energy, forces, virial = energy + base_energy, forces + base_forces, virial + base_virial
+    return energy, forces, virial, virial / c.volume[None]
+
+
+def feature_bytes(potential, pair_slots: int) -> int:
+    """Host bytes of the per-pair feature derivatives for ``pair_slots`` slots."""
+    return sum(24 * m.descriptor.n_features * pair_slots for m in models(potential))
+
+
+def host(tree) -> Any:
+    return jax.tree_util.tree_map(np.asarray, tree)
