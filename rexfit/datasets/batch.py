@@ -702,13 +702,15 @@ def _key(x) -> np.ndarray:
 
 
 @lru_cache(maxsize=None)
-def _feature_rows_batch(descriptor, cutoff: float):
+def _feature_rows_batch(descriptor, cutoff: float, ordered: bool | None):
     """Jitted, vmapped :func:`descriptor_kernel.feature_rows` for one descriptor."""
-    return jax.jit(jax.vmap(partial(_one_feature_rows, descriptor, cutoff)))
+    return jax.jit(jax.vmap(partial(_one_feature_rows, descriptor, cutoff, ordered)))
 
 
-def _one_feature_rows(descriptor, cutoff, species, mask, i, j, d, pair_mask):
-    return dk.feature_rows(descriptor, species, mask, i, j, d, pair_mask, cutoff)
+def _one_feature_rows(descriptor, cutoff, ordered, species, mask, i, j, d, pair_mask, tij,
+                      tik, tmask):
+    triplets = None if tij is None else Triplets(ij=tij, ik=tik, mask=tmask, ordered=ordered)
+    return dk.feature_rows(descriptor, species, mask, i, j, d, pair_mask, cutoff, triplets)
 
 
 def _static(fn):
@@ -900,9 +902,8 @@ class DatasetObjective:
         system = make_system(it.positions, it.cell, it.species, it.pbc)
         if self.kernel == "analytic":
             nbrs = build_neighbor_list(system, self.potential.cutoff, self.skin, half=True)
-        elif self.kernel == "descriptor":
-            reach = max(m.cutoff for m in dk.models(self.potential))
-            nbrs = build_neighbor_list(system, reach, self.skin, half=False)
+        elif self.kernel == "descriptor":  # full list (with triplets if a descriptor needs)
+            nbrs = build_lists(self.potential, system, self.skin, n_species=self.n_species)
         else:
             nbrs = build_lists(self.potential, system, self.skin, n_species=self.n_species)
         npair = int(np.count_nonzero(np.asarray(nbrs.mask)))
@@ -929,17 +930,25 @@ class DatasetObjective:
                                   merge_padding=self.merge_padding)
         return [(p.energy, p.forces, p.virial) for p in engine.predictions(params)]
 
-    def _features(self, a: dict, local_i, local_j, size: int, cutoff: float) -> None:
+    def _features(self, a: dict, local_i, local_j, size: int, cutoff: float,
+                  ordered: bool | None) -> None:
         """Descriptor rows and their pair derivatives of every row of a bucket (one jitted
         call per chunk of ``size`` rows, all of one shape), into ``a``."""
         rows = a["mask"].shape[0]
         vectors = np.moveaxis(a["d"], 0, -1)  # (rows, E, 3)
+        triplets = a.get("tij") is not None
         features, grads = [], []
         for model in dk.models(self.potential):
-            fn = _feature_rows_batch(model.descriptor, cutoff)
-            parts = [fn(a["species"][k:k + size], a["mask"][k:k + size],
-                        local_i[k:k + size], local_j[k:k + size], vectors[k:k + size],
-                        a["pair_mask"][k:k + size]) for k in range(0, rows, size)]
+            fn = _feature_rows_batch(model.descriptor, cutoff, ordered if triplets else None)
+
+            def part(k):
+                rows_ = slice(k, k + size)
+                extra = (a["tij"][rows_], a["tik"][rows_], a["tmask"][rows_]) if triplets \
+                    else (None, None, None)
+                return fn(a["species"][rows_], a["mask"][rows_], local_i[rows_],
+                          local_j[rows_], vectors[rows_], a["pair_mask"][rows_], *extra)
+
+            parts = [part(k) for k in range(0, rows, size)]
             features.append(np.concatenate([np.asarray(p[0]) for p in parts]))
             grads.append(np.concatenate([np.asarray(p[1]) for p in parts]))
         a["features"], a["feature_grads"] = tuple(features), tuple(grads)
@@ -980,14 +989,14 @@ class DatasetObjective:
             local_i, local_j = zeros((rows, e), np.int32), zeros((rows, e), np.int32)
             if self._base is not None:
                 base = (zeros(rows), zeros((3, rows, n)), zeros((6, rows)))
-        else:
+        if not analytic:
             big = max(int(np.abs(listed[k].shifts).max(initial=0)) for k in members)
             a.update(positions=zeros((rows, n, 3)), cell=zeros((rows, 3, 3)),
                      i=zeros((rows, e), np.int32), j=zeros((rows, e), np.int32),
                      shifts=zeros((rows, e, 3), np.int8 if big < 127 else np.int32))
-            if has_trip:
-                a.update(tij=zeros((rows, t), np.int32), tik=zeros((rows, t), np.int32),
-                         tmask=zeros((rows, t), bool))
+        if has_trip:
+            a.update(tij=zeros((rows, t), np.int32), tik=zeros((rows, t), np.int32),
+                     tmask=zeros((rows, t), bool))
         ordered = None
         for row in range(rows):
             k = members[row] if row < s else members[0]  # padding rows: weightless copies
@@ -1020,15 +1029,15 @@ class DatasetObjective:
                 a["cell"][row] = x.cell
                 a["i"][row, :npair], a["j"][row, :npair] = x.i, x.j
                 a["shifts"][row, :npair] = x.shifts
-                if has_trip:
-                    ij, ik, ordered = x.triplets
-                    a["tij"][row, :len(ij)], a["tik"][row, :len(ij)] = ij, ik
-                    a["tmask"][row, :len(ij)] = True
+            if has_trip:
+                ij, ik, ordered = x.triplets
+                a["tij"][row, :len(ij)], a["tik"][row, :len(ij)] = ij, ik
+                a["tmask"][row, :len(ij)] = True
             if row < s:
                 self._targets(self.items[k], na, abs(float(np.linalg.det(x.cell))), a, row)
         cutoff, skin, half = listed[members[0]].meta
         if descriptor:
-            self._features(a, local_i, local_j, size, cutoff + skin)
+            self._features(a, local_i, local_j, size, cutoff + skin, ordered)
             if self._base is not None:
                 a["base"] = base
         host = Chunk(**a, pbc=pbc, cutoff=cutoff, skin=skin, half=half, ordered=ordered)

@@ -37,6 +37,7 @@ from rexfit.potentials.base import Linked, SumPotential
 from rexfit.potentials.zbl import ZBL
 from rexfit.structures.neighbors import NeighborList
 from rexfit.structures.system import System
+from rexfit.structures.triplets import TripletNeighborList
 
 
 def is_model(term) -> bool:
@@ -91,17 +92,21 @@ def model_params(potential, params) -> list:
     return out
 
 
-def feature_rows(descriptor, species, mask, i, j, d, pair_mask, cutoff: float):
+def feature_rows(descriptor, species, mask, i, j, d, pair_mask, cutoff: float,
+                 triplets=None):
     """(B (n, K), ∂B/∂d per pair (E, K, 3)) of one structure from its full neighbour list:
-    atom indices i, j (E,), pair vectors d (E, 3) Å, masks."""
+    atom indices i, j (E,), pair vectors d (E, 3) Å, masks, and the list's triplets (a
+    :class:`~rexfit.structures.triplets.Triplets`) for descriptors that need them."""
     n = species.shape[0]
 
     def features(vectors):
         system = System(positions=jnp.zeros((n, 3), vectors.dtype), cell=jnp.eye(3),
                         species=species, mask=mask, pbc=(True, True, True))
-        nbrs = NeighborList(i=i, j=j, shifts=vectors, mask=pair_mask,
-                            ref_positions=jnp.zeros((n, 3), vectors.dtype), ref_cell=jnp.eye(3),
-                            cutoff=cutoff, skin=0.0, half=False)
+        fields = dict(i=i, j=j, shifts=vectors, mask=pair_mask,
+                      ref_positions=jnp.zeros((n, 3), vectors.dtype), ref_cell=jnp.eye(3),
+                      cutoff=cutoff, skin=0.0, half=False)
+        nbrs = NeighborList(**fields) if triplets is None else \
+            TripletNeighborList(**fields, triplets=triplets)
         return descriptor.features(system, nbrs)
 
     rows, pullback = jax.vjp(lambda v: jnp.sum(features(v), axis=0), d)
