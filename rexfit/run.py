@@ -147,6 +147,8 @@ def run_job(job: s.JobSpec, *, output_dir: str | None = None, no_fit: bool = Fal
     space = ParameterSpace(pm, job.constraints)
     objective = Objective(job, space)
     log(f"rexfit {__version__}: job '{job.name}' ({job.path})")
+    for line in objective.notes:
+        log(line)
     u0 = space.u0()
     fit = None
     if job.validate_potentials:
@@ -272,7 +274,8 @@ def write_parameters(job: s.JobSpec, space: ParameterSpace, params, directory: s
             name = f"{pot.id}.fitted.{COEFFICIENT_FILES[pot.kind]}"
             write_coefficient_file(job, pot, dict(pm.potential.terms)[pot.id], params[pot.id],
                                    os.path.join(directory, name))
-            coeff_files[pot.id] = name
+            coeff_files[pot.id] = ("model-file" if pot.kind == "neural-network"
+                                   else "coeff-file", name)
     in_xml = {k: values[k] for k in changed
               if not any(e.name == k and (e.path[0] in param_files or e.path[0] in coeff_files)
                          for e in pm.entries)}
@@ -392,7 +395,7 @@ def export_potentials(job: s.JobSpec, pm: PotentialModel, params, finals: dict,
 #: Potentials whose parameters live in a LAMMPS file, and that file's usual extension.
 THREE_BODY_FILES = {"tersoff": "tersoff", "abop": "tersoff", "stillinger-weber": "sw"}
 #: Descriptor models whose coefficients live in a coefficient file (.snapcoeff layout).
-COEFFICIENT_FILES = {"snap": "snapcoeff", "linear-model": "coeff"}
+COEFFICIENT_FILES = {"snap": "snapcoeff", "linear-model": "coeff", "neural-network": "json"}
 
 
 def _coefficient_table(term, params) -> dict:
@@ -460,11 +463,17 @@ def _export_descriptor_model(job: s.JobSpec, pot: s.PotentialSpec, terms: dict, 
 
 def write_coefficient_file(job: s.JobSpec, pot: s.PotentialSpec, term, params,
                            path: str) -> None:
-    """Write a descriptor model's coefficients (.snapcoeff layout), atomically."""
+    """Write a descriptor model's coefficients (.snapcoeff layout) or a network's model
+    file (JSON), atomically."""
     from rexfit.potentials.snap_files import write_snapcoeff
 
     header = [f"Written by rexfit {__version__} for <{pot.kind} id='{pot.id}'> of job "
               f"'{job.name}' ({os.path.basename(job.path)})"]
+    if pot.kind == "neural-network":
+        from rexfit.potentials.nn_files import write_model
+
+        _atomic_write(path, lambda tmp: write_model(tmp, term, params, header[0]))
+        return
     table = _coefficient_table(term, params)
     _atomic_write(path, lambda tmp: write_snapcoeff(tmp, table, header))
 

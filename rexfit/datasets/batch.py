@@ -1127,6 +1127,20 @@ class DatasetObjective:
     def _call(self, name: str, *args):
         return KERNELS[name](self._spec, *args)
 
+    def descriptor_rows(self, model: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """(species (M,), descriptor rows (M, K)) of every real atom of the dataset for the
+        ``model``-th descriptor model (descriptor kernel only)."""
+        if self.kernel != "descriptor":
+            raise ValueError("descriptor rows are kept by the descriptor kernel only")
+        species, rows = [], []
+        for b in self._buckets:
+            real = np.zeros(b.n_chunks * b.size, bool)
+            real[:len(b.members)] = True  # padding rows copy a real structure: skip them
+            mask = b.host.mask & real[:, None]
+            species.append(b.host.species[mask])
+            rows.append(b.host.features[model][mask])
+        return np.concatenate(species), np.concatenate(rows)
+
     @property
     def bucket_shapes(self) -> list[tuple[int, int, int]]:
         """(B, n, E) of every bucket's chunks: structures, atom slots, pair slots."""

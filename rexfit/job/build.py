@@ -7,6 +7,7 @@ they record located errors and return None, so one run reports every problem.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -571,6 +572,116 @@ def _descriptor_model(ctx: Context, node: Node) -> s.PotentialSpec:
                            options=tuple(options))
 
 
+#: Descriptor elements of <neural-network> with their numeric list / scalar attributes.
+NN_DESCRIPTORS = ("acsf", "wacsf", "lsp", "power-spectrum", "ead", "bispectrum")
+
+
+def _numbers(ctx: Context, node: Node, name: str, default: str | None = None) -> list[float]:
+    raw = node.get(name, default)
+    if raw is None:
+        return []
+    out = []
+    for word in raw.split():
+        value = ctx.number(word, node, f"<{node.tag}> attribute '{name}'")
+        if value is not None:
+            out.append(value)
+    return out
+
+
+def _nn_descriptor(ctx: Context, node: Node) -> dict:
+    """The descriptor element of a <neural-network> as a plain dict (kind and settings)."""
+    out: dict = {"kind": node.tag}
+    if node.tag in ("acsf", "wacsf"):
+        out["rcut"] = ctx.attr_number(node, "rcut")
+        ctx.positive(out["rcut"], f"<{node.tag}> rcut", node.origin)
+        out["cutoff-function"] = node.get("cutoff-function", "cosine")
+        terms = {"g2": [], "g4": [], "g5": []}
+        for c in node.children:
+            if c.tag not in terms:
+                continue
+            etas, rss = _numbers(ctx, c, "eta"), _numbers(ctx, c, "rs", "0")
+            if c.tag == "g2":
+                terms["g2"] += [[eta, rs] for eta in etas for rs in rss]
+                continue
+            zetas, lambdas = _numbers(ctx, c, "zeta"), _numbers(ctx, c, "lambda")
+            if not zetas or not lambdas:
+                ctx.error(f"<{c.tag}> needs zeta and lambda", c.origin)
+            for z in zetas:
+                if z < 1 or (c.tag == "g5" and z != int(z)):
+                    ctx.error(f"<{c.tag}> zeta must be ≥ 1" + (" and an integer" if c.tag ==
+                                                               "g5" else "") + f", got {z:g}",
+                              c.origin)
+            for lam in lambdas:
+                if abs(lam) > 1:
+                    ctx.error(f"<{c.tag}> lambda must lie in [−1, 1], got {lam:g}", c.origin)
+            terms[c.tag] += [[eta, z, lam, rs] for eta in etas for z in zetas
+                             for lam in lambdas for rs in rss]
+        out.update(terms)
+    elif node.tag == "lsp":
+        out.update(rn=_numbers(ctx, node, "rn"), sigma=ctx.attr_number(node, "sigma"),
+                   rcut=ctx.attr_number(node, "rcut"), d=ctx.attr_number(node, "d"),
+                   ls=[int(x) for x in _numbers(ctx, node, "ls", "0 1 2 4 6")])
+    elif node.tag == "power-spectrum":
+        out.update(nmax=ctx.attr_int(node, "nmax"), lmax=ctx.attr_int(node, "lmax"),
+                   rcut=ctx.attr_number(node, "rcut"), alpha=ctx.attr_number(node, "alpha", 2.0))
+    elif node.tag == "ead":
+        out.update(lmax=ctx.attr_int(node, "lmax"), eta=_numbers(ctx, node, "eta"),
+                   rs=_numbers(ctx, node, "rs"), rcut=ctx.attr_number(node, "rcut"))
+    else:  # bispectrum
+        out.update(twojmax=ctx.attr_int(node, "twojmax"), rcutfac=ctx.attr_number(node, "rcutfac"),
+                   rfac0=ctx.attr_number(node, "rfac0", 0.99363),
+                   rmin0=ctx.attr_number(node, "rmin0", 0.0),
+                   switchflag=ctx.attr_int(node, "switchflag", 1),
+                   bzeroflag=ctx.attr_int(node, "bzeroflag", 1))
+    return out
+
+
+def _neural_network(ctx: Context, node: Node) -> s.PotentialSpec:
+    """<neural-network>: options carry hidden, activation, seed, the descriptor (JSON), the
+    elements and the model file; fit_dofs the weight groups."""
+    head = _potential_head(ctx, node)
+    what = f"<neural-network id='{head['id']}'>"
+    if head["species_a"] != "*" or head["species_b"] != "*":
+        ctx.error(f"{what} describes every atom of its elements: leave species-a and "
+                  "species-b out (or give *)", node.origin)
+    descriptors = [c for c in node.children if c.tag in NN_DESCRIPTORS]
+    if len(descriptors) != 1:
+        ctx.error(f"{what} needs exactly one descriptor element "
+                  f"({', '.join(f'<{k}>' for k in NN_DESCRIPTORS)})", node.origin)
+    hidden = [int(x) for x in _numbers(ctx, node, "hidden", "30 30")]
+    if not hidden or min(hidden) < 1 or any(h != int(h) for h in _numbers(ctx, node, "hidden",
+                                                                         "30 30")):
+        ctx.error(f"{what} hidden must list positive integer layer widths", node.origin)
+    options = [("hidden", " ".join(map(str, hidden))),
+               ("activation", node.get("activation", "tanh")),
+               ("seed", str(ctx.attr_int(node, "seed", 0)))]
+    if descriptors:
+        options.append(("descriptor", json.dumps(_nn_descriptor(ctx, descriptors[0]))))
+    elements = node.findall("element")
+    if not elements:
+        ctx.error(f"{what} needs <element species=...> entries naming the elements it "
+                  "describes", node.origin)
+    for c in elements:
+        sp = c.get("species")
+        ctx.check_species(sp, c.origin, "<element> species")
+        radius = ctx.attr_number(c, "radius")
+        if descriptors and descriptors[0].tag == "bispectrum" and radius is None:
+            ctx.error("<element> of a network on the bispectrum needs a radius", c.origin)
+        options.append((f"element:{sp}", f"{'' if radius is None else repr(radius)} "
+                                         f"{repr(ctx.attr_number(c, 'weight', 1.0))}"))
+    model_file = node.find("model-file")
+    if model_file is not None:
+        options.append(("model-file", ctx.file(model_file) or ""))
+    dofs = _fit_dofs(ctx, node.find("fit-dof"), ("weights",), f"neural-network "
+                     f"'{head['id']}'")
+    for dof in dofs.values():
+        if dof.tag is not None:
+            ctx.check_species(dof.tag, dof.origin, f"<fit-dof> entry <{dof.name}> tag")
+    exports = _exports(ctx, node, ("export-potential",))
+    return s.PotentialSpec(**head, fit_dofs=tuple(dofs.values()), exports=exports,
+                           options=tuple(options))
+
+
 POTENTIALS: dict[str, Callable] = {
     "lennard-jones": _lennard_jones,
     "eam": _function_potential,
@@ -583,6 +694,7 @@ POTENTIALS: dict[str, Callable] = {
     "zbl": _zbl,
     "snap": _descriptor_model,
     "linear-model": _descriptor_model,
+    "neural-network": _neural_network,
 }
 
 

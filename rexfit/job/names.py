@@ -20,6 +20,7 @@ POTENTIAL_TYPE = {
     "zbl": "ZBL",
     "snap": "SNAP",
     "linear-model": "linear-model",
+    "neural-network": "NN",
 }
 
 FUNCTION_TYPE = {"sum": "functionSum", "product": "functionProduct"}

@@ -35,6 +35,7 @@ class ParamEntry:
     max: float | None
     reset: bool
     origin: Origin | None
+    scale: float | None = None  # the fit vector's unit for this DOF (default |initial| or 1)
 
 
 @dataclass(frozen=True)
@@ -57,8 +58,10 @@ class _Builder:
         self.species = species
         self.entries: list[ParamEntry] = []
 
-    def add(self, name: str, path: tuple[str, ...], p: s.ParamSpec) -> jnp.ndarray:
-        self.entries.append(ParamEntry(name, path, p.value, p.fit, p.min, p.max, p.reset, p.origin))
+    def add(self, name: str, path: tuple, p: s.ParamSpec, scale: float | None = None
+            ) -> jnp.ndarray:
+        self.entries.append(ParamEntry(name, path, p.value, p.fit, p.min, p.max, p.reset,
+                                       p.origin, scale))
         return jnp.float64(p.value)
 
     # ------------------------------------------------------------------ functions
@@ -519,6 +522,94 @@ def _descriptor_model(pot: s.PotentialSpec, species: tuple[str, ...], b: _Builde
     return obj, params
 
 
+def _nn_descriptor(settings: dict, elements: tuple[str, ...], weights, radii):
+    """The descriptor object of a <neural-network> from its job settings."""
+    from rexfit.descriptors.acsf import ACSF, WACSF
+    from rexfit.descriptors.bispectrum import Bispectrum
+    from rexfit.descriptors.ead import EAD
+    from rexfit.descriptors.lsp import LSP
+    from rexfit.descriptors.power_spectrum import PowerSpectrum
+
+    kind = settings["kind"]
+    weights = tuple(weights)
+    if kind in ("acsf", "wacsf"):
+        terms = {k: tuple(tuple(float(v) for v in t) for t in settings[k])
+                 for k in ("g2", "g4", "g5")}
+        if kind == "acsf":
+            return ACSF(float(settings["rcut"]), cutoff_function=settings["cutoff-function"],
+                        n_elements=len(elements), **terms)
+        return WACSF(float(settings["rcut"]), cutoff_function=settings["cutoff-function"],
+                     weights=weights, **terms)
+    if kind == "lsp":
+        return LSP(tuple(settings["rn"]), float(settings["sigma"]), float(settings["rcut"]),
+                   float(settings["d"]), tuple(settings["ls"]), weights)
+    if kind == "power-spectrum":
+        return PowerSpectrum(int(settings["nmax"]), int(settings["lmax"]),
+                             float(settings["rcut"]), weights, alpha=float(settings["alpha"]))
+    if kind == "ead":
+        return EAD(int(settings["lmax"]), tuple(settings["eta"]), tuple(settings["rs"]),
+                   float(settings["rcut"]), weights)
+    return Bispectrum(int(settings["twojmax"]), float(settings["rcutfac"]), tuple(radii),
+                      weights, rfac0=float(settings["rfac0"]), rmin0=float(settings["rmin0"]),
+                      switchflag=bool(settings["switchflag"]),
+                      bzeroflag=bool(settings["bzeroflag"]))
+
+
+def _neural_network(pot: s.PotentialSpec, species: tuple[str, ...], b: _Builder):
+    """<neural-network>: the model, its params (random from the seed, or a model file) and one
+    DOF per trained weight (unit fit scale), named head.<leaf>.<k>[El]."""
+    import json
+
+    from rexfit.potentials.neural_network import TRAINED, NeuralNetwork
+    from rexfit.potentials.nn_files import descriptor_to_dict, read_model
+
+    opts = dict(pot.options)
+    given = [(k.split(":", 1)[1], v.split()) for k, v in pot.options if k.startswith("element:")]
+    elements = _model_elements(pot, species, [e for e, _ in given])
+    weights = [float(v[-1]) for _, v in given]
+    radii = [float(v[0]) if len(v) == 2 else 0.0 for _, v in given]
+    try:
+        descriptor = _nn_descriptor(json.loads(opts["descriptor"]), elements, weights, radii)
+        model = NeuralNetwork(descriptor, elements,
+                              tuple(int(h) for h in opts["hidden"].split()), opts["activation"])
+        if opts.get("model-file"):
+            loaded, params = read_model(opts["model-file"])
+            same = (loaded.elements == model.elements and loaded.hidden == model.hidden
+                    and loaded.activation == model.activation
+                    and descriptor_to_dict(loaded.descriptor) == descriptor_to_dict(descriptor))
+            if not same:
+                raise ValueError(f"{opts['model-file']} holds another network (elements, "
+                                 "layers, activation or descriptor settings differ from the "
+                                 "job's)")
+        else:
+            params = model.initial_params(int(opts.get("seed", 0)))
+    except (ValueError, TypeError, KeyError, NotImplementedError) as exc:
+        raise InputErrors([InputError(f"<neural-network id='{pot.id}'>: {exc}", pot.origin)]) \
+            from None
+    head = f"{pot.id}[{names.POTENTIAL_TYPE[pot.kind]}]"
+    chosen: dict[str, s.FitDofSpec] = {}
+    for dof in pot.fit_dofs:
+        for e in (elements if dof.tag is None else (dof.tag,)):
+            if e not in elements:
+                raise InputErrors([InputError(
+                    f"<fit-dof> entry <{dof.name}>: tag '{e}' is not an element of this "
+                    f"network ({', '.join(elements)})", dof.origin)])
+            chosen[e] = dof
+    for e, dof in chosen.items():
+        for leaf, value in params[e].items():
+            if not leaf.startswith(TRAINED):
+                continue
+            values = np.atleast_1d(np.asarray(value, float))
+            for k, v in enumerate(values):
+                scalar = np.ndim(value) == 0
+                label = f"{head}.{leaf}[{e}]" if scalar else f"{head}.{leaf}.{k}[{e}]"
+                path = (pot.id, e, leaf) if scalar else (pot.id, e, leaf, k)
+                spec = s.ParamSpec(name=label, value=float(v), origin=dof.origin,
+                                   fit=dof.enabled, min=dof.min, max=dof.max, reset=dof.reset)
+                b.add(label, path, spec, scale=1.0)
+    return model, params
+
+
 def build_potentials(job: s.JobSpec) -> PotentialModel:
     """Physics objects and the named parameter tree for every potential of the job."""
     species = tuple(sp.symbol for sp in job.species)
@@ -541,11 +632,13 @@ def build_potentials(job: s.JobSpec) -> PotentialModel:
             obj, prm = _zbl(pot, species)
         elif pot.kind in ("snap", "linear-model"):
             obj, prm = _descriptor_model(pot, species, b)
+        elif pot.kind == "neural-network":
+            obj, prm = _neural_network(pot, species, b)
         else:
             raise NotImplementedInRexfit(
                 f"{pot.origin}: <{pot.kind}> potentials are not computed by this version of "
                 f"rexfit yet (available: lennard-jones, eam, meam, adp, tabulated-eam, tersoff, "
-                f"abop, stillinger-weber, zbl, snap, linear-model)")
+                f"abop, stillinger-weber, zbl, snap, linear-model, neural-network)")
         terms.append((pot.id, obj))
         params[pot.id] = prm
     if not terms:

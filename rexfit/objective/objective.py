@@ -19,6 +19,7 @@ from rexfit.job import spec as s
 from rexfit.model.datasets import load_dataset
 from rexfit.model.structures import build_structure
 from rexfit.objective.dataset_term import DatasetTerm
+from rexfit.objective.networks import initialise_networks
 from rexfit.objective.parameters import ParameterSpace
 from rexfit.objective.terms import (
     SQUARED_STYLES,
@@ -90,6 +91,8 @@ class Objective:
                         loaded, set_name, weights[set_name], job.tolerance_preset,
                         space.pm.potential, len(space.pm.species),
                         batch_structures=batch if set_name == "training" else None)
+        #: log lines of the data-dependent set-up (network normalisation)
+        self.notes = initialise_networks(job, space, self.datasets)
         pm = space.pm
         self.terms: dict[str, StructureTerm] = {}
         self.sets: dict[str, str] = {}

@@ -3,7 +3,8 @@ parameter tree (with ``<parameter-constraints>`` applied).
 
 A fitted parameter p with initial value p₀ is moved by the minimizer as u = p / s with
 s = |p₀| (1 when p₀ = 0), so a parameter of size 500 and one of size 1 both take steps of
-order one (SPEC §5). Bounds are scaled the same way. Dependent DOFs (constraints) are
+order one (SPEC §5); a DOF may set its own s (network weights: 1, whatever their random
+initial values). Bounds are scaled the same way. Dependent DOFs (constraints) are
 never fitted: they are recomputed from the others, differentiably, every time.
 """
 
@@ -25,7 +26,8 @@ class ParameterSpace:
         by_name = {e.name: e for e in pm.entries}
         dependent = {c.dependent_dof for c in constraints}
         self.fitted = [e for e in pm.entries if e.fit and e.name not in dependent]
-        self.scale = np.array([abs(e.initial) if e.initial not in (0.0, None) else 1.0
+        self.scale = np.array([e.scale if e.scale is not None else
+                               abs(e.initial) if e.initial not in (0.0, None) else 1.0
                                for e in self.fitted], float)
         self.initial = np.array([e.initial for e in self.fitted], float)
         self.lower = np.array([-np.inf if e.min is None else e.min for e in self.fitted]) / self.scale
@@ -47,6 +49,14 @@ class ParameterSpace:
             self.constraints.append((target.path, fn, paths, c))
         if errors:
             raise InputErrors(errors)
+
+    def set_initial(self, path: tuple, value: float) -> None:
+        """Start the fitted DOF at ``path`` from ``value`` (its fit scale is kept)."""
+        for k, e in enumerate(self.fitted):
+            if tuple(e.path) == tuple(path):
+                self.initial[k] = float(value)
+                return
+        raise KeyError(f"no fitted parameter at {path}")
 
     @property
     def size(self) -> int:

@@ -37,13 +37,14 @@ _MARK = "rexfit-parameters-xml-source"  # temporary attribute of the comment-kee
 def write_parameters_xml(job: JobSpec, entries: Sequence[ParamEntry],
                          values: Mapping[str, float], path: str,
                          param_files: Mapping[str, str] | None = None,
-                         coeff_files: Mapping[str, str] | None = None) -> None:
+                         coeff_files: Mapping[str, tuple[str, str]] | None = None) -> None:
     """Write ``path``: the job's ``<potentials>`` with ``values`` (DOF name -> value) written in.
 
     ``param_files`` ({potential id: file name relative to ``path``'s directory}) points the
     ``<param-file>`` of those potentials (Tersoff, ABOP, Stillinger-Weber: their parameters
-    live in that file, written by the caller) to the new file; ``coeff_files`` likewise sets
-    (or adds) the ``<coeff-file>`` of descriptor models (SNAP, linear models).
+    live in that file, written by the caller) to the new file; ``coeff_files`` ({potential
+    id: (element tag, file name)}) likewise sets or adds the ``<coeff-file>`` of descriptor
+    models (SNAP, linear models) or the ``<model-file>`` of neural networks.
 
     Raises :class:`CalculationFailed` naming the parameter when a name in ``values`` is not a
     parameter of ``entries``, cannot be found in the job file, or its value is not finite.
@@ -92,17 +93,17 @@ def write_parameters_xml(job: JobSpec, entries: Sequence[ParamEntry],
             raise CalculationFailed(f"parameters.xml: potential '{pot_id}' with a <param-file> "
                                     "cannot be found in the job's <potentials>; nothing written")
         _kids(found[0], "param-file")[0].text = name
-    for pot_id, name in (coeff_files or {}).items():
+    for pot_id, (tag, name) in (coeff_files or {}).items():
         found = [pot for pl in potentials for pot in _kids(pl)
                  if (pot.get("id") or "").strip() == pot_id]
         if len(found) != 1:
             raise CalculationFailed(f"parameters.xml: potential '{pot_id}' cannot be found in "
                                     "the job's <potentials>; nothing written")
-        existing = _kids(found[0], "coeff-file")
+        existing = _kids(found[0], tag)
         if existing:
             existing[0].text = name
         else:
-            _insert_child(found[0], "coeff-file", name)
+            _insert_child(found[0], tag, name)
     out = copy.deepcopy(potentials[0])
     for extra in potentials[1:]:  # several <potentials> elements: their potentials add
         for child in extra:
@@ -241,10 +242,12 @@ def _float(raw: str | None) -> float | None:
 
 def _rebase_param_files(potentials: etree._Element, tree, origins: dict[str, Origin],
                         out_dir: str) -> None:
-    """Rewrite relative ``<param-file>`` and ``<coeff-file>`` names so they resolve from
+    """Rewrite relative ``<param-file>``, ``<coeff-file>`` and ``<model-file>`` names so they
+    resolve from
     ``out_dir`` as they did from the file that contained them."""
     for el in potentials.iter(tag=etree.Element):
-        if _local(el) not in ("param-file", "coeff-file") or not (el.text or "").strip():
+        if _local(el) not in ("param-file", "coeff-file", "model-file") or \
+                not (el.text or "").strip():
             continue
         name = el.text.strip()
         origin = origins.get(tree.getpath(el))

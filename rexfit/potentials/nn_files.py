@@ -1,0 +1,87 @@
+"""Neural-network model files: a fitted :class:`~rexfit.potentials.neural_network.NeuralNetwork`
+(descriptor with its settings, layers, activation, normalisation and weights) as JSON, read back
+exactly (17 significant digits; every setting of the descriptor dataclass is stored).
+
+Layout::
+
+    {"format": "rexfit-neural-network-1", "elements": ["Si"], "hidden": [30, 30],
+     "activation": "tanh", "descriptor": {"kind": "ACSF", "settings": {...}},
+     "params": {"Si": {"w1": [...], "b1": [...], ..., "out": [...], "bias": x,
+                       "mean": [...], "std": [...]}}}
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import jax.numpy as jnp
+import numpy as np
+
+from rexfit.descriptors.acsf import ACSF, WACSF
+from rexfit.descriptors.bispectrum import Bispectrum
+from rexfit.descriptors.ead import EAD
+from rexfit.descriptors.lsp import LSP
+from rexfit.descriptors.power_spectrum import PowerSpectrum
+from rexfit.potentials.neural_network import NeuralNetwork
+
+FORMAT = "rexfit-neural-network-1"
+DESCRIPTORS = {cls.__name__: cls for cls in (ACSF, WACSF, LSP, PowerSpectrum, EAD, Bispectrum)}
+
+
+def _tuples(value):
+    """JSON lists back to (nested) tuples, as the descriptor dataclasses hold them."""
+    if isinstance(value, list):
+        return tuple(_tuples(v) for v in value)
+    return value
+
+
+def descriptor_to_dict(descriptor) -> dict:
+    kind = type(descriptor).__name__
+    if kind not in DESCRIPTORS:
+        raise ValueError(f"no model-file form for the descriptor {kind}")
+    return {"kind": kind, "settings": {f.name: getattr(descriptor, f.name)
+                                       for f in dataclasses.fields(descriptor)}}
+
+
+def descriptor_from_dict(data: dict):
+    kind = data.get("kind")
+    if kind not in DESCRIPTORS:
+        raise ValueError(f"unknown descriptor kind {kind!r} (known: {', '.join(DESCRIPTORS)})")
+    return DESCRIPTORS[kind](**{k: _tuples(v) for k, v in data["settings"].items()})
+
+
+def write_model(path, model: NeuralNetwork, params, header: str = "") -> None:
+    data = {"format": FORMAT, "comment": header, "elements": list(model.elements),
+            "hidden": list(model.hidden), "activation": model.activation,
+            "descriptor": descriptor_to_dict(model.descriptor),
+            "params": {e: {k: np.asarray(v, dtype=np.float64).tolist()
+                           for k, v in params[e].items()} for e in model.elements}}
+    Path(path).write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+
+
+def read_model(path) -> tuple[NeuralNetwork, dict]:
+    """(model, params) of a model file; raises ValueError naming the file on bad content."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        if data.get("format") != FORMAT:
+            raise ValueError(f"not a rexfit neural-network file (format {data.get('format')!r})")
+        model = NeuralNetwork(descriptor_from_dict(data["descriptor"]), tuple(data["elements"]),
+                              tuple(data["hidden"]), data["activation"])
+        shapes = model.parameter_shapes()
+        params = {}
+        for e in model.elements:
+            p = {}
+            for name, shape in shapes.items():
+                value = np.asarray(data["params"][e][name], dtype=np.float64)
+                if value.shape != shape:
+                    raise ValueError(f"{e} {name} has shape {value.shape}, the model needs "
+                                     f"{shape}")
+                p[name] = jnp.float64(value) if shape == () else jnp.asarray(value)
+            params[e] = p
+    except (KeyError, TypeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: malformed model file ({exc})") from None
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+    return model, params
