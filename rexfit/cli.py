@@ -17,7 +17,7 @@ from rexfit.errors import CalculationFailed, InputError, InputErrors, NotImpleme
 
 EXIT_OK, EXIT_INPUT, EXIT_CALC, EXIT_INTERRUPT = 0, 2, 3, 130
 
-TEMPLATES = ("eam", "lj", "snap", "tersoff")
+TEMPLATES = ("eam", "lj", "nn", "snap", "tersoff")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -672,7 +672,7 @@ def _neural_network(ctx: Context, node: Node) -> s.PotentialSpec:
     model_file = node.find("model-file")
     if model_file is not None:
         options.append(("model-file", ctx.file(model_file) or ""))
-    dofs = _fit_dofs(ctx, node.find("fit-dof"), ("weights",), f"neural-network "
+    dofs = _fit_dofs(ctx, node.find("fit-dof"), ("weights", "bias"), f"neural-network "
                      f"'{head['id']}'")
     for dof in dofs.values():
         if dof.tag is not None:

@@ -587,17 +587,18 @@ def _neural_network(pot: s.PotentialSpec, species: tuple[str, ...], b: _Builder)
         raise InputErrors([InputError(f"<neural-network id='{pot.id}'>: {exc}", pot.origin)]) \
             from None
     head = f"{pot.id}[{names.POTENTIAL_TYPE[pot.kind]}]"
-    chosen: dict[str, s.FitDofSpec] = {}
+    chosen: dict[tuple[str, str], s.FitDofSpec] = {}
     for dof in pot.fit_dofs:
         for e in (elements if dof.tag is None else (dof.tag,)):
             if e not in elements:
                 raise InputErrors([InputError(
                     f"<fit-dof> entry <{dof.name}>: tag '{e}' is not an element of this "
                     f"network ({', '.join(elements)})", dof.origin)])
-            chosen[e] = dof
-    for e, dof in chosen.items():
+            chosen[(e, dof.name)] = dof
+    for (e, group), dof in chosen.items():
         for leaf, value in params[e].items():
-            if not leaf.startswith(TRAINED):
+            # <weights/>: every weight and hidden bias; <bias/>: the output bias
+            if not leaf.startswith(TRAINED) or (leaf == "bias") != (group == "bias"):
                 continue
             values = np.atleast_1d(np.asarray(value, float))
             for k, v in enumerate(values):

@@ -42,12 +42,12 @@ def test_template_validates(kind, tmp_path, capsys):
     path.write_text(text, encoding="utf-8")
     if kind == "tersoff":  # the template reads a LAMMPS file placed next to it
         (tmp_path / "Si.tersoff").write_bytes((ROOT / "jobs/si-tersoff/Si.tersoff").read_bytes())
-    if kind == "snap":  # the template reads a dataset placed next to it
+    if kind in ("snap", "nn"):  # the template reads a dataset placed next to it
         from ase.build import bulk
         from ase.calculators.singlepoint import SinglePointCalculator
         from ase.io import write
 
-        atoms = bulk("Mo", "bcc", 3.15, cubic=True)
+        atoms = bulk("Mo", "bcc", 3.15, cubic=True) if kind == "snap" else bulk("Si")
         atoms.calc = SinglePointCalculator(atoms, energy=-21.8, forces=[[0.0] * 3] * 2)
         write(tmp_path / "data.xyz", [atoms], format="extxyz")
     assert main(["validate", str(path)]) == 0, capsys.readouterr().err
