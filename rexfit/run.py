@@ -274,7 +274,7 @@ def write_parameters(job: s.JobSpec, space: ParameterSpace, params, directory: s
             name = f"{pot.id}.fitted.{COEFFICIENT_FILES[pot.kind]}"
             write_coefficient_file(job, pot, dict(pm.potential.terms)[pot.id], params[pot.id],
                                    os.path.join(directory, name))
-            coeff_files[pot.id] = ("model-file" if pot.kind == "neural-network"
+            coeff_files[pot.id] = ("model-file" if pot.kind in ("neural-network", "pinn")
                                    else "coeff-file", name)
     in_xml = {k: values[k] for k in changed
               if not any(e.name == k and (e.path[0] in param_files or e.path[0] in coeff_files)
@@ -395,7 +395,8 @@ def export_potentials(job: s.JobSpec, pm: PotentialModel, params, finals: dict,
 #: Potentials whose parameters live in a LAMMPS file, and that file's usual extension.
 THREE_BODY_FILES = {"tersoff": "tersoff", "abop": "tersoff", "stillinger-weber": "sw"}
 #: Descriptor models whose coefficients live in a coefficient file (.snapcoeff layout).
-COEFFICIENT_FILES = {"snap": "snapcoeff", "linear-model": "coeff", "neural-network": "json"}
+COEFFICIENT_FILES = {"snap": "snapcoeff", "linear-model": "coeff", "neural-network": "json",
+                     "pinn": "json"}
 
 
 def _coefficient_table(term, params) -> dict:
@@ -469,7 +470,7 @@ def write_coefficient_file(job: s.JobSpec, pot: s.PotentialSpec, term, params,
 
     header = [f"Written by rexfit {__version__} for <{pot.kind} id='{pot.id}'> of job "
               f"'{job.name}' ({os.path.basename(job.path)})"]
-    if pot.kind == "neural-network":
+    if pot.kind in ("neural-network", "pinn"):
         from rexfit.potentials.nn_files import write_model
 
         _atomic_write(path, lambda tmp: write_model(tmp, term, params, header[0]))

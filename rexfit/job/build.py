@@ -572,6 +572,8 @@ def _descriptor_model(ctx: Context, node: Node) -> s.PotentialSpec:
                            options=tuple(options))
 
 
+#: The base BOP parameters of a <pinn> element, in the model's order.
+PINN_BASE = ("A", "B", "alpha", "beta", "a", "h", "lambda", "sigma")
 #: Descriptor elements of <neural-network> with their numeric list / scalar attributes.
 NN_DESCRIPTORS = ("acsf", "wacsf", "lsp", "power-spectrum", "ead", "bispectrum")
 
@@ -640,7 +642,7 @@ def _neural_network(ctx: Context, node: Node) -> s.PotentialSpec:
     """<neural-network>: options carry hidden, activation, seed, the descriptor (JSON), the
     elements and the model file; fit_dofs the weight groups."""
     head = _potential_head(ctx, node)
-    what = f"<neural-network id='{head['id']}'>"
+    what = f"<{node.tag} id='{head['id']}'>"
     if head["species_a"] != "*" or head["species_b"] != "*":
         ctx.error(f"{what} describes every atom of its elements: leave species-a and "
                   "species-b out (or give *)", node.origin)
@@ -648,9 +650,10 @@ def _neural_network(ctx: Context, node: Node) -> s.PotentialSpec:
     if len(descriptors) != 1:
         ctx.error(f"{what} needs exactly one descriptor element "
                   f"({', '.join(f'<{k}>' for k in NN_DESCRIPTORS)})", node.origin)
-    hidden = [int(x) for x in _numbers(ctx, node, "hidden", "30 30")]
+    default = "20 20" if node.tag == "pinn" else "30 30"
+    hidden = [int(x) for x in _numbers(ctx, node, "hidden", default)]
     if not hidden or min(hidden) < 1 or any(h != int(h) for h in _numbers(ctx, node, "hidden",
-                                                                         "30 30")):
+                                                                         default)):
         ctx.error(f"{what} hidden must list positive integer layer widths", node.origin)
     options = [("hidden", " ".join(map(str, hidden))),
                ("activation", node.get("activation", "tanh")),
@@ -672,8 +675,25 @@ def _neural_network(ctx: Context, node: Node) -> s.PotentialSpec:
     model_file = node.find("model-file")
     if model_file is not None:
         options.append(("model-file", ctx.file(model_file) or ""))
-    dofs = _fit_dofs(ctx, node.find("fit-dof"), ("weights", "bias"), f"neural-network "
-                     f"'{head['id']}'")
+    groups: tuple[str, ...] = ("weights", "bias")
+    if node.tag == "pinn":
+        groups += ("base",)
+        for key in ("rc", "d"):
+            value = ctx.attr_number(node, key)
+            ctx.positive(value, f"<pinn> {key}", node.origin)
+            options.append((key, repr(value)))
+        bases = {c.get("species"): c for c in node.findall("base")}
+        for c in bases.values():
+            ctx.check_species(c.get("species"), c.origin, "<base> species")
+            values = [ctx.attr_number(c, name) for name in PINN_BASE]
+            options.append((f"base:{c.get('species')}",
+                            " ".join(repr(v) for v in values if v is not None)))
+        if model_file is None:
+            for c in elements:
+                if c.get("species") not in bases:
+                    ctx.error(f"{what} needs <base species='{c.get('species')}' .../> (the base "
+                              "BOP parameters of every element) or a <model-file>", c.origin)
+    dofs = _fit_dofs(ctx, node.find("fit-dof"), groups, f"{node.tag} '{head['id']}'")
     for dof in dofs.values():
         if dof.tag is not None:
             ctx.check_species(dof.tag, dof.origin, f"<fit-dof> entry <{dof.name}> tag")
@@ -695,6 +715,7 @@ POTENTIALS: dict[str, Callable] = {
     "snap": _descriptor_model,
     "linear-model": _descriptor_model,
     "neural-network": _neural_network,
+    "pinn": _neural_network,
 }
 
 

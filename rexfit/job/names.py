@@ -21,6 +21,7 @@ POTENTIAL_TYPE = {
     "snap": "SNAP",
     "linear-model": "linear-model",
     "neural-network": "NN",
+    "pinn": "PINN",
 }
 
 FUNCTION_TYPE = {"sum": "functionSum", "product": "functionProduct"}

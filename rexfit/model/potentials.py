@@ -562,6 +562,7 @@ def _neural_network(pot: s.PotentialSpec, species: tuple[str, ...], b: _Builder)
 
     from rexfit.potentials.neural_network import TRAINED, NeuralNetwork
     from rexfit.potentials.nn_files import descriptor_to_dict, read_model
+    from rexfit.potentials.pinn import BOP_PARAMETERS, PINN
 
     opts = dict(pot.options)
     given = [(k.split(":", 1)[1], v.split()) for k, v in pot.options if k.startswith("element:")]
@@ -570,21 +571,31 @@ def _neural_network(pot: s.PotentialSpec, species: tuple[str, ...], b: _Builder)
     radii = [float(v[0]) if len(v) == 2 else 0.0 for _, v in given]
     try:
         descriptor = _nn_descriptor(json.loads(opts["descriptor"]), elements, weights, radii)
-        model = NeuralNetwork(descriptor, elements,
-                              tuple(int(h) for h in opts["hidden"].split()), opts["activation"])
+        layers = (descriptor, elements, tuple(int(h) for h in opts["hidden"].split()),
+                  opts["activation"])
+        if pot.kind == "pinn":
+            model = PINN(*layers, rc=float(opts["rc"]), d=float(opts["d"]))
+        else:
+            model = NeuralNetwork(*layers)
         if opts.get("model-file"):
             loaded, params = read_model(opts["model-file"])
-            same = (loaded.elements == model.elements and loaded.hidden == model.hidden
-                    and loaded.activation == model.activation
-                    and descriptor_to_dict(loaded.descriptor) == descriptor_to_dict(descriptor))
+            same = (type(loaded) is type(model) and loaded.elements == model.elements
+                    and loaded.hidden == model.hidden and loaded.activation == model.activation
+                    and descriptor_to_dict(loaded.descriptor) == descriptor_to_dict(descriptor)
+                    and getattr(loaded, "rc", None) == getattr(model, "rc", None)
+                    and getattr(loaded, "d", None) == getattr(model, "d", None))
             if not same:
                 raise ValueError(f"{opts['model-file']} holds another network (elements, "
                                  "layers, activation or descriptor settings differ from the "
                                  "job's)")
+        elif pot.kind == "pinn":
+            base = {e: dict(zip(BOP_PARAMETERS, map(float, opts[f"base:{e}"].split())))
+                    for e in elements}
+            params = model.initial_params(int(opts.get("seed", 0)), base)
         else:
             params = model.initial_params(int(opts.get("seed", 0)))
     except (ValueError, TypeError, KeyError, NotImplementedError) as exc:
-        raise InputErrors([InputError(f"<neural-network id='{pot.id}'>: {exc}", pot.origin)]) \
+        raise InputErrors([InputError(f"<{pot.kind} id='{pot.id}'>: {exc}", pot.origin)]) \
             from None
     head = f"{pot.id}[{names.POTENTIAL_TYPE[pot.kind]}]"
     chosen: dict[tuple[str, str], s.FitDofSpec] = {}
@@ -597,8 +608,10 @@ def _neural_network(pot: s.PotentialSpec, species: tuple[str, ...], b: _Builder)
             chosen[(e, dof.name)] = dof
     for (e, group), dof in chosen.items():
         for leaf, value in params[e].items():
-            # <weights/>: every weight and hidden bias; <bias/>: the output bias
-            if not leaf.startswith(TRAINED) or (leaf == "bias") != (group == "bias"):
+            # <weights/>: every weight and hidden bias; <bias/>: the output bias;
+            # <base/>: a PINN's base BOP parameters
+            kind = leaf if leaf in ("bias", "base") else "weights"
+            if not leaf.startswith(TRAINED) or leaf in ("mean", "std") or kind != group:
                 continue
             values = np.atleast_1d(np.asarray(value, float))
             for k, v in enumerate(values):
@@ -607,7 +620,7 @@ def _neural_network(pot: s.PotentialSpec, species: tuple[str, ...], b: _Builder)
                 path = (pot.id, e, leaf) if scalar else (pot.id, e, leaf, k)
                 spec = s.ParamSpec(name=label, value=float(v), origin=dof.origin,
                                    fit=dof.enabled, min=dof.min, max=dof.max, reset=dof.reset)
-                b.add(label, path, spec, scale=1.0)
+                b.add(label, path, spec, scale=None if group == "base" else 1.0)
     return model, params
 
 
@@ -633,13 +646,13 @@ def build_potentials(job: s.JobSpec) -> PotentialModel:
             obj, prm = _zbl(pot, species)
         elif pot.kind in ("snap", "linear-model"):
             obj, prm = _descriptor_model(pot, species, b)
-        elif pot.kind == "neural-network":
+        elif pot.kind in ("neural-network", "pinn"):
             obj, prm = _neural_network(pot, species, b)
         else:
             raise NotImplementedInRexfit(
                 f"{pot.origin}: <{pot.kind}> potentials are not computed by this version of "
                 f"rexfit yet (available: lennard-jones, eam, meam, adp, tabulated-eam, tersoff, "
-                f"abop, stillinger-weber, zbl, snap, linear-model, neural-network)")
+                f"abop, stillinger-weber, zbl, snap, linear-model, neural-network, pinn)")
         terms.append((pot.id, obj))
         params[pot.id] = prm
     if not terms:

@@ -9,39 +9,84 @@ A network started from random weights (no ``<model-file>``) gets, before the fit
   training energies (so the network starts at the right energy scale and learns the rest).
 
 The statistics come from the descriptor rows the dataset engine precomputed (descriptor
-kernel); without them (no training dataset, or a kernel that does not keep descriptors) the
-network keeps μ = 0, σ = 1 and bias 0, and the log says so.
+kernel), or else from the descriptor evaluated on the training entries; without a training
+dataset the network keeps μ = 0, σ = 1 and bias 0, and the log says so.  A PINN gets μ and σ
+only: its energy scale is that of its base BOP.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import jax
 import numpy as np
 
 from rexfit.datasets import descriptor_kernel as dk
+from rexfit.potentials.lists import build_lists
 from rexfit.potentials.neural_network import NeuralNetwork, feature_statistics
+from rexfit.potentials.pinn import PINN
+from rexfit.structures.neighbors import bucket_size
+from rexfit.structures.system import make_system, pad_system
+
+
+@dataclass(frozen=True)
+class _Reader:
+    """A descriptor as something ``build_lists`` makes a full list for (with its triplets)."""
+
+    descriptor: object
+    full_list = True
+
+    @property
+    def cutoff(self) -> float:
+        return self.descriptor.cutoff
+
+    def triplet_cutoffs(self):
+        method = getattr(self.descriptor, "triplet_cutoffs", None)
+        return None if method is None else method()
+
+
+def _rows_of_items(descriptor, items, n_species: int):
+    """(species, rows) of every atom of ``items``, the descriptor evaluated directly (one
+    compilation per padded shape)."""
+    reader = _Reader(descriptor)
+    features = jax.jit(descriptor.features)
+    species, rows = [], []
+    for item in items:
+        system = make_system(item.positions, item.cell, item.species, item.pbc)
+        n = system.natoms
+        padded = pad_system(system, bucket_size(n, 8))
+        nbrs = build_lists(reader, padded, 0.0, n_species=n_species)
+        rows.append(np.asarray(features(padded, nbrs))[:n])
+        species.append(np.asarray(system.species))
+    return np.concatenate(species), np.concatenate(rows)
 
 
 def initialise_networks(job, space, datasets: dict) -> list[str]:
     """Set μ, σ and the starting output biases of every freshly initialised network of the
-    job in ``space.pm.params`` (and the fit's starting point); returns log lines."""
+    job in ``space.pm.params`` (and the fit's starting point); returns log lines.  A PINN
+    gets μ and σ only (its energy scale is that of its base BOP)."""
     pm = space.pm
     terms = dict(pm.potential.terms)
     lines = []
     for pot in job.potentials:
-        if pot.kind != "neural-network" or dict(pot.options).get("model-file"):
+        if pot.kind not in ("neural-network", "pinn") or dict(pot.options).get("model-file"):
             continue
         model = terms[pot.id]
-        if not isinstance(model, NeuralNetwork):
+        if not isinstance(model, (NeuralNetwork, PINN)):
             continue
-        engines = [t.engine for (_, set_name), t in datasets.items()
-                   if set_name == "training" and t.engine.kernel == "descriptor"]
-        if not engines:
-            lines.append(f"Neural network '{pot.id}': no training dataset with precomputed "
-                         "descriptors; inputs are not normalised (μ = 0, σ = 1)")
+        training = [t.engine for (_, set_name), t in datasets.items() if set_name == "training"]
+        engines = [e for e in training if e.kernel == "descriptor"]
+        if isinstance(model, NeuralNetwork) and engines and len(engines) == len(training):
+            index = dk.models(pm.potential).index(model)
+            species, rows = zip(*(engine.descriptor_rows(index) for engine in engines))
+            species, rows = np.concatenate(species), np.concatenate(rows)
+        elif training:
+            items = [it for engine in training for it in engine.items]
+            species, rows = _rows_of_items(model.descriptor, items, len(pm.species))
+        else:
+            lines.append(f"Network '{pot.id}': no training dataset; inputs are not "
+                         "normalised (μ = 0, σ = 1)")
             continue
-        index = dk.models(pm.potential).index(model)
-        species, rows = zip(*(engine.descriptor_rows(index) for engine in engines))
-        species, rows = np.concatenate(species), np.concatenate(rows)
         counts, energies = [], []
         for engine in engines:
             for item in engine.items:
@@ -54,16 +99,20 @@ def initialise_networks(job, space, datasets: dict) -> list[str]:
         if energies:
             eps = np.linalg.lstsq(np.asarray(counts, float), np.asarray(energies), rcond=None)[0]
         params = pm.params[pot.id]
+        network = isinstance(model, NeuralNetwork)
         for k, element in enumerate(model.elements):
             mine = rows[species == k]
             mean, std = feature_statistics(mine) if len(mine) else (
                 np.zeros(rows.shape[1]), np.ones(rows.shape[1]))
-            params[element] = dict(params[element], mean=mean, std=std, bias=float(eps[k]))
-            try:
-                space.set_initial((pot.id, element, "bias"), float(eps[k]))
-            except KeyError:  # the bias is not fitted
-                pass
-        lines.append(f"Neural network '{pot.id}': descriptors normalised over {len(rows)} "
-                     "training atoms; starting atomic energies "
-                     + ", ".join(f"{e} {v:.6g} eV" for e, v in zip(model.elements, eps)))
+            params[element] = dict(params[element], mean=mean, std=std)
+            if network:
+                params[element]["bias"] = float(eps[k])
+                try:
+                    space.set_initial((pot.id, element, "bias"), float(eps[k]))
+                except KeyError:  # the bias is not fitted
+                    pass
+        lines.append(f"Network '{pot.id}': descriptors normalised over {len(rows)} training "
+                     "atoms" + ("; starting atomic energies " + ", ".join(
+                         f"{e} {v:.6g} eV" for e, v in zip(model.elements, eps))
+                         if network else ""))
     return lines

@@ -1,5 +1,6 @@
 """Neural-network model files: a fitted :class:`~rexfit.potentials.neural_network.NeuralNetwork`
-(descriptor with its settings, layers, activation, normalisation and weights) as JSON, read back
+or :class:`~rexfit.potentials.pinn.PINN` (descriptor with its settings, layers, activation,
+normalisation, weights; for a PINN also the BOP cutoff and base parameters) as JSON, read back
 exactly (17 significant digits; every setting of the descriptor dataclass is stored).
 
 Layout::
@@ -25,6 +26,7 @@ from rexfit.descriptors.ead import EAD
 from rexfit.descriptors.lsp import LSP
 from rexfit.descriptors.power_spectrum import PowerSpectrum
 from rexfit.potentials.neural_network import NeuralNetwork
+from rexfit.potentials.pinn import PINN
 
 FORMAT = "rexfit-neural-network-1"
 DESCRIPTORS = {cls.__name__: cls for cls in (ACSF, WACSF, LSP, PowerSpectrum, EAD, Bispectrum)}
@@ -52,23 +54,33 @@ def descriptor_from_dict(data: dict):
     return DESCRIPTORS[kind](**{k: _tuples(v) for k, v in data["settings"].items()})
 
 
-def write_model(path, model: NeuralNetwork, params, header: str = "") -> None:
-    data = {"format": FORMAT, "comment": header, "elements": list(model.elements),
-            "hidden": list(model.hidden), "activation": model.activation,
-            "descriptor": descriptor_to_dict(model.descriptor),
+def write_model(path, model, params, header: str = "") -> None:
+    """Write a :class:`NeuralNetwork` or a :class:`~rexfit.potentials.pinn.PINN` (with its
+    BOP cutoff ``rc`` and range ``d``) and its params."""
+    data = {"format": FORMAT, "comment": header, "model": type(model).__name__,
+            "elements": list(model.elements), "hidden": list(model.hidden),
+            "activation": model.activation, "descriptor": descriptor_to_dict(model.descriptor),
             "params": {e: {k: np.asarray(v, dtype=np.float64).tolist()
                            for k, v in params[e].items()} for e in model.elements}}
+    if isinstance(model, PINN):
+        data.update(rc=model.rc, d=model.d)
     Path(path).write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
 
 
-def read_model(path) -> tuple[NeuralNetwork, dict]:
+def read_model(path):
     """(model, params) of a model file; raises ValueError naming the file on bad content."""
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
         if data.get("format") != FORMAT:
             raise ValueError(f"not a rexfit neural-network file (format {data.get('format')!r})")
-        model = NeuralNetwork(descriptor_from_dict(data["descriptor"]), tuple(data["elements"]),
-                              tuple(data["hidden"]), data["activation"])
+        common = (descriptor_from_dict(data["descriptor"]), tuple(data["elements"]),
+                  tuple(data["hidden"]), data["activation"])
+        if data.get("model", "NeuralNetwork") == "PINN":
+            model = PINN(*common, rc=float(data["rc"]), d=float(data["d"]))
+        elif data.get("model", "NeuralNetwork") == "NeuralNetwork":
+            model = NeuralNetwork(*common)
+        else:
+            raise ValueError(f"unknown model {data.get('model')!r}")
         shapes = model.parameter_shapes()
         params = {}
         for e in model.elements:
