@@ -719,8 +719,15 @@ def energy_weights(entries: Sequence[Entry], scale: float, *, form: str = "inver
     return u * (len(u) / u.sum())
 
 
+def _volume_per_atom(entry: Entry) -> float | None:
+    """|det cell| / N of a fully periodic entry, else None."""
+    if not all(entry.pbc):
+        return None
+    return abs(float(np.linalg.det(np.asarray(entry.cell, float)))) / len(entry.positions)
+
+
 def split(entries: Sequence[Entry], validation_fraction: float,
-          seed: int | None) -> tuple[np.ndarray, np.ndarray]:
+          seed: int | None, keep_extreme_volumes: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Deterministic training/validation split, stratified by group.
 
     Entries are grouped by ``entry.group`` (all entries without a group form one stratum);
@@ -729,6 +736,10 @@ def split(entries: Sequence[Entry], validation_fraction: float,
     ``numpy.random.default_rng(seed)`` generator shared across the strata in that order; so every
     group keeps at least one training entry, and the same entries, fraction and seed give the
     same split. Returns (training indices, validation indices), each sorted ascending.
+
+    ``keep_extreme_volumes`` (PYFIT-FF's practice): in every stratum the entries with the
+    smallest and the largest volume per atom (periodic cells) stay in training, so the fit
+    sees the whole volume range; validation entries are drawn from the others.
     """
     if not (0.0 <= validation_fraction < 1.0):
         raise InputError(f"the validation fraction must be in [0, 1), not {validation_fraction}")
@@ -740,8 +751,16 @@ def split(entries: Sequence[Entry], validation_fraction: float,
     val: list[int] = []
     for members in strata.values():
         n = len(members)
-        v = min(int(math.floor(validation_fraction * n + 0.5)), n - 1)
-        order = rng.permutation(n)
+        kept: list[int] = []
+        if keep_extreme_volumes:
+            volumes = [(_volume_per_atom(entries[k]), k) for k in members]
+            volumes = [(v, k) for v, k in volumes if v is not None]
+            if volumes:
+                kept = sorted({min(volumes)[1], max(volumes)[1]})
+                members = [k for k in members if k not in kept]
+                train.extend(kept)
+        v = min(int(math.floor(validation_fraction * n + 0.5)), n - 1, len(members))
+        order = rng.permutation(len(members))
         val.extend(members[j] for j in order[:v])
         train.extend(members[j] for j in order[v:])
     return np.array(sorted(train), dtype=int), np.array(sorted(val), dtype=int)

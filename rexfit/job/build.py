@@ -1034,7 +1034,9 @@ def _dataset(ctx: Context, node: Node, group: str, fit: bool) -> s.DatasetSpec:
                          fit=fit and ctx.attr_bool(node, "fit", True),
                          validation_fraction=fraction,
                          seed=ctx.attr_int(node, "seed") or 0,
-                         reference_energies=tuple(refs), energy_weighting=weighting, group=group)
+                         reference_energies=tuple(refs), energy_weighting=weighting, group=group,
+                         keep_extreme_volumes=ctx.attr_bool(node, "keep-extreme-volumes",
+                                                            False))
 
 
 def _group(ctx: Context, node: Node, path: str, fit: bool, ids: dict[str, Node]) -> s.GroupSpec:

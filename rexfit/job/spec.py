@@ -254,6 +254,7 @@ class DatasetSpec:
     reference_energies: tuple[tuple[str, float], ...] = ()
     energy_weighting: tuple[float, str, float | None] | None = None
     group: str = ""
+    keep_extreme_volumes: bool = False
 
     @property
     def has_validation(self) -> bool:

@@ -67,7 +67,7 @@ def load_dataset(ds: s.DatasetSpec, species: tuple[str, ...]) -> LoadedDataset:
     for f in ds.files:
         (held if f.validation or not ds.fit else train).extend(_read(ds, f))
     if ds.fit and ds.validation_fraction > 0 and train:
-        t_idx, v_idx = split(train, ds.validation_fraction, ds.seed)
+        t_idx, v_idx = split(train, ds.validation_fraction, ds.seed, ds.keep_extreme_volumes)
         held = [train[k] for k in v_idx] + held
         train = [train[k] for k in t_idx]
     errors = []

@@ -634,3 +634,20 @@ def test_split_is_deterministic_and_stratified():
     assert len(va) == 3 and len(tr) == 7
     with pytest.raises(InputError):
         R.split(plain, 1.0, seed=1)
+
+
+def test_split_keeps_extreme_volumes_in_training():
+    """keep_extreme_volumes: per group, the smallest and largest volume per atom train; with
+    a fraction that would take every other entry, the validation set is drawn from the rest."""
+    def entry(scale, group):
+        return R.Entry(np.zeros((2, 3)), scale * np.eye(3), (True,) * 3, ("Si", "Si"), -1.0,
+                       None, None, group, f"mem#{scale}{group}")
+
+    scales = [3.0, 2.5, 4.0, 3.2, 3.7, 2.9]
+    es = [entry(s, "A") for s in scales] + [entry(s, "B") for s in scales[:3]]
+    for seed in range(5):
+        tr, va = R.split(es, 0.9, seed=seed, keep_extreme_volumes=True)
+        assert {1, 2, 7, 8} <= set(tr.tolist())  # 2.5 and 4.0 of A and of B
+        assert len(va) == 4 + 1  # every other entry of A, the middle one of B
+    tr, va = R.split(es, 0.9, seed=0)
+    assert not {1, 2} <= set(tr.tolist()) or not {7, 8} <= set(tr.tolist())
