@@ -655,9 +655,12 @@ def _neural_network(ctx: Context, node: Node) -> s.PotentialSpec:
     if not hidden or min(hidden) < 1 or any(h != int(h) for h in _numbers(ctx, node, "hidden",
                                                                          default)):
         ctx.error(f"{what} hidden must list positive integer layer widths", node.origin)
+    l2 = ctx.attr_number(node, "l2", 0.0)
+    if l2 is not None and not l2 >= 0.0:
+        ctx.error(f"{what} l2 must be ≥ 0, got {l2:g}", node.origin)
     options = [("hidden", " ".join(map(str, hidden))),
                ("activation", node.get("activation", "tanh")),
-               ("seed", str(ctx.attr_int(node, "seed", 0)))]
+               ("seed", str(ctx.attr_int(node, "seed", 0))), ("l2", repr(l2 or 0.0))]
     if descriptors:
         options.append(("descriptor", json.dumps(_nn_descriptor(ctx, descriptors[0]))))
     elements = node.findall("element")

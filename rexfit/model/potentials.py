@@ -36,6 +36,7 @@ class ParamEntry:
     reset: bool
     origin: Origin | None
     scale: float | None = None  # the fit vector's unit for this DOF (default |initial| or 1)
+    l2: float = 0.0  # L2 regularisation λ: the training objective adds λ p²
 
 
 @dataclass(frozen=True)
@@ -58,10 +59,10 @@ class _Builder:
         self.species = species
         self.entries: list[ParamEntry] = []
 
-    def add(self, name: str, path: tuple, p: s.ParamSpec, scale: float | None = None
-            ) -> jnp.ndarray:
+    def add(self, name: str, path: tuple, p: s.ParamSpec, scale: float | None = None,
+            l2: float = 0.0) -> jnp.ndarray:
         self.entries.append(ParamEntry(name, path, p.value, p.fit, p.min, p.max, p.reset,
-                                       p.origin, scale))
+                                       p.origin, scale, l2))
         return jnp.float64(p.value)
 
     # ------------------------------------------------------------------ functions
@@ -491,6 +492,7 @@ def _descriptor_model(pot: s.PotentialSpec, species: tuple[str, ...], b: _Builde
             start += size
             params[e][name] = jnp.float64(values[0]) if name == "beta0" else jnp.asarray(values)
     head = f"{pot.id}[{names.POTENTIAL_TYPE[pot.kind]}]"
+    l2 = float(opts.get("l2", 0.0))
     chosen: dict[tuple[str, str], s.FitDofSpec] = {}
     errors = []
     for dof in pot.fit_dofs:
@@ -598,6 +600,7 @@ def _neural_network(pot: s.PotentialSpec, species: tuple[str, ...], b: _Builder)
         raise InputErrors([InputError(f"<{pot.kind} id='{pot.id}'>: {exc}", pot.origin)]) \
             from None
     head = f"{pot.id}[{names.POTENTIAL_TYPE[pot.kind]}]"
+    l2 = float(opts.get("l2", 0.0))
     chosen: dict[tuple[str, str], s.FitDofSpec] = {}
     for dof in pot.fit_dofs:
         for e in (elements if dof.tag is None else (dof.tag,)):
@@ -620,7 +623,9 @@ def _neural_network(pot: s.PotentialSpec, species: tuple[str, ...], b: _Builder)
                 path = (pot.id, e, leaf) if scalar else (pot.id, e, leaf, k)
                 spec = s.ParamSpec(name=label, value=float(v), origin=dof.origin,
                                    fit=dof.enabled, min=dof.min, max=dof.max, reset=dof.reset)
-                b.add(label, path, spec, scale=None if group == "base" else 1.0)
+                # L2 acts on the weights (w*, out), not on biases or base parameters
+                decay = l2 if leaf.startswith("w") or leaf == "out" else 0.0
+                b.add(label, path, spec, scale=None if group == "base" else 1.0, l2=decay)
     return model, params
 
 

@@ -196,6 +196,11 @@ class Objective:
         gu = None
         if grad:
             gu = np.asarray(pull(gsum)[0]) if gsum is not None else np.zeros(self.space.size)
+        if "training" in sets and self.space.regularised:
+            p = np.asarray(u, float) * self.space.scale
+            total += float(np.sum(self.space.l2 * p * p))
+            if grad:
+                gu = gu + 2.0 * self.space.l2 * p * self.space.scale
         return Evaluation(total, gu, results, datasets, tree)
 
     def minibatch_units(self) -> list[tuple[tuple[str, str], tuple[int, int], int]]:
@@ -254,6 +259,10 @@ class Objective:
             rows.append(r)
             jacs.append(jac)
         self.evaluations += 1
+        if self.space.regularised:  # λ_k p_k² as residual rows √λ_k p_k
+            weight = np.sqrt(self.space.l2) * self.space.scale
+            rows.append(weight * np.asarray(u, float))
+            jacs.append(np.diag(weight))
         if not rows:
             return np.zeros(0), np.zeros((0, self.space.size))
         return np.concatenate(rows), np.concatenate(jacs)

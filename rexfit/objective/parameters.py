@@ -30,6 +30,9 @@ class ParameterSpace:
                                abs(e.initial) if e.initial not in (0.0, None) else 1.0
                                for e in self.fitted], float)
         self.initial = np.array([e.initial for e in self.fitted], float)
+        #: L2 regularisation λ of each fitted DOF: the training objective adds Σ λ p²
+        self.l2 = np.array([e.l2 for e in self.fitted], float)
+        self.regularised = bool(np.any(self.l2 > 0.0))
         self.lower = np.array([-np.inf if e.min is None else e.min for e in self.fitted]) / self.scale
         self.upper = np.array([np.inf if e.max is None else e.max for e in self.fitted]) / self.scale
         self._groups = None  # scalar and array-element DOFs (built on first use)

@@ -111,3 +111,34 @@ def test_restart_continues_the_same_loss_curve(si_data, tmp_path):
         assert a[1] == pytest.approx(b[1], rel=1e-9)
     assert resumed["objective"]["training"] == pytest.approx(full["objective"]["training"],
                                                              rel=1e-9)
+
+
+def test_l2_regularisation_adds_to_the_training_objective(si_data, tmp_path):
+    from rexfit.job import load_job
+    from rexfit.model.potentials import build_potentials
+    from rexfit.objective.objective import Objective
+    from rexfit.objective.parameters import ParameterSpace
+
+    shutil.copy(si_data / "si.xyz", tmp_path)
+    objectives = []
+    for l2 in (0.0, 0.01):
+        path = tmp_path / f"job{l2}.xml"
+        path.write_text(job("<BFGS/>").replace('seed="4"', f'seed="4" l2="{l2}"'))
+        spec, _ = load_job(str(path))
+        space = ParameterSpace(build_potentials(spec), spec.constraints)
+        objectives.append((space, Objective(spec, space)))
+    (space0, plain), (space1, regular) = objectives
+    u = space1.u0()
+    weights = np.array([e.path[2].startswith("w") or e.path[2] == "out"
+                        for e in space1.fitted])
+    assert weights.sum() == 12 * 8 + 8 * 8 + 8 and np.all(space1.l2[weights] == 0.01)
+    assert np.all(space1.l2[~weights] == 0.0)
+    a, b = plain.evaluate(u, grad=True), regular.evaluate(u, grad=True)
+    p = u * space1.scale
+    assert b.value - a.value == pytest.approx(0.01 * np.sum(p[weights] ** 2), rel=1e-10)
+    np.testing.assert_allclose(b.grad - a.grad, 2 * 0.01 * p * weights, rtol=1e-8,
+                               atol=1e-12)
+    # validation objective unchanged
+    va = plain.evaluate(u, grad=False, sets=("validation",)).value
+    vb = regular.evaluate(u, grad=False, sets=("validation",)).value
+    assert va == vb
