@@ -155,7 +155,8 @@ def run_job(job: s.JobSpec, *, output_dir: str | None = None, no_fit: bool = Fal
         _validate_potentials(job, objective, u0, log)
     if job.fitting is not None and job.fitting.enabled and not no_fit:
         log(f"Training phase: {space.size} fitted parameter(s), "
-            f"{len(objective.ids())} training structure(s), minimizer <{job.fitting.minimizer.kind}>")
+            f"{len(objective.ids()) + objective.training_entries()} training structure(s), "
+            f"minimizer <{job.fitting.minimizer.kind}>")
         state = _read_checkpoint(out, space, job) if restart else None
         fit = run_fit(objective, job.fitting, log, max_iter=max_iter, tty=tty,
                       checkpoint=lambda st: _write_checkpoint(job, space, st, out),

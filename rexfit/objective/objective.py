@@ -203,6 +203,11 @@ class Objective:
                 gu = gu + 2.0 * self.space.l2 * p * self.space.scale
         return Evaluation(total, gu, results, datasets, tree)
 
+    def training_entries(self) -> int:
+        """Number of dataset entries in the training set."""
+        return sum(len(t.engine.items) for (_, s_), t in self.datasets.items()
+                   if s_ == "training")
+
     def minibatch_units(self) -> list[tuple[tuple[str, str], tuple[int, int], int]]:
         """Every chunk of the training datasets: ((dataset id, set), chunk key, structures)."""
         return [(key, c, term.engine.chunk_structures(c))
