@@ -22,8 +22,12 @@ backward pass recomputes a chunk and runs the recursion backwards with the per-a
 ∂E/∂U gathered to the pair's centre (∂E/∂r per pair, as SNAP codes do); it is plain JAX, so
 it can be differentiated again with respect to that adjoint (forward-over-reverse and
 reverse-over-reverse in the model coefficients work; forward mode in the positions does not).
-The cubic form over the per-atom U_tot is a fused gather-reduce over a static table of
-non-zero terms, with a hand-written adjoint (also gathers, no scatters).
+The cubic form works per atom chunk with the atoms on the last (vector) axis: each
+Z_{j1 j2 j} (rows mb ≤ j/2) is a sum of shifted slices of the zero-padded U_j1 times
+U_j2[p, q] and Clebsch–Gordan weights (no gathers), B = Σ Re(conj U_j · Z) with LAMMPS's half
+sum.  Its custom VJP computes in the forward pass also the Z of the permuted triples and keeps
+all Z; the adjoint is then Y_j = Σ κ(g) Z per atom (as LAMMPS's compute_yi: B_{j1 j2 j}/(j + 1)
+is symmetric in (j1, j2, j), Wood & Thompson 2018), linear in the cotangent g.
 Only ``chemflag``/``wselfallflag``/``switchinnerflag`` are not supported.
 """
 
@@ -41,8 +45,8 @@ import numpy as np
 from rexfit.structures.neighbors import NeighborList, pair_displacements
 from rexfit.structures.system import System
 
-#: atoms per chunk of the cubic form (bounds the gathered temporaries)
-_CHUNK = 128
+#: atoms per chunk of the cubic form (atoms on the last, vector axis)
+_CHUNK = 256
 
 #: weight of an atom's own contribution to its density (LAMMPS ``wself``)
 WSELF = 1.0
@@ -90,148 +94,244 @@ def clebsch_gordan(j1: int, m1: int, j2: int, m2: int, j: int, m: int) -> float:
     return float(total) * math.sqrt(float(pre)) if total else 0.0
 
 
-def _bucket(n: int) -> int:
-    size = 1
-    while size < n:
-        size *= 2
-    return size
-
-
-@dataclass(frozen=True)
-class _Group:
-    """Rows of equal padded length of a gather-reduce table (NumPy, static)."""
-
-    rows: np.ndarray  # (G,) output index of each row
-    idx: tuple[np.ndarray, ...]  # index arrays (G, L)
-    coef: np.ndarray  # (G, L) float64, 0 on padding
-
-
-def _groups(rows_terms: dict[int, list[tuple]], width: int) -> list[_Group]:
-    """Group rows by padded term count; each term is (coef, idx_1, …, idx_width)."""
-    by_size: dict[int, list[int]] = {}
-    for row, terms in rows_terms.items():
-        by_size.setdefault(_bucket(max(len(terms), 1)), []).append(row)
-    out = []
-    for size, rows in sorted(by_size.items()):
-        coef = np.zeros((len(rows), size))
-        idx = [np.zeros((len(rows), size), np.int32) for _ in range(width)]
-        for g, row in enumerate(rows):
-            for t, term in enumerate(rows_terms[row]):
-                coef[g, t] = term[0]
-                for w in range(width):
-                    idx[w][g, t] = term[1 + w]
-        out.append(_Group(np.asarray(rows), tuple(idx), coef))
+def _coupling(ja: int, jb: int, j: int) -> np.ndarray:
+    """H[p, m] = C^{j m}_{ja (m + c − p); jb p}, c = (ja + jb − j)/2, p = 0..jb, m = 0..j
+    (indices counted from −j/2 etc.; zero where ma + c − p is outside 0..ja): the coupling
+    Z[mb, ma] = Σ_{p,q} H[p, mb] H[q, ma] U_jb[p, q] U_ja[mb + c − p, ma + c − q]."""
+    c = (ja + jb - j) // 2
+    out = np.zeros((jb + 1, j + 1))
+    for p in range(jb + 1):
+        for m in range(j + 1):
+            m1 = m + c - p
+            if 0 <= m1 <= ja:
+                out[p, m] = clebsch_gordan(ja, 2 * m1 - ja, jb, 2 * p - jb, j, 2 * m - j)
     return out
 
 
 @dataclass(frozen=True)
-class _Tables:
-    forward: list[_Group]  # B_b = Σ c Re(U[k1] U[k2] conj U[k3]); idx (k1, k2, k3)
-    adjoint: list[_Group]  # Y_k = Σ c g_b (conj? U[p]) U[q]; idx (b, p, q, conj)
+class _Cubic:
+    """Static structure of the cubic form (NumPy).
+
+    triples: (ja, jb, j) with ja ≥ jb of every Z_{ja jb j} (rows mb ≤ j/2) that is needed,
+    first those of the components b (in order, ja = j1, jb = j2), then the permuted ones the
+    adjoint needs.  terms[t]: (p, q, W (rows, j + 1)) with W = H[p, :rows] ⊗ H[q, :], the
+    non-zero shifted products of triple t.  pad[j]: zero padding (low, high) of U_j on both
+    axes so that every shifted slice is in range.  z_off: offsets of each triple's half Z in
+    the flat layout.  weight[b]: LAMMPS's half-sum weights (rows, j + 1) of component b.
+    kappa (n_t, n_b): the adjoint's Y_j = Σ_t [Σ_b kappa[t, b] g_b] Z_t over triples t with
+    output j (Wood & Thompson's symmetry B_{j1 j2 j}/(j + 1) invariant under permutations).
+    """
+
+    triples: list[tuple[int, int, int]]
+    terms: list[list[tuple[int, int, np.ndarray]]]
+    pad: dict[int, tuple[int, int]]
+    z_off: np.ndarray
+    weight: list[np.ndarray]
+    kappa: np.ndarray
     n_b: int
     n_u: int
     j_of_b: np.ndarray
 
 
+def _key(a: int, b: int, j: int) -> tuple[int, int, int]:
+    return (max(a, b), min(a, b), j)
+
+
 @lru_cache(maxsize=None)
-def _tables(twojmax: int) -> _Tables:
-    """The non-zero terms of every B (LAMMPS's half sum) and their transposes for the adjoint."""
-    off = u_offsets(twojmax)
+def _cubic_tables(twojmax: int) -> _Cubic:
     blist = bispectrum_indices(twojmax)
-    forward: dict[int, list[tuple]] = {}
-    adjoint: dict[int, list[tuple]] = {k: [] for k in range(int(off[-1]))}
+    triples = list(blist)
+    index = {t: k for k, t in enumerate(triples)}
+    slots = []  # (b, triple, factor): ∂B_b/∂U of each slot, as Z of a triple
     for b, (j1, j2, j) in enumerate(blist):
-        c = (j1 + j2 - j) // 2
-        terms = []
-        for mb in range(j // 2 + 1):
-            for ma in range(j + 1):
-                if 2 * mb == j and 2 * ma > j:
-                    continue
-                half = 0.5 if 2 * mb == j and 2 * ma == j else 1.0
-                k3 = off[j] + mb * (j + 1) + ma
-                for mb1 in range(max(0, mb + c - j2), min(j1, mb + c) + 1):
-                    mb2 = mb + c - mb1
-                    cb = clebsch_gordan(j1, 2 * mb1 - j1, j2, 2 * mb2 - j2, j, 2 * mb - j)
-                    for ma1 in range(max(0, ma + c - j2), min(j1, ma + c) + 1):
-                        ma2 = ma + c - ma1
-                        ca = clebsch_gordan(j1, 2 * ma1 - j1, j2, 2 * ma2 - j2, j, 2 * ma - j)
-                        coef = 2.0 * half * ca * cb
-                        if coef == 0.0:
-                            continue
-                        k1 = off[j1] + mb1 * (j1 + 1) + ma1
-                        k2 = off[j2] + mb2 * (j2 + 1) + ma2
-                        terms.append((coef, k1, k2, k3))
-                        adjoint[k3].append((coef, b, k1, k2, 0))  # ∂/∂U3: U1 U2
-                        adjoint[k1].append((coef, b, k2, k3, 1))  # ∂/∂U1: conj(U2) U3
-                        adjoint[k2].append((coef, b, k1, k3, 1))  # ∂/∂U2: conj(U1) U3
-        forward[b] = terms
-    return _Tables(_groups(forward, 3), _groups(adjoint, 4), len(blist), int(off[-1]),
-                   np.array([j for _, _, j in blist]))
+        for t, f in ((_key(j1, j2, j), 1.0), (_key(j, j2, j1), (j + 1) / (j1 + 1)),
+                     (_key(j, j1, j2), (j + 1) / (j2 + 1))):
+            if t not in index:
+                index[t] = len(triples)
+                triples.append(t)
+            slots.append((b, index[t], f))
+    kappa = np.zeros((len(triples), len(blist)))
+    for b, t, f in slots:
+        kappa[t, b] += f
+    terms, pad = [], {}
+    for ja, jb, j in triples:
+        c, rows, n = (ja + jb - j) // 2, j // 2 + 1, j + 1
+        h = _coupling(ja, jb, j)
+        found = []
+        for p in range(jb + 1):
+            for q in range(jb + 1):
+                w = np.outer(h[p, :rows], h[q])
+                if np.any(w != 0.0):
+                    found.append((p, q, w))
+                    lo, hi = pad.get(ja, (0, 0))
+                    lo = max(lo, p - c, q - c)
+                    hi = max(hi, c - p + rows - (ja + 1), c - q + n - (ja + 1))
+                    pad[ja] = (lo, hi)
+        terms.append(found)
+    sizes = [(j // 2 + 1) * (j + 1) for _, _, j in triples]
+    weight = []
+    for _, _, j in blist:
+        w = np.full((j // 2 + 1, j + 1), 2.0)
+        if j % 2 == 0:
+            w[j // 2, j // 2] = 1.0
+            w[j // 2, j // 2 + 1:] = 0.0
+        weight.append(w)
+    return _Cubic(triples, terms, pad, np.concatenate([[0], np.cumsum(sizes)]), weight, kappa,
+                  len(blist), int(u_offsets(twojmax)[-1]), np.array([j for _, _, j in blist]))
 
 
-# --------------------------------------------------------------------------- the cubic form
+def _z_values(tab: _Cubic, ur, ui, count: int):
+    """Half Z (re, im) (rows, j + 1, C) of the first ``count`` triples, U (n_u, C) atoms last.
 
-def _take(x, idx):
-    return jnp.take(x, jnp.asarray(idx), axis=0)  # x (n, C) with atoms last → (G, L, C)
+    Z = Σ_{p,q} H[p, mb] H[q, ma] U_jb[p, q] U_ja[mb + c − p, ma + c − q]: shifted slices of
+    the zero-padded U_ja times U_jb[p, q], vectorised over the atoms; a loop over p per jb
+    (the q terms unrolled) keeps the program small; each triple's update is a small fused
+    loop that LLVM vectorises (one fused sum of more than about 60 shifted slices is not
+    vectorised: too many runtime alias checks)."""
+    size = ur.shape[-1]
+    off = u_offsets(max(max(t[:2]) for t in tab.triples[:count]))
+    blocks, padded = {}, {}
+
+    def block(j):
+        if j not in blocks:
+            n = j + 1
+            blocks[j] = (ur[off[j]:off[j] + n * n].reshape(n, n, size),
+                         ui[off[j]:off[j] + n * n].reshape(n, n, size))
+        return blocks[j]
+
+    def padded_block(j):
+        if j not in padded:
+            lo, hi = tab.pad[j]
+            widths = ((lo, hi), (lo, hi), (0, 0))
+            padded[j] = tuple(jnp.pad(x, widths) for x in block(j))
+        return padded[j]
+
+    out = [None] * count
+    by_jb = {}
+    for t in range(count):
+        by_jb.setdefault(tab.triples[t][1], []).append(t)
+    for jb, group in sorted(by_jb.items()):
+        br, bi = block(jb)
+        info = []
+        for t in group:
+            ja, _, j = tab.triples[t]
+            h = _coupling(ja, jb, j)
+            info.append((t, ja, j, (ja + jb - j) // 2, h))
+            padded_block(ja)
+
+        def body(p, accs, br=br, bi=bi, info=info):
+            xr = jax.lax.dynamic_index_in_dim(br, p, 0, keepdims=False)  # (nb, C)
+            xi = jax.lax.dynamic_index_in_dim(bi, p, 0, keepdims=False)
+            new = []
+            for (t, ja, j, c, h), (zr, zi) in zip(info, accs):
+                rows, n = j // 2 + 1, j + 1
+                ar, ai = padded[ja]
+                lo = tab.pad[ja][0]
+                sr = jax.lax.dynamic_slice_in_dim(ar, c - p + lo, rows, 0)
+                si = jax.lax.dynamic_slice_in_dim(ai, c - p + lo, rows, 0)
+                hb = jax.lax.dynamic_index_in_dim(jnp.asarray(h[:, :rows]), p, 0,
+                                                  keepdims=False)[:, None, None]
+                sum_r = sum_i = 0.0
+                for q in range(jb + 1):
+                    if not np.any(h[q]):
+                        continue
+                    c0 = c - q + lo
+                    tr, ti = sr[:, c0:c0 + n], si[:, c0:c0 + n]
+                    w = h[q][None, :, None]
+                    vr, vi = xr[q][None, None], xi[q][None, None]
+                    sum_r = sum_r + w * (vr * tr - vi * ti)
+                    sum_i = sum_i + w * (vr * ti + vi * tr)
+                new.append((zr + hb * sum_r, zi + hb * sum_i))
+            return new
+
+        zero = [(jnp.zeros((j // 2 + 1, j + 1, size), ur.dtype),) * 2 for _, _, j, _, _ in info]
+        res = jax.lax.fori_loop(0, jb + 1, body, zero)
+        for (t, *_), z in zip(info, res):
+            out[t] = z
+    return out
 
 
-def _assemble(parts, groups):
-    """Concatenate per-group outputs and put each row back at its index."""
-    order = np.argsort(np.concatenate([g.rows for g in groups]))
-    out = jnp.concatenate(parts, axis=0) if len(parts) > 1 else parts[0]
-    return out if np.all(order == np.arange(len(order))) else out[order]
+def _b_values(tab: _Cubic, ur, ui, zs):
+    """(n_b, C) B_b = Σ weight · Re(conj U_j Z_b) over the half rows (LAMMPS's half sum)."""
+    size = ur.shape[-1]
+    off = u_offsets(int(tab.j_of_b.max()))
+    out = []
+    for b, (_, _, j) in enumerate(tab.triples[:tab.n_b]):
+        rows, n = j // 2 + 1, j + 1
+        k = slice(int(off[j]), int(off[j]) + rows * n)
+        zr, zi = zs[b]
+        w = tab.weight[b][..., None]
+        out.append(jnp.sum(w * (ur[k].reshape(rows, n, size) * zr
+                                + ui[k].reshape(rows, n, size) * zi), axis=(0, 1)))
+    return jnp.stack(out)
 
 
-def _forward(tables: _Tables, ur, ui):
-    parts = []
-    for g in tables.forward:
-        k1, k2, k3 = g.idx
-        r1, i1, r2, i2 = _take(ur, k1), _take(ui, k1), _take(ur, k2), _take(ui, k2)
-        pr, pi = r1 * r2 - i1 * i2, r1 * i2 + i1 * r2
-        parts.append(jnp.sum(g.coef[..., None] * (pr * _take(ur, k3) + pi * _take(ui, k3)), axis=1))
-    return _assemble(parts, tables.forward)
+def _chunked(fn, *arrays):
+    """fn over atom chunks of arrays (N, C) transposed to (C, chunk): bounded memory; the
+    outputs stay in the chunked layout (chunks, C', chunk)."""
+    n = arrays[0].shape[0]
+    size = min(_CHUNK, n)
+    pad = (-n) % size
+    stacked = [jnp.pad(a, ((0, pad), (0, 0))).reshape(-1, size, a.shape[1]).transpose(0, 2, 1)
+               for a in arrays]
+    return jax.lax.map(lambda xs: fn(*xs), stacked)
 
 
-def _adjoint(tables: _Tables, ur, ui, gb):
-    """(Y_r, Y_i) = (∂/∂U_r, ∂/∂U_i) of Σ_b g_b B_b, (N, n_u) each."""
-    yr, yi = [], []
-    for g in tables.adjoint:
-        b, p, q, cj = g.idx
-        sign = jnp.asarray(1.0 - 2.0 * cj)[..., None]  # conj of U[p] where cj = 1
-        w = g.coef[..., None] * _take(gb, b)
-        rp, ip, rq, iq = _take(ur, p), sign * _take(ui, p), _take(ur, q), _take(ui, q)
-        yr.append(jnp.sum(w * (rp * rq - ip * iq), axis=1))
-        yi.append(jnp.sum(w * (rp * iq + ip * rq), axis=1))
-    return _assemble(yr, tables.adjoint), _assemble(yi, tables.adjoint)
+def _unchunk(x, n):
+    return x.transpose(0, 2, 1).reshape(-1, x.shape[1])[:n]
 
 
 @lru_cache(maxsize=None)
 def _cubic(twojmax: int):
-    """B(U_r, U_i): (N, n_u)² → (N, n_b) with a gather-only adjoint."""
-    tables = _tables(twojmax)
+    """B(U_r, U_i): (N, n_u)² → (N, n_b).  The forward pass of a VJP also computes the Z of
+    the permuted triples and keeps all Z (about 2400 complex per atom at 2J = 8); the
+    backward pass is then Y_j = Σ κ Z per atom (LAMMPS's compute_yi), expanded to all rows by
+    the symmetry of U, linear in the cotangent (so it can be differentiated again)."""
+    tab = _cubic_tables(twojmax)
+    index, sr, si = _expansion(twojmax)
+    hoff = half_offsets(twojmax)
 
-    def chunked(fn, *arrays):
-        """fn over atom chunks of arrays (N, C) transposed to (C, chunk): bounded memory."""
-        n = arrays[0].shape[0]
-        size = min(_CHUNK, n)
-        pad = (-n) % size
-        stacked = [jnp.pad(a, ((0, pad), (0, 0))).reshape(-1, size, a.shape[1])
-                   .transpose(0, 2, 1) for a in arrays]
-        out = jax.lax.map(lambda xs: fn(*xs), stacked)
-        out = out if isinstance(out, tuple) else (out,)
-        res = tuple(o.transpose(0, 2, 1).reshape(-1, o.shape[1])[:n] for o in out)
-        return res if len(res) > 1 else res[0]
+    def primal(ur, ui):
+        zs = _z_values(tab, ur, ui, tab.n_b)
+        return _b_values(tab, ur, ui, zs)
+
+    def with_zs(ur, ui):
+        zs = _z_values(tab, ur, ui, len(tab.triples))
+        size = ur.shape[-1]
+        flat_r = jnp.concatenate([z[0].reshape(-1, size) for z in zs], axis=0)
+        flat_i = jnp.concatenate([z[1].reshape(-1, size) for z in zs], axis=0)
+        return _b_values(tab, ur, ui, zs), flat_r, flat_i
+
+    def adjoint(zr, zi, g):
+        size = g.shape[-1]
+        kappa = jnp.asarray(tab.kappa) @ g  # (n_t, C)
+        yr = [0.0] * (twojmax + 1)
+        yi = [0.0] * (twojmax + 1)
+        for t, (_, _, j) in enumerate(tab.triples):
+            k = slice(int(tab.z_off[t]), int(tab.z_off[t + 1]))
+            yr[j] = yr[j] + kappa[t][None] * zr[k]
+            yi[j] = yi[j] + kappa[t][None] * zi[k]
+        half_r = jnp.concatenate([jnp.broadcast_to(y, (int(hoff[j + 1] - hoff[j]), size))
+                                  for j, y in enumerate(yr)], axis=0)
+        half_i = jnp.concatenate([jnp.broadcast_to(y, (int(hoff[j + 1] - hoff[j]), size))
+                                  for j, y in enumerate(yi)], axis=0)
+        return half_r[index] * sr[:, None], half_i[index] * si[:, None]
 
     @jax.custom_vjp
     def cubic(ur, ui):
-        return chunked(lambda a, b: _forward(tables, a, b), ur, ui)
+        return _unchunk(_chunked(primal, ur, ui), ur.shape[0])
 
     def fwd(ur, ui):
-        return cubic(ur, ui), (ur, ui)
+        b, zr, zi = _chunked(with_zs, ur, ui)
+        return _unchunk(b, ur.shape[0]), (zr, zi, ur.shape[0])
 
     def bwd(res, gb):
-        ur, ui = res
-        return chunked(lambda a, b, g: _adjoint(tables, a, b, g), ur, ui, gb)
+        zr, zi, n = res
+        size = zr.shape[-1]
+        pad = zr.shape[0] * size - n
+        g = jnp.pad(gb, ((0, pad), (0, 0))).reshape(-1, size, gb.shape[1]).transpose(0, 2, 1)
+        gr, gi = jax.lax.map(lambda xs: adjoint(*xs), (zr, zi, g))
+        return _unchunk(gr, n), _unchunk(gi, n)
 
     cubic.defvjp(fwd, bwd)
     return cubic
@@ -601,7 +701,7 @@ class Bispectrum:
             diag[off[j] + np.arange(j + 1) * (j + 2)] = WSELF
         ur = ur + diag[None]
         bvals = _cubic(self.twojmax)(ur, ui)
-        jb = _tables(self.twojmax).j_of_b
+        jb = _cubic_tables(self.twojmax).j_of_b
         if self.bnormflag:
             bvals = bvals / (jb[None] + 1.0)
             if self.bzeroflag:
