@@ -12,10 +12,10 @@ import pytest
 from rexfit.descriptors.ead import EAD
 from rexfit.descriptors.power_spectrum import PowerSpectrum
 from rexfit.physics.properties import evaluate
-from rexfit.physics.strain import deform
 from rexfit.potentials.snap import DescriptorModel
 from rexfit.structures.neighbors import build_neighbor_list
 from rexfit.structures.system import make_system
+from tests.support.fd import check_forces_and_stress
 from tests.support.structures import crystal
 
 DESCRIPTORS = {
@@ -58,24 +58,7 @@ def test_quadratic_term_equals_numpy(kind):
 @pytest.mark.parametrize("kind", sorted(DESCRIPTORS))
 def test_forces_stress_and_parameter_gradients_match_finite_differences(kind):
     model, params, system, nbrs = _case(kind)
-    ev = evaluate(model, params, system, nbrs)
-    energy = jax.jit(lambda x: model.energy(params, system.replace(positions=x), nbrs))
-    h = 1e-5
-    x0 = np.asarray(system.positions)
-    for atom in range(len(x0)):
-        for axis in range(3):
-            dx = np.zeros_like(x0)
-            dx[atom, axis] = h
-            fd = -(float(energy(x0 + dx)) - float(energy(x0 - dx))) / (2 * h)
-            assert float(ev.forces[atom, axis]) == pytest.approx(fd, rel=1e-6, abs=1e-8)
-    strained = jax.jit(lambda eps: model.energy(params, deform(system, eps), nbrs))
-    volume = abs(np.linalg.det(np.asarray(system.cell)))
-    for v, (a, c) in enumerate(((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))):
-        eps = np.zeros((3, 3))
-        eps[a, c] = eps[c, a] = h if a != c else h
-        scale = 2.0 if a != c else 1.0  # a shear strain ε_ac = ε_ca moves both components
-        fd = (float(strained(eps)) - float(strained(-eps))) / (2 * h * scale * volume)
-        assert float(ev.stress[v]) == pytest.approx(fd, rel=1e-6, abs=1e-9)
+    check_forces_and_stress(model, params, system, nbrs)
 
     # gradient of a force loss with respect to the coefficients (reverse over reverse)
     def loss(p):

@@ -16,6 +16,7 @@ from rexfit.potentials.neural_network import NeuralNetwork, feature_statistics
 from rexfit.potentials.nn_files import read_model, write_model
 from rexfit.structures.system import make_system
 from rexfit.potentials.lists import build_lists
+from tests.support.fd import check_forces_and_stress
 from tests.support.structures import crystal
 
 DESCRIPTORS = {
@@ -65,25 +66,7 @@ def test_energy_equals_numpy_forward_pass(kind, activation):
 @pytest.mark.parametrize("kind", sorted(DESCRIPTORS))
 def test_forces_stress_and_weight_gradients_match_finite_differences(kind):
     model, params, system, nbrs = _case(kind)
-    ev = evaluate(model, params, system, nbrs)
-    energy = jax.jit(lambda x: model.energy(params, system.replace(positions=x), nbrs))
-    h = 1e-5
-    x0 = np.asarray(system.positions)
-    for atom in range(len(x0)):
-        for axis in range(3):
-            dx = np.zeros_like(x0)
-            dx[atom, axis] = h
-            fd = -(float(energy(x0 + dx)) - float(energy(x0 - dx))) / (2 * h)
-            assert float(ev.forces[atom, axis]) == pytest.approx(fd, rel=1e-6, abs=1e-8)
-    from rexfit.physics.strain import deform
-    strained = jax.jit(lambda eps: model.energy(params, deform(system, eps), nbrs))
-    volume = abs(np.linalg.det(np.asarray(system.cell)))
-    for v, (a, c) in enumerate(((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))):
-        eps = np.zeros((3, 3))
-        eps[a, c] = eps[c, a] = h
-        fd = (float(strained(eps)) - float(strained(-eps))) / (2 * h * (2.0 if a != c else 1.0)
-                                                            * volume)
-        assert float(ev.stress[v]) == pytest.approx(fd, rel=1e-6, abs=1e-9)
+    check_forces_and_stress(model, params, system, nbrs)
 
     def loss(p):
         out = evaluate(model, p, system, nbrs)
