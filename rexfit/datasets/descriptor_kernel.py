@@ -27,11 +27,8 @@ enter every prediction as fixed energies, forces and virials.
 
 from __future__ import annotations
 
-from typing import Any
-
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from rexfit.potentials.base import Linked, SumPotential
 from rexfit.potentials.zbl import ZBL
@@ -147,12 +144,3 @@ def descriptor_outputs(potential, params, c, scatter, voigt):
         base_energy, base_forces, base_virial = c.base
         energy, forces, virial = energy + base_energy, forces + base_forces, virial + base_virial
     return energy, forces, virial, virial / c.volume[None]
-
-
-def feature_bytes(potential, pair_slots: int) -> int:
-    """Host bytes of the per-pair feature derivatives for ``pair_slots`` slots."""
-    return sum(24 * m.descriptor.n_features * pair_slots for m in models(potential))
-
-
-def host(tree) -> Any:
-    return jax.tree_util.tree_map(np.asarray, tree)
