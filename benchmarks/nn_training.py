@@ -6,6 +6,7 @@ with energies and forces from LAMMPS ``pair_style sw`` (``Si.sw``), 15 % held ou
 validation. Networks: ACSF (G2 + G5, 2×30 tanh) and LSP (2×30 tanh), full-batch L-BFGS.
 
     python benchmarks/nn_training.py [--cells 240] [--iterations 3000] [--only acsf|lsp]
+        [--l2 LAMBDA]
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ DESCRIPTORS = {
 
 JOB = """<job><name>Si NN benchmark</name><atom-types><species>Si</species></atom-types>
   <potentials>
-    <neural-network id="Si" hidden="30 30" activation="tanh" seed="1">
+    <neural-network id="Si" hidden="30 30" activation="tanh" seed="1" l2="{l2}">
       {descriptor}
       <element species="Si"/>
       <fit-dof><weights/><bias/></fit-dof>
@@ -142,6 +143,7 @@ def main() -> None:
     ap.add_argument("--cells", type=int, default=240)
     ap.add_argument("--iterations", type=int, default=3000)
     ap.add_argument("--only", choices=sorted(DESCRIPTORS), action="append")
+    ap.add_argument("--l2", type=float, default=0.0, help="L2 regularisation of the weights")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -155,7 +157,7 @@ def main() -> None:
         work.mkdir()
         shutil.copy(directory / "si.xyz", work)
         (work / "job.xml").write_text(JOB.format(descriptor=DESCRIPTORS[name],
-                                                 iterations=args.iterations))
+                                                 iterations=args.iterations, l2=args.l2))
         out = subprocess.run([sys.executable, __file__, "--child", str(work / "job.xml")],
                              check=True, capture_output=True, text=True).stdout
         r = json.loads(out.strip().splitlines()[-1])
