@@ -84,15 +84,8 @@ def fit(job_path: Path) -> tuple[float, float, float, dict, int]:
     from rexfit.model.potentials import build_potentials
     from rexfit.objective.objective import Objective
     from rexfit.objective.parameters import ParameterSpace
+    from rexfit.run import Log
 
-    class Quiet:
-        text: list = []
-
-        def __call__(self, *a, **k):
-            pass
-
-        def file_only(self, *a, **k):
-            pass
 
     start = time.perf_counter()
     job, _ = load_job(str(job_path))
@@ -102,7 +95,7 @@ def fit(job_path: Path) -> tuple[float, float, float, dict, int]:
     times = []
     for _ in range(2):  # the second fit reuses the first one's compiled programs
         start = time.perf_counter()
-        result = run_fit(objective, job.fitting, Quiet(), tty=False)
+        result = run_fit(objective, job.fitting, Log(quiet=True), tty=False)
         times.append(time.perf_counter() - start)
     values = space.named_values(space.tree(result.u))
     return setup, times[0], times[1], values, result.evaluations

@@ -98,6 +98,7 @@ def fit_after_compilation(job_path: Path) -> tuple[float, dict, int]:
     from rexfit.model.potentials import build_potentials
     from rexfit.objective.objective import Objective
     from rexfit.objective.parameters import ParameterSpace
+    from rexfit.run import Log
 
     job, _ = load_job(str(job_path))
     space = ParameterSpace(build_potentials(job), job.constraints)
@@ -105,17 +106,9 @@ def fit_after_compilation(job_path: Path) -> tuple[float, dict, int]:
     objective.residuals(space.u0())  # compile the residual and Jacobian programs
     objective.evaluate(space.u0(), grad=False)
 
-    class Quiet:
-        text: list = []
-
-        def __call__(self, *a, **k):
-            pass
-
-        def file_only(self, *a, **k):
-            pass
 
     start = time.perf_counter()
-    fit = run_fit(objective, job.fitting, Quiet(), tty=False)
+    fit = run_fit(objective, job.fitting, Log(quiet=True), tty=False)
     seconds = time.perf_counter() - start
     values = space.named_values(space.tree(fit.u))
     return seconds, {k.split(".")[1]: v for k, v in values.items()}, fit.evaluations
