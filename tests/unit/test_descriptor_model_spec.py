@@ -65,3 +65,47 @@ def test_model_errors_stop_the_run(tmp_path, capsys, potentials, species, messag
     err = capsys.readouterr().err
     assert code == 2 and message in err, err
     assert not (out / "results.json").exists()
+
+
+PINN = ('<pinn id="p" rc="4.0" d="1.2" hidden="4" seed="2">'
+        '<lsp rn="2.2 2.8 3.4" sigma="0.5" rcut="4.0" d="1.2" ls="0 2"/>'
+        '<element species="Mo"/>{base}<fit-dof><weights/><base/></fit-dof></pinn>')
+BASE = ('<base species="Mo" A="7.5" B="6.15" alpha="2.48" beta="1.73" a="0.3" h="-0.33" '
+        'lambda="1.5" sigma="1.0"/>')
+
+
+def test_pinn_job_builds_the_base_bop(tmp_path, capsys):
+    """A fresh <pinn> (output layer zero) is the BOP with its <base> parameters; without
+    <base> the job is refused."""
+    import jax.numpy as jnp
+    import numpy as np
+
+    from rexfit.job import load_job
+    from rexfit.model.potentials import build_potentials
+    from rexfit.physics.properties import evaluate
+    from rexfit.potentials.lists import build_lists
+    from rexfit.potentials.pinn import BOP
+    from rexfit.structures.system import make_system
+    from tests.support.structures import crystal
+
+    spec, problems = load_job(str(job(tmp_path, PINN.format(base=BASE))))
+    assert not [p for p in problems if p.severity == "error"]
+    pm = build_potentials(spec)
+    (_, pinn), = pm.potential.terms
+    names = [e.name for e in pm.entries]
+    assert "p[PINN].base.0[Mo]" in names and "p[PINN].w1.0[Mo]" in names
+    assert not any(".bias" in n for n in names)  # <bias/> not listed: not fitted
+    pos, cell, species = crystal("Mo", 3.15, seed=3)
+    system = make_system(pos, cell, species)
+    ours = evaluate(pinn, pm.params["p"], system, build_lists(pinn, system, 0.3))
+    bop = BOP(("Mo",), 4.0, 1.2)
+    base = dict(A=7.5, B=6.15, alpha=2.48, beta=1.73, a=0.3, h=-0.33, sigma=1.0)
+    base["lambda"] = 1.5
+    ref = evaluate(bop, {"Mo": {k: jnp.float64(v) for k, v in base.items()}}, system,
+                   build_lists(bop, system, 0.3))
+    assert float(ours.energy) == float(ref.energy)
+    np.testing.assert_allclose(ours.forces, ref.forces, rtol=0, atol=1e-12)
+
+    path = job(tmp_path, PINN.format(base=""))
+    assert main(["validate", str(path)]) == 2
+    assert "needs <base species='Mo'" in capsys.readouterr().err
