@@ -80,6 +80,7 @@ from rexfit.structures.neighbors import (
     NeighborList,
     bucket_size,
     build_neighbor_list,
+    pair_displacements,
 )
 from rexfit.structures.system import System, make_system
 from rexfit.structures.triplets import TripletNeighborList, Triplets
@@ -168,7 +169,10 @@ class Chunk:
     Descriptor kernel: the analytic fields on the full list, plus per descriptor model
     features (B, n, K) and feature_grads (B, E, K, 3) (∂B_i/∂d_p of each pair's centre i),
     and base = (energy (B,), forces (3, B, n), virial (6, B)) of parameter-free terms or None.
-    Static: pbc, cutoff, skin, half, ordered (triplet layout, None without triplets).
+    Static: pbc, cutoff, skin, half, ordered (triplet layout, None without triplets), packed
+    (descriptor kernel with pruned triplets: tij, tik index the chunk's flattened (B·E) pair
+    slots and the triplets of all B structures are packed one after another, row-major over
+    (B, T), so that no structure pads its own triplet slots).
     """
 
     species: Any
@@ -202,6 +206,7 @@ class Chunk:
     skin: float = field(default=0.0, metadata=dict(static=True))
     half: bool = field(default=True, metadata=dict(static=True))
     ordered: bool | None = field(default=None, metadata=dict(static=True))
+    packed: bool = field(default=False, metadata=dict(static=True))
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -764,7 +769,8 @@ class _Bucket:
         sliced["base"] = None if base is None else (base[0][lo:hi], base[1][:, lo:hi],
                                                     base[2][:, lo:hi])
         return Chunk(**sliced, pbc=self.host.pbc, cutoff=self.host.cutoff,
-                     skin=self.host.skin, half=self.host.half, ordered=self.host.ordered)
+                     skin=self.host.skin, half=self.host.half, ordered=self.host.ordered,
+                     packed=self.host.packed)
 
     def chunk(self, k: int) -> Chunk:
         return self.device[k] if self.device is not None else jax.device_put(self.host_chunk(k))
@@ -808,6 +814,7 @@ class _Listed:
     shifts: np.ndarray
     triplets: tuple | None  # (ij, ik, ordered)
     meta: tuple  # the list's (cutoff, skin, half)
+    pruned: bool = False  # triplets pruned for the fixed geometry (see dk.prune_lists)
 
     @property
     def natoms(self) -> int:
@@ -907,14 +914,23 @@ class DatasetObjective:
         else:
             nbrs = build_lists(self.potential, system, self.skin, n_species=self.n_species)
         npair = int(np.count_nonzero(np.asarray(nbrs.mask)))
+        i, j = np.asarray(nbrs.i)[:npair], np.asarray(nbrs.j)[:npair]
+        shifts = np.asarray(nbrs.shifts)[:npair]
         trip = getattr(nbrs, "triplets", None)
         if trip is not None:
             count = trip.count
-            trip = (np.asarray(trip.ij)[:count], np.asarray(trip.ik)[:count], trip.ordered)
+            ij, ik = np.asarray(trip.ij)[:count], np.asarray(trip.ik)[:count]
+            vectors = np.asarray(pair_displacements(system, nbrs))[:npair]
+            pruned = dk.prune_lists(self.potential, vectors, i, j, np.asarray(system.species),
+                                    ij, ik, trip.ordered)
+            if pruned is not None:  # the structure never moves: drop what adds nothing
+                pairs, ij, ik = pruned
+                i, j, shifts = i[pairs], j[pairs], shifts[pairs]
+            trip = (ij, ik, trip.ordered)
         return _Listed(np.asarray(system.positions), np.asarray(system.cell),
-                       np.asarray(system.species), system.pbc, np.asarray(nbrs.i)[:npair],
-                       np.asarray(nbrs.j)[:npair], np.asarray(nbrs.shifts)[:npair], trip,
-                       (nbrs.cutoff, nbrs.skin, nbrs.half))
+                       np.asarray(system.species), system.pbc, i, j, shifts, trip,
+                       (nbrs.cutoff, nbrs.skin, nbrs.half),
+                       pruned=trip is not None and pruned is not None)
 
     def _base_predictions(self):
         """Per item (energy, forces (N, 3), virial (3, 3)) of the parameter-free terms, or
@@ -931,12 +947,13 @@ class DatasetObjective:
         return [(p.energy, p.forces, p.virial) for p in engine.predictions(params)]
 
     def _features(self, a: dict, local_i, local_j, size: int, cutoff: float,
-                  ordered: bool | None) -> None:
+                  ordered: bool | None, packed: bool) -> None:
         """Descriptor rows and their pair derivatives of every row of a bucket (one jitted
-        call per chunk of ``size`` rows, all of one shape), into ``a``."""
+        call per chunk of ``size`` rows, all of one shape), into ``a``.  Packed (pruned)
+        triplets belong to the potential, not the descriptors, and are not passed on."""
         rows = a["mask"].shape[0]
         vectors = np.moveaxis(a["d"], 0, -1)  # (rows, E, 3)
-        triplets = a.get("tij") is not None
+        triplets = a.get("tij") is not None and not packed
         features, grads = [], []
         for model in dk.models(self.potential):
             fn = _feature_rows_batch(model.descriptor, cutoff, ordered if triplets else None)
@@ -964,7 +981,6 @@ class DatasetObjective:
         n = _round_up(max(listed[k].natoms for k in members), 4)
         e = _round_up(max(len(listed[k].i) for k in members), 8)
         has_trip = listed[members[0]].triplets is not None
-        t = _round_up(max(len(listed[k].triplets[0]) for k in members), 8) if has_trip else 0
         s = len(members)
         size = s if self.max_bucket_atoms is None else max(1, min(s, self.max_bucket_atoms // n))
         n_chunks = -(-s // size)
@@ -972,6 +988,18 @@ class DatasetObjective:
         rows = n_chunks * size
         analytic = self.kernel in ("analytic", "descriptor")
         descriptor = self.kernel == "descriptor"
+        packed = descriptor and has_trip and all(listed[k].pruned for k in members)
+
+        def member(row):  # padding rows: weightless copies of the first member
+            return members[row] if row < s else members[0]
+
+        if packed:  # triplet slots per row: the fullest chunk's triplets spread over its rows
+            t = _round_up(-(-max(sum(len(listed[member(r)].triplets[0])
+                                     for r in range(c * size, (c + 1) * size))
+                               for c in range(n_chunks)) // size), 8)
+        else:
+            t = _round_up(max(len(listed[k].triplets[0]) for k in members), 8) if has_trip \
+                else 0
 
         def zeros(shape, dtype=np.float64):
             return np.zeros(shape, dtype)
@@ -1031,16 +1059,28 @@ class DatasetObjective:
                 a["shifts"][row, :npair] = x.shifts
             if has_trip:
                 ij, ik, ordered = x.triplets
-                a["tij"][row, :len(ij)], a["tik"][row, :len(ij)] = ij, ik
-                a["tmask"][row, :len(ij)] = True
+                if packed:  # appended to the chunk's flat triplet list (pair slots b·E + p)
+                    if row % size == 0:
+                        fill = 0
+                    local = (row % size) * e
+                    flat = slice(fill, fill + len(ij))
+                    chunk_rows = slice(row - row % size, row - row % size + size)
+                    for name, values in (("tij", ij + local), ("tik", ik + local)):
+                        a[name][chunk_rows].reshape(-1)[flat] = values
+                    a["tmask"][chunk_rows].reshape(-1)[flat] = True
+                    fill += len(ij)
+                else:
+                    a["tij"][row, :len(ij)], a["tik"][row, :len(ij)] = ij, ik
+                    a["tmask"][row, :len(ij)] = True
             if row < s:
                 self._targets(self.items[k], na, abs(float(np.linalg.det(x.cell))), a, row)
         cutoff, skin, half = listed[members[0]].meta
         if descriptor:
-            self._features(a, local_i, local_j, size, cutoff + skin, ordered)
+            self._features(a, local_i, local_j, size, cutoff + skin, ordered, packed)
             if self._base is not None:
                 a["base"] = base
-        host = Chunk(**a, pbc=pbc, cutoff=cutoff, skin=skin, half=half, ordered=ordered)
+        host = Chunk(**a, pbc=pbc, cutoff=cutoff, skin=skin, half=half, ordered=ordered,
+                     packed=packed)
         return _Bucket(members=members, size=size, n_chunks=n_chunks, host=host)
 
     @staticmethod

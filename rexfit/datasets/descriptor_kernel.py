@@ -27,19 +27,75 @@ enter every prediction as fixed energies, forces and virials.
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from rexfit.potentials.base import Linked, SumPotential
 from rexfit.potentials.zbl import ZBL
 from rexfit.structures.neighbors import NeighborList
 from rexfit.structures.system import System
-from rexfit.structures.triplets import TripletNeighborList
+from rexfit.structures.triplets import TripletNeighborList, Triplets
 
 
 def is_model(term) -> bool:
-    """A descriptor model: a ``descriptor`` and ``energies_from_features``."""
-    return hasattr(term, "descriptor") and hasattr(term, "energies_from_features")
+    """A descriptor model: a ``descriptor`` and ``energies_from_features`` (energies from the
+    rows alone) or ``energies_from_geometry`` (energies from the rows and the pair vectors,
+    e.g. a PINN)."""
+    return hasattr(term, "descriptor") and (hasattr(term, "energies_from_features")
+                                            or hasattr(term, "energies_from_geometry"))
+
+
+def is_geometric(term) -> bool:
+    """A descriptor model whose energy also depends on the pair vectors directly."""
+    return is_model(term) and not hasattr(term, "energies_from_features")
+
+
+def prune_lists(potential, vectors, i, j, species, ij, ik, ordered: bool):
+    """For a structure that never moves (a dataset entry): (pair indices to keep, kept
+    triplets' ij, ik renumbered to the kept pairs), or None if some three-body term cannot
+    tell which of its triplets contribute (then everything is kept).
+
+    Three-body terms say so through ``active_triplets(vectors, ij, ik, s_i, s_j, s_k)`` (the
+    PINN's BOP: its screening atoms reach 1.5 r_c, but few of those triplets contribute).  A
+    pair is kept if it lies within ``pair_reach()`` of such a term (or the ``cutoff`` of any
+    other term) or is a leg of a kept triplet.  Pair vectors ``vectors`` (E, 3), atom indices
+    ``i``, ``j`` (E,), ``species`` (n,) of one structure; for the unordered triplet layout a
+    triplet is kept if either order of its legs contributes."""
+    keep = _active_triplets(potential, vectors, i, j, species, ij, ik, ordered)
+    if keep is None:
+        return None
+    reach = max(float(leaf.pair_reach()) if hasattr(leaf, "pair_reach") else float(leaf.cutoff)
+                for _, leaf in _named_leaves(potential))
+    ij, ik = ij[keep], ik[keep]
+    pairs = np.linalg.norm(vectors, axis=1) < reach
+    pairs[ij] = True
+    pairs[ik] = True
+    renumber = np.cumsum(pairs) - 1
+    return np.nonzero(pairs)[0], renumber[ij], renumber[ik]
+
+
+def _active_triplets(potential, vectors, i, j, species, ij, ik, ordered: bool):
+    """(T,) bool mask of the triplets that contribute at this geometry, or None (see
+    :func:`prune_lists`)."""
+    from rexfit.potentials.lists import triplet_needs
+
+    leaves = [leaf for _, leaf in _named_leaves(potential) if triplet_needs(leaf) is not None]
+    if not leaves or not all(hasattr(leaf, "active_triplets") for leaf in leaves):
+        return None
+    species = np.asarray(species)
+    s_i, s_j = species[np.asarray(i)], species[np.asarray(j)]
+    keep = np.zeros(len(ij), bool)
+    for leaf in leaves:
+        orders = ((ij, ik),) if ordered else ((ij, ik), (ik, ij))
+        for a, b in orders:
+            mask = leaf.active_triplets(vectors, a, b, s_i[a], s_j[a], s_j[b])
+            if mask is None:
+                return None
+            keep |= mask
+    return keep
 
 
 def _named_leaves(potential, name=""):
@@ -112,6 +168,29 @@ def feature_rows(descriptor, species, mask, i, j, d, pair_mask, cutoff: float,
     return features(d), jnp.where(pair_mask[:, None, None], jnp.moveaxis(grads, 0, 1), 0.0)
 
 
+def _flat_geometry(c):
+    """One System and (triplet) neighbour list for all B structures of a descriptor-kernel
+    chunk: atoms are the flattened atom slots (zero positions, unit cell), pairs the flattened
+    pair slots with their pair vectors as float image shifts, so that
+    ``pair_displacements`` returns the pair vectors (and is differentiable in them)."""
+    b_structures, n_atoms = c.mask.shape
+    n_pairs = c.pair_mask.shape[1]
+    total = b_structures * n_atoms
+    system = System(positions=jnp.zeros((total, 3), c.d.dtype), cell=jnp.eye(3, dtype=c.d.dtype),
+                    species=c.species.reshape(-1), mask=c.mask.reshape(-1),
+                    pbc=(True, True, True))
+    fields = dict(i=c.gi.reshape(-1), j=c.gj.reshape(-1),
+                  shifts=jnp.moveaxis(c.d, 0, -1).reshape(-1, 3),
+                  mask=c.pair_mask.reshape(-1), ref_positions=system.positions,
+                  ref_cell=system.cell, cutoff=c.cutoff, skin=0.0, half=False)
+    if c.tij is None:
+        return system, NeighborList(**fields)
+    offset = 0 if c.packed else (jnp.arange(b_structures, dtype=c.tij.dtype) * n_pairs)[:, None]
+    triplets = Triplets(ij=(c.tij + offset).reshape(-1), ik=(c.tik + offset).reshape(-1),
+                        mask=c.tmask.reshape(-1), ordered=c.ordered)
+    return system, TripletNeighborList(**fields, triplets=triplets)
+
+
 def descriptor_outputs(potential, params, c, scatter, voigt):
     """Kernel "descriptor": energy (B,), forces (3, B, n), virial (6, B), stress (6, B) of a
     chunk ``c`` with precomputed ``features`` / ``feature_grads`` (one per model) and
@@ -124,12 +203,24 @@ def descriptor_outputs(potential, params, c, scatter, voigt):
     for model, prm, rows, grads in zip(models(potential), model_params(potential, params),
                                        c.features, c.feature_grads):
         flat = rows.reshape(b_structures * n_atoms, -1)
+        if is_geometric(model):
+            system, nbrs = _flat_geometry(c)
 
-        def total(b, model=model, prm=prm):
-            e = model.energies_from_features(prm, b, species, mask)
-            return jnp.sum(e), e
+            def total(b, vectors, model=model, prm=prm, system=system, nbrs=nbrs):
+                e = model.energies_from_geometry(prm, b, system, dataclasses.replace(nbrs, shifts=vectors))
+                return jnp.sum(e), e
 
-        g, per_atom = jax.grad(total, has_aux=True)(flat)  # (B·n, K), (B·n,)
+            (g, direct), per_atom = jax.grad(total, argnums=(0, 1), has_aux=True)(
+                flat, nbrs.shifts)
+            direct = direct.reshape(b_structures, -1, 3)  # ∂E/∂d_p at fixed rows
+            for a in range(3):
+                slope[a] = slope[a] + direct[..., a]
+        else:
+            def total(b, model=model, prm=prm):
+                e = model.energies_from_features(prm, b, species, mask)
+                return jnp.sum(e), e
+
+            g, per_atom = jax.grad(total, has_aux=True)(flat)  # (B·n, K), (B·n,)
         energy = energy + jnp.sum(per_atom.reshape(b_structures, n_atoms), axis=1)
         at_centre = g[c.gi]  # (B, E, K): ∂ε/∂B of each pair's centre
         for a in range(3):

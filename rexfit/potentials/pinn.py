@@ -194,6 +194,39 @@ class BOP:
         """Total energy (eV)."""
         return jnp.sum(self.atom_energies(params, system, nbrs))
 
+    def pair_reach(self) -> float:
+        """r_c (Å): pairs farther apart matter only as screening legs of a triplet."""
+        return self.rc
+
+    def active_triplets(self, vectors, ij, ik, species_i, species_j, species_k):
+        """For a fixed geometry: which triplets can contribute (see :func:`active_triplets`)."""
+        return active_triplets(vectors, ij, ik, self.rc, len(self.elements), species_i,
+                               species_j, species_k)
+
+
+def active_triplets(vectors: np.ndarray, ij: np.ndarray, ik: np.ndarray, rc: float,
+                    n_species: int, species_i: np.ndarray, species_j: np.ndarray,
+                    species_k: np.ndarray) -> np.ndarray:
+    """(T,) bool, host-side: the triplets (pair slots ``ij``, ``ik`` into the pair vectors
+    ``vectors`` (E, 3) Å) that add to the BOP energy of a structure that does not move.
+
+    A triplet contributes if its first leg is a bond (r_ij < r_c) between interacting species
+    and either its second leg is a bond too (angular term z_ij) or the atom k screens the bond
+    (x = r_ik + r_jk − r_ij < r_c, k of an interacting species).  Every other triplet adds
+    exactly 0 to the energy and to all its derivatives at this geometry (f_c and its derivative
+    vanish at r_c), so a dataset whose structures never move can drop them: for a Si crystal
+    with r_c = 3.9 Å this keeps about a tenth of the triplets that reach 1.5 r_c.
+    """
+    vectors = np.asarray(vectors, dtype=np.float64)
+    first, second = vectors[ij], vectors[ik]
+    r_ij = np.linalg.norm(first, axis=1)
+    r_ik = np.linalg.norm(second, axis=1)
+    r_jk = np.linalg.norm(second - first, axis=1)
+    live = lambda s: (s >= 0) & (s < n_species)  # noqa: E731
+    bond = (r_ij < rc) & live(np.asarray(species_i)) & live(np.asarray(species_j))
+    other = live(np.asarray(species_k))
+    return bond & other & ((r_ik < rc) | (r_ik + r_jk - r_ij < rc))
+
 
 @dataclass(frozen=True)
 class PINN:
@@ -325,8 +358,31 @@ class PINN:
 
     def atom_energies(self, params: Params, system: System, nbrs: NeighborList) -> jax.Array:
         """E_i (N,) in eV."""
-        return bop_atom_energies(self.atom_parameters(params, system, nbrs), system, nbrs,
-                                 self.rc, self.d, len(self.elements))
+        return self.energies_from_geometry(params, self.descriptor.features(system, nbrs),
+                                           system, nbrs)
+
+    def energies_from_geometry(self, params: Params, g: jax.Array, system: System,
+                               nbrs: NeighborList) -> jax.Array:
+        """E_i (N,) in eV with the descriptor rows ``g`` (N, K) given: the BOP with per-atom
+        parameters p⁰ + N(g) on ``system``/``nbrs``.  The dataset engine's descriptor kernel
+        calls this with precomputed rows and differentiates with respect to both ``g`` and the
+        pair vectors."""
+        return bop_atom_energies(self.parameters_from_features(params, g, system.species),
+                                 system, nbrs, self.rc, self.d, len(self.elements))
+
+    def pair_reach(self) -> float:
+        """max(r_c, descriptor cutoff) in Å: farther pairs matter only as screening legs."""
+        return max(self.rc, float(self.descriptor.cutoff))
+
+    def active_triplets(self, vectors: np.ndarray, ij: np.ndarray, ik: np.ndarray,
+                        species_i: np.ndarray, species_j: np.ndarray,
+                        species_k: np.ndarray) -> np.ndarray | None:
+        """For a fixed geometry: which triplets can contribute (see :func:`active_triplets`);
+        None if the descriptor reads the triplets too (they must all stay)."""
+        if getattr(self.descriptor, "triplet_cutoffs", None) is not None:
+            return None
+        return active_triplets(vectors, ij, ik, self.rc, len(self.elements), species_i,
+                               species_j, species_k)
 
     def energy(self, params: Params, system: System, nbrs: NeighborList) -> jax.Array:
         """Total energy (eV); ``nbrs`` a full list with triplets reaching :attr:`cutoff`

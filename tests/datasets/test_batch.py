@@ -475,3 +475,51 @@ def test_descriptor_kernel_matches_autodiff_with_a_zbl_base():
     np.testing.assert_allclose(g1, g2, rtol=1e-10, atol=1e-10 * np.abs(g2).max())
     with pytest.raises(ValueError, match="descriptor kernel"):
         DatasetObjective(LennardJones(4.5), items, kernel="descriptor")
+
+
+def test_pinn_runs_on_the_descriptor_kernel_with_pruned_triplets():
+    """A PINN (LSP rows precomputed, BOP on the pair vectors) through the descriptor kernel
+    gives the autodiff kernel's gradient and Jacobian and the predictions of ``evaluate`` on
+    the full, unpruned triplet list; the dataset keeps only the triplets that contribute."""
+    from rexfit.descriptors.lsp import LSP
+    from rexfit.potentials.pinn import BOP_PARAMETERS, PINN
+
+    base = {"Si": dict(zip(BOP_PARAMETERS, (7.5, 6.15, 2.48, 1.73, 0.3, -0.33, 1.5, 1.0)))}
+    descriptor = LSP((2.0, 2.5, 3.0), 0.6, 4.0, 1.0, (0, 1, 2, 4))
+    model = PINN(descriptor, ("Si",), (5, 3), rc=3.9, d=1.2)
+    params = model.initial_params(seed=3, base=base, output_scale=0.3)
+    rng = np.random.default_rng(5)
+    params["Si"].update(mean=jnp.asarray(rng.normal(0, 0.1, descriptor.n_features)),
+                        std=jnp.asarray(rng.uniform(0.5, 2.0, descriptor.n_features)))
+    structures = [crystal("Si", 5.43, seed=k, rattle=0.15, strain=0.03) for k in range(3)]
+    structures.append(crystal("Si", 5.43, repeat=2, seed=7))
+    items = _items([(p, c, s, (True,) * 3) for p, c, s in structures], seed=4)
+
+    def tree(x):  # four first-layer weights, two output weights and the base
+        w1 = params["Si"]["w1"].at[:4].set(x[:4])
+        return {"Si": dict(params["Si"], w1=w1, out=params["Si"]["out"].at[:2].set(x[4:6]),
+                           base=x[6:])}
+
+    x0 = np.concatenate([params["Si"]["w1"][:4], params["Si"]["out"][:2], params["Si"]["base"]])
+    fast = DatasetObjective(model, items, transform=tree)
+    slow = DatasetObjective(model, items, transform=tree, kernel="autodiff")
+    assert fast.kernel == "descriptor"
+    full = 0
+    for it, a in zip(items, fast.predictions(x0)):
+        system = make_system(it.positions, it.cell, it.species, it.pbc)
+        nbrs = build_lists(model, system, 0.0)
+        full += nbrs.triplets.count
+        ref = evaluate(model, tree(x0), system, nbrs)
+        assert a.energy == pytest.approx(float(ref.energy), rel=1e-13)
+        np.testing.assert_allclose(a.forces, np.asarray(ref.forces), rtol=0, atol=1e-12)
+        np.testing.assert_allclose(a.stress, np.asarray(ref.stress), rtol=0, atol=1e-14)
+    kept = sum(int(b.host.tmask.sum()) for b in fast._buckets)
+    assert 0 < kept < 0.5 * full
+    v1, g1 = fast.value_and_grad(x0)
+    v2, g2 = slow.value_and_grad(x0)
+    assert v1 == pytest.approx(v2, rel=1e-12)
+    np.testing.assert_allclose(g1, g2, rtol=1e-10, atol=1e-10 * np.abs(g2).max())
+    r1, j1 = fast.residuals_and_jacobian(x0)
+    r2, j2 = slow.residuals_and_jacobian(x0)
+    np.testing.assert_allclose(r1, r2, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(j1, j2, rtol=1e-9, atol=1e-10 * np.abs(j2).max())
