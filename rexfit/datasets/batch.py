@@ -833,7 +833,9 @@ class DatasetObjective:
     n_species: number of species of the job (default: from the potential or the items).
     kernel: "auto", "analytic" (EAM / Lennard-Jones sums only) or "autodiff".
     max_bucket_atoms: atom slots (padding included) per chunk; a bucket with more is split
-    into chunks of equal shape (None: one chunk per bucket).  atom_minimum: smallest
+    into chunks of equal shape (None: one chunk per bucket; "auto": 512 for the descriptor
+    kernel on a CPU, where chunks that stay in the caches make a training step 2–3× faster
+    than 4096-slot ones, else 4096).  atom_minimum: smallest
     atom-count class.  merge_padding: a bucket of small structures joins the next larger
     class of the same periodicity while the atom slots this adds stay within this fraction
     of the dataset's atoms in all (each bucket shape costs a compilation of every kernel;
@@ -850,7 +852,7 @@ class DatasetObjective:
         transform: Callable | None = None,
         n_species: int | None = None,
         kernel: str = "auto",
-        max_bucket_atoms: int | None = 4096,
+        max_bucket_atoms: int | None | str = "auto",
         atom_minimum: int = 8,
         merge_padding: float = 0.1,
         resident_bytes: int = 256 * 2**20,
@@ -887,6 +889,9 @@ class DatasetObjective:
             if species.size and (species.min() < 0 or species.max() >= self.n_species):
                 raise ValueError(f"structure {it.name!r}: species must lie in "
                                  f"0..{self.n_species - 1}")
+        if max_bucket_atoms == "auto":
+            cpu = jax.default_backend() == "cpu"
+            max_bucket_atoms = 512 if kernel == "descriptor" and cpu else 4096
         self.max_bucket_atoms = max_bucket_atoms
         self.merge_padding = float(merge_padding)
         listed = [self._list(it) for it in self.items]
