@@ -19,7 +19,7 @@ DESCRIPTORS = {
     "acsf": """<acsf rcut="4.0"><g2 eta="0.01 0.1 0.3 1.0 3.0" rs="0"/><g2 eta="3.0" rs="2.3 2.8 3.3"/>
         <g5 eta="0.01 0.1 0.5" zeta="1 2 4 8" lambda="1 -1"/></acsf>""",
     "lsp": """<lsp rn="1.5 2.0 2.5 3.0 3.5" sigma="0.8" rcut="4.2" d="1.5" ls="0 1 2 3 4 5 6"/>""",
-    "pinn": """<lsp rn="2.0 2.3 2.6 2.9" sigma="0.5" rcut="4.0" d="1.0" ls="0 1 2 3 4 6"/>""",
+    "pinn": """<lsp rn="1.5 2.0 2.5 3.0 3.5" sigma="0.8" rcut="4.2" d="1.5" ls="0 1 2 3 4 5 6"/>""",
 }
 
 NETWORK = """<neural-network id="Si" hidden="30 30" activation="tanh" seed="1" l2="{l2}">
