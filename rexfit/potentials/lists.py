@@ -55,9 +55,12 @@ def _leaves(potential):
         yield potential
 
 
-def _table(table, n: int, ndim: int) -> np.ndarray:
-    """``table`` as an (n,)*ndim array, −inf where it has no entry (2-D → 3-D as [s_i, :, s_k])."""
+def reach_table(table, n: int, ndim: int) -> np.ndarray:
+    """``table`` (a scalar, an (S, S) or an (S, S, S) reach table) as an (n,)*ndim array, −inf
+    where it has no entry (2-D → 3-D as [s_i, :, s_k])."""
     table = np.asarray(table, dtype=np.float64)
+    if table.ndim == 0:  # one reach for every species combination
+        return np.full((n,) * ndim, float(table))
     if table.ndim == 2 and ndim == 3:
         table = np.broadcast_to(table[:, None, :], (table.shape[0],) * 3)
     m = min(table.shape[0], n)
@@ -71,8 +74,8 @@ def combined_needs(potential, n_species: int):
     needs = [x for x in map(triplet_needs, _leaves(potential)) if x is not None]
     if not needs:
         return None
-    first = np.max([_table(f, n_species, 2) for f, _, _ in needs], axis=0)
-    second = np.max([_table(s, n_species, 3) for _, s, _ in needs], axis=0)
+    first = np.max([reach_table(f, n_species, 2) for f, _, _ in needs], axis=0)
+    second = np.max([reach_table(s, n_species, 3) for _, s, _ in needs], axis=0)
     return first, second, any(o for _, _, o in needs)
 
 

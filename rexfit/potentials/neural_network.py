@@ -90,11 +90,7 @@ class NeuralNetwork:
         widths = (self.descriptor.n_features,) + self.hidden
         out = {}
         for e in self.elements:
-            p = {}
-            for k in range(1, len(widths)):
-                limit = np.sqrt(6.0 / (widths[k - 1] + widths[k]))
-                p[f"w{k}"] = jnp.asarray(rng.uniform(-limit, limit, widths[k - 1] * widths[k]))
-                p[f"b{k}"] = jnp.zeros(widths[k])
+            p = initial_hidden(rng, widths)
             limit = np.sqrt(6.0 / (self.hidden[-1] + 1))
             p["out"] = jnp.asarray(rng.uniform(-limit, limit, self.hidden[-1]))
             p["bias"] = jnp.float64(energy_shift)
@@ -105,13 +101,8 @@ class NeuralNetwork:
 
     def _network(self, p, x):
         """N_e(x) for rows x (M, K) with one element's params p → (M,)."""
-        act = ACTIVATIONS[self.activation]
         widths = (self.descriptor.n_features,) + self.hidden
-        h = (x - jnp.asarray(p["mean"])[None, :]) / jnp.asarray(p["std"])[None, :]
-        for k in range(1, len(widths)):
-            w = jnp.reshape(p[f"w{k}"], (widths[k - 1], widths[k]))
-            h = act(h @ w + jnp.asarray(p[f"b{k}"])[None, :])
-        return h @ p["out"] + p["bias"]
+        return hidden_layers(p, x, widths, self.activation) @ p["out"] + p["bias"]
 
     def energies_from_features(self, params: Params, b, species, mask) -> jax.Array:
         """Per-atom energies (M,) from descriptor rows ``b`` (M, K): each element's network on
@@ -131,6 +122,28 @@ class NeuralNetwork:
         """Total energy (eV); ``nbrs`` a full list reaching :attr:`cutoff` (with the
         descriptor's triplets if it needs them)."""
         return jnp.sum(self.atom_energies(params, system, nbrs))
+
+
+def initial_hidden(rng: np.random.Generator, widths: tuple[int, ...]) -> dict:
+    """Hidden layers "w1", "b1", … for layer widths (K, h1, …, hN): Glorot-uniform weights
+    (flat, row-major, input index slowest), zero biases, drawn layer by layer from ``rng``."""
+    p = {}
+    for k in range(1, len(widths)):
+        limit = np.sqrt(6.0 / (widths[k - 1] + widths[k]))
+        p[f"w{k}"] = jnp.asarray(rng.uniform(-limit, limit, widths[k - 1] * widths[k]))
+        p[f"b{k}"] = jnp.zeros(widths[k])
+    return p
+
+
+def hidden_layers(p, x: jax.Array, widths: tuple[int, ...], activation: str) -> jax.Array:
+    """The last hidden layer's output (M, h_N) for descriptor rows x (M, K): normalised by
+    p["mean"], p["std"], then the layers "w1", "b1", … of widths (K, h1, …, hN)."""
+    act = ACTIVATIONS[activation]
+    h = (x - jnp.asarray(p["mean"])[None, :]) / jnp.asarray(p["std"])[None, :]
+    for k in range(1, len(widths)):
+        w = jnp.reshape(p[f"w{k}"], (widths[k - 1], widths[k]))
+        h = act(h @ w + jnp.asarray(p[f"b{k}"])[None, :])
+    return h
 
 
 def feature_statistics(rows: np.ndarray, floor: float = 1e-8) -> tuple[np.ndarray, np.ndarray]:

@@ -50,7 +50,8 @@ import numpy as np
 
 from rexfit.descriptors.lsp import lsp_cutoff
 from rexfit.potentials.base import Params
-from rexfit.potentials.neural_network import ACTIVATIONS
+from rexfit.potentials.lists import reach_table
+from rexfit.potentials.neural_network import ACTIVATIONS, hidden_layers, initial_hidden
 from rexfit.structures.neighbors import NeighborList, pair_displacements
 from rexfit.structures.system import System
 from rexfit.structures.triplets import require_triplets
@@ -278,8 +279,8 @@ class PINN:
         if need is None:
             return first, second, True
         f2, s2, _ = need
-        f2 = _fit_table(f2, n, 2)
-        second = np.maximum(np.broadcast_to(second[:, None, :], (n,) * 3), _fit_table(s2, n, 3))
+        f2 = reach_table(f2, n, 2)
+        second = np.maximum(np.broadcast_to(second[:, None, :], (n,) * 3), reach_table(s2, n, 3))
         return np.maximum(first, f2), second, True
 
     def bop(self) -> BOP:
@@ -317,11 +318,7 @@ class PINN:
         widths = (self.descriptor.n_features,) + self.hidden
         out = {}
         for e in self.elements:
-            p = {"base": jnp.asarray(stacked[e])}
-            for k in range(1, len(widths)):
-                limit = np.sqrt(6.0 / (widths[k - 1] + widths[k]))
-                p[f"w{k}"] = jnp.asarray(rng.uniform(-limit, limit, widths[k - 1] * widths[k]))
-                p[f"b{k}"] = jnp.zeros(widths[k])
+            p = {"base": jnp.asarray(stacked[e]), **initial_hidden(rng, widths)}
             limit = np.sqrt(6.0 / (self.hidden[-1] + 8))
             p["out"] = jnp.asarray(output_scale * rng.uniform(-limit, limit, self.hidden[-1] * 8))
             p["bias"] = jnp.zeros(8)
@@ -332,12 +329,8 @@ class PINN:
 
     def _network(self, p, x: jax.Array) -> jax.Array:
         """δp = N_e(x) (M, 8) for descriptor rows x (M, K) with one element's params p."""
-        act = ACTIVATIONS[self.activation]
         widths = (self.descriptor.n_features,) + self.hidden
-        h = (x - jnp.asarray(p["mean"])[None, :]) / jnp.asarray(p["std"])[None, :]
-        for k in range(1, len(widths)):
-            w = jnp.reshape(p[f"w{k}"], (widths[k - 1], widths[k]))
-            h = act(h @ w + jnp.asarray(p[f"b{k}"])[None, :])
+        h = hidden_layers(p, x, widths, self.activation)
         w_out = jnp.reshape(p["out"], (self.hidden[-1], 8))
         return h @ w_out + jnp.asarray(p["bias"])[None, :]
 
@@ -388,16 +381,3 @@ class PINN:
         """Total energy (eV); ``nbrs`` a full list with triplets reaching :attr:`cutoff`
         (``rexfit.potentials.lists.build_lists``)."""
         return jnp.sum(self.atom_energies(params, system, nbrs))
-
-
-def _fit_table(table, n: int, ndim: int) -> np.ndarray:
-    """A reach table as (n,)*ndim, −inf where it has no entry (2-D → 3-D as [s_i, :, s_k])."""
-    table = np.asarray(table, dtype=np.float64)
-    if table.ndim == 0:
-        return np.full((n,) * ndim, float(table))
-    if table.ndim == 2 and ndim == 3:
-        table = np.broadcast_to(table[:, None, :], (table.shape[0],) * 3)
-    m = min(table.shape[0], n)
-    out = np.full((n,) * ndim, -np.inf)
-    out[(slice(0, m),) * ndim] = table[(slice(0, m),) * ndim]
-    return out
