@@ -862,7 +862,7 @@ class DatasetObjective:
                              f"not {kernel!r}")
         if kernel == "descriptor" and not dk.descriptor_supported(potential):
             raise ValueError("the descriptor kernel handles descriptor models (SNAP, linear "
-                             "models) over parameter-free terms (ZBL) only")
+                             "models, networks, PINNs) over parameter-free terms (ZBL) only")
         if kernel == "analytic" and not analytic_supported(potential):
             raise ValueError("the analytic kernel handles EAM, Lennard-Jones and "
                              "Stillinger–Weber terms only")

@@ -21,6 +21,11 @@ makes the pair vectors its direct input.  Since each pair has one centre,
 per-pair derivative.  Memory: 24·K bytes per pair slot per model (kept on the host and streamed
 like every chunk input).
 
+Geometric models (a PINN: ``energies_from_geometry``) depend on the pair vectors directly too
+(its BOP); they are evaluated on the chunk's pair vectors with the precomputed rows, and
+dE/dd_p = ∂E/∂d_p|_B + (∂E/∂B_i)·∂B_i/∂d_p.  Their triplets are pruned to those that
+contribute at the fixed geometry (:func:`prune_lists`) and packed per chunk.
+
 The base: terms without parameters (ZBL) are evaluated once, with the autodiff kernel, and
 enter every prediction as fixed energies, forces and virials.
 """
@@ -207,7 +212,8 @@ def descriptor_outputs(potential, params, c, scatter, voigt):
             system, nbrs = _flat_geometry(c)
 
             def total(b, vectors, model=model, prm=prm, system=system, nbrs=nbrs):
-                e = model.energies_from_geometry(prm, b, system, dataclasses.replace(nbrs, shifts=vectors))
+                moved = dataclasses.replace(nbrs, shifts=vectors)
+                e = model.energies_from_geometry(prm, b, system, moved)
                 return jnp.sum(e), e
 
             (g, direct), per_atom = jax.grad(total, argnums=(0, 1), has_aux=True)(
