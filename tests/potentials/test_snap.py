@@ -14,6 +14,7 @@ from rexfit.potentials.snap import SNAP, DescriptorModel
 from rexfit.potentials.snap_files import read_snapcoeff, read_snapparam
 from rexfit.structures.neighbors import build_neighbor_list
 from rexfit.structures.system import make_system, pad_system
+from tests.support.fd import check_forces_and_stress
 from tests.support.lammps_ref import lammps_compute, potentials_dir
 from tests.support.structures import crystal
 
@@ -133,7 +134,7 @@ def _two_element_model():
     return model, params, system, build_neighbor_list(system, model.cutoff, 0.3, half=False)
 
 
-def test_parameter_gradient_is_bispectrum_sum_and_forces_match_fd():
+def test_parameter_gradient_is_bispectrum_sum_and_forces_and_stress_match_fd():
     model, params, system, nbrs = _two_element_model()
     b = np.asarray(model.descriptor.features(system, nbrs))
     species = np.asarray(system.species)
@@ -142,16 +143,7 @@ def test_parameter_gradient_is_bispectrum_sum_and_forces_match_fd():
         np.testing.assert_allclose(grad[e]["beta"], b[species == s].sum(axis=0), rtol=1e-13,
                                    atol=1e-12)
         assert float(grad[e]["beta0"]) == float(np.sum(species == s))
-    ev = evaluate(model, params, system, nbrs)
-    energy = jax.jit(lambda x: model.energy(params, system.replace(positions=x), nbrs))
-    h = 1e-5
-    x0 = np.asarray(system.positions)
-    for atom in range(len(x0)):
-        for axis in range(3):
-            dx = np.zeros_like(x0)
-            dx[atom, axis] = h
-            fd = -(float(energy(x0 + dx)) - float(energy(x0 - dx))) / (2 * h)
-            assert float(ev.forces[atom, axis]) == pytest.approx(fd, rel=1e-6, abs=1e-8)
+    check_forces_and_stress(model, params, system, nbrs)
 
 
 def test_force_jacobian_wrt_beta_by_forward_over_reverse():
