@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from rexfit.errors import CalculationFailed, InputError, InputErrors, NotImplementedInRexfit
 from rexfit.fit import methods
@@ -250,6 +251,9 @@ def run_fit(objective, fitting, log, *, max_iter: int | None = None,
     tr.report(tr.iteration, f0, None if g0 is None else float(np.linalg.norm(g0)), force=True)
     interrupted = False
     outcome = None
+    # The minimizers' host-side linear algebra is small; OpenBLAS worker threads would spin
+    # between iterations and take cores from the XLA programs that evaluate the objective.
+    blas = threadpool_limits(limits=1, user_api="blas")
     try:
         if space.size == 0:
             outcome = methods.Outcome(u0, True, "no parameters to fit", 0)
@@ -280,6 +284,8 @@ def run_fit(objective, fitting, log, *, max_iter: int | None = None,
         interrupted = True
     except _Stop:
         outcome = methods.Outcome(tr.best_u, True, tr.stop_reason, tr.iteration)
+    finally:
+        blas.restore_original_limits()
     if tty:
         sys.stdout.write("\n")
     u = tr.best_u if tr.best_u is not None else u0

@@ -47,14 +47,7 @@ def _run(text: str, directory):
     return json.loads((out / "results.json").read_text()), out
 
 
-#: Not reached yet: this run gives 7.2 meV/atom in 536 s (the best variant so far, from a
-#: base fitted on fewer cells, 5.8); strict, so that reaching the target shows up.
-PINN_SHORT = pytest.mark.xfail(strict=True, reason="PINN validation error 5.8-7.2 meV/atom "
-                               "so far (target 5 meV/atom)")
-
-
-@pytest.mark.parametrize("name", [pytest.param(n, marks=PINN_SHORT) if n == "pinn" else n
-                                  for n in sorted(TARGETS)])
+@pytest.mark.parametrize("name", sorted(TARGETS))
 def test_validation_error_within_ten_minutes(name, si_data, tmp_path):
     start = time.perf_counter()
     if name == "pinn":  # stage 1: the base BOP alone; stage 2 starts from its fitted base

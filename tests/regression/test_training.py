@@ -170,6 +170,36 @@ def test_max_iter_override_and_bounds(tmp_path):
     assert eps == pytest.approx(0.010, abs=1e-12) and eps <= 0.010
 
 
+def test_minimizer_runs_on_one_blas_thread(tmp_path, monkeypatch):
+    """During the fit every BLAS library (NumPy's, SciPy's) is limited to one thread, so that
+    idle worker threads cannot spin on the cores the objective runs on; the limits are
+    restored afterwards."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    import rexfit.fit.methods as methods
+
+    seen = []
+    original = methods.minimize
+
+    def recording(*args, **kw):
+        seen.append([pool["num_threads"] for pool in threadpool_info()
+                     if pool["user_api"] == "blas"])
+        return original(*args, **kw)
+
+    monkeypatch.setattr(methods, "minimize", recording)
+    path = tmp_path / "job.xml"
+    path.write_text(LJ_JOB.format(minimizer='<BFGS max-iter="5"/>'))
+    job, _ = load_job(str(path))
+    with threadpool_limits(limits=2, user_api="blas"):
+        before = [pool["num_threads"] for pool in threadpool_info()
+                  if pool["user_api"] == "blas"]
+        run_job(job, output_dir=str(tmp_path / "out"), quiet=True, tty=False)
+        after = [pool["num_threads"] for pool in threadpool_info()
+                 if pool["user_api"] == "blas"]
+    assert before and seen == [[1] * len(before)]
+    assert after == before
+
+
 def test_constraint_ties_parameters(tmp_path):
     """A dependent DOF is computed from the others (and never fitted on its own)."""
     path = tmp_path / "job.xml"
