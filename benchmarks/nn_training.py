@@ -4,9 +4,9 @@ training time, training throughput (atoms per second for loss + gradient) and in
 The dataset: ``--cells`` strained and rattled diamond-silicon cells of 8, 16, 32 and 64 atoms
 with energies and forces from LAMMPS ``pair_style sw`` (``Si.sw``), 15 % held out for
 validation. Models: ACSF network (G2 + G5, 2×30 tanh), LSP network (2×30 tanh) and PINN
-(LSP, 2×20 tanh, BOP with r_c = 3.5 Å), full-batch L-BFGS. The PINN is trained in two jobs:
-its base BOP alone (least squares, 40 iterations), then networks and base together; its time
-is that of both.
+(LSP, 2×20 tanh, BOP with r_c = 3.5 Å and d = 0.6 Å), full-batch L-BFGS. The PINN is
+trained in two jobs: its base BOP alone (least squares, 40 iterations), then networks and
+base together; its time is that of both.
 
     python benchmarks/nn_training.py [--cells 320] [--iterations 3000]
         [--only acsf|lsp|pinn] [--l2 1e-5]

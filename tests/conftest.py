@@ -17,7 +17,7 @@ jax.config.update("jax_numpy_rank_promotion", "raise")
 def pytest_addoption(parser):
     parser.addoption("--run-long", action="store_true",
                      help="also run the tests marked long (neural-network accuracy targets, "
-                          "about 16 minutes)")
+                          "about 14 minutes)")
 
 
 def pytest_collection_modifyitems(config, items):

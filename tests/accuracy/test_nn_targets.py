@@ -1,4 +1,4 @@
-"""Accuracy targets of neural-network training (marker ``long``: about 16 minutes on two
+"""Accuracy targets of neural-network training (marker ``long``: about 14 minutes on two
 cores, so they run only with ``python -m pytest tests --run-long``).
 
 On 320 LAMMPS Si.sw cells of 8–64 atoms (9,600 atoms, strained and rattled, 15 % held out for
