@@ -5,8 +5,9 @@ The dataset: strained and rattled diamond-silicon cells of 8, 16, 32 and 64 atom
 energies and forces from LAMMPS ``pair_style sw`` (``Si.sw``); the jobs hold 15 % out for
 validation.  Models: an ACSF network (G2 + G5, 2×30 tanh), an LSP network (2×30 tanh) and a
 PINN (LSP, 2×20 tanh, BOP with r_c = 3.5 Å and d = 0.6 Å: the first shell, where Si.sw acts,
-at nearly full strength; Si.sw's cutoff is 3.77 Å).  The PINN trains in two jobs: its base BOP alone (least squares,
-40 iterations), then networks and base together from the fitted base.
+at nearly full strength; Si.sw's cutoff is 3.77 Å).  The PINN trains in two jobs: its base
+BOP alone (least squares, 40 iterations), then networks and base together from the fitted
+base.
 """
 
 from __future__ import annotations
