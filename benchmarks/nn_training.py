@@ -56,7 +56,7 @@ def child(job_path: Path, measure: bool) -> dict:
            "energy_rmse": metrics["energy_per_atom"]["rmse"],
            "force_rmse": metrics["forces"]["rmse"]}
     if "base" in params["Si"]:
-        out["base"] = dict(zip(si_nn.BOP_START, map(float, params["Si"]["base"])))
+        out["base"] = si_nn.fitted_base(result)
     if not measure:
         return out
 

@@ -20,7 +20,7 @@ import time
 import pytest
 
 from rexfit.cli import main
-from tests.support.si_nn import job, make_dataset
+from tests.support.si_nn import fitted_base, job, make_dataset
 
 pytestmark = pytest.mark.long
 
@@ -52,10 +52,7 @@ def test_validation_error_within_ten_minutes(name, si_data, tmp_path):
     start = time.perf_counter()
     if name == "pinn":  # stage 1: the base BOP alone; stage 2 starts from its fitted base
         first, _ = _run(job(name, 0, data=str(si_data)), tmp_path / "bop")
-        base = {k: v["value"] for k, v in first["parameters"].items() if ".base." in k}
-        names = ("A", "B", "alpha", "beta", "a", "h", "lambda", "sigma")
-        base = {n: base[f"Si[PINN].base.{k}[Si]"] for k, n in enumerate(names)}
-        result, out = _run(job(name, ITERATIONS, base=base, data=str(si_data)),
+        result, out = _run(job(name, ITERATIONS, base=fitted_base(first), data=str(si_data)),
                            tmp_path / "pinn")
     else:
         result, out = _run(job(name, ITERATIONS, data=str(si_data)), tmp_path / name)

@@ -79,6 +79,15 @@ def job(name: str, iterations: int, l2: float = 1e-5, base: dict | None = None,
     return JOB.format(potential=potential, minimizer=minimizer, data=data)
 
 
+def fitted_base(results: dict) -> dict:
+    """The base BOP values fitted by PINN stage 1, by name, from its ``results.json`` dict."""
+    from rexfit.potentials.pinn import BOP_PARAMETERS
+
+    values = results["parameters"]
+    return {name: values[f"Si[PINN].base.{k}[Si]"]["value"]
+            for k, name in enumerate(BOP_PARAMETERS)}
+
+
 def make_dataset(path: Path, cells: int) -> int:
     """Write ``cells`` LAMMPS-labelled Si cells to ``path`` (extended XYZ); returns the number
     of atoms."""
