@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from importlib import resources
 
 from rexfit import __version__
@@ -159,23 +160,29 @@ def _compilation_cache() -> None:
     except OSError:
         return  # not writable: run without the cache
     jax.config.update("jax_compilation_cache_dir", path)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+    # every program, however quick to compile: a second run of an unchanged job compiles none
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
 def cmd_run(argv: list[str]) -> int:
     args = _run_parser().parse_args(argv)
+    started = time.perf_counter()
     import jax
 
     jax.config.update("jax_enable_x64", True)
     _compilation_cache()
+    from rexfit.run import run_job
+    from rexfit.timing import Clock
+
+    clock = Clock(import_seconds=time.perf_counter() - started)
+    clock.phase("setup")
     job, warnings = _load(args.job)
     _print_problems(warnings)
     _select_device(args.device)
-    from rexfit.run import run_job
-
     results = run_job(job, output_dir=args.output_dir, no_fit=args.no_fit, quiet=args.quiet,
                       plots=args.plots, restart=args.restart,
-                      max_iter=args.max_iter)
+                      max_iter=args.max_iter, clock=clock)
     if results.get("fit") and results["fit"].get("interrupted"):
         sys.stderr.write("rexfit: interrupted; the best parameters so far were written\n")
         return EXIT_INTERRUPT

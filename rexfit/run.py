@@ -30,6 +30,7 @@ from rexfit.report.files import write_json, write_text
 from rexfit.report.metrics import dataset_metrics, dataset_records, metrics_table
 from rexfit.report.parameters_xml import write_parameters_xml
 from rexfit.report.structure_files import write_structure
+from rexfit.timing import Clock
 
 
 @dataclass
@@ -133,13 +134,16 @@ def _evaluate(objective: Objective, u, *, fresh: bool):
 
 def run_job(job: s.JobSpec, *, output_dir: str | None = None, no_fit: bool = False,
             quiet: bool = False, max_iter: int | None = None, tty: bool | None = None,
-            plots: bool | None = None, restart: bool = False) -> dict:
+            plots: bool | None = None, restart: bool = False,
+            clock: Clock | None = None) -> dict:
     """Run ``job``: training phase (if it has an enabled <fitting> and not ``no_fit``), then the
     output phase; write log.txt, results.json, parameters.xml and exports; return the results.
 
     On Ctrl-C during fitting the best parameters so far go through the output phase and
     ``results["fit"]["interrupted"]`` is True (the CLI then exits with 130)."""
     start = time.perf_counter()
+    clock = clock or Clock()
+    clock.phase("setup")
     log = Log(quiet)
     digits = job.real_precision or 6
     out = output_dir_for(job, output_dir)
@@ -158,6 +162,7 @@ def run_job(job: s.JobSpec, *, output_dir: str | None = None, no_fit: bool = Fal
             f"{len(objective.ids()) + objective.training_entries()} training structure(s), "
             f"minimizer <{job.fitting.minimizer.kind}>")
         state = _read_checkpoint(out, space, job) if restart else None
+        clock.phase("fit")
         fit = run_fit(objective, job.fitting, log, max_iter=max_iter, tty=tty,
                       checkpoint=lambda st: _write_checkpoint(job, space, st, out),
                       restart=state)
@@ -166,6 +171,7 @@ def run_job(job: s.JobSpec, *, output_dir: str | None = None, no_fit: bool = Fal
         u = fit.u
     else:
         u = u0
+    clock.phase("output")
     params = space.tree(u)
     log("Computing structure properties")
     ev = _evaluate(objective, u, fresh=fit is None)
@@ -239,6 +245,8 @@ def run_job(job: s.JobSpec, *, output_dir: str | None = None, no_fit: bool = Fal
         for path in write_dataset_plots(os.path.join(out, "plots"), data, history):
             log(f"Wrote {path}")
     write_parameters(job, space, params, out)
+    results["timing"] = clock.report()
+    log(clock.summary())
     write_json(os.path.join(out, "results.json"), results)
     write_text(os.path.join(out, "log.txt"), "\n".join(log.text) + "\n")
     if not quiet:
