@@ -29,6 +29,7 @@ from rexfit.report import lines as rl
 from rexfit.report.files import write_json, write_text
 from rexfit.report.metrics import dataset_metrics, dataset_records, metrics_table
 from rexfit.report.parameters_xml import write_parameters_xml
+from rexfit.report.heartbeat import Heartbeat
 from rexfit.report.structure_files import write_structure
 from rexfit.timing import Clock
 
@@ -39,15 +40,29 @@ class Log:
 
     quiet: bool = False
     text: list[str] = field(default_factory=list)
+    #: monotonic time of the last output (the heartbeat speaks after a silence)
+    last_output: float = field(default_factory=time.monotonic)
+    #: True once the fit shows its own progress
+    fit_started: bool = False
+    #: called before a line is printed (the heartbeat clears its live line)
+    before_print: object = None
 
     def __call__(self, line: str = "") -> None:
         self.text.append(line)
         if not self.quiet:
+            if self.before_print is not None:
+                self.before_print()
             print(line, flush=True)
+        self.touch()
 
     def file_only(self, line: str) -> None:
         """A line for log.txt only (the terminal shows a live progress line instead)."""
         self.text.append(line)
+        self.touch()
+
+    def touch(self) -> None:
+        """Something was shown (also the fit's live progress line)."""
+        self.last_output = time.monotonic()
 
 
 def output_dir_for(job: s.JobSpec, override: str | None) -> str:
@@ -140,11 +155,24 @@ def run_job(job: s.JobSpec, *, output_dir: str | None = None, no_fit: bool = Fal
     output phase; write log.txt, results.json, parameters.xml and exports; return the results.
 
     On Ctrl-C during fitting the best parameters so far go through the output phase and
-    ``results["fit"]["interrupted"]`` is True (the CLI then exits with 130)."""
-    start = time.perf_counter()
+    ``results["fit"]["interrupted"]`` is True (the CLI then exits with 130).  ``clock`` (a
+    :class:`rexfit.timing.Clock`) measures the phases for results.json's ``timing``."""
     clock = clock or Clock()
     clock.phase("setup")
     log = Log(quiet)
+    if quiet:
+        return _run_job(job, log, clock, output_dir=output_dir, no_fit=no_fit,
+                        max_iter=max_iter, tty=tty, plots=plots, restart=restart)
+    with Heartbeat(log, clock) as beat:
+        log.before_print = beat.clear
+        return _run_job(job, log, clock, output_dir=output_dir, no_fit=no_fit,
+                        max_iter=max_iter, tty=tty, plots=plots, restart=restart)
+
+
+def _run_job(job: s.JobSpec, log: Log, clock: Clock, *, output_dir, no_fit, max_iter, tty,
+             plots, restart) -> dict:
+    start = time.perf_counter()
+    quiet = log.quiet
     digits = job.real_precision or 6
     out = output_dir_for(job, output_dir)
     pm = build_potentials(job)

@@ -52,11 +52,25 @@ class Counters:
 COUNTERS = Counters()
 _lock = threading.Lock()
 _installed = False
+_busy: list[str] = []  # programs being traced / compiled right now, innermost last
+
+
+def current_program() -> str | None:
+    """The program JAX is compiling or tracing now (innermost), or None."""
+    busy = list(_busy)
+    return busy[-1] if busy else None
+
+
+def _on_scalar(event: str, value: float, fun_name: str = "?", **_kw) -> None:
+    if event in (_TRACE, _LOWER, _COMPILE):
+        _busy.append(fun_name)
 
 
 def _on_duration(event: str, seconds: float, fun_name: str = "?", **_kw) -> None:
     if event not in (_TRACE, _LOWER, _COMPILE):
         return
+    if fun_name in _busy:
+        _busy.remove(fun_name)
     with _lock:
         entry = COUNTERS.programs.setdefault(fun_name, [0, 0, 0.0])
         entry[2] += seconds
@@ -87,6 +101,7 @@ def install() -> Counters:
 
         monitoring.register_event_duration_secs_listener(_on_duration)
         monitoring.register_event_listener(_on_event)
+        monitoring.register_scalar_listener(_on_scalar)
         _installed = True
     return COUNTERS
 
@@ -116,6 +131,11 @@ class Clock:
     def __post_init__(self) -> None:
         install()
         self._base = snapshot()
+
+    @property
+    def current(self) -> str | None:
+        """The running phase."""
+        return self._name
 
     def phase(self, name: str | None) -> None:
         now = time.perf_counter()

@@ -175,6 +175,11 @@ class _Tracker:
     def report(self, k, f, gnorm, force=False) -> None:
         gtxt = "n/a" if gnorm is None else f"{gnorm:.6g}"
         line = f"iter= {k} residual= {f:.10g} grad= {gtxt}"
+        if hasattr(self.log, "touch"):  # a run's Log: the heartbeat stays quiet from now on
+            if not self.log.fit_started and self.log.before_print is not None:
+                self.log.before_print()
+            self.log.fit_started = True
+            self.log.touch()
         if self.tty:
             elapsed = time.perf_counter() - self.start
             sys.stdout.write(f"\r  iteration {k:5d}  objective {f:.8g}  |grad| {gtxt}  "
