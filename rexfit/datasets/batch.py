@@ -49,7 +49,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass, field, replace
-from functools import lru_cache, partial
+from functools import partial
 from typing import Any, Callable, Iterator, Sequence
 
 import jax
@@ -78,7 +78,6 @@ from rexfit.potentials.tabulated import (
 from rexfit.structures.neighbors import (
     PADDING_DISPLACEMENT,
     NeighborList,
-    bucket_size,
     build_neighbor_list,
     pair_displacements,
 )
@@ -706,18 +705,6 @@ def _key(x) -> np.ndarray:
     return np.asarray(ravel_pytree(x)[0])
 
 
-@lru_cache(maxsize=None)
-def _feature_rows_batch(descriptor, cutoff: float, ordered: bool | None):
-    """Jitted, vmapped :func:`descriptor_kernel.feature_rows` for one descriptor."""
-    return jax.jit(jax.vmap(partial(_one_feature_rows, descriptor, cutoff, ordered)))
-
-
-def _one_feature_rows(descriptor, cutoff, ordered, species, mask, i, j, d, pair_mask, tij,
-                      tik, tmask):
-    triplets = None if tij is None else Triplets(ij=tij, ik=tik, mask=tmask, ordered=ordered)
-    return dk.feature_rows(descriptor, species, mask, i, j, d, pair_mask, cutoff, triplets)
-
-
 def _static(fn):
     return jax.jit(fn, static_argnums=0)
 
@@ -801,6 +788,25 @@ def _round_up(n: int, multiple: int) -> int:
     return max(multiple, -(-n // multiple) * multiple)
 
 
+def ladder(n: int, multiple: int = 1) -> int:
+    """The smallest rung ≥ n (and ≥ 1) of the global shape ladder 1, 2, …, 6, 8, 10, 12, 16,
+    20, 24, 32, 40, 48, … (m·2^k, m = 4, 5, 6: consecutive rungs differ by at most a factor
+    4/3), rounded up to a multiple of ``multiple``.
+
+    Every padded size of a chunk (atom slots, pair slots, triplet slots, structures per
+    chunk) is a rung: it depends on the size it pads and on nothing else, so that different
+    datasets of a job, and the training and validation parts of one, land on the same chunk
+    shapes and share every compiled program (at most 33 % padding per axis)."""
+    n = max(int(n), 1)
+    if n <= 6:
+        return _round_up(n, multiple)
+    scale = 1 << max(0, (n - 1).bit_length() - 3)  # n in (4·scale, 8·scale]
+    for m in (4, 5, 6, 8):
+        if m * scale >= n:
+            return _round_up(m * scale, multiple)
+    raise AssertionError(n)  # pragma: no cover
+
+
 @dataclass(eq=False)
 class _Listed:
     """Host data of one item: geometry and its unpadded lists."""
@@ -836,7 +842,8 @@ class DatasetObjective:
     into chunks of equal shape (None: one chunk per bucket; "auto": 512 for the descriptor
     kernel on a CPU, where chunks that stay in the caches make a training step 2–3× faster
     than 4096-slot ones, else 4096).  atom_minimum: smallest
-    atom-count class.  merge_padding: a bucket of small structures joins the next larger
+    atom-count class.  Padded sizes are rungs of the global :func:`ladder`, the same for
+    every dataset.  merge_padding: a bucket of small structures joins the next larger
     class of the same periodicity while the atom slots this adds stay within this fraction
     of the dataset's atoms in all (each bucket shape costs a compilation of every kernel;
     0 keeps one bucket per class).  resident_bytes: keep all chunks on the device if their inputs take
@@ -853,7 +860,7 @@ class DatasetObjective:
         n_species: int | None = None,
         kernel: str = "auto",
         max_bucket_atoms: int | None | str = "auto",
-        atom_minimum: int = 8,
+        atom_minimum: int = 4,
         merge_padding: float = 0.1,
         resident_bytes: int = 256 * 2**20,
     ):
@@ -897,6 +904,7 @@ class DatasetObjective:
         listed = [self._list(it) for it in self.items]
         self.natoms = np.array([x.natoms for x in listed])
         self._base = self._base_predictions() if self.kernel == "descriptor" else None
+        self._rows = self._descriptor_rows(listed) if self.kernel == "descriptor" else None
         self._buckets = self._make_buckets(listed, atom_minimum)
         self.rows = self._make_rows()
         self.input_bytes = sum(b.host.nbytes() for b in self._buckets)
@@ -951,45 +959,41 @@ class DatasetObjective:
                                   merge_padding=self.merge_padding)
         return [(p.energy, p.forces, p.virial) for p in engine.predictions(params)]
 
-    def _features(self, a: dict, local_i, local_j, size: int, cutoff: float,
-                  ordered: bool | None, packed: bool) -> None:
-        """Descriptor rows and their pair derivatives of every row of a bucket (one jitted
-        call per chunk of ``size`` rows, all of one shape), into ``a``.  Packed (pruned)
-        triplets belong to the potential, not the descriptors, and are not passed on."""
-        rows = a["mask"].shape[0]
-        vectors = np.moveaxis(a["d"], 0, -1)  # (rows, E, 3)
-        triplets = a.get("tij") is not None and not packed
-        features, grads = [], []
-        for model in dk.models(self.potential):
-            fn = _feature_rows_batch(model.descriptor, cutoff, ordered if triplets else None)
-
-            def part(k):
-                rows_ = slice(k, k + size)
-                extra = (a["tij"][rows_], a["tik"][rows_], a["tmask"][rows_]) if triplets \
-                    else (None, None, None)
-                return fn(a["species"][rows_], a["mask"][rows_], local_i[rows_],
-                          local_j[rows_], vectors[rows_], a["pair_mask"][rows_], *extra)
-
-            parts = [part(k) for k in range(0, rows, size)]
-            features.append(np.concatenate([np.asarray(p[0]) for p in parts]))
-            grads.append(np.concatenate([np.asarray(p[1]) for p in parts]))
-        a["features"], a["feature_grads"] = tuple(features), tuple(grads)
+    def _descriptor_rows(self, listed: list[_Listed]) -> list:
+        """Per descriptor model, per item: descriptor rows (N, K) and their pair derivatives
+        (E, K, 3) (:func:`descriptor_kernel.structure_feature_rows`: blocks of one shape
+        for every dataset).  Packed (pruned) triplets belong to the potential, not the
+        descriptors, and are not passed on."""
+        geometries = []
+        for x in listed:
+            d = x.positions[x.j] - x.positions[x.i] + x.shifts.astype(np.float64) @ x.cell
+            trip = x.triplets if x.triplets is not None and not x.pruned else None
+            geometries.append(dk.Geometry(x.species, x.i, x.j, d, trip))
+        if any(g.triplets is None for g in geometries):
+            geometries = [replace(g, triplets=None) for g in geometries]
+        cutoff, skin, _ = listed[0].meta
+        return [dk.structure_feature_rows(model.descriptor, cutoff + skin, geometries, ladder)
+                for model in dk.models(self.potential)]
 
     def _make_buckets(self, listed: list[_Listed], atom_minimum: int) -> list[_Bucket]:
         groups: dict[tuple, list[int]] = {}
         for k, x in enumerate(listed):
-            groups.setdefault((x.pbc, bucket_size(x.natoms, atom_minimum)), []).append(k)
+            groups.setdefault((x.pbc, ladder(max(x.natoms, atom_minimum))), []).append(k)
         groups = _merge_small_groups(groups, self.merge_padding * int(np.sum(self.natoms)))
-        return [self._stack(key[0], np.asarray(groups[key]), listed) for key in sorted(groups)]
+        return [self._stack(key[0], key[1], np.asarray(groups[key]), listed)
+                for key in sorted(groups)]
 
-    def _stack(self, pbc, members: np.ndarray, listed: list[_Listed]) -> _Bucket:
-        n = _round_up(max(listed[k].natoms for k in members), 4)
-        e = _round_up(max(len(listed[k].i) for k in members), 8)
+    def _stack(self, pbc, n: int, members: np.ndarray, listed: list[_Listed]) -> _Bucket:
+        """One bucket: ``n`` atom slots (its class, a rung of :func:`ladder`), pair and
+        triplet slots the rungs of its largest lists, structures per chunk the rung of its
+        size up to ``max_bucket_atoms // n`` (larger buckets: chunks of that many)."""
+        e = ladder(max(len(listed[k].i) for k in members), 8)
         has_trip = listed[members[0]].triplets is not None
         s = len(members)
-        size = s if self.max_bucket_atoms is None else max(1, min(s, self.max_bucket_atoms // n))
+        size = ladder(s)
+        if self.max_bucket_atoms is not None:
+            size = min(size, max(1, self.max_bucket_atoms // n))
         n_chunks = -(-s // size)
-        size = -(-s // n_chunks)  # as many chunks, least padding
         rows = n_chunks * size
         analytic = self.kernel in ("analytic", "descriptor")
         descriptor = self.kernel == "descriptor"
@@ -999,11 +1003,11 @@ class DatasetObjective:
             return members[row] if row < s else members[0]
 
         if packed:  # triplet slots per row: the fullest chunk's triplets spread over its rows
-            t = _round_up(-(-max(sum(len(listed[member(r)].triplets[0])
-                                     for r in range(c * size, (c + 1) * size))
-                               for c in range(n_chunks)) // size), 8)
+            t = ladder(-(-max(sum(len(listed[member(r)].triplets[0])
+                                  for r in range(c * size, (c + 1) * size))
+                              for c in range(n_chunks)) // size), 8)
         else:
-            t = _round_up(max(len(listed[k].triplets[0]) for k in members), 8) if has_trip \
+            t = ladder(max(len(listed[k].triplets[0]) for k in members), 8) if has_trip \
                 else 0
 
         def zeros(shape, dtype=np.float64):
@@ -1019,7 +1023,6 @@ class DatasetObjective:
                      si=zeros((rows, e), np.int32), sj=zeros((rows, e), np.int32),
                      d=zeros((3, rows, e)))
         if descriptor:
-            local_i, local_j = zeros((rows, e), np.int32), zeros((rows, e), np.int32)
             if self._base is not None:
                 base = (zeros(rows), zeros((3, rows, n)), zeros((6, rows)))
         if not analytic:
@@ -1051,7 +1054,6 @@ class DatasetObjective:
                 a["si"][row, :npair] = x.species[x.i]
                 a["sj"][row, :npair] = x.species[x.j]
                 if descriptor:
-                    local_i[row, :npair], local_j[row, :npair] = x.i, x.j
                     if self._base is not None and row < s:
                         energy, forces, virial = self._base[k]
                         base[0][row] = energy
@@ -1081,7 +1083,17 @@ class DatasetObjective:
                 self._targets(self.items[k], na, abs(float(np.linalg.det(x.cell))), a, row)
         cutoff, skin, half = listed[members[0]].meta
         if descriptor:
-            self._features(a, local_i, local_j, size, cutoff + skin, ordered, packed)
+            features, grads = [], []
+            for per_item in self._rows:
+                k_features = per_item[members[0]][0].shape[1]
+                f = zeros((rows, n, k_features))
+                g = zeros((rows, e, k_features, 3))
+                for row in range(rows):
+                    value, slope = per_item[member(row)]
+                    f[row, :len(value)], g[row, :len(slope)] = value, slope
+                features.append(f)
+                grads.append(g)
+            a["features"], a["feature_grads"] = tuple(features), tuple(grads)
             if self._base is not None:
                 a["base"] = base
         host = Chunk(**a, pbc=pbc, cutoff=cutoff, skin=skin, half=half, ordered=ordered,

@@ -152,9 +152,10 @@ def model_params(potential, params) -> list:
 
 def feature_rows(descriptor, species, mask, i, j, d, pair_mask, cutoff: float,
                  triplets=None):
-    """(B (n, K), ∂B/∂d per pair (E, K, 3)) of one structure from its full neighbour list:
-    atom indices i, j (E,), pair vectors d (E, 3) Å, masks, and the list's triplets (a
-    :class:`~rexfit.structures.triplets.Triplets`) for descriptors that need them."""
+    """(B (n, K), ∂B/∂d per pair (E, K, 3)) of one structure (or of several packed into one
+    flat system) from its full neighbour list: atom indices i, j (E,), pair vectors d (E, 3)
+    Å, masks, and the list's triplets (a :class:`~rexfit.structures.triplets.Triplets`) for
+    descriptors that need them.  K reverse passes of Σ_i B_i (one per component k)."""
     n = species.shape[0]
 
     def features(vectors):
@@ -167,10 +168,121 @@ def feature_rows(descriptor, species, mask, i, j, d, pair_mask, cutoff: float,
             TripletNeighborList(**fields, triplets=triplets)
         return descriptor.features(system, nbrs)
 
-    rows, pullback = jax.vjp(lambda v: jnp.sum(features(v), axis=0), d)
-    k = rows.shape[0]
+    def summed(v):
+        rows = features(v)
+        return jnp.sum(rows, axis=0), rows
+
+    total, pullback, rows = jax.vjp(summed, d, has_aux=True)
+    k = total.shape[0]
     grads = jax.lax.map(lambda e: pullback(e)[0], jnp.eye(k, dtype=d.dtype))  # (K, E, 3)
-    return features(d), jnp.where(pair_mask[:, None, None], jnp.moveaxis(grads, 0, 1), 0.0)
+    return rows, jnp.where(pair_mask[:, None, None], jnp.moveaxis(grads, 0, 1), 0.0)
+
+
+# ----------------------------------------------------------------------------- feature blocks
+#
+# Descriptor rows and their pair derivatives are computed once per structure, when an engine
+# is made, in *blocks*: whole structures packed one after another into one flat system of
+# BLOCK_ATOMS atom slots and BLOCK_PAIRS pair slots (a structure larger than that gets a block
+# of its own, sized by the engine's shape ladder).  The block shape does not depend on the
+# dataset, its buckets or its chunks, so every dataset of a job (training and validation
+# parts alike) runs the one compiled program per descriptor.
+
+#: atom slots of a feature block
+BLOCK_ATOMS = 128
+#: pair slots of a feature block (a multiple of the bispectrum's pair chunk)
+BLOCK_PAIRS = 8192
+
+
+def _block_rows(descriptor, cutoff, ordered, species, mask, i, j, d, pair_mask, tij, tik,
+                tmask):
+    triplets = None if tij is None else Triplets(ij=tij, ik=tik, mask=tmask, ordered=ordered)
+    return feature_rows(descriptor, species, mask, i, j, d, pair_mask, cutoff, triplets)
+
+
+#: (descriptor, cutoff, ordered | None, block arrays) -> (B (A, K), ∂B/∂d (P, K, 3)); jitted
+#: once, static arguments hash by value (descriptors are frozen dataclasses)
+block_rows = jax.jit(_block_rows, static_argnums=(0, 1, 2))
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Geometry:
+    """What the descriptors see of one structure: species (N,), full-list pairs i, j (E,)
+    with their vectors d (E, 3) Å, and triplets (ij, ik (T,) indices into the pairs,
+    ordered) or None."""
+
+    species: np.ndarray
+    i: np.ndarray
+    j: np.ndarray
+    d: np.ndarray
+    triplets: tuple | None = None
+
+    @property
+    def natoms(self) -> int:
+        return len(self.species)
+
+
+def _blocks(geometries: list[Geometry]) -> list[list[int]]:
+    """Structures (indices, in order) packed greedily into blocks of at most BLOCK_ATOMS
+    atoms and BLOCK_PAIRS pairs (a larger structure alone)."""
+    out, atoms, pairs = [], 0, 0
+    for k, g in enumerate(geometries):
+        na, npair = g.natoms, len(g.i)
+        if not out or atoms + na > BLOCK_ATOMS or pairs + npair > BLOCK_PAIRS:
+            out.append([])
+            atoms = pairs = 0
+        out[-1].append(k)
+        atoms, pairs = atoms + na, pairs + npair
+    return out
+
+
+def structure_feature_rows(descriptor, cutoff: float, geometries: list[Geometry],
+                           ladder) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per structure (host NumPy): descriptor rows (N, K) and their pair derivatives
+    ∂B_{i(p)}/∂d_p (E, K, 3), from :data:`block_rows` on blocks of whole structures.
+    ``ladder(n, multiple)`` sizes the blocks of structures larger than a block and the
+    triplet slots."""
+    from rexfit.structures.neighbors import PADDING_DISPLACEMENT
+
+    out: list = [None] * len(geometries)
+    blocks = _blocks(geometries)
+    with_triplets = geometries[0].triplets is not None
+    ordered = geometries[0].triplets[2] if with_triplets else None
+    n_trip = ladder(max(sum(len(geometries[k].triplets[0]) for k in block)
+                        for block in blocks), 8) if with_triplets else 0
+    for block in blocks:
+        na = sum(geometries[k].natoms for k in block)
+        npair = sum(len(geometries[k].i) for k in block)
+        n_atoms = max(BLOCK_ATOMS, ladder(na, 8))
+        n_pairs = max(BLOCK_PAIRS, ladder(npair, 512))
+        species = np.zeros(n_atoms, np.int32)
+        mask = np.zeros(n_atoms, bool)
+        i, j = np.zeros(n_pairs, np.int32), np.zeros(n_pairs, np.int32)
+        d = np.tile(np.asarray(PADDING_DISPLACEMENT, np.float64), (n_pairs, 1))
+        pair_mask = np.zeros(n_pairs, bool)
+        if with_triplets:
+            tij, tik = np.zeros(n_trip, np.int32), np.zeros(n_trip, np.int32)
+            tmask = np.zeros(n_trip, bool)
+        else:
+            tij = tik = tmask = None
+        a0 = p0 = t0 = 0
+        spans = []
+        for k in block:
+            g = geometries[k]
+            a1, p1 = a0 + g.natoms, p0 + len(g.i)
+            species[a0:a1], mask[a0:a1] = g.species, True
+            i[p0:p1], j[p0:p1], d[p0:p1], pair_mask[p0:p1] = g.i + a0, g.j + a0, g.d, True
+            if with_triplets:
+                ij, ik, _ = g.triplets
+                t1 = t0 + len(ij)
+                tij[t0:t1], tik[t0:t1], tmask[t0:t1] = ij + p0, ik + p0, True
+                t0 = t1
+            spans.append((k, a0, a1, p0, p1))
+            a0, p0 = a1, p1
+        rows, grads = jax.device_get(block_rows(descriptor, float(cutoff), ordered, species,
+                                                mask, i, j, d, pair_mask, tij, tik, tmask))
+        for k, a0, a1, p0, p1 in spans:
+            out[k] = (rows[a0:a1], grads[p0:p1])
+    return out
 
 
 def _flat_geometry(c):
