@@ -1,14 +1,24 @@
-"""Strict test settings: 64-bit JAX, numpy errors raise, warnings are errors (pyproject), no
-persistent compilation cache."""
+"""Strict test settings: 64-bit JAX, numpy errors raise, warnings are errors (pyproject); one
+persistent compilation cache for the whole session, in a fresh temporary directory."""
 
+import atexit
 import os
+import shutil
+import tempfile
 
 import jax
 import numpy as np
 import pytest
 
-# Hermetic runs: no persistent compilation cache in the user's home (rexfit.cli would use it).
-os.environ["REXFIT_CACHE_DIR"] = ""
+# Hermetic and shared: tests build the same programs again and again (the same potential on
+# the same structures in a new objective); a session cache in a fresh directory, not the
+# user's home, compiles each of them once.  rexfit.cli uses it too.
+_CACHE = tempfile.mkdtemp(prefix="rexfit-tests-xla-")
+atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
+os.environ["REXFIT_CACHE_DIR"] = _CACHE
+jax.config.update("jax_compilation_cache_dir", _CACHE)
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_numpy_rank_promotion", "raise")
