@@ -49,6 +49,8 @@ class StructureModel:
     bounds: dict[str, tuple[float | None, float | None]]
     relax: frozenset[str]
     reference: Reference = field(default_factory=Reference)
+    #: ``make`` as data (:class:`~rexfit.structures.lattices.LatticeForm`); None: not known
+    form: lattices.LatticeForm | None = None
 
     @property
     def id(self) -> str:
@@ -63,9 +65,15 @@ def build_structure(st: s.StructureSpec, species: tuple[str, ...]) -> StructureM
         dofs = {k: v for k, v in (("lattice-parameter", st.lattice_parameter),
                                   ("ca-ratio", st.ca_ratio),
                                   ("atom-distance", st.atom_distance)) if v is not None}
-        return StructureModel(st, _lattice_maker(st.kind, sp), dofs, bounds, st.relax)
+        make = _lattice_maker(st.kind, sp)
+        try:
+            form = lattices.lattice_form(st.kind, sp[0] if len(sp) == 1 else sp)
+        except (ValueError, TypeError, KeyError):  # as the builder: fails when it is called
+            form = None
+        return StructureModel(st, make, dofs, bounds, st.relax, form=form)
     system, ref = _read_user_structure(st, species)
-    return StructureModel(st, lambda d, system=system: system, {}, bounds, st.relax, ref)
+    return StructureModel(st, lambda d, system=system: system, {}, bounds, st.relax, ref,
+                          lattices.fixed_form(system))
 
 
 def _read_user_structure(st: s.StructureSpec, species: tuple[str, ...]):

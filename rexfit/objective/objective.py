@@ -32,7 +32,7 @@ from rexfit.objective.terms import (
 from rexfit.objective.weights import absolute_weights, tolerance
 from rexfit.physics.named import to_host
 from rexfit.physics.properties import EV_PER_A3_TO_GPA
-from rexfit.physics.relax import RelaxProblem, Relaxed, relax
+from rexfit.physics.relax import RelaxProblem, Relaxed, relax, share_capacities
 
 
 def target_of(p: s.PropertySpec | None, name: str, model, natoms: int | None = None):
@@ -123,10 +123,12 @@ class Objective:
             self.models[st.id] = model
         if missing:
             raise InputErrors(missing)
+        share_capacities([t.problem for t in self.terms.values()])
         self._state: dict[str, tuple[np.ndarray, object]] = {}
         self._tree = jax.jit(space.tree)
         self.evaluations = 0
-        self._graded: set[str] = set()
+        #: (term key, neighbour-list shapes) of the gradient programs compiled so far
+        self._graded: set = set()
         self._tree_jacobian = None
 
     def has_validation(self) -> bool:
@@ -163,11 +165,12 @@ class Objective:
                 relaxed = relax(term.problem, term.potential, tree)  # retry from the start
             self._state[sid] = (relaxed.x, relaxed.nbrs)
             args = (tree, jnp.asarray(relaxed.x), jnp.asarray(relaxed.free), relaxed.nbrs)
+            program = (term.key, tuple(np.shape(a) for a in jax.tree.leaves(relaxed.nbrs)))
             if grad:
                 (value, props), g = term_value_and_grad(term, *args)
                 gsum = g if gsum is None else jax.tree.map(jnp.add, gsum, g)
-                self._graded.add(sid)
-            elif sid in self._graded:
+                self._graded.add(program)
+            elif program in self._graded:
                 # the gradient program is compiled already: reuse it rather than compiling a
                 # value-only one (compilation costs far more than the unused gradient)
                 (value, props), _ = term_value_and_grad(term, *args)

@@ -1,6 +1,8 @@
 """One structure's contribution to the objective: Σ_P w_abs · r(P(x*(θ), θ)) over its fitted
-properties, with P computed at the relaxed DOFs x*(θ) (implicitly differentiated), jitted
-once per structure. Residual styles and vector averaging follow SPEC §4.
+properties, with P computed at the relaxed DOFs x*(θ) (implicitly differentiated). A structure
+enters the jitted programs as data (:class:`TermData`) under a static :class:`TermKey`, so
+structures with equal keys and array shapes share one program. Residual styles and vector
+averaging follow SPEC §4.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rexfit.physics.named import property_values
+from rexfit.physics.named import LATTICE, check_wanted, property_values
 from rexfit.physics.relax import relaxed_coordinates
 
 
@@ -40,8 +42,41 @@ def residual(style: str, value, target, tol):
     return jnp.sum(r) / r.size
 
 
+class TermKey:
+    """The static part of a structure's term programs: potential (by identity), layout,
+    wanted property names and fitted (name, residual style) pairs. Compared by value, so
+    structures that agree on these share one compiled program (their DOF values, bounds,
+    targets, weights and tolerances are data: :class:`TermData`)."""
+
+    def __init__(self, potential, layout, wanted: frozenset, fitted: tuple):
+        self.potential = potential
+        self.layout = layout
+        self.wanted = frozenset(wanted)
+        self.fitted = tuple(fitted)
+        self._id = (id(potential), layout, self.wanted, self.fitted)
+
+    def __eq__(self, other):
+        return (isinstance(other, TermKey) and self.potential is other.potential
+                and self._id == other._id)
+
+    def __hash__(self):
+        return hash(self._id)
+
+
+@jax.tree_util.register_dataclass
+@dataclass(frozen=True, eq=False)
+class TermData:
+    """The data of a structure's term: its geometry and, per fitted property, weight,
+    tolerance and target."""
+
+    geometry: object
+    weights: jax.Array
+    tolerances: jax.Array
+    targets: tuple
+
+
 class StructureTerm:
-    """A structure ready for the objective. Hashable by identity (a static jit argument)."""
+    """A structure ready for the objective: :attr:`key` (static) and :attr:`data`."""
 
     def __init__(self, spec, problem, potential, wanted: frozenset, fitted: tuple):
         self.spec = spec
@@ -49,27 +84,58 @@ class StructureTerm:
         self.potential = potential
         self.wanted = frozenset(wanted)
         self.fitted: tuple[FittedProperty, ...] = tuple(fitted)
+        self.key = TermKey(potential, problem.layout, self.wanted,
+                           tuple((fp.name, fp.style) for fp in self.fitted))
+        self.data = TermData(problem.geometry,
+                             jnp.asarray([fp.weight for fp in self.fitted], jnp.float64),
+                             jnp.asarray([fp.tolerance for fp in self.fitted], jnp.float64),
+                             tuple(jnp.asarray(fp.target, jnp.float64) for fp in self.fitted))
+        #: why the wanted properties cannot be computed, or None
+        self.error = check_wanted(problem, self.wanted, spec.id)
+        #: property names this structure reports: all but the lattice DOFs it does not have
+        self._drop = frozenset(LATTICE) - frozenset(problem.model.dofs)
 
     @property
     def id(self) -> str:
         return self.spec.id
 
+    def own(self, props: dict) -> dict:
+        """``props`` without the lattice DOFs this structure does not have."""
+        return {k: v for k, v in props.items() if k not in self._drop}
 
-def _term(term: StructureTerm, params, x_star, free, nbrs):
-    x = relaxed_coordinates(term.problem, term.potential, params, x_star, free, nbrs)
-    props = property_values(term.problem, term.potential, params, x, nbrs, term.wanted)
+
+def _term(key: TermKey, data: TermData, params, x_star, free, nbrs):
+    x = relaxed_coordinates(data.geometry, key.potential, params, x_star, free, nbrs)
+    props = property_values(data.geometry, key.potential, params, x, nbrs, key.wanted)
     total = jnp.zeros(())
-    for fp in term.fitted:
-        total = total + fp.weight * residual(fp.style, props[fp.name], fp.target, fp.tolerance)
+    for k, (name, style) in enumerate(key.fitted):
+        total = total + data.weights[k] * residual(style, props[name], data.targets[k],
+                                                   data.tolerances[k])
     return total, props
 
 
-#: (value, property values) of one structure at a relaxed state.
-term_value = jax.jit(_term, static_argnums=0)
-#: ((value, property values), ∂value/∂params) of one structure at a relaxed state.
-term_value_and_grad = jax.jit(jax.value_and_grad(_term, argnums=1, has_aux=True),
-                              static_argnums=0)
+_term_value = jax.jit(_term, static_argnums=0)
+_term_value_and_grad = jax.jit(jax.value_and_grad(_term, argnums=2, has_aux=True),
+                               static_argnums=0)
 
+
+def _check(term: StructureTerm) -> None:
+    if term.error is not None:
+        raise ValueError(term.error)
+
+
+def term_value(term: StructureTerm, params, x_star, free, nbrs):
+    """(value, property values) of one structure at a relaxed state."""
+    _check(term)
+    value, props = _term_value(term.key, term.data, params, x_star, free, nbrs)
+    return value, term.own(props)
+
+
+def term_value_and_grad(term: StructureTerm, params, x_star, free, nbrs):
+    """((value, property values), ∂value/∂params) of one structure at a relaxed state."""
+    _check(term)
+    (value, props), g = _term_value_and_grad(term.key, term.data, params, x_star, free, nbrs)
+    return (value, term.own(props)), g
 
 
 #: Residual styles whose residual is a square, so a structure's term is Σ r² of a vector.
@@ -89,18 +155,24 @@ def residual_vector(style: str, value, target, tol, weight):
     return jnp.sqrt(weight / d.size) * d
 
 
-def _term_residuals(term: StructureTerm, params, x_star, free, nbrs):
-    x = relaxed_coordinates(term.problem, term.potential, params, x_star, free, nbrs)
-    props = property_values(term.problem, term.potential, params, x, nbrs, term.wanted)
-    return jnp.concatenate([residual_vector(fp.style, props[fp.name], fp.target,
-                                            fp.tolerance, fp.weight) for fp in term.fitted])
+def _term_residuals(key: TermKey, data: TermData, params, x_star, free, nbrs):
+    x = relaxed_coordinates(data.geometry, key.potential, params, x_star, free, nbrs)
+    props = property_values(data.geometry, key.potential, params, x, nbrs, key.wanted)
+    return jnp.concatenate([residual_vector(style, props[name], data.targets[k],
+                                            data.tolerances[k], data.weights[k])
+                            for k, (name, style) in enumerate(key.fitted)])
 
 
-def _residuals_and_jacobian(term: StructureTerm, params, x_star, free, nbrs):
-    r = _term_residuals(term, params, x_star, free, nbrs)
-    jac = jax.jacrev(_term_residuals, argnums=1)(term, params, x_star, free, nbrs)
+def _residuals_and_jacobian(key: TermKey, data: TermData, params, x_star, free, nbrs):
+    r = _term_residuals(key, data, params, x_star, free, nbrs)
+    jac = jax.jacrev(_term_residuals, argnums=2)(key, data, params, x_star, free, nbrs)
     return r, jac
 
 
-#: (residual vector r, ∂r/∂params as a pytree with a leading row axis) of one structure.
-term_residuals_and_jacobian = jax.jit(_residuals_and_jacobian, static_argnums=0)
+_term_residuals_and_jacobian = jax.jit(_residuals_and_jacobian, static_argnums=0)
+
+
+def term_residuals_and_jacobian(term: StructureTerm, params, x_star, free, nbrs):
+    """(residual vector r, ∂r/∂params as a pytree with a leading row axis) of one structure."""
+    _check(term)
+    return _term_residuals_and_jacobian(term.key, term.data, params, x_star, free, nbrs)

@@ -14,14 +14,27 @@ from rexfit.physics.properties import EV_PER_A3_TO_GPA, evaluate
 ELASTIC = {f"C{i}{j}" for i in range(1, 7) for j in range(i, 7)} | {"bulk-modulus",
                                                                     "shear-modulus"}
 LATTICE = ("lattice-parameter", "ca-ratio", "atom-distance")
+ELASTIC_NEEDS_PBC = "elastic constants need a periodic cell"
+
+
+def check_wanted(problem, wanted, structure_id: str) -> str | None:
+    """Why ``wanted`` cannot be computed for ``problem`` (a message naming the structure),
+    or None."""
+    if set(wanted) & ELASTIC and not all(problem.pbc):
+        return f"structure '{structure_id}': {ELASTIC_NEEDS_PBC}"
+    return None
 
 
 def property_values(problem, potential, params, x, nbrs, wanted) -> dict:
     """{name: jnp value} of every always-computed property plus those in ``wanted``.
 
-    ``x`` is the relaxed DOF vector of ``problem`` (a RelaxProblem); ``wanted`` a set of
-    property names. Pure and traceable: call it under ``jit``/``grad``.
+    ``x`` is the relaxed DOF vector of ``problem`` (a RelaxProblem, or its Geometry inside a
+    jitted program); ``wanted`` a set of property names. Pure and traceable: call it under
+    ``jit``/``grad``. Given a Geometry, the lattice DOFs are all of (lattice-parameter,
+    ca-ratio, atom-distance), whether the structure has them or not.
     """
+    own = getattr(getattr(problem, "model", None), "dofs", None)  # None: the caller filters
+    problem = getattr(problem, "geometry", problem)
     system = problem.system(x)
     ev = evaluate(potential, params, system, nbrs)
     n = problem.nreal
@@ -35,15 +48,14 @@ def property_values(problem, potential, params, x, nbrs, wanted) -> dict:
         out["stress"] = stress
         out["pressure"] = -jnp.sum(stress[:3]) / 3.0
     for name, value in problem.lattice_values(x).items():
-        if name in LATTICE:
+        if name in LATTICE and (own is None or name in own):
             out[name] = jnp.asarray(value, dtype=jnp.float64)
     if "atomic-forces" in wanted:
         out["atomic-forces"] = ev.forces[problem.real]
     if set(wanted) & ELASTIC:
         if not periodic:
-            raise ValueError(f"structure '{problem.model.id}': elastic constants need a "
-                             "periodic cell")
-        relaxed_ions = "atom-coordinates" in problem.model.relax
+            raise ValueError(ELASTIC_NEEDS_PBC)
+        relaxed_ions = problem.relaxed_ions
         fn = (elastic.relaxed_ion_elastic_constants if relaxed_ions
               else elastic.clamped_ion_elastic_constants)
         c = fn(potential, params, system, nbrs)

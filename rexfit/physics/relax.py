@@ -22,7 +22,7 @@ relaxation iterations.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 
 import jax
@@ -32,6 +32,7 @@ from scipy.optimize import minimize
 
 from rexfit.physics.strain import deform, voigt_to_strain
 from rexfit.potentials.lists import build_lists
+from rexfit.structures.lattices import FORM_DOFS, fixed_form, place
 from rexfit.structures.neighbors import needs_rebuild
 from rexfit.structures.system import System
 
@@ -46,11 +47,101 @@ FORCE_TOLERANCE = 1e-6
 MAX_STEP = 0.3
 
 
+@dataclass(frozen=True)
+class Layout:
+    """What a relaxation or property program depends on besides array shapes and data:
+    compared by value, so structures with equal layouts (and potential, and neighbour-list
+    capacities) share their compiled programs whatever their lattice kind and DOF values.
+
+    names: the lattice DOFs relaxed (the first entries of x); n_strain: 6 (cell shape), 1 (cell volume) or 0;
+    n_move: atoms whose coordinates are relaxed; real: per atom slot, True unless padding.
+    """
+
+    names: tuple[str, ...]
+    n_strain: int
+    n_move: int
+    natoms: int
+    pbc: tuple[bool, bool, bool]
+    real: tuple[bool, ...]
+    relaxed_ions: bool
+
+    @property
+    def n_lat(self) -> int:
+        return len(self.names)
+
+    @property
+    def size(self) -> int:
+        return self.n_lat + self.n_strain + 3 * self.n_move
+
+
+@jax.tree_util.register_dataclass
+@dataclass(frozen=True, eq=False)
+class Geometry:
+    """A structure's relaxation problem as data (a pytree; its :class:`Layout` is static):
+    the x → System map of :class:`~rexfit.structures.lattices.LatticeForm` with the values of
+    the lattice DOFs not relaxed, and the bounds, tolerances and translation modes of x."""
+
+    values: jax.Array  # (3,) a, ca, d (the relaxed ones are taken from x)
+    c0: jax.Array
+    a0: jax.Array
+    a1: jax.Array
+    p0: jax.Array
+    frac: jax.Array
+    p1: jax.Array
+    species: jax.Array
+    mask: jax.Array
+    lower: jax.Array
+    upper: jax.Array
+    tolerance: jax.Array
+    translations: jax.Array
+    layout: Layout = field(metadata=dict(static=True))
+
+    # the static facts, as RelaxProblem has them
+    names = property(lambda self: self.layout.names)
+    n_lat = property(lambda self: self.layout.n_lat)
+    n_strain = property(lambda self: self.layout.n_strain)
+    n_move = property(lambda self: self.layout.n_move)
+    size = property(lambda self: self.layout.size)
+    natoms = property(lambda self: self.layout.natoms)
+    pbc = property(lambda self: self.layout.pbc)
+    real = property(lambda self: np.asarray(self.layout.real, bool))
+    nreal = property(lambda self: int(sum(self.layout.real)))
+    relaxed_ions = property(lambda self: self.layout.relaxed_ions)
+
+    def _dof_values(self, x) -> dict:
+        out = {name: self.values[k] for k, name in enumerate(FORM_DOFS)}
+        for k, name in enumerate(self.layout.names):
+            out[name] = x[k]
+        return out
+
+    def system(self, x) -> System:
+        """The structure at DOF vector ``x`` (differentiable)."""
+        v = self._dof_values(x)
+        cell, positions = place(self.c0, self.a0, self.a1, self.p0, self.frac, self.p1,
+                                v["lattice-parameter"], v["ca-ratio"], v["atom-distance"])
+        sys = System(positions=positions, cell=cell, species=self.species, mask=self.mask,
+                     pbc=self.layout.pbc)
+        n_lat, n_strain = self.n_lat, self.n_strain
+        if n_strain == 6:
+            sys = deform(sys, voigt_to_strain(x[n_lat:n_lat + 6]))
+        elif n_strain == 1:
+            sys = deform(sys, jnp.eye(3) * x[n_lat])
+        if self.n_move:
+            u = x[n_lat + n_strain:].reshape(self.n_move, 3)
+            sys = sys.replace(positions=sys.positions + u)
+        return sys
+
+    def lattice_values(self, x) -> dict:
+        """{lattice DOF name: value} at ``x`` of every DOF of the form (a, ca, d), including
+        those the structure does not have (their neutral values; the caller drops them)."""
+        return self._dof_values(x)
+
+
 class RelaxProblem:
     """The relaxed DOFs of one structure as a flat vector and the map x → System.
 
-    Hashable by identity, so it can be a static argument of jitted functions: build one per
-    structure and keep it.
+    Host-side bookkeeping (model, initial values, neighbour-list capacities) around its
+    :attr:`geometry`, the part jitted programs take as data.
     """
 
     def __init__(self, model, potential):
@@ -92,23 +183,35 @@ class RelaxProblem:
             modes /= np.sqrt(max(real.sum(), 1))
         #: Orthonormal rigid-translation modes (size, 3); zero if atoms do not move.
         self.translations = modes
-        self._capacity = 0
-        self._triplet_capacity = 0
+        form = model.form if model.form is not None else fixed_form(base)
+        layout = Layout(names=self.names, n_strain=self.n_strain,
+                        n_move=self.n_move, natoms=self.natoms, pbc=self.pbc,
+                        real=tuple(bool(r) for r in self.real),
+                        relaxed_ions="atom-coordinates" in model.relax)
+        #: The problem as data for jitted programs (see :class:`Geometry`).
+        self.geometry = Geometry(
+            values=jnp.asarray(form.values(model.dofs)), c0=jnp.asarray(form.c0),
+            a0=jnp.asarray(form.a0), a1=jnp.asarray(form.a1), p0=jnp.asarray(form.p0),
+            frac=jnp.asarray(form.frac), p1=jnp.asarray(form.p1),
+            species=jnp.asarray(base.species), mask=jnp.asarray(base.mask),
+            lower=jnp.asarray(self.lower), upper=jnp.asarray(self.upper),
+            tolerance=jnp.asarray(self.tolerance), translations=jnp.asarray(self.translations),
+            layout=layout)
+        #: [pair, triplet] capacities of the neighbour lists; one list shared by the problems
+        #: of a :func:`share_capacities` group
+        self._room = [0, 0]
+
+    @property
+    def layout(self) -> Layout:
+        return self.geometry.layout
+
+    @property
+    def relaxed_ions(self) -> bool:
+        return self.layout.relaxed_ions
 
     def system(self, x) -> System:
         """The structure at DOF vector ``x`` (differentiable)."""
-        dofs = dict(self.model.dofs)
-        for k, name in enumerate(self.names):
-            dofs[name] = x[k]
-        sys = self.model.make(dofs)
-        if self.n_strain == 6:
-            sys = deform(sys, voigt_to_strain(x[self.n_lat:self.n_lat + 6]))
-        elif self.n_strain == 1:
-            sys = deform(sys, jnp.eye(3) * x[self.n_lat])
-        if self.n_move:
-            u = x[self.n_lat + self.n_strain:].reshape(self.n_move, 3)
-            sys = sys.replace(positions=sys.positions + u)
-        return sys
+        return self.geometry.system(x)
 
     def lattice_values(self, x) -> dict:
         """{lattice DOF name: value} at ``x`` (relaxed ones from x, the others as given)."""
@@ -127,19 +230,37 @@ class RelaxProblem:
             return build_lists(self.potential, system, SKIN, capacity=capacity or None,
                                triplet_capacity=triplet_capacity or None)
 
+        room = self._room
         try:
-            nbrs = build(self._capacity, self._triplet_capacity)
+            nbrs = build(room[0], room[1])
         except ValueError:  # needs more room than before: grow, never shrink
             fresh = build(None, None)
             fresh_triplets = getattr(fresh, "triplets", None)
-            nbrs = build(max(self._capacity, fresh.capacity),
-                         max(self._triplet_capacity,
-                             0 if fresh_triplets is None else fresh_triplets.capacity))
-        self._capacity = max(self._capacity, nbrs.capacity)
+            nbrs = build(max(room[0], fresh.capacity),
+                         max(room[1], 0 if fresh_triplets is None else fresh_triplets.capacity))
+        room[0] = max(room[0], nbrs.capacity)
         triplets = getattr(nbrs, "triplets", None)
         if triplets is not None:
-            self._triplet_capacity = max(self._triplet_capacity, triplets.capacity)
+            room[1] = max(room[1], triplets.capacity)
         return nbrs
+
+
+def share_capacities(problems) -> None:
+    """Give problems of equal layout (and potential) one set of neighbour-list capacities,
+    the largest any of them needs at its initial DOFs (and later, whenever one grows), so
+    their lists have equal shapes and they share compiled programs. Padding slots carry no
+    energy."""
+    groups: dict = {}
+    for problem in problems:
+        try:
+            problem.neighbors(problem.x0)
+        except Exception:  # noqa: BLE001 — it fails again, reported, when it is evaluated
+            continue
+        groups.setdefault((id(problem.potential), problem.layout), []).append(problem)
+    for group in groups.values():
+        room = [max(p._room[0] for p in group), max(p._room[1] for p in group)]
+        for problem in group:
+            problem._room = room
 
 
 @dataclass
@@ -166,15 +287,32 @@ def _energy(problem, potential, params, nbrs, x):
     return potential.energy(params, problem.system(x), nbrs)
 
 
-@partial(jax.jit, static_argnums=(0, 1, 6))
-def _newton(problem, potential, params, x0, nbrs, scale, max_iter: int = 100):
+def _energy_derivatives(problem, potential, params, nbrs, x):
+    """(E, ∂E/∂x, ∂²E/∂x²) at ``x`` in one forward-over-reverse pass: the same arithmetic as
+    ``jax.value_and_grad`` and ``jax.hessian`` (jacfwd of jacrev), traced once."""
+    vg = jax.value_and_grad(partial(_energy, problem, potential, params, nbrs))
+    basis = jnp.eye(x.shape[0], dtype=x.dtype)
+    (e, g), (_, h) = jax.vmap(lambda v: jax.jvp(vg, (x,), (v,)),
+                              out_axes=((None, None), (0, -1)))(basis)
+    return e, g, h
+
+
+@partial(jax.jit, static_argnums=(0, 6))
+def _newton(potential, problem, params, x0, nbrs, scale, max_iter: int = 100):
     """Projected, eigenvalue-modified Newton with backtracking; returns
-    (x, gradient, iterations, smallest relative curvature of the kept modes)."""
+    (x, gradient, iterations, smallest relative curvature of the kept modes).
+
+    One ``lax.while_loop`` whose body evaluates energy, gradient and Hessian once, at the
+    candidate point: the start, a full Newton step, or a backtracked one. The energy enters
+    the program once (compile time grows with program size); a rejected trial costs a
+    Hessian it does not use, which for the small dense problems here is cheap.
+
+    ``problem`` is a :class:`Geometry` (data): problems of equal layout share the program.
+    """
     lower = jnp.asarray(problem.lower)
     upper = jnp.asarray(problem.upper)
     tol = jnp.asarray(problem.tolerance) * 1e-3
-    vg = jax.value_and_grad(partial(_energy, problem, potential, params, nbrs))
-    hess = jax.hessian(partial(_energy, problem, potential, params, nbrs))
+    derivatives = partial(_energy_derivatives, problem, potential, params, nbrs)
 
     def free_of(x, g):
         return ~(((x <= lower) & (g > 0)) | ((x >= upper) & (g < 0)))
@@ -182,10 +320,11 @@ def _newton(problem, potential, params, x0, nbrs, scale, max_iter: int = 100):
     def gmax(x, g):
         return jnp.max(jnp.abs(jnp.where(free_of(x, g), g, 0.0)) / tol)
 
-    def step(state):
-        k, x, e, g, _, _ = state
+    def direction(x, g, h):
+        """Newton step p from x, the slope g·p, the scaled gradient norm and the smallest
+        relative curvature of the kept modes."""
         fm = free_of(x, g).astype(x.dtype)
-        h = hess(x) * jnp.outer(fm, fm) + jnp.diag(1.0 - fm)
+        h = h * jnp.outer(fm, fm) + jnp.diag(1.0 - fm)
         lam, q = jnp.linalg.eigh(h)
         big = jnp.max(jnp.abs(lam))
         keep = jnp.abs(lam) > 1e-10 * big
@@ -193,47 +332,47 @@ def _newton(problem, potential, params, x0, nbrs, scale, max_iter: int = 100):
         gq = q.T @ (g * fm)
         p = -q @ jnp.where(keep, gq / denom, 0.0)
         p = p * jnp.minimum(1.0, MAX_STEP * scale / jnp.maximum(jnp.max(jnp.abs(p) / scale), 1e-300))
-        slope = jnp.dot(g, p)
-        g0 = gmax(x, g)
-
-        def trial(alpha):
-            xt = jnp.clip(x + alpha * p, lower, upper)
-            et, gt = vg(xt)
-            return xt, et, gt
-
-        def accept(alpha, et, gt, xt):
-            armijo = et <= e + 1e-4 * alpha * slope
-            flat = (et <= e + 1e-12 * (1.0 + jnp.abs(e))) & (gmax(xt, gt) < g0)
-            return armijo | flat
-
-        def ls_cond(c):
-            alpha, xt, et, gt, ok = c
-            return (~ok) & (alpha > 1e-10)
-
-        def ls_body(c):
-            alpha = c[0] * 0.5
-            xt, et, gt = trial(alpha)
-            return alpha, xt, et, gt, accept(alpha, et, gt, xt)
-
-        xt, et, gt = trial(1.0)
-        alpha, xt, et, gt, ok = jax.lax.while_loop(
-            ls_cond, ls_body, (1.0, xt, et, gt, accept(1.0, et, gt, xt)))
         curv = jnp.min(jnp.where(keep & (fm @ (q * q) > 0.5), lam / big, jnp.inf))
-        x, e, g = (jnp.where(ok, xt, x), jnp.where(ok, et, e), jnp.where(ok, gt, g))
-        return k + 1, x, e, g, ~ok, curv
+        return p, jnp.dot(g, p), gmax(x, g), curv
 
-    def cond(state):
-        k, x, _, g, stalled, _ = state
-        return (k < max_iter) & (~stalled) & (gmax(x, g) > 1.0)
+    # state: k, x, e, g, h (accepted point); p, slope, gm, curv_here (step from x);
+    # alpha, xt (candidate); curv (of the last step taken); stalled; started
+    def body(s):
+        k, x, e, g, h, p, slope, gm, curv_here, alpha, xt, curv, stalled, started = s
+        et, gt, ht = derivatives(xt)
+        armijo = et <= e + 1e-4 * alpha * slope
+        flat = (et <= e + 1e-12 * (1.0 + jnp.abs(e))) & (gmax(xt, gt) < gm)
+        ok = ~started | armijo | flat
+        stalled = started & ~ok & ~(alpha > 1e-10)
+        curv = jnp.where(started, curv_here, curv)  # a step from x was taken
+        k = k + (started & (ok | stalled)).astype(k.dtype)
+        x, e, g, h = (jnp.where(ok, xt, x), jnp.where(ok, et, e), jnp.where(ok, gt, g),
+                      jnp.where(ok, ht, h))
+        p, slope, gm, curv_here = jax.lax.cond(
+            ok, direction, lambda x, g, h: (p, slope, gm, curv_here), x, g, h)
+        alpha = jnp.where(ok, 1.0, 0.5 * alpha)
+        xt = jnp.clip(x + alpha * p, lower, upper)
+        return (k, x, e, g, h, p, slope, gm, curv_here, alpha, xt, curv, stalled,
+                jnp.asarray(True))
 
-    e0, g0 = vg(x0)
-    k, x, _, g, _, curv = jax.lax.while_loop(
-        cond, step, (0, x0, e0, g0, jnp.asarray(False), jnp.asarray(jnp.inf)))
+    def cond(s):
+        k, x, _, g = s[:4]
+        stalled, started = s[-2:]
+        return ~started | ((k < max_iter) & (~stalled) & (gmax(x, g) > 1.0))
+
+    n = x0.shape[0]
+    zero = jnp.zeros((), x0.dtype)
+    inf = jnp.asarray(jnp.inf, x0.dtype)
+    state = (jnp.asarray(0), x0, zero, jnp.zeros(n, x0.dtype), jnp.zeros((n, n), x0.dtype),
+             jnp.zeros(n, x0.dtype), zero, zero, inf, jnp.ones((), x0.dtype), x0, inf,
+             jnp.asarray(False), jnp.asarray(False))
+    s = jax.lax.while_loop(cond, body, state)
+    k, x, g, curv = s[0], s[1], s[3], s[11]
     return x, g, k, curv
 
 
-@partial(jax.jit, static_argnums=(0, 1))
-def _value_and_grad(problem, potential, params, x, nbrs):
+@partial(jax.jit, static_argnums=0)
+def _value_and_grad(potential, problem, params, x, nbrs):
     return jax.value_and_grad(partial(_energy, problem, potential, params, nbrs))(x)
 
 
@@ -243,12 +382,12 @@ def _lbfgs(problem, potential, params, x, nbrs):
               for lo, hi in zip(problem.lower, problem.upper)]
 
     def fun(y):
-        v, g = _value_and_grad(problem, potential, params, jnp.asarray(y), nbrs)
+        v, g = _value_and_grad(potential, problem.geometry, params, jnp.asarray(y), nbrs)
         return float(v), np.asarray(g, dtype=float)
 
     res = minimize(fun, x, jac=True, method="L-BFGS-B", bounds=bounds,
                    options=dict(maxiter=5000, ftol=1e-16, gtol=1e-10, maxcor=30))
-    _, g = _value_and_grad(problem, potential, params, jnp.asarray(res.x), nbrs)
+    _, g = _value_and_grad(potential, problem.geometry, params, jnp.asarray(res.x), nbrs)
     return res.x, np.asarray(g), int(res.nit), np.inf
 
 
@@ -277,7 +416,8 @@ def relax(problem: RelaxProblem, potential, params, x0=None, nbrs=None,
     iterations, curv = 0, np.inf
     for _ in range(max_rounds):
         if problem.size <= DENSE_LIMIT:
-            xn, g, k, curv = _newton(problem, potential, params, jnp.asarray(x), nbrs, scale)
+            xn, g, k, curv = _newton(potential, problem.geometry, params, jnp.asarray(x), nbrs,
+                                     scale)
             xn, g, k, curv = np.asarray(xn), np.asarray(g), int(k), float(curv)
         else:
             xn, g, k, curv = _lbfgs(problem, potential, params, x, nbrs)
@@ -287,7 +427,7 @@ def relax(problem: RelaxProblem, potential, params, x0=None, nbrs=None,
             break
         nbrs = problem.neighbors(x)
     else:
-        _, g = _value_and_grad(problem, potential, params, jnp.asarray(x), nbrs)
+        _, g = _value_and_grad(potential, problem.geometry, params, jnp.asarray(x), nbrs)
         g = np.asarray(g)
     return _finish(problem, x, g, nbrs, iterations, curv)
 
@@ -329,7 +469,10 @@ def relaxed_coordinates(problem: RelaxProblem, potential, params, x_star, free, 
     f(x) = ∂E/∂x (free DOFs, fixed ones frozen at x*) + T Tᵀ (x − x*) (translations T) on the
     free DOFs and x − x* on the fixed ones: its Jacobian is symmetric and, at a minimum,
     positive definite, so conjugate gradients solve the tangent systems.
+
+    ``problem``: a :class:`RelaxProblem` or its :class:`Geometry` (inside a jitted program).
     """
+    problem = getattr(problem, "geometry", problem)
     if problem.size == 0:
         return x_star
     x_star = jax.lax.stop_gradient(x_star)

@@ -130,3 +130,46 @@ def test_volume_derivative_of_builders():
     for builder, n in [(lattices.fcc, 1), (lattices.diamond, 2), (lattices.b2, 2)]:
         dv = jax.grad(lambda a: builder(a).volume)(3.0)
         assert float(dv) == pytest.approx(3 * float(builder(3.0).volume) / 3.0)
+
+
+#: (builder arguments, the DOFs they are) per kind, for the lattice forms.
+_FORM_CASES = {
+    "fcc-lattice": ((A,), 0), "bcc-lattice": ((A,), 0), "sc-lattice": ((A,), 0),
+    "diamond-lattice": ((A,), 0), "hcp-lattice": ((A, 1.58), 0),
+    "omega-lattice": ((A, 0.63), 0), "dimer-structure": ((2.2,), (0, 1)),
+    "L12-lattice": ((A,), (0, 1)), "B1-lattice": ((A,), (1, 0)), "B2-lattice": ((A,), (0, 1)),
+    "L10-lattice": ((A, 1.1), (0, 1)),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(lattices.LATTICE_BUILDERS))
+def test_lattice_form_is_the_builder_to_the_bit(kind):
+    """Every lattice as data (``LatticeForm``: cell = c0 + a·a0 + ca·a·a1, positions = p0 +
+    frac @ cell + d·p1) gives the builder's cell, positions and species exactly, with the
+    builder's default c/a when none is given, and the same derivatives."""
+    args, species = _FORM_CASES[kind]
+    assert set(_FORM_CASES) == set(lattices.LATTICE_BUILDERS)
+    builder = lattices.LATTICE_BUILDERS[kind]
+    form = lattices.lattice_form(kind, species)
+    names = ("atom-distance",) if kind == "dimer-structure" else ("lattice-parameter", "ca-ratio")
+    for given in (args, args[:1]):
+        want = builder(*given, species=species)
+        got = form.build(*form.values(dict(zip(names, given))))
+        assert np.array_equal(np.asarray(got.positions), np.asarray(want.positions))
+        assert np.array_equal(np.asarray(got.cell), np.asarray(want.cell))
+        assert np.array_equal(np.asarray(got.species), np.asarray(want.species))
+        assert got.pbc == want.pbc
+    # d(positions, cell)/d(first DOF)
+    v = form.values(dict(zip(names, args)))
+    k = lattices.FORM_DOFS.index(names[0])
+
+    def of_form(t):
+        sys = form.build(*[t if i == k else v[i] for i in range(3)])
+        return sys.positions, sys.cell
+
+    def of_builder(t):
+        sys = builder(t, *args[1:], species=species)
+        return sys.positions, sys.cell
+
+    for g, w in zip(jax.jacfwd(of_form)(args[0]), jax.jacfwd(of_builder)(args[0])):
+        np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=0, atol=1e-15)

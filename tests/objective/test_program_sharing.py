@@ -1,0 +1,110 @@
+"""Structures are data: lattices of the same layout share their compiled programs.
+
+sc, bcc and fcc lattices that relax their lattice parameter (one atom each) differ only in
+data (cell and positions as a lattice form, DOF values, bounds, targets, weights), so the
+relaxation program and the term program are traced once for all three; their neighbour lists
+are given equal capacities. The results are those of each structure on its own.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from rexfit import timing
+from rexfit.job import load_job
+from rexfit.model.potentials import build_potentials
+from rexfit.objective.objective import Objective
+from rexfit.objective.parameters import ParameterSpace
+from rexfit.physics.relax import RelaxProblem, relax
+from rexfit.structures import lattices
+
+JOB = """<?xml version="1.0"?>
+<job>
+  <fitting><BFGS max-iter="1"/></fitting>
+  <atom-types><species>Ar</species></atom-types>
+  <potentials>
+    <lennard-jones id="ArAr" species-a="*" species-b="*">
+      <sigma>3.40</sigma><epsilon>0.0104</epsilon><cutoff>8.5</cutoff>
+      <fit-dof><sigma/><epsilon/></fit-dof>
+    </lennard-jones>
+  </potentials>
+  <structures>
+    <sc-lattice id="sc">
+      <atom-type>Ar</atom-type><lattice-parameter>3.6</lattice-parameter>
+      <relax><lattice-parameter/></relax>
+      <properties><lattice-parameter min="3.0" max="4.5"/>
+        <atomic-energy fit="true" target="-0.06"/></properties>
+    </sc-lattice>
+    <bcc-lattice id="bcc" relative-weight="2">
+      <atom-type>Ar</atom-type><lattice-parameter>4.2</lattice-parameter>
+      <relax><lattice-parameter/></relax>
+      <properties><lattice-parameter min="3.5" max="5.0"/>
+        <atomic-energy fit="true" target="-0.07"/></properties>
+    </bcc-lattice>
+    <fcc-lattice id="fcc" relative-weight="3">
+      <atom-type>Ar</atom-type><lattice-parameter>5.2</lattice-parameter>
+      <relax><lattice-parameter/></relax>
+      <properties><lattice-parameter min="4.5" max="6.0"/>
+        <atomic-energy fit="true" target="-0.08"/></properties>
+    </fcc-lattice>
+  </structures>
+</job>
+"""
+
+
+def _objective(tmp_path):
+    path = tmp_path / "job.xml"
+    path.write_text(JOB)
+    job, _ = load_job(path)
+    pm = build_potentials(job)
+    space = ParameterSpace(pm, job.constraints)
+    return job, pm, space, Objective(job, space)
+
+
+def _traces(before, after, name):
+    return after.programs.get(name, [0])[0] - before.programs.get(name, [0])[0]
+
+
+def test_lattices_of_one_layout_share_programs(tmp_path):
+    job, pm, space, objective = _objective(tmp_path)
+    problems = [objective.terms[sid].problem for sid in ("sc", "bcc", "fcc")]
+    assert len({p.layout for p in problems}) == 1
+    assert len({id(p._room) for p in problems}) == 1  # one set of list capacities
+    assert len({objective.terms[sid].key for sid in ("sc", "bcc", "fcc")}) == 1
+    timing.install()
+    before = timing.snapshot()
+    ev = objective.evaluate(space.u0(), grad=True)
+    objective.evaluate(space.u0(), grad=False, fresh=True)
+    after = timing.snapshot()
+    assert _traces(before, after, "_newton") == 1
+    assert _traces(before, after, "_term") == 1  # the value-only evaluation reuses it
+    # each structure as if alone: relaxed with its own builder, energy per atom
+    params = space.tree(jnp.asarray(space.u0()))
+    for sid, builder in (("sc", lattices.sc), ("bcc", lattices.bcc), ("fcc", lattices.fcc)):
+        res = ev.structures[sid]
+        a = res.relaxed.dofs["lattice-parameter"]
+        system = builder(a, 0)
+        np.testing.assert_array_equal(np.asarray(res.relaxed.system.cell),
+                                      np.asarray(system.cell))
+        nbrs = res.relaxed.nbrs
+        e = float(pm.potential.energy(params, system, nbrs))
+        assert abs(float(res.properties["atomic-energy"]) - e) <= 1e-14 * abs(e)
+        grad_a = jax.grad(lambda t: pm.potential.energy(params, builder(t, 0), nbrs))(a)
+        assert res.relaxed.converged, (sid, res.relaxed.message)
+        assert res.relaxed.at_bound or abs(float(grad_a)) < 1e-8, (sid, res.relaxed.message)
+        assert set(res.properties) >= {"lattice-parameter", "atomic-energy"}
+        assert "ca-ratio" not in res.properties and "atom-distance" not in res.properties
+
+
+def test_shared_relaxation_matches_a_problem_of_its_own(tmp_path):
+    """The relaxation of one structure does not depend on which others share its program."""
+    job, pm, space, objective = _objective(tmp_path)
+    params = space.tree(jnp.asarray(space.u0()))
+    alone = RelaxProblem(objective.models["bcc"], pm.potential)
+    shared = objective.terms["bcc"].problem
+    r1 = relax(alone, pm.potential, params)
+    r2 = relax(shared, pm.potential, params)
+    assert r1.converged and r2.converged
+    np.testing.assert_allclose(r1.x, r2.x, rtol=1e-14, atol=0)
