@@ -31,7 +31,7 @@ from rexfit.report.metrics import dataset_metrics, dataset_records, metrics_tabl
 from rexfit.report.parameters_xml import write_parameters_xml
 from rexfit.report.heartbeat import Heartbeat
 from rexfit.report.structure_files import write_structure
-from rexfit.timing import Clock
+from rexfit.timing import Clock, progress
 
 
 @dataclass
@@ -177,7 +177,9 @@ def _run_job(job: s.JobSpec, log: Log, clock: Clock, *, output_dir, no_fit, max_
     out = output_dir_for(job, output_dir)
     pm = build_potentials(job)
     space = ParameterSpace(pm, job.constraints)
+    progress("building structures, datasets and the objective")
     objective = Objective(job, space)
+    progress("")
     log(f"rexfit {__version__}: job '{job.name}' ({job.path})")
     for line in objective.notes:
         log(line)
@@ -202,7 +204,9 @@ def _run_job(job: s.JobSpec, log: Log, clock: Clock, *, output_dir, no_fit, max_
     clock.phase("output")
     params = space.tree(u)
     log("Computing structure properties")
+    progress(f"relaxing and evaluating {len(objective.terms)} structure(s)")
     ev = _evaluate(objective, u, fresh=fit is None)
+    progress("")
     records = structure_records(job, objective, ev)
     for set_name in ("training", "validation"):
         recs = [r for r in records if r["set"] == set_name]
@@ -270,6 +274,7 @@ def _run_job(job: s.JobSpec, log: Log, clock: Clock, *, output_dir, no_fit, max_
         from rexfit.report.plots import write_dataset_plots
 
         history = [] if fit is None else [tuple(h) for h in fit.history]
+        progress("writing plots")
         for path in write_dataset_plots(os.path.join(out, "plots"), data, history):
             log(f"Wrote {path}")
     write_parameters(job, space, params, out)

@@ -55,6 +55,20 @@ _installed = False
 _busy: list[str] = []  # programs being traced / compiled right now, innermost last
 
 
+_activity = [""]
+
+
+def progress(text: str) -> None:
+    """Say what the run is doing now (e.g. "descriptors 4,200/10,000 atoms"); the status line
+    shows it while the run is silent.  An empty text clears it."""
+    _activity[0] = text
+
+
+def activity() -> str:
+    """What the run said it is doing (:func:`progress`), or ""."""
+    return _activity[0]
+
+
 def current_program() -> str | None:
     """The program JAX is compiling or tracing now (innermost), or None."""
     busy = list(_busy)

@@ -8,6 +8,7 @@ line, so a job with a broken dataset stops before anything is computed or writte
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,6 +22,7 @@ from rexfit.datasets.readers import (
 )
 from rexfit.errors import InputError, InputErrors
 from rexfit.job import spec as s
+from rexfit.timing import progress
 
 
 @dataclass(frozen=True)
@@ -65,7 +67,9 @@ def load_dataset(ds: s.DatasetSpec, species: tuple[str, ...]) -> LoadedDataset:
     train: list[Entry] = []
     held: list[Entry] = []
     for f in ds.files:
+        progress(f"dataset '{ds.id}': reading {os.path.basename(f.path)}")
         (held if f.validation or not ds.fit else train).extend(_read(ds, f))
+    progress("")
     if ds.fit and ds.validation_fraction > 0 and train:
         t_idx, v_idx = split(train, ds.validation_fraction, ds.seed, ds.keep_extreme_volumes)
         held = [train[k] for k in v_idx] + held

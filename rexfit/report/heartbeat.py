@@ -50,8 +50,9 @@ class Heartbeat:
             self.clock.current, self.clock.current or "working")
         elapsed = time.perf_counter() - self.clock.start
         parts = [f"{phase}"]
-        if self.note:
-            parts.append(self.note)
+        note = self.note or timing.activity()
+        if note:
+            parts.append(note)
         busy = timing.current_program()
         if busy:
             parts.append(f"compiling {busy}")
