@@ -860,7 +860,7 @@ class DatasetObjective:
         n_species: int | None = None,
         kernel: str = "auto",
         max_bucket_atoms: int | None | str = "auto",
-        atom_minimum: int = 4,
+        atom_minimum: int = 8,
         merge_padding: float = 0.1,
         resident_bytes: int = 256 * 2**20,
     ):

@@ -151,11 +151,13 @@ def model_params(potential, params) -> list:
 
 
 def feature_rows(descriptor, species, mask, i, j, d, pair_mask, cutoff: float,
-                 triplets=None):
+                 triplets=None, sweep: bool = True):
     """(B (n, K), ∂B/∂d per pair (E, K, 3)) of one structure (or of several packed into one
     flat system) from its full neighbour list: atom indices i, j (E,), pair vectors d (E, 3)
     Å, masks, and the list's triplets (a :class:`~rexfit.structures.triplets.Triplets`) for
-    descriptors that need them.  K reverse passes of Σ_i B_i (one per component k)."""
+    descriptors that need them.  A descriptor with ``features_and_pair_gradients`` (the
+    bispectrum) gives both in one sweep (unless ``sweep`` is False); otherwise K reverse
+    passes of Σ_i B_i, one per component k."""
     n = species.shape[0]
 
     def features(vectors):
@@ -167,6 +169,17 @@ def feature_rows(descriptor, species, mask, i, j, d, pair_mask, cutoff: float,
         nbrs = NeighborList(**fields) if triplets is None else \
             TripletNeighborList(**fields, triplets=triplets)
         return descriptor.features(system, nbrs)
+
+    if sweep and hasattr(descriptor, "features_and_pair_gradients"):
+        system = System(positions=jnp.zeros((n, 3), d.dtype), cell=jnp.eye(3),
+                        species=species, mask=mask, pbc=(True, True, True))
+        fields = dict(i=i, j=j, shifts=d, mask=pair_mask,
+                      ref_positions=jnp.zeros((n, 3), d.dtype), ref_cell=jnp.eye(3),
+                      cutoff=cutoff, skin=0.0, half=False)
+        nbrs = NeighborList(**fields) if triplets is None else \
+            TripletNeighborList(**fields, triplets=triplets)
+        rows, grads = descriptor.features_and_pair_gradients(system, nbrs)
+        return rows, jnp.where(pair_mask[:, None, None], grads, 0.0)
 
     def summed(v):
         rows = features(v)

@@ -266,11 +266,59 @@ def _b_values(tab: _Cubic, ur, ui, zs):
     return jnp.stack(out)
 
 
-def _chunked(fn, *arrays):
+@lru_cache(maxsize=None)
+def _sparse_terms(twojmax: int):
+    """Every product of :func:`_z_values` as one list of terms, sorted by output:
+    Z_flat[z] += c · U[x] · U[y] (complex; x, y index the flat full U, z the flat half Z of
+    all triples in the order of ``z_off``)."""
+    tab = _cubic_tables(twojmax)
+    off = u_offsets(twojmax)
+    xs, ys, zs, cs = [], [], [], []
+    for t, (ja, jb, j) in enumerate(tab.triples):
+        c, n = (ja + jb - j) // 2, j + 1
+        for p, q, w in tab.terms[t]:
+            mb, ma = np.nonzero(w)
+            xs.append(np.full(len(mb), off[jb] + p * (jb + 1) + q))
+            ys.append(off[ja] + (mb + c - p) * (ja + 1) + (ma + c - q))
+            zs.append(tab.z_off[t] + mb * n + ma)
+            cs.append(w[mb, ma])
+    x, y, z, c = (np.concatenate(a) for a in (xs, ys, zs, cs))
+    order = np.argsort(z, kind="stable")
+    return x[order], y[order], z[order], c[order]
+
+
+def _sparse_z_values(tab: _Cubic, twojmax: int, ur, ui, count: int):
+    """As :func:`_z_values` (same numbers to round-off), from the term list of
+    :func:`_sparse_terms`: a gather, a product and a sorted segment sum, a program of a few
+    operations whatever 2J (quick to compile; memory ∝ terms × atoms of the chunk)."""
+    x, y, z, c = _sparse_terms(twojmax)
+    n_z = int(tab.z_off[count])
+    keep = z < n_z
+    x, y, z, c = x[keep], y[keep], z[keep], c[keep][:, None]
+    xr, xi, yr, yi = ur[x], ui[x], ur[y], ui[y]
+    zr = jax.ops.segment_sum(c * (xr * yr - xi * yi), z, num_segments=n_z,
+                             indices_are_sorted=True)
+    zi = jax.ops.segment_sum(c * (xr * yi + xi * yr), z, num_segments=n_z,
+                             indices_are_sorted=True)
+    size = ur.shape[-1]
+    out = []
+    for t in range(count):
+        j = tab.triples[t][2]
+        part = slice(int(tab.z_off[t]), int(tab.z_off[t + 1]))
+        out.append((zr[part].reshape(j // 2 + 1, j + 1, size),
+                    zi[part].reshape(j // 2 + 1, j + 1, size)))
+    return out
+
+
+#: atoms per chunk of the cubic form's term-list variant
+_SPARSE_CHUNK = 32
+
+
+def _chunked(fn, *arrays, chunk: int = _CHUNK):
     """fn over atom chunks of arrays (N, C) transposed to (C, chunk): bounded memory; the
     outputs stay in the chunked layout (chunks, C', chunk)."""
     n = arrays[0].shape[0]
-    size = min(_CHUNK, n)
+    size = min(chunk, n)
     pad = (-n) % size
     stacked = [jnp.pad(a, ((0, pad), (0, 0))).reshape(-1, size, a.shape[1]).transpose(0, 2, 1)
                for a in arrays]
@@ -282,21 +330,29 @@ def _unchunk(x, n):
 
 
 @lru_cache(maxsize=None)
-def _cubic(twojmax: int):
+def _cubic(twojmax: int, sparse: bool = False):
     """B(U_r, U_i): (N, n_u)² → (N, n_b).  The forward pass of a VJP also computes the Z of
     the permuted triples and keeps all Z (about 2400 complex per atom at 2J = 8); the
     backward pass is then Y_j = Σ κ Z per atom (LAMMPS's compute_yi), expanded to all rows by
-    the symmetry of U, linear in the cotangent (so it can be differentiated again)."""
+    the symmetry of U, linear in the cotangent (so it can be differentiated again).
+    ``sparse``: Z from the term list (:func:`_sparse_z_values`), a much smaller program
+    (compiles in a fraction of the time) that runs somewhat slower."""
     tab = _cubic_tables(twojmax)
     index, sr, si = _expansion(twojmax)
     hoff = half_offsets(twojmax)
+    if sparse:
+        def z_values(tab, ur, ui, count):
+            return _sparse_z_values(tab, twojmax, ur, ui, count)
+        chunk = _SPARSE_CHUNK
+    else:
+        z_values, chunk = _z_values, _CHUNK
 
     def primal(ur, ui):
-        zs = _z_values(tab, ur, ui, tab.n_b)
+        zs = z_values(tab, ur, ui, tab.n_b)
         return _b_values(tab, ur, ui, zs)
 
     def with_zs(ur, ui):
-        zs = _z_values(tab, ur, ui, len(tab.triples))
+        zs = z_values(tab, ur, ui, len(tab.triples))
         size = ur.shape[-1]
         flat_r = jnp.concatenate([z[0].reshape(-1, size) for z in zs], axis=0)
         flat_i = jnp.concatenate([z[1].reshape(-1, size) for z in zs], axis=0)
@@ -319,10 +375,10 @@ def _cubic(twojmax: int):
 
     @jax.custom_vjp
     def cubic(ur, ui):
-        return _unchunk(_chunked(primal, ur, ui), ur.shape[0])
+        return _unchunk(_chunked(primal, ur, ui, chunk=chunk), ur.shape[0])
 
     def fwd(ur, ui):
-        b, zr, zi = _chunked(with_zs, ur, ui)
+        b, zr, zi = _chunked(with_zs, ur, ui, chunk=chunk)
         return _unchunk(b, ur.shape[0]), (zr, zi, ur.shape[0])
 
     def bwd(res, gb):
@@ -668,6 +724,13 @@ class Bispectrum:
 
     def density(self, system: System, nbrs: NeighborList):
         """Per-atom (U_r, U_i), each (N, n_u), neighbour sums without the self term."""
+        d, rcut, wj, i = self._pair_inputs(system, nbrs)
+        fn = _pair_density(self.twojmax, self.rfac0, self.rmin0, self.switchflag)
+        return self._expand(*fn(d, rcut, wj, i, system.natoms))
+
+    def _pair_inputs(self, system: System, nbrs: NeighborList):
+        """Pair vectors (3, P) (unused pairs: a safe vector), cutoffs (P,), neighbour weights
+        (P,) (0 where unused) and centres (P,), padded to whole pair chunks."""
         ne = self.n_elements
         d = pair_displacements(system, nbrs)
         r2 = jnp.sum(d * d, axis=1)
@@ -687,20 +750,24 @@ class Bispectrum:
         d = jnp.pad(d.T, ((0, 0), (0, pad)), constant_values=1.0)
         rcut = jnp.pad(rcut, (0, pad), constant_values=2.0 * math.sqrt(3.0))
         wj = jnp.pad(wj, (0, pad))
-        fn = _pair_density(self.twojmax, self.rfac0, self.rmin0, self.switchflag)
-        hr, hi = fn(d, rcut, wj, i, system.natoms)
+        return d, rcut, wj, i
+
+    def _expand(self, hr, hi):
+        """Per-atom half densities (N, n_half) → full (U_r, U_i) (N, n_u)."""
         index, sr, si = _expansion(self.twojmax)
         return jnp.take(hr, index, axis=1) * sr[None], jnp.take(hi, index, axis=1) * si[None]
 
     def linear(self, system: System, nbrs: NeighborList) -> jax.Array:
         """(N, n_linear) bispectrum components (zero rows for inert/padding atoms)."""
-        ur, ui = self.density(system, nbrs)
+        return self._linear_from_density(system, *self.density(system, nbrs))
+
+    def _linear_from_density(self, system: System, ur, ui, sparse: bool = False):
         off = u_offsets(self.twojmax)
         diag = np.zeros(int(off[-1]))
         for j in range(self.twojmax + 1):
             diag[off[j] + np.arange(j + 1) * (j + 2)] = WSELF
         ur = ur + diag[None]
-        bvals = _cubic(self.twojmax)(ur, ui)
+        bvals = _cubic(self.twojmax, sparse)(ur, ui)
         jb = _cubic_tables(self.twojmax).j_of_b
         if self.bnormflag:
             bvals = bvals / (jb[None] + 1.0)
@@ -717,6 +784,62 @@ class Bispectrum:
         if not self.quadratic:
             return bvals
         return jnp.concatenate([bvals, quadratic_products(bvals)], axis=1)
+
+    def features_and_pair_gradients(self, system: System, nbrs: NeighborList):
+        """(B (N, n_features) as :meth:`features`, ∂B_{i(p)}/∂d_p (E, n_features, 3)) for
+        the pair vectors d_p of a full list (each pair has one centre i(p)), in one sweep
+        rather than one reverse pass per component:
+
+            ∂B_i/∂d_p = Σ_h (∂B_i/∂H_i,h) · ∂(w_p U_p,h)/∂d_p,   H_i = Σ_{p: i(p)=i} w_p U_p,
+
+        with the per-atom Jacobian ∂B_i/∂H_i (n_linear × n_half, complex as re and im) from
+        the cubic form's linear adjoint (one pullback per component, per-atom arithmetic
+        only) and the per-pair derivatives of the half densities by forward mode (three
+        tangents) through the Wigner recursion, contracted pair chunk by pair chunk.
+        Quadratic columns follow by the product rule."""
+        n = system.natoms
+        d, rcut, wj, centre = self._pair_inputs(system, nbrs)
+        twojmax, rfac0, rmin0, switch = self.twojmax, self.rfac0, self.rmin0, self.switchflag
+        hr, hi = _pair_density(twojmax, rfac0, rmin0, switch)(d, rcut, wj, centre, n)
+
+        def rows_of(hr, hi):
+            return self._linear_from_density(system, *self._expand(hr, hi), sparse=True)
+
+        bvals, pullback = jax.vjp(rows_of, hr, hi)
+        k = bvals.shape[1]
+        eye = jnp.eye(k, dtype=bvals.dtype)
+        jr, ji = jax.lax.map(lambda e: pullback(jnp.broadcast_to(e, bvals.shape)), eye)
+        jr, ji = jnp.moveaxis(jr, 0, -1), jnp.moveaxis(ji, 0, -1)  # (N, n_half, K)
+
+        def weighted_half(dc, rc, wc, flag):
+            ar, ai, br, bi, w = _pair_geometry(dc, rc, wc, rfac0, rmin0, switch)
+            ur, ui = _compact(_levels(ar, ai, br, bi, twojmax, flag), twojmax)
+            return ur * w[None], ui * w[None]  # (n_half, C)
+
+        size = _PAIR_CHUNK
+        tangents = jnp.broadcast_to(jnp.eye(3, dtype=d.dtype)[:, :, None], (3, 3, size))
+
+        def chunk(xs):
+            dc, rc, wc, ic = xs
+            flag = ic[0] >= 0  # always true; see _materialize
+            dc, rc, wc = _materialize((dc, rc, wc), flag)
+            slope = jax.vmap(lambda t: jax.jvp(lambda x: weighted_half(x, rc, wc, flag),
+                                               (dc,), (t,))[1])(tangents)  # 2 × (3, n_half, C)
+            ar, ai = _materialize((jr[ic], ji[ic]), flag)  # (C, n_half, K)
+            return (jnp.einsum("chk,ahc->cka", ar, slope[0])
+                    + jnp.einsum("chk,ahc->cka", ai, slope[1]))
+
+        xs = (d.reshape(3, -1, size).transpose(1, 0, 2), rcut.reshape(-1, size),
+              wj.reshape(-1, size), centre.reshape(-1, size))
+        grads = jax.lax.map(chunk, xs).reshape(-1, k, 3)[:nbrs.i.shape[0]]
+        if not self.quadratic:
+            return bvals, grads
+        a, b, f = _pairs(k)
+        at_centre = bvals[nbrs.i]  # (E, K)
+        quad = f[None, :, None] * (at_centre[:, a, None] * grads[:, b]
+                                   + at_centre[:, b, None] * grads[:, a])
+        return (jnp.concatenate([bvals, quadratic_products(bvals)], axis=1),
+                jnp.concatenate([grads, quad], axis=1))
 
 
 @lru_cache(maxsize=None)

@@ -353,7 +353,9 @@ def test_small_buckets_join_larger_ones_within_the_padding_budget():
     lj = LennardJones(4.5)
     merged = DatasetObjective(lj, _items(structures), max_bucket_atoms=None)
     assert [shape[1] for shape in merged.bucket_shapes] == [16, 64]
-    assert [shape[0] for shape in merged.bucket_shapes] == [35, 25]
+    # 35 and 25 structures, padded to the rungs 40 and 32 of the shape ladder
+    assert [shape[0] for shape in merged.bucket_shapes] == [40, 32]
+    assert [merged.chunk_structures(key) for key in merged.chunk_keys] == [35, 25]
     apart = DatasetObjective(lj, _items(structures), max_bucket_atoms=None, merge_padding=0)
     assert [shape[1] for shape in apart.bucket_shapes] == [8, 16, 64]
     params = {"sigma": jnp.float64(2.3), "epsilon": jnp.float64(0.4)}
