@@ -525,3 +525,94 @@ def test_pinn_runs_on_the_descriptor_kernel_with_pruned_triplets():
     r2, j2 = slow.residuals_and_jacobian(x0)
     np.testing.assert_allclose(r1, r2, rtol=0, atol=1e-10)
     np.testing.assert_allclose(j1, j2, rtol=1e-9, atol=1e-10 * np.abs(j2).max())
+
+
+# --------------------------------------------------------------------------- shared programs
+
+
+def test_shape_ladder_is_global_and_bounded():
+    """Padded sizes are rungs of one ladder (independent of the dataset), ≥ the size, at
+    most 4/3 of it above 6, and multiples where asked."""
+    from rexfit.datasets.batch import ladder
+
+    rungs = sorted({ladder(n) for n in range(1, 5000)})
+    assert rungs[:12] == [1, 2, 3, 4, 5, 6, 8, 10, 12, 16, 20, 24]
+    for n in range(1, 5000):
+        assert n <= ladder(n) <= max(6, 4 * n / 3 + 1)
+        assert ladder(n, 8) % 8 == 0 and ladder(n, 8) >= n
+
+
+def _lj_structures(seeds, repeat=1):
+    out = []
+    for seed in seeds:
+        pos, cell, species = crystal("Cu", 3.615, repeat, seed=seed, strain=0.0, rattle=0.03)
+        out.append((pos, cell, species, (True,) * 3))
+    return out
+
+
+def test_a_second_dataset_of_the_same_shapes_traces_nothing():
+    """Two datasets (different structures and counts, equal-but-distinct potential objects:
+    a training and a validation part, or two <dataset>s of a job) land on the same chunk
+    shapes, and the second one's evaluations trace and compile no program."""
+    from rexfit import timing
+
+    timing.install()
+    params = {"sigma": jnp.float64(2.3), "epsilon": jnp.float64(0.4)}
+    first = DatasetObjective(LennardJones(4.5), _items(_lj_structures(range(13)), seed=1))
+    second = DatasetObjective(LennardJones(4.5), _items(_lj_structures(range(20, 35)), seed=2))
+    assert first.bucket_shapes == second.bucket_shapes  # 13 and 15 structures: rung 16
+
+    def use(obj):
+        obj.value(params)
+        obj.value_and_grad(params)
+        obj.residuals_and_jacobian(params)
+        obj.predictions({k: v * 1.01 for k, v in params.items()})
+
+    use(first)
+    before = timing.snapshot()
+    use(second)
+    after = timing.snapshot()
+    assert after.traces == before.traces
+    assert after.compile_requests == before.compile_requests
+
+
+def test_descriptor_datasets_share_the_feature_program():
+    """Descriptor rows are computed in blocks of one shape for every dataset: a second
+    descriptor-kernel dataset of other sizes traces no feature program, and one of the same
+    chunk shapes traces nothing at all."""
+    from rexfit import timing
+    from rexfit.datasets import descriptor_kernel as dk
+    from rexfit.descriptors.bispectrum import Bispectrum
+    from rexfit.potentials.snap import SNAP
+
+    timing.install()
+
+    def snap():  # a fresh, equal object each time
+        return SNAP(Bispectrum(2, 4.6, (0.5,), (1.0,), bzeroflag=False), ("Mo",))
+
+    def structures(seeds, repeat=1):
+        return [(p, c, s, (True,) * 3)
+                for p, c, s in (crystal("Mo", 3.15, repeat, seed=k, rattle=0.1) for k in seeds)]
+
+    rng = np.random.default_rng(0)
+    params = {"Mo": {"beta0": jnp.float64(-1.0), "beta": jnp.asarray(rng.normal(0, 0.1, 5))}}
+    first = DatasetObjective(snap(), _items(structures(range(7)), seed=1))
+    first.value_and_grad(params)
+    first.predictions(params)
+    block = timing.snapshot().programs.get("_block_rows", [0])[0]
+    assert block >= 1
+    other = DatasetObjective(snap(), _items(structures(range(3), repeat=2), seed=3))
+    assert timing.snapshot().programs.get("_block_rows", [0])[0] == block
+    before = timing.snapshot()
+    same = DatasetObjective(snap(), _items(structures(range(10, 18)), seed=2))
+    assert same.bucket_shapes == first.bucket_shapes
+    same.value_and_grad(params)
+    same.predictions(params)
+    assert timing.snapshot().traces == before.traces
+    # rows and derivatives per structure do not depend on the company it is computed in
+    alone = DatasetObjective(snap(), _items(structures([12]), seed=2))
+    k = 2  # structure seed 12 is the third of `same`
+    np.testing.assert_allclose(alone.descriptor_rows()[1],
+                               same.descriptor_rows()[1][k * 2:(k + 1) * 2], rtol=0,
+                               atol=1e-12)
+    assert other.n_chunks >= 1 and dk.BLOCK_ATOMS >= 8
