@@ -3,11 +3,14 @@ least-squares objective, its exact gradient, the residual vector and its Jacobia
 
 The structures of a ``<dataset>`` are never relaxed, so every neighbour list is built once, on
 the host, when the :class:`DatasetObjective` is made.  Structures are grouped into *buckets*
-by periodicity and atom count (:func:`~rexfit.structures.neighbors.bucket_size` classes); a
-bucket is stacked into arrays with a leading structure axis, padded to the largest atom, pair
-and triplet counts of its members, and split into *chunks* of equal shape.  One jitted
-function per bucket shape evaluates a whole chunk, so thousands of structures compile only a
-few times.
+by periodicity and atom count; a bucket is stacked into arrays with a leading structure axis,
+padded and split into *chunks* of equal shape.  Every padded size (atom slots, pair and
+triplet slots, structures per chunk) is a rung of one global geometric :func:`ladder` (ratio
+≤ 4/3), so chunk shapes do not depend on the dataset: the datasets of a job and the training
+and validation parts of one land on few, shared shapes.  The jitted programs are module-level
+(:data:`KERNELS`) with the :class:`Spec` (potential, kernel, transform; hashed by value) as
+static argument, so one program is traced and compiled once per chunk shape for the whole
+process, whichever objective calls it.
 
 Objective (absent targets skip their term; N_s real atoms of structure s)::
 
@@ -669,6 +672,14 @@ def _loss(spec: Spec, prepared, c: Chunk):
     return jnp.sum(r * r)
 
 
+def _loss_and_outputs(spec: Spec, prepared, c: Chunk):
+    """(Σ r² of the chunk, its outputs as :func:`_outputs`): one program serves both
+    :meth:`DatasetObjective.value` and :meth:`DatasetObjective.predictions`."""
+    outputs = _outputs(spec, prepared, c)
+    r = _block_of(outputs, c)
+    return jnp.sum(r * r), outputs
+
+
 def _jacobian_tangents(spec: Spec, x):
     """∂prepared/∂x with the variables (ravelled x) as the last axis of every leaf."""
     flat, unravel = ravel_pytree(x)
@@ -715,10 +726,10 @@ KERNELS = {
     "prepare_jvp": _static(lambda spec, x, t: jax.jvp(partial(_prepare, spec), (x,), (t,))),
     "jacobian_tangents": _static(_jacobian_tangents),
     "direction_tangents": _static(_direction_tangents),
-    "value": _static(_loss),
+    "value": _static(_loss_and_outputs),
     "value_and_grad": _static(jax.value_and_grad(_loss, argnums=1)),
     "residuals": _static(_residual_block),
-    "predictions": _static(_outputs),
+    "predictions": None,  # the "value" program (loss and outputs), set below
     "jvp": _static(lambda spec, p, t, c: jax.jvp(
         lambda q: _residual_block(spec, q, c), (p,), (t,))),
     "vjp": _static(lambda spec, p, ct, c: jax.vjp(
@@ -726,6 +737,7 @@ KERNELS = {
     "jacobian": _static(_chunk_jacobian),
 }
 """The jitted kernels, by name; per-chunk ones take (spec, prepared, ..., chunk)."""
+KERNELS["predictions"] = KERNELS["value"]
 
 
 # ----------------------------------------------------------------------------- buckets
@@ -847,7 +859,11 @@ class DatasetObjective:
     class of the same periodicity while the atom slots this adds stay within this fraction
     of the dataset's atoms in all (each bucket shape costs a compilation of every kernel;
     0 keeps one bucket per class).  resident_bytes: keep all chunks on the device if their inputs take
-    at most this many bytes, else stream them from the host on every call.
+    at most this many bytes, else stream them from the host on every call.  full_chunks:
+    every chunk holds ``max_bucket_atoms // n`` structures however few the bucket has (its
+    shape then depends on the atom, pair and triplet rungs only: for one-off evaluations,
+    e.g. the parameter-free base of the descriptor kernel, shared by the training and
+    validation parts of a dataset).
     """
 
     def __init__(
@@ -863,6 +879,7 @@ class DatasetObjective:
         atom_minimum: int = 8,
         merge_padding: float = 0.1,
         resident_bytes: int = 256 * 2**20,
+        full_chunks: bool = False,
     ):
         if kernel not in ("auto", "analytic", "autodiff", "descriptor"):
             raise ValueError(f"kernel must be 'auto', 'analytic', 'descriptor' or 'autodiff', "
@@ -901,6 +918,7 @@ class DatasetObjective:
             max_bucket_atoms = 512 if kernel == "descriptor" and cpu else 4096
         self.max_bucket_atoms = max_bucket_atoms
         self.merge_padding = float(merge_padding)
+        self.full_chunks = bool(full_chunks) and max_bucket_atoms is not None
         listed = [self._list(it) for it in self.items]
         self.natoms = np.array([x.natoms for x in listed])
         self._base = self._base_predictions() if self.kernel == "descriptor" else None
@@ -955,8 +973,8 @@ class DatasetObjective:
         bare = [Item(it.positions, it.cell, it.species, it.pbc, name=it.name)
                 for it in self.items]
         engine = DatasetObjective(potential, bare, skin=self.skin, n_species=self.n_species,
-                                  kernel="autodiff", max_bucket_atoms=self.max_bucket_atoms,
-                                  merge_padding=self.merge_padding)
+                                  kernel="autodiff", max_bucket_atoms=512,
+                                  merge_padding=self.merge_padding, full_chunks=True)
         return [(p.energy, p.forces, p.virial) for p in engine.predictions(params)]
 
     def _descriptor_rows(self, listed: list[_Listed]) -> list:
@@ -992,7 +1010,8 @@ class DatasetObjective:
         s = len(members)
         size = ladder(s)
         if self.max_bucket_atoms is not None:
-            size = min(size, max(1, self.max_bucket_atoms // n))
+            cap = max(1, self.max_bucket_atoms // n)
+            size = cap if self.full_chunks else min(size, cap)
         n_chunks = -(-s // size)
         rows = n_chunks * size
         analytic = self.kernel in ("analytic", "descriptor")
@@ -1258,7 +1277,7 @@ class DatasetObjective:
     def value(self, x) -> float:
         """L(x)."""
         prepared = self._call("prepare", x)
-        return float(sum(float(v) for _, _, v in self._map("value", prepared)))
+        return float(sum(float(v) for _, _, (v, _) in self._map("value", prepared)))
 
     def value_and_grad(self, x, chunks=None):
         """(L(x), ∂L/∂x), the gradient a NumPy pytree like ``x``; with ``chunks`` (keys of
@@ -1345,7 +1364,8 @@ class DatasetObjective:
         if last is not None and np.array_equal(last[0], _key(x)):
             chunks = last[1]
         else:
-            chunks = self._map("predictions", self._call("prepare", x))
+            chunks = ((b, k, out[1]) for b, k, out in
+                      self._map("predictions", self._call("prepare", x)))
         out: list[Prediction | None] = [None] * len(self.items)
         for b, k, outputs in chunks:
             energy, forces, virial, stress = (np.asarray(o) for o in outputs)

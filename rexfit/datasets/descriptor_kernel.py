@@ -18,8 +18,11 @@ The derivatives: a descriptor depends on a structure only through
 positions and unit cell and a neighbour list whose (float) image shifts are the pair vectors
 makes the pair vectors its direct input.  Since each pair has one centre,
 ∂(Σ_i B_ik)/∂d_p = ∂B_{i(p),k}/∂d_p, so K reverse passes (one per component k) give every
-per-pair derivative.  Memory: 24·K bytes per pair slot per model (kept on the host and streamed
-like every chunk input).
+per-pair derivative; the bispectrum gives them in one sweep instead
+(``Bispectrum.features_and_pair_gradients``).  Rows and derivatives are computed per
+structure, in blocks of one fixed shape shared by every dataset (:func:`structure_feature_rows`),
+by one module-level jitted program (:data:`block_rows`).  Memory: 24·K bytes per pair slot per
+model (kept on the host and streamed like every chunk input).
 
 Geometric models (a PINN: ``energies_from_geometry``) depend on the pair vectors directly too
 (its BOP); they are evaluated on the chunk's pair vectors with the precomputed rows, and
