@@ -104,8 +104,11 @@ class StructureTerm:
         return {k: v for k, v in props.items() if k not in self._drop}
 
 
-def _term(key: TermKey, data: TermData, params, x_star, free, nbrs):
-    x = relaxed_coordinates(data.geometry, key.potential, params, x_star, free, nbrs)
+def _term(key: TermKey, data: TermData, params, x_star, free, nbrs, implicit: bool = True):
+    """(value, property values); ``implicit=False`` (no derivatives wanted) leaves out the
+    implicit differentiation of x*, whose tracing costs time but whose value is x*."""
+    x = (relaxed_coordinates(data.geometry, key.potential, params, x_star, free, nbrs)
+         if implicit else x_star)
     props = property_values(data.geometry, key.potential, params, x, nbrs, key.wanted)
     total = jnp.zeros(())
     for k, (name, style) in enumerate(key.fitted):
@@ -114,7 +117,11 @@ def _term(key: TermKey, data: TermData, params, x_star, free, nbrs):
     return total, props
 
 
-_term_value = jax.jit(_term, static_argnums=0)
+def _term_only(key: TermKey, data: TermData, params, x_star, free, nbrs):
+    return _term(key, data, params, x_star, free, nbrs, implicit=False)
+
+
+_term_value = jax.jit(_term_only, static_argnums=0)
 _term_value_and_grad = jax.jit(jax.value_and_grad(_term, argnums=2, has_aux=True),
                                static_argnums=0)
 

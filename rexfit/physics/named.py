@@ -36,9 +36,17 @@ def property_values(problem, potential, params, x, nbrs, wanted) -> dict:
     own = getattr(getattr(problem, "model", None), "dofs", None)  # None: the caller filters
     problem = getattr(problem, "geometry", problem)
     system = problem.system(x)
-    ev = evaluate(potential, params, system, nbrs)
     n = problem.nreal
     periodic = all(problem.pbc)
+    c = None
+    if set(wanted) & ELASTIC:
+        if not periodic:
+            raise ValueError(ELASTIC_NEEDS_PBC)
+        # energy, forces and stress come with the elastic constants, from one pass
+        ev, c = elastic.evaluate_with_elastic_constants(potential, params, system, nbrs,
+                                                        problem.relaxed_ions)
+    else:
+        ev = evaluate(potential, params, system, nbrs)
     out = {"total-energy": ev.energy, "atomic-energy": ev.energy / n}
     if periodic:
         vol = system.volume
@@ -52,13 +60,7 @@ def property_values(problem, potential, params, x, nbrs, wanted) -> dict:
             out[name] = jnp.asarray(value, dtype=jnp.float64)
     if "atomic-forces" in wanted:
         out["atomic-forces"] = ev.forces[problem.real]
-    if set(wanted) & ELASTIC:
-        if not periodic:
-            raise ValueError(ELASTIC_NEEDS_PBC)
-        relaxed_ions = problem.relaxed_ions
-        fn = (elastic.relaxed_ion_elastic_constants if relaxed_ions
-              else elastic.clamped_ion_elastic_constants)
-        c = fn(potential, params, system, nbrs)
+    if c is not None:
         for i in range(6):
             for j in range(i, 6):
                 out[f"C{i + 1}{j + 1}"] = c[i, j] * EV_PER_A3_TO_GPA

@@ -33,7 +33,6 @@ from scipy.optimize import minimize
 from rexfit.physics.strain import deform, voigt_to_strain
 from rexfit.potentials.lists import build_lists
 from rexfit.structures.lattices import FORM_DOFS, fixed_form, place
-from rexfit.structures.neighbors import needs_rebuild
 from rexfit.structures.system import System
 
 LATTICE_DOFS = ("lattice-parameter", "ca-ratio", "atom-distance")
@@ -137,6 +136,19 @@ class Geometry:
         return self._dof_values(x)
 
 
+def _needs_rebuild(nbrs, system: System) -> bool:
+    """:func:`rexfit.structures.neighbors.needs_rebuild` in NumPy, on the host: the same test
+    without compiling a program per array shape."""
+    pbc = np.asarray(system.pbc)
+    ref_cell = np.asarray(nbrs.ref_cell)
+    cell = np.where(pbc[:, None], np.asarray(system.cell), ref_cell)
+    deformation = np.linalg.solve(ref_cell, cell)
+    u = np.asarray(system.positions) - np.asarray(nbrs.ref_positions) @ deformation
+    umax = np.max(np.where(np.asarray(system.mask), np.linalg.norm(u, axis=1), 0.0))
+    strain = np.linalg.norm(deformation - np.eye(3))
+    return bool(2.0 * umax + (nbrs.cutoff + nbrs.skin) * strain > nbrs.skin)
+
+
 class RelaxProblem:
     """The relaxed DOFs of one structure as a flat vector and the map x → System.
 
@@ -213,6 +225,14 @@ class RelaxProblem:
         """The structure at DOF vector ``x`` (differentiable)."""
         return self.geometry.system(x)
 
+    def host_system(self, x) -> System:
+        """The structure at host DOF values ``x``."""
+        return self.geometry.system(jnp.asarray(x, jnp.float64))
+
+    def needs_rebuild(self, nbrs, x) -> bool:
+        """True if ``nbrs`` may miss pairs of the structure at host DOF values ``x``."""
+        return _needs_rebuild(nbrs, self.host_system(x))
+
     def lattice_values(self, x) -> dict:
         """{lattice DOF name: value} at ``x`` (relaxed ones from x, the others as given)."""
         out = {k: v for k, v in self.model.dofs.items()}
@@ -224,7 +244,7 @@ class RelaxProblem:
         """A neighbour list at ``x`` (with triplets if the potential needs them). Its capacities
         never shrink below the largest ones this structure needed so far, so a fit does not
         recompile when a cell expands and shrinks."""
-        system = self.system(jnp.asarray(x))
+        system = self.host_system(x)
 
         def build(capacity, triplet_capacity):
             return build_lists(self.potential, system, SKIN, capacity=capacity or None,
@@ -406,11 +426,11 @@ def relax(problem: RelaxProblem, potential, params, x0=None, nbrs=None,
     """Relax ``problem`` under ``potential`` with ``params``, starting from ``x0`` (default:
     the structure's own DOF values). ``nbrs`` may be a neighbour list to reuse if still valid."""
     x = np.array(problem.x0 if x0 is None else x0, dtype=float)
-    if nbrs is None or bool(needs_rebuild(nbrs, problem.system(jnp.asarray(x)))):
+    if nbrs is None or problem.needs_rebuild(nbrs, x):
         nbrs = problem.neighbors(x)
     if problem.size == 0:
         dofs = {k: float(v) for k, v in problem.model.dofs.items()}
-        return Relaxed(problem, x, problem.system(jnp.asarray(x)), nbrs, dofs,
+        return Relaxed(problem, x, problem.host_system(x), nbrs, dofs,
                        np.zeros(0, bool), True, [], "nothing to relax", 0)
     scale = jnp.asarray(_length_scale(problem))
     iterations, curv = 0, np.inf
@@ -423,7 +443,7 @@ def relax(problem: RelaxProblem, potential, params, x0=None, nbrs=None,
             xn, g, k, curv = _lbfgs(problem, potential, params, x, nbrs)
         iterations += k
         x = xn
-        if not bool(needs_rebuild(nbrs, problem.system(jnp.asarray(x)))):
+        if not problem.needs_rebuild(nbrs, x):
             break
         nbrs = problem.neighbors(x)
     else:
@@ -454,7 +474,7 @@ def _finish(problem, x, g, nbrs, iterations, curv) -> Relaxed:
     if at_bound:
         message += "; at bound: " + ", ".join(at_bound)
     dofs = {k: float(v) for k, v in problem.lattice_values(x).items()}
-    return Relaxed(problem, x, problem.system(jnp.asarray(x)), nbrs, dofs, free, converged,
+    return Relaxed(problem, x, problem.host_system(x), nbrs, dofs, free, converged,
                    at_bound, message, iterations, saddle)
 
 

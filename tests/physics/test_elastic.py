@@ -184,3 +184,49 @@ def test_padding_atoms_do_not_change_elastic_constants(eam_models):
     c = relaxed_ion_elastic_constants(potential, params, system, nbrs)
     c_padded = relaxed_ion_elastic_constants(potential, params, padded, padded_nbrs)
     np.testing.assert_allclose(c_padded * GPA, c * GPA, atol=1e-9)
+
+
+@pytest.mark.parametrize("relaxed_ions", [False, True])
+@pytest.mark.parametrize("structure", ["hcp", "omega_alloy", "padded_hcp"])
+def test_one_pass_evaluation_with_elastic_constants(eam_models, structure, relaxed_ions):
+    """``evaluate_with_elastic_constants`` (one forward-over-reverse pass, used by the
+    objective) gives ``evaluate`` and the clamped- or relaxed-ion constants to round-off, and
+    its parameter derivative too."""
+    from rexfit.physics.elastic import evaluate_with_elastic_constants
+
+    if structure == "omega_alloy":
+        potential, params, *_ = eam_models["CuNi"]
+        system = lattices.omega(4.3, 0.62).replace(species=jnp.array([0, 1, 1], jnp.int32))
+    else:
+        potential, params, *_ = eam_models["Cu_mishin1"]
+        system = lattices.hcp(2.55, 1.60)
+        if structure == "padded_hcp":
+            system = pad_system(system, 4)
+    nbrs = build_neighbor_list(system, potential.cutoff, 0.5)
+    ev, c = evaluate_with_elastic_constants(potential, params, system, nbrs, relaxed_ions)
+    want = evaluate(potential, params, system, nbrs)
+    fn = relaxed_ion_elastic_constants if relaxed_ions else clamped_ion_elastic_constants
+    for got, ref in ((ev.energy, want.energy), (ev.forces, want.forces),
+                     (ev.stress, want.stress), (ev.virial, want.virial)):
+        np.testing.assert_allclose(np.asarray(got), np.asarray(ref), rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(np.asarray(c) * GPA,
+                               np.asarray(fn(potential, params, system, nbrs)) * GPA,
+                               rtol=0, atol=1e-10)
+
+
+def test_one_pass_elastic_constants_are_differentiable_in_parameters():
+    from rexfit.physics.elastic import evaluate_with_elastic_constants
+
+    potential = LennardJones(6.0)
+    system = lattices.hcp(2.9, 1.62)
+    nbrs = build_neighbor_list(system, 6.0, 0.5)
+
+    def c44(sigma, one_pass):
+        params = {"sigma": sigma, "epsilon": jnp.float64(0.3)}
+        if one_pass:
+            return evaluate_with_elastic_constants(potential, params, system, nbrs, True)[1][5, 5]
+        return relaxed_ion_elastic_constants(potential, params, system, nbrs)[5, 5]
+
+    g = float(jax.jit(jax.grad(c44), static_argnums=1)(jnp.float64(2.5), True))
+    ref = float(jax.jit(jax.grad(c44), static_argnums=1)(jnp.float64(2.5), False))
+    assert g == pytest.approx(ref, rel=1e-12)
