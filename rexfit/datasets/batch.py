@@ -859,11 +859,7 @@ class DatasetObjective:
     class of the same periodicity while the atom slots this adds stay within this fraction
     of the dataset's atoms in all (each bucket shape costs a compilation of every kernel;
     0 keeps one bucket per class).  resident_bytes: keep all chunks on the device if their inputs take
-    at most this many bytes, else stream them from the host on every call.  full_chunks:
-    every chunk holds ``max_bucket_atoms // n`` structures however few the bucket has (its
-    shape then depends on the atom, pair and triplet rungs only: for one-off evaluations,
-    e.g. the parameter-free base of the descriptor kernel, shared by the training and
-    validation parts of a dataset).
+    at most this many bytes, else stream them from the host on every call.
     """
 
     def __init__(
@@ -879,7 +875,6 @@ class DatasetObjective:
         atom_minimum: int = 8,
         merge_padding: float = 0.1,
         resident_bytes: int = 256 * 2**20,
-        full_chunks: bool = False,
     ):
         if kernel not in ("auto", "analytic", "autodiff", "descriptor"):
             raise ValueError(f"kernel must be 'auto', 'analytic', 'descriptor' or 'autodiff', "
@@ -918,11 +913,13 @@ class DatasetObjective:
             max_bucket_atoms = 512 if kernel == "descriptor" and cpu else 4096
         self.max_bucket_atoms = max_bucket_atoms
         self.merge_padding = float(merge_padding)
-        self.full_chunks = bool(full_chunks) and max_bucket_atoms is not None
         listed = [self._list(it) for it in self.items]
         self.natoms = np.array([x.natoms for x in listed])
-        self._base = self._base_predictions() if self.kernel == "descriptor" else None
-        self._rows = self._descriptor_rows(listed) if self.kernel == "descriptor" else None
+        self._base = self._rows = None
+        if self.kernel == "descriptor":
+            geometries = self._geometries(listed)
+            self._base = self._base_predictions(geometries)
+            self._rows = self._descriptor_rows(geometries, listed[0].meta)
         self._buckets = self._make_buckets(listed, atom_minimum)
         self.rows = self._make_rows()
         self.input_bytes = sum(b.host.nbytes() for b in self._buckets)
@@ -963,25 +960,11 @@ class DatasetObjective:
                        (nbrs.cutoff, nbrs.skin, nbrs.half),
                        pruned=trip is not None and pruned is not None)
 
-    def _base_predictions(self):
-        """Per item (energy, forces (N, 3), virial (3, 3)) of the parameter-free terms, or
-        None without them (descriptor kernel)."""
-        base = dk.base_potential(self.potential)
-        if base is None:
-            return None
-        potential, params = base
-        bare = [Item(it.positions, it.cell, it.species, it.pbc, name=it.name)
-                for it in self.items]
-        engine = DatasetObjective(potential, bare, skin=self.skin, n_species=self.n_species,
-                                  kernel="autodiff", max_bucket_atoms=512,
-                                  merge_padding=self.merge_padding, full_chunks=True)
-        return [(p.energy, p.forces, p.virial) for p in engine.predictions(params)]
-
-    def _descriptor_rows(self, listed: list[_Listed]) -> list:
-        """Per descriptor model, per item: descriptor rows (N, K) and their pair derivatives
-        (E, K, 3) (:func:`descriptor_kernel.structure_feature_rows`: blocks of one shape
-        for every dataset).  Packed (pruned) triplets belong to the potential, not the
-        descriptors, and are not passed on."""
+    @staticmethod
+    def _geometries(listed: list[_Listed]) -> list:
+        """What the descriptors (and the base) see of every item: species, full-list pairs
+        and their vectors, and the triplets unless pruned (packed triplets belong to the
+        potential, not the descriptors, and are not passed on)."""
         geometries = []
         for x in listed:
             d = x.positions[x.j] - x.positions[x.i] + x.shifts.astype(np.float64) @ x.cell
@@ -989,7 +972,21 @@ class DatasetObjective:
             geometries.append(dk.Geometry(x.species, x.i, x.j, d, trip))
         if any(g.triplets is None for g in geometries):
             geometries = [replace(g, triplets=None) for g in geometries]
-        cutoff, skin, _ = listed[0].meta
+        return geometries
+
+    def _base_predictions(self, geometries: list):
+        """Per item (energy, forces (N, 3), virial (3, 3)) of the parameter-free terms, or
+        None without them (descriptor kernel; :func:`descriptor_kernel.structure_base`)."""
+        base = dk.base_potential(self.potential)
+        if base is None:
+            return None
+        return dk.structure_base(*base, geometries)
+
+    def _descriptor_rows(self, geometries: list, meta: tuple) -> list:
+        """Per descriptor model, per item: descriptor rows (N, K) and their pair derivatives
+        (E, K, 3) (:func:`descriptor_kernel.structure_feature_rows`: blocks of one shape
+        for every dataset)."""
+        cutoff, skin, _ = meta
         return [dk.structure_feature_rows(model.descriptor, cutoff + skin, geometries, ladder)
                 for model in dk.models(self.potential)]
 
@@ -1010,8 +1007,7 @@ class DatasetObjective:
         s = len(members)
         size = ladder(s)
         if self.max_bucket_atoms is not None:
-            cap = max(1, self.max_bucket_atoms // n)
-            size = cap if self.full_chunks else min(size, cap)
+            size = min(size, max(1, self.max_bucket_atoms // n))
         n_chunks = -(-s // size)
         rows = n_chunks * size
         analytic = self.kernel in ("analytic", "descriptor")

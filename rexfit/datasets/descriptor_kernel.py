@@ -29,7 +29,8 @@ Geometric models (a PINN: ``energies_from_geometry``) depend on the pair vectors
 dE/dd_p = ∂E/∂d_p|_B + (∂E/∂B_i)·∂B_i/∂d_p.  Their triplets are pruned to those that
 contribute at the fixed geometry (:func:`prune_lists`) and packed per chunk.
 
-The base: terms without parameters (ZBL) are evaluated once, with the autodiff kernel, and
+The base: terms without parameters (ZBL, a pair potential) are evaluated once, pair by pair
+on the structures' full lists (:func:`structure_base`, one program for every dataset), and
 enter every prediction as fixed energies, forces and virials.
 """
 
@@ -298,6 +299,71 @@ def structure_feature_rows(descriptor, cutoff: float, geometries: list[Geometry]
                                                 mask, i, j, d, pair_mask, tij, tik, tmask))
         for k, a0, a1, p0, p1 in spans:
             out[k] = (rows[a0:a1], grads[p0:p1])
+    return out
+
+
+def _pair_energies(potential, cutoff, params, si, sj, d, mask):
+    """Per pair (energy (P,), dE/dd (P, 3)) of a pair potential on a full list: every pair
+    evaluated alone, as a two-atom system whose one listed pair has the pair vector d_p (so
+    that a full list's pair energy ½V(r_p) comes out), through ``potential.energy``."""
+    zeros = jnp.zeros((2, 3), d.dtype)
+
+    def one(s_i, s_j, v, m):
+        system = System(positions=zeros, cell=jnp.eye(3, dtype=d.dtype),
+                        species=jnp.stack([s_i, s_j]), mask=jnp.ones(2, bool),
+                        pbc=(True, True, True))
+        nbrs = NeighborList(i=jnp.zeros(1, jnp.int32), j=jnp.ones(1, jnp.int32),
+                            shifts=v[None], mask=m[None], ref_positions=zeros,
+                            ref_cell=system.cell, cutoff=cutoff, skin=0.0, half=False)
+        return potential.energy(params, system, nbrs)
+
+    return jax.vmap(jax.value_and_grad(one, argnums=2))(si, sj, d, mask)
+
+
+#: (pair potential, cutoff, params, si, sj, d, mask) -> per pair (energy, dE/dd); jitted once
+pair_energies = jax.jit(_pair_energies, static_argnums=(0, 1))
+
+
+def structure_base(potential, params, geometries: list[Geometry]) -> list[tuple]:
+    """Per structure (energy eV, forces (N, 3) eV/Å, virial W = ∂E/∂ε (3, 3) eV) of a
+    parameter-free *pair* potential (the base of :func:`base_potential`: ZBL terms) from the
+    structures' full lists, pair by pair in blocks of BLOCK_PAIRS (one program for every
+    dataset); pairs beyond its cutoff are left out (they contribute nothing)."""
+    if not all(isinstance(leaf, ZBL) for _, leaf in _named_leaves(potential)):
+        raise TypeError("structure_base: pair potentials (ZBL) only")
+    cutoff = float(potential.cutoff)
+    kept, parts = [], []
+    for g in geometries:
+        near = np.nonzero(np.sum(g.d * g.d, axis=1) < (cutoff * (1.0 + 1e-9)) ** 2)[0]
+        kept.append(near)
+        parts.append((g.species[g.i[near]], g.species[g.j[near]], g.d[near]))
+    total = sum(len(k) for k in kept)
+    size = BLOCK_PAIRS
+    padded = max(size, -(-total // size) * size)
+    si, sj = np.zeros(padded, np.int32), np.zeros(padded, np.int32)
+    d = np.tile(np.asarray([cutoff, cutoff, cutoff], np.float64), (padded, 1))
+    mask = np.zeros(padded, bool)
+    start = 0
+    for a, b, v in parts:
+        stop = start + len(v)
+        si[start:stop], sj[start:stop], d[start:stop], mask[start:stop] = a, b, v, True
+        start = stop
+    energy, slope = np.zeros(padded), np.zeros((padded, 3))
+    for lo in range(0, padded, size):
+        part = slice(lo, lo + size)
+        e, c = jax.device_get(pair_energies(potential, cutoff, params, si[part], sj[part],
+                                            d[part], mask[part]))
+        energy[part], slope[part] = np.where(mask[part], e, 0.0), c * mask[part, None]
+    out, start = [], 0
+    for g, near in zip(geometries, kept):
+        stop = start + len(near)
+        e, c, v = energy[start:stop], slope[start:stop], d[start:stop]
+        forces = np.zeros((g.natoms, 3))
+        np.add.at(forces, g.i[near], c)
+        np.subtract.at(forces, g.j[near], c)
+        w = c.T @ v
+        out.append((float(np.sum(e)), forces, 0.5 * (w + w.T)))
+        start = stop
     return out
 
 
