@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from rexfit.physics.named import LATTICE, check_wanted, property_values
-from rexfit.physics.relax import relaxed_coordinates
+from rexfit.physics.relax import Program, relaxed_coordinates
 
 
 @dataclass(frozen=True)
@@ -121,8 +121,8 @@ def _term_only(key: TermKey, data: TermData, params, x_star, free, nbrs):
     return _term(key, data, params, x_star, free, nbrs, implicit=False)
 
 
-_term_value = jax.jit(_term_only, static_argnums=0)
-_term_value_and_grad = jax.jit(jax.value_and_grad(_term, argnums=2, has_aux=True),
+_term_value = Program(_term_only, static_argnums=0)
+_term_value_and_grad = Program(jax.value_and_grad(_term, argnums=2, has_aux=True),
                                static_argnums=0)
 
 
@@ -134,14 +134,16 @@ def _check(term: StructureTerm) -> None:
 def term_value(term: StructureTerm, params, x_star, free, nbrs):
     """(value, property values) of one structure at a relaxed state."""
     _check(term)
-    value, props = _term_value(term.key, term.data, params, x_star, free, nbrs)
+    value, props = _term_value.build(term.problem.natoms)(term.key, term.data, params, x_star,
+                                                          free, nbrs)
     return value, term.own(props)
 
 
 def term_value_and_grad(term: StructureTerm, params, x_star, free, nbrs):
     """((value, property values), ∂value/∂params) of one structure at a relaxed state."""
     _check(term)
-    (value, props), g = _term_value_and_grad(term.key, term.data, params, x_star, free, nbrs)
+    program = _term_value_and_grad.build(term.problem.natoms)
+    (value, props), g = program(term.key, term.data, params, x_star, free, nbrs)
     return (value, term.own(props)), g
 
 
@@ -176,10 +178,11 @@ def _residuals_and_jacobian(key: TermKey, data: TermData, params, x_star, free, 
     return r, jac
 
 
-_term_residuals_and_jacobian = jax.jit(_residuals_and_jacobian, static_argnums=0)
+_term_residuals_and_jacobian = Program(_residuals_and_jacobian, static_argnums=0)
 
 
 def term_residuals_and_jacobian(term: StructureTerm, params, x_star, free, nbrs):
     """(residual vector r, ∂r/∂params as a pytree with a leading row axis) of one structure."""
     _check(term)
-    return _term_residuals_and_jacobian(term.key, term.data, params, x_star, free, nbrs)
+    program = _term_residuals_and_jacobian.build(term.problem.natoms)
+    return program(term.key, term.data, params, x_star, free, nbrs)
