@@ -860,6 +860,9 @@ class DatasetObjective:
     of the dataset's atoms in all (each bucket shape costs a compilation of every kernel;
     0 keeps one bucket per class).  resident_bytes: keep all chunks on the device if their inputs take
     at most this many bytes, else stream them from the host on every call.
+    min_chunk_atoms: a small bucket's chunk still has at least this many atom slots (within
+    ``max_bucket_atoms``), so that small datasets (a validation part, say) share the chunk
+    shapes of larger ones.
     """
 
     def __init__(
@@ -875,6 +878,7 @@ class DatasetObjective:
         atom_minimum: int = 8,
         merge_padding: float = 0.1,
         resident_bytes: int = 256 * 2**20,
+        min_chunk_atoms: int = 256,
     ):
         if kernel not in ("auto", "analytic", "autodiff", "descriptor"):
             raise ValueError(f"kernel must be 'auto', 'analytic', 'descriptor' or 'autodiff', "
@@ -913,6 +917,7 @@ class DatasetObjective:
             max_bucket_atoms = 512 if kernel == "descriptor" and cpu else 4096
         self.max_bucket_atoms = max_bucket_atoms
         self.merge_padding = float(merge_padding)
+        self.min_chunk_atoms = int(min_chunk_atoms)
         listed = [self._list(it) for it in self.items]
         self.natoms = np.array([x.natoms for x in listed])
         self._base = self._rows = None
@@ -1001,11 +1006,12 @@ class DatasetObjective:
     def _stack(self, pbc, n: int, members: np.ndarray, listed: list[_Listed]) -> _Bucket:
         """One bucket: ``n`` atom slots (its class, a rung of :func:`ladder`), pair and
         triplet slots the rungs of its largest lists, structures per chunk the rung of its
-        size up to ``max_bucket_atoms // n`` (larger buckets: chunks of that many)."""
+        size (at least ``min_chunk_atoms // n``) up to ``max_bucket_atoms // n`` (larger
+        buckets: chunks of that many)."""
         e = ladder(max(len(listed[k].i) for k in members), 8)
         has_trip = listed[members[0]].triplets is not None
         s = len(members)
-        size = ladder(s)
+        size = ladder(max(s, self.min_chunk_atoms // n))
         if self.max_bucket_atoms is not None:
             size = min(size, max(1, self.max_bucket_atoms // n))
         n_chunks = -(-s // size)

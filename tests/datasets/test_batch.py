@@ -399,7 +399,7 @@ def test_chunked_streaming_equals_one_chunk(analytic_case):
     """Three reorderings of the dataset, streamed in chunks of its own bucket shape: every
     structure gets the same numbers as in the single resident chunk, no new compilation."""
     eam, params, items, tree, x0 = analytic_case
-    whole = DatasetObjective(eam, items, transform=tree)
+    whole = DatasetObjective(eam, items, transform=tree, max_bucket_atoms=24)
     v1, g1 = whole.value_and_grad(x0)
     r1, p1 = whole.residuals(x0), whole.predictions(x0)
     order = [0, 1, 2, 2, 0, 1, 1, 2, 0]
@@ -559,8 +559,9 @@ def test_a_second_dataset_of_the_same_shapes_traces_nothing():
     timing.install()
     params = {"sigma": jnp.float64(2.3), "epsilon": jnp.float64(0.4)}
     first = DatasetObjective(LennardJones(4.5), _items(_lj_structures(range(13)), seed=1))
-    second = DatasetObjective(LennardJones(4.5), _items(_lj_structures(range(20, 35)), seed=2))
-    assert first.bucket_shapes == second.bucket_shapes  # 13 and 15 structures: rung 16
+    second = DatasetObjective(LennardJones(4.5), _items(_lj_structures(range(20, 25)), seed=2))
+    # 13 and 5 structures of 4 atoms (class 8): chunks of at least 256 atom slots, 32 each
+    assert first.bucket_shapes == second.bucket_shapes == [(32, 8, 96)]
 
     def use(obj):
         obj.value(params)
