@@ -811,23 +811,31 @@ class Bispectrum:
         jr, ji = jax.lax.map(lambda e: pullback(jnp.broadcast_to(e, bvals.shape)), eye)
         jr, ji = jnp.moveaxis(jr, 0, -1), jnp.moveaxis(ji, 0, -1)  # (N, n_half, K)
 
-        def weighted_half(dc, rc, wc, flag):
-            ar, ai, br, bi, w = _pair_geometry(dc, rc, wc, rfac0, rmin0, switch)
-            ur, ui = _compact(_levels(ar, ai, br, bi, twojmax, flag), twojmax)
-            return ur * w[None], ui * w[None]  # (n_half, C)
-
         size = _PAIR_CHUNK
         tangents = jnp.broadcast_to(jnp.eye(3, dtype=d.dtype)[:, :, None], (3, 3, size))
 
         def chunk(xs):
             dc, rc, wc, ic = xs
             flag = ic[0] >= 0  # always true; see _materialize
-            dc, rc, wc = _materialize((dc, rc, wc), flag)
-            slope = jax.vmap(lambda t: jax.jvp(lambda x: weighted_half(x, rc, wc, flag),
-                                               (dc,), (t,))[1])(tangents)  # 2 × (3, n_half, C)
-            ar, ai = _materialize((jr[ic], ji[ic]), flag)  # (C, n_half, K)
-            return (jnp.einsum("chk,ahc->cka", ar, slope[0])
-                    + jnp.einsum("chk,ahc->cka", ai, slope[1]))
+
+            def geometry(x):
+                return _pair_geometry(x, rc, wc, rfac0, rmin0, switch)
+
+            # the Cayley–Klein parameters, the weight and their derivatives along x, y, z as
+            # buffers (fused into the recursion they would be recomputed per element)
+            geo = geometry(dc)
+            slopes = jax.vmap(lambda t: jax.jvp(geometry, (dc,), (t,))[1])(tangents)
+            (ar, ai, br, bi, w), slopes = _materialize((geo, slopes), flag)
+
+            def levels(ar, ai, br, bi):
+                return _compact(_levels(ar, ai, br, bi, twojmax, flag), twojmax)
+
+            (ur, ui), linear = jax.linearize(levels, ar, ai, br, bi)
+            dur, dui = jax.vmap(linear)(*slopes[:4])  # (3, n_half, C)
+            dw = slopes[4][:, None, :]
+            sr, si = _materialize((dur * w + ur[None] * dw, dui * w + ui[None] * dw), flag)
+            yr, yi = _materialize((jr[ic], ji[ic]), flag)  # (C, n_half, K)
+            return (jnp.einsum("chk,ahc->cka", yr, sr) + jnp.einsum("chk,ahc->cka", yi, si))
 
         xs = (d.reshape(3, -1, size).transpose(1, 0, 2), rcut.reshape(-1, size),
               wj.reshape(-1, size), centre.reshape(-1, size))
