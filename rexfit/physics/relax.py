@@ -18,6 +18,12 @@ implicit function theorem at the relaxed state, dx*/dθ = −H⁻¹ ∂²E/∂x�
 Hessian–vector product and conjugate gradients. DOFs at a bound are fixed (zero derivative);
 the three rigid translations are projected out. Nothing is differentiated through the
 relaxation iterations.
+
+Structures are data, not static arguments: jitted programs take a problem's
+:class:`Geometry` (a pytree; lattices of every kind as a
+:class:`~rexfit.structures.lattices.LatticeForm`) under a static :class:`Layout` compared by
+value, so structures of equal layout and neighbour-list capacities (:func:`share_capacities`)
+share one compiled program. Small structures' programs are compiled quickly (:class:`Program`).
 """
 
 from __future__ import annotations
@@ -212,6 +218,8 @@ class RelaxProblem:
             modes /= np.sqrt(max(real.sum(), 1))
         #: Orthonormal rigid-translation modes (size, 3); zero if atoms do not move.
         self.translations = modes
+        if model.form is None and model.dofs:
+            raise ValueError(f"structure '{model.id}': no lattice form for its lattice DOFs")
         form = model.form if model.form is not None else fixed_form(base)
         layout = Layout(names=self.names, n_strain=self.n_strain,
                         n_move=self.n_move, natoms=self.natoms, pbc=self.pbc,
