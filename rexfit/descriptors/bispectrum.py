@@ -832,7 +832,7 @@ class Bispectrum:
 
             (ur, ui), linear = jax.linearize(levels, ar, ai, br, bi)
             dur, dui = jax.vmap(linear)(*slopes[:4])  # (3, n_half, C)
-            dw = slopes[4][:, None, :]
+            w, dw = w[None, None, :], slopes[4][:, None, :]
             sr, si = _materialize((dur * w + ur[None] * dw, dui * w + ui[None] * dw), flag)
             yr, yi = _materialize((jr[ic], ji[ic]), flag)  # (C, n_half, K)
             return (jnp.einsum("chk,ahc->cka", yr, sr) + jnp.einsum("chk,ahc->cka", yi, si))
