@@ -290,15 +290,41 @@ class RelaxProblem:
         return nbrs
 
 
+#: Neighbour-list capacities are sized for the densest geometry the bounds allow when that
+#: needs at most this many times the slots of the initial geometry.
+DENSE_ROOM_FACTOR = 8
+
+
+def _room_for_bounds(problem) -> None:
+    """Make room in ``problem``'s lists for its relaxed lattice DOFs at their lower bounds
+    (the densest corner: smallest lattice parameter, c/a and atom distance), so a relaxation
+    that runs there does not grow the lists and compile its programs again; unless that
+    needs more than :data:`DENSE_ROOM_FACTOR` times the room."""
+    n = problem.n_lat
+    lower = problem.lower[:n]
+    if not n or not np.any(np.isfinite(lower)):
+        return
+    dense = np.array(problem.x0, float)
+    dense[:n] = np.where(np.isfinite(lower), lower, dense[:n])
+    fresh = build_lists(problem.potential, problem.host_system(dense), SKIN)
+    triplets = getattr(fresh, "triplets", None)
+    need = (fresh.capacity, 0 if triplets is None else triplets.capacity)
+    room = problem._room
+    if all(k <= DENSE_ROOM_FACTOR * max(r, 1) for k, r in zip(need, room)):
+        room[0], room[1] = max(room[0], need[0]), max(room[1], need[1])
+
+
 def share_capacities(problems) -> None:
     """Give problems of equal layout (and potential) one set of neighbour-list capacities,
-    the largest any of them needs at its initial DOFs (and later, whenever one grows), so
+    the largest any of them needs at its initial DOFs or lower bounds (and later, whenever
+    one grows; see :func:`_room_for_bounds`), so
     their lists have equal shapes and they share compiled programs. Padding slots carry no
     energy."""
     groups: dict = {}
     for problem in problems:
         try:
             problem.neighbors(problem.x0)
+            _room_for_bounds(problem)
         except Exception:  # noqa: BLE001 — it fails again, reported, when it is evaluated
             continue
         groups.setdefault((id(problem.potential), problem.layout), []).append(problem)

@@ -108,3 +108,17 @@ def test_shared_relaxation_matches_a_problem_of_its_own(tmp_path):
     r2 = relax(shared, pm.potential, params)
     assert r1.converged and r2.converged
     np.testing.assert_allclose(r1.x, r2.x, rtol=1e-14, atol=0)
+
+
+def test_lists_have_room_for_the_lower_bounds(tmp_path):
+    """A relaxation that runs to a lattice parameter's lower bound needs no larger neighbour
+    list, so it does not compile its programs again."""
+    from rexfit.potentials.lists import build_lists
+    from rexfit.physics.relax import SKIN
+
+    job, pm, space, objective = _objective(tmp_path)
+    for sid in ("sc", "bcc", "fcc"):
+        problem = objective.terms[sid].problem
+        dense = build_lists(pm.potential, problem.host_system(problem.lower[:1]), SKIN)
+        assert dense.capacity <= problem._room[0]
+        assert problem.neighbors(problem.lower[:1]).capacity == problem._room[0]
