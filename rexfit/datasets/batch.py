@@ -926,6 +926,7 @@ class DatasetObjective:
             self._base = self._base_predictions(geometries)
             self._rows = self._descriptor_rows(geometries, listed[0].meta)
         self._buckets = self._make_buckets(listed, atom_minimum)
+        self._base = self._rows = None  # now in the buckets' host arrays
         self.rows = self._make_rows()
         self.input_bytes = sum(b.host.nbytes() for b in self._buckets)
         self.resident = self.input_bytes <= resident_bytes
