@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rexfit.physics.named import LATTICE, check_wanted, property_values
+from rexfit.physics.named import ELASTIC, LATTICE, check_wanted, property_values
 from rexfit.physics.relax import Program, relaxed_coordinates
 
 
@@ -40,6 +40,14 @@ def residual(style: str, value, target, tol):
     else:
         raise ValueError(f"unknown residual style {style!r}")
     return jnp.sum(r) / r.size
+
+
+def program_wanted(wanted) -> frozenset:
+    """The part of a wanted-property set that changes what :func:`property_values` computes
+    (atomic forces; elastic constants, all of them for any one): structures that differ only
+    in other wanted properties share their programs."""
+    wanted = frozenset(wanted)
+    return (wanted & {"atomic-forces"}) | (frozenset({"C11"}) if wanted & ELASTIC else frozenset())
 
 
 class TermKey:
@@ -84,7 +92,7 @@ class StructureTerm:
         self.potential = potential
         self.wanted = frozenset(wanted)
         self.fitted: tuple[FittedProperty, ...] = tuple(fitted)
-        self.key = TermKey(potential, problem.layout, self.wanted,
+        self.key = TermKey(potential, problem.layout, program_wanted(self.wanted),
                            tuple((fp.name, fp.style) for fp in self.fitted))
         self.data = TermData(problem.geometry,
                              jnp.asarray([fp.weight for fp in self.fitted], jnp.float64),

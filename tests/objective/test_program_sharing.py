@@ -1,7 +1,8 @@
 """Structures are data: lattices of the same layout share their compiled programs.
 
 sc, bcc and fcc lattices that relax their lattice parameter (one atom each) differ only in
-data (cell and positions as a lattice form, DOF values, bounds, targets, weights), so the
+data (cell and positions as a lattice form, DOF values, bounds, targets, weights) and in
+wanted properties that do not change the program (fcc's total-volume), so the
 relaxation program and the term program are traced once for all three; their neighbour lists
 are given equal capacities. The results are those of each structure on its own.
 """
@@ -47,7 +48,7 @@ JOB = """<?xml version="1.0"?>
       <atom-type>Ar</atom-type><lattice-parameter>5.2</lattice-parameter>
       <relax><lattice-parameter/></relax>
       <properties><lattice-parameter min="4.5" max="6.0"/>
-        <atomic-energy fit="true" target="-0.08"/></properties>
+        <atomic-energy fit="true" target="-0.08"/><total-volume/></properties>
     </fcc-lattice>
   </structures>
 </job>
