@@ -1025,8 +1025,9 @@ class DatasetObjective:
             return members[row] if row < s else members[0]
 
         if packed:  # triplet slots per row: the fullest chunk's triplets spread over its rows
-            t = ladder(-(-max(sum(len(listed[member(r)].triplets[0])
-                                  for r in range(c * size, (c + 1) * size))
+            # (padding rows, weightless, get none: a small bucket's chunk is mostly padding)
+            t = ladder(-(-max(sum(len(listed[members[r]].triplets[0])
+                                  for r in range(c * size, min((c + 1) * size, s)))
                               for c in range(n_chunks)) // size), 8)
         else:
             t = ladder(max(len(listed[k].triplets[0]) for k in members), 8) if has_trip \
@@ -1088,7 +1089,8 @@ class DatasetObjective:
                 a["shifts"][row, :npair] = x.shifts
             if has_trip:
                 ij, ik, ordered = x.triplets
-                if packed:  # appended to the chunk's flat triplet list (pair slots b·E + p)
+                if packed and row < s:  # appended to the chunk's flat triplet list (pair
+                    # slots b·E + p); padding rows of the packed layout get no triplets
                     if row % size == 0:
                         fill = 0
                     local = (row % size) * e
@@ -1098,7 +1100,7 @@ class DatasetObjective:
                         a[name][chunk_rows].reshape(-1)[flat] = values
                     a["tmask"][chunk_rows].reshape(-1)[flat] = True
                     fill += len(ij)
-                else:
+                elif not packed:
                     a["tij"][row, :len(ij)], a["tik"][row, :len(ij)] = ij, ik
                     a["tmask"][row, :len(ij)] = True
             if row < s:
