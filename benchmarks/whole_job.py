@@ -215,8 +215,9 @@ for frames, wd in zip(sets, weights):
         ws = np.sqrt(w_abs / (n_d * 6)) / tol["stress"] * GPA / vol
         rows.append(we * design[:1]); rhs.append(we * (np.array([e]) - ref[:1]))
         rows.append(wf * design[1:1 + 3 * n]); rhs.append(wf * (f.reshape(-1) - ref[1:1 + 3 * n]))
-        # the reference column's virial rows are a pressure in bar (x volume: eV)
-        ref_virial = unrotate(ref[1 + 3 * n:] * vol / (GPA * 1e4), rot)
+        # the reference column's virial rows are a pressure in bar: x volume / nktv2p (LAMMPS's
+        # metal-units constant, 1.6021765e6 bar per eV/A^3) gives eV
+        ref_virial = unrotate(ref[1 + 3 * n:] * vol / 1.6021765e6, rot)
         design[1 + 3 * n:] = unrotate(design[1 + 3 * n:], rot)  # Voigt residuals: file frame
         rows.append(-ws * design[1 + 3 * n:]); rhs.append(ws * (s * vol + ref_virial))
 lmp.close()
