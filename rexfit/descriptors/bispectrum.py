@@ -809,7 +809,7 @@ class Bispectrum:
         k = bvals.shape[1]
         eye = jnp.eye(k, dtype=bvals.dtype)
         jr, ji = jax.lax.map(lambda e: pullback(jnp.broadcast_to(e, bvals.shape)), eye)
-        jr, ji = jnp.moveaxis(jr, 0, -1), jnp.moveaxis(ji, 0, -1)  # (N, n_half, K)
+        jac = jnp.transpose(jnp.concatenate([jr, ji], axis=2), (1, 0, 2))  # (N, K, 2 n_half)
 
         size = _PAIR_CHUNK
         tangents = jnp.broadcast_to(jnp.eye(3, dtype=d.dtype)[:, :, None], (3, 3, size))
@@ -833,9 +833,9 @@ class Bispectrum:
             (ur, ui), linear = jax.linearize(levels, ar, ai, br, bi)
             dur, dui = jax.vmap(linear)(*slopes[:4])  # (3, n_half, C)
             w, dw = w[None, None, :], slopes[4][:, None, :]
-            sr, si = _materialize((dur * w + ur[None] * dw, dui * w + ui[None] * dw), flag)
-            yr, yi = _materialize((jr[ic], ji[ic]), flag)  # (C, n_half, K)
-            return (jnp.einsum("chk,ahc->cka", yr, sr) + jnp.einsum("chk,ahc->cka", yi, si))
+            slope = jnp.concatenate([dur * w + ur[None] * dw, dui * w + ui[None] * dw], axis=1)
+            slope, at_centre = _materialize((jnp.transpose(slope, (2, 1, 0)), jac[ic]), flag)
+            return jnp.matmul(at_centre, slope)  # (C, K, 2 n_half) @ (C, 2 n_half, 3)
 
         xs = (d.reshape(3, -1, size).transpose(1, 0, 2), rcut.reshape(-1, size),
               wj.reshape(-1, size), centre.reshape(-1, size))
