@@ -862,7 +862,8 @@ class DatasetObjective:
     at most this many bytes, else stream them from the host on every call.
     min_chunk_atoms: a small bucket's chunk still has at least this many atom slots (within
     ``max_bucket_atoms``), so that small datasets (a validation part, say) share the chunk
-    shapes of larger ones.
+    shapes of larger ones ("auto": 256 for the analytic and descriptor kernels, whose padding
+    slots are cheap; 0 for autodiff, where a padding slot costs as much as a real one).
     """
 
     def __init__(
@@ -878,7 +879,7 @@ class DatasetObjective:
         atom_minimum: int = 8,
         merge_padding: float = 0.1,
         resident_bytes: int = 256 * 2**20,
-        min_chunk_atoms: int = 256,
+        min_chunk_atoms: int | str = "auto",
     ):
         if kernel not in ("auto", "analytic", "autodiff", "descriptor"):
             raise ValueError(f"kernel must be 'auto', 'analytic', 'descriptor' or 'autodiff', "
@@ -917,6 +918,8 @@ class DatasetObjective:
             max_bucket_atoms = 512 if kernel == "descriptor" and cpu else 4096
         self.max_bucket_atoms = max_bucket_atoms
         self.merge_padding = float(merge_padding)
+        if min_chunk_atoms == "auto":  # autodiff: padding slots cost as much as real ones
+            min_chunk_atoms = 0 if kernel == "autodiff" else 256
         self.min_chunk_atoms = int(min_chunk_atoms)
         listed = [self._list(it) for it in self.items]
         self.natoms = np.array([x.natoms for x in listed])
