@@ -164,7 +164,7 @@ def feature_rows(descriptor, species, mask, i, j, d, pair_mask, cutoff: float,
     passes of Σ_i B_i, one per component k."""
     n = species.shape[0]
 
-    def features(vectors):
+    def geometry(vectors):  # zero positions, the pair vectors as (float) image shifts
         system = System(positions=jnp.zeros((n, 3), vectors.dtype), cell=jnp.eye(3),
                         species=species, mask=mask, pbc=(True, True, True))
         fields = dict(i=i, j=j, shifts=vectors, mask=pair_mask,
@@ -172,17 +172,13 @@ def feature_rows(descriptor, species, mask, i, j, d, pair_mask, cutoff: float,
                       cutoff=cutoff, skin=0.0, half=False)
         nbrs = NeighborList(**fields) if triplets is None else \
             TripletNeighborList(**fields, triplets=triplets)
-        return descriptor.features(system, nbrs)
+        return system, nbrs
+
+    def features(vectors):
+        return descriptor.features(*geometry(vectors))
 
     if sweep and hasattr(descriptor, "features_and_pair_gradients"):
-        system = System(positions=jnp.zeros((n, 3), d.dtype), cell=jnp.eye(3),
-                        species=species, mask=mask, pbc=(True, True, True))
-        fields = dict(i=i, j=j, shifts=d, mask=pair_mask,
-                      ref_positions=jnp.zeros((n, 3), d.dtype), ref_cell=jnp.eye(3),
-                      cutoff=cutoff, skin=0.0, half=False)
-        nbrs = NeighborList(**fields) if triplets is None else \
-            TripletNeighborList(**fields, triplets=triplets)
-        rows, grads = descriptor.features_and_pair_gradients(system, nbrs)
+        rows, grads = descriptor.features_and_pair_gradients(*geometry(d))
         return rows, jnp.where(pair_mask[:, None, None], grads, 0.0)
 
     def summed(v):
