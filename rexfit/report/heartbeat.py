@@ -28,7 +28,6 @@ class Heartbeat:
         self.every = every
         self.stream = stream or sys.stdout
         self.tty = self.stream.isatty() if tty is None else tty
-        self.note = ""  # what the run is doing, set by the run (e.g. "descriptors 4,200/10,000")
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="rexfit-heartbeat", daemon=True)
         self._shown = False
@@ -50,7 +49,7 @@ class Heartbeat:
             self.clock.current, self.clock.current or "working")
         elapsed = time.perf_counter() - self.clock.start
         parts = [f"{phase}"]
-        note = self.note or timing.activity()
+        note = timing.activity()  # what the run said it is doing (timing.progress)
         if note:
             parts.append(note)
         busy = timing.current_program()
