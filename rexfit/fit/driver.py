@@ -70,6 +70,7 @@ class _Tracker:
         self.checkpoint_every = 0
         self.minimizer_state: dict = {}
         self.chosen_u: np.ndarray | None = None
+        self._logged: tuple[int, str] | None = None  # (iteration, line) last written to the log
         self.has_validation = bool(getattr(objective, "has_validation", lambda: False)())
         # recent evaluations by point: iteration callbacks (and simplex methods) revisit them
         self._cache: OrderedDict[bytes, tuple[float, np.ndarray | None]] = OrderedDict()
@@ -172,9 +173,18 @@ class _Tracker:
                 else np.asarray(self.best_u).tolist(),
                 "history": self.history, "minimizer": dict(self.minimizer_state)}
 
-    def report(self, k, f, gnorm, force=False) -> None:
+    def report(self, k, f, gnorm, force=False, final=False) -> None:
+        """Show iteration ``k``: the live line on a terminal; an ``iter=`` line in the log every
+        output-interval iterations (or when ``force``).  The ``final`` report (the returned
+        point) repeats no line already logged; when it is another point than the last logged
+        iterate of the same number (the best point evaluated), its line says so."""
         gtxt = "n/a" if gnorm is None else f"{gnorm:.6g}"
         line = f"iter= {k} residual= {f:.10g} grad= {gtxt}"
+        if final and self._logged is not None and self._logged[0] == k:
+            if self._logged[1] == line:
+                force = False  # already in the log
+            else:
+                line = f"final point (best evaluated): residual= {f:.10g} grad= {gtxt}"
         if hasattr(self.log, "touch"):  # a run's Log: the heartbeat stays quiet from now on
             if not self.log.fit_started and self.log.before_print is not None:
                 self.log.before_print()
@@ -185,7 +195,8 @@ class _Tracker:
             sys.stdout.write(f"\r  iteration {k:5d}  objective {f:.8g}  |grad| {gtxt}  "
                              f"{elapsed:7.1f} s ")
             sys.stdout.flush()
-        if force or k % self.interval == 0:
+        if force or (k % self.interval == 0 and not final):
+            self._logged = (k, line)
             if self.tty:
                 self.log.file_only(line)
             else:
@@ -291,8 +302,6 @@ def run_fit(objective, fitting, log, *, max_iter: int | None = None,
         outcome = methods.Outcome(tr.best_u, True, tr.stop_reason, tr.iteration)
     finally:
         blas.restore_original_limits()
-    if tty:
-        sys.stdout.write("\n")
     u = tr.best_u if tr.best_u is not None else u0
     if tr.chosen_u is not None:  # early stopping: the best point on the validation set
         u = tr.chosen_u
@@ -312,7 +321,10 @@ def run_fit(objective, fitting, log, *, max_iter: int | None = None,
         tr.history.append(tr.entry(iters, f, u, force=True))
     elif tr.has_validation and len(tr.history[-1]) == 2:  # end the curve with both sets
         tr.history[-1] = tr.entry(tr.history[-1][0], f, u, force=True)
-    tr.report(iters, f, grad_norm, force=True)
+    tr.report(iters, f, grad_norm, force=True, final=True)
+    if tty:  # end the live line (once, after its final state)
+        sys.stdout.write("\n")
+        sys.stdout.flush()
     return FitResult(method=spec.kind if spec.kind != "nlopt" else
                      f"nlopt:{dict(spec.options).get('algorithm')}",
                      u=np.asarray(u, float), value=float(f), iterations=int(iters),
