@@ -30,8 +30,13 @@ def _schema() -> etree.XMLSchema:
 def validate(loaded: LoadedTree) -> list[InputError]:
     """Validate the expanded tree against the XSD; one located InputError per problem."""
     schema = _schema()
-    if schema.validate(loaded.root.getroottree()):
-        return []
+    try:
+        if schema.validate(loaded.root.getroottree()):
+            return []
+    except etree.XMLSchemaValidateError as exc:  # libxml2 gave up (e.g. on unexpected nodes)
+        return [InputError(f"the job cannot be checked against the schema ({exc}); remove any "
+                           "DTD, entity or processing instruction from it",
+                           loaded.origin_of_path(None))]
     errors = []
     for entry in schema.error_log:
         origin = loaded.origin_of_path(entry.path, entry.line)
