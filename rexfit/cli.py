@@ -189,8 +189,32 @@ def cmd_run(argv: list[str]) -> int:
     return EXIT_OK
 
 
+def _exit_quietly_on_interrupt(signum, frame) -> None:  # noqa: ARG001 - signal API
+    """SIGINT after the command finished (while Python shuts down): no traceback from an
+    exit handler and no exit code 0 — say so and exit with 130 at once."""
+    try:
+        sys.stderr.write("rexfit: interrupted while exiting\n")
+        sys.stderr.flush()
+    finally:
+        os._exit(EXIT_INTERRUPT)
+
+
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    """The ``rexfit`` command; returns the exit code (SPEC §1, docs/cli.md)."""
+    command_line = argv is None
+    try:
+        return _main(list(sys.argv[1:] if argv is None else argv))
+    finally:
+        if command_line:  # the process ends after this: a late Ctrl-C exits cleanly with 130
+            import signal
+
+            try:
+                signal.signal(signal.SIGINT, _exit_quietly_on_interrupt)
+            except ValueError:  # not the main thread: leave the handler alone
+                pass
+
+
+def _main(argv: list[str]) -> int:
     traceback = "--traceback" in argv
     try:
         if argv and argv[0] == "validate":
@@ -219,10 +243,14 @@ def main(argv: list[str] | None = None) -> int:
     except CalculationFailed as err:
         if traceback:
             raise
-        sys.stderr.write(f"rexfit: computation failed: {err}\n")
+        run = sys.modules.get("rexfit.run")
+        if run is not None and isinstance(err, run.OutputNotWritten):  # results kept elsewhere
+            sys.stderr.write(f"rexfit: {err}\n")
+        else:
+            sys.stderr.write(f"rexfit: computation failed: {err}\n")
         return EXIT_CALC
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         if traceback:
             raise
-        sys.stderr.write("rexfit: interrupted\n")
+        sys.stderr.write(f"rexfit: interrupted{f' {exc}' if str(exc) else ''}\n")
         return EXIT_INTERRUPT

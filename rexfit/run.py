@@ -10,23 +10,25 @@ from __future__ import annotations
 import json
 import math
 import os
+import tempfile
 import time
 from dataclasses import dataclass, field
 
+import jax
 import numpy as np
 
 from rexfit import __version__
 from rexfit.errors import CalculationFailed, InputError, InputErrors, NotImplementedInRexfit
 from rexfit.fit import run_fit
 from rexfit.job import spec as s
-from rexfit.job.build import DOF_PROPERTIES, PROPERTIES
+from rexfit.job.build import DOF_PROPERTIES, PROPERTIES, RELAX_DOFS
 from rexfit.model.potentials import PotentialModel, build_potentials
 from rexfit.objective.objective import Objective, target_of
 from rexfit.objective.parameters import ParameterSpace
 from rexfit.objective.terms import residual
 from rexfit.objective.weights import absolute_weights, tolerance
 from rexfit.report import lines as rl
-from rexfit.report.files import write_json, write_text
+from rexfit.report.files import atomic_write, write_json, write_text
 from rexfit.report.metrics import dataset_metrics, dataset_records, metrics_table
 from rexfit.report.parameters_xml import write_parameters_xml
 from rexfit.report.heartbeat import Heartbeat
@@ -72,6 +74,111 @@ def output_dir_for(job: s.JobSpec, override: str | None) -> str:
     return os.path.join(os.path.dirname(os.path.abspath(job.path)), f"{stem}.rexfit")
 
 
+#: How to choose another output directory (command line and Python API).
+_OTHER_DIR = "choose another one with --output-dir DIR (output_dir= in Python)"
+
+
+def check_output_dir(path: str) -> None:
+    """Create the output directory ``path`` and write, then remove, a probe file in it, before
+    anything is computed.  Raises :class:`InputErrors` naming the directory, what is wrong and
+    how to fix it."""
+    where = os.path.abspath(path)
+    why = None
+    try:
+        os.makedirs(where, exist_ok=True)
+    except FileExistsError:
+        why = "exists and is a file, not a directory: remove or rename that file, or " + _OTHER_DIR
+    except NotADirectoryError:
+        parent = os.path.dirname(where)
+        while parent and not os.path.isdir(parent) and not os.path.exists(parent):
+            parent = os.path.dirname(parent)
+        why = (f"cannot be created: {parent} is a file, not a directory; " + _OTHER_DIR
+               if os.path.exists(parent) and not os.path.isdir(parent)
+               else "cannot be created: a part of the path is not a directory; " + _OTHER_DIR)
+    except PermissionError as exc:
+        why = (f"cannot be created: permission denied ({exc.filename or where}); "
+               "make its parent directory writable, or " + _OTHER_DIR)
+    except OSError as exc:
+        why = f"cannot be created: {exc.strerror or exc}; " + _OTHER_DIR
+    if why is None:
+        probe = os.path.join(where, f".rexfit-write-test-{os.getpid()}")
+        try:
+            fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                os.write(fd, b"rexfit\n")
+            finally:
+                os.close(fd)
+            os.remove(probe)
+        except OSError as exc:
+            why = (f"is not writable ({exc.strerror or exc}): make it writable "
+                   "(e.g. chmod u+w), or " + _OTHER_DIR)
+    if why is not None:
+        raise InputErrors([InputError(f"output directory {where} {why}")])
+
+
+class OutputNotWritten(CalculationFailed):
+    """The results could not be written to the output directory.  ``directory`` is where they
+    were written instead (None: nowhere); ``results`` is the results dictionary."""
+
+    def __init__(self, message: str, *, directory: str | None, results: dict | None = None):
+        super().__init__(message)
+        self.directory = directory
+        self.results = results
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C after the training phase; the message says what was written."""
+
+
+class _Outputs:
+    """Writes a run's files into its output directory.  When that fails (disk full, directory
+    removed or made read-only during the run) the files written so far and the rest go to a
+    fallback directory in the system's temporary directory, so a finished fit is never lost."""
+
+    def __init__(self, directory: str, stem: str):
+        self.dir = directory
+        self.stem = stem
+        self.done: list = []
+        self.failure: tuple[str, OSError] | None = None
+
+    def write(self, what):
+        """Call ``what(directory)`` (it writes files there) and return its result."""
+        try:
+            result = what(self.dir)
+        except OSError as exc:
+            if self.failure is not None:
+                raise OutputNotWritten(
+                    f"cannot write the results to {self.failure[0]} "
+                    f"({_os_reason(self.failure[1])}) nor to {self.dir} ({_os_reason(exc)}); "
+                    "they were printed only", directory=None) from None
+            self.failure = (self.dir, exc)
+            try:
+                self.dir = tempfile.mkdtemp(prefix=f"{self.stem}.rexfit-")
+                for done in self.done:
+                    done(self.dir)
+                result = what(self.dir)
+            except OSError as again:
+                raise OutputNotWritten(
+                    f"cannot write the results to {self.failure[0]} "
+                    f"({_os_reason(self.failure[1])}) nor to a temporary directory "
+                    f"({_os_reason(again)}); they were printed only", directory=None) from None
+        self.done.append(what)
+        return result
+
+    def failed(self) -> str | None:
+        """Why the output directory could not be used (None: it could)."""
+        if self.failure is None:
+            return None
+        return (f"cannot write to the output directory {self.failure[0]} "
+                f"({_os_reason(self.failure[1])}); the results were written to {self.dir} "
+                "instead")
+
+
+def _os_reason(exc: OSError) -> str:
+    where = f": {exc.filename}" if exc.filename else ""
+    return f"{exc.strerror or exc}{where}"
+
+
 def _property_records(st: s.StructureSpec, model, natoms: int, values: dict, weights: dict,
                       preset: str | None) -> dict:
     listed = {p.name: p for p in st.properties}
@@ -84,7 +191,7 @@ def _property_records(st: s.StructureSpec, model, natoms: int, values: dict, wei
         p = listed.get(name)
         target = target_of(p, name, model, natoms)
         rec = {"value": values[name], "target": target, "unit": PROPERTIES[name],
-               "fit": bool(p and p.fit), "relaxed": name in DOF_PROPERTIES and name in model.relax,
+               "fit": bool(p and p.fit), "relaxed": _relaxed(name, model.relax),
                "output": p.output if p else True, "output_all": p.output_all if p else False}
         if p is not None:
             rec.update(min=p.min, max=p.max, residual_style=p.residual_style)
@@ -96,6 +203,24 @@ def _property_records(st: s.StructureSpec, model, natoms: int, values: dict, wei
                 rec.update(abs_weight=w, weighted_residual=w * r)
         out[name] = rec
     return out
+
+
+def _relaxed(name: str, relax) -> bool:
+    """Whether the value of property ``name`` is that of a relaxed structure: a structural DOF
+    property (lattice-parameter, ca-ratio, atom-distance) when that DOF was relaxed, any other
+    property when anything in its structure was relaxed."""
+    return name in relax if name in DOF_PROPERTIES else bool(relax)
+
+
+def relaxation_fields(relax, message: str | None, converged: bool | None) -> dict:
+    """results.json's account of a structure's relaxation: ``relaxation`` names the relaxed DOFs
+    (job-file names joined by ", "; "none"), ``relaxation_status`` how it ended and
+    ``relaxation_converged`` whether it converged (both null when nothing was relaxed)."""
+    if not relax:
+        return {"relaxation": "none", "relaxation_status": None, "relaxation_converged": None}
+    order = [d for d in RELAX_DOFS if d in relax] + sorted(set(relax) - set(RELAX_DOFS))
+    return {"relaxation": ", ".join(order), "relaxation_status": message,
+            "relaxation_converged": bool(converged)}
 
 
 def structure_records(job: s.JobSpec, objective: Objective, ev) -> list[dict]:
@@ -116,14 +241,15 @@ def structure_records(job: s.JobSpec, objective: Objective, ev) -> list[dict]:
             "id": st.id, "group": st.group, "set": objective.sets[st.id],
             "natoms": natoms,
             "relative_weight": st.relative_weight,
-            "relaxation": relaxed.message if model.relax else "none",
-            "relaxation_converged": bool(relaxed.converged),
+            **relaxation_fields(model.relax, relaxed.message, relaxed.converged),
             "at_bound": relaxed.at_bound,
             "properties": _property_records(st, model, natoms, values, weights,
                                             job.tolerance_preset),
         })
     for dterm in objective.datasets.values():
-        records.extend(dterm.records(ev.params))
+        for rec in dterm.records(ev.params):  # dataset entries are never relaxed
+            rec.update(relaxation_fields((), None, None))
+            records.append(rec)
     return records
 
 
@@ -154,27 +280,36 @@ def run_job(job: s.JobSpec, *, output_dir: str | None = None, no_fit: bool = Fal
     """Run ``job``: training phase (if it has an enabled <fitting> and not ``no_fit``), then the
     output phase; write log.txt, results.json, parameters.xml and exports; return the results.
 
-    On Ctrl-C during fitting the best parameters so far go through the output phase and
-    ``results["fit"]["interrupted"]`` is True (the CLI then exits with 130).  ``clock`` (a
+    The output directory is created and tested for writing before anything is computed
+    (:class:`InputErrors` if it cannot be used).  The fitted parameters (parameters.xml and the
+    parameter files of Tersoff-like potentials) are written before the output phase starts.
+    If writing fails later, everything goes to a temporary directory and
+    :class:`OutputNotWritten` says where.  On Ctrl-C during fitting the best parameters so far
+    go through the output phase and ``results["fit"]["interrupted"]`` is True (the CLI then
+    exits with 130); on Ctrl-C during the output phase log.txt is written and
+    :class:`Interrupted` (a KeyboardInterrupt) says what is on disk.  ``clock`` (a
     :class:`rexfit.timing.Clock`) measures the phases for results.json's ``timing``."""
+    jax.config.update("jax_enable_x64", True)  # 64-bit always (SPEC §2a)
     clock = clock or Clock()
     clock.phase("setup")
+    out = output_dir_for(job, output_dir)
+    check_output_dir(out)
     log = Log(quiet)
+    stem = os.path.splitext(os.path.basename(job.path))[0] or "job"
+    outputs = _Outputs(out, stem)
     if quiet:
-        return _run_job(job, log, clock, output_dir=output_dir, no_fit=no_fit,
+        return _run_job(job, log, clock, outputs, no_fit=no_fit,
                         max_iter=max_iter, tty=tty, plots=plots, restart=restart)
     with Heartbeat(log, clock) as beat:
         log.before_print = beat.clear
-        return _run_job(job, log, clock, output_dir=output_dir, no_fit=no_fit,
+        return _run_job(job, log, clock, outputs, no_fit=no_fit,
                         max_iter=max_iter, tty=tty, plots=plots, restart=restart)
 
 
-def _run_job(job: s.JobSpec, log: Log, clock: Clock, *, output_dir, no_fit, max_iter, tty,
-             plots, restart) -> dict:
+def _run_job(job: s.JobSpec, log: Log, clock: Clock, outputs: _Outputs, *, no_fit, max_iter,
+             tty, plots, restart) -> dict:
     start = time.perf_counter()
-    quiet = log.quiet
-    digits = job.real_precision or 6
-    out = output_dir_for(job, output_dir)
+    out = outputs.dir
     pm = build_potentials(job)
     space = ParameterSpace(pm, job.constraints)
     progress("building structures, datasets and the objective")
@@ -194,7 +329,7 @@ def _run_job(job: s.JobSpec, log: Log, clock: Clock, *, output_dir, no_fit, max_
         state = _read_checkpoint(out, space, job) if restart else None
         clock.phase("fit")
         fit = run_fit(objective, job.fitting, log, max_iter=max_iter, tty=tty,
-                      checkpoint=lambda st: _write_checkpoint(job, space, st, out),
+                      checkpoint=_checkpointer(job, space, out, log),
                       restart=state)
         log(f"Fit {'converged' if fit.converged else 'stopped'}: {fit.message} "
             f"({fit.iterations} iterations, {fit.evaluations} evaluations, {fit.seconds:.1f} s)")
@@ -203,6 +338,30 @@ def _run_job(job: s.JobSpec, log: Log, clock: Clock, *, output_dir, no_fit, max_
         u = u0
     clock.phase("output")
     params = space.tree(u)
+    # the fitted parameters first: nothing of a finished fit is lost to what follows
+    for path in outputs.write(lambda d: write_fitted_parameters(job, space, params, d)):
+        log(f"Wrote {path}")
+    try:
+        return _output_phase(job, log, clock, outputs, objective, space, pm, u, params, fit,
+                             plots, start)
+    except KeyboardInterrupt:
+        where = outputs.dir
+        log("Interrupted (Ctrl-C) during the output phase: results.json was not written; the "
+            f"fitted parameters are in {os.path.join(where, 'parameters.xml')}")
+        try:
+            outputs.write(lambda d: write_text(os.path.join(d, "log.txt"),
+                                               "\n".join(log.text) + "\n"))
+        except (OSError, OutputNotWritten, KeyboardInterrupt):
+            pass
+        raise Interrupted(f"during the output phase; parameters.xml and log.txt are in "
+                          f"{outputs.dir}, results.json was not written") from None
+
+
+def _output_phase(job: s.JobSpec, log: Log, clock: Clock, outputs: _Outputs,
+                  objective: Objective, space: ParameterSpace, pm: PotentialModel, u, params,
+                  fit, plots, start: float) -> dict:
+    """Every property of every structure, the tables, results.json, exports, plots, log.txt."""
+    digits = job.real_precision or 6
     log("Computing structure properties")
     progress(f"relaxing and evaluating {len(objective.terms)} structure(s)")
     ev = _evaluate(objective, u, fresh=fit is None)
@@ -249,7 +408,7 @@ def _run_job(job: s.JobSpec, log: Log, clock: Clock, *, output_dir, no_fit, max_
         if objective_values[set_name] is not None:
             log(f"Objective ({set_name} set): {rl.fmt(objective_values[set_name], digits)}")
     unconverged = [r["id"] for r in records
-                   if r["relaxation"] != "none" and not r["relaxation_converged"]]
+                   if r["relaxation_converged"] is False]
     if unconverged:
         log(f"Warning: relaxation did not converge for {', '.join(unconverged)}")
     results = {
@@ -264,27 +423,75 @@ def _run_job(job: s.JobSpec, log: Log, clock: Clock, *, output_dir, no_fit, max_
     }
     _check_finite(results)
     finals = {sid: r.relaxed for sid, r in ev.structures.items()}
-    for st in job.all_structures():
-        if st.output is not None:
-            write_structure(os.path.join(out, st.output.path), st.output.format,
-                            finals[st.id].system, pm.species)
-    for path in export_potentials(job, pm, params, finals, out):
+
+    def structure_files(d: str) -> None:
+        for st in job.all_structures():
+            if st.output is not None:
+                write_structure(os.path.join(d, st.output.path), st.output.format,
+                                finals[st.id].system, pm.species)
+
+    outputs.write(structure_files)
+    for path in outputs.write(lambda d: export_potentials(job, pm, params, finals, d)):
         log(f"Wrote {path}")
     if data and (plots or (plots is None and job.all_datasets())):
         from rexfit.report.plots import write_dataset_plots
 
         history = [] if fit is None else [tuple(h) for h in fit.history]
         progress("writing plots")
-        for path in write_dataset_plots(os.path.join(out, "plots"), data, history):
+        for path in outputs.write(lambda d: write_dataset_plots(os.path.join(d, "plots"),
+                                                                data, history)):
             log(f"Wrote {path}")
-    write_parameters(job, space, params, out)
     results["timing"] = clock.report()
     log(clock.summary())
-    write_json(os.path.join(out, "results.json"), results)
-    write_text(os.path.join(out, "log.txt"), "\n".join(log.text) + "\n")
-    if not quiet:
-        print(f"Results written to {out}")
+    outputs.write(lambda d: write_json(os.path.join(d, "results.json"), results))
+    failed = outputs.failed()
+    if failed:
+        log(f"Warning: {failed}")
+    outputs.write(lambda d: write_text(os.path.join(d, "log.txt"), "\n".join(log.text) + "\n"))
+    failed = outputs.failed()  # log.txt itself may be the first file that fails
+    if failed:
+        raise OutputNotWritten(failed, directory=outputs.dir, results=results)
+    if not log.quiet:
+        print(f"Results written to {outputs.dir}")
     return results
+
+
+def _checkpointer(job: s.JobSpec, space: ParameterSpace, out: str, log: Log):
+    """The fit's checkpoint writer: a checkpoint that cannot be written is a warning (once),
+    never the end of the fit."""
+    warned = []
+
+    def checkpoint(state: dict) -> None:
+        try:
+            _write_checkpoint(job, space, state, out)
+        except OSError as exc:
+            if not warned:
+                warned.append(exc)
+                log(f"Warning: cannot write the checkpoint in {out} ({_os_reason(exc)}); "
+                    "the fit goes on without it")
+
+    return checkpoint
+
+
+def write_fitted_parameters(job: s.JobSpec, space: ParameterSpace, params,
+                            directory: str) -> list[str]:
+    """The files of a fit that need only its parameters: parameters.xml and the
+    ``<export-potential>`` files of parameter-file potentials (Tersoff, ABOP, SW), which
+    parameters.xml then points to.  Returns the paths of the exported files."""
+    exported = {}
+    written = []
+    terms = dict(space.pm.potential.terms)
+    for pot in job.potentials:
+        if pot.kind not in THREE_BODY_FILES:
+            continue
+        for ex in pot.exports:
+            if dict(ex.options).get("kind") == "export-potential":
+                path = os.path.join(directory, ex.path)
+                write_parameter_file(job, pot, terms[pot.id], params[pot.id], path)
+                written.append(path)
+                exported.setdefault(pot.id, os.path.relpath(path, directory))
+    write_parameters(job, space, params, directory, exported=exported)
+    return written
 
 
 def changed_parameters(job: s.JobSpec, space: ParameterSpace) -> set[str]:
@@ -292,10 +499,14 @@ def changed_parameters(job: s.JobSpec, space: ParameterSpace) -> set[str]:
     return {e.name for e in space.fitted} | {c.dependent_dof for c in job.constraints}
 
 
-def write_parameters(job: s.JobSpec, space: ParameterSpace, params, directory: str) -> dict:
+def write_parameters(job: s.JobSpec, space: ParameterSpace, params, directory: str, *,
+                     exported: dict[str, str] | None = None) -> dict:
     """parameters.xml in ``directory`` with the changed parameters; a parameter-file potential
     (Tersoff, ABOP, SW) with changed parameters gets its fitted file ``<id>.fitted.<ext>`` next
-    to it, which parameters.xml points to.  Returns {name: value} of the changed parameters."""
+    to it, which parameters.xml points to — unless ``exported`` ({potential id: file name
+    relative to ``directory``}) names the file its ``<export-potential>`` was written to, which
+    is then used instead (each fitted file is written once).  Returns {name: value} of the
+    changed parameters."""
     pm = space.pm
     changed = changed_parameters(job, space)
     values = space.named_values(params)
@@ -304,6 +515,9 @@ def write_parameters(job: s.JobSpec, space: ParameterSpace, params, directory: s
     for e in pm.entries:
         pot = in_files.get(e.path[0])
         if e.name in changed and pot is not None and pot.id not in param_files:
+            if exported and pot.id in exported:
+                param_files[pot.id] = exported[pot.id]
+                continue
             name = f"{pot.id}.fitted.{THREE_BODY_FILES[pot.kind]}"
             write_parameter_file(job, pot, dict(pm.potential.terms)[pot.id], params[pot.id],
                                  os.path.join(directory, name))
@@ -376,7 +590,9 @@ def _validate_potentials(job, objective: Objective, u0, log) -> None:
 
 def export_potentials(job: s.JobSpec, pm: PotentialModel, params, finals: dict,
                       out: str) -> list[str]:
-    """Write every <export-eam-file> of the job into ``out``; returns the paths written."""
+    """Write the job's exports that need the final structures (<export-eam-file>,
+    <export-adp-file>, <export-potential> of MEAM and descriptor models) into ``out``; returns
+    the paths written.  Parameter-file potentials are exported by write_fitted_parameters."""
     from rexfit.export.eam_table import write_eam_table
     from rexfit.potentials.adp_files import write_adp_file
 
@@ -388,10 +604,7 @@ def export_potentials(job: s.JobSpec, pm: PotentialModel, params, finals: dict,
         for ex in pot.exports:
             opts = dict(ex.options)
             if opts.get("kind") == "export-potential" and pot.kind in THREE_BODY_FILES:
-                path = os.path.join(out, ex.path)
-                write_parameter_file(job, pot, terms[pot.id], params[pot.id], path)
-                written.append(path)
-                continue
+                continue  # written with parameters.xml (write_fitted_parameters)
             kind = opts.get("kind")
             if kind == "export-potential" and pot.kind in COEFFICIENT_FILES:
                 written += _export_descriptor_model(job, pot, terms, params, out, ex.path)
@@ -420,7 +633,7 @@ def export_potentials(job: s.JobSpec, pm: PotentialModel, params, finals: dict,
                 if kind == "export-adp-file":
                     adp = terms[pot.id]
                     rho_top = factor * (rho_max or 1.0)
-                    _atomic_write(path, lambda tmp: write_adp_file(
+                    atomic_write(path, lambda tmp: write_adp_file(
                         tmp, adp, params[pot.id], pm.species, resolution,
                         adp.cutoff / (resolution - 1), resolution, rho_top / (resolution - 1),
                         masses=masses, numbers=numbers))
@@ -477,7 +690,7 @@ def _export_descriptor_model(job: s.JobSpec, pot: s.PotentialSpec, terms: dict, 
     header = [f"Written by rexfit {__version__} for <snap id='{pot.id}'> of job '{job.name}' "
               f"({os.path.basename(job.path)})"]
     write_coefficient_file(job, pot, term, params[pot.id], base + ".snapcoeff")
-    _atomic_write(base + ".snapparam", lambda tmp: write_snapparam(tmp, term.settings(),
+    atomic_write(base + ".snapparam", lambda tmp: write_snapparam(tmp, term.settings(),
                                                                    header))
     species = [sp.symbol for sp in job.species]
     mapping = " ".join(species[k] if k < len(term.elements) else "NULL"
@@ -500,7 +713,7 @@ def _export_descriptor_model(job: s.JobSpec, pot: s.PotentialSpec, terms: dict, 
         lines.append(f"pair_coeff * * snap {files} {mapping}")
     else:
         lines += ["pair_style snap", f"pair_coeff * * {files} {mapping}"]
-    _atomic_write(base + ".snap", lambda tmp: write_text(tmp, "\n".join(lines) + "\n"))
+    write_text(base + ".snap", "\n".join(lines) + "\n")
     return [base + ".snapcoeff", base + ".snapparam", base + ".snap"]
 
 
@@ -515,10 +728,10 @@ def write_coefficient_file(job: s.JobSpec, pot: s.PotentialSpec, term, params,
     if pot.kind in ("neural-network", "pinn"):
         from rexfit.potentials.nn_files import write_model
 
-        _atomic_write(path, lambda tmp: write_model(tmp, term, params, header[0]))
+        atomic_write(path, lambda tmp: write_model(tmp, term, params, header[0]))
         return
     table = _coefficient_table(term, params)
-    _atomic_write(path, lambda tmp: write_snapcoeff(tmp, table, header))
+    atomic_write(path, lambda tmp: write_snapcoeff(tmp, table, header))
 
 
 def write_parameter_file(job: s.JobSpec, pot: s.PotentialSpec, term, params, path: str) -> None:
@@ -528,7 +741,7 @@ def write_parameter_file(job: s.JobSpec, pot: s.PotentialSpec, term, params, pat
               f"LAMMPS: pair_style {'sw' if pot.kind == 'stillinger-weber' else 'tersoff'}; "
               f"pair_coeff * * {os.path.basename(path)} {' '.join(term.elements)}"]
     try:
-        _atomic_write(path, lambda tmp: term.write_file(tmp, params, header))
+        atomic_write(path, lambda tmp: term.write_file(tmp, params, header))
     except ValueError as exc:
         raise CalculationFailed(f"{path}: {exc}") from None
 
@@ -558,23 +771,10 @@ def _export_meam(meam, params, species, finals: dict, path: str, origin) -> None
                                          rho_range=(-0.1 * (rho_max or 1.0),
                                                     2.0 * (rho_max or 1.0)),
                                          elements=species)
-        _atomic_write(path, lambda tmp: spline.write_file(
+        atomic_write(path, lambda tmp: spline.write_file(
             tmp, sparams, species, comment=f"written by rexfit {__version__}"))
     except ValueError as exc:
         raise CalculationFailed(f"{origin}: {exc}") from None
-
-
-def _atomic_write(path: str, write) -> None:
-    """Call ``write(tmp)`` on a temporary name next to ``path``, then rename it to ``path``
-    (no half-written file on failure)."""
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def _check_finite(obj, where: str = "results") -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from rexfit.job.build import PROPERTIES
+from rexfit.job.build import DOF_PROPERTIES, PROPERTIES
 
 ALWAYS = ("total-energy", "atomic-energy", "total-volume", "atomic-volume")
 
@@ -44,15 +44,15 @@ def structure_lines(record: dict, digits: int = 6) -> list[str]:
                      f" Weighted residual: {fmt(p['weighted_residual'], digits)}")
         elif p.get("target") is not None:
             line += f" (target: {fmt(p['target'], digits)} {unit})".replace(" )", ")")
-        if p.get("relaxed"):
+        if p.get("relaxed") and name in DOF_PROPERTIES:  # atomicrex marks the relaxed DOFs
             line += " (relaxed)"
         if p.get("min") is not None or p.get("max") is not None:
             lo = "" if p.get("min") is None else fmt(p["min"], digits)
             hi = "" if p.get("max") is None else fmt(p["max"], digits)
             line += f" [{lo}:{hi}]"
         out.append(line)
-    if record.get("relaxation") not in (None, "none", "converged"):
-        out.append(f"   relaxation: {record['relaxation']}")
+    if record.get("relaxation_status") not in (None, "converged"):
+        out.append(f"   relaxation: {record['relaxation_status']}")
     return out
 
 

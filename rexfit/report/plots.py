@@ -14,12 +14,12 @@ show: docs/metrics-and-plots.md.
 from __future__ import annotations
 
 import os
-import tempfile
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from rexfit.report.files import atomic_write
 from rexfit.report.metrics import QUANTITIES, gather, metrics
 
 #: Colours of the sets.
@@ -54,18 +54,8 @@ def _new_figure() -> Figure:
 
 def save_figure(fig: Figure, path: str) -> str:
     """Write ``fig`` as a PNG to ``path`` atomically (temporary file in the same directory,
-    then rename); returns ``path``."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".png", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fig.savefig(fh, format="png", dpi=DPI)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    then rename, with the mode of a new file); returns ``path``."""
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=DPI))
     return path
 
 

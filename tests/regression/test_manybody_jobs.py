@@ -154,7 +154,9 @@ def test_sw_fit_exports_a_file_lammps_reproduces(tmp_path):
     assert f"{eps['value']!r}" in text
     check_against_lammps(res, "rattled", pos, cell, species, "sw", f"* * {exported} Ga N", 2)
     # restart from parameters.xml: the pair parameter moved on both lines (GaNN and NGaGa)
-    assert (out / "GaN.fitted.sw").exists()
+    # the fitted file is written once, under the <export-potential> name parameters.xml uses
+    assert not (out / "GaN.fitted.sw").exists()
+    assert "<param-file>GaN_fitted.sw</param-file>" in (out / "parameters.xml").read_text()
     job = (tmp_path / "job.xml").read_text()
     start, end = job.index("<potentials>"), job.index("</potentials>") + len("</potentials>")
     include = ('<xi:include href="job.xml.out/parameters.xml" '
