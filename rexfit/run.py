@@ -740,10 +740,14 @@ def write_parameter_file(job: s.JobSpec, pot: s.PotentialSpec, term, params, pat
               f"'{job.name}' ({os.path.basename(job.path)}); read from {pot.param_file}",
               f"LAMMPS: pair_style {'sw' if pot.kind == 'stillinger-weber' else 'tersoff'}; "
               f"pair_coeff * * {os.path.basename(path)} {' '.join(term.elements)}"]
+    tmps = []
     try:
-        atomic_write(path, lambda tmp: term.write_file(tmp, params, header))
+        atomic_write(path, lambda tmp: tmps.append(tmp) or term.write_file(tmp, params, header))
     except ValueError as exc:
-        raise CalculationFailed(f"{path}: {exc}") from None
+        text = str(exc)
+        for tmp in tmps:  # name the file the user will look for, not the temporary one
+            text = text.replace(f"{tmp}: ", "").replace(tmp, path)
+        raise CalculationFailed(f"cannot write the fitted parameters to {path}: {text}") from None
 
 
 #: Knots per sampled function of an exported spline-MEAM (energy error ~1e-9 eV/atom for
