@@ -59,5 +59,17 @@ class CalculationFailed(RexfitError):
     """
 
 
+class GeometryError(CalculationFailed):
+    """A geometry no neighbour list can be built for: a non-finite or absurdly large
+    position, cell vector or cutoff, a degenerate periodic cell, or more periodic images,
+    pairs or triplets than the bounds of :mod:`rexfit.structures.neighbors` allow.
+
+    Raised by the list builders, which do not know the structure; callers that do re-raise
+    it naming the structure (an :class:`InputError` when the geometry is the user's, a
+    :class:`CalculationFailed` when a relaxation made it).  Left alone it is a
+    :class:`CalculationFailed`, never a traceback.
+    """
+
+
 class NotImplementedInRexfit(RexfitError):
     """A feature the job language describes but this version of rexfit does not compute yet."""

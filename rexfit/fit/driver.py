@@ -71,6 +71,7 @@ class _Tracker:
         self.minimizer_state: dict = {}
         self.chosen_u: np.ndarray | None = None
         self._logged: tuple[int, str] | None = None  # (iteration, line) last written to the log
+        self._evaluations_before = 0  # evaluations counted before this run (a restart)
         self.has_validation = bool(getattr(objective, "has_validation", lambda: False)())
         # recent evaluations by point: iteration callbacks (and simplex methods) revisit them
         self._cache: OrderedDict[bytes, tuple[float, np.ndarray | None]] = OrderedDict()
@@ -125,11 +126,16 @@ class _Tracker:
         r, jac = self.objective.residuals(u)
         self.evaluations += 1
         self._last_residuals = (u.tobytes(), r, jac)
-        f = float(r @ r)
-        g = 2.0 * jac.T @ r
+        with np.errstate(all="ignore"):
+            f = float(r @ r)
+            g = 2.0 * jac.T @ r
         if not (math.isfinite(f) and np.all(np.isfinite(jac))):
-            raise CalculationFailed("the residuals are not finite at a trial point of the "
-                                    "least-squares fit")
+            first = self.evaluations == 1 + self._evaluations_before
+            where = ("a trial point of the least-squares fit" if not first else
+                     "the checkpoint's parameters" if self._evaluations_before else
+                     "the given parameters")
+            raise failure(f"the residuals are not finite at {where}", self.objective, u,
+                          residuals=True)
         self._record(u, f, g)
         return r, jac
 
@@ -203,6 +209,20 @@ class _Tracker:
                 self.log(line)
 
 
+def failure(message: str, objective, u, *, residuals: bool = False) -> CalculationFailed:
+    """``message`` completed with what is not finite at fit vector ``u`` (each structure and
+    dataset entry evaluated on its own: :meth:`Objective.explain`) and the parameter values,
+    as the :class:`CalculationFailed` to raise."""
+    explain = getattr(objective, "explain", None)
+    if explain is None:
+        return CalculationFailed(message)
+    try:
+        lines = explain(u, residuals=residuals)
+    except Exception as exc:  # noqa: BLE001 — the report must not fail itself
+        lines = [f"(its parts could not be evaluated one by one: {type(exc).__name__}: {exc})"]
+    return CalculationFailed("\n  ".join([f"{message}:"] + list(lines)))
+
+
 def run_fit(objective, fitting, log, *, max_iter: int | None = None,
             tty: bool | None = None, seed: int = 0, checkpoint=None,
             restart: dict | None = None) -> FitResult:
@@ -235,7 +255,7 @@ def run_fit(objective, fitting, log, *, max_iter: int | None = None,
             raise CalculationFailed("the checkpoint does not belong to this job (it has "
                                     f"{u0.size} fitted parameters, the job {space.size})")
         tr.iteration = int(restart["iteration"])
-        tr.evaluations = int(restart["evaluations"])
+        tr.evaluations = tr._evaluations_before = int(restart["evaluations"])
         tr.minimizer_state = dict(restart.get("minimizer") or {})
         budget = max_iter if max_iter is not None else methods.total_iterations(spec)
         max_iter = max(int(budget) - tr.iteration, 0)
@@ -257,7 +277,9 @@ def run_fit(objective, fitting, log, *, max_iter: int | None = None,
 
     f0, g0 = evaluate(u0, needs_grad)
     if not math.isfinite(f0) or f0 >= 1e30:
-        raise CalculationFailed("the objective is not finite at the given parameters")
+        where = "the checkpoint's parameters" if restart is not None else "the given parameters"
+        raise failure(f"the objective is not finite at {where}", objective, u0,
+                      residuals=squares and bool(space.size))
     if restart is not None:
         tr.history = [list(h) for h in restart["history"]]
         if restart.get("best_u") is not None and float(restart["best"]) < tr.best:
@@ -395,7 +417,8 @@ def _minibatch_adam(spec, tr, objective, u0, space, max_iter) -> methods.Outcome
             f, g = objective.evaluate_minibatch(np.asarray(u), picked)
             tr.evaluations += 1
             if not (math.isfinite(f) and np.all(np.isfinite(g))):
-                raise CalculationFailed("a minibatch objective is not finite")
+                raise failure(f"the objective of a minibatch (epoch {done + e + 1}) is not "
+                              "finite", objective, np.asarray(u))
             updates, state = opt.update(jnp.asarray(g), state, u)
             u = jnp.clip(optax.apply_updates(u, updates), space.lower, space.upper)
         tr.minimizer_state["adam-minibatch"] = [np.asarray(leaf).tolist()

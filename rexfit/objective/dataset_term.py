@@ -18,10 +18,67 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rexfit.datasets.batch import DatasetObjective, Item
+from rexfit.datasets.batch import ENERGY, FORCE, STRESS, DatasetObjective, Item
+from rexfit.errors import CalculationFailed, GeometryError, InputError, InputErrors
 from rexfit.model.datasets import DatasetEntry, LoadedDataset
 from rexfit.objective.weights import tolerance
 from rexfit.physics.properties import EV_PER_A3_TO_GPA
+from rexfit.potentials.lists import build_lists
+from rexfit.structures.neighbors import build_neighbor_list, pair_displacements
+from rexfit.structures.system import make_system
+
+#: Dataset entries named at most in one error report (the rest are counted).
+MAX_NAMED_ENTRIES = 10
+#: Atoms closer than this (Å) are pointed out when a structure's values are not finite.
+CLOSE_DISTANCE = 0.5
+
+
+def entry_label(ds_id: str, e: DatasetEntry) -> str:
+    """How messages name a dataset entry: dataset id, entry name and where it came from
+    (``path#frame``, ``path:line`` or ``path#id=K``)."""
+    return f"dataset '{ds_id}', entry {e.name} ({e.entry.source})"
+
+
+def _close_atoms(item: Item) -> str:
+    """"; atoms i and j are d Å apart" for the closest pair of ``item`` closer than
+    :data:`CLOSE_DISTANCE`, else ""."""
+    try:
+        system = make_system(item.positions, item.cell, item.species, item.pbc)
+        nbrs = build_neighbor_list(system, CLOSE_DISTANCE, 0.0, half=True)
+    except GeometryError:
+        return ""
+    n = int(np.count_nonzero(np.asarray(nbrs.mask)))
+    if not n:
+        return ""
+    d = np.linalg.norm(np.asarray(pair_displacements(system, nbrs))[:n], axis=1)
+    k = int(np.argmin(d))
+    i, j = int(np.asarray(nbrs.i)[k]), int(np.asarray(nbrs.j)[k])
+    return f"; atoms {i + 1} and {j + 1} are {d[k]:.3g} Å apart"
+
+
+def _geometry_errors(ds, entries, items, potential, n_species) -> InputErrors:
+    """The entries whose neighbour lists cannot be built, each named (failure path only:
+    every entry's list is built again, one at a time)."""
+    failed: dict[str, list[str]] = {}  # message -> entries (a cutoff fails them all alike)
+    for e, it in zip(entries, items):
+        try:
+            system = make_system(it.positions, it.cell, it.species, it.pbc)
+            build_lists(potential, system, 0.0, n_species=n_species)  # the engine's skin
+        except GeometryError as exc:
+            failed.setdefault(str(exc), []).append(f"{e.name} ({e.entry.source})")
+    errors = []
+    for text, names in list(failed.items())[:MAX_NAMED_ENTRIES]:
+        which = (f"entry {names[0]}" if len(names) == 1 else
+                 f"entries {', '.join(names[:3])}"
+                 + (f" and {len(names) - 3} more" if len(names) > 3 else ""))
+        errors.append(InputError(f"dataset '{ds.id}', {which}: {text}", ds.origin))
+    if len(failed) > MAX_NAMED_ENTRIES:
+        errors.append(InputError(f"dataset '{ds.id}': more entries cannot be listed either",
+                                 ds.origin))
+    if not errors:  # not reproduced entry by entry: report it for the dataset
+        errors = [InputError(f"dataset '{ds.id}': a neighbour list cannot be built for its "
+                             "entries", ds.origin)]
+    return InputErrors(errors)
 
 
 @dataclass
@@ -73,13 +130,61 @@ class DatasetTerm:
         if batch_structures:
             sizes = sorted(len(it.positions) for it in items) or [1]
             kw["max_bucket_atoms"] = max(8, int(batch_structures) * sizes[len(sizes) // 2])
-        engine = DatasetObjective(potential, items, n_species=n_species, **kw)
+        try:
+            engine = DatasetObjective(potential, items, n_species=n_species, **kw)
+        except GeometryError:
+            raise _geometry_errors(ds, entries, items, potential, n_species) from None
         return DatasetTerm(loaded, set_name, entries, w_abs, tols, engine)
+
+    def explain(self, params, directions) -> list[str]:
+        """A line per entry whose residuals (or their derivative along ``directions``, the
+        (P, K) parameter directions of the fit) are not finite at ``params``: which
+        quantities, and atoms on top of each other (failure reports only; at most
+        :data:`MAX_NAMED_ENTRIES` entries named)."""
+        r, jac = self.engine.residuals_and_jacobian(params, directions)
+        rows = self.engine.rows
+        bad_value = ~np.isfinite(r)
+        bad_slope = ~np.all(np.isfinite(jac), axis=1) & ~bad_value
+        lines = []
+        named = {ENERGY: "energy", FORCE: "forces", STRESS: "stress"}
+        for k in np.unique(rows.structure[bad_value | bad_slope]):
+            e = self.entries[int(k)]
+            mine = rows.structure == k
+            parts = []
+            values = sorted({int(q) for q in rows.kind[mine & bad_value]})
+            slopes = sorted({int(q) for q in rows.kind[mine & bad_slope]} - set(values))
+            if values:
+                parts.append(", ".join(named[q] for q in values) + " not finite")
+            if slopes:
+                parts.append("the parameter derivative of " + ", ".join(named[q] for q in slopes)
+                             + " not finite")
+            lines.append(f"{entry_label(self.id, e)}: {'; '.join(parts)}"
+                         + _close_atoms(self.engine.items[int(k)]))
+        if len(lines) > MAX_NAMED_ENTRIES:
+            more = len(lines) - MAX_NAMED_ENTRIES
+            lines = lines[:MAX_NAMED_ENTRIES] + [f"dataset '{self.id}': and {more} more entries"]
+        return lines
+
+    def _check_finite(self, preds) -> None:
+        """Raise :class:`CalculationFailed` naming the entries whose predicted energy or
+        forces are not finite (at most :data:`MAX_NAMED_ENTRIES`)."""
+        bad = []
+        for k, (e, pred) in enumerate(zip(self.entries, preds)):
+            what = [name for name, v in (("energy", pred.energy), ("forces", pred.forces))
+                    if not np.all(np.isfinite(np.asarray(v, float)))]
+            if what:
+                bad.append(f"{entry_label(self.id, e)}: non-finite {', '.join(what)} at the "
+                           f"current parameters{_close_atoms(self.engine.items[k])}")
+        if bad:
+            more = len(bad) - MAX_NAMED_ENTRIES
+            raise CalculationFailed("\n  ".join(
+                bad[:MAX_NAMED_ENTRIES] + ([f"and {more} more entries"] if more > 0 else [])))
 
     def records(self, params) -> list[dict]:
         """One results.json record per entry: energies, forces, stress with their targets and
         weighted residuals (their sum is this term's objective)."""
         preds = self.engine.predictions(params)
+        self._check_finite(preds)
         n = max(len(self.entries), 1)
         out = []
         for e, pred in zip(self.entries, preds):

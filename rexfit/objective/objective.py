@@ -8,6 +8,7 @@ training structures; the validation objective, computed the same way, is reporte
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import jax
@@ -18,7 +19,7 @@ from rexfit.errors import CalculationFailed, InputError, InputErrors
 from rexfit.job import spec as s
 from rexfit.model.datasets import load_dataset
 from rexfit.model.structures import build_structure
-from rexfit.objective.dataset_term import DatasetTerm
+from rexfit.objective.dataset_term import CLOSE_DISTANCE, DatasetTerm
 from rexfit.objective.networks import initialise_networks
 from rexfit.objective.parameters import ParameterSpace
 from rexfit.objective.terms import (
@@ -33,6 +34,49 @@ from rexfit.objective.weights import absolute_weights, tolerance
 from rexfit.physics.named import to_host
 from rexfit.physics.properties import EV_PER_A3_TO_GPA
 from rexfit.physics.relax import RelaxProblem, Relaxed, relax, share_capacities
+
+
+#: Fitted parameters named in a failure report (the rest are counted).
+MAX_NAMED_PARAMETERS = 12
+
+
+def failed_relaxation(relaxed: Relaxed) -> str | None:
+    """"the relaxation …" if ``relaxed`` has no usable geometry (collapsed, diverged), else
+    None; the term's values mean nothing then."""
+    if np.all(np.isfinite(relaxed.x)):
+        return None
+    return f"the relaxation {relaxed.message}"
+
+
+def _close_atoms(relaxed: Relaxed) -> str:
+    """"; atoms i and j are d Å apart" for the closest listed pair of ``relaxed`` if closer
+    than :data:`CLOSE_DISTANCE`, else ""."""
+    nbrs = relaxed.nbrs
+    if nbrs is None:
+        return ""
+    pos = np.asarray(relaxed.system.positions, float)
+    cell = np.asarray(relaxed.system.cell, float)
+    mask = np.asarray(nbrs.mask, bool)
+    i, j = np.asarray(nbrs.i)[mask], np.asarray(nbrs.j)[mask]
+    with np.errstate(all="ignore"):
+        d = np.linalg.norm(pos[j] - pos[i] + np.asarray(nbrs.shifts)[mask] @ cell, axis=1)
+    if not d.size or not np.nanmin(d) < CLOSE_DISTANCE:
+        return ""
+    k = int(np.nanargmin(d))
+    who = (f"atom {i[k] + 1} and its periodic image" if i[k] == j[k]
+           else f"atoms {i[k] + 1} and {j[k] + 1}")
+    return f"; {who} are {d[k]:.3g} Å apart"
+
+
+def _value_text(name: str, value) -> str:
+    """``name = nan`` for a scalar, ``name: nan in 3 of 12 components`` for a vector."""
+    if value is None:
+        return f"{name} is not finite"
+    a = np.asarray(value, float)
+    if a.size == 1:
+        return f"{name} = {float(a.reshape(-1)[0]):g}"
+    bad = int(np.count_nonzero(~np.isfinite(a)))
+    return f"{name}: {bad} of {a.size} components not finite"
 
 
 def target_of(p: s.PropertySpec | None, name: str, model, natoms: int | None = None):
@@ -123,7 +167,11 @@ class Objective:
             self.models[st.id] = model
         if missing:
             raise InputErrors(missing)
-        share_capacities([t.problem for t in self.terms.values()])
+        failed = share_capacities([t.problem for t in self.terms.values()])
+        if failed:  # the given geometry (or the potential's cutoff) cannot be listed
+            raise InputErrors([InputError(f"structure '{t.id}': {failed[t.problem]}",
+                                          t.spec.origin)
+                               for t in self.terms.values() if t.problem in failed])
         self._state: dict[str, tuple[np.ndarray, object]] = {}
         self._tree = jax.jit(space.tree)
         self.evaluations = 0
@@ -159,11 +207,7 @@ class Objective:
         with_datasets, datasets = datasets, {}
         for sid in self.ids(sets):
             term = self.terms[sid]
-            x0, nbrs = (None, None) if fresh else self._state.get(sid, (None, None))
-            relaxed = relax(term.problem, term.potential, tree, x0, nbrs)
-            if not np.all(np.isfinite(relaxed.x)):
-                relaxed = relax(term.problem, term.potential, tree)  # retry from the start
-            self._state[sid] = (relaxed.x, relaxed.nbrs)
+            relaxed = self._relax(term, tree, fresh)
             args = (tree, jnp.asarray(relaxed.x), jnp.asarray(relaxed.free), relaxed.nbrs)
             program = (term.key, tuple(np.shape(a) for a in jax.tree.leaves(relaxed.nbrs)))
             if grad:
@@ -176,7 +220,7 @@ class Objective:
                 (value, props), _ = term_value_and_grad(term, *args)
             else:
                 value, props = term_value(term, *args)
-            value = float(value)
+            value = float(value) if failed_relaxation(relaxed) is None else math.nan
             total += value
             results[sid] = StructureResult(value, props, relaxed)
         for (did, set_name), dterm in self.datasets.items():
@@ -237,25 +281,20 @@ class Objective:
     def residuals(self, u) -> tuple[np.ndarray, np.ndarray]:
         """(r, J): the training residual vector (objective = Σ r²) and its exact Jacobian
         ∂r/∂u (rows: structures in job order, then dataset entries)."""
-        from jax.flatten_util import ravel_pytree
-
         u = jnp.asarray(np.asarray(u, float))
         tree = self._tree(u)
         # ∂ ravel(tree) / ∂u, to turn Jacobians with respect to the tree into ones in u
-        if self._tree_jacobian is None:
-            self._tree_jacobian = jax.jit(jax.jacfwd(
-                lambda v: ravel_pytree(self.space.tree(v))[0]))
-        t_u = np.asarray(self._tree_jacobian(u))
+        t_u = self._tree_directions(u)
         rows, jacs = [], []
         for sid in self.ids(("training",)):
             term = self.terms[sid]
             if not term.fitted:
                 continue
-            x0, nbrs = self._state.get(sid, (None, None))
-            relaxed = relax(term.problem, term.potential, tree, x0, nbrs)
-            self._state[sid] = (relaxed.x, relaxed.nbrs)
+            relaxed = self._relax(term, tree)
             r, jac = term_residuals_and_jacobian(term, tree, jnp.asarray(relaxed.x),
                                                  jnp.asarray(relaxed.free), relaxed.nbrs)
+            if failed_relaxation(relaxed) is not None:  # its values mean nothing
+                r = np.full(np.shape(r), np.nan)
             leaves = [np.asarray(j).reshape(np.shape(r)[0], -1)
                       for j in jax.tree_util.tree_leaves(jac)]
             rows.append(np.asarray(r))
@@ -275,9 +314,127 @@ class Objective:
             return np.zeros(0), np.zeros((0, self.space.size))
         return np.concatenate(rows), np.concatenate(jacs)
 
+    def _relax(self, term: StructureTerm, tree, fresh: bool = False) -> Relaxed:
+        """``term``'s structure relaxed at parameters ``tree``, warm-started from its last
+        relaxed state unless ``fresh`` (retried from the start if that fails)."""
+        x0, nbrs = (None, None) if fresh else self._state.get(term.id, (None, None))
+        relaxed = relax(term.problem, term.potential, tree, x0, nbrs)
+        if not np.all(np.isfinite(relaxed.x)) and x0 is not None:
+            relaxed = relax(term.problem, term.potential, tree)  # retry from the start
+        if np.all(np.isfinite(relaxed.x)):
+            self._state[term.id] = (relaxed.x, relaxed.nbrs)
+        else:  # never warm-start from a failed relaxation
+            self._state.pop(term.id, None)
+        return relaxed
+
     def host_properties(self, result: StructureResult) -> dict:
+        failed = failed_relaxation(result.relaxed)
+        if failed is not None:
+            raise CalculationFailed(f"at the current parameters, {failed}")
         values = to_host(result.properties)
         bad = [k for k, v in values.items() if not np.all(np.isfinite(np.asarray(v, float)))]
         if bad:
-            raise CalculationFailed(f"non-finite {', '.join(bad)} at the current parameters")
+            raise CalculationFailed(f"non-finite {', '.join(bad)} at the current parameters"
+                                    + _close_atoms(result.relaxed))
         return values
+
+    def explain(self, u, *, residuals: bool = False) -> list[str]:
+        """Why the training objective (with ``residuals``: its residual vector or Jacobian)
+        is not finite at fit vector ``u``: a line per structure or dataset entry whose part is
+        not finite (which property; a failed relaxation; atoms on top of each other), then the
+        fitted parameter values.  Evaluates every part on its own, on the host: for failure
+        reports only."""
+        u = np.asarray(u, float)
+        tree = self._tree(jnp.asarray(u))
+        lines = []
+        for sid in self.ids(("training",)):
+            term = self.terms[sid]
+            if not term.fitted:
+                continue
+            try:
+                line = self._explain_structure(term, tree, residuals)
+            except Exception as exc:  # noqa: BLE001 — a report must not fail itself
+                line = f"cannot be evaluated ({type(exc).__name__}: {exc})"
+            if line is not None:
+                lines.append(f"structure '{sid}' ({term.spec.origin}): {line}")
+        t_u = None
+        for (did, set_name), dterm in self.datasets.items():
+            if set_name != "training":
+                continue
+            try:
+                if t_u is None:
+                    t_u = self._tree_directions(u)
+                lines.extend(dterm.explain(tree, t_u))
+            except Exception as exc:  # noqa: BLE001 — a report must not fail itself
+                lines.append(f"dataset '{did}': cannot be evaluated "
+                             f"({type(exc).__name__}: {exc})")
+        if not lines:
+            lines.append("no structure or dataset entry is non-finite on its own")
+        lines.append(self.parameter_line(u))
+        return lines
+
+    def parameter_line(self, u) -> str:
+        """The fitted parameters at fit vector ``u``: names and values (the first
+        :data:`MAX_NAMED_PARAMETERS`)."""
+        values = self.space.values(u)
+        named = [f"{e.name} = {v:.10g}" for e, v in zip(self.space.fitted, values)]
+        if not named:
+            return "no fitted parameters"
+        more = len(named) - MAX_NAMED_PARAMETERS
+        text = ", ".join(named[:MAX_NAMED_PARAMETERS])
+        return f"fitted parameters: {text}" + (f" (and {more} more)" if more > 0 else "")
+
+    def _tree_directions(self, u) -> np.ndarray:
+        """∂ ravel(tree) / ∂u at ``u`` (host)."""
+        from jax.flatten_util import ravel_pytree
+
+        if self._tree_jacobian is None:
+            self._tree_jacobian = jax.jit(jax.jacfwd(
+                lambda v: ravel_pytree(self.space.tree(v))[0]))
+        return np.asarray(self._tree_jacobian(jnp.asarray(u)))
+
+    def _explain_structure(self, term: StructureTerm, tree, residuals: bool) -> str | None:
+        """What is not finite in ``term`` at parameters ``tree``, or None."""
+        relaxed = self._relax(term, tree)
+        failed = failed_relaxation(relaxed)
+        if failed is not None:
+            return failed
+        args = (tree, jnp.asarray(relaxed.x), jnp.asarray(relaxed.free), relaxed.nbrs)
+        bad_values, bad_slopes = [], []
+        if residuals:
+            r, jac = term_residuals_and_jacobian(term, *args)
+            r = np.asarray(r)
+            rows = np.concatenate([np.asarray(j).reshape(r.shape[0], -1)
+                                   for j in jax.tree_util.tree_leaves(jac)], axis=1)
+            start = 0
+            for fp in term.fitted:
+                part = slice(start, start + int(np.size(fp.target)))
+                start = part.stop
+                if not np.all(np.isfinite(r[part])):
+                    bad_values.append(fp.name)
+                elif not np.all(np.isfinite(rows[part])):
+                    bad_slopes.append(fp.name)
+            props = None
+        else:
+            (value, props), g = term_value_and_grad(term, *args)
+            props = to_host(props)
+            bad_values = [fp.name for fp in term.fitted
+                          if not np.all(np.isfinite(np.asarray(props[fp.name], float)))]
+            if not bad_values and not np.isfinite(float(value)):
+                bad_values = [fp.name for fp in term.fitted]
+            if not bad_values and not all(np.all(np.isfinite(np.asarray(leaf)))
+                                          for leaf in jax.tree_util.tree_leaves(g)):
+                bad_slopes = ["its parameter gradient"]
+        if not bad_values and not bad_slopes:
+            return None
+        parts = []
+        if bad_values:
+            parts.append(", ".join(_value_text(n, None if props is None else props.get(n))
+                                   for n in bad_values))
+        if bad_slopes:
+            parts.append("the parameter derivative of " + ", ".join(bad_slopes)
+                         + " is not finite")
+        text = "; ".join(parts) + _close_atoms(relaxed)
+        if not relaxed.converged and relaxed.message:
+            text += f" (relaxation {relaxed.message})"
+        return text

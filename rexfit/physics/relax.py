@@ -36,6 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 from scipy.optimize import minimize
 
+from rexfit.errors import GeometryError
 from rexfit.physics.strain import deform, voigt_to_strain
 from rexfit.potentials.lists import build_lists
 from rexfit.structures.lattices import FORM_DOFS, fixed_form, place
@@ -314,17 +315,30 @@ def _room_for_bounds(problem) -> None:
         room[0], room[1] = max(room[0], need[0]), max(room[1], need[1])
 
 
-def share_capacities(problems) -> None:
+def share_capacities(problems) -> dict:
     """Give problems of equal layout (and potential) one set of neighbour-list capacities,
     the largest any of them needs at its initial DOFs or lower bounds (and later, whenever
     one grows; see :func:`_room_for_bounds`), so
     their lists have equal shapes and they share compiled programs. Padding slots carry no
-    energy."""
+    energy.
+
+    Returns {problem: GeometryError} for the problems whose given geometry no neighbour list
+    can be built for (non-finite, or beyond the bounds of :mod:`rexfit.structures.neighbors`);
+    the caller reports them."""
     groups: dict = {}
+    failed: dict = {}
     for problem in problems:
         try:
             problem.neighbors(problem.x0)
+        except GeometryError as exc:
+            failed[problem] = exc
+            continue
+        except Exception:  # noqa: BLE001 — it fails again, reported, when it is evaluated
+            continue
+        try:
             _room_for_bounds(problem)
+        except GeometryError:  # the bounds allow a geometry too dense to list: no room made
+            pass
         except Exception:  # noqa: BLE001 — it fails again, reported, when it is evaluated
             continue
         groups.setdefault((id(problem.potential), problem.layout), []).append(problem)
@@ -332,6 +346,7 @@ def share_capacities(problems) -> None:
         room = [max(p._room[0] for p in group), max(p._room[1] for p in group)]
         for problem in group:
             problem._room = room
+    return failed
 
 
 @dataclass
@@ -499,11 +514,80 @@ def relax(problem: RelaxProblem, potential, params, x0=None, nbrs=None,
         x = xn
         if not problem.needs_rebuild(nbrs, x):
             break
-        nbrs = problem.neighbors(x)
+        why = _collapse(problem, x, nbrs)
+        if why is None:
+            try:
+                nbrs = problem.neighbors(x)
+            except GeometryError as exc:  # far too dense to list: collapsed
+                why = str(exc)
+        if why is not None:
+            return _collapsed(problem, potential, params, x, nbrs, iterations, why)
     else:
         _, g = _value_and_grad(potential, problem.geometry, params, jnp.asarray(x), nbrs)
         g = np.asarray(g)
     return _finish(problem, x, g, nbrs, iterations, curv)
+
+
+#: A relaxation that brings two atoms (or an atom and its periodic image) closer than this
+#: (Å) has collapsed the structure (no real structure relaxes there): it is stopped and
+#: reported, rather than followed to zero volume and infinite energy.
+COLLAPSE_DISTANCE = 0.1
+
+
+def _collapse(problem, x, nbrs) -> str | None:
+    """What collapsed at host DOF values ``x`` (two atoms of the current list, or lattice
+    planes of the periodic cell, closer than :data:`COLLAPSE_DISTANCE`), or None."""
+    system = problem.host_system(x)
+    pos = np.asarray(system.positions)
+    cell = np.asarray(system.cell)
+    with np.errstate(all="ignore"):
+        if not (np.all(np.isfinite(pos)) and np.all(np.isfinite(cell))):
+            return None  # diverged: _finish says so
+        mask = np.asarray(nbrs.mask)
+        i, j = np.asarray(nbrs.i)[mask], np.asarray(nbrs.j)[mask]
+        d = np.linalg.norm(pos[j] - pos[i] + np.asarray(nbrs.shifts)[mask] @ cell, axis=1)
+        if d.size and d.min() < COLLAPSE_DISTANCE:
+            k = int(np.argmin(d))
+            who = (f"atom {i[k] + 1} and its periodic image" if i[k] == j[k]
+                   else f"atoms {i[k] + 1} and {j[k] + 1}")
+            return f"{who} came within {d[k]:.3g} Å (less than {COLLAPSE_DISTANCE:g} Å)"
+        pbc = np.asarray(system.pbc, bool)
+        if pbc.any():
+            spacing = np.abs(np.linalg.det(cell)) / np.linalg.norm(
+                np.cross(cell[[1, 2, 0]], cell[[2, 0, 1]]), axis=1)
+            if np.any(pbc & ~(spacing >= COLLAPSE_DISTANCE)):
+                return "the periodic cell flattened to zero volume"
+    return None
+
+
+def _collapsed(problem, potential, params, x, nbrs, iterations, why) -> Relaxed:
+    """A relaxation stopped because it collapsed the structure: non-finite DOFs (so nothing
+    downstream uses the geometry) and a message saying what happened, with the cell volume
+    and energy per atom where it stopped (failure path only)."""
+    n = max(problem.nreal, 1)
+    facts = []
+    with np.errstate(all="ignore"):
+        if all(problem.pbc):
+            volume = abs(np.linalg.det(np.asarray(problem.host_system(x).cell))) / n
+            given = abs(np.linalg.det(np.asarray(problem.host_system(problem.x0).cell))) / n
+            facts.append(f"cell volume {volume:.3g} Å³/atom (given: {given:.3g})")
+        try:
+            energy, _ = _value_and_grad(potential, problem.geometry, params, jnp.asarray(x),
+                                        nbrs)
+            facts.append(f"energy {float(energy) / n:.4g} eV/atom")
+        except Exception:  # noqa: BLE001 — only decoration of the message
+            pass
+    lattice = ", ".join(f"{name} {x[k]:.4g}" for k, name in enumerate(problem.names))
+    where = "; ".join(([lattice] if lattice else []) + facts)
+    message = (f"collapsed after {iterations} iterations: {why}" + (f" ({where})" if where
+                                                                     else "")
+               + "; the potential has no minimum near the given structure at these "
+               "parameters (check signs and values of the parameters, or bound the relaxed "
+               "DOFs with min/max)")
+    nan = np.full_like(np.asarray(x, float), np.nan)
+    dofs = {k: float("nan") for k in problem.lattice_values(x)}
+    return Relaxed(problem, nan, problem.host_system(nan), nbrs, dofs,
+                   np.ones(problem.size, bool), False, [], message, iterations)
 
 
 def _finish(problem, x, g, nbrs, iterations, curv) -> Relaxed:

@@ -5,6 +5,13 @@ vector: differentiable with respect to positions *and* cell, so stress and elast
 come from autodiff.  Lists are built on the host (scipy's cKDTree over explicit periodic images:
 triclinic cells, non-periodic directions and cells much smaller than the cutoff all work) and
 padded to a few capacities so that ``jit`` compilations are reused.
+
+Bounds.  A cell far smaller than the cutoff (a collapsed relaxation, a lattice parameter typed
+in the wrong unit) or a cutoff of kilometres would ask for terabytes of images and pairs.
+Before anything of that size is allocated, the builder checks the bounds below (far above any
+real structure: a dense metal with a 20 Å cutoff has about 3,000 neighbours per atom) and
+raises :class:`~rexfit.errors.GeometryError` saying which was exceeded and why; so does a
+non-finite or absurdly large position, cell vector, cutoff or skin.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 from scipy.spatial import cKDTree
 
+from rexfit.errors import GeometryError
 from rexfit.structures.system import System
 
 #: Displacement given to padding pairs: far beyond any cutoff, never zero (no NaN gradients).
@@ -24,6 +32,18 @@ PADDING_DISPLACEMENT = (1.0e4, 0.0, 0.0)
 
 # Pairs this much beyond cutoff + skin are still listed (round-off guard; potentials decide).
 _MARGIN = 1e-8
+
+#: Largest coordinate, cell-vector component, cutoff and skin accepted (Å; 1 cm): beyond it
+#: squared distances lose all precision (and overflow near 1e154).
+MAX_LENGTH = 1.0e8
+#: Periodic images of the cell one list may search.
+MAX_IMAGES = 1_000_000
+#: Atoms × images searched (each image atom is 24 bytes of coordinates: about 0.5 GB).
+MAX_IMAGE_ATOMS = 20_000_000
+#: Neighbours within cutoff + skin per atom, on average, counting both directions.
+MAX_PAIRS_PER_ATOM = 10_000
+#: Pairs of one list, counting both directions (each costs about 100 bytes while building).
+MAX_PAIRS = 30_000_000
 
 
 @jax.tree_util.register_dataclass
@@ -78,7 +98,8 @@ def complete_cell(cell, pbc) -> np.ndarray:
     for v in periodic:
         w = v - sum(np.dot(v, b) * b for b in basis)
         if np.linalg.norm(w) < 1e-9 * scale:
-            raise ValueError("periodic cell vectors are linearly dependent")
+            raise GeometryError("the periodic cell vectors are linearly dependent (the cell "
+                                f"has volume {abs(np.linalg.det(cell)):.3g} Å³)")
         basis.append(w / np.linalg.norm(w))
     for k in range(3):
         if pbc[k]:
@@ -92,10 +113,49 @@ def complete_cell(cell, pbc) -> np.ndarray:
     return cell
 
 
-def _image_shifts(inv_cell: np.ndarray, pbc, reach: float) -> tuple[np.ndarray, np.ndarray]:
-    """All candidate image vectors (M, 3) and the fractional reach per direction (3,)."""
-    spacing = 1.0 / np.linalg.norm(inv_cell, axis=0)  # distance between lattice planes
-    frac_reach = np.where(pbc, reach / spacing, 0.0)
+def check_geometry(positions, cell, pbc, cutoff: float, skin: float) -> None:
+    """Raise :class:`GeometryError` unless every position (N, 3), periodic cell vector, the
+    cutoff and the skin (Å) are finite and at most :data:`MAX_LENGTH` in size."""
+    for what, value in (("cutoff", cutoff), ("neighbour-list skin", skin)):
+        if not math.isfinite(float(value)) or abs(float(value)) > MAX_LENGTH:
+            raise GeometryError(f"the potential's {what} is {float(value):g} Å: it must be a "
+                                f"finite number of at most {MAX_LENGTH:g} Å")
+    positions = np.asarray(positions, dtype=np.float64).reshape(-1, 3)
+    bad = np.nonzero(~np.all(np.isfinite(positions) & (np.abs(positions) <= MAX_LENGTH),
+                             axis=1))[0]
+    if bad.size:
+        k = int(bad[0])
+        raise GeometryError(
+            f"atom {k + 1} has position ({', '.join(f'{v:g}' for v in positions[k])}) Å"
+            + (f" (and {bad.size - 1} more atoms)" if bad.size > 1 else "")
+            + f": positions must be finite and at most {MAX_LENGTH:g} Å")
+    cell = np.asarray(cell, dtype=np.float64).reshape(3, 3)
+    for k in range(3):
+        if pbc[k] and not np.all(np.isfinite(cell[k]) & (np.abs(cell[k]) <= MAX_LENGTH)):
+            raise GeometryError(
+                f"cell vector {k + 1} is ({', '.join(f'{v:g}' for v in cell[k])}) Å: cell "
+                f"vectors must be finite and at most {MAX_LENGTH:g} Å")
+
+
+def _image_shifts(inv_cell: np.ndarray, pbc, reach: float,
+                  natoms: int) -> tuple[np.ndarray, np.ndarray]:
+    """All candidate image vectors (M, 3) and the fractional reach per direction (3,).
+
+    Raises :class:`GeometryError` before allocating if M or M · ``natoms`` exceeds its bound
+    (:data:`MAX_IMAGES`, :data:`MAX_IMAGE_ATOMS`)."""
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+        spacing = 1.0 / np.linalg.norm(inv_cell, axis=0)  # distance between lattice planes
+        frac_reach = np.where(pbc, reach / spacing, 0.0)
+        images = float(np.prod([2.0 * np.ceil(f) + 3.0 if p else 1.0
+                                for f, p in zip(frac_reach, pbc)]))
+    if not (images <= MAX_IMAGES and images * max(natoms, 1) <= MAX_IMAGE_ATOMS):
+        thin = min((float(d) for d, p in zip(spacing, pbc) if p), default=math.inf)
+        raise GeometryError(
+            f"the cell is far too small for the cutoff: listing the pairs within "
+            f"{reach:.6g} Å (cutoff + skin) of {natoms} atom(s) would search {images:.3g} "
+            f"periodic images of a cell whose lattice planes are {thin:.3g} Å apart (at most "
+            f"{MAX_IMAGES:,} images and {MAX_IMAGE_ATOMS:,} image atoms are searched): check "
+            "the lattice parameter, the cell vectors and the potential's cutoff")
     m = [math.ceil(f) + 1 if p else 0 for f, p in zip(frac_reach, pbc)]
     grid = np.stack(np.meshgrid(*[np.arange(-k, k + 1) for k in m], indexing="ij"), -1)
     return grid.reshape(-1, 3), frac_reach
@@ -108,7 +168,7 @@ def _find_pairs(pos: np.ndarray, cell: np.ndarray, pbc, reach: float):
     frac = pos @ inv_cell
     offset = np.where(pbc, np.floor(frac), 0.0)
     wrapped = frac - offset
-    shifts, frac_reach = _image_shifts(inv_cell, pbc, reach)
+    shifts, frac_reach = _image_shifts(inv_cell, pbc, reach, len(pos))
     img_frac = wrapped[None, :, :] + shifts[:, None, :]  # (M, N, 3)
     keep = np.all(
         ~pbc | ((img_frac >= -frac_reach) & (img_frac <= 1.0 + frac_reach)), axis=-1
@@ -116,15 +176,50 @@ def _find_pairs(pos: np.ndarray, cell: np.ndarray, pbc, reach: float):
     shift_idx, src = np.nonzero(keep)
     images = img_frac[shift_idx, src] @ cell
     centres = wrapped @ cell
-    found = cKDTree(centres).sparse_distance_matrix(
-        cKDTree(images), reach, output_type="ndarray"
-    )
+    centre_tree, image_tree = cKDTree(centres), cKDTree(images)
+    natoms = max(len(pos), 1)
+    if natoms * len(images) > MAX_PAIRS:  # the pairs could exceed the bound: count first
+        _count_pairs(centres, centre_tree, image_tree, reach)
+    found = centre_tree.sparse_distance_matrix(image_tree, reach, output_type="ndarray")
+    _check_pairs(len(found) - len(pos), natoms, reach)
     i = found["i"].astype(np.int64)
     j = src[found["j"]]
     n_wrapped = shifts[shift_idx[found["j"]]]
     n = (n_wrapped - offset[j] + offset[i]).astype(np.int64)
     not_self = (i != j) | np.any(n != 0, axis=1)
     return i[not_self], j[not_self], n[not_self]
+
+
+def _check_pairs(npairs: int, natoms: int, reach: float) -> None:
+    """Raise :class:`GeometryError` if ``npairs`` (both directions) of ``natoms`` atoms
+    within ``reach`` Å exceed :data:`MAX_PAIRS` or :data:`MAX_PAIRS_PER_ATOM` per atom."""
+    if npairs <= min(MAX_PAIRS, MAX_PAIRS_PER_ATOM * natoms):
+        return
+    raise GeometryError(
+        f"{natoms} atom(s) have {npairs / natoms:.4g} neighbours each within {reach:.6g} Å "
+        "(cutoff + skin) "
+        f"({npairs:,} pairs; at most {MAX_PAIRS_PER_ATOM:,} per atom and {MAX_PAIRS:,} in "
+        "all are listed): atoms are far too close together for the cutoff; check the "
+        "structure's geometry (lattice parameter, overlapping atoms) and the potential's "
+        "cutoff")
+
+
+#: Centres whose neighbours are counted to estimate a large list's size before building it.
+_SAMPLE = 256
+
+
+def _count_pairs(centres, centre_tree, image_tree, reach: float) -> None:
+    """:func:`_check_pairs` before the pairs exist (nothing of their size is allocated):
+    estimated from a sample of centres, counted exactly if the estimate comes near a bound."""
+    natoms = len(centres)
+    if natoms > 4 * _SAMPLE:
+        sample = np.random.default_rng(0).choice(natoms, _SAMPLE, replace=False)
+        counts = image_tree.query_ball_point(centres[sample], reach, return_length=True)
+        estimate = int(np.sum(counts)) * natoms // _SAMPLE - natoms
+        if estimate <= min(MAX_PAIRS, MAX_PAIRS_PER_ATOM * natoms) // 4:
+            return
+    # whole pairs of tree nodes at a time: fast even where atoms pile up
+    _check_pairs(int(centre_tree.count_neighbors(image_tree, reach)) - natoms, natoms, reach)
 
 
 def _keep_half(i, j, n) -> np.ndarray:
@@ -144,12 +239,15 @@ def build_neighbor_list(
     """Neighbour list of ``system`` for pairs closer than ``cutoff + skin`` (Å).
 
     Runs on the host (NumPy/SciPy).  Padding atoms (mask False) are skipped.  ``capacity``
-    (pair slots) defaults to :func:`bucket_size` of the pair count; a too-small value raises.
+    (pair slots) defaults to :func:`bucket_size` of the pair count; a too-small value raises
+    ``ValueError``.  A geometry beyond the module's bounds raises
+    :class:`~rexfit.errors.GeometryError` before anything of its size is allocated.
     """
     pbc = tuple(system.pbc)
     positions = np.asarray(system.positions, dtype=np.float64)
     atom_mask = np.asarray(system.mask, dtype=bool)
     real = np.nonzero(atom_mask)[0]
+    check_geometry(positions[real], system.cell, pbc, cutoff, skin)
     cell = complete_cell(np.asarray(system.cell), pbc)
     reach = cutoff + skin + _MARGIN
     i, j, n = _find_pairs(positions[real], cell, pbc, reach)

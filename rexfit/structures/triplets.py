@@ -19,7 +19,9 @@ Capacity and padding.  Slots beyond the real triplets are padding: ``ij = ik = 0
 range and every padding value is finite; potentials must ignore masked triplets with
 ``jnp.where``.  The capacity defaults to :func:`~rexfit.structures.neighbors.bucket_size` of
 the triplet count (at most 50 % padding, few distinct shapes → few ``jit`` compilations); an
-explicit capacity that is too small raises ``ValueError``.
+explicit capacity that is too small raises ``ValueError``.  More candidate triplets than
+:data:`MAX_TRIPLETS` (or :data:`MAX_TRIPLETS_PER_ATOM` per atom) raise
+:class:`~rexfit.errors.GeometryError` before they are built.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from rexfit.errors import GeometryError
 from rexfit.structures.neighbors import NeighborList, bucket_size, build_neighbor_list
 from rexfit.structures.system import System
 
@@ -90,6 +93,26 @@ def _cutoff_table(cutoffs, n_species: int, ndim: int, name: str) -> np.ndarray:
         full[(slice(0, table.shape[0]),) * ndim] = table
         table = full
     return table
+
+
+#: Candidate triplets of one list (pairs of legs sharing a centre, before the per-leg
+#: cutoffs prune them; each costs about 40 bytes while building).
+MAX_TRIPLETS = 100_000_000
+#: Candidate triplets per atom, on average (a centre with 500 candidate legs has 250,000).
+MAX_TRIPLETS_PER_ATOM = 250_000
+
+
+def _check_triplets(count: int, natoms: int) -> None:
+    """Raise :class:`~rexfit.errors.GeometryError` before ``count`` candidate triplets of
+    ``natoms`` atoms are built if they exceed :data:`MAX_TRIPLETS` or
+    :data:`MAX_TRIPLETS_PER_ATOM` per atom."""
+    if count <= min(MAX_TRIPLETS, MAX_TRIPLETS_PER_ATOM * natoms):
+        return
+    raise GeometryError(
+        f"{natoms} atom(s) would have {count / natoms:.4g} neighbour triplets each "
+        f"({count:,} in all; at most {MAX_TRIPLETS_PER_ATOM:,} per atom and {MAX_TRIPLETS:,} "
+        "in all are listed): atoms are far too close together for the three-body cutoffs; "
+        "check the structure's geometry and the potential's cutoffs")
 
 
 def triplet_pairs(
@@ -153,6 +176,7 @@ def triplet_pairs(
     # pairs of candidate positions (a, b) in one group, a ≠ b (ordered) or a < b (unordered)
     partners = size - 1 if ordered else size - 1 - rank
     total = int(partners.sum())
+    _check_triplets(total, max(int(np.count_nonzero(np.asarray(system.mask))), 1))
     a = np.repeat(np.arange(n_cand), partners)
     offset = np.arange(total) - np.repeat(np.cumsum(partners) - partners, partners)
     if ordered:  # b runs over the group, skipping a itself
