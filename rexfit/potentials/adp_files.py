@@ -13,8 +13,9 @@ Layout (LAMMPS pair_adp documentation; the reader of ``pair_adp.cpp``)::
 
 so it is an eam/alloy (setfl) file followed by the u and w tables.  Every block of values
 starts on a new line and may run over any number of lines (5 per line by convention); ``#``
-starts a comment in the data lines, blank lines are skipped.  Malformed files raise
-``ValueError("<path>:<line>: ...")``.
+starts a comment in the data lines, blank lines are skipped.  Malformed files (including any
+number that is not finite) raise :class:`~rexfit.potentials.tokens.PotentialFileError`, a
+``ValueError`` whose text is ``"<path>:<line>: ..."`` at the line of the offending value.
 
 In memory a file is an :class:`ADPTables` (NumPy float64).  :func:`adp_tables_from_potential`
 samples an :class:`~rexfit.potentials.adp.ADP` of any function objects on a grid, so a fitted
@@ -33,6 +34,7 @@ import numpy as np
 from ase.data import atomic_masses, atomic_numbers
 
 from rexfit.export.eam_table import _block, _values
+from rexfit.potentials.tokens import PotentialFileError, Token, read_text, to_float, to_int
 from rexfit.report.files import write_text
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -93,14 +95,11 @@ class _Reader:
 
     def __init__(self, path: Path):
         self.path = path
-        try:
-            self.lines = path.read_text().splitlines()
-        except OSError as exc:
-            raise ValueError(f"{path}: cannot read ADP file: {exc.strerror or exc}") from None
+        self.lines = read_text(path, "ADP").splitlines()
         self.pos = 0  # number of lines consumed; the current line is self.pos (1-based)
 
     def fail(self, message: str, line: int | None = None):
-        raise ValueError(f"{self.path}:{self.pos if line is None else line}: {message}")
+        raise PotentialFileError(message, self.path, self.pos if line is None else line)
 
     def raw_line(self, what: str) -> str:
         if self.pos >= len(self.lines):
@@ -116,12 +115,10 @@ class _Reader:
                 return words
 
     def number(self, word: str, what: str, kind=float):
-        try:
-            if kind is int:
-                return int(word)
-            return float(word.replace("D", "E").replace("d", "e"))
-        except ValueError:
-            self.fail(f"bad {'integer' if kind is int else 'number'} {word!r} in {what}")
+        """``word`` of the current line as a finite float (or an int)."""
+        if kind is int:
+            return to_int(Token(word, self.pos), self.path, what)
+        return to_float(Token(word, self.pos), self.path, what, fortran=True)
 
     def block(self, n: int, what: str) -> np.ndarray:
         """n values starting on a new line; a line may not run past the block's end."""

@@ -21,6 +21,7 @@ from ase.data import chemical_symbols
 from rexfit.errors import InputError, Origin
 from rexfit.potentials.eam import EAM
 from rexfit.potentials.tabulated import FuncflPair, LammpsTable, RPhiTable
+from rexfit.potentials.tokens import PotentialFileError, Token, read_text, to_float, to_floats, to_int
 
 
 @dataclass(frozen=True, eq=False)
@@ -50,63 +51,81 @@ class EAMTables:
 
 
 class _Lines:
-    """Line-oriented reader that also hands out blocks of numbers spanning lines."""
+    """Line-oriented reader that also hands out blocks of numbers spanning lines; every
+    number is checked finite and located at its own line (:mod:`~rexfit.potentials.tokens`)."""
 
     def __init__(self, path: Path):
         self.path = path
-        self.lines = path.read_text().splitlines()
+        self.lines = read_text(path, "EAM").splitlines()
         self.pos = 0
 
     def origin(self) -> Origin:
         return Origin(str(self.path), self.pos)
 
-    def line(self) -> list[str]:
-        if self.pos >= len(self.lines):
-            raise InputError("unexpected end of EAM file", self.origin())
-        self.pos += 1
-        return self.lines[self.pos - 1].split()
+    def fail(self, message: str, line: int | None = None):
+        raise PotentialFileError(message, self.path, self.pos if line is None else line)
 
-    def numbers(self, n: int) -> np.ndarray:
-        out: list[float] = []
+    def tokens(self, what: str) -> list[Token]:
+        if self.pos >= len(self.lines):
+            self.fail(f"unexpected end of EAM file (expected {what})", len(self.lines))
+        self.pos += 1
+        return [Token(w, self.pos) for w in self.lines[self.pos - 1].split()]
+
+    def line(self, what: str = "a header line") -> list[str]:
+        return [t.text for t in self.tokens(what)]
+
+    def numbers(self, n: int, what: str) -> np.ndarray:
+        """n finite values starting on the next line, over as many lines as needed (words
+        after the n-th on the last line are ignored, as LAMMPS does)."""
+        out: list[Token] = []
         while len(out) < n:
-            out.extend(self.line())
-        try:
-            return np.array([float(v.replace("D", "E").replace("d", "e")) for v in out[:n]])
-        except ValueError as exc:
-            raise InputError(f"bad number in EAM file: {exc}", self.origin()) from None
+            out.extend(self.tokens(f"{n - len(out)} more values of {what}"))
+        return to_floats(out[:n], self.path, what, fortran=True)
+
+    def words(self, count: int, what: str) -> list[Token]:
+        toks = self.tokens(what)
+        if len(toks) < count:
+            self.fail(f"expected {what}, got {' '.join(t.text for t in toks)!r}")
+        return toks
 
     def grid(self) -> tuple[int, float, int, float, float]:
-        words = self.line()
-        if len(words) < 5:
-            raise InputError("expected 'Nrho drho Nr dr cutoff'", self.origin())
-        return int(words[0]), float(words[1]), int(words[2]), float(words[3]), float(words[4])
+        w = self.words(5, "'Nrho drho Nr dr cutoff'")
+        nrho, nr = to_int(w[0], self.path, "Nrho"), to_int(w[2], self.path, "Nr")
+        drho, dr, cut = (to_float(w[k], self.path, name, fortran=True)
+                         for k, name in ((1, "drho"), (3, "dr"), (4, "cutoff")))
+        if nrho < 5 or nr < 5:
+            self.fail(f"Nrho and Nr must be at least 5 (LAMMPS's interpolation), got {nrho}, {nr}")
+        if not (drho > 0 and dr > 0 and cut > 0):
+            self.fail(f"drho, dr and cutoff must be positive, got {drho}, {dr}, {cut}")
+        return nrho, drho, nr, dr, cut
 
 
 def read_setfl(path, *, finnis_sinclair: bool = False) -> EAMTables:
     """Read a DYNAMO setfl file (LAMMPS ``eam/alloy``) or, if ``finnis_sinclair``, ``eam/fs``."""
     src = _Lines(Path(path))
     for _ in range(3):
-        src.line()
-    words = src.line()
-    nel = int(words[0])
-    elements = tuple(words[1 : 1 + nel])
-    if len(elements) != nel:
-        raise InputError(f"expected {nel} element names", src.origin())
+        src.line("3 comment lines")
+    words = src.words(1, "'N el_1 ... el_N'")
+    nel = to_int(words[0], src.path, "the element count")
+    elements = tuple(t.text for t in words[1 : 1 + nel])
+    if nel < 1 or len(elements) != nel:
+        src.fail(f"expected {nel} element names after the element count")
     nrho, drho, nr, dr, cut = src.grid()
     masses, F, rho, z2r = [], {}, {}, {}
     for a in elements:
-        masses.append(float(src.line()[1]))
-        F[a] = src.numbers(nrho)
+        w = src.words(2, f"the element line 'Z mass a0 lattice' of {a}")
+        masses.append(to_float(w[1], src.path, f"the mass of {a}", fortran=True))
+        F[a] = src.numbers(nrho, f"F(rho) of {a}")
         if finnis_sinclair:
             for b in elements:  # section of element a, entry b: density at b due to a
-                rho[(b, a)] = src.numbers(nr)
+                rho[(b, a)] = src.numbers(nr, f"rho(r) of {a} at {b}")
         else:
-            dens = src.numbers(nr)
+            dens = src.numbers(nr, f"rho(r) of {a}")
             for b in elements:
                 rho[(b, a)] = dens
     for i, a in enumerate(elements):
         for b in elements[: i + 1]:
-            z2r[(a, b)] = src.numbers(nr)
+            z2r[(a, b)] = src.numbers(nr, f"r*phi(r) of {a}-{b}")
     return EAMTables(
         "fs" if finnis_sinclair else "alloy", elements, tuple(masses), nrho, drho, nr, dr,
         cut, (nrho - 1) * drho, F, rho, z2r,
@@ -145,13 +164,13 @@ def read_funcfl(paths: Sequence, elements: Sequence[str] | None = None) -> EAMTa
     raw, symbols = [], []
     for path in paths:
         src = _Lines(path)
-        src.line()
-        words = src.line()
-        symbols.append(_symbol(int(words[0])))
-        mass = float(words[1])
+        src.line("a comment line")
+        words = src.words(2, "'Z mass a0 lattice'")
+        symbols.append(_symbol(to_int(words[0], path, "the atomic number")))
+        mass = to_float(words[1], path, "the mass", fortran=True)
         nrho, drho, nr, dr, cut = src.grid()
-        raw.append((mass, nrho, drho, nr, dr, cut, src.numbers(nrho), src.numbers(nr),
-                    src.numbers(nr)))
+        raw.append((mass, nrho, drho, nr, dr, cut, src.numbers(nrho, "F(rho)"),
+                    src.numbers(nr, "Z(r)"), src.numbers(nr, "rho(r)")))
     elements = tuple(elements) if elements is not None else tuple(symbols)
     if len(set(elements)) != len(elements):
         raise InputError(f"funcfl files need distinct element names, got {elements}")

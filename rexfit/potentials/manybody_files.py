@@ -15,13 +15,15 @@ atomicrex ``<fit-dof tag=...>`` spelling); :func:`params_from_entries` and
 
 from __future__ import annotations
 
-import os
 from itertools import product
 from pathlib import Path
 from typing import Iterable, Mapping
 
 import jax.numpy as jnp
 import numpy as np
+
+from rexfit.potentials import tokens as tok
+from rexfit.potentials.tokens import PotentialFileError, Token, source_text, to_float
 
 SW_PARAMETERS = ("epsilon", "sigma", "a", "lambda", "gamma", "costheta0", "A", "B", "p", "q",
                  "tol")
@@ -40,13 +42,6 @@ def triplet_tag(e1: str, e2: str, e3: str) -> str:
     return f"{e1}{e2}{e3}"
 
 
-def _text(source) -> str:
-    """Contents of a path, or ``source`` itself if it is a string with newlines."""
-    if isinstance(source, os.PathLike) or (isinstance(source, str) and "\n" not in source):
-        return Path(source).read_text()
-    return str(source)
-
-
 def _where(source, kind: str) -> str:
     return f"{kind} file" if isinstance(source, str) and "\n" in source else str(source)
 
@@ -55,59 +50,67 @@ def _check_units(first_line: str, where: str) -> None:
     words = first_line.split()
     for k, word in enumerate(words[:-1]):
         if word == "UNITS:" and words[k + 1] != "metal":
-            raise ValueError(f"{where}: UNITS: {words[k + 1]} (only metal units are supported)")
+            raise PotentialFileError(f"UNITS: {words[k + 1]} (only metal units are supported)",
+                                     where, 1)
 
 
-def read_entries(source, names: tuple[str, ...], kind: str = "potential") -> Entries:
-    """Entries of a LAMMPS many-body file (path, or the text itself if it has newlines).
-
-    ``names``: the K value names in file order.  Raises ``ValueError`` on an incomplete or
-    overlong entry, a non-numeric value, a duplicate triplet or non-metal units.
-    """
-    text = _text(source)
-    where = _where(source, kind)
+def _read_located(source, names: tuple[str, ...], kind: str):
+    """(entries, {triplet: line of its first word}, name for messages)."""
+    text, where = source_text(source, kind)
     lines = text.splitlines()
     if lines:
         _check_units(lines[0], where)
     per_entry = 3 + len(names)
     entries: Entries = {}
-    words: list[str] = []
-    start = 0
-    for number, line in enumerate(lines, 1):
-        line_words = line.split("#", 1)[0].split()
-        if not line_words:
-            continue
-        if not words:
-            start = number
+    starts: dict[tuple[str, str, str], int] = {}
+    words: list[Token] = []
+    for line_words in tok.line_words(text):
         words.extend(line_words)
         if len(words) < per_entry:
             continue
+        start = words[0].line
         if len(words) > per_entry:
-            raise ValueError(f"{where}:{start}: entry has {len(words)} words, expected "
-                             f"{per_entry} (3 elements + {len(names)} values)")
-        key = (words[0], words[1], words[2])
-        try:
-            values = [float(w) for w in words[3:]]
-        except ValueError as exc:
-            raise ValueError(f"{where}:{start}: {exc}") from None
+            raise PotentialFileError(f"entry has {len(words)} words, expected {per_entry} "
+                                     f"(3 elements + {len(names)} values)", where, start)
+        key = (words[0].text, words[1].text, words[2].text)
+        label = " ".join(key)
+        values = [to_float(t, where, f"{n} of {label}") for n, t in zip(names, words[3:])]
         if key in entries:
-            raise ValueError(f"{where}:{start}: duplicate entry for {' '.join(key)}")
+            raise PotentialFileError(f"duplicate entry for {label}", where, start)
         entries[key] = dict(zip(names, values))
+        starts[key] = start
         words = []
     if words:
-        raise ValueError(f"{where}:{start}: incomplete entry ({len(words)} of {per_entry} words)")
-    return entries
+        raise PotentialFileError(f"incomplete entry ({len(words)} of {per_entry} words)", where,
+                                 words[0].line)
+    return entries, starts, where
 
 
-def _check_sw(entries: Entries, where: str) -> None:
+def read_entries(source, names: tuple[str, ...], kind: str = "potential") -> Entries:
+    """Entries of a LAMMPS many-body file (path, or the text itself if it has newlines).
+
+    ``names``: the K value names in file order.  Raises :class:`PotentialFileError` (a
+    ``ValueError``, ``"path:line: message"``) on an incomplete or overlong entry, a value
+    that is not a finite number, a duplicate triplet or non-metal units.
+    """
+    return _read_located(source, names, kind)[0]
+
+
+def _fail(where: str, starts, key, message: str):
+    if starts and key in starts:
+        raise PotentialFileError(message, where, starts[key])
+    raise ValueError(f"{where}: {message}")
+
+
+def _check_sw(entries: Entries, where: str, starts=None) -> None:
     for key, v in entries.items():
         negative = [n for n in SW_PARAMETERS if n != "costheta0" and v[n] < 0.0]
         if negative:
-            raise ValueError(f"{where}: illegal Stillinger-Weber parameter(s) {negative} "
-                             f"< 0 for {' '.join(key)}")
+            _fail(where, starts, key, f"illegal Stillinger-Weber parameter(s) {negative} "
+                                      f"< 0 for {' '.join(key)}")
 
 
-def _check_tersoff(entries: Entries, where: str) -> None:
+def _check_tersoff(entries: Entries, where: str, starts=None) -> None:
     for key, v in entries.items():
         bad = [n for n in ("c", "d", "n", "beta", "lambda2", "B", "R", "D", "lambda1", "A",
                            "gamma") if v[n] < 0.0]
@@ -116,20 +119,20 @@ def _check_tersoff(entries: Entries, where: str) -> None:
         if v["m"] not in (1.0, 3.0):
             bad.append("m not 1 or 3")
         if bad:
-            raise ValueError(f"{where}: illegal Tersoff parameter(s) {bad} for {' '.join(key)}")
+            _fail(where, starts, key, f"illegal Tersoff parameter(s) {bad} for {' '.join(key)}")
 
 
 def read_sw_file(source) -> Entries:
     """Entries of a LAMMPS ``.sw`` file, checked as LAMMPS does (no negative values)."""
-    entries = read_entries(source, SW_PARAMETERS, "Stillinger-Weber")
-    _check_sw(entries, _where(source, "Stillinger-Weber"))
+    entries, starts, where = _read_located(source, SW_PARAMETERS, "Stillinger-Weber")
+    _check_sw(entries, where, starts)
     return entries
 
 
 def read_tersoff_file(source) -> Entries:
     """Entries of a LAMMPS ``.tersoff`` file, checked as LAMMPS does (m ∈ {1, 3}, D ≤ R, …)."""
-    entries = read_entries(source, TERSOFF_PARAMETERS, "Tersoff")
-    _check_tersoff(entries, _where(source, "Tersoff"))
+    entries, starts, where = _read_located(source, TERSOFF_PARAMETERS, "Tersoff")
+    _check_tersoff(entries, where, starts)
     return entries
 
 

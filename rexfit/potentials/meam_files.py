@@ -34,13 +34,17 @@ from typing import Sequence
 import numpy as np
 
 from rexfit.errors import InputError, Origin
+from rexfit.potentials.tokens import PotentialFileError, Token, read_text
 
 #: LAMMPS's tolerance for "the knots are on a uniform grid" (Å, or density/cosine units).
 GRID_TOLERANCE = 1e-8
 
 
-class MEAMFileError(InputError, ValueError):
+class MEAMFileError(PotentialFileError):
     """A malformed meam/spline file; ``str()`` is "path:line: message"."""
+
+    def __init__(self, message: str, origin: Origin):
+        InputError.__init__(self, message, origin)
 
 
 @dataclass(frozen=True, eq=False)
@@ -134,35 +138,35 @@ class _Reader:
         self.pos += 1
         return self.pos, self.lines[self.pos - 1]
 
-    def words(self, count: int, expected: str) -> tuple[int, list[str]]:
-        """At least ``count`` (≥ 1) words from the next non-blank lines, comments removed."""
-        words: list[str] = []
-        first = 0
+    def words(self, count: int, expected: str) -> tuple[int, list[Token]]:
+        """At least ``count`` (≥ 1) words from the next non-blank lines, comments removed;
+        (line of the first word, the words with their own lines)."""
+        words: list[Token] = []
         while not words or len(words) < count:
             if self.pos >= len(self.lines):
                 raise self.error(f"unexpected end of file (expected {expected})",
                                  len(self.lines))
             self.pos += 1
-            new = self.lines[self.pos - 1].split("#", 1)[0].split()
-            if new and not first:
-                first = self.pos
-            words += new
-        return first, words
+            words += [Token(w, self.pos) for w in self.lines[self.pos - 1].split("#", 1)[0].split()]
+        return words[0].line, words
 
-    def number(self, word: str, line: int, what: str) -> float:
+    def number(self, word: Token, what: str) -> float:
         try:
-            value = float(word)
+            value = float(word.text)
         except ValueError:
-            raise self.error(f"expected a number for {what}, got {word!r}", line) from None
+            raise self.error(f"expected a number for {what}, got {word.text!r}",
+                             word.line) from None
         if not math.isfinite(value):
-            raise self.error(f"{what} is not finite ({word})", line)
+            raise self.error(f"{what} is not finite ({word.text}); every number in a potential "
+                             "file must be finite", word.line)
         return value
 
-    def integer(self, word: str, line: int, what: str) -> int:
+    def integer(self, word: Token, what: str) -> int:
         try:
-            return int(word)
+            return int(word.text)
         except ValueError:
-            raise self.error(f"expected an integer for {what}, got {word!r}", line) from None
+            raise self.error(f"expected an integer for {what}, got {word.text!r}",
+                             word.line) from None
 
 
 def _check_units(reader: _Reader, first_line: str) -> None:
@@ -193,20 +197,20 @@ def _read_spline(reader: _Reader, new_format: bool, what: str) -> SplineData:
             raise reader.error(f"{what}: expected the line 'spline3eq', got {text.strip()!r}",
                                number)
     line, words = reader.words(1, f"the knot count of {what}")
-    n = reader.integer(words[0], line, f"the knot count of {what}")
+    n = reader.integer(words[0], f"the knot count of {what}")
     if n < 2:
         raise reader.error(f"{what}: a spline needs at least 2 knots, got {n}", line)
-    dline, words = reader.words(2, f"the end derivatives of {what}")
-    d0 = reader.number(words[0], dline, f"the left derivative of {what}")
-    d1 = reader.number(words[1], dline, f"the right derivative of {what}")
+    _, words = reader.words(2, f"the end derivatives of {what}")
+    d0 = reader.number(words[0], f"the left derivative of {what}")
+    d1 = reader.number(words[1], f"the right derivative of {what}")
     if not new_format:
         reader.skip_line(f"the flag line of {what}")
     knots = np.empty(n)
     values = np.empty(n)
     for k in range(n):
-        kline, words = reader.words(3, f"knot {k} of {what} (x y y'')")
-        knots[k] = reader.number(words[0], kline, f"knot {k} of {what}")
-        values[k] = reader.number(words[1], kline, f"the value at knot {k} of {what}")
+        _, words = reader.words(3, f"knot {k} of {what} (x y y'')")
+        knots[k] = reader.number(words[0], f"knot {k} of {what}")
+        values[k] = reader.number(words[1], f"the value at knot {k} of {what}")
     _check_grid(reader, knots, line, what)
     return SplineData(knots, values, d0, d1, line)
 
@@ -214,7 +218,7 @@ def _read_spline(reader: _Reader, new_format: bool, what: str) -> SplineData:
 def _source_text(source) -> tuple[str, str]:
     """(text, name for messages) of a path, or of text given directly (has newlines)."""
     if isinstance(source, os.PathLike) or (isinstance(source, str) and "\n" not in source):
-        return Path(source).read_text(), str(source)
+        return read_text(source, "meam/spline"), str(source)
     return str(source), "meam/spline file"
 
 
@@ -233,12 +237,12 @@ def read_meam_spline(source) -> MEAMSplineFile:
         new_format = True
         if len(words) < 2:
             raise reader.error("expected 'meam/spline <n> <element> ...'", line)
-        n = reader.integer(words[1], line, "the number of elements")
+        n = reader.integer(words[1], "the number of elements")
         if n < 1:
             raise reader.error(f"invalid number of elements {n}", line)
         if len(words) < 2 + n:
             raise reader.error(f"expected {n} element names after 'meam/spline {n}'", line)
-        elements = tuple(words[2:2 + n])
+        elements = tuple(w.text for w in words[2:2 + n])
         if len(set(elements)) != n:
             raise reader.error(f"element names repeat: {' '.join(elements)}", line)
     else:

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import re
 from pathlib import Path
 
 import jax.numpy as jnp
@@ -27,6 +29,7 @@ from rexfit.descriptors.lsp import LSP
 from rexfit.descriptors.power_spectrum import PowerSpectrum
 from rexfit.potentials.neural_network import NeuralNetwork
 from rexfit.potentials.pinn import PINN
+from rexfit.potentials.tokens import PotentialFileError, read_text
 
 FORMAT = "rexfit-neural-network-1"
 DESCRIPTORS = {cls.__name__: cls for cls in (ACSF, WACSF, LSP, PowerSpectrum, EAD, Bispectrum)}
@@ -67,10 +70,53 @@ def write_model(path, model, params, header: str = "") -> None:
     Path(path).write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
 
 
-def read_model(path):
-    """(model, params) of a model file; raises ValueError naming the file on bad content."""
+_JSON_TOKEN = re.compile(r'"(?:\\.|[^"\\])*"|-?Infinity|NaN|-?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?')
+
+
+def _first_non_finite(text: str) -> tuple[int, str]:
+    """(line, token) of the first number in JSON ``text`` that is not finite (NaN, Infinity
+    or too large for a float64); strings are skipped."""
+    for m in _JSON_TOKEN.finditer(text):
+        word = m.group()
+        if word.startswith('"'):
+            continue
+        if word.lstrip("-") in ("NaN", "Infinity") or not math.isfinite(float(word)):
+            return text.count("\n", 0, m.start()) + 1, word
+    return 1, "?"
+
+
+def _load_json(path) -> dict:
+    """The JSON of a model file; a syntax error or a non-finite number is located."""
+    text = read_text(path, "model")
+    bad = []
+
+    def number(word: str) -> float:
+        value = float(word)
+        if not math.isfinite(value):
+            bad.append(word)
+        return value
+
+    def constant(word: str) -> float:
+        bad.append(word)
+        return float(word.replace("Infinity", "inf"))
+
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        data = json.loads(text, parse_float=number, parse_constant=constant)
+    except json.JSONDecodeError as exc:
+        raise PotentialFileError(f"malformed model file: {exc.msg}", path, exc.lineno) from None
+    if bad:
+        line, word = _first_non_finite(text)
+        raise PotentialFileError(f"{word!r} is not a finite number (every number in a model "
+                                 "file must be finite)", path, line)
+    return data
+
+
+def read_model(path):
+    """(model, params) of a model file; raises ValueError naming the file on bad content
+    (:class:`~rexfit.potentials.tokens.PotentialFileError`, at its line, for a malformed file
+    or a number that is not finite)."""
+    try:
+        data = _load_json(path)
         if data.get("format") != FORMAT:
             raise ValueError(f"not a rexfit neural-network file (format {data.get('format')!r})")
         common = (descriptor_from_dict(data["descriptor"]), tuple(data["elements"]),
@@ -92,7 +138,9 @@ def read_model(path):
                                      f"{shape}")
                 p[name] = jnp.float64(value) if shape == () else jnp.asarray(value)
             params[e] = p
-    except (KeyError, TypeError, json.JSONDecodeError) as exc:
+    except PotentialFileError:
+        raise
+    except (KeyError, TypeError) as exc:
         raise ValueError(f"{path}: malformed model file ({exc})") from None
     except ValueError as exc:
         raise ValueError(f"{path}: {exc}") from None

@@ -17,6 +17,8 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
+from rexfit.potentials.tokens import PotentialFileError, Token, line_words, read_text, to_float, to_int
+
 #: .snapparam keywords with their LAMMPS defaults (types: float, int flag)
 SNAPPARAM_DEFAULTS = {
     "rcutfac": None, "twojmax": None, "rfac0": 0.99363, "rmin0": 0.0, "switchflag": 1,
@@ -36,41 +38,44 @@ class SnapElement:
     coefficients: np.ndarray
 
 
-def _lines(path) -> list[tuple[int, list[str]]]:
-    """(line number, words) of the non-blank lines with comments removed."""
-    text = Path(path).read_text()
-    out = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        words = line.split("#", 1)[0].split()
-        if words:
-            out.append((number, words))
-    return out
+def _lines(path, kind: str) -> list[list[Token]]:
+    """The tokens of each non-blank line, comments removed (each token knows its line)."""
+    return list(line_words(read_text(path, kind)))
 
 
 def read_snapcoeff(path) -> dict[str, SnapElement]:
-    """{element: SnapElement} of a .snapcoeff file, in file order."""
-    lines = _lines(path)
-    if not lines or len(lines[0][1]) < 2:
-        raise ValueError(f"{path}: expected 'nelements ncoeff' as the first line")
-    try:
-        nelem, ncoeff = int(lines[0][1][0]), int(lines[0][1][1])
-    except ValueError as exc:
-        raise ValueError(f"{path}:{lines[0][0]}: expected 'nelements ncoeff'") from exc
+    """{element: SnapElement} of a .snapcoeff file, in file order.
+
+    Raises :class:`PotentialFileError` (a ``ValueError``) at the line of the offending word.
+    """
+    lines = _lines(path, "SNAP coefficient")
+    if not lines or len(lines[0]) < 2:
+        raise PotentialFileError("expected 'nelements ncoeff' as the first line", path,
+                                 lines[0][0].line if lines else 1)
+    nelem = to_int(lines[0][0], path, "nelements")
+    ncoeff = to_int(lines[0][1], path, "ncoeff")
+    if nelem < 1 or ncoeff < 1:
+        raise PotentialFileError(f"nelements and ncoeff must be positive, got {nelem} "
+                                 f"{ncoeff}", path, lines[0][0].line)
     out: dict[str, SnapElement] = {}
     pos = 1
     for _ in range(nelem):
-        if pos + ncoeff >= len(lines) + 1 or len(lines[pos][1]) < 3:
-            raise ValueError(f"{path}: incomplete file: expected {nelem} elements of "
-                             f"{ncoeff} coefficients")
-        number, words = lines[pos]
-        name = words[0]
+        if pos + ncoeff > len(lines) - 1:
+            last = lines[-1][0].line
+            raise PotentialFileError(f"incomplete file: expected {nelem} elements of {ncoeff} "
+                                     f"coefficients (a line 'name R w', then one coefficient "
+                                     f"per line), the file ends after {len(out)}", path, last)
+        words = lines[pos]
+        name = words[0].text
+        if len(words) < 3:
+            raise PotentialFileError(f"expected 'name R w' for element {len(out) + 1}, got "
+                                     f"{' '.join(t.text for t in words)!r}", path, words[0].line)
         if name in out:
-            raise ValueError(f"{path}:{number}: duplicate element {name}")
-        try:
-            radius, weight = float(words[1]), float(words[2])
-            coeffs = np.array([float(lines[pos + 1 + k][1][0]) for k in range(ncoeff)])
-        except (ValueError, IndexError) as exc:
-            raise ValueError(f"{path}:{number}: malformed entry of element {name}") from exc
+            raise PotentialFileError(f"duplicate element {name}", path, words[0].line)
+        radius = to_float(words[1], path, f"the radius R of {name}")
+        weight = to_float(words[2], path, f"the weight w of {name}")
+        coeffs = np.array([to_float(lines[pos + 1 + k][0], path, f"coefficient {k} of {name}")
+                           for k in range(ncoeff)], dtype=np.float64)
         out[name] = SnapElement(radius, weight, coeffs)
         pos += 1 + ncoeff
     return out
@@ -79,16 +84,19 @@ def read_snapcoeff(path) -> dict[str, SnapElement]:
 def read_snapparam(path) -> dict[str, float | int]:
     """Settings of a .snapparam file with LAMMPS defaults filled in."""
     out = dict(SNAPPARAM_DEFAULTS)
-    for number, words in _lines(path):
-        key = words[0]
+    for words in _lines(path, "SNAP parameter"):
+        key = words[0].text
         if key in _IGNORED:
             continue
         if key not in SNAPPARAM_DEFAULTS or len(words) < 2:
-            raise ValueError(f"{path}:{number}: unknown or incomplete SNAP setting '{key}'")
-        out[key] = float(words[1]) if key in _FLOATS else int(words[1])
+            raise PotentialFileError(f"unknown or incomplete SNAP setting '{key}' (known: "
+                                     f"{', '.join(SNAPPARAM_DEFAULTS)})", path, words[0].line)
+        out[key] = to_float(words[1], path, key) if key in _FLOATS else \
+            to_int(words[1], path, key)
     missing = [k for k in ("rcutfac", "twojmax") if out[k] is None]
     if missing:
-        raise ValueError(f"{path}: required SNAP setting(s) {', '.join(missing)} missing")
+        raise PotentialFileError(f"required SNAP setting(s) {', '.join(missing)} missing", path,
+                                 1)
     return out
 
 
@@ -123,7 +131,7 @@ def read_snap_include(path) -> tuple[Path, Path, tuple[str, ...]]:
     of a LAMMPS ``.snap`` include file (paths relative to the file's directory).  Other terms
     of a ``hybrid/overlay`` (e.g. ZBL) are not read."""
     path = Path(path)
-    text = path.read_text().replace("&\n", " ")
+    text = read_text(path, "SNAP include").replace("&\n", " ")
     for line in text.splitlines():
         words = shlex.split(line.split("#", 1)[0])
         if len(words) >= 5 and words[0] == "pair_coeff" and words[1:3] == ["*", "*"]:
