@@ -72,6 +72,8 @@ class _Tracker:
         self.chosen_u: np.ndarray | None = None
         self._logged: tuple[int, str] | None = None  # (iteration, line) last written to the log
         self._evaluations_before = 0  # evaluations counted before this run (a restart)
+        #: what was not finite at the last point replaced by a penalty ("objective", …)
+        self.nonfinite = "objective"
         self.has_validation = bool(getattr(objective, "has_validation", lambda: False)())
         # recent evaluations by point: iteration callbacks (and simplex methods) revisit them
         self._cache: OrderedDict[bytes, tuple[float, np.ndarray | None]] = OrderedDict()
@@ -89,6 +91,7 @@ class _Tracker:
         g = ev.grad
         if not math.isfinite(f) or (g is not None and not np.all(np.isfinite(g))):
             # A trial point where a structure blew up: tell the minimizer it is very bad.
+            self.nonfinite = "objective" if not math.isfinite(f) else "objective's gradient"
             f = 1e300 if self.best == math.inf else max(1e3 * abs(self.best), 1e30)
             g = None if g is None else (self.last_grad if self.last_grad is not None
                                         else np.zeros_like(u))
@@ -278,7 +281,7 @@ def run_fit(objective, fitting, log, *, max_iter: int | None = None,
     f0, g0 = evaluate(u0, needs_grad)
     if not math.isfinite(f0) or f0 >= 1e30:
         where = "the checkpoint's parameters" if restart is not None else "the given parameters"
-        raise failure(f"the objective is not finite at {where}", objective, u0,
+        raise failure(f"the {tr.nonfinite} is not finite at {where}", objective, u0,
                       residuals=squares and bool(space.size))
     if restart is not None:
         tr.history = [list(h) for h in restart["history"]]

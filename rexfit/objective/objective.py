@@ -18,6 +18,7 @@ import numpy as np
 from rexfit.errors import CalculationFailed, InputError, InputErrors
 from rexfit.job import spec as s
 from rexfit.model.datasets import load_dataset
+from rexfit.model.potentials import get_path
 from rexfit.model.structures import build_structure
 from rexfit.objective.dataset_term import CLOSE_DISTANCE, DatasetTerm
 from rexfit.objective.networks import initialise_networks
@@ -298,7 +299,8 @@ class Objective:
             leaves = [np.asarray(j).reshape(np.shape(r)[0], -1)
                       for j in jax.tree_util.tree_leaves(jac)]
             rows.append(np.asarray(r))
-            jacs.append(np.concatenate(leaves, axis=1) @ t_u)
+            with np.errstate(all="ignore"):  # non-finite rows are reported by the caller
+                jacs.append(np.concatenate(leaves, axis=1) @ t_u)
         for (did, set_name), dterm in self.datasets.items():
             if set_name != "training":
                 continue
@@ -400,7 +402,7 @@ class Objective:
         if failed is not None:
             return failed
         args = (tree, jnp.asarray(relaxed.x), jnp.asarray(relaxed.free), relaxed.nbrs)
-        bad_values, bad_slopes = [], []
+        bad_values, bad_slopes, bad_params = [], [], []
         if residuals:
             r, jac = term_residuals_and_jacobian(term, *args)
             r = np.asarray(r)
@@ -422,10 +424,10 @@ class Objective:
                           if not np.all(np.isfinite(np.asarray(props[fp.name], float)))]
             if not bad_values and not np.isfinite(float(value)):
                 bad_values = [fp.name for fp in term.fitted]
-            if not bad_values and not all(np.all(np.isfinite(np.asarray(leaf)))
-                                          for leaf in jax.tree_util.tree_leaves(g)):
-                bad_slopes = ["its parameter gradient"]
-        if not bad_values and not bad_slopes:
+            if not bad_values:
+                bad_params = [e.name for e in self.space.fitted
+                              if not np.all(np.isfinite(np.asarray(get_path(g, e.path))))]
+        if not bad_values and not bad_slopes and not bad_params:
             return None
         parts = []
         if bad_values:
@@ -433,6 +435,9 @@ class Objective:
                                    for n in bad_values))
         if bad_slopes:
             parts.append("the parameter derivative of " + ", ".join(bad_slopes)
+                         + " is not finite")
+        if bad_params:
+            parts.append("its derivative with respect to " + ", ".join(bad_params)
                          + " is not finite")
         text = "; ".join(parts) + _close_atoms(relaxed)
         if not relaxed.converged and relaxed.message:
