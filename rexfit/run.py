@@ -80,10 +80,16 @@ _OTHER_DIR = "choose another one with --output-dir DIR (output_dir= in Python)"
 
 def check_output_dir(path: str) -> None:
     """Create the output directory ``path`` and write, then remove, a probe file in it, before
-    anything is computed.  Raises :class:`InputErrors` naming the directory, what is wrong and
-    how to fix it."""
+    anything is computed; directories created for the probe are removed again (a job that
+    turns out invalid leaves nothing behind).  Raises :class:`InputErrors` naming the
+    directory, what is wrong and how to fix it."""
     where = os.path.abspath(path)
     why = None
+    created = []  # the directories the probe creates, deepest last
+    missing = where
+    while not os.path.lexists(missing) and os.path.dirname(missing) != missing:
+        created.insert(0, missing)
+        missing = os.path.dirname(missing)
     try:
         os.makedirs(where, exist_ok=True)
     except FileExistsError:
@@ -112,6 +118,11 @@ def check_output_dir(path: str) -> None:
         except OSError as exc:
             why = (f"is not writable ({exc.strerror or exc}): make it writable "
                    "(e.g. chmod u+w), or " + _OTHER_DIR)
+    for directory in reversed(created):
+        try:
+            os.rmdir(directory)
+        except OSError:
+            break
     if why is not None:
         raise InputErrors([InputError(f"output directory {where} {why}")])
 

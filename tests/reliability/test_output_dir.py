@@ -87,7 +87,10 @@ def test_read_only_output_dir(lj_job, tmp_path, capsys):
 
 def test_probe_leaves_nothing_behind(tmp_path):
     out = tmp_path / "a" / "b"
-    check_output_dir(str(out))  # created, probed
+    check_output_dir(str(out))  # created, probed, removed again
+    assert list(tmp_path.iterdir()) == []
+    out.mkdir(parents=True)
+    check_output_dir(str(out))  # an existing directory stays, empty
     assert out.is_dir() and list(out.iterdir()) == []
 
 
