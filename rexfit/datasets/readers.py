@@ -125,7 +125,8 @@ def detect_format(path: str | os.PathLike) -> str:
 def read_dataset(path: str | os.PathLike, format: str | None = None, *,
                  group_from: str | None = None, energy_shift_per_atom: float = 0.0,
                  require: Iterable[str] = (), energy_key: str = "energy",
-                 species: Sequence[str] | None = None) -> list[Entry]:
+                 species: Sequence[str] | None = None, keys: dict | None = None,
+                 use: Iterable[str] | None = None) -> list[Entry]:
     """Read every structure of a dataset file.
 
     format: one of :data:`FORMATS` (or an alias in :data:`FORMAT_ALIASES`); None detects it from
@@ -142,11 +143,23 @@ def read_dataset(path: str | os.PathLike, format: str | None = None, *,
         default; for VASP energy(sigma→0)) or ``"free_energy"`` (VASP's TOTEN, the energy the
         forces are derivatives of). When the chosen one is absent, the other is used.
     species: element names, in order, for POSCAR blocks without a species line (VASP 4).
+    keys: {quantity: name} for reference data stored under other names than ASE's ("energy",
+        "forces", "stress"): e.g. ``{"energy": "REF_energy", "forces": "REF_forces"}`` as in
+        pacemaker and MACE files (extxyz info keys and per-atom arrays, ase.db key-value pairs
+        and data).  A named key found in no entry of the file is an error.
+    use: the quantities the caller will use ("energy", "forces", "stress"); when given, an
+        entry that has none of them is an error naming the frame, the keys it does carry and
+        how to name them with ``keys``.
+
+    A stress on an entry without a periodic cell of non-zero volume is an error (it could not
+    be used).
     """
     p = os.fspath(path)
     fmt = _resolve_format(p, format)
     group = _parse_group_from(group_from, fmt)
     required = _parse_require(require)
+    used = None if use is None else _parse_require(use)
+    keys = _parse_keys(keys, fmt)
     if energy_key not in _ENERGY_KEYS:
         raise InputError(f"energy_key must be one of {', '.join(_ENERGY_KEYS)}, not "
                          f"'{energy_key}'")
@@ -157,18 +170,107 @@ def read_dataset(path: str | os.PathLike, format: str | None = None, *,
         raise InputError(f"dataset file {p} not found")
 
     if fmt in _ASE_FORMAT:
-        raws = _read_ase_file(p, fmt, group, energy_key)
+        raws = _read_ase_file(p, fmt, group, energy_key, keys)
     elif fmt == "db":
-        raws = _read_db(p, group, energy_key)
+        raws = _read_db(p, group, energy_key, keys)
     else:
         raws = _read_poscar_file(p, fmt, group, species)
     if not raws:
         raise InputError(f"no structures found (read as {fmt})", Origin(p, 1))
 
     locate = _Locator(p, fmt)
+    _check_keys_found(raws, keys, p, locate)
     entries = [_finish(r, p, locate, energy_shift_per_atom) for r in raws]
     _check_required(entries, raws, required, p, locate)
+    if used is not None:
+        _check_used(entries, raws, used, p, locate)
     return entries
+
+
+#: Where ``keys`` may rename reference data, and the attribute of ``<file>`` that does it.
+KEY_ATTRIBUTES = {"energy": "energy-key", "forces": "forces-key", "stress": "stress-key"}
+
+
+def _parse_keys(keys: dict | None, fmt: str) -> dict:
+    keys = {q: str(k).strip() for q, k in (keys or {}).items() if k is not None}
+    bad = [q for q in keys if q not in QUANTITIES]
+    if bad:
+        raise InputError(f"unknown quantity {', '.join(map(repr, bad))} in keys; choose from "
+                         f"{', '.join(QUANTITIES)}")
+    if keys and fmt not in ("extxyz", "db"):
+        names = ", ".join(KEY_ATTRIBUTES[q] for q in keys)
+        raise InputError(f"{names}: only extxyz and ASE database files store data under "
+                         f"names of their own, not a {fmt} file")
+    empty = [KEY_ATTRIBUTES[q] for q, k in keys.items() if not k]
+    if empty:
+        raise InputError(f"{', '.join(empty)} is empty: give the name of the key")
+    return keys
+
+
+def _check_keys_found(raws: list[_Raw], keys: dict, path: str, locate: _Locator) -> None:
+    for q, key in keys.items():
+        if not any(getattr(r, q) is not None for r in raws):
+            first = raws[0]
+            raise _err(path, locate(first), f"{KEY_ATTRIBUTES[q]}=\"{key}\": no entry of the "
+                       f"file has it; {first.what} has{_describe_keys(first) or ' none'}")
+
+
+def _describe_keys(r: _Raw) -> str:
+    """" (info keys: a, b; arrays: c)" — the names an ASE entry carries besides its data."""
+    if r.keys_kind[0] is None:
+        return ""
+    info, arrays = r.extra
+    parts = [f"{r.keys_kind[0]}: {', '.join(info) if info else 'none'}"]
+    if r.keys_kind[1]:
+        parts.append(f"{r.keys_kind[1]}: {', '.join(arrays) if arrays else 'none'}")
+    return f" ({'; '.join(parts)})"
+
+
+def _suggest(r: _Raw) -> str:
+    """A hint naming the keys of ``r`` that look like reference data."""
+    info, arrays = r.extra
+    pick = {
+        "energy": [k for k in info if "energy" in k.lower() and "weight" not in k.lower()],
+        "forces": [k for k in arrays + info if "force" in k.lower()
+                   and "weight" not in k.lower()],
+        "stress": [k for k in info if "stress" in k.lower() or "virial" in k.lower()],
+    }
+    hints = [f'{KEY_ATTRIBUTES[q]}="{names[0]}"' for q, names in pick.items() if names]
+    if hints:
+        return "; name the keys on the dataset's <file>: " + " ".join(hints)
+    return ("; the file holds no reference data for it: add its energy, forces or stress, or "
+            "leave it out")
+
+
+def _check_used(entries: list[Entry], raws: list[_Raw], used: tuple[str, ...], path: str,
+                locate: _Locator) -> None:
+    """Every entry must carry at least one quantity in ``used`` (else it contributes nothing)."""
+    empty = [k for k, e in enumerate(entries) if all(getattr(e, q) is None for q in QUANTITIES)]
+    unused = [k for k, e in enumerate(entries)
+              if k not in empty and all(getattr(e, q) is None for q in used)]
+    if empty:
+        first = raws[empty[0]]
+        more = _more(raws, empty, len(entries))
+        raise _err(path, locate(first),
+                   f"{first.what} has no energy, forces or stress{more}{_describe_keys(first)}"
+                   f"{_suggest(first)}")
+    if unused:
+        first, e = raws[unused[0]], entries[unused[0]]
+        has = [q for q in QUANTITIES if getattr(e, q) is not None]
+        more = _more(raws, unused, len(entries))
+        prop = {"energy": "<atomic-energy/>", "forces": "<atomic-forces/>", "stress": "<stress/>"}
+        raise _err(path, locate(first),
+                   f"{first.what} has only {' and '.join(has)}{more}, which the dataset does "
+                   f"not fit (it fits {', '.join(used)}): add {' '.join(prop[q] for q in has)} "
+                   "to the dataset's <properties>, or leave the entry out")
+
+
+def _more(raws: list[_Raw], bad: list[int], total: int) -> str:
+    if len(bad) == 1:
+        return ""
+    names = ", ".join(raws[k].what for k in bad[1:4])
+    rest = f" and {len(bad) - 4} more" if len(bad) > 4 else ""
+    return f" (so do {names}{rest}: {len(bad)} of {total} entries)"
 
 
 def _resolve_format(path: str, format: str | None) -> str:
@@ -226,6 +328,8 @@ class _Raw:
     index: int                # 0-based position in the file (frame / row / block)
     line: int | None = None   # 1-based line where the entry starts, when known
     virial: Any = field(default=None)
+    extra: tuple = ((), ())   # (other info/key-value names, other per-atom array names)
+    keys_kind: tuple = (None, None)  # how messages call the two lists (None: no such names)
 
 
 class _Locator:
@@ -298,8 +402,17 @@ def _finish(r: _Raw, path: str, locate: _Locator, shift: float) -> Entry:
     forces = None if r.forces is None else array(r.forces, (n, 3), "forces")
     stress = None
     if r.stress is not None:
-        s = np.asarray(r.stress, dtype=np.float64)
+        try:
+            s = np.asarray(r.stress, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise fail("stress is not numeric") from None
+        s = s.reshape(3, 3) if s.shape == (9,) else s
         stress = array(_to_voigt(s) if s.shape == (3, 3) else s, (6,), "stress")
+        if not (all(bool(b) for b in np.broadcast_to(np.asarray(r.pbc, dtype=bool), (3,)))
+                and abs(float(np.linalg.det(cell))) > 1e-12):
+            raise fail("it has a stress but no periodic cell (a stress needs the cell volume "
+                       "and would be ignored): give its lattice and pbc (extxyz: Lattice=\"...\""
+                       " pbc=\"T T T\"), or remove the stress")
     elif r.virial is not None:
         stress = array(_stress_from_virial(r.virial, cell, pbc, fail), (6,), "stress")
     energy = None
@@ -374,7 +487,21 @@ def _group_of(mapping: dict, group, what: str, path: str, line, kind: str):
                            f"the group from")
 
 
-def _read_ase_file(path: str, fmt: str, group, energy_key: str) -> list[_Raw]:
+_STANDARD_ARRAYS = {"numbers", "positions"}
+
+
+def _lookup(key: str | None, default, *maps):
+    """The value of ``key`` in the first mapping that has it, or ``default`` without a key."""
+    if key is None:
+        return default
+    for m in maps:
+        if key in m:
+            return m[key]
+    return None
+
+
+def _read_ase_file(path: str, fmt: str, group, energy_key: str,
+                   keys: dict | None = None) -> list[_Raw]:
     import ase.io
 
     try:
@@ -389,12 +516,20 @@ def _read_ase_file(path: str, fmt: str, group, energy_key: str) -> list[_Raw]:
     locate = _Locator(path, fmt)
     word = "frame" if fmt == "extxyz" else "ionic step"
     raws = []
+    keys = keys or {}
     for k, atoms in enumerate(frames):
         energy, forces, stress = _ase_results(atoms, energy_key)
+        res = atoms.calc.results if atoms.calc is not None else {}
+        energy = _lookup(keys.get("energy"), energy, atoms.info, res)
+        forces = _lookup(keys.get("forces"), forces, atoms.arrays, res)
+        stress = _lookup(keys.get("stress"), stress, atoms.info, res)
         what = f"{word} {k}"
         raw = _Raw(atoms.positions, np.asarray(atoms.cell), atoms.pbc,
                    atoms.get_chemical_symbols(), energy, forces, stress, None,
                    f"{path}#{k}", what, k)
+        raw.extra = (tuple(sorted(str(x) for x in atoms.info)),
+                     tuple(sorted(str(x) for x in atoms.arrays if x not in _STANDARD_ARRAYS)))
+        raw.keys_kind = ("info keys", "arrays")
         if fmt == "extxyz":
             if stress is None and "virial" in atoms.info:
                 raw.virial = atoms.info["virial"]
@@ -404,7 +539,7 @@ def _read_ase_file(path: str, fmt: str, group, energy_key: str) -> list[_Raw]:
     return raws
 
 
-def _read_db(path: str, group, energy_key: str) -> list[_Raw]:
+def _read_db(path: str, group, energy_key: str, keys: dict | None = None) -> list[_Raw]:
     import sqlite3
 
     import ase.db
@@ -439,11 +574,19 @@ def _read_db(path: str, group, energy_key: str) -> list[_Raw]:
             energy = data["dft_energy"]
         if forces is None and "dft_force" in data:
             forces = data["dft_force"]
+        keys = keys or {}
+        res = atoms.calc.results if atoms.calc is not None else {}
+        energy = _lookup(keys.get("energy"), energy, kvp, data, res)
+        forces = _lookup(keys.get("forces"), forces, data, kvp, res)
+        stress = _lookup(keys.get("stress"), stress, kvp, data, res)
         what = f"row id={rid}"
         g = None if group is None else _group_of(kvp, group, what, path, None, "key-value pair")
-        raws.append(_Raw(atoms.positions, np.asarray(atoms.cell), atoms.pbc,
-                         atoms.get_chemical_symbols(), energy, forces, stress, g,
-                         f"{path}#id={rid}", what, k))
+        raw = _Raw(atoms.positions, np.asarray(atoms.cell), atoms.pbc,
+                   atoms.get_chemical_symbols(), energy, forces, stress, g,
+                   f"{path}#id={rid}", what, k)
+        raw.extra = (tuple(sorted(str(x) for x in kvp)), tuple(sorted(str(x) for x in data)))
+        raw.keys_kind = ("key-value pairs", "data")
+        raws.append(raw)
     return raws
 
 

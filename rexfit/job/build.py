@@ -991,11 +991,20 @@ def _dataset(ctx: Context, node: Node, group: str, fit: bool) -> s.DatasetSpec:
                 and not group_from.strip().startswith("info:"):
             ctx.error(f"<{c.tag}> group-from must be 'comment' or 'info:KEY', got "
                       f"'{group_from}'", c.origin)
+        keys = []
+        for quantity in ("energy", "forces", "stress"):
+            key = c.get(f"{quantity}-key")
+            if key is None:
+                continue
+            if not key.strip():
+                ctx.error(f"<{c.tag}> {quantity}-key is empty: give the name of the key",
+                          c.origin)
+            keys.append((quantity, key.strip()))
         files.append(s.DatasetFileSpec(
             path=path or "", origin=c.origin, format=None if fmt is None else fmt.strip().lower(),
             group_from=None if group_from is None else group_from.strip(),
             energy_shift_per_atom=ctx.attr_number(c, "energy-shift-per-atom", 0.0) or 0.0,
-            validation=c.tag == "validation-file"))
+            validation=c.tag == "validation-file", keys=tuple(keys)))
     if not any(not f.validation for f in files):
         ctx.error(f"<dataset id='{did}'> needs at least one <file>", node.origin)
     refs = []

@@ -233,6 +233,8 @@ class DatasetFileSpec:
     group_from: str | None = None
     energy_shift_per_atom: float = 0.0
     validation: bool = False
+    #: {quantity: key} for data under other names (``energy-key``, ``forces-key``, ``stress-key``)
+    keys: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

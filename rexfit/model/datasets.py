@@ -48,14 +48,22 @@ class LoadedDataset:
         return [e for e in self.entries if e.set == set_name]
 
 
+#: The quantity of an entry each dataset property fits.
+FITS = {"atomic-energy": "energy", "atomic-forces": "forces", "stress": "stress"}
+
+
 def _read(ds: s.DatasetSpec, f: s.DatasetFileSpec) -> list[Entry]:
     group_from = f.group_from
     if group_from is None and (f.format == "pyfit" or (f.format is None
                                                        and f.path.endswith(".dat"))):
         group_from = "comment"  # PYFIT-FF groups by the comment line
+    # every entry must bring something the dataset fits: an entry without it would be read
+    # and silently contribute nothing
+    use = tuple(dict.fromkeys(FITS[p.name] for p in ds.properties if p.name in FITS))
     try:
         return read_dataset(f.path, f.format, group_from=group_from,
-                            energy_shift_per_atom=f.energy_shift_per_atom)
+                            energy_shift_per_atom=f.energy_shift_per_atom,
+                            keys=dict(f.keys), use=use)
     except InputError as err:
         raise InputErrors([InputError(err.message, err.origin or f.origin)]) from None
     except (ValueError, OSError) as exc:
