@@ -378,28 +378,39 @@ def _err(path: str, line: int | None, message: str) -> InputError:
 def _finish(r: _Raw, path: str, locate: _Locator, shift: float) -> Entry:
     """Checks shapes and finiteness, converts a virial, applies the energy shift."""
 
-    def fail(message: str) -> InputError:
-        return _err(path, locate(r), f"{r.what}: {message}")
+    def fail(message: str, offset: int | None = None) -> InputError:
+        """An error at the entry's first line; ``offset``: the problem is that many lines
+        below it (extxyz: 1 is the comment line, 2 + i the line of atom i), said in the
+        message."""
+        line = locate(r)
+        if line is not None and offset is not None and locate.fmt == "extxyz":
+            message += f" (line {line + offset})"
+        return _err(path, line, f"{r.what}: {message}")
 
-    def array(x, shape, name):
+    def array(x, shape, name, per_atom=False):
         try:
             a = np.array(x, dtype=np.float64)
         except (TypeError, ValueError):
             raise fail(f"{name} is not numeric") from None
         if a.shape != shape:
             raise fail(f"{name} has shape {a.shape}, expected {shape}")
-        if not np.all(np.isfinite(a)):
-            raise fail(f"{name} contains a non-finite number")
+        bad = ~np.isfinite(a)
+        if bad.any():
+            if per_atom:
+                i = int(np.argwhere(bad)[0][0])
+                raise fail(f"{name} of atom {i} ({r.symbols[i]}) are not finite "
+                           f"({', '.join(str(v) for v in a[i])})", 2 + i)
+            raise fail(f"{name} contains a non-finite number", 1)
         a.setflags(write=False)
         return a
 
     n = len(r.symbols)
     if n == 0:
         raise fail("the structure has no atoms")
-    positions = array(r.positions, (n, 3), "positions")
+    positions = array(r.positions, (n, 3), "positions", per_atom=True)
     cell = array(r.cell, (3, 3), "cell")
     pbc = tuple(bool(b) for b in np.broadcast_to(np.asarray(r.pbc, dtype=bool), (3,)))
-    forces = None if r.forces is None else array(r.forces, (n, 3), "forces")
+    forces = None if r.forces is None else array(r.forces, (n, 3), "forces", per_atom=True)
     stress = None
     if r.stress is not None:
         try:
@@ -422,7 +433,7 @@ def _finish(r: _Raw, path: str, locate: _Locator, shift: float) -> Entry:
         except (TypeError, ValueError):
             raise fail(f"energy {r.energy!r} is not a number") from None
         if not math.isfinite(energy):
-            raise fail("the energy is not a finite number")
+            raise fail("the energy is not a finite number", 1)
         energy += n * shift
     group = None if r.group is None else str(r.group)
     return Entry(positions, cell, pbc, tuple(str(x) for x in r.symbols), energy, forces,
@@ -510,7 +521,8 @@ def _read_ase_file(path: str, fmt: str, group, energy_key: str,
             frames = ase.io.read(path, index=":", format=_ASE_FORMAT[fmt])
     except Exception as exc:  # ase raises many exception types for malformed files
         msg = str(exc) or type(exc).__name__
-        raise _err(path, None, f"cannot read the file as {fmt}: {msg}") from None
+        raise _err(path, _line_of_quoted_word(path, msg),
+                   f"cannot read the file as {fmt}: {msg}") from None
     if not isinstance(frames, list):
         frames = [frames]
     locate = _Locator(path, fmt)
@@ -537,6 +549,25 @@ def _read_ase_file(path: str, fmt: str, group, energy_key: str,
                 raw.group = _group_of(atoms.info, group, what, path, locate(raw), "info key")
         raws.append(raw)
     return raws
+
+
+def _line_of_quoted_word(path: str, message: str) -> int | None:
+    """The first line of ``path`` holding, as a word of its own, the word an ASE message quotes
+    ("could not convert string to float: 'x1'"), or None."""
+    import re
+
+    m = re.search(r"'([^'\s]+)'\s*$", message)
+    if m is None:
+        return None
+    word = m.group(1)
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            for no, line in enumerate(fh, 1):
+                if word in line.split():
+                    return no
+    except OSError:
+        return None
+    return None
 
 
 def _read_db(path: str, group, energy_key: str, keys: dict | None = None) -> list[_Raw]:

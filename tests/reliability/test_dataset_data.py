@@ -212,3 +212,53 @@ def test_reader_keys_in_an_ase_database(tmp_path):
     for e, a in zip(got, atoms):
         assert e.energy == a.calc.results["energy"]
         np.testing.assert_array_equal(e.forces, a.calc.results["forces"])
+
+
+# ----------------------------------------------------------------------------- fuzzed numbers
+
+BAD = ("nan", "inf", "x1", "-inf", "NaN", "1e999")
+
+
+def atom_lines(text: str) -> list[tuple[int, int]]:
+    """(line, frame start line) of every atom line of an extxyz text."""
+    lines = text.splitlines()
+    out, k = [], 0
+    while k < len(lines):
+        n = int(lines[k].split()[0])
+        out += [(k + 3 + i, k + 1) for i in range(n)]
+        k += n + 2
+    return out
+
+
+@pytest.mark.parametrize("k", range(6))
+def test_bad_number_in_extxyz_names_its_line(k, tmp_path):
+    text = (DATA / "si.xyz").read_text()
+    spots = atom_lines(text)
+    rng = np.random.default_rng(50 + k)
+    line, start = spots[int(rng.integers(len(spots)))]
+    column = 1 + int(rng.integers(6))  # x y z fx fy fz
+    word = BAD[k]
+    lines = text.splitlines()
+    words = lines[line - 1].split()
+    words[column] = word
+    lines[line - 1] = " ".join(words)
+    path = tmp_path / "bad.xyz"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(InputError) as info:
+        R.read_dataset(path, use=("energy", "forces"))
+    err = info.value
+    assert err.origin is not None and err.origin.path == str(path)
+    if word == "x1":  # not a number: ASE's parse error, at the line of the word
+        assert err.origin.line == line, str(err)
+    else:  # a number that is not finite: the frame's line, and the atom's line in the text
+        assert err.origin.line == start, str(err)
+        assert f"(line {line})" in err.message and "not finite" in err.message, str(err)
+
+
+def test_bad_force_stops_the_command_line(tmp_path, capsys):
+    atoms = frames()
+    atoms[1].calc.results["forces"][3, 1] = np.nan
+    job = write_job(tmp_path, atoms)
+    code, err = run(job, capsys)
+    assert_input_error(code, err, tmp_path / "data.xyz", frame_line(1),
+                       "frame 1: forces of atom 3", f"(line {frame_line(1) + 5})")
