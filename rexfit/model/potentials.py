@@ -21,6 +21,7 @@ from rexfit.potentials.base import Linked, SumPotential
 from rexfit.potentials.eam import EAM
 from rexfit.potentials.functions import Analytic, Combination, Function, Poly, Spline, UserFunction
 from rexfit.potentials.pair import LennardJones
+from rexfit.potentials.tokens import PotentialFileError
 
 
 @dataclass(frozen=True)
@@ -218,6 +219,8 @@ def _meam_file(pot: s.PotentialSpec, species: tuple[str, ...]):
                                       "<functions> with a <mapping>, not both", pot.origin)])
     try:
         return MEAM.from_file(pot.param_file, species)
+    except PotentialFileError:  # already names file:line
+        raise
     except (ValueError, InputError) as exc:
         raise InputErrors([InputError(f"{pot.param_file}: {getattr(exc, 'message', exc)}",
                                       pot.origin)]) from None
@@ -232,6 +235,8 @@ def _tabulated_adp(pot: s.PotentialSpec, species: tuple[str, ...]):
                                       "<functions> with a <mapping>, not both", pot.origin)])
     try:
         tables = read_adp(pot.param_file)
+    except PotentialFileError:  # already names file:line
+        raise
     except ValueError as exc:
         raise InputErrors([InputError(str(exc), pot.origin)]) from None
     used = [sp if (pot.species_a in ("*", sp) or pot.species_b in ("*", sp)) else None
@@ -319,6 +324,8 @@ def _three_body(pot: s.PotentialSpec, species: tuple[str, ...], b: _Builder):
         params = mf.params_from_entries(entries, elements, names_)
         if kind == "abop":
             params = from_tersoff(params, elements)
+    except PotentialFileError:  # already names file:line
+        raise
     except ValueError as exc:
         raise InputErrors([InputError(f"{pot.param_file}: {exc}", pot.origin)]) from None
     fitted_cutoff = any(d.enabled and d.name in CUTOFF_PARAMS for d in pot.fit_dofs)
@@ -465,6 +472,8 @@ def _descriptor_model(pot: s.PotentialSpec, species: tuple[str, ...], b: _Builde
                                  tuple(float(x) for x in opts["rs"].split()),
                                  float(opts["rcut"]), tuple(weights))
             obj = DescriptorModel(descriptor, elements, opts.get("quadratic") == "true")
+    except PotentialFileError:  # already names file:line
+        raise
     except (ValueError, KeyError, NotImplementedError) as exc:
         raise InputErrors([InputError(f"<{pot.kind} id='{pot.id}'>: {exc}", pot.origin)]) \
             from None
@@ -596,6 +605,8 @@ def _neural_network(pot: s.PotentialSpec, species: tuple[str, ...], b: _Builder)
             params = model.initial_params(int(opts.get("seed", 0)), base)
         else:
             params = model.initial_params(int(opts.get("seed", 0)))
+    except PotentialFileError:  # already names file:line
+        raise
     except (ValueError, TypeError, KeyError, NotImplementedError) as exc:
         raise InputErrors([InputError(f"<{pot.kind} id='{pot.id}'>: {exc}", pot.origin)]) \
             from None

@@ -239,9 +239,7 @@ JOBS = {
 JOB_MUTATIONS = [("tersoff", None, 5), ("abop", None, 9), ("sw", None, 4),
                  ("eam-alloy", 227, 0), ("eam-alloy", 5, 3), ("adp", 9000, 0),
                  ("snapcoeff", 32, 0), ("snapparam", "rcutfac", 1),
-                 pytest.param(("meam-spline", None, 1), marks=pytest.mark.xfail(
-                     reason="rexfit/model/potentials.py (_meam_file) keeps only the message of "
-                            "the reader's located error, so the job error loses the line"))]
+                 ("meam-spline", None, 1)]
 
 
 def data_line(text: str, line: int | str | None) -> int:
@@ -279,4 +277,5 @@ def test_command_line_exit_2_at_the_line(case, tmp_path, capsys):
     assert code == 2, err
     assert "Traceback" not in err
     assert re.search(rf"{re.escape(src.name)}:{line}: ", err), err
+    assert err.count(src.name) == 1, err  # named once, with its line
     assert "finite" in err, err
