@@ -1335,9 +1335,10 @@ class DatasetObjective:
             r[b.dest[k]] = np.asarray(block)[b.take[k]]
             out[b.dest[k]] = np.asarray(jac).T[b.take[k]]
             outputs.append((b, k, chunk_outputs))
-        # kept (on the device, resident datasets only) for predictions() at the same x: the
-        # output phase of a least-squares fit then needs no program of its own
-        self._last_outputs = (_key(x), outputs) if self.resident else None
+        # kept (on the device; a few numbers per atom, small beside the inputs even of a
+        # streamed dataset) for predictions() at the same x: the output phase of a
+        # least-squares fit then needs no program of its own
+        self._last_outputs = (_key(x), outputs)
         return r, out
 
     def jvp(self, x, tangent) -> tuple[np.ndarray, np.ndarray]:

@@ -248,14 +248,80 @@ def _blocks(geometries: list[Geometry]) -> list[list[int]]:
     return out
 
 
+def _neighbor_block_rows(descriptor, species, mask, neighbor_species, d, slot_mask):
+    return descriptor.features_and_neighbor_gradients(species, mask, neighbor_species, d,
+                                                      slot_mask)
+
+
+#: (descriptor, atom-major block arrays) -> (B (A, K), ∂B/∂d (A, M, K, 3)); jitted once
+neighbor_block_rows = jax.jit(_neighbor_block_rows, static_argnums=0)
+
+
+def _slots(g: Geometry) -> np.ndarray:
+    """Each pair's slot among its centre's pairs (0, 1, … in list order)."""
+    order = np.argsort(g.i, kind="stable")
+    counts = np.bincount(g.i, minlength=g.natoms)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    slot = np.empty(len(g.i), np.int64)
+    slot[order] = np.arange(len(g.i)) - np.repeat(starts, counts)
+    return slot
+
+
+def _atom_major_rows(descriptor, geometries: list[Geometry], ladder) -> list:
+    """:func:`structure_feature_rows` for descriptors with ``features_and_neighbor_gradients``
+    (the bispectrum): blocks of BLOCK_ATOMS atoms, each atom with M neighbour slots (M the
+    ladder rung of the largest neighbour count), one program per (descriptor, M)."""
+    from rexfit.structures.neighbors import PADDING_DISPLACEMENT
+
+    slots = [_slots(g) for g in geometries]
+    most = max((int(s.max()) + 1 for s in slots if len(s)), default=1)
+    m = ladder(most, 8)
+    out: list = [None] * len(geometries)
+    blocks, atoms = [], 0
+    for k, g in enumerate(geometries):  # greedy packing by atoms
+        if not blocks or atoms + g.natoms > BLOCK_ATOMS:
+            blocks.append([])
+            atoms = 0
+        blocks[-1].append(k)
+        atoms += g.natoms
+    for block in blocks:
+        n_atoms = max(BLOCK_ATOMS, ladder(sum(geometries[k].natoms for k in block), 8))
+        species = np.zeros(n_atoms, np.int32)
+        mask = np.zeros(n_atoms, bool)
+        neighbor_species = np.zeros((n_atoms, m), np.int32)
+        d = np.tile(np.asarray(PADDING_DISPLACEMENT, np.float64), (n_atoms, m, 1))
+        slot_mask = np.zeros((n_atoms, m), bool)
+        a0, spans = 0, []
+        for k in block:
+            g, slot = geometries[k], slots[k]
+            a1 = a0 + g.natoms
+            species[a0:a1], mask[a0:a1] = g.species, True
+            centre = g.i + a0
+            neighbor_species[centre, slot] = g.species[g.j]
+            d[centre, slot] = g.d
+            slot_mask[centre, slot] = True
+            spans.append((k, a0, a1, centre, slot))
+            a0 = a1
+        rows, grads = jax.device_get(neighbor_block_rows(descriptor, species, mask,
+                                                         neighbor_species, d, slot_mask))
+        for k, a0, a1, centre, slot in spans:
+            out[k] = (rows[a0:a1], grads[centre, slot])
+    return out
+
+
 def structure_feature_rows(descriptor, cutoff: float, geometries: list[Geometry],
                            ladder) -> list[tuple[np.ndarray, np.ndarray]]:
     """Per structure (host NumPy): descriptor rows (N, K) and their pair derivatives
-    ∂B_{i(p)}/∂d_p (E, K, 3), from :data:`block_rows` on blocks of whole structures.
-    ``ladder(n, multiple)`` sizes the blocks of structures larger than a block and the
-    triplet slots."""
+    ∂B_{i(p)}/∂d_p (E, K, 3), from :data:`block_rows` on blocks of whole structures (or
+    :data:`neighbor_block_rows`, atom-major, for a descriptor that has
+    ``features_and_neighbor_gradients``).  ``ladder(n, multiple)`` sizes the blocks of
+    structures larger than a block and the triplet and neighbour slots."""
     from rexfit.structures.neighbors import PADDING_DISPLACEMENT
 
+    if not geometries:
+        return []
+    if geometries[0].triplets is None and hasattr(descriptor, "features_and_neighbor_gradients"):
+        return _atom_major_rows(descriptor, geometries, ladder)
     out: list = [None] * len(geometries)
     blocks = _blocks(geometries)
     with_triplets = geometries[0].triplets is not None

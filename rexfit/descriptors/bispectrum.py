@@ -762,6 +762,10 @@ class Bispectrum:
         return self._linear_from_density(system, *self.density(system, nbrs))
 
     def _linear_from_density(self, system: System, ur, ui, sparse: bool = False):
+        present = system.mask & (system.species >= 0) & (system.species < self.n_elements)
+        return self._linear_of_present(present, ur, ui, sparse)
+
+    def _linear_of_present(self, present, ur, ui, sparse: bool = False):
         off = u_offsets(self.twojmax)
         diag = np.zeros(int(off[-1]))
         for j in range(self.twojmax + 1):
@@ -775,7 +779,6 @@ class Bispectrum:
                 bvals = bvals - WSELF ** 3
         elif self.bzeroflag:
             bvals = bvals - WSELF ** 3 * (jb[None] + 1.0)
-        present = system.mask & (system.species >= 0) & (system.species < self.n_elements)
         return jnp.where(present[:, None], bvals, 0.0)
 
     def features(self, system: System, nbrs: NeighborList) -> jax.Array:
@@ -848,6 +851,94 @@ class Bispectrum:
                                    + at_centre[:, b, None] * grads[:, a])
         return (jnp.concatenate([bvals, quadratic_products(bvals)], axis=1),
                 jnp.concatenate([grads, quad], axis=1))
+
+    def features_and_neighbor_gradients(self, species, mask, neighbor_species, d, slot_mask):
+        """(B (A, n_features) as :meth:`features`, ∂B_a/∂d_am (A, M, n_features, 3)) of atoms
+        given with their neighbours in an atom-major layout: species (A,), mask (A,), and per
+        atom M neighbour slots with the neighbour's species (A, M), pair vector d (A, M, 3) Å
+        and slot mask (A, M).  Same numbers as :meth:`features_and_pair_gradients`, computed
+        per chunk of whole atoms in one pass: the chunk's pairs give the Wigner matrices and
+        their derivatives along x, y, z (forward mode through the recursion), the atoms'
+        densities are sums over their own slots (no scatter), the per-atom Jacobian
+        ∂B/∂H (n_linear × 2 n_half) comes from the cubic form's linear adjoint, and the
+        contraction is one matrix product per atom with all its slots
+        ((K × 2 n_half) · (2 n_half × 3M)), not one small product per pair."""
+        n_atoms, slots = neighbor_species.shape
+        ne = self.n_elements
+        twojmax, rfac0, rmin0, switch = self.twojmax, self.rfac0, self.rmin0, self.switchflag
+        present = mask & (species >= 0) & (species < ne)
+        si = jnp.clip(species, 0, ne - 1)
+        sj = jnp.clip(neighbor_species, 0, ne - 1)
+        valid = (slot_mask & present[:, None] & (neighbor_species >= 0)
+                 & (neighbor_species < ne))
+        radii = jnp.asarray(self.radii)
+        rcut = self.rcutfac * (radii[si][:, None] + radii[sj])
+        r2 = jnp.sum(d * d, axis=-1)
+        use = valid & (r2 < rcut * rcut) & (r2 > 1e-20)
+        safe = 0.5 * rcut[..., None] * jnp.asarray([[[0.6, 0.64, 0.48]]])  # |safe| = rcut/2
+        d = jnp.where(use[..., None], d, safe)
+        wj = jnp.where(use, jnp.asarray(self.weights)[sj], 0.0)
+        per = max(1, _PAIR_CHUNK // slots)  # atoms per chunk
+        pad = (-n_atoms) % per
+        if pad:
+            d = jnp.pad(d, ((0, pad), (0, 0), (0, 0)), constant_values=1.0)
+            rcut = jnp.pad(rcut, ((0, pad), (0, 0)), constant_values=2.0 * math.sqrt(3.0))
+            wj = jnp.pad(wj, ((0, pad), (0, 0)))
+            present = jnp.pad(present, (0, pad))
+        size = per * slots
+        n_half = int(half_offsets(twojmax)[-1])
+        tangents = jnp.broadcast_to(jnp.eye(3, dtype=d.dtype)[:, :, None], (3, 3, size))
+
+        def chunk(xs):
+            dc, rc, wc, pc = xs  # (per, M, 3), (per, M), (per, M), (per,)
+            dc = dc.reshape(size, 3).T
+            rc, wc = rc.reshape(size), wc.reshape(size)
+            flag = rc[0] > 0.0  # always true; see _materialize
+
+            def geometry(x):
+                return _pair_geometry(x, rc, wc, rfac0, rmin0, switch)
+
+            geo = geometry(dc)
+            slopes = jax.vmap(lambda t: jax.jvp(geometry, (dc,), (t,))[1])(tangents)
+            (ar, ai, br, bi, w), slopes = _materialize((geo, slopes), flag)
+
+            def levels(ar, ai, br, bi):
+                return _compact(_levels(ar, ai, br, bi, twojmax, flag), twojmax)
+
+            (ur, ui), linear = jax.linearize(levels, ar, ai, br, bi)
+            dur, dui = jax.vmap(linear)(*slopes[:4])  # (3, n_half, C)
+            hr = jnp.sum((ur * w[None]).reshape(n_half, per, slots), axis=2).T  # (per, n_half)
+            hi = jnp.sum((ui * w[None]).reshape(n_half, per, slots), axis=2).T
+            w, dw = w[None, None, :], slopes[4][:, None, :]
+            slope = jnp.concatenate([dur * w + ur[None] * dw, dui * w + ui[None] * dw], axis=1)
+            slope = jnp.transpose(slope.reshape(3, 2 * n_half, per, slots), (2, 1, 3, 0))
+
+            def rows_of(hr, hi):
+                return self._linear_of_present(pc, *self._expand(hr, hi), sparse=True)
+
+            bvals, pullback = jax.vjp(rows_of, hr, hi)
+            k = bvals.shape[1]
+            eye = jnp.eye(k, dtype=bvals.dtype)
+            jr, ji = jax.vmap(lambda e: pullback(jnp.broadcast_to(e, bvals.shape)))(eye)
+            jac = jnp.transpose(jnp.concatenate([jr, ji], axis=2), (1, 0, 2))  # (per, K, 2nh)
+            slope, jac = _materialize((slope.reshape(per, 2 * n_half, slots * 3), jac), flag)
+            grads = jnp.matmul(jac, slope).reshape(per, k, slots, 3)
+            return bvals, jnp.transpose(grads, (0, 2, 1, 3))
+
+        chunks = n_atoms + pad
+        xs = (d.reshape(-1, per, slots, 3), rcut.reshape(-1, per, slots),
+              wj.reshape(-1, per, slots), present.reshape(-1, per))
+        bvals, grads = jax.lax.map(chunk, xs)
+        k = bvals.shape[-1]
+        bvals = bvals.reshape(chunks, k)[:n_atoms]
+        grads = grads.reshape(chunks, slots, k, 3)[:n_atoms]
+        if not self.quadratic:
+            return bvals, grads
+        a, b, f = _pairs(k)
+        quad = f[None, None, :, None] * (bvals[:, None, a, None] * grads[:, :, b]
+                                         + bvals[:, None, b, None] * grads[:, :, a])
+        return (jnp.concatenate([bvals, quadratic_products(bvals)], axis=1),
+                jnp.concatenate([grads, quad], axis=2))
 
 
 @lru_cache(maxsize=None)

@@ -601,10 +601,10 @@ def test_descriptor_datasets_share_the_feature_program():
     first = DatasetObjective(snap(), _items(structures(range(7)), seed=1))
     first.value_and_grad(params)
     first.predictions(params)
-    block = timing.snapshot().programs.get("_block_rows", [0])[0]
+    block = timing.snapshot().programs.get("_neighbor_block_rows", [0])[0]
     assert block >= 1
     other = DatasetObjective(snap(), _items(structures(range(3), repeat=2), seed=3))
-    assert timing.snapshot().programs.get("_block_rows", [0])[0] == block
+    assert timing.snapshot().programs.get("_neighbor_block_rows", [0])[0] == block
     before = timing.snapshot()
     same = DatasetObjective(snap(), _items(structures(range(10, 18)), seed=2))
     assert same.bucket_shapes == first.bucket_shapes

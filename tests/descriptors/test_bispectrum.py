@@ -161,6 +161,48 @@ def test_one_sweep_pair_gradients_equal_reverse_passes(quadratic):
     assert np.abs(ref_grads).max() > 0 and not np.any(grads[~mask])
 
 
+
+@pytest.mark.parametrize("quadratic", [False, True], ids=["linear", "quadratic"])
+def test_atom_major_gradients_equal_reverse_passes(quadratic):
+    """``features_and_neighbor_gradients`` (atoms with their neighbour slots, one matrix
+    product per atom) gives the rows and per-pair derivatives of one reverse pass per
+    component, to round-off: two elements, an inert species, a padding atom, empty slots,
+    and slot counts that give one atom per chunk and chunks that do not divide the atoms."""
+    from rexfit.datasets.descriptor_kernel import _slots, Geometry, feature_rows
+
+    descriptor = Bispectrum(4, 4.6, (0.5, 0.42), (1.0, 0.7), rfac0=0.97, rmin0=0.1,
+                            quadratic=quadratic)
+    pos, cell, species = two_element_cell(seed=5)
+    species[2] = 7  # inert
+    system = make_system(pos, cell, species)
+    nbrs = build_neighbor_list(system, descriptor.cutoff, 0.0, half=False)
+    live = np.asarray(nbrs.mask)
+    i, j = np.asarray(nbrs.i)[live], np.asarray(nbrs.j)[live]
+    d = pos[j] - pos[i] + np.asarray(nbrs.shifts)[live].astype(np.float64) @ cell
+    ref_rows, ref_grads = (np.asarray(v) for v in jax.jit(
+        lambda *a: feature_rows(descriptor, *a, descriptor.cutoff, sweep=False))(
+            species, np.ones(len(pos), bool), i, j, d, np.ones(len(i), bool)))
+    slot = _slots(Geometry(species, i, j, d))
+    n = len(pos) + 1  # one padding atom
+    most = int(slot.max()) + 1
+    for m in (most + 3, 600):  # 600 slots: one atom per chunk
+        nbr_species = np.zeros((n, m), np.int32)
+        vectors = np.full((n, m, 3), 1.0e4)
+        slot_mask = np.zeros((n, m), bool)
+        nbr_species[i, slot], vectors[i, slot], slot_mask[i, slot] = species[j], d, True
+        atoms = np.concatenate([species, [0]]).astype(np.int32)
+        mask = np.arange(n) < len(pos)
+        rows, grads = (np.asarray(v) for v in jax.jit(
+            descriptor.features_and_neighbor_gradients)(atoms, mask, nbr_species, vectors,
+                                                          slot_mask))
+        assert grads.shape == (n, m, descriptor.n_features, 3)
+        np.testing.assert_allclose(rows[:-1], ref_rows, rtol=0,
+                                   atol=1e-12 * np.abs(ref_rows).max())
+        assert not np.any(rows[-1]) and not np.any(grads[~slot_mask])
+        np.testing.assert_allclose(grads[i, slot], ref_grads, rtol=0,
+                                   atol=1e-12 * np.abs(ref_grads).max())
+    assert np.abs(ref_grads).max() > 0 and not np.any(ref_rows[2])
+
 def test_term_list_z_values_equal_shifted_slices():
     """The cubic form's term-list Z (small program) equals the shifted-slice Z."""
     from rexfit.descriptors.bispectrum import (_cubic_tables, _sparse_z_values, _z_values,
