@@ -62,9 +62,12 @@ def _modes(directory: Path) -> dict[str, int]:
 def test_output_files_follow_the_umask(tmp_path, umask):
     job = _job(tmp_path)
     out = tmp_path / "out"
-    done = subprocess.run([sys.executable, "-m", "rexfit", str(job), "-q", "--output-dir",
-                           str(out)], capture_output=True, text=True, timeout=300,
-                          preexec_fn=lambda: os.umask(umask))
+    # the umask is set inside the child (no preexec_fn: forking a process that runs JAX warns)
+    run_with_umask = ("import os, runpy, sys; os.umask(int(sys.argv.pop(1), 8)); "
+                      "sys.argv[0] = 'rexfit'; runpy.run_module('rexfit', run_name='__main__')")
+    done = subprocess.run([sys.executable, "-c", run_with_umask, oct(umask)[2:], str(job), "-q",
+                           "--output-dir", str(out)], capture_output=True, text=True,
+                          timeout=300)
     assert done.returncode == 0, done.stderr
     modes = _modes(out)
     expected = {"log.txt", "results.json", "parameters.xml", "Si_fitted.sw",
