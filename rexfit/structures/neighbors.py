@@ -263,9 +263,10 @@ def build_neighbor_list(
         raise ValueError(f"neighbour list needs {npairs} pairs, capacity is {capacity}")
     pad = capacity - npairs
     return NeighborList(
-        i=jnp.asarray(np.pad(i, (0, pad)), dtype=jnp.int32),
-        j=jnp.asarray(np.pad(j, (0, pad)), dtype=jnp.int32),
-        shifts=jnp.asarray(np.pad(n, ((0, pad), (0, 0))), dtype=jnp.int32),
+        # converted on the host: a device-side conversion is a program dispatch per list
+        i=jnp.asarray(np.pad(i, (0, pad)).astype(np.int32)),
+        j=jnp.asarray(np.pad(j, (0, pad)).astype(np.int32)),
+        shifts=jnp.asarray(np.pad(n, ((0, pad), (0, 0))).astype(np.int32)),
         mask=jnp.asarray(np.arange(capacity) < npairs),
         ref_positions=jnp.asarray(positions),
         ref_cell=jnp.asarray(cell),
