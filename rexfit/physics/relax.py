@@ -40,6 +40,7 @@ from rexfit.errors import GeometryError
 from rexfit.physics.strain import deform, voigt_to_strain
 from rexfit.potentials.lists import build_lists
 from rexfit.structures.lattices import FORM_DOFS, fixed_form, place
+from rexfit.structures.neighbors import complete_cell
 from rexfit.structures.system import System
 
 LATTICE_DOFS = ("lattice-parameter", "ca-ratio", "atom-distance")
@@ -518,7 +519,7 @@ def relax(problem: RelaxProblem, potential, params, x0=None, nbrs=None,
         if why is None:
             try:
                 nbrs = problem.neighbors(x)
-            except GeometryError as exc:  # far too dense to list: collapsed
+            except GeometryError as exc:  # far too dense (or large) to list
                 why = str(exc)
         if why is not None:
             return _collapsed(problem, potential, params, x, nbrs, iterations, why)
@@ -553,17 +554,35 @@ def _collapse(problem, x, nbrs) -> str | None:
             return f"{who} came within {d[k]:.3g} Å (less than {COLLAPSE_DISTANCE:g} Å)"
         pbc = np.asarray(system.pbc, bool)
         if pbc.any():
-            spacing = np.abs(np.linalg.det(cell)) / np.linalg.norm(
-                np.cross(cell[[1, 2, 0]], cell[[2, 0, 1]]), axis=1)
+            try:
+                full = complete_cell(cell, system.pbc)  # non-periodic rows made regular
+            except GeometryError:
+                return "the periodic cell vectors became linearly dependent (zero volume)"
+            spacing = np.abs(np.linalg.det(full)) / np.linalg.norm(
+                np.cross(full[[1, 2, 0]], full[[2, 0, 1]]), axis=1)
             if np.any(pbc & ~(spacing >= COLLAPSE_DISTANCE)):
-                return "the periodic cell flattened to zero volume"
+                return (f"the periodic cell flattened (lattice planes {spacing[pbc].min():.3g} Å "
+                        f"apart, less than {COLLAPSE_DISTANCE:g} Å)")
     return None
 
 
+def _extent(problem, x) -> float:
+    """Size of the structure at host DOF values ``x`` (Å): its periodic cell vectors and the
+    spread of its atoms (to tell a collapse from a structure that expands without bound)."""
+    system = problem.host_system(x)
+    pos = np.asarray(system.positions)[problem.real]
+    cell = np.asarray(system.cell)[np.asarray(system.pbc, bool)]
+    with np.errstate(all="ignore"):
+        sizes = [np.linalg.norm(cell, axis=1).max(initial=0.0),
+                 np.ptp(pos, axis=0).max(initial=0.0) if len(pos) else 0.0]
+    return float(np.nan_to_num(max(sizes), nan=np.inf))
+
+
 def _collapsed(problem, potential, params, x, nbrs, iterations, why) -> Relaxed:
-    """A relaxation stopped because it collapsed the structure: non-finite DOFs (so nothing
-    downstream uses the geometry) and a message saying what happened, with the cell volume
-    and energy per atom where it stopped (failure path only)."""
+    """A relaxation stopped because it collapsed the structure (or made it expand without
+    bound): non-finite DOFs (so nothing downstream uses the geometry) and a message saying
+    what happened, with the cell volume and energy per atom where it stopped (failure path
+    only)."""
     n = max(problem.nreal, 1)
     facts = []
     with np.errstate(all="ignore"):
@@ -579,8 +598,9 @@ def _collapsed(problem, potential, params, x, nbrs, iterations, why) -> Relaxed:
             pass
     lattice = ", ".join(f"{name} {x[k]:.4g}" for k, name in enumerate(problem.names))
     where = "; ".join(([lattice] if lattice else []) + facts)
-    message = (f"collapsed after {iterations} iterations: {why}" + (f" ({where})" if where
-                                                                     else "")
+    what = "ran away" if _extent(problem, x) > _extent(problem, problem.x0) else "collapsed"
+    message = (f"{what} after {iterations} iterations: {why}" + (f" ({where})" if where
+                                                                   else "")
                + "; the potential has no minimum near the given structure at these "
                "parameters (check signs and values of the parameters, or bound the relaxed "
                "DOFs with min/max)")

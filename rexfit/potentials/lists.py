@@ -99,6 +99,9 @@ def build_lists(potential, system: System, skin: float, *, n_species: int | None
 
     ``n_species``: number of species of the job (default: from the system).  ``capacity`` and
     ``triplet_capacity``: slot counts (default: buckets); too small raises ``ValueError``.
+    A geometry beyond the bounds of :mod:`rexfit.structures.neighbors` or
+    :mod:`rexfit.structures.triplets` (non-finite, far too dense for the cutoffs) raises
+    :class:`~rexfit.errors.GeometryError` before anything of its size is allocated.
     """
     if n_species is None:
         n_species = int(np.asarray(system.species).max(initial=0)) + 1
