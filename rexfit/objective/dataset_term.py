@@ -39,6 +39,14 @@ def entry_label(ds_id: str, e: DatasetEntry) -> str:
     return f"dataset '{ds_id}', entry {e.name} ({e.entry.source})"
 
 
+def file_origin(ds, e: DatasetEntry):
+    """The origin of the ``<file>`` element ``e`` was read from (else the dataset's)."""
+    for f in ds.files:
+        if e.entry.source.startswith(f.path) and e.entry.source[len(f.path):][:1] in "#:":
+            return f.origin
+    return ds.origin
+
+
 def _close_atoms(item: Item) -> str:
     """"; atoms i and j are d Å apart" for the closest pair of ``item`` closer than
     :data:`CLOSE_DISTANCE`, else ""."""
@@ -60,18 +68,21 @@ def _geometry_errors(ds, entries, items, potential, n_species) -> InputErrors:
     """The entries whose neighbour lists cannot be built, each named (failure path only:
     every entry's list is built again, one at a time)."""
     failed: dict[str, list[str]] = {}  # message -> entries (a cutoff fails them all alike)
+    origins: dict = {}  # message -> the <file> element of its first entry
     for e, it in zip(entries, items):
         try:
             system = make_system(it.positions, it.cell, it.species, it.pbc)
             build_lists(potential, system, 0.0, n_species=n_species)  # the engine's skin
         except GeometryError as exc:
             failed.setdefault(str(exc), []).append(f"{e.name} ({e.entry.source})")
+            origins.setdefault(str(exc), file_origin(ds, e))
     errors = []
     for text, names in list(failed.items())[:MAX_NAMED_ENTRIES]:
         which = (f"entry {names[0]}" if len(names) == 1 else
                  f"entries {', '.join(names[:3])}"
                  + (f" and {len(names) - 3} more" if len(names) > 3 else ""))
-        errors.append(InputError(f"dataset '{ds.id}', {which}: {text}", ds.origin))
+        errors.append(InputError(f"dataset '{ds.id}', {which}: {text}",
+                                 origins.get(text, ds.origin)))
     if len(failed) > MAX_NAMED_ENTRIES:
         errors.append(InputError(f"dataset '{ds.id}': more entries cannot be listed either",
                                  ds.origin))
@@ -136,15 +147,23 @@ class DatasetTerm:
             raise _geometry_errors(ds, entries, items, potential, n_species) from None
         return DatasetTerm(loaded, set_name, entries, w_abs, tols, engine)
 
-    def explain(self, params, directions) -> list[str]:
+    def explain(self, params, directions, *, jacobian: bool = False) -> list[str]:
         """A line per entry whose residuals (or their derivative along ``directions``, the
         (P, K) parameter directions of the fit) are not finite at ``params``: which
         quantities, and atoms on top of each other (failure reports only; at most
-        :data:`MAX_NAMED_ENTRIES` entries named)."""
-        r, jac = self.engine.residuals_and_jacobian(params, directions)
+        :data:`MAX_NAMED_ENTRIES` entries named).  The residuals alone are computed first
+        unless ``jacobian`` (its program is compiled already: a least-squares fit)."""
         rows = self.engine.rows
+        if jacobian:
+            r, jac = self.engine.residuals_and_jacobian(params, directions)
+        else:
+            r = self.engine.residuals(params)
+            jac = None
+            if np.all(np.isfinite(r)):
+                r, jac = self.engine.residuals_and_jacobian(params, directions)
         bad_value = ~np.isfinite(r)
-        bad_slope = ~np.all(np.isfinite(jac), axis=1) & ~bad_value
+        bad_slope = (np.zeros_like(bad_value) if jac is None
+                     else ~np.all(np.isfinite(jac), axis=1) & ~bad_value)
         lines = []
         named = {ENERGY: "energy", FORCE: "forces", STRESS: "stress"}
         for k in np.unique(rows.structure[bad_value | bad_slope]):

@@ -366,7 +366,7 @@ class Objective:
             try:
                 if t_u is None:
                     t_u = self._tree_directions(u)
-                lines.extend(dterm.explain(tree, t_u))
+                lines.extend(dterm.explain(tree, t_u, jacobian=residuals))
             except Exception as exc:  # noqa: BLE001 — a report must not fail itself
                 lines.append(f"dataset '{did}': cannot be evaluated "
                              f"({type(exc).__name__}: {exc})")

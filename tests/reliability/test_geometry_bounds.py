@@ -144,7 +144,7 @@ def test_tiny_dataset_frame_is_named_with_its_file_and_frame(capsys, tmp_path):
     path, text = job_file(tmp_path, DATASET.format(file=name))
     code, err = run(capsys, tmp_path, path)
     assert code == 2, err
-    line = line_of(text, '<dataset id="frames"')
+    line = line_of(text, "<file>frames.xyz</file>")  # the <file> element it came from
     assert f"{path}:{line}: dataset 'frames', entry frames#2 (" in err
     assert "frames.xyz#2): the cell is far too small for the cutoff" in err
     assert "frames#0" not in err and "frames#1" not in err
