@@ -12,6 +12,7 @@ CPU ratios and the largest relative difference of the coefficients.
     python benchmarks/whole_job.py --snap 360         # + SNAP fit of 360 cells (one dataset)
     python benchmarks/whole_job.py --snap 360 --split # + the same data in 12 <dataset>s
     python benchmarks/whole_job.py --no-jobs --snap 120 --keep /tmp/snapdata
+    python benchmarks/whole_job.py --no-jobs --scaling 2000,20000,100000 --keep /tmp/scale
 
 The SNAP cells are bcc Mo supercells of 2 to 96 atoms, strained and rattled, labelled by LAMMPS
 (``hybrid/overlay zbl 1.6 2.4 snap`` with the shipped Mo_Zuo_JPCA2020 files) with Gaussian
@@ -275,6 +276,47 @@ def snap_benchmark(cells: int, split: bool, keep: Path | None) -> list[str]:
     return lines
 
 
+def scaling_benchmark(sizes: list[int], keep: Path | None) -> list[str]:
+    """The one-dataset SNAP fit at several sizes (atoms): rexfit warm (the cache filled by a
+    cold run of the smallest size) and the reference, CPU seconds and peak memory, with the
+    exponents of power laws fitted through the points (1 = linear in atoms)."""
+    root = keep or Path(tempfile.mkdtemp(prefix="rexfit-snap-scaling-"))
+    per_cell = sum(int(np.prod(r)) * 2 for r in REPEATS) / len(REPEATS)  # atoms per cell
+    cache = root / "cache"
+    points, lines = [], []
+    for size in sorted(sizes):
+        cells = max(1, round(size / per_cell))
+        directory = root / f"atoms-{size}"
+        directory.mkdir(parents=True, exist_ok=True)
+        marker = directory / f"cells-{cells}"
+        if not marker.exists():
+            t0 = time.perf_counter()
+            marker.write_text(str(make_snap_data(directory, cells)))
+            print(f"SNAP data: {cells} cells labelled in {time.perf_counter() - t0:.0f} s",
+                  flush=True)
+        atoms = int(marker.read_text())
+        ref_run, ref_coef = reference(directory, False)
+        job = snap_job(directory, False)
+        if not cache.exists():  # fill the cache once
+            cache.mkdir(parents=True)
+            run_rexfit(job, directory / "cold", cache)
+        warm = run_rexfit(job, directory / "warm", cache)
+        coef = rexfit_coefficients(warm["results"])
+        diff = float(np.max(np.abs(coef - ref_coef)) / np.max(np.abs(ref_coef)))
+        points.append((atoms, warm["cpu"], warm["mb"], ref_run["cpu"], ref_run["mb"]))
+        lines.append(f"{atoms:8d} atoms  rexfit {warm['cpu']:7.1f} CPU-s {warm['mb']:7.0f} MB"
+                     f"   reference {ref_run['cpu']:7.1f} CPU-s {ref_run['mb']:7.0f} MB"
+                     f"   ratio {warm['cpu'] / ref_run['cpu']:5.1f}x   coefficients {diff:.0e}")
+        print(lines[-1], flush=True)
+    if len(points) > 1:
+        a = np.log([p[0] for p in points])
+        for name, col in (("rexfit CPU", 1), ("rexfit memory", 2), ("reference CPU", 3),
+                          ("reference memory", 4)):
+            slope = np.polyfit(a, np.log([p[col] for p in points]), 1)[0]
+            lines.append(f"    {name}: exponent {slope:.2f} (fitted through the points)")
+    return lines
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--no-jobs", action="store_true", help="skip the example jobs")
@@ -284,6 +326,9 @@ def main() -> None:
     ap.add_argument("--split", action="store_true",
                     help="SNAP workload also with the data in 12 <dataset>s")
     ap.add_argument("--keep", type=Path, help="directory for the SNAP data (reused)")
+    ap.add_argument("--scaling", type=lambda t: [int(x) for x in t.split(",")],
+                    metavar="ATOMS,...", help="SNAP fit at these sizes (e.g. 2000,20000,100000)"
+                    ": time and memory against atoms")
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT))
     lines = [HEADER]
@@ -297,6 +342,8 @@ def main() -> None:
             print("\n".join(lines[-2:]), flush=True)
     if args.snap:
         lines += snap_benchmark(args.snap, args.split, args.keep)
+    if args.scaling:
+        lines += scaling_benchmark(args.scaling, args.keep)
     print("\n" + "\n".join(lines))
     print("ratio: CPU seconds / reference CPU seconds; goal: issue target in CPU s (cold); "
           "MB: peak resident memory")

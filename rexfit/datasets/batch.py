@@ -169,7 +169,9 @@ class Chunk:
     species of the two atoms, d (3, B, E) pair vectors x_j + n·cell − x_i in Å (padding
     pairs: the far dummy of the neighbour lists).
     Descriptor kernel: the analytic fields on the full list, plus per descriptor model
-    features (B, n, K) and feature_grads (B, E, K, 3) (∂B_i/∂d_p of each pair's centre i),
+    features (B, n, K) and feature_grads (B, E, K, 3) (∂B_i/∂d_p of each pair's centre i) or,
+    for a species-linear model (:func:`descriptor_kernel.species_linear`), its designs
+    (force (B, n, S, K, 3), virial (B, S, K, 6)),
     and base = (energy (B,), forces (3, B, n), virial (6, B)) of parameter-free terms or None.
     Static: pbc, cutoff, skin, half, ordered (triplet layout, None without triplets), packed
     (descriptor kernel with pruned triplets: tij, tik index the chunk's flattened (B·E) pair
@@ -763,7 +765,8 @@ class _Bucket:
                   for name in _ARRAY_FIELDS}
         for name in ("features", "feature_grads"):
             value = getattr(self.host, name)
-            sliced[name] = None if value is None else tuple(x[lo:hi] for x in value)
+            sliced[name] = None if value is None else jax.tree_util.tree_map(
+                lambda x: x[lo:hi], value)
         base = self.host.base
         sliced["base"] = None if base is None else (base[0][lo:hi], base[1][:, lo:hi],
                                                     base[2][:, lo:hi])
@@ -996,8 +999,14 @@ class DatasetObjective:
         (E, K, 3) (:func:`descriptor_kernel.structure_feature_rows`: blocks of one shape
         for every dataset)."""
         cutoff, skin, _ = meta
-        return [dk.structure_feature_rows(model.descriptor, cutoff + skin, geometries, ladder)
-                for model in dk.models(self.potential)]
+        out = []
+        for model in dk.models(self.potential):
+            species = dk.species_linear(model)
+            if species is not None and not dk.supports_design(model.descriptor, geometries):
+                species = None
+            out.append(dk.structure_feature_rows(model.descriptor, cutoff + skin, geometries,
+                                                 ladder, design_species=species))
+        return out
 
     def _make_buckets(self, listed: list[_Listed], atom_minimum: int) -> list[_Bucket]:
         groups: dict[tuple, list[int]] = {}
@@ -1114,10 +1123,22 @@ class DatasetObjective:
             for per_item in self._rows:
                 k_features = per_item[members[0]][0].shape[1]
                 f = zeros((rows, n, k_features))
-                g = zeros((rows, e, k_features, 3))
+                designs = isinstance(per_item[members[0]][1], tuple)
+                if designs:  # species-linear model: force and virial designs
+                    n_species = per_item[members[0]][1][1].shape[0]
+                    g = (zeros((rows, n, n_species, k_features, 3)),
+                         zeros((rows, n_species, k_features, 6)))
+                else:
+                    g = zeros((rows, e, k_features, 3))
                 for row in range(rows):
                     value, slope = per_item[member(row)]
-                    f[row, :len(value)], g[row, :len(slope)] = value, slope
+                    f[row, :len(value)] = value
+                    if designs:
+                        g[0][row, :len(value)], g[1][row] = slope
+                    else:
+                        g[row, :len(slope)] = slope
+                for k in members:  # now in this bucket only: release (peak memory)
+                    per_item[k] = None
                 features.append(f)
                 grads.append(g)
             a["features"], a["feature_grads"] = tuple(features), tuple(grads)

@@ -117,6 +117,21 @@ def _named_leaves(potential, name=""):
         yield name, potential
 
 
+def species_linear(model) -> int | None:
+    """The number of species S of a descriptor model whose energy is affine in the rows
+    with coefficients that depend on the atom's species only (linear SNAP, linear descriptor
+    models: ε_i = β0_s + β_s·B_i), else None.  For such a model the forces and the virial
+    are linear in β through per-atom *designs* (:func:`structure_feature_rows` with
+    ``design_species``), and the per-pair derivatives need not be kept."""
+    from rexfit.potentials.snap import DescriptorModel
+
+    if not isinstance(model, DescriptorModel) or model.quadratic:
+        return None
+    if getattr(model.descriptor, "quadratic", False):
+        return None
+    return len(model.elements)
+
+
 def descriptor_supported(potential) -> bool:
     """True if every term is a descriptor model or a parameter-free base (ZBL), with at least
     one model."""
@@ -256,6 +271,37 @@ def _neighbor_block_rows(descriptor, species, mask, neighbor_species, d, slot_ma
 #: (descriptor, atom-major block arrays) -> (B (A, K), ∂B/∂d (A, M, K, 3)); jitted once
 neighbor_block_rows = jax.jit(_neighbor_block_rows, static_argnums=0)
 
+#: Voigt pairs of the designs' virial columns (the engine's order)
+_VOIGT = ((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))
+
+
+def _neighbor_block_design(descriptor, n_species, species, mask, neighbor_species,
+                           neighbor_index, d, slot_mask):
+    """Rows B (A, K), force design D (A, S, K, 3) and per-atom virial design V (A, K, 6)
+    of a block: D[a, s] = Σ over atoms i of species s of ∂B_i/∂x_a (with the sign of a
+    force: F_a = Σ_s β_s·D[a, s] for ε_i = β0_s + β_s·B_i), V[i] = Σ_m sym(d_im ⊗ ∂B_i/∂d_im)
+    in Voigt order (W = Σ_s β_s·Σ_{i of species s} V[i]).  neighbor_index (A, M): the block
+    atom of each neighbour slot (whole structures per block, so every neighbour is in it)."""
+    rows, grads = descriptor.features_and_neighbor_gradients(species, mask, neighbor_species,
+                                                             d, slot_mask)
+    n_atoms, slots, k, _ = grads.shape
+    live = mask & (species >= 0) & (species < n_species)
+    grads = jnp.where(live[:, None, None, None], grads, 0.0)
+    centre = jnp.clip(species, 0, n_species - 1)
+    design = jnp.zeros((n_atoms, n_species, k, 3), grads.dtype)
+    design = design.at[jnp.arange(n_atoms), centre].add(jnp.sum(grads, axis=1))
+    design = design.at[neighbor_index.reshape(-1), jnp.repeat(centre, slots)].add(
+        -grads.reshape(-1, k, 3))
+    d = jnp.where(slot_mask[..., None], d, 0.0)
+    virial = jnp.stack([0.5 * jnp.einsum("amk,am->ak", grads[..., a], d[..., b])
+                        + 0.5 * jnp.einsum("amk,am->ak", grads[..., b], d[..., a])
+                        for a, b in _VOIGT], axis=-1)
+    return rows, design, virial
+
+
+#: (descriptor, S, atom-major block arrays) -> (B, force design, per-atom virial design)
+neighbor_block_design = jax.jit(_neighbor_block_design, static_argnums=(0, 1))
+
 
 def _slots(g: Geometry) -> np.ndarray:
     """Each pair's slot among its centre's pairs (0, 1, … in list order)."""
@@ -267,7 +313,8 @@ def _slots(g: Geometry) -> np.ndarray:
     return slot
 
 
-def _atom_major_rows(descriptor, geometries: list[Geometry], ladder) -> list:
+def _atom_major_rows(descriptor, geometries: list[Geometry], ladder,
+                     design_species: int | None = None) -> list:
     """:func:`structure_feature_rows` for descriptors with ``features_and_neighbor_gradients``
     (the bispectrum): blocks of BLOCK_ATOMS atoms, each atom with M neighbour slots (M the
     ladder rung of the largest neighbour count), one program per (descriptor, M)."""
@@ -289,6 +336,7 @@ def _atom_major_rows(descriptor, geometries: list[Geometry], ladder) -> list:
         species = np.zeros(n_atoms, np.int32)
         mask = np.zeros(n_atoms, bool)
         neighbor_species = np.zeros((n_atoms, m), np.int32)
+        neighbor_index = np.zeros((n_atoms, m), np.int32)
         d = np.tile(np.asarray(PADDING_DISPLACEMENT, np.float64), (n_atoms, m, 1))
         slot_mask = np.zeros((n_atoms, m), bool)
         a0, spans = 0, []
@@ -298,10 +346,21 @@ def _atom_major_rows(descriptor, geometries: list[Geometry], ladder) -> list:
             species[a0:a1], mask[a0:a1] = g.species, True
             centre = g.i + a0
             neighbor_species[centre, slot] = g.species[g.j]
+            neighbor_index[centre, slot] = g.j + a0
             d[centre, slot] = g.d
             slot_mask[centre, slot] = True
             spans.append((k, a0, a1, centre, slot))
             a0 = a1
+        if design_species is not None:
+            rows, design, virial = jax.device_get(neighbor_block_design(
+                descriptor, design_species, species, mask, neighbor_species, neighbor_index,
+                d, slot_mask))
+            for k, a0, a1, _, _ in spans:
+                which = np.clip(species[a0:a1], 0, design_species - 1)
+                per_species = np.stack([virial[a0:a1][which == e].sum(axis=0)
+                                        for e in range(design_species)])
+                out[k] = (rows[a0:a1], (design[a0:a1], per_species))
+            continue
         rows, grads = jax.device_get(neighbor_block_rows(descriptor, species, mask,
                                                          neighbor_species, d, slot_mask))
         for k, a0, a1, centre, slot in spans:
@@ -309,19 +368,33 @@ def _atom_major_rows(descriptor, geometries: list[Geometry], ladder) -> list:
     return out
 
 
+def supports_design(descriptor, geometries: list[Geometry]) -> bool:
+    """True if :func:`structure_feature_rows` can give per-atom designs for these."""
+    return (bool(geometries) and geometries[0].triplets is None
+            and hasattr(descriptor, "features_and_neighbor_gradients"))
+
+
 def structure_feature_rows(descriptor, cutoff: float, geometries: list[Geometry],
-                           ladder) -> list[tuple[np.ndarray, np.ndarray]]:
+                           ladder, design_species: int | None = None) -> list[tuple]:
     """Per structure (host NumPy): descriptor rows (N, K) and their pair derivatives
     ∂B_{i(p)}/∂d_p (E, K, 3), from :data:`block_rows` on blocks of whole structures (or
     :data:`neighbor_block_rows`, atom-major, for a descriptor that has
     ``features_and_neighbor_gradients``).  ``ladder(n, multiple)`` sizes the blocks of
-    structures larger than a block and the triplet and neighbour slots."""
+    structures larger than a block and the triplet and neighbour slots.
+
+    With ``design_species`` S (a species-linear model, :func:`species_linear`; only where
+    :func:`supports_design`): rows and, instead of the pair derivatives, the designs
+    (force design (N, S, K, 3), virial design (S, K, 6)) of :func:`_neighbor_block_design`,
+    about pairs-per-atom times less to keep."""
     from rexfit.structures.neighbors import PADDING_DISPLACEMENT
 
     if not geometries:
         return []
+    if design_species is not None and not supports_design(descriptor, geometries):
+        raise ValueError("structure_feature_rows: designs need an atom-major descriptor "
+                         "(the bispectrum) without triplets")
     if geometries[0].triplets is None and hasattr(descriptor, "features_and_neighbor_gradients"):
-        return _atom_major_rows(descriptor, geometries, ladder)
+        return _atom_major_rows(descriptor, geometries, ladder, design_species)
     out: list = [None] * len(geometries)
     blocks = _blocks(geometries)
     with_triplets = geometries[0].triplets is not None
@@ -461,9 +534,22 @@ def descriptor_outputs(potential, params, c, scatter, voigt):
     mask = c.mask.reshape(-1)
     energy = jnp.zeros(b_structures)
     slope = [0.0, 0.0, 0.0]  # dE/dd per pair, x y z
+    linear_forces = linear_virial = 0.0  # of species-linear models with designs
     for model, prm, rows, grads in zip(models(potential), model_params(potential, params),
                                        c.features, c.feature_grads):
         flat = rows.reshape(b_structures * n_atoms, -1)
+        if isinstance(grads, tuple):  # designs (force (B, n, S, K, 3), virial (B, S, K, 6))
+            design, virial_design = grads
+            n_species, k = design.shape[2], design.shape[3]
+            per_atom = model.energies_from_features(prm, flat, species, mask)
+            energy = energy + jnp.sum(per_atom.reshape(b_structures, n_atoms), axis=1)
+            beta = jax.grad(lambda b, model=model, prm=prm: jnp.sum(
+                model.energies_from_features(prm, b, jnp.arange(n_species),
+                                             jnp.ones(n_species, bool))))(
+                jnp.zeros((n_species, k), flat.dtype))  # ∂ε/∂B per species (S, K)
+            linear_forces = linear_forces + jnp.einsum("bnskx,sk->xbn", design, beta)
+            linear_virial = linear_virial + jnp.einsum("bskv,sk->vb", virial_design, beta)
+            continue
         if is_geometric(model):
             system, nbrs = _flat_geometry(c)
 
@@ -489,10 +575,15 @@ def descriptor_outputs(potential, params, c, scatter, voigt):
             slope[a] = slope[a] + jnp.sum(at_centre * grads[..., a], axis=-1)
     live = jnp.any(c.mask)
     shape = c.mask.shape
-    forces = jnp.stack([scatter(s, c.gi, shape, live) - scatter(s, c.gj, shape, live)
-                        for s in slope])
-    virial = jnp.stack([0.5 * jnp.sum(slope[a] * c.d[b] + slope[b] * c.d[a], axis=1)
-                        for a, b in voigt])
+    if isinstance(slope[0], float):  # designs only: no per-pair contributions
+        forces = jnp.zeros((3,) + shape, energy.dtype)
+        virial = jnp.zeros((6, b_structures), energy.dtype)
+    else:
+        forces = jnp.stack([scatter(s, c.gi, shape, live) - scatter(s, c.gj, shape, live)
+                            for s in slope])
+        virial = jnp.stack([0.5 * jnp.sum(slope[a] * c.d[b] + slope[b] * c.d[a], axis=1)
+                            for a, b in voigt])
+    forces, virial = forces + linear_forces, virial + linear_virial
     if c.base is not None:
         base_energy, base_forces, base_virial = c.base
         energy, forces, virial = energy + base_energy, forces + base_forces, virial + base_virial

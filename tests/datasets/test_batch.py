@@ -601,10 +601,10 @@ def test_descriptor_datasets_share_the_feature_program():
     first = DatasetObjective(snap(), _items(structures(range(7)), seed=1))
     first.value_and_grad(params)
     first.predictions(params)
-    block = timing.snapshot().programs.get("_neighbor_block_rows", [0])[0]
+    block = timing.snapshot().programs.get("_neighbor_block_design", [0])[0]
     assert block >= 1
     other = DatasetObjective(snap(), _items(structures(range(3), repeat=2), seed=3))
-    assert timing.snapshot().programs.get("_neighbor_block_rows", [0])[0] == block
+    assert timing.snapshot().programs.get("_neighbor_block_design", [0])[0] == block
     before = timing.snapshot()
     same = DatasetObjective(snap(), _items(structures(range(10, 18)), seed=2))
     assert same.bucket_shapes == first.bucket_shapes
@@ -618,3 +618,53 @@ def test_descriptor_datasets_share_the_feature_program():
                                same.descriptor_rows()[1][k * 2:(k + 1) * 2], rtol=0,
                                atol=1e-12)
     assert other.n_chunks >= 1 and dk.BLOCK_ATOMS >= 8
+
+
+def test_linear_model_designs_equal_the_pair_derivative_path(monkeypatch):
+    """A species-linear SNAP (two elements, an inert third species, a ZBL base) keeps per-atom
+    force and virial designs instead of per-pair derivatives: predictions, residuals,
+    Jacobian and gradient equal those of the per-pair path to round-off, and the kept inputs
+    are smaller."""
+    from rexfit.datasets import descriptor_kernel as dk
+    from rexfit.descriptors.bispectrum import Bispectrum
+    from rexfit.potentials.snap import SNAP
+    from rexfit.potentials.zbl import ZBL
+
+    snap = SNAP(Bispectrum(4, 4.6, (0.5, 0.45), (1.0, 0.8), bzeroflag=False), ("Mo", "Nb"))
+    total = SumPotential((("core", ZBL(1.6, 2.4, (42.0, 41.0, 40.0))), ("Mo", snap)))
+    structures = []
+    for k in range(4):
+        pos, cell, _ = crystal("Mo", 3.2, repeat=1 + k // 3, seed=20 + k, rattle=0.2)
+        species = np.arange(len(pos)) % 2
+        species[-1] = 2 if k == 1 else species[-1]  # an inert atom
+        structures.append((pos, cell, species, (True,) * 3))
+    items = _items(structures, seed=6)
+    rng = np.random.default_rng(1)
+    k = snap.n_linear
+
+    def tree(x):
+        return {"core": {}, "Mo": {"Mo": {"beta0": x[0], "beta": x[1:1 + k]},
+                                   "Nb": {"beta0": x[1 + k], "beta": x[2 + k:]}}}
+
+    x0 = rng.normal(0.0, 0.3, 2 * (k + 1))
+    fast = DatasetObjective(total, items, transform=tree, n_species=3)
+    assert all(isinstance(g, tuple) for g in fast._buckets[0].host.feature_grads)
+    monkeypatch.setattr(dk, "species_linear", lambda model: None)
+    pairs = DatasetObjective(total, items, transform=tree, n_species=3)
+    assert not isinstance(pairs._buckets[0].host.feature_grads[0], tuple)
+    assert fast.input_bytes < pairs.input_bytes
+    for a, b in zip(fast.predictions(x0), pairs.predictions(x0)):
+        assert a.energy == pytest.approx(b.energy, rel=1e-13, abs=1e-12)
+        np.testing.assert_allclose(a.forces, b.forces, rtol=0,
+                                   atol=1e-12 * max(1.0, np.abs(b.forces).max()))
+        np.testing.assert_allclose(a.virial, b.virial, rtol=0,
+                                   atol=1e-12 * max(1.0, np.abs(b.virial).max()))
+    r1, j1 = fast.residuals_and_jacobian(x0)
+    r2, j2 = pairs.residuals_and_jacobian(x0)
+    np.testing.assert_allclose(r1, r2, rtol=0, atol=1e-11 * np.abs(r2).max())
+    np.testing.assert_allclose(j1, j2, rtol=0, atol=1e-11 * np.abs(j2).max())
+    assert np.abs(j2[:, 1 + k:]).max() > 0  # the second element's columns are exercised
+    v1, g1 = fast.value_and_grad(x0)
+    v2, g2 = pairs.value_and_grad(x0)
+    assert v1 == pytest.approx(v2, rel=1e-12)
+    np.testing.assert_allclose(g1, g2, rtol=0, atol=1e-11 * np.abs(g2).max())
