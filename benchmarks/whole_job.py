@@ -314,6 +314,11 @@ def scaling_benchmark(sizes: list[int], keep: Path | None) -> list[str]:
                           ("reference memory", 4)):
             slope = np.polyfit(a, np.log([p[col] for p in points]), 1)[0]
             lines.append(f"    {name}: exponent {slope:.2f} (fitted through the points)")
+        (n0, *v0), (n1, *v1) = points[-2], points[-1]
+        per = [(b - a) / (n1 - n0) for a, b in zip(v0, v1)]
+        lines.append(f"    per added atom ({n0}–{n1}): rexfit {1e3 * per[0]:.2f} CPU-ms "
+                     f"{1e3 * per[1]:.1f} KB, reference {1e3 * per[2]:.2f} CPU-ms "
+                     f"{1e3 * per[3]:.1f} KB")
     return lines
 
 
