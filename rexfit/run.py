@@ -487,20 +487,27 @@ def _checkpointer(job: s.JobSpec, space: ParameterSpace, out: str, log: Log):
 def write_fitted_parameters(job: s.JobSpec, space: ParameterSpace, params,
                             directory: str) -> list[str]:
     """The files of a fit that need only its parameters: parameters.xml and the
-    ``<export-potential>`` files of parameter-file potentials (Tersoff, ABOP, SW), which
-    parameters.xml then points to.  Returns the paths of the exported files."""
+    ``<export-potential>`` files of parameter-file potentials (Tersoff, ABOP, SW) and of
+    descriptor models (SNAP, linear models, networks), which parameters.xml then points to
+    (each fitted file is written once).  Returns the paths of the exported files."""
     exported = {}
     written = []
     terms = dict(space.pm.potential.terms)
     for pot in job.potentials:
-        if pot.kind not in THREE_BODY_FILES:
+        if pot.kind not in THREE_BODY_FILES and pot.kind not in COEFFICIENT_FILES:
             continue
         for ex in pot.exports:
-            if dict(ex.options).get("kind") == "export-potential":
-                path = os.path.join(directory, ex.path)
-                write_parameter_file(job, pot, terms[pot.id], params[pot.id], path)
-                written.append(path)
-                exported.setdefault(pot.id, os.path.relpath(path, directory))
+            if dict(ex.options).get("kind") != "export-potential":
+                continue
+            if pot.kind in COEFFICIENT_FILES:
+                paths = _export_descriptor_model(job, pot, terms, params, directory, ex.path)
+                written += paths
+                exported.setdefault(pot.id, os.path.relpath(paths[0], directory))
+                continue
+            path = os.path.join(directory, ex.path)
+            write_parameter_file(job, pot, terms[pot.id], params[pot.id], path)
+            written.append(path)
+            exported.setdefault(pot.id, os.path.relpath(path, directory))
     write_parameters(job, space, params, directory, exported=exported)
     return written
 
@@ -538,9 +545,12 @@ def write_parameters(job: s.JobSpec, space: ParameterSpace, params, directory: s
     for e in pm.entries:
         pot = models.get(e.path[0])
         if e.name in changed and pot is not None and pot.id not in coeff_files:
-            name = f"{pot.id}.fitted.{COEFFICIENT_FILES[pot.kind]}"
-            write_coefficient_file(job, pot, dict(pm.potential.terms)[pot.id], params[pot.id],
-                                   os.path.join(directory, name))
+            if exported and pot.id in exported:
+                name = exported[pot.id]
+            else:
+                name = f"{pot.id}.fitted.{COEFFICIENT_FILES[pot.kind]}"
+                write_coefficient_file(job, pot, dict(pm.potential.terms)[pot.id],
+                                       params[pot.id], os.path.join(directory, name))
             coeff_files[pot.id] = ("model-file" if pot.kind in ("neural-network", "pinn")
                                    else "coeff-file", name)
     in_xml = {k: values[k] for k in changed
@@ -618,8 +628,7 @@ def export_potentials(job: s.JobSpec, pm: PotentialModel, params, finals: dict,
                 continue  # written with parameters.xml (write_fitted_parameters)
             kind = opts.get("kind")
             if kind == "export-potential" and pot.kind in COEFFICIENT_FILES:
-                written += _export_descriptor_model(job, pot, terms, params, out, ex.path)
-                continue
+                continue  # written with parameters.xml (write_fitted_parameters)
             if kind == "export-potential" and pot.kind == "meam":
                 path = os.path.join(out, ex.path)
                 _export_meam(terms[pot.id], params[pot.id], pm.species, finals, path,
@@ -688,7 +697,8 @@ def _export_descriptor_model(job: s.JobSpec, pot: s.PotentialSpec, terms: dict, 
                              out: str, name: str) -> list[str]:
     """<export-potential> of a descriptor model.  SNAP: NAME.snapcoeff, NAME.snapparam and
     NAME.snap, the LAMMPS commands that use them (``pair_style snap``, or ``hybrid/overlay``
-    with the job's ZBL); a linear model: its coefficient file NAME."""
+    with the job's ZBL); a linear model or network: its coefficient or model file NAME.
+    Returns the paths written, the coefficient (model) file first."""
     term = terms[pot.id]
     if pot.kind != "snap":
         path = os.path.join(out, name)

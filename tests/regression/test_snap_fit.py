@@ -88,7 +88,10 @@ def test_linear_snap_fit_recovers_the_generating_coefficients(mo_data, tmp_path)
     res = json.loads((out / "results.json").read_text())
     assert res["fit"]["method"] == "linear-solve" and "rank 31 of 31" in res["fit"]["message"]
     truth = read_snapcoeff(potentials_dir() / (STEM + ".snapcoeff"))["Mo"].coefficients
-    fitted = read_snapcoeff(out / "Mo.fitted.snapcoeff")["Mo"].coefficients
+    fitted = read_snapcoeff(out / "Mo_fit.snapcoeff")["Mo"].coefficients
+    # written once, under the <export-potential> name, which parameters.xml points to
+    assert not (out / "Mo.fitted.snapcoeff").exists()
+    assert "<coeff-file>Mo_fit.snapcoeff</coeff-file>" in (out / "parameters.xml").read_text()
     np.testing.assert_allclose(fitted, truth, rtol=1e-6, atol=1e-6 * np.abs(truth).max())
     for k, value in enumerate(truth):
         name = "Mo[SNAP].beta0[Mo]" if k == 0 else f"Mo[SNAP].beta{k}[Mo]"
