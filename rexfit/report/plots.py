@@ -1,5 +1,6 @@
 """Diagnostic plots of a fit to a dataset: parity plots (predicted against reference), error
-histograms and the learning curve, as PNG files.
+histograms, errors against the energy above the lowest one and against the force, coloured by
+group, and the learning curve, as PNG files.
 
 Figures are built with ``matplotlib.figure.Figure`` and rendered by the Agg canvas directly:
 pyplot and the user's selected backend are never touched, so nothing here opens a window or
@@ -18,9 +19,12 @@ import os
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.offsetbox import AnchoredText
+from matplotlib.ticker import MaxNLocator, ScalarFormatter
 
 from rexfit.report.files import atomic_write
-from rexfit.report.metrics import QUANTITIES, gather, metrics
+from rexfit.report.metrics import NO_GROUP, QUANTITIES, gather, metrics
 
 #: Colours of the sets.
 COLOURS = {"training": "tab:blue", "validation": "tab:orange"}
@@ -42,8 +46,28 @@ LABELS = {"energy_per_atom": "energy per atom", "forces": "force component",
 PLOT_UNITS = {"eV/A": "eV/Å"}
 
 
+#: Errors are shown in these units (name, factor from the unit of the values): meV for the
+#: energies and forces, as pacemaker and MedeA report them; other units stay as they are.
+MILLI = {"eV/atom": ("meV/atom", 1e3), "eV/A": ("meV/Å", 1e3), "eV": ("meV", 1e3)}
+
+#: Colours of the groups in the plots coloured by group (in order of appearance); groups
+#: beyond these are drawn together in grey as "other groups".
+GROUP_COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple",
+                 "tab:brown", "tab:pink", "tab:olive", "tab:cyan")
+OTHER_GROUPS = "other groups"
+
+#: Marker of each set in the plots coloured by group.
+SET_MARKERS = {"training": "o", "validation": "^"}
+
+
 def _unit(unit: str) -> str:
     return PLOT_UNITS.get(unit, unit)
+
+
+def error_unit(unit: str) -> tuple[str, float]:
+    """(unit shown, factor) of errors of a quantity in ``unit``: meV/atom and meV/Å for
+    eV/atom and eV/Å (factor 1000), the unit itself otherwise (factor 1)."""
+    return MILLI.get(unit, (_unit(unit), 1.0))
 
 
 def _new_figure() -> Figure:
@@ -52,11 +76,59 @@ def _new_figure() -> Figure:
     return fig
 
 
+def fold_offsets(fig: Figure) -> None:
+    """Move the offset texts of the axes ("1e−7" at an axis end) into the axis labels, where
+    they cannot overlap them. Additive offsets are switched off (ticks show whole values);
+    a remaining scale factor ends the label as "×10⁻⁷". Needs one layout pass."""
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            fmt = axis.get_major_formatter()
+            if isinstance(fmt, ScalarFormatter):
+                fmt.set_useOffset(False)
+                fmt.set_useMathText(True)
+    fig.draw_without_rendering()
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            fmt = axis.get_major_formatter()
+            if not isinstance(fmt, ScalarFormatter):
+                continue
+            offset = fmt.get_offset()
+            axis.offsetText.set_visible(False)
+            if offset:
+                axis.set_label_text(f"{axis.get_label_text()} {offset}")
+
+
 def save_figure(fig: Figure, path: str) -> str:
     """Write ``fig`` as a PNG to ``path`` atomically (temporary file in the same directory,
-    then rename, with the mode of a new file); returns ``path``."""
+    then rename, with the mode of a new file), after :func:`fold_offsets`; returns
+    ``path``."""
+    fold_offsets(fig)
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=DPI))
     return path
+
+
+def _stats_box(ax, lines: list[str], loc: str) -> AnchoredText | None:
+    """A framed box of text lines in a corner of ``ax``."""
+    if not lines:
+        return None
+    box = AnchoredText("\n".join(lines), loc=loc, prop={"fontsize": "x-small"}, frameon=True,
+                       pad=0.3, borderpad=0.5)
+    box.patch.set_alpha(0.8)
+    box.patch.set_edgecolor("0.8")
+    ax.add_artist(box)
+    return box
+
+
+def error_stats(sets, unit: str) -> list[str]:
+    """Lines "training: RMSE = 12.3, MAE = 9.87 meV/atom" of ``sets`` ((name, errors) in the
+    unit of the values), in the units of :func:`error_unit`."""
+    shown, factor = error_unit(unit)
+    out = []
+    for name, err in sets:
+        m = metrics(err, np.zeros_like(err))
+        out.append(f"{name}: RMSE = {_g(factor * m['rmse'])}, MAE = {_g(factor * m['mae'])}"
+                   + (f" {shown}" if shown else ""))
+    return out
 
 
 def _values(pair, what: str) -> tuple[np.ndarray, np.ndarray] | None:
@@ -117,7 +189,8 @@ def _equation(slope: float, intercept: float) -> str:
 def parity_figure(quantity: str, unit: str, training=None, validation=None) -> Figure:
     """Predicted against reference values: one colour per set, the line y = x, a least-squares
     line per set with its equation, and each set's R² (1 − SS_res/SS_tot of the predictions),
-    RMSE and count in the legend. Equal scales on both axes."""
+    RMSE and count in the legend; each set's RMSE and MAE in meV (:func:`error_unit`) in the
+    lower right corner. Equal scales on both axes."""
     sets = [(name, _values(pair, f"{name} {quantity}"))
             for name, pair in (("training", training), ("validation", validation))]
     sets = [(name, v) for name, v in sets if v is not None]
@@ -159,6 +232,7 @@ def parity_figure(quantity: str, unit: str, training=None, validation=None) -> F
     ax.set_aspect("equal", adjustable="box")
     ax.grid(True, lw=0.3, alpha=0.5)
     ax.legend(loc="upper left", fontsize="x-small", framealpha=0.8)
+    _stats_box(ax, error_stats([(name, p - r) for name, (p, r) in sets], unit), "lower right")
     return fig
 
 
@@ -181,26 +255,28 @@ def _errors(values, what: str) -> np.ndarray | None:
 
 def error_histogram_figure(quantity: str, unit: str, training_errors=None,
                            validation_errors=None, bins: int | None = None) -> Figure:
-    """Histograms of the errors (predicted − reference) of each set on common bins, as the
-    fraction of values per bin (sets of different sizes compare directly), with a line at
-    zero error and each set's mean error and standard deviation in the legend.
+    """Histograms of the errors (predicted − reference, given in ``unit``) of each set on
+    common bins, as the fraction of values per bin (sets of different sizes compare directly),
+    with a line at zero error and each set's count, mean error, standard deviation, RMSE and MAE
+    in the legend. Errors of energies and forces are shown in meV (:func:`error_unit`).
 
     ``bins`` defaults to 2·√n (n: all values), between 10 and 80."""
+    shown, factor = error_unit(unit)
     sets = [(name, _errors(e, f"{name} errors of {quantity}"))
             for name, e in (("training", training_errors), ("validation", validation_errors))]
     sets = [(name, e) for name, e in sets if e is not None]
     fig = _new_figure()
     ax = fig.add_subplot()
-    u = _unit(unit)
-    ax.set_xlabel(f"error of {quantity}, predicted − reference ({u})" if u
+    ax.set_xlabel(f"error of {quantity}, predicted − reference ({shown})" if shown
                   else f"error of {quantity}, predicted − reference")
     ax.set_ylabel("fraction of values")
     ax.set_title(f"Errors: {quantity}")
     if not sets:
         ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
         return fig
-    lo = min(float(e.min()) for _, e in sets)
-    hi = max(float(e.max()) for _, e in sets)
+    scaled = [(name, factor * e) for name, e in sets]
+    lo = min(float(e.min()) for _, e in scaled)
+    hi = max(float(e.max()) for _, e in scaled)
     if hi == lo:
         half = max(abs(lo), 1.0) * 1e-3
         lo, hi = lo - half, hi + half
@@ -209,16 +285,19 @@ def error_histogram_figure(quantity: str, unit: str, training_errors=None,
         bins = int(min(80, max(10, round(2 * np.sqrt(total)))))
     edges = np.linspace(lo, hi, bins + 1)
     top = 0.0
-    for name, e in sets:
+    for name, e in scaled:
         counts, _ = np.histogram(e, bins=edges)
         top = max(top, float(counts.max()) / e.size)
         mean = float(e.mean())
         std = float(e.std())
+        rmse = float(np.sqrt(np.mean(e * e)))
+        mae = float(np.mean(np.abs(e)))
         ax.stairs(counts / e.size, edges, fill=True, alpha=0.45, color=COLOURS[name],
-                  label=f"{name}: n = {e.size}, mean = {_g(mean)}, std = {_g(std)}")
+                  label=f"{name}: n = {e.size}, mean = {_g(mean)}, std = {_g(std)}\n"
+                        f"RMSE = {_g(rmse)}, MAE = {_g(mae)}" + (f" {shown}" if shown else ""))
         ax.stairs(counts / e.size, edges, color=COLOURS[name], lw=0.8)
     ax.axvline(0.0, color="black", lw=0.8)
-    ax.set_ylim(0, 1.3 * top)  # room for the legend
+    ax.set_ylim(0, 1.45 * top)  # room for the legend
     ax.grid(True, lw=0.3, alpha=0.5)
     ax.legend(loc="upper right", fontsize="x-small", framealpha=0.8)
     return fig
@@ -232,46 +311,228 @@ def error_histogram(path: str, quantity: str, unit: str, training_errors=None,
     return fig
 
 
-def _history_rows(history) -> list[tuple[float, float | None, float | None]]:
+def group_of(record: dict) -> str:
+    """The name a record is coloured by: its group, else its dataset, else NO_GROUP."""
+    return str(record.get("group") or record.get("dataset") or NO_GROUP)
+
+
+def _pair_arrays(record: dict, key: str):
+    value = record.get(key)
+    if value is None:
+        return None
+    pred = np.asarray(value[0], dtype=np.float64)
+    ref = np.asarray(value[1], dtype=np.float64)
+    if pred.shape != ref.shape:
+        raise ValueError(f"record '{record.get('id')}' ({key}): predicted shape {pred.shape} "
+                         f"!= reference shape {ref.shape}")
+    if not (np.all(np.isfinite(pred)) and np.all(np.isfinite(ref))):
+        raise ValueError(f"record '{record.get('id')}' ({key}) contains non-finite values")
+    return pred, ref
+
+
+def energy_points(records: list[dict]) -> dict:
+    """Points of the error against the energy above the lowest one:
+    ``{(set, group): (E − E_min, error)}`` per structure, in eV/atom. E is the reference energy
+    per atom and E_min the lowest of all records (training and validation)."""
+    rows = []
+    for rec in records:
+        pair = _pair_arrays(rec, "energy")
+        if pair is None:
+            continue
+        n = rec.get("natoms")
+        if not n or n <= 0:
+            raise ValueError(f"record '{rec.get('id')}' (energy): an energy needs natoms > 0")
+        pred, ref = (float(np.ravel(a)[0]) / n for a in pair)
+        rows.append((rec["set"], group_of(rec), ref, pred - ref))
+    if not rows:
+        return {}
+    e_min = min(r[2] for r in rows)
+    out: dict = {}
+    for set_name, group, ref, err in rows:
+        out.setdefault((set_name, group), ([], []))
+        out[(set_name, group)][0].append(ref - e_min)
+        out[(set_name, group)][1].append(err)
+    return {k: (np.array(x), np.array(e)) for k, (x, e) in out.items()}
+
+
+def force_points(records: list[dict]) -> dict:
+    """Points of the error against the force: ``{(set, group): (|F|, error)}`` with one point
+    per force component, |F| the norm of the atom's reference force (eV/Å) and the error that
+    of the component (predicted − reference, eV/Å)."""
+    out: dict = {}
+    for rec in records:
+        pair = _pair_arrays(rec, "forces")
+        if pair is None:
+            continue
+        pred, ref = (a.reshape(-1, 3) for a in pair)
+        norm = np.repeat(np.linalg.norm(ref, axis=1), 3)
+        out.setdefault((rec["set"], group_of(rec)), []).append((norm, (pred - ref).ravel()))
+    return {k: (np.concatenate([x for x, _ in v]), np.concatenate([e for _, e in v]))
+            for k, v in out.items()}
+
+
+def _group_colours(groups: list[str]) -> dict[str, str]:
+    if len(groups) <= len(GROUP_COLOURS) + 1:
+        return dict(zip(groups, GROUP_COLOURS + ("tab:gray",)))
+    colours = dict(zip(groups, GROUP_COLOURS))
+    colours.update({g: "tab:gray" for g in groups[len(GROUP_COLOURS):]})
+    return colours
+
+
+def error_scatter_figure(title: str, xlabel: str, unit: str, points: dict) -> Figure:
+    """Errors (y, in meV for energies and forces: :func:`error_unit`) against ``xlabel`` (x):
+    ``points`` ``{(set, group): (x, errors in unit)}``. One colour per group (beyond
+    ``len(GROUP_COLOURS)`` groups the rest are grey, "other groups"), one marker per set
+    (training ●, validation ▲), the legend below the axes, a line at zero error and each
+    set's RMSE and MAE in the upper right corner."""
+    shown, factor = error_unit(unit)
+    fig = _new_figure()
+    ax = fig.add_subplot()
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(f"error, predicted − reference ({shown})" if shown
+                  else "error, predicted − reference")
+    ax.set_title(title)
+    points = {k: v for k, v in points.items() if v[0].size}
+    if not points:
+        ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
+        return fig
+    groups = list(dict.fromkeys(g for _, g in points))
+    colours = _group_colours(groups)
+    sets = [s for s in SET_MARKERS if any(k[0] == s for k in points)]
+    sets += list(dict.fromkeys(k[0] for k in points if k[0] not in sets))
+    total = sum(v[0].size for v in points.values())
+    for (set_name, group), (x, err) in points.items():
+        idx = _drawn(err, np.zeros_like(err))
+        ax.plot(x[idx], factor * err[idx], ls="", marker=SET_MARKERS.get(set_name, "s"),
+                ms=_marker_size(total) + (1.0 if set_name == "validation" else 0.0), mew=0,
+                alpha=0.7, color=colours[group], rasterized=total > 5_000, zorder=2,
+                label="_nolegend_")
+    ax.axhline(0.0, color="black", lw=0.8, zorder=1)
+    ax.grid(True, lw=0.3, alpha=0.5)
+    by_set = [(s, np.concatenate([e for (n, _), (_, e) in points.items() if n == s]))
+              for s in sets]
+    box = _stats_box(ax, error_stats(by_set, unit), "upper right")
+    if box is not None:  # room above the points for the box
+        lo, hi = ax.get_ylim()
+        ax.set_ylim(lo, hi + 0.12 * len(by_set) * (hi - lo))
+    handles = []
+    named = groups if len(groups) <= len(GROUP_COLOURS) + 1 else (
+        groups[:len(GROUP_COLOURS)] + [OTHER_GROUPS])
+    for g in named:
+        colour = "tab:gray" if g == OTHER_GROUPS else colours[g]
+        handles.append(Line2D([], [], ls="", marker="s", ms=6, color=colour, label=g))
+    for s in sets:
+        handles.append(Line2D([], [], ls="", marker=SET_MARKERS.get(s, "s"), ms=6,
+                              color="0.3", mfc="none", label=s))
+    fig.legend(handles=handles, loc="outside lower center", fontsize="x-small",
+               ncols=min(5, len(handles)), frameon=False)
+    return fig
+
+
+def error_vs_energy_figure(records: list[dict]) -> Figure:
+    """Error of the energy per atom against the reference energy per atom above the lowest
+    one (E − E_min, see :func:`energy_points`), coloured by group."""
+    return error_scatter_figure("Energy error against E − E_min",
+                                "E − E_min, reference energy per atom above the lowest "
+                                "(eV/atom)", "eV/atom", energy_points(records))
+
+
+def error_vs_force_figure(records: list[dict]) -> Figure:
+    """Error of each force component against the norm of the atom's reference force,
+    coloured by group (see :func:`force_points`)."""
+    return error_scatter_figure("Force error against |F|", "|F|, reference force on the atom "
+                                "(eV/Å)", "eV/A", force_points(records))
+
+
+def error_vs_energy(path: str, records: list[dict]) -> Figure:
+    """:func:`error_vs_energy_figure` written to ``path`` (PNG); returns the Figure."""
+    fig = error_vs_energy_figure(records)
+    save_figure(fig, path)
+    return fig
+
+
+def error_vs_force(path: str, records: list[dict]) -> Figure:
+    """:func:`error_vs_force_figure` written to ``path`` (PNG); returns the Figure."""
+    fig = error_vs_force_figure(records)
+    save_figure(fig, path)
+    return fig
+
+
+def history_rows(history) -> list[tuple[int, float | None, float | None]]:
+    """(iteration, training objective, validation objective or None) of each history entry
+    (entries of 2 or 3 items; a missing or non-finite value is None)."""
     rows = []
     for entry in history:
         entry = list(entry)
         if len(entry) not in (2, 3):
             raise ValueError(f"history entry {entry!r}: expected (iteration, training"
                              f"[, validation])")
-        it, tr = entry[0], entry[1]
-        va = entry[2] if len(entry) == 3 else None
-        rows.append((float(it), None if tr is None else float(tr),
-                     None if va is None else float(va)))
+        values = [None if v is None or not np.isfinite(float(v)) else float(v)
+                  for v in entry[1:]] + [None]
+        rows.append((int(entry[0]), values[0], values[1]))
     return rows
 
 
+#: A history with fewer distinct iterations than this is shown as a table, not a curve.
+MIN_CURVE_ITERATIONS = 4
+
+#: Minimizers whose history is never a curve (a direct solve, not an iteration).
+NO_CURVE_METHODS = ("linear-solve",)
+
+
+def has_learning_curve(history, method: str | None = None) -> bool:
+    """Whether ``history`` is drawn as a learning curve: at least MIN_CURVE_ITERATIONS
+    distinct iterations and not a direct solve (``method`` in NO_CURVE_METHODS, such as a
+    ``<linear-solve>``, whose two "iterations" are its start and its solution)."""
+    if method in NO_CURVE_METHODS or not history:
+        return False
+    return len({r[0] for r in history_rows(history)}) >= MIN_CURVE_ITERATIONS
+
+
+def _consecutive(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """The segments between measurements one iteration apart, separated by NaN (a line that
+    never crosses an unmeasured iteration), or None when there are none."""
+    xs, ys = [], []
+    for k in range(len(x) - 1):
+        if x[k + 1] - x[k] == 1:
+            xs += [x[k], x[k + 1], np.nan]
+            ys += [y[k], y[k + 1], np.nan]
+    return (np.array(xs), np.array(ys)) if xs else None
+
+
 def learning_curve_figure(history) -> Figure:
-    """Objective against iteration for the training set and, where known, the validation set.
+    """Objective against iteration, for the training set and, where it was measured, the
+    validation set: a marker at each measured iteration only (validation is measured every
+    output-interval iterations); a thin line joins only measurements one iteration apart.
     ``history``: (iteration, training objective, validation objective or None) entries;
     (iteration, training objective) pairs are accepted too. The y axis is logarithmic when
-    every value shown is positive."""
-    rows = _history_rows(history)
+    every value shown is positive; iterations are whole numbers."""
+    rows = history_rows(history)
     fig = _new_figure()
     ax = fig.add_subplot()
     ax.set_xlabel("iteration")
     ax.set_ylabel("objective")
     ax.set_title("Learning curve")
     shown = []
-    markers = len(rows) <= 50
-    for k, name in ((1, "training"), (2, "validation")):
-        pts = [(r[0], r[k]) for r in rows if r[k] is not None and np.isfinite(r[k])]
+    for k, name, marker in ((1, "training", "o"), (2, "validation", "s")):
+        pts = [(r[0], r[k]) for r in rows if r[k] is not None]
         if not pts:
             continue
-        x, y = np.array(pts).T
+        x, y = np.array(pts, dtype=np.float64).T
         shown.append(y)
-        ax.plot(x, y, color=COLOURS[name], lw=1.2, marker="o" if markers else None,
-                ms=3, label=f"{name} (final {_g(float(y[-1]))})")
+        line = _consecutive(x, y)
+        if line is not None:
+            ax.plot(*line, color=COLOURS[name], lw=0.8, alpha=0.6, label="_nolegend_",
+                    zorder=2)
+        ms = 4.0 if len(x) <= 100 else 2.0
+        ax.plot(x, y, ls="", marker=marker, ms=ms, mew=0, color=COLOURS[name], zorder=3,
+                label=f"{name}: {len(x)} measured, final {_g(float(y[-1]))}")
     if not shown:
         ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
         return fig
     if all(bool(np.all(y > 0)) for y in shown):
         ax.set_yscale("log")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(True, which="both", lw=0.3, alpha=0.5)
     ax.legend(loc="upper right", fontsize="small", framealpha=0.8)
     return fig
@@ -287,15 +548,20 @@ def learning_curve(path: str, history) -> Figure:
 #: File names written by write_dataset_plots (``{q}`` is a quantity of QUANTITIES).
 PARITY_FILE = "parity_{q}.png"
 ERRORS_FILE = "errors_{q}.png"
+ERRORS_VS_ENERGY_FILE = "errors_vs_energy.png"
+ERRORS_VS_FORCE_FILE = "errors_vs_force.png"
 LEARNING_CURVE_FILE = "learning_curve.png"
 
 
-def write_dataset_plots(directory: str, records: list[dict], history=None) -> list[str]:
+def write_dataset_plots(directory: str, records: list[dict], history=None,
+                        method: str | None = None) -> list[str]:
     """Write the plots of a dataset under ``directory``: for each quantity present in the
     records (see :func:`rexfit.report.metrics.dataset_metrics` for ``records``) a parity plot
     ``parity_<quantity>.png`` and an error histogram ``errors_<quantity>.png``, training and
-    validation sets together; and ``learning_curve.png`` when ``history`` is non-empty.
-    Returns the paths written."""
+    validation sets together; the energy error against E − E_min ``errors_vs_energy.png``
+    and the force error against |F| ``errors_vs_force.png`` (coloured by group) when there
+    are energies (forces); and ``learning_curve.png`` when :func:`has_learning_curve`
+    (``method``: the minimizer's name, e.g. "linear-solve"). Returns the paths written."""
     data = gather(records)
     written = []
     for name, (_, unit) in QUANTITIES.items():
@@ -311,7 +577,15 @@ def write_dataset_plots(directory: str, records: list[dict], history=None) -> li
         path = os.path.join(directory, ERRORS_FILE.format(q=name))
         error_histogram(path, label, unit, errs.get("training"), errs.get("validation"))
         written.append(path)
-    if history is not None and len(history) > 0:
+    if any(rec.get("energy") is not None for rec in records):
+        path = os.path.join(directory, ERRORS_VS_ENERGY_FILE)
+        error_vs_energy(path, records)
+        written.append(path)
+    if any(rec.get("forces") is not None for rec in records):
+        path = os.path.join(directory, ERRORS_VS_FORCE_FILE)
+        error_vs_force(path, records)
+        written.append(path)
+    if history is not None and has_learning_curve(history, method):
         path = os.path.join(directory, LEARNING_CURVE_FILE)
         learning_curve(path, history)
         written.append(path)

@@ -127,11 +127,15 @@ def test_error_histogram(tmp_path):
     fig = error_histogram(str(tmp_path / "e.png"), "force component", "eV/A", tr, va)
     png_size(tmp_path / "e.png")
     ax = fig.axes[0]
-    assert ax.get_xlabel() == "error of force component, predicted − reference (eV/Å)"
+    assert ax.get_xlabel() == "error of force component, predicted − reference (meV/Å)"
     assert ax.get_ylabel() == "fraction of values"
     texts = legend_texts(ax)
-    assert texts == [f"training: n = 2000, mean = {tr.mean():.4g}, std = {tr.std():.4g}",
-                     f"validation: n = 50, mean = {va.mean():.4g}, std = {va.std():.4g}"]
+    tr_m, va_m = 1000 * tr, 1000 * va  # shown in meV/Å
+    assert texts == [
+        f"training: n = 2000, mean = {tr_m.mean():.4g}, std = {tr_m.std():.4g}\n"
+        f"RMSE = {np.sqrt(np.mean(tr_m ** 2)):.4g}, MAE = {np.abs(tr_m).mean():.4g} meV/Å",
+        f"validation: n = 50, mean = {va_m.mean():.4g}, std = {va_m.std():.4g}\n"
+        f"RMSE = {np.sqrt(np.mean(va_m ** 2)):.4g}, MAE = {np.abs(va_m).mean():.4g} meV/Å"]
     # each set's bars hold fractions summing to one, on common bins
     from matplotlib.patches import StepPatch
 
@@ -152,13 +156,13 @@ def test_learning_curve(tmp_path):
     ax = fig.axes[0]
     assert ax.get_yscale() == "log"
     assert (ax.get_xlabel(), ax.get_ylabel()) == ("iteration", "objective")
-    train, valid = ax.get_lines()
+    train, valid = [ln for ln in ax.get_lines() if ln.get_marker() not in ("None", None, "")]
     assert list(train.get_xdata()) == list(range(20))
     assert list(valid.get_xdata()) == [0, 3, 6, 9, 12, 15, 18]
     # a zero objective: linear scale; (iteration, objective) pairs as in FitResult.history
     fig = learning_curve(str(tmp_path / "lc2.png"), [[0, 3.0], [1, 1.0], [2, 0.0]])
     assert fig.axes[0].get_yscale() == "linear"
-    assert len(fig.axes[0].get_lines()) == 1
+    assert len([ln for ln in fig.axes[0].get_lines() if ln.get_marker() != "None"]) == 1
     with pytest.raises(ValueError, match="history entry"):
         learning_curve(str(tmp_path / "lc3.png"), [(1,)])
 
@@ -178,11 +182,12 @@ def dataset(seed=5):
 
 def test_write_dataset_plots(tmp_path):
     out = tmp_path / "plots"
-    history = [(0, 5.0, 6.0), (1, 2.0, 3.0), (2, 1.0, 2.5)]
+    history = [(0, 5.0, 6.0), (1, 2.0, 3.0), (2, 1.0, 2.5), (3, 0.5, 2.4)]
     paths = write_dataset_plots(str(out), dataset(), history)
     names = [os.path.basename(p) for p in paths]
     assert names == ["parity_energy_per_atom.png", "errors_energy_per_atom.png",
-                     "parity_forces.png", "errors_forces.png", "learning_curve.png"]
+                     "parity_forces.png", "errors_forces.png", "errors_vs_energy.png",
+                     "errors_vs_force.png", "learning_curve.png"]
     assert sorted(os.listdir(out)) == sorted(names)
     for p in paths:
         png_size(p)
