@@ -445,12 +445,10 @@ def _output_phase(job: s.JobSpec, log: Log, clock: Clock, outputs: _Outputs,
     for path in outputs.write(lambda d: export_potentials(job, pm, params, finals, d)):
         log(f"Wrote {path}")
     if data and (plots or (plots is None and job.all_datasets())):
-        from rexfit.report.plots import write_dataset_plots
+        from rexfit.report.report_md import write_plots_and_report
 
-        history = [] if fit is None else [tuple(h) for h in fit.history]
-        progress("writing plots")
-        for path in outputs.write(lambda d: write_dataset_plots(os.path.join(d, "plots"),
-                                                                data, history)):
+        progress("writing plots")  # plots/*.png and report.md
+        for path in outputs.write(lambda d: write_plots_and_report(d, data, results)):
             log(f"Wrote {path}")
     results["timing"] = clock.report()
     log(clock.summary())
