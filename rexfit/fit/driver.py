@@ -1,14 +1,20 @@
 """The training phase: run the job's minimizer on the objective, keep the best point, the
 history and the counts, print progress, and stop cleanly on Ctrl-C.
 
-Progress (SPEC §1): on a terminal one line is rewritten in place (iteration, objective,
-gradient norm, elapsed time); otherwise, and always in log.txt, atomicrex-style lines
-``iter= N residual= R grad= G`` every ``output-interval`` iterations.
+Progress (SPEC §1): on a terminal one line is rewritten in place (iteration of the maximum,
+objective, gradient norm, elapsed time, time left); otherwise, and always in log.txt,
+atomicrex-style lines ``iter= N residual= R grad= G`` every ``output-interval`` iterations.
+At those iterations (and at the end) the fit is also measured (:meth:`_Tracker.measure`):
+energy, force and stress RMSE of the training and validation datasets, or the worst-fitting
+properties of a fit to structure properties, printed as a short table under the line.  The
+fit ends with a verdict in plain words (:func:`methods.plain_stop`) and warnings when the
+validation error says the fit is overfitting (:func:`overfitting_warnings`).
 """
 
 from __future__ import annotations
 
 import math
+import shutil
 import sys
 from collections import OrderedDict
 import time
@@ -35,13 +41,20 @@ class FitResult:
     grad_norm: float | None
     history: list = field(default_factory=list)
     interrupted: bool = False
+    #: the stop message in plain words, "converged: …" or "stopped: …" (``message`` is raw)
+    verdict: str = ""
+    #: what a person should know about the result (overfitting), one sentence each
+    warnings: list = field(default_factory=list)
+    #: measurements at output iterations (:meth:`_Tracker.measure`)
+    progress: list = field(default_factory=list)
 
     def to_json(self) -> dict:
         return {"method": self.method, "iterations": self.iterations,
                 "evaluations": self.evaluations, "converged": self.converged,
-                "message": self.message, "seconds": self.seconds,
+                "message": self.message, "verdict": self.verdict or self.message,
+                "warnings": list(self.warnings), "seconds": self.seconds,
                 "grad_norm": self.grad_norm, "interrupted": self.interrupted,
-                "history": self.history}
+                "history": self.history, "progress": self.progress}
 
 
 class _Stop(Exception):
@@ -51,8 +64,16 @@ class _Stop(Exception):
 class _Tracker:
     """Wraps the objective for a minimizer: counts, best point, history, progress output."""
 
-    def __init__(self, objective, log, interval: int, tty: bool, maxtime=None, stopval=None):
+    def __init__(self, objective, log, interval: int, tty: bool, maxtime=None, stopval=None,
+                 budget: int | None = None):
         self.objective = objective
+        #: the iteration count the fit may reach (max-iter, epochs), None if unknown
+        self.budget = budget
+        #: measurements at the output iterations (:meth:`measure`), in order
+        self.progress: list[dict] = []
+        self._last_ev = None  # (point, Evaluation) of the last objective evaluation
+        self._clock0: tuple[int, float] | None = None  # (iteration, time) of the first report
+        self._live = ""  # the measurement shown at the end of the live line
         self.maxtime = maxtime
         self.stopval = stopval
         self.stop_reason: str | None = None
@@ -86,6 +107,7 @@ class _Tracker:
             return hit
         self._check_time()
         ev = self.objective.evaluate(u, grad=grad)
+        self._last_ev = (key, ev)
         self.evaluations += 1
         f = ev.value
         g = ev.grad
@@ -156,7 +178,7 @@ class _Tracker:
             f, g = self._eval(u, False)
         self.history.append(self.entry(self.iteration, f, u))
         gnorm = float(np.linalg.norm(g)) if g is not None else None
-        self.report(self.iteration, f, gnorm)
+        self.report(self.iteration, f, gnorm, u=u)
         if self.on_checkpoint is not None and self.iteration % self.checkpoint_every == 0:
             self.on_checkpoint(self.state(u))
 
@@ -182,11 +204,13 @@ class _Tracker:
                 else np.asarray(self.best_u).tolist(),
                 "history": self.history, "minimizer": dict(self.minimizer_state)}
 
-    def report(self, k, f, gnorm, force=False, final=False) -> None:
+    def report(self, k, f, gnorm, force=False, final=False, u=None) -> None:
         """Show iteration ``k``: the live line on a terminal; an ``iter=`` line in the log every
-        output-interval iterations (or when ``force``).  The ``final`` report (the returned
-        point) repeats no line already logged; when it is another point than the last logged
-        iterate of the same number (the best point evaluated), its line says so."""
+        output-interval iterations (or when ``force``), each followed by the measurement of
+        the point ``u`` (:meth:`measure`: RMSE table or worst-fitting properties).  The
+        ``final`` report (the returned point) repeats no line already logged; when it is
+        another point than the last logged iterate of the same number (the best point
+        evaluated), its line says so."""
         gtxt = "n/a" if gnorm is None else f"{gnorm:.6g}"
         line = f"iter= {k} residual= {f:.10g} grad= {gtxt}"
         if final and self._logged is not None and self._logged[0] == k:
@@ -199,17 +223,270 @@ class _Tracker:
                 self.log.before_print()
             self.log.fit_started = True
             self.log.touch()
-        if self.tty:
-            elapsed = time.perf_counter() - self.start
-            sys.stdout.write(f"\r  iteration {k:5d}  objective {f:.8g}  |grad| {gtxt}  "
-                             f"{elapsed:7.1f} s ")
-            sys.stdout.flush()
-        if force or (k % self.interval == 0 and not final):
+        now = time.perf_counter()
+        if self._clock0 is None:
+            self._clock0 = (k, now)
+        logged = force or (k % self.interval == 0 and not final)
+        block: list[str] = []
+        if logged:
             self._logged = (k, line)
+            if u is not None:  # a point of the fit (not a bare line): measure it
+                block = self.progress_lines(k, now, self.measure(k, u))
+        if self.tty:
+            table = [text for text in block if text.startswith(RMSE_ROW)]
+            if table:  # the RMSE table scrolls up above the live line
+                sys.stdout.write("\r\x1b[K" + "\n".join(table) + "\n")
+            elapsed = now - self.start
+            text = (f"  iteration {k:5d}{self._of()}  objective {f:.8g}  |grad| {gtxt}  "
+                    f"{elapsed:7.1f} s{self._left(k, now, short=True)}{self._live}")
+            width = shutil.get_terminal_size((160, 24)).columns - 1
+            sys.stdout.write("\r" + text[:max(width, 40)] + " \x1b[K")
+            sys.stdout.flush()
+        if logged:
             if self.tty:
-                self.log.file_only(line)
+                for text in [line] + block:
+                    self.log.file_only(text)
             else:
-                self.log(line)
+                for text in [line] + block:
+                    self.log(text)
+
+    # ---------------------------------------------------------------- progress measurements
+
+    def _of(self) -> str:
+        return f" of {self.budget}" if self.budget else ""
+
+    def _left(self, k, now, short=False) -> str:
+        """", ≤ 12 s left": the iterations left of the budget at the mean pace since the first
+        report (an upper bound: the fit may converge sooner); "" when unknown."""
+        if not self.budget or self._clock0 is None or k <= self._clock0[0] or k >= self.budget:
+            return ""
+        pace = (now - self._clock0[1]) / (k - self._clock0[0])
+        left = _duration(pace * (self.budget - k))
+        return f"  ≤{left} left" if short else f", at most {left} left ({_duration(pace)} per " \
+            "iteration)"
+
+    def measure(self, k: int, u) -> dict | None:
+        """Measure the fit at iteration ``k``, point ``u`` (output iterations only: it costs a
+        forward pass over the datasets), record it in :attr:`progress` and return it:
+        ``{"iteration", "seconds", "rmse": {set: {quantity: RMSE}}}`` for jobs with datasets
+        (energy_per_atom eV/atom, forces eV/Å, stress GPa; the engine's predictions program,
+        compiled for the validation objective and the output phase anyway), and ``"worst"``:
+        [[structure.property, weighted residual], …] (largest first, at most
+        :data:`WORST_SHOWN`) for jobs with fitted structure properties."""
+        rec: dict = {"iteration": int(k), "seconds": round(time.perf_counter() - self.start, 3)}
+        try:
+            rmse = self._rmse(u)
+            worst = self._worst(u)
+        except (CalculationFailed, ValueError, FloatingPointError, KeyError):
+            return None  # progress must not stop a fit: failures are reported elsewhere
+        if rmse:
+            rec["rmse"] = rmse
+        if worst:
+            rec["worst"] = worst
+        if len(rec) == 2:
+            return None
+        if self.progress and self.progress[-1]["iteration"] == rec["iteration"]:
+            self.progress[-1] = rec  # the final point of an iteration already measured
+        else:
+            self.progress.append(rec)
+        return rec
+
+    def _rmse(self, u) -> dict:
+        datasets = getattr(self.objective, "datasets", None) or {}
+        if not datasets:
+            return {}
+        import jax.numpy as jnp
+
+        tree = self.objective._tree(jnp.asarray(np.asarray(u, float)))
+        sums: dict[str, dict[str, list]] = {}
+        for (_, set_name), term in datasets.items():
+            part = sums.setdefault(set_name, {})
+            for q, (sq, n) in term.squared_errors(tree).items():
+                acc = part.setdefault(q, [0.0, 0])
+                acc[0] += sq
+                acc[1] += n
+        out = {}
+        for set_name in sorted(sums, key=lambda n: (n != "training", n)):
+            out[set_name] = {q: (math.sqrt(sq / n) if n and math.isfinite(sq) else None)
+                             for q, (sq, n) in sums[set_name].items()}
+        return out
+
+    def _worst(self, u) -> list:
+        terms = getattr(self.objective, "terms", None)
+        if not terms:
+            return []
+        key = np.asarray(u, float).tobytes()
+        ev = self._last_ev[1] if self._last_ev is not None and self._last_ev[0] == key else None
+        ids = [sid for sid in self.objective.ids(("training",)) if terms[sid].fitted]
+        if not ids:
+            return []
+        if ev is None or any(sid not in ev.structures for sid in ids):
+            ev = self.objective.evaluate(np.asarray(u, float), grad=False, datasets=False)
+        rows = []
+        for sid in ids:
+            props = ev.structures[sid].properties
+            for fp in terms[sid].fitted:
+                if fp.name in props:
+                    r = _residual(fp.style, np.asarray(props[fp.name], float), fp.target,
+                                  fp.tolerance)
+                    rows.append([f"{sid}.{fp.name}", float(fp.weight * r)])
+        rows.sort(key=lambda row: -row[1] if math.isfinite(row[1]) else -math.inf)
+        return rows[:WORST_SHOWN]
+
+    def progress_lines(self, k, now, rec) -> list[str]:
+        """The lines under an ``iter=`` line: iteration of the budget, time, time left; the RMSE
+        table (meV/atom, meV/Å, GPa) or the worst-fitting properties.  Sets
+        :attr:`_live`, the short form for the live line."""
+        lines = [f"  iteration {k}{self._of()}, {_duration(now - self.start)}"
+                 f"{self._left(k, now)}"]
+        self._live = ""
+        if rec is None:
+            return lines
+        rmse = rec.get("rmse")
+        if rmse:
+            lines += rmse_table(rmse)
+            f = [rmse[s].get("forces") for s in ("training", "validation") if s in rmse]
+            e = [rmse[s].get("energy_per_atom") for s in ("training", "validation") if s in rmse]
+            if any(v is not None for v in f):
+                self._live = "  F " + "|".join(_num(v, 1e3) for v in f) + " meV/Å"
+            elif any(v is not None for v in e):
+                self._live = "  E " + "|".join(_num(v, 1e3) for v in e) + " meV/atom"
+        worst = rec.get("worst")
+        if worst:
+            lines.append("  worst-fitting (weighted residual): " + ", ".join(
+                f"{name} {w:.4g}" for name, w in worst))
+            if not rmse:
+                self._live = f"  worst {worst[0][0]} {worst[0][1]:.3g}"
+        return lines
+
+
+#: Worst-fitting properties shown at an output iteration.
+WORST_SHOWN = 3
+
+#: Quantities of the RMSE table: key → (column heading, factor from eV-based units).
+RMSE_COLUMNS = {"energy_per_atom": ("energy meV/atom", 1e3), "forces": ("forces meV/Å", 1e3),
+                "stress": ("stress GPa", 1.0)}
+
+
+#: How the rows of the RMSE table start (a terminal shows them above the live line).
+RMSE_ROW = "  | "
+
+
+def _num(value, factor=1.0) -> str:
+    return "-" if value is None else f"{value * factor:.4g}"
+
+
+def rmse_table(rmse: dict) -> list[str]:
+    """``rmse`` ({set: {quantity: RMSE in eV/atom, eV/Å, GPa}}) as a small table in meV/atom,
+    meV/Å and GPa, a row per set."""
+    present = [q for q in RMSE_COLUMNS if any(q in row for row in rmse.values())]
+    rows = [["RMSE"] + [RMSE_COLUMNS[q][0] for q in present]]
+    for set_name, row in rmse.items():
+        rows.append([set_name] + [_num(row.get(q), RMSE_COLUMNS[q][1]) for q in present])
+    widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
+    return [RMSE_ROW + "  ".join(c.rjust(w) if i else c.ljust(w)
+                                 for i, (c, w) in enumerate(zip(r, widths))).rstrip()
+            for r in rows]
+
+
+def _duration(seconds: float) -> str:
+    """12.3 s, 4 min 05 s, 2 h 03 min."""
+    if seconds < 60:
+        return f"{seconds:.2g} s" if seconds < 1 else f"{seconds:.1f} s" if seconds < 10 \
+            else f"{seconds:.0f} s"
+    if seconds < 3600:
+        return f"{int(seconds // 60)} min {int(seconds % 60):02d} s"
+    return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60):02d} min"
+
+
+def _residual(style: str, value: np.ndarray, target, tol) -> float:
+    """The unweighted residual of :func:`rexfit.objective.terms.residual`, on the host."""
+    t = np.asarray(target, float)
+    with np.errstate(all="ignore"):
+        if style == "squared":
+            r = ((value - t) / tol) ** 2
+        elif style == "squared-relative":
+            r = ((value - t) / t) ** 2
+        elif style == "absolute-diff":
+            r = np.abs(value - t) / tol
+        else:
+            return math.nan
+        return float(np.sum(r) / max(np.size(r), 1))
+
+
+# ------------------------------------------------------------------------- overfitting
+
+#: At the end of a fit, a validation RMSE more than this many times the training RMSE (of
+#: the same quantity) is reported as a warning.
+OVERFIT_FACTOR = 3.0
+#: A validation error (RMSE, or the validation objective of a fit without datasets) more
+#: than this fraction above its lowest recorded value while the training error fell since
+#: that iteration is reported as a warning.
+OVERFIT_RISE = 0.10
+#: RMSE below these (eV/atom, eV/Å, GPa) are "exact": no ratio warning between such values.
+RMSE_FLOOR = {"energy_per_atom": 1e-6, "forces": 1e-5, "stress": 1e-5}
+_LABELS = {"energy_per_atom": ("energy", 1e3, "meV/atom"), "forces": ("force", 1e3, "meV/Å"),
+           "stress": ("stress", 1.0, "GPa")}
+
+
+def overfitting_warnings(progress: list, history: list) -> list[str]:
+    """Sentences saying the fit overfits: for each quantity of the dataset RMSE recorded at
+    the output iterations (``progress``), (a) the validation RMSE grew more than
+    :data:`OVERFIT_RISE` above its lowest recorded value while the training RMSE fell, or (b)
+    at the end it is more than :data:`OVERFIT_FACTOR` times the training RMSE.  Without
+    dataset RMSE, (a) for the validation objective recorded in ``history``
+    ([iteration, training, validation] entries)."""
+    out = []
+    measured = False
+    for q, (label, factor, unit) in _LABELS.items():
+        series = []
+        for rec in progress:
+            rmse = rec.get("rmse") or {}
+            t = (rmse.get("training") or {}).get(q)
+            v = (rmse.get("validation") or {}).get(q)
+            if t is not None and v is not None:
+                series.append((rec["iteration"], t, v))
+        if not series:
+            continue
+        measured = True
+        rise = _rise(series)
+        if rise:
+            (k0, t0, v0), (k1, t1, v1) = rise
+            out.append(f"overfitting: the validation {label} RMSE rose from "
+                       f"{v0 * factor:.4g} {unit} (iteration {k0}) to {v1 * factor:.4g} {unit} "
+                       f"(iteration {k1}) while the training {label} RMSE fell from "
+                       f"{t0 * factor:.4g} to {t1 * factor:.4g} {unit}")
+        k, t, v = series[-1]
+        if v > RMSE_FLOOR[q] and v > OVERFIT_FACTOR * t:
+            ratio = f"{v / t:.1f}" if t > 0 else "far more than"
+            out.append(f"overfitting: at the end the validation {label} RMSE "
+                       f"({v * factor:.4g} {unit}) is {ratio}× the training {label} RMSE "
+                       f"({t * factor:.4g} {unit}; warned above {OVERFIT_FACTOR:g}×)")
+    if not measured:
+        series = [(int(h[0]), float(h[1]), float(h[2])) for h in history
+                  if len(h) > 2 and h[2] is not None and math.isfinite(h[1])
+                  and math.isfinite(h[2])]
+        rise = _rise(series)
+        if rise:
+            (k0, t0, v0), (k1, t1, v1) = rise
+            out.append(f"overfitting: the validation objective rose from {v0:.6g} (iteration "
+                       f"{k0}) to {v1:.6g} (iteration {k1}) while the training objective fell "
+                       f"from {t0:.6g} to {t1:.6g}")
+    return out
+
+
+def _rise(series: list) -> tuple | None:
+    """((k, train, val) at the lowest validation value, the last one) when the validation
+    value ended more than :data:`OVERFIT_RISE` above that minimum and the training value is
+    lower than there; else None (fewer than 3 points: None)."""
+    if len(series) < 3:
+        return None
+    best = min(range(len(series)), key=lambda i: series[i][2])
+    last = series[-1]
+    low = series[best]
+    if best < len(series) - 1 and last[2] > (1.0 + OVERFIT_RISE) * low[2] and last[1] < low[1]:
+        return low, last
+    return None
 
 
 def failure(message: str, objective, u, *, residuals: bool = False) -> CalculationFailed:
@@ -246,8 +523,10 @@ def run_fit(objective, fitting, log, *, max_iter: int | None = None,
         raise NotImplementedInRexfit(
             f"{spec.origin}: <adam batch-size> draws minibatches from <dataset> entries; this "
             "job has none (its structures are always used together): leave batch-size out")
+    budget = None if method in ("multistart", "linear-solve") else (
+        max_iter if max_iter is not None else methods.total_iterations(spec))
     tr = _Tracker(objective, log, fitting.output_interval, tty,
-                  maxtime=given.get("maxtime"), stopval=given.get("stopval"))
+                  maxtime=given.get("maxtime"), stopval=given.get("stopval"), budget=budget)
     u0 = space.u0()
     if checkpoint is not None and fitting.checkpoint_interval:
         tr.on_checkpoint = checkpoint
@@ -262,6 +541,7 @@ def run_fit(objective, fitting, log, *, max_iter: int | None = None,
         tr.minimizer_state = dict(restart.get("minimizer") or {})
         budget = max_iter if max_iter is not None else methods.total_iterations(spec)
         max_iter = max(int(budget) - tr.iteration, 0)
+        tr.budget = None if tr.budget is None else int(budget)
         log(f"Restarting from the checkpoint at iteration {tr.iteration} "
             f"({max_iter} iterations left)")
     needs_grad = method in methods.GRADIENT_METHODS or method == "multistart" and (
@@ -289,7 +569,8 @@ def run_fit(objective, fitting, log, *, max_iter: int | None = None,
             tr.best, tr.best_u = float(restart["best"]), np.asarray(restart["best_u"], float)
     else:
         tr.history.append(tr.entry(0, f0, u0, force=True))
-    tr.report(tr.iteration, f0, None if g0 is None else float(np.linalg.norm(g0)), force=True)
+    tr.report(tr.iteration, f0, None if g0 is None else float(np.linalg.norm(g0)), force=True,
+              u=u0)
     interrupted = False
     outcome = None
     # The minimizers' host-side linear algebra is small; OpenBLAS worker threads would spin
@@ -346,11 +627,15 @@ def run_fit(objective, fitting, log, *, max_iter: int | None = None,
         tr.history.append(tr.entry(iters, f, u, force=True))
     elif tr.has_validation and len(tr.history[-1]) == 2:  # end the curve with both sets
         tr.history[-1] = tr.entry(tr.history[-1][0], f, u, force=True)
-    tr.report(iters, f, grad_norm, force=True, final=True)
+    tr.report(iters, f, grad_norm, force=True, final=True, u=u)
     if tty:  # end the live line (once, after its final state)
         sys.stdout.write("\n")
         sys.stdout.flush()
-    return FitResult(method=spec.kind if spec.kind != "nlopt" else
+    return FitResult(verdict=methods.plain_stop(spec, message, converged,
+                                                max_iter=tr.budget),
+                     warnings=overfitting_warnings(tr.progress, tr.history),
+                     progress=tr.progress,
+                     method=spec.kind if spec.kind != "nlopt" else
                      f"nlopt:{dict(spec.options).get('algorithm')}",
                      u=np.asarray(u, float), value=float(f), iterations=int(iters),
                      evaluations=tr.evaluations, converged=bool(converged), message=message,

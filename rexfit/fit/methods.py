@@ -314,3 +314,96 @@ def start_points(spec, u0, lower, upper, reset, rng) -> list[np.ndarray]:
         p = rng.uniform(lo, hi)
         points.append(np.where(reset, u0, p))
     return points
+
+
+# ------------------------------------------------------------------------ stop messages
+
+#: Raw stop messages (SciPy's, optax loops' and rexfit's own) → plain words.  Patterns are
+#: matched case-insensitively against the message with underscores read as spaces; the
+#: words may use {tol} (conv-threshold), {gtol} (gradient tolerance), {ftol}, {xtol},
+#: {iters} (max-iter) and the pattern's named groups.
+STOP_WORDS: tuple[tuple[str, str], ...] = (
+    # L-BFGS-B (SciPy; old and new spellings)
+    (r"relative reduction of f|rel reduction of f",
+     "the objective changed by less than {tol:g} (relative) between iterations"),
+    (r"norm of projected gradient|projected gradient is sufficiently small",
+     "the gradient fell below {gtol:g} (largest component, within the bounds)"),
+    (r"total no\. of iterations reached limit|iteration limit reached|maximum number of "
+     r"iterations has been exceeded",
+     "the iteration limit (max-iter {iters}) was reached before the convergence test passed"),
+    (r"f,g evaluations exceeds limit|max\. number of function evaluations reached|maximum "
+     r"number of function evaluations (has been|is) exceeded|evaluated maxfun times",
+     "the limit of objective evaluations was reached before the convergence test passed"),
+    (r"abnormal|rounding errors prevent progress|stp = stp|linear search failed|unable to "
+     r"progress|positive directional derivative",
+     "the line search could not lower the objective any further (rounding errors, or a "
+     "gradient that does not match the objective); the best point found is kept"),
+    (r"cpu exceeding the time limit", "the minimizer's time limit was reached"),
+    (r"callback requested halt", "stopped on request"),
+    (r"nan result encountered", "the objective became NaN; the best point found is kept"),
+    # TNC
+    (r"converged \(\|f_n-f_\(n-1\)\| ~= 0\)",
+     "the objective stopped changing (relative change below {tol:g})"),
+    (r"converged \(\|x_n-x_\(n-1\)\| ~= 0\)", "the parameters stopped changing"),
+    (r"local minimum reached \(\|pg\| ~= 0\)", "the projected gradient is zero: a local minimum"),
+    # COBYLA (SciPy ≥ 1.16)
+    (r"trust region radius reaches its lower bound",
+     "the trust region shrank to its lower bound ({tol:g}): no better point nearby"),
+    # least_squares
+    (r"both `ftol` and `xtol`",
+     "the sum of squares and the parameters changed by less than {ftol:g} and {xtol:g} "
+     "(relative)"),
+    (r"`gtol` termination", "the gradient fell below gtol {gtol:g} (scaled)"),
+    (r"`ftol` termination", "the sum of squares changed by less than {ftol:g} (relative)"),
+    (r"`xtol` termination", "the parameters changed by less than {xtol:g} (relative)"),
+    # rexfit's own loops and stopping rules
+    (r"^no parameters to fit", "nothing to fit: the job has no fitted parameters"),
+    (r"^the checkpoint used the whole iteration budget",
+     "the checkpoint had used the whole iteration budget already"),
+    (r"^relative change below conv-threshold",
+     "the objective changed by less than {tol:g} (relative) between epochs"),
+    (r"^stopped after (?P<n>\d+) epochs",
+     "all {n} epochs were run (no convergence test met before)"),
+    (r"^linear least squares solved \((?P<how>.*)\)$",
+     "linear least squares solved exactly ({how})"),
+    (r"^early stopping: the validation objective did not improve for (?P<n>\d+)",
+     "early stopping: the validation objective did not improve for {n} epochs; the "
+     "parameters with the best validation objective are kept"),
+    (r"^maxtime (?P<t>\S+) s reached", "the time limit (maxtime {t} s) was reached"),
+    (r"^objective reached stopval (?P<v>\S+)", "the objective reached stopval {v}"),
+    (r"^interrupted \(ctrl-c\)", "interrupted (Ctrl-C); the best parameters so far are kept"),
+    # generic success (Nelder-Mead, Powell, SLSQP, differential evolution)
+    (r"optimization terminated successfully",
+     "the minimizer's convergence test (conv-threshold {tol:g}) passed"),
+)
+
+
+def plain_stop(spec, message: str, converged: bool, *, max_iter: int | None = None) -> str:
+    """A one-line verdict a person understands for a minimizer's raw stop ``message``:
+    ``"converged: …"`` or ``"stopped: …"`` (``converged`` decides), e.g. L-BFGS-B's
+    ``CONVERGENCE: RELATIVE REDUCTION OF F <= FACTR*EPSMCH`` becomes "converged: the objective
+    changed by less than 1e-05 (relative) between iterations".  Unknown messages are kept."""
+    import re
+
+    head = "converged" if converged else "stopped"
+    if message is None:
+        return head
+    main, _, polished = str(message).partition("; polished with L-BFGS-B (")
+    try:
+        opts = options(spec) if spec is not None else {}
+    except (KeyError, ValueError, TypeError):
+        opts = {}
+    tol = float(opts.get("conv-threshold", 1e-8) or 0.0)
+    values = {"tol": tol, "gtol": float(opts.get("gradient-tolerance", opts.get("gtol", tol))),
+              "ftol": float(opts.get("ftol", tol)), "xtol": float(opts.get("xtol", tol)),
+              "iters": max_iter if max_iter is not None else opts.get("max-iter", "?")}
+    text = main.replace("_", " ")
+    words = main.strip()
+    for pattern, template in STOP_WORDS:
+        m = re.search(pattern, text, re.IGNORECASE)
+        if m:
+            words = template.format(**values, **m.groupdict())
+            break
+    if polished:
+        words += "; then polished with L-BFGS-B"
+    return f"{head}: {words}"

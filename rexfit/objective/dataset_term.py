@@ -199,6 +199,32 @@ class DatasetTerm:
             raise CalculationFailed("\n  ".join(
                 bad[:MAX_NAMED_ENTRIES] + ([f"and {more} more entries"] if more > 0 else [])))
 
+    def squared_errors(self, params) -> dict[str, tuple[float, int]]:
+        """Σ (predicted − reference)² and the number of values, per quantity, over the entries
+        with a reference: ``energy_per_atom`` (eV/atom), ``forces`` (components, eV/Å),
+        ``stress`` (Voigt components of cells of non-zero volume, GPa) — the progress RMSE of
+        a fit.  One forward pass of the engine's ``predictions`` program (the one the output
+        phase and the validation objective run anyway: no program of its own)."""
+        preds = self.engine.predictions(params)
+        sums = {"energy_per_atom": [0.0, 0], "forces": [0.0, 0], "stress": [0.0, 0]}
+        with np.errstate(all="ignore"):  # a non-finite prediction makes its RMSE NaN
+            for e, pred in zip(self.entries, preds):
+                entry = e.entry
+                if e.energy is not None:
+                    d = (float(pred.energy) - e.energy) / entry.natoms
+                    sums["energy_per_atom"][0] += d * d
+                    sums["energy_per_atom"][1] += 1
+                if entry.forces is not None:
+                    d = np.asarray(pred.forces, float) - np.asarray(entry.forces, float)
+                    sums["forces"][0] += float(np.sum(d * d))
+                    sums["forces"][1] += d.size
+                stress = np.asarray(pred.stress, float)
+                if entry.stress is not None and np.all(np.isfinite(stress)):
+                    d = (stress - np.asarray(entry.stress, float)) * EV_PER_A3_TO_GPA
+                    sums["stress"][0] += float(np.sum(d * d))
+                    sums["stress"][1] += d.size
+        return {k: (v[0], v[1]) for k, v in sums.items() if v[1]}
+
     def records(self, params) -> list[dict]:
         """One results.json record per entry: energies, forces, stress with their targets and
         weighted residuals (their sum is this term's objective)."""
