@@ -342,8 +342,10 @@ def _run_job(job: s.JobSpec, log: Log, clock: Clock, outputs: _Outputs, *, no_fi
         fit = run_fit(objective, job.fitting, log, max_iter=max_iter, tty=tty,
                       checkpoint=_checkpointer(job, space, out, log),
                       restart=state)
-        log(f"Fit {'converged' if fit.converged else 'stopped'}: {fit.message} "
+        log(f"Fit {fit.verdict} "
             f"({fit.iterations} iterations, {fit.evaluations} evaluations, {fit.seconds:.1f} s)")
+        for warning in fit.warnings:
+            log(f"Warning: {warning}")
         u = fit.u
     else:
         u = u0
@@ -809,3 +811,7 @@ def _check_finite(obj, where: str = "results") -> None:
     elif isinstance(obj, list):
         for v in obj:
             _check_finite(v, where)
+
+
+# rexfit.run("job.xml", ...) runs a job from Python (SPEC §2a): this module is callable as rexfit.api.run
+__import__("rexfit.api").api.make_callable(__name__)
