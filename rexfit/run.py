@@ -812,6 +812,3 @@ def _check_finite(obj, where: str = "results") -> None:
         for v in obj:
             _check_finite(v, where)
 
-
-# rexfit.run("job.xml", ...) runs a job from Python (SPEC §2a): this module is callable as rexfit.api.run
-__import__("rexfit.api").api.make_callable(__name__)
