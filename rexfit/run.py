@@ -811,4 +811,3 @@ def _check_finite(obj, where: str = "results") -> None:
     elif isinstance(obj, list):
         for v in obj:
             _check_finite(v, where)
-
