@@ -336,7 +336,7 @@ class _Tracker:
     def progress_lines(self, k, now, rec) -> list[str]:
         """The lines under an ``iter=`` line: iteration of the budget, time, time left; the RMSE
         table (meV/atom, meV/Å, GPa) or the worst-fitting properties.  Sets
-        :attr:`_live`, the short form for the live line."""
+        :attr:`_live`, the short form for the live line (training|validation RMSE)."""
         lines = [f"  iteration {k}{self._of()}, {_duration(now - self.start)}"
                  f"{self._left(k, now)}"]
         self._live = ""
@@ -348,9 +348,9 @@ class _Tracker:
             f = [rmse[s].get("forces") for s in ("training", "validation") if s in rmse]
             e = [rmse[s].get("energy_per_atom") for s in ("training", "validation") if s in rmse]
             if any(v is not None for v in f):
-                self._live = "  F " + "|".join(_num(v, 1e3) for v in f) + " meV/Å"
+                self._live = "  forces " + "|".join(_num(v, 1e3) for v in f) + " meV/Å"
             elif any(v is not None for v in e):
-                self._live = "  E " + "|".join(_num(v, 1e3) for v in e) + " meV/atom"
+                self._live = "  energy " + "|".join(_num(v, 1e3) for v in e) + " meV/atom"
         worst = rec.get("worst")
         if worst:
             lines.append("  worst-fitting (weighted residual): " + ", ".join(

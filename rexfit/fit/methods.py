@@ -342,9 +342,9 @@ STOP_WORDS: tuple[tuple[str, str], ...] = (
     (r"callback requested halt", "stopped on request"),
     (r"nan result encountered", "the objective became NaN; the best point found is kept"),
     # TNC
-    (r"converged \(\|f_n-f_\(n-1\)\| ~= 0\)",
+    (r"converged \(\|f.n-f.\(n-1\)\| ~= 0\)",
      "the objective stopped changing (relative change below {tol:g})"),
-    (r"converged \(\|x_n-x_\(n-1\)\| ~= 0\)", "the parameters stopped changing"),
+    (r"converged \(\|x.n-x.\(n-1\)\| ~= 0\)", "the parameters stopped changing"),
     (r"local minimum reached \(\|pg\| ~= 0\)", "the projected gradient is zero: a local minimum"),
     # COBYLA (SciPy ≥ 1.16)
     (r"trust region radius reaches its lower bound",

@@ -1,0 +1,84 @@
+"""Issue 20, part 3: a fit whose validation error grows while the training error falls, or
+ends more than OVERFIT_FACTOR times the training error, says so (log and results.json
+``fit.warnings``)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+from rexfit.fit import driver
+from rexfit.fit.driver import OVERFIT_FACTOR, overfitting_warnings
+from rexfit.job import load_job
+from rexfit.run import run_job
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _progress(train, val, q="forces"):
+    return [{"iteration": 2 * k, "seconds": 0.0,
+             "rmse": {"training": {q: t}, "validation": {q: v}}}
+            for k, (t, v) in enumerate(zip(train, val))]
+
+
+def test_validation_rising_while_training_falls_is_reported():
+    w = overfitting_warnings(_progress([0.5, 0.3, 0.25, 0.22], [0.6, 0.4, 0.5, 0.6]), [])
+    assert len(w) == 1
+    assert w[0].startswith("overfitting: the validation force RMSE rose from 400 meV/Å "
+                           "(iteration 2) to 600 meV/Å (iteration 6)")
+    assert "training force RMSE fell from 300 to 220 meV/Å" in w[0]
+
+
+def test_validation_far_above_training_at_the_end_is_reported():
+    w = overfitting_warnings(_progress([0.5, 0.1, 0.01], [0.5, 0.2, 0.05], "energy_per_atom"),
+                             [])
+    assert len(w) == 1 and "at the end the validation energy RMSE (50 meV/atom) is 5.0×" in w[0]
+    assert f"warned above {OVERFIT_FACTOR:g}×" in w[0]
+
+
+def test_a_fit_that_generalises_gets_no_warning():
+    assert overfitting_warnings(_progress([0.5, 0.3, 0.2], [0.6, 0.35, 0.25]), []) == []
+    # small wiggles (below OVERFIT_RISE) and a validation error within the factor
+    assert overfitting_warnings(_progress([0.5, 0.3, 0.2], [0.6, 0.30, 0.31]), []) == []
+    # both exact (below the floor): no ratio
+    assert overfitting_warnings(_progress([1e-9, 1e-10, 1e-12], [1e-9, 1e-10, 1e-11]), []) == []
+    # too few measurements for a trend
+    assert overfitting_warnings(_progress([0.5, 0.1], [0.2, 0.25]), []) == []
+
+
+def test_property_fits_use_the_validation_objective_of_the_history():
+    history = [[0, 10.0, 5.0], [1, 9.0], [2, 6.0, 2.0], [3, 5.0], [4, 3.0, 4.0], [5, 2.5, 4.5]]
+    w = overfitting_warnings([], history)
+    assert w == ["overfitting: the validation objective rose from 2 (iteration 2) to 4.5 "
+                 "(iteration 5) while the training objective fell from 6 to 2.5"]
+    assert overfitting_warnings([], [[0, 10.0, 5.0], [2, 6.0, 4.0], [4, 3.0, 3.0]]) == []
+
+
+def test_a_run_reports_overfitting_in_the_log_and_results(tmp_path, monkeypatch):
+    """The whole path: measured RMSE (here made to overfit) → fit.warnings in results.json
+    and 'Warning: overfitting: …' after the fit's verdict in log.txt."""
+    shutil.copytree(ROOT / "jobs/ar-lj", tmp_path / "ar-lj")
+    path = tmp_path / "ar-lj/job.xml"
+    path.write_text(re.sub(r"<BFGS [^>]*/>", '<BFGS conv-threshold="1e-10" max-iter="4"/>',
+                           path.read_text().replace("<fitting>",
+                                                    '<fitting output-interval="1">')))
+    seen = []
+
+    def rmse(self, u):  # validation forces worsen as training ones improve
+        seen.append(len(seen))
+        n = len(seen)
+        return {"training": {"forces": 1.0 / n}, "validation": {"forces": 0.5 + 0.1 * n}}
+
+    monkeypatch.setattr(driver._Tracker, "_rmse", rmse)
+    job, _ = load_job(str(path))
+    out = tmp_path / "out"
+    res = run_job(job, output_dir=str(out), tty=False, quiet=True, plots=False)
+    warnings = res["fit"]["warnings"]
+    assert any("validation force RMSE rose" in w for w in warnings)
+    assert any("at the end the validation force RMSE" in w for w in warnings)
+    assert json.loads((out / "results.json").read_text())["fit"]["warnings"] == warnings
+    log = (out / "log.txt").read_text().splitlines()
+    verdict = next(i for i, line in enumerate(log) if line.startswith("Fit "))
+    assert log[verdict + 1:verdict + 1 + len(warnings)] == [f"Warning: {w}" for w in warnings]
