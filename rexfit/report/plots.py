@@ -76,17 +76,35 @@ def _new_figure() -> Figure:
     return fig
 
 
-def fold_offsets(fig: Figure) -> None:
-    """Move the offset texts of the axes ("1e−7" at an axis end) into the axis labels, where
-    they cannot overlap them. Additive offsets are switched off (ticks show whole values);
-    a remaining scale factor ends the label as "×10⁻⁷". Needs one layout pass."""
+def _crowded(axis, renderer) -> bool:
+    """Whether two tick labels of ``axis`` within its view overlap (or nearly touch)."""
+    lo, hi = sorted(axis.get_view_interval())
+    boxes = [label.get_window_extent(renderer).expanded(1.1, 1.0)
+             for loc, label in zip(axis.get_majorticklocs(), axis.get_ticklabels())
+             if lo <= loc <= hi and label.get_visible() and label.get_text()]
+    return any(a.overlaps(b) for a, b in zip(boxes, boxes[1:]))
+
+
+def tidy_axes(fig: Figure) -> None:
+    """Keep the texts of ``fig`` apart: fewer ticks on an axis whose tick labels would overlap
+    (long labels such as −5.41232), and the offset texts of the axes (matplotlib's "×10⁻⁷" or
+    "−5.41" at an axis end) moved to the end of the axis labels, where they cannot overlap
+    them; the tick values mean the same. Needs a few layout passes."""
     for ax in fig.axes:
         for axis in (ax.xaxis, ax.yaxis):
             fmt = axis.get_major_formatter()
             if isinstance(fmt, ScalarFormatter):
-                fmt.set_useOffset(False)
                 fmt.set_useMathText(True)
     fig.draw_without_rendering()
+    renderer = fig.canvas.get_renderer()
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            nbins = 8
+            while nbins > 2 and isinstance(axis.get_major_locator(), MaxNLocator) \
+                    and _crowded(axis, renderer):
+                nbins -= 2
+                axis.get_major_locator().set_params(nbins=nbins)
+                fig.draw_without_rendering()
     for ax in fig.axes:
         for axis in (ax.xaxis, ax.yaxis):
             fmt = axis.get_major_formatter()
@@ -100,9 +118,9 @@ def fold_offsets(fig: Figure) -> None:
 
 def save_figure(fig: Figure, path: str) -> str:
     """Write ``fig`` as a PNG to ``path`` atomically (temporary file in the same directory,
-    then rename, with the mode of a new file), after :func:`fold_offsets`; returns
+    then rename, with the mode of a new file), after :func:`tidy_axes`; returns
     ``path``."""
-    fold_offsets(fig)
+    tidy_axes(fig)
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=DPI))
     return path
 
