@@ -76,10 +76,10 @@ def _new_figure() -> Figure:
     return fig
 
 
-def _crowded(axis, renderer) -> bool:
+def _crowded(axis) -> bool:
     """Whether two tick labels of ``axis`` within its view overlap (or nearly touch)."""
     lo, hi = sorted(axis.get_view_interval())
-    boxes = [label.get_window_extent(renderer).expanded(1.1, 1.0)
+    boxes = [label.get_window_extent().expanded(1.1, 1.0)
              for loc, label in zip(axis.get_majorticklocs(), axis.get_ticklabels())
              if lo <= loc <= hi and label.get_visible() and label.get_text()]
     return any(a.overlaps(b) for a, b in zip(boxes, boxes[1:]))
@@ -96,12 +96,11 @@ def tidy_axes(fig: Figure) -> None:
             if isinstance(fmt, ScalarFormatter):
                 fmt.set_useMathText(True)
     fig.draw_without_rendering()
-    renderer = fig.canvas.get_renderer()
     for ax in fig.axes:
         for axis in (ax.xaxis, ax.yaxis):
             nbins = 8
             while nbins > 2 and isinstance(axis.get_major_locator(), MaxNLocator) \
-                    and _crowded(axis, renderer):
+                    and _crowded(axis):
                 nbins -= 2
                 axis.get_major_locator().set_params(nbins=nbins)
                 fig.draw_without_rendering()
