@@ -781,6 +781,46 @@ class Bispectrum:
             bvals = bvals - WSELF ** 3 * (jb[None] + 1.0)
         return jnp.where(present[:, None], bvals, 0.0)
 
+    def _rows_and_jacobian(self, present, hr, hi):
+        """(B (A, n_linear) as :meth:`_linear_of_present`, ∂B/∂(H_r, H_i) (A, n_linear,
+        2 n_half)) of atoms with half densities hr, hi (A, n_half), from one evaluation of
+        every Z: the cubic form's adjoint for component b is Y_j = Σ_t κ[t, b] Z_t (per level
+        j, over the triples with output j), expanded to the full U by symmetry; through
+        U = expand(H) each half element collects it once per full element it fills
+        (``count``), so ∂B_b/∂H_h = count_h · Y_b,h: a small matrix product per level."""
+        twojmax = self.twojmax
+        tab = _cubic_tables(twojmax)
+        count, levels = _jacobian_tables(twojmax)
+        off = u_offsets(twojmax)
+        diag = np.zeros(int(off[-1]))
+        for j in range(twojmax + 1):
+            diag[off[j] + np.arange(j + 1) * (j + 2)] = WSELF
+        ur, ui = self._expand(hr, hi)
+        ur, ui = (ur + diag[None]).T, ui.T  # (n_u, A): atoms on the last axis
+        zs = _sparse_z_values(tab, twojmax, ur, ui, len(tab.triples))
+        bvals = _b_values(tab, ur, ui, zs[:tab.n_b]).T  # (A, n_b)
+        n_atoms = ur.shape[-1]
+        parts = ([], [])
+        for triples in levels:
+            kappa = jnp.asarray(tab.kappa[triples])  # (T_j, n_b)
+            for part, which in zip(parts, (0, 1)):
+                z = jnp.stack([zs[t][which].reshape(-1, n_atoms) for t in triples])
+                part.append(jnp.einsum("tb,tla->bla", kappa, z))  # (n_b, L_j, A)
+        scale = jnp.asarray(count)[None, :, None]
+        jac = jnp.concatenate([jnp.concatenate(parts[0], axis=1) * scale,
+                               jnp.concatenate(parts[1], axis=1) * scale], axis=1)
+        jac = jnp.transpose(jac, (2, 0, 1))  # (A, n_b, 2 n_half)
+        jb = tab.j_of_b
+        if self.bnormflag:
+            bvals = bvals / (jb[None] + 1.0)
+            jac = jac / (jb[None, :, None] + 1.0)
+            if self.bzeroflag:
+                bvals = bvals - WSELF ** 3
+        elif self.bzeroflag:
+            bvals = bvals - WSELF ** 3 * (jb[None] + 1.0)
+        return (jnp.where(present[:, None], bvals, 0.0),
+                jnp.where(present[:, None, None], jac, 0.0))
+
     def features(self, system: System, nbrs: NeighborList) -> jax.Array:
         """(N, n_features) as the columns of LAMMPS ``compute sna/atom``."""
         bvals = self.linear(system, nbrs)
@@ -913,14 +953,8 @@ class Bispectrum:
             slope = jnp.concatenate([dur * w + ur[None] * dw, dui * w + ui[None] * dw], axis=1)
             slope = jnp.transpose(slope.reshape(3, 2 * n_half, per, slots), (2, 1, 3, 0))
 
-            def rows_of(hr, hi):
-                return self._linear_of_present(pc, *self._expand(hr, hi), sparse=True)
-
-            bvals, pullback = jax.vjp(rows_of, hr, hi)
+            bvals, jac = self._rows_and_jacobian(pc, hr, hi)  # (per, K), (per, K, 2nh)
             k = bvals.shape[1]
-            eye = jnp.eye(k, dtype=bvals.dtype)
-            jr, ji = jax.vmap(lambda e: pullback(jnp.broadcast_to(e, bvals.shape)))(eye)
-            jac = jnp.transpose(jnp.concatenate([jr, ji], axis=2), (1, 0, 2))  # (per, K, 2nh)
             slope, jac = _materialize((slope.reshape(per, 2 * n_half, slots * 3), jac), flag)
             grads = jnp.matmul(jac, slope).reshape(per, k, slots, 3)
             return bvals, jnp.transpose(grads, (0, 2, 1, 3))
@@ -939,6 +973,18 @@ class Bispectrum:
                                          + bvals[:, None, b, None] * grads[:, :, a])
         return (jnp.concatenate([bvals, quadratic_products(bvals)], axis=1),
                 jnp.concatenate([grads, quad], axis=2))
+
+
+@lru_cache(maxsize=None)
+def _jacobian_tables(twojmax: int):
+    """(count (n_half,): full U elements each half element fills, per level j the triples
+    with output j) for :meth:`Bispectrum._rows_and_jacobian`."""
+    tab = _cubic_tables(twojmax)
+    index, _, _ = _expansion(twojmax)
+    count = np.bincount(index, minlength=int(half_offsets(twojmax)[-1])).astype(np.float64)
+    levels = [[t for t, (_, _, jt) in enumerate(tab.triples) if jt == j]
+              for j in range(twojmax + 1)]
+    return count, levels
 
 
 @lru_cache(maxsize=None)

@@ -167,11 +167,12 @@ def test_atom_major_gradients_equal_reverse_passes(quadratic):
     """``features_and_neighbor_gradients`` (atoms with their neighbour slots, one matrix
     product per atom) gives the rows and per-pair derivatives of one reverse pass per
     component, to round-off: two elements, an inert species, a padding atom, empty slots,
-    and slot counts that give one atom per chunk and chunks that do not divide the atoms."""
+    and slot counts that give one atom per chunk and chunks that do not divide the atoms;
+    the linear case with bnormflag."""
     from rexfit.datasets.descriptor_kernel import _slots, Geometry, feature_rows
 
     descriptor = Bispectrum(4, 4.6, (0.5, 0.42), (1.0, 0.7), rfac0=0.97, rmin0=0.1,
-                            quadratic=quadratic)
+                            quadratic=quadratic, bnormflag=not quadratic)
     pos, cell, species = two_element_cell(seed=5)
     species[2] = 7  # inert
     system = make_system(pos, cell, species)
