@@ -57,7 +57,8 @@ def caption(name: str) -> str:
 
 
 def fit_lines(results: dict) -> list[str]:
-    """The fit and the objective as Markdown tables."""
+    """The fit (with its verdict in plain words and its warnings, such as overfitting) and
+    the objective as Markdown tables."""
     fit = results.get("fit")
     out = []
     if fit is not None:
@@ -69,10 +70,13 @@ def fit_lines(results: dict) -> list[str]:
             ["minimizer", f"`{fit.get('method')}`"],
             ["iterations", fit.get("iterations")],
             ["evaluations", fit.get("evaluations")],
-            ["converged", f"{verdict}: {fit.get('message')}"],
+            ["converged", f"{verdict}: {fit.get('verdict') or fit.get('message')}"],
             ["seconds", _g(fit.get("seconds"), 3)],
         ], left=2)
         out.append("")
+        out += [f"**Warning:** {w}" for w in fit.get("warnings") or []]
+        if fit.get("warnings"):
+            out.append("")
     obj = results.get("objective") or {}
     out += ["## Objective", ""]
     out += _table(["set", "objective"], [

@@ -213,7 +213,10 @@ def results_of(method, history, recs):
 def test_report_links_every_image_and_the_files_exist(tmp_path):
     recs = records()
     history = [[k, 10.0 / (k + 1), 12.0 / (k + 1) if k % 2 == 0 else None] for k in range(6)]
-    paths = write_plots_and_report(str(tmp_path), recs, results_of("BFGS", history, recs))
+    results = results_of("BFGS", history, recs)
+    results["fit"].update(verdict="converged in plain words",
+                          warnings=["validation error rises"])
+    paths = write_plots_and_report(str(tmp_path), recs, results)
     report = tmp_path / REPORT_FILE
     assert paths[-1] == str(report) and report.exists()
     text = report.read_text()
@@ -226,6 +229,8 @@ def test_report_links_every_image_and_the_files_exist(tmp_path):
         assert (tmp_path / target).is_file()
         assert alt == os.path.basename(target)  # the report names each image it links
     assert "## Objective history" not in text  # a curve, not a table
+    assert "| converged | yes: converged in plain words |" in text
+    assert "**Warning:** validation error rises" in text
     # metrics tables in meV
     rmse = 1000 * dataset_metrics(recs)["training"]["all"]["forces"]["rmse"]  # meV/Å
     (row,) = [ln for ln in text.splitlines() if ln.startswith("| all | forces |")][:1]
