@@ -70,7 +70,8 @@ def fit_lines(results: dict) -> list[str]:
             ["minimizer", f"`{fit.get('method')}`"],
             ["iterations", fit.get("iterations")],
             ["evaluations", fit.get("evaluations")],
-            ["converged", f"{verdict}: {fit.get('verdict') or fit.get('message')}"],
+            ["converged", verdict],
+            ["how it ended", fit.get("verdict") or fit.get("message")],
             ["seconds", _g(fit.get("seconds"), 3)],
         ], left=2)
         out.append("")
