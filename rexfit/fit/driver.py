@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from rexfit import timing
 from rexfit.errors import CalculationFailed, InputError, InputErrors, NotImplementedInRexfit
 from rexfit.fit import methods
 from rexfit.job.spec import MinimizerSpec
@@ -71,7 +72,8 @@ class _Tracker:
         self.budget = budget
         #: measurements at the output iterations (:meth:`measure`), in order
         self.progress: list[dict] = []
-        self._last_ev = None  # (point, Evaluation) of the last objective evaluation
+        #: recent evaluations by point (their property values name the worst-fitting ones)
+        self._evs: OrderedDict[bytes, object] = OrderedDict()
         self._clock0: tuple[int, float] | None = None  # (iteration, time) of the first report
         self._live = ""  # the measurement shown at the end of the live line
         self.maxtime = maxtime
@@ -107,7 +109,9 @@ class _Tracker:
             return hit
         self._check_time()
         ev = self.objective.evaluate(u, grad=grad)
-        self._last_ev = (key, ev)
+        self._evs[key] = ev
+        while len(self._evs) > 64:
+            self._evs.popitem(last=False)
         self.evaluations += 1
         f = ev.value
         g = ev.grad
@@ -242,6 +246,7 @@ class _Tracker:
             width = shutil.get_terminal_size((160, 24)).columns - 1
             sys.stdout.write("\r" + text[:max(width, 40)] + " \x1b[K")
             sys.stdout.flush()
+        timing.progress(f"iteration {k}{self._of()} done, objective {f:.6g}")
         if logged:
             if self.tty:
                 for text in [line] + block:
@@ -274,11 +279,14 @@ class _Tracker:
         [[structure.property, weighted residual], …] (largest first, at most
         :data:`WORST_SHOWN`) for jobs with fitted structure properties."""
         rec: dict = {"iteration": int(k), "seconds": round(time.perf_counter() - self.start, 3)}
+        timing.progress(f"measuring the fit at iteration {k}")
         try:
             rmse = self._rmse(u)
             worst = self._worst(u)
         except (CalculationFailed, ValueError, FloatingPointError, KeyError):
             return None  # progress must not stop a fit: failures are reported elsewhere
+        finally:
+            timing.progress("")
         if rmse:
             rec["rmse"] = rmse
         if worst:
@@ -315,8 +323,7 @@ class _Tracker:
         terms = getattr(self.objective, "terms", None)
         if not terms:
             return []
-        key = np.asarray(u, float).tobytes()
-        ev = self._last_ev[1] if self._last_ev is not None and self._last_ev[0] == key else None
+        ev = self._evs.get(np.asarray(u, float).tobytes())
         ids = [sid for sid in self.objective.ids(("training",)) if terms[sid].fitted]
         if not ids:
             return []
@@ -329,8 +336,9 @@ class _Tracker:
                 if fp.name in props:
                     r = _residual(fp.style, np.asarray(props[fp.name], float), fp.target,
                                   fp.tolerance)
-                    rows.append([f"{sid}.{fp.name}", float(fp.weight * r)])
-        rows.sort(key=lambda row: -row[1] if math.isfinite(row[1]) else -math.inf)
+                    w = float(fp.weight * r)
+                    rows.append([f"{sid}.{fp.name}", w if math.isfinite(w) else None])
+        rows.sort(key=lambda row: -math.inf if row[1] is None else -row[1])  # non-finite first
         return rows[:WORST_SHOWN]
 
     def progress_lines(self, k, now, rec) -> list[str]:
@@ -354,9 +362,9 @@ class _Tracker:
         worst = rec.get("worst")
         if worst:
             lines.append("  worst-fitting (weighted residual): " + ", ".join(
-                f"{name} {w:.4g}" for name, w in worst))
+                f"{name} {_num(w)}" for name, w in worst))
             if not rmse:
-                self._live = f"  worst {worst[0][0]} {worst[0][1]:.3g}"
+                self._live = f"  worst {worst[0][0]} {_num(worst[0][1])}"
         return lines
 
 
@@ -373,6 +381,7 @@ RMSE_ROW = "  | "
 
 
 def _num(value, factor=1.0) -> str:
+    """``value × factor`` to 4 digits; "-" for None (no value, or not finite)."""
     return "-" if value is None else f"{value * factor:.4g}"
 
 
@@ -628,6 +637,7 @@ def run_fit(objective, fitting, log, *, max_iter: int | None = None,
     elif tr.has_validation and len(tr.history[-1]) == 2:  # end the curve with both sets
         tr.history[-1] = tr.entry(tr.history[-1][0], f, u, force=True)
     tr.report(iters, f, grad_norm, force=True, final=True, u=u)
+    timing.progress("")
     if tty:  # end the live line (once, after its final state)
         sys.stdout.write("\n")
         sys.stdout.flush()

@@ -4,8 +4,11 @@ Setting up a job (reading data, computing descriptors) and compiling its program
 seconds before the first line of a fit appears.  A :class:`Heartbeat` watches the log: after
 ``quiet_after`` seconds without output it prints one status line — the phase, what JAX is
 compiling, how many programs so far — and repeats it every ``every`` seconds while the silence
-lasts.  On a terminal the line is rewritten in place; otherwise plain lines are printed.  The
-lines are not part of log.txt.
+lasts.  Once a fit prints its own progress the heartbeat waits ``fit_quiet_after`` seconds
+instead (an iteration, or the measurement at an output iteration, that takes long) and its
+line then says where the fit is (what the driver told :func:`rexfit.timing.progress`, e.g.
+"iteration 40 of 3000 done").  On a terminal the line is rewritten in place; otherwise plain
+lines are printed.  The lines are not part of log.txt.
 """
 
 from __future__ import annotations
@@ -21,10 +24,11 @@ class Heartbeat:
     """A daemon thread printing status lines while the run is silent; a context manager."""
 
     def __init__(self, log, clock, *, quiet_after: float = 2.0, every: float = 5.0,
-                 stream=None, tty: bool | None = None):
+                 fit_quiet_after: float = 30.0, stream=None, tty: bool | None = None):
         self.log = log
         self.clock = clock
         self.quiet_after = quiet_after
+        self.fit_quiet_after = fit_quiet_after
         self.every = every
         self.stream = stream or sys.stdout
         self.tty = self.stream.isatty() if tty is None else tty
@@ -63,7 +67,8 @@ class Heartbeat:
         while not self._stop.wait(0.25):
             now = time.monotonic()
             silent = now - self.log.last_output
-            if self.clock.current == "fit" and self.log.fit_started:
+            if self.clock.current == "fit" and self.log.fit_started and \
+                    silent < self.fit_quiet_after:
                 continue  # the fit prints its own progress
             if silent < self.quiet_after or now - self._last_beat < self.every:
                 continue

@@ -4,19 +4,24 @@ plain words — without programs of its own."""
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import shutil
+import time
 from pathlib import Path
 
 import jax
 import numpy as np
 import pytest
 
+from rexfit import timing
 from rexfit.fit import driver, methods
 from rexfit.job import load_job
 from rexfit.job.spec import MinimizerSpec
+from rexfit.report.heartbeat import Heartbeat
 from rexfit.run import run_job
+from rexfit.timing import Clock
 
 ROOT = Path(__file__).resolve().parents[2]
 ITER = re.compile(r"^iter= (\d+) residual= \S+ grad= \S+$")
@@ -193,3 +198,28 @@ def test_rmse_table_units():
     assert rows[1].split()[1:] == ["training", "1.2", "50"]
     assert rows[2].split()[1:] == ["validation", "2", "-"]
     assert np.all([r.startswith(driver.RMSE_ROW) for r in rows])
+
+
+class _Log:
+    def __init__(self):
+        self.last_output = time.monotonic()
+        self.fit_started = True
+
+
+def test_heartbeat_speaks_during_a_long_fit_iteration():
+    """Once the fit prints its own lines the heartbeat waits fit_quiet_after seconds, then says
+    where the fit is (what the driver told timing.progress)."""
+    log, clock, stream = _Log(), Clock(), io.StringIO()
+    clock.phase("fit")
+    timing.progress("iteration 3 of 10 done, objective 1.5")
+    try:
+        with Heartbeat(log, clock, quiet_after=0.05, every=0.1, fit_quiet_after=0.4,
+                       stream=stream, tty=False):
+            time.sleep(0.3)  # shorter than fit_quiet_after: the fit's own lines suffice
+            assert stream.getvalue() == ""
+            time.sleep(0.6)
+    finally:
+        timing.progress("")
+    lines = stream.getvalue().splitlines()
+    assert lines and all("fitting; iteration 3 of 10 done, objective 1.5" in line
+                         for line in lines)
