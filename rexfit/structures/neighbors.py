@@ -263,13 +263,14 @@ def build_neighbor_list(
         raise ValueError(f"neighbour list needs {npairs} pairs, capacity is {capacity}")
     pad = capacity - npairs
     return NeighborList(
-        # converted on the host: a device-side conversion is a program dispatch per list
-        i=jnp.asarray(np.pad(i, (0, pad)).astype(np.int32)),
-        j=jnp.asarray(np.pad(j, (0, pad)).astype(np.int32)),
-        shifts=jnp.asarray(np.pad(n, ((0, pad), (0, 0))).astype(np.int32)),
-        mask=jnp.asarray(np.arange(capacity) < npairs),
-        ref_positions=jnp.asarray(positions),
-        ref_cell=jnp.asarray(cell),
+        # converted on the host and transferred with device_put: jnp.asarray of a host
+        # array runs a small program per shape and dtype (compiled, or read from the cache)
+        i=jax.device_put(np.pad(i, (0, pad)).astype(np.int32)),
+        j=jax.device_put(np.pad(j, (0, pad)).astype(np.int32)),
+        shifts=jax.device_put(np.pad(n, ((0, pad), (0, 0))).astype(np.int32)),
+        mask=jax.device_put(np.arange(capacity) < npairs),
+        ref_positions=jax.device_put(np.asarray(positions, np.float64)),
+        ref_cell=jax.device_put(np.asarray(cell, np.float64)),
         cutoff=float(cutoff),
         skin=float(skin),
         half=bool(half),
