@@ -5,16 +5,12 @@ ends more than OVERFIT_FACTOR times the training error, says so (log and results
 from __future__ import annotations
 
 import json
-import re
-import shutil
-from pathlib import Path
 
 from rexfit.fit import driver
 from rexfit.fit.driver import OVERFIT_FACTOR, overfitting_warnings
 from rexfit.job import load_job
 from rexfit.run import run_job
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.report.test_progress_metrics import tiny_job
 
 
 def _progress(train, val, q="forces"):
@@ -59,11 +55,7 @@ def test_property_fits_use_the_validation_objective_of_the_history():
 def test_a_run_reports_overfitting_in_the_log_and_results(tmp_path, monkeypatch):
     """The whole path: measured RMSE (here made to overfit) → fit.warnings in results.json
     and 'Warning: overfitting: …' after the fit's verdict in log.txt."""
-    shutil.copytree(ROOT / "jobs/ar-lj", tmp_path / "ar-lj")
-    path = tmp_path / "ar-lj/job.xml"
-    path.write_text(re.sub(r"<BFGS [^>]*/>", '<BFGS conv-threshold="1e-10" max-iter="4"/>',
-                           path.read_text().replace("<fitting>",
-                                                    '<fitting output-interval="1">')))
+    path = tiny_job(tmp_path, '<BFGS conv-threshold="1e-10" max-iter="4"/>', 1)
     seen = []
 
     def rmse(self, u):  # validation forces worsen as training ones improve

@@ -36,6 +36,54 @@ def _job(tmp_path: Path, case: str, minimizer: str, interval: int, name: str = "
     return path
 
 
+#: A fit to structure properties that compiles in about a second (no relaxation): LJ argon
+#: energies of fcc and sc; bcc in the validation set.
+TINY_JOB = """<?xml version="1.0" encoding="UTF-8"?>
+<job>
+  <name>tiny LJ</name>
+  <atom-types><species>Ar</species></atom-types>
+  <potentials>
+    <lennard-jones id="ArAr" species-a="*" species-b="*">
+      <sigma>3.40</sigma>
+      <epsilon>0.0104</epsilon>
+      <cutoff>8.5</cutoff>
+      <fit-dof>
+        <sigma min="3.0" max="4.0"/>
+        <epsilon min="0.005" max="0.02"/>
+      </fit-dof>
+    </lennard-jones>
+  </potentials>
+  <structures>
+    <fcc-lattice id="fcc" relative-weight="3">
+      <atom-type>Ar</atom-type>
+      <lattice-parameter>5.311</lattice-parameter>
+      <properties><atomic-energy fit="true" target="-0.080"/></properties>
+    </fcc-lattice>
+    <sc-lattice id="sc">
+      <atom-type>Ar</atom-type>
+      <lattice-parameter>3.6</lattice-parameter>
+      <properties><atomic-energy fit="true" target="-0.05"/></properties>
+    </sc-lattice>
+    <bcc-lattice id="bcc" fit="false">
+      <atom-type>Ar</atom-type>
+      <lattice-parameter>4.2</lattice-parameter>
+      <properties><atomic-energy fit="true" target="-0.07"/></properties>
+    </bcc-lattice>
+  </structures>
+  <fitting output-interval="{interval}">
+    {minimizer}
+  </fitting>
+</job>
+"""
+
+
+def tiny_job(tmp_path: Path, minimizer: str, interval: int) -> Path:
+    path = tmp_path / "tiny.xml"
+    path.write_text(TINY_JOB.replace("{interval}", str(interval)).replace("{minimizer}",
+                                                                         minimizer))
+    return path
+
+
 def _run(path: Path, out: Path, **kw) -> dict:
     job, _ = load_job(str(path))
     return run_job(job, output_dir=str(out), tty=False, plots=False, **kw)
@@ -100,7 +148,7 @@ def test_measuring_adds_no_program(tmp_path, monkeypatch):
 
 
 def test_property_fit_names_the_worst_fitting_properties(tmp_path):
-    res = _run(_job(tmp_path, "ar-lj", '<BFGS conv-threshold="1e-10" max-iter="4"/>', 2),
+    res = _run(tiny_job(tmp_path, '<BFGS conv-threshold="1e-10" max-iter="4"/>', 2),
                tmp_path / "out", quiet=True)
     log = (tmp_path / "out/log.txt").read_text()
     worst_lines = [line for line in log.splitlines()
@@ -120,7 +168,7 @@ def test_property_fit_names_the_worst_fitting_properties(tmp_path):
 
 
 def test_results_keep_the_raw_message_and_log_the_verdict(tmp_path):
-    res = _run(_job(tmp_path, "ar-lj", '<BFGS conv-threshold="1e-10" max-iter="100"/>', 10),
+    res = _run(tiny_job(tmp_path, '<BFGS conv-threshold="1e-10" max-iter="100"/>', 10),
                tmp_path / "out", quiet=True)
     fit = res["fit"]
     assert fit["converged"] and fit["message"].startswith("CONVERGENCE")
