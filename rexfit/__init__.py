@@ -6,6 +6,16 @@ so no module of rexfit ever makes a float32 array.  ``import rexfit`` itself doe
 (which takes a second or more), so ``rexfit --version``, ``rexfit validate`` and
 ``rexfit template`` stay fast.  JAX's 64-bit mode is a process-wide setting: other JAX code in
 the same process computes in 64-bit too.
+
+The Python API (SPEC §2a, docs/python-api.md)::
+
+    import rexfit
+    res = rexfit.run("job.xml", no_fit=True)   # a rexfit.Result
+    res.objective, res.parameters, res.calculator()
+
+``rexfit.run`` (the module :mod:`rexfit.run`, callable as :func:`rexfit.api.run`),
+``rexfit.Result``, ``rexfit.InputErrors``, ``rexfit.InputError`` and
+``rexfit.CalculationFailed`` are loaded on first use.
 """
 
 from __future__ import annotations
@@ -56,3 +66,31 @@ if "jax" in sys.modules and hasattr(sys.modules["jax"], "config"):
     _enable_x64(sys.modules["jax"])
 elif not any(isinstance(f, _X64WhenJaxLoads) for f in sys.meta_path):
     sys.meta_path.insert(0, _X64WhenJaxLoads())
+
+
+#: Names loaded on first use: {name: module defining it}.
+_LAZY = {
+    "Result": "rexfit.api",
+    "InputError": "rexfit.errors",
+    "InputErrors": "rexfit.errors",
+    "CalculationFailed": "rexfit.errors",
+    "RexfitError": "rexfit.errors",
+}
+
+
+def __getattr__(name: str):
+    import importlib
+
+    if name == "run":  # the module rexfit.run, callable as rexfit.api.run (imports JAX)
+        return importlib.import_module("rexfit.run")
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'rexfit' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted([*globals(), "run", *_LAZY])
+
+
+__all__ = ["CalculationFailed", "InputError", "InputErrors", "Result", "RexfitError", "run",
+           "__version__"]

@@ -8,6 +8,10 @@ than the skin (:func:`~rexfit.structures.neighbors.needs_rebuild`).
 
 Units are ASE's: eV, Å, eV/Å, and eV/Å³ for the stress, Voigt order xx yy zz yz xz xy,
 σ = (1/V) ∂E/∂ε (positive = tensile), the convention of both ASE and rexfit.
+
+Importing this module is quick: JAX and rexfit's computing modules are imported when a
+calculator is made.  It computes in float64 (``import rexfit`` turns on JAX's 64-bit mode
+whenever JAX is imported, and the calculator makes sure of it).
 """
 
 from __future__ import annotations
@@ -16,23 +20,16 @@ import math
 import os
 import tempfile
 from functools import partial
+from typing import TYPE_CHECKING
 from xml.sax.saxutils import escape, quoteattr
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 from ase.calculators.calculator import Calculator, all_changes
 
 from rexfit.errors import InputError, InputErrors
-from rexfit.physics.properties import evaluate
-from rexfit.potentials.base import Params
-from rexfit.potentials.lists import build_lists
-from rexfit.structures.neighbors import bucket_size, needs_rebuild
-from rexfit.structures.system import make_system, pad_system
 
-# rexfit computes in float64 (as its CLI does); the calculator is usually the first rexfit
-# module an ASE script imports, before any parameter array exists.
-jax.config.update("jax_enable_x64", True)
+if TYPE_CHECKING:
+    from rexfit.potentials.base import Params
 
 #: Fraction of free slots a neighbour list gets when it is (re)sized, so that the pair count
 #: drifting during MD rarely changes the padded shape (and forces a new compilation).
@@ -45,8 +42,18 @@ class UnknownSpecies(InputError, ValueError):
     """An atom's chemical symbol is not a species of the potential."""
 
 
+def _jax():
+    """JAX in 64-bit mode (imported on first use: importing this module stays quick)."""
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    return jax
+
+
 def _energy_forces_virial(potential, params, system, nbrs):
     """(energy eV, forces (N, 3) eV/Å, virial (3, 3) eV) of a padded system."""
+    from rexfit.physics.properties import evaluate
+
     ev = evaluate(potential, params, system, nbrs)
     return ev.energy, ev.forces, ev.virial
 
@@ -75,7 +82,7 @@ class RexfitCalculator(Calculator):
         if not skin >= 0.0:
             raise ValueError(f"skin must be a non-negative distance in Å, got {skin}")
         self.potential = potential
-        self.params = jax.device_put(params)
+        self.params = _jax().device_put(params)
         self.species = species
         self.skin = float(skin)
         self.compilations = 0
@@ -133,6 +140,9 @@ class RexfitCalculator(Calculator):
     # ------------------------------------------------------------------ ASE interface
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        from rexfit.structures.neighbors import bucket_size
+        from rexfit.structures.system import make_system, pad_system
+
         super().calculate(atoms, properties, system_changes)
         atoms = self.atoms
         n = len(atoms)
@@ -169,6 +179,8 @@ class RexfitCalculator(Calculator):
 
     def _neighbours(self, system, species, pbc, slots):
         """The current list, or a new one if the atoms, species, pbc or skin require it."""
+        from rexfit.structures.neighbors import needs_rebuild
+
         key = (species.tobytes(), pbc, slots)
         if (self._nbrs is None or key != self._list_key
                 or bool(needs_rebuild(self._nbrs, system))):
@@ -178,6 +190,9 @@ class RexfitCalculator(Calculator):
 
     def _build(self, system):
         """Neighbour list with the current capacities, enlarged (with headroom) if too small."""
+        from rexfit.potentials.lists import build_lists
+        from rexfit.structures.neighbors import bucket_size
+
         build = partial(build_lists, self.potential, system, self.skin,
                         n_species=len(self.species))
         self.list_builds += 1
@@ -201,6 +216,8 @@ class RexfitCalculator(Calculator):
 
     def _evaluator(self, system, nbrs):
         """The compiled evaluation for the shapes of (params, system, nbrs), cached."""
+        jax = _jax()
+        jnp = jax.numpy
         args = (self.params, system, nbrs)
         leaves, treedef = jax.tree_util.tree_flatten(args)
         key = (treedef, tuple((jnp.shape(x), jnp.result_type(x)) for x in leaves))

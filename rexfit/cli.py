@@ -103,11 +103,9 @@ def cmd_validate(argv: list[str]) -> int:
             continue
         _print_problems(warnings)
         if not args.quiet:
-            from rexfit.job.summary import fitted_parameters
+            from rexfit.job.summary import counts
 
-            n_struct = len(job.all_structures())
-            print(f"{path}: valid ({n_struct} structure{'s' if n_struct != 1 else ''}, "
-                  f"{len(fitted_parameters(job))} fitted parameters)")
+            print(f"{path}: valid ({counts(job)})")
             if args.verbose:
                 from rexfit.job.summary import describe
 
@@ -127,51 +125,12 @@ def cmd_template(argv: list[str]) -> int:
     return EXIT_OK
 
 
-def _select_device(device: str | None) -> None:
-    if device is None:
-        return
-    import jax
-
-    try:
-        devices = jax.devices(device)
-    except RuntimeError:
-        devices = []
-    if not devices:
-        raise CalculationFailed(f"--device {device}: JAX sees no {device.upper()} on this machine "
-                                f"(available: {', '.join(str(d) for d in jax.devices())})")
-    jax.config.update("jax_default_device", devices[0])
-
-
-#: Default directory of the persistent compilation cache (``REXFIT_CACHE_DIR`` overrides it;
-#: an empty value turns the cache off).
-CACHE_DIR = os.path.join(os.path.expanduser("~"), ".cache", "rexfit", "xla")
-
-
-def _compilation_cache() -> None:
-    """Keep compiled XLA programs on disk, so running a job again (or a job with the same
-    structures and potential) skips most of the compilation."""
-    import jax
-
-    path = os.environ.get("REXFIT_CACHE_DIR", CACHE_DIR)
-    if not path:
-        return
-    try:
-        os.makedirs(path, exist_ok=True)
-    except OSError:
-        return  # not writable: run without the cache
-    jax.config.update("jax_compilation_cache_dir", path)
-    # every program, however quick to compile: a second run of an unchanged job compiles none
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-
-
 def cmd_run(argv: list[str]) -> int:
     args = _run_parser().parse_args(argv)
     started = time.perf_counter()
-    import jax
+    from rexfit.api import prepare_jax, select_device
 
-    jax.config.update("jax_enable_x64", True)
-    _compilation_cache()
+    prepare_jax()  # JAX is imported here, never for --help, validate or template
     from rexfit.run import run_job
     from rexfit.timing import Clock
 
@@ -179,7 +138,7 @@ def cmd_run(argv: list[str]) -> int:
     clock.phase("setup")
     job, warnings = _load(args.job)
     _print_problems(warnings)
-    _select_device(args.device)
+    select_device(args.device)
     results = run_job(job, output_dir=args.output_dir, no_fit=args.no_fit, quiet=args.quiet,
                       plots=args.plots, restart=args.restart,
                       max_iter=args.max_iter, clock=clock)

@@ -811,3 +811,7 @@ def _check_finite(obj, where: str = "results") -> None:
     elif isinstance(obj, list):
         for v in obj:
             _check_finite(v, where)
+
+
+# rexfit.run("job.xml", ...) runs a job from Python (SPEC §2a): this module calls rexfit.api.run
+__import__("rexfit.api").api.make_callable(__name__)

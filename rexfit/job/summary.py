@@ -2,16 +2,66 @@
 
 from __future__ import annotations
 
-from rexfit.job import names
+from rexfit.job import build, names
 from rexfit.job.spec import JobSpec
+
+#: Potentials whose ``<fit-dof>`` entries name groups of coefficients (``<beta/>``,
+#: ``<weights/>``, ...) rather than single parameters: the descriptor models and networks of
+#: the tag registry.  How many coefficients a group holds follows from the descriptor and
+#: network settings, which only the model (JAX) knows.
+COEFFICIENT_GROUP_KINDS = frozenset(
+    tag for tag, builder in build.POTENTIALS.items()
+    if builder in (build._descriptor_model, build._neural_network))
 
 
 def fitted_parameters(job: JobSpec) -> list[str]:
-    """Full names of every fitted DOF (inline parameters and parameter-file entries)."""
+    """Full names of every fitted DOF (inline parameters and parameter-file entries; a
+    coefficient group of a descriptor model counts once, see :func:`fitted_groups`)."""
     out = [n for p in job.potentials for n, prm in names.potential_params(p) if prm.fit]
     out += [names.file_param_name(p, d.name, d.tag)
             for p in job.potentials for d in p.fit_dofs if d.enabled]
     return out
+
+
+def fitted_single_parameters(job: JobSpec) -> list[str]:
+    """:func:`fitted_parameters` without the coefficient groups: each name one number."""
+    groups = set(fitted_groups(job))
+    return [n for n in fitted_parameters(job) if n not in groups]
+
+
+def fitted_groups(job: JobSpec) -> list[str]:
+    """Names of the fitted coefficient groups of descriptor models and networks (e.g.
+    ``Mo[SNAP].beta``; ``[tag]`` when limited to one element), whose sizes the model sets."""
+    return [names.file_param_name(p, d.name, d.tag)
+            for p in job.potentials if p.kind in COEFFICIENT_GROUP_KINDS
+            for d in p.fit_dofs if d.enabled]
+
+
+def _n(count: int, word: str, plural: str | None = None) -> str:
+    return f"{count} {word if count == 1 else (plural or word + 's')}"
+
+
+def counts(job: JobSpec) -> str:
+    """What ``rexfit validate`` says of a valid job, known without computing: structures,
+    datasets and their files, fitted parameters (and coefficient groups, whose sizes only the
+    built model knows), e.g. ``4 structures, 4 fitted parameters``."""
+    parts = []
+    datasets = job.all_datasets()
+    structures = job.all_structures()
+    if structures or not datasets:
+        parts.append(_n(len(structures), "structure"))
+    if datasets:
+        files = sum(len(d.files) for d in datasets)
+        parts.append(f"{_n(len(datasets), 'dataset')} of {_n(files, 'file')}")
+    params = fitted_single_parameters(job)
+    groups = fitted_groups(job)
+    if groups:
+        text = (f"{_n(len(groups), 'group')} of fitted coefficients "
+                f"({', '.join(groups)}; their sizes are known once the model is built)")
+        parts.append(f"{_n(len(params), 'fitted parameter')} + {text}" if params else text)
+    else:
+        parts.append(_n(len(params), "fitted parameter"))
+    return ", ".join(parts)
 
 
 def describe(job: JobSpec) -> list[str]:
@@ -24,20 +74,42 @@ def describe(job: JobSpec) -> list[str]:
     lines.append("  species: " + ", ".join(sp.symbol for sp in job.species))
     for p in job.potentials:
         lines.append(f"  potential '{p.id}' <{p.kind}> species {p.species_a}-{p.species_b}")
-    lines.append(f"  structures: {len(training)} in the training set, "
-                 f"{len(validation)} in the validation set")
+    if structures or not job.all_datasets():
+        lines.append(f"  structures: {len(training)} in the training set, "
+                     f"{len(validation)} in the validation set")
     for s in structures:
         relax = f"; relaxes {', '.join(sorted(s.relax))}" if s.relax else ""
         props = ", ".join(p.name + ("*" if p.fit else "") for p in s.properties) or "none listed"
         lines.append(f"    {s.id} <{s.kind}> ({'training' if s.fit else 'validation'}){relax}: "
                      f"{props}")
-    fitted = fitted_parameters(job)
+    datasets = job.all_datasets()
+    if datasets:
+        lines.append(f"  datasets: {len(datasets)} (entries are counted when the files are "
+                     "read, as the job runs)")
+    for d in datasets:
+        split = ("validation" if not d.fit else
+                 f"training, {d.validation_fraction:g} held out for validation"
+                 if d.validation_fraction else "training")
+        props = ", ".join(p.name for p in d.properties) or "none listed"
+        lines.append(f"    {d.id} <dataset> ({split}): {props}")
+        for f in d.files:
+            kind = "validation-file" if f.validation else "file"
+            fmt = f" format={f.format}" if f.format else ""
+            lines.append(f"      <{kind}{fmt}> {f.path}")
+    fitted = fitted_single_parameters(job)
+    groups = fitted_groups(job)
     if job.fitting is not None and job.fitting.enabled:
         m = job.fitting.minimizer
         opts = " ".join(f"{k}={v}" for k, v in m.options)
+        over = [_n(len(fitted), "parameter")] if fitted or not groups else []
+        if groups:
+            over.append(f"{_n(len(groups), 'coefficient group')} (sized by the model when the "
+                        "job runs)")
+        over = " and ".join(over)
+        fitted_data = f" and {_n(len(datasets), 'dataset')}" if datasets else ""
         lines.append(f"  training phase: <{m.kind}{(' ' + opts) if opts else ''}> over "
-                     f"{len(fitted)} parameters and {fitted_props} fitted properties (* above)")
-        for name in fitted:
+                     f"{over}, {fitted_props} fitted properties (* above){fitted_data}")
+        for name in fitted + groups:
             lines.append(f"    {name}")
     else:
         lines.append("  training phase: none (no enabled <fitting>); properties are computed "
