@@ -9,6 +9,7 @@ method (:data:`NLOPT_METHODS`, documented in docs/fitting.md).
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -383,8 +384,6 @@ def plain_stop(spec, message: str, converged: bool, *, max_iter: int | None = No
     ``"converged: …"`` or ``"stopped: …"`` (``converged`` decides), e.g. L-BFGS-B's
     ``CONVERGENCE: RELATIVE REDUCTION OF F <= FACTR*EPSMCH`` becomes "converged: the objective
     changed by less than 1e-05 (relative) between iterations".  Unknown messages are kept."""
-    import re
-
     head = "converged" if converged else "stopped"
     if message is None:
         return head
