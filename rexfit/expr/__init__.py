@@ -22,7 +22,6 @@ from .ast import (
     to_source,
     walk,
 )
-from .compile import compile_expr
 from .errors import ExpressionError
 from .parser import parse
 
@@ -31,3 +30,13 @@ __all__ = [
     "Name", "Number", "Ternary", "Unary", "check_names", "compile_expr", "free_names", "parse",
     "to_source", "walk",
 ]
+
+
+def __getattr__(name: str):
+    """``compile_expr`` is imported on first use: it imports JAX, which reading and checking a
+    job (``rexfit validate``) never needs."""
+    if name == "compile_expr":
+        from .compile import compile_expr
+
+        return compile_expr
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -18,12 +18,6 @@ from rexfit.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 
-#: expr/__init__.py imports rexfit.expr.compile (jax.numpy) when the job layer parses
-#: <user-function> expressions; making that import lazy is outside this change.
-EXPR_IMPORTS_JAX = pytest.mark.xfail(
-    strict=True, reason="rexfit/expr/__init__.py imports rexfit.expr.compile (JAX) eagerly")
-
-
 def _fresh(code: str) -> dict:
     """Run ``code`` in a new interpreter; it prints one JSON line last."""
     done = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
@@ -56,7 +50,6 @@ def test_help_imports_no_jax(argv):
     assert seen["jax"] == []
 
 
-@EXPR_IMPORTS_JAX
 def test_validate_imports_no_jax():
     jobs = ["jobs/al-eam/job.xml", "jobs/mo-snap-dataset/job.xml"]  # functions; a dataset
     seen = _command(["validate", *jobs])
