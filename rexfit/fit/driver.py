@@ -238,8 +238,8 @@ class _Tracker:
                 block = self.progress_lines(k, now, self.measure(k, u))
         if self.tty:
             table = [text for text in block if text.startswith(RMSE_ROW)]
-            if table:  # the RMSE table scrolls up above the live line
-                sys.stdout.write("\r\x1b[K" + "\n".join(table) + "\n")
+            if table:  # the RMSE table (under its iteration) scrolls up above the live line
+                sys.stdout.write("\r\x1b[K" + "\n".join(block[:1] + table) + "\n")
             elapsed = now - self.start
             text = (f"  iteration {k:5d}{self._of()}  objective {f:.8g}  |grad| {gtxt}  "
                     f"{elapsed:7.1f} s{self._left(k, now, short=True)}{self._live}")
