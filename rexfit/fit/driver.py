@@ -201,12 +201,13 @@ class _Tracker:
 
     def state(self, u) -> dict:
         """Everything a restart needs (JSON-ready): current point, best point, counts,
-        history and the minimizer's own state."""
+        history, progress measurements and the minimizer's own state."""
         return {"format": "rexfit-checkpoint-1", "iteration": self.iteration,
                 "evaluations": self.evaluations, "u": np.asarray(u, float).tolist(),
                 "best": self.best, "best_u": None if self.best_u is None
                 else np.asarray(self.best_u).tolist(),
-                "history": self.history, "minimizer": dict(self.minimizer_state)}
+                "history": self.history, "progress": self.progress,
+                "minimizer": dict(self.minimizer_state)}
 
     def report(self, k, f, gnorm, force=False, final=False, u=None) -> None:
         """Show iteration ``k``: the live line on a terminal; an ``iter=`` line in the log every
@@ -574,6 +575,7 @@ def run_fit(objective, fitting, log, *, max_iter: int | None = None,
                       residuals=squares and bool(space.size))
     if restart is not None:
         tr.history = [list(h) for h in restart["history"]]
+        tr.progress = [dict(p) for p in restart.get("progress") or []]
         if restart.get("best_u") is not None and float(restart["best"]) < tr.best:
             tr.best, tr.best_u = float(restart["best"]), np.asarray(restart["best_u"], float)
     else:
