@@ -439,16 +439,18 @@ _LABELS = {"energy_per_atom": ("energy", 1e3, "meV/atom"), "forces": ("force", 1
            "stress": ("stress", 1.0, "GPa")}
 
 
-def overfitting_warnings(progress: list, history: list) -> list[str]:
-    """Sentences saying the fit overfits: for each quantity of the dataset RMSE recorded at
-    the output iterations (``progress``), (a) the validation RMSE grew more than
-    :data:`OVERFIT_RISE` above its lowest recorded value while the training RMSE fell, or (b)
-    at the end it is more than :data:`OVERFIT_FACTOR` times the training RMSE.  Without
-    dataset RMSE, (a) for the validation objective recorded in ``history``
-    ([iteration, training, validation] entries)."""
+def overfitting_warnings(progress: list, history: list, fitted=None) -> list[str]:
+    """Sentences saying the fit overfits, one per quantity of the dataset RMSE recorded at
+    the output iterations (``progress``; only the quantities in ``fitted``, all if None):
+    (a) the validation RMSE grew more than :data:`OVERFIT_RISE` above its lowest recorded
+    value while the training RMSE fell, and/or (b) at the end it is more than
+    :data:`OVERFIT_FACTOR` times the training RMSE.  Without dataset RMSE, (a) for the
+    validation objective recorded in ``history`` ([iteration, training, validation])."""
     out = []
     measured = False
     for q, (label, factor, unit) in _LABELS.items():
+        if fitted is not None and q not in fitted:
+            continue
         series = []
         for rec in progress:
             rmse = rec.get("rmse") or {}
@@ -459,19 +461,21 @@ def overfitting_warnings(progress: list, history: list) -> list[str]:
         if not series:
             continue
         measured = True
+        parts = []
         rise = _rise(series)
         if rise:
             (k0, t0, v0), (k1, t1, v1) = rise
-            out.append(f"overfitting: the validation {label} RMSE rose from "
-                       f"{v0 * factor:.4g} {unit} (iteration {k0}) to {v1 * factor:.4g} {unit} "
-                       f"(iteration {k1}) while the training {label} RMSE fell from "
-                       f"{t0 * factor:.4g} to {t1 * factor:.4g} {unit}")
+            parts.append(f"rose from {v0 * factor:.4g} {unit} (iteration {k0}) to "
+                         f"{v1 * factor:.4g} {unit} (iteration {k1}) while the training RMSE "
+                         f"fell from {t0 * factor:.4g} to {t1 * factor:.4g} {unit}")
         k, t, v = series[-1]
         if v > RMSE_FLOOR[q] and v > OVERFIT_FACTOR * t:
-            ratio = f"{v / t:.1f}" if t > 0 else "far more than"
-            out.append(f"overfitting: at the end the validation {label} RMSE "
-                       f"({v * factor:.4g} {unit}) is {ratio}× the training {label} RMSE "
-                       f"({t * factor:.4g} {unit}; warned above {OVERFIT_FACTOR:g}×)")
+            ratio = f"{v / t:.1f}×" if t > 0 else "far more than"
+            parts.append(f"{'ends' if parts else 'ends at'} "
+                         f"{'' if parts else f'{v * factor:.4g} {unit}, '}{ratio} the training "
+                         f"RMSE ({t * factor:.4g} {unit}; warned above {OVERFIT_FACTOR:g}×)")
+        if parts:
+            out.append(f"overfitting: the validation {label} RMSE " + ", and ".join(parts))
     if not measured:
         series = [(int(h[0]), float(h[1]), float(h[2])) for h in history
                   if len(h) > 2 and h[2] is not None and math.isfinite(h[1])
@@ -483,6 +487,17 @@ def overfitting_warnings(progress: list, history: list) -> list[str]:
                        f"{k0}) to {v1:.6g} (iteration {k1}) while the training objective fell "
                        f"from {t0:.6g} to {t1:.6g}")
     return out
+
+
+def fitted_quantities(objective) -> set | None:
+    """The RMSE quantities fitted in some training dataset of ``objective`` (None: no
+    datasets)."""
+    datasets = getattr(objective, "datasets", None)
+    if not datasets:
+        return None
+    names = {"atomic-energy": "energy_per_atom", "atomic-forces": "forces", "stress": "stress"}
+    return {names[w] for (_, set_name), term in datasets.items() if set_name == "training"
+            for w in term.weights if w in names}
 
 
 def _rise(series: list) -> tuple | None:
@@ -645,7 +660,8 @@ def run_fit(objective, fitting, log, *, max_iter: int | None = None,
         sys.stdout.flush()
     return FitResult(verdict=methods.plain_stop(spec, message, converged,
                                                 max_iter=tr.budget),
-                     warnings=overfitting_warnings(tr.progress, tr.history),
+                     warnings=overfitting_warnings(tr.progress, tr.history,
+                                                   fitted_quantities(objective)),
                      progress=tr.progress,
                      method=spec.kind if spec.kind != "nlopt" else
                      f"nlopt:{dict(spec.options).get('algorithm')}",

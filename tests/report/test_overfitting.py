@@ -24,14 +24,19 @@ def test_validation_rising_while_training_falls_is_reported():
     assert len(w) == 1
     assert w[0].startswith("overfitting: the validation force RMSE rose from 400 meV/Å "
                            "(iteration 2) to 600 meV/Å (iteration 6)")
-    assert "training force RMSE fell from 300 to 220 meV/Å" in w[0]
+    assert w[0].endswith("while the training RMSE fell from 300 to 220 meV/Å")
+    # both: one sentence for the quantity
+    w = overfitting_warnings(_progress([0.5, 0.3, 0.2, 0.05], [0.6, 0.4, 0.5, 0.6]), [])
+    assert len(w) == 1 and w[0].endswith(
+        "fell from 300 to 50 meV/Å, and ends 12.0× the training RMSE (50 meV/Å; warned above "
+        "3×)")
 
 
 def test_validation_far_above_training_at_the_end_is_reported():
     w = overfitting_warnings(_progress([0.5, 0.1, 0.01], [0.5, 0.2, 0.05], "energy_per_atom"),
                              [])
-    assert len(w) == 1 and "at the end the validation energy RMSE (50 meV/atom) is 5.0×" in w[0]
-    assert f"warned above {OVERFIT_FACTOR:g}×" in w[0]
+    assert w == ["overfitting: the validation energy RMSE ends at 50 meV/atom, 5.0× the "
+                 f"training RMSE (10 meV/atom; warned above {OVERFIT_FACTOR:g}×)"]
 
 
 def test_a_fit_that_generalises_gets_no_warning():
@@ -42,6 +47,10 @@ def test_a_fit_that_generalises_gets_no_warning():
     assert overfitting_warnings(_progress([1e-9, 1e-10, 1e-12], [1e-9, 1e-10, 1e-11]), []) == []
     # too few measurements for a trend
     assert overfitting_warnings(_progress([0.5, 0.1], [0.2, 0.25]), []) == []
+    # a quantity the fit does not fit (stress measured, not fitted) is not judged
+    stress = _progress([0.5, 0.1, 0.01], [0.5, 0.2, 0.05], "stress")
+    assert overfitting_warnings(stress, [], {"energy_per_atom", "forces"}) == []
+    assert len(overfitting_warnings(stress, [], {"stress"})) == 1
 
 
 def test_property_fits_use_the_validation_objective_of_the_history():
@@ -68,8 +77,9 @@ def test_a_run_reports_overfitting_in_the_log_and_results(tmp_path, monkeypatch)
     out = tmp_path / "out"
     res = run_job(job, output_dir=str(out), tty=False, quiet=True, plots=False)
     warnings = res["fit"]["warnings"]
-    assert any("validation force RMSE rose" in w for w in warnings)
-    assert any("at the end the validation force RMSE" in w for w in warnings)
+    assert len(warnings) == 1 and warnings[0].startswith(
+        "overfitting: the validation force RMSE rose from ")
+    assert "and ends " in warnings[0]
     assert json.loads((out / "results.json").read_text())["fit"]["warnings"] == warnings
     log = (out / "log.txt").read_text().splitlines()
     verdict = next(i for i, line in enumerate(log) if line.startswith("Fit "))
