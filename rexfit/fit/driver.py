@@ -242,12 +242,12 @@ class _Tracker:
             if table:  # the RMSE table (under its iteration) scrolls up above the live line
                 sys.stdout.write("\r\x1b[K" + "\n".join(block[:1] + table) + "\n")
             elapsed = now - self.start
-            text = (f"  iteration {k:5d}{self._of()}  objective {f:.8g}  |grad| {gtxt}  "
+            text = (f"  iteration {k:5d}{self._of(k)}  objective {f:.8g}  |grad| {gtxt}  "
                     f"{elapsed:7.1f} s{self._left(k, now, short=True)}{self._live}")
             width = shutil.get_terminal_size((160, 24)).columns - 1
             sys.stdout.write("\r" + text[:max(width, 40)] + " \x1b[K")
             sys.stdout.flush()
-        timing.progress(f"iteration {k}{self._of()} done, objective {f:.6g}")
+        timing.progress(f"iteration {k}{self._of(k)} done, objective {f:.6g}")
         if logged:
             if self.tty:
                 for text in [line] + block:
@@ -258,8 +258,10 @@ class _Tracker:
 
     # ---------------------------------------------------------------- progress measurements
 
-    def _of(self) -> str:
-        return f" of {self.budget}" if self.budget else ""
+    def _of(self, k) -> str:
+        """" of 3000" (the iteration budget) while iteration ``k`` is within it, else ""
+        (no budget, or a polishing run after differential evolution's generations)."""
+        return f" of {self.budget}" if self.budget and k <= self.budget else ""
 
     def _left(self, k, now, short=False) -> str:
         """", ≤ 12 s left": the iterations left of the budget at the mean pace since the first
@@ -346,7 +348,7 @@ class _Tracker:
         """The lines under an ``iter=`` line: iteration of the budget, time, time left; the RMSE
         table (meV/atom, meV/Å, GPa) or the worst-fitting properties.  Sets
         :attr:`_live`, the short form for the live line (training|validation RMSE)."""
-        lines = [f"  iteration {k}{self._of()}, {_duration(now - self.start)}"
+        lines = [f"  iteration {k}{self._of(k)}, {_duration(now - self.start)}"
                  f"{self._left(k, now)}"]
         self._live = ""
         if rec is None:
