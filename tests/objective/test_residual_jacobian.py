@@ -51,7 +51,12 @@ def test_forward_jacobian_is_the_reverse_one(objective):
     tree = objective.space.tree(u)
     forward = jax.jit(terms._residuals_and_jacobian, static_argnums=0)
     reverse = jax.jit(_reverse, static_argnums=0)
+    # two structures whose residuals nest the most (relaxed c/a and atoms with C33; relaxed
+    # cell shape): each reverse-mode program takes 5-10 s to compile; every structure's
+    # forward Jacobian is checked against central differences below
     for sid, term in objective.terms.items():
+        if sid not in ("hcp", "sheared"):
+            continue
         r = relax(term.problem, term.potential, tree)
         assert r.converged, (sid, r.message)
         args = (term.key, term.data, tree, r.x, r.free, r.nbrs)
