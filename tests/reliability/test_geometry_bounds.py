@@ -6,7 +6,6 @@ collapsing relaxation — never a traceback, a MemoryError or a hang."""
 
 from __future__ import annotations
 
-import time
 
 import jax.numpy as jnp
 import numpy as np
@@ -15,12 +14,12 @@ from ase.build import bulk
 from ase.io import write
 from scipy.spatial import cKDTree
 
-from rexfit.cli import main
 from rexfit.errors import GeometryError
 from rexfit.structures import neighbors, triplets
 from rexfit.structures.neighbors import build_neighbor_list
 from rexfit.structures.system import make_system
 from rexfit.structures.triplets import build_triplet_neighbor_list
+from tests.support.cli import line_of, run_cli
 
 LJ_JOB = """<?xml version="1.0" encoding="UTF-8"?>
 <job>
@@ -71,20 +70,8 @@ def job_file(tmp_path, structures, *, eps="0.0104", cutoff="8.5", fitting=FIT, n
     return path, text
 
 
-def line_of(text: str, fragment: str) -> int:
-    return text[:text.index(fragment)].count("\n") + 1
-
-
 def run(capsys, tmp_path, path, *extra, limit=30.0) -> tuple[int, str]:
-    """Exit code and stderr of the CLI on ``path``; it must finish in ``limit`` seconds and
-    print no traceback."""
-    start = time.perf_counter()
-    code = main([str(path), "-q", "--output-dir", str(tmp_path / "out"), *extra])
-    seconds = time.perf_counter() - start
-    err = capsys.readouterr().err
-    assert "Traceback" not in err, err
-    assert seconds < limit, f"took {seconds:.1f} s"
-    return code, err
+    return run_cli(capsys, tmp_path, path, *extra, limit=limit)
 
 
 def frames(tmp_path, name, change=None):

@@ -9,7 +9,6 @@ KeyboardInterrupt, or that announces itself and waits for the test to send a rea
 from __future__ import annotations
 
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -18,16 +17,15 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.cli import short_lj_job
+
 TIMEOUT = 120
 
 
 @pytest.fixture()
 def lj_job(tmp_path) -> Path:
-    shutil.copytree(ROOT / "jobs/ar-lj", tmp_path / "ar-lj")
-    path = tmp_path / "ar-lj/job.xml"
-    path.write_text(path.read_text().replace('max-iter="100"', 'max-iter="4"'))
-    return path
+    """jobs/ar-lj with a short fit (4 iterations)."""
+    return short_lj_job(tmp_path, 4)
 
 
 def _script(body: str, argv: list[str]) -> str:

@@ -7,12 +7,13 @@ from __future__ import annotations
 import errno
 import json
 import os
-import shutil
 import tempfile
 import time
 from pathlib import Path
 
 import pytest
+
+from tests.support.cli import short_lj_job
 
 import rexfit.run as run_module
 from rexfit.cli import main
@@ -20,16 +21,10 @@ from rexfit.errors import InputErrors
 from rexfit.job import load_job
 from rexfit.run import OutputNotWritten, _Outputs, check_output_dir, run_job
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
 @pytest.fixture()
 def lj_job(tmp_path) -> Path:
-    """jobs/ar-lj with a short fit (a few iterations)."""
-    shutil.copytree(ROOT / "jobs/ar-lj", tmp_path / "ar-lj")
-    path = tmp_path / "ar-lj/job.xml"
-    path.write_text(path.read_text().replace('max-iter="100"', 'max-iter="3"'))
-    return path
+    """jobs/ar-lj with a short fit (3 iterations)."""
+    return short_lj_job(tmp_path, 3)
 
 
 def _bad_dir_run(job: Path, out: str, capsys) -> tuple[int, str, float]:

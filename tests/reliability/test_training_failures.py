@@ -6,7 +6,6 @@ never a traceback."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +13,7 @@ import pytest
 from ase.build import bulk
 from ase.io import write
 
-from rexfit.cli import main
+from tests.support.cli import line_of, run_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -73,18 +72,8 @@ def lj_job(tmp_path, structures, minimizer=BFGS):
     return path, text
 
 
-def line_of(text: str, fragment: str) -> int:
-    return text[:text.index(fragment)].count("\n") + 1
-
-
 def run(capsys, tmp_path, path, *extra, limit=40.0) -> tuple[int, str]:
-    start = time.perf_counter()
-    code = main([str(path), "-q", "--output-dir", str(tmp_path / "out"), *extra])
-    seconds = time.perf_counter() - start
-    err = capsys.readouterr().err
-    assert "Traceback" not in err, err
-    assert seconds < limit, f"took {seconds:.1f} s"
-    return code, err
+    return run_cli(capsys, tmp_path, path, *extra, limit=limit)
 
 
 def overlapping_frames(tmp_path, bad=(1,)):
