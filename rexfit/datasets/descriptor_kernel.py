@@ -18,8 +18,9 @@ The derivatives: a descriptor depends on a structure only through
 positions and unit cell and a neighbour list whose (float) image shifts are the pair vectors
 makes the pair vectors its direct input.  Since each pair has one centre,
 ∂(Σ_i B_ik)/∂d_p = ∂B_{i(p),k}/∂d_p, so K reverse passes (one per component k) give every
-per-pair derivative; the bispectrum gives them in one sweep instead
-(``Bispectrum.features_and_pair_gradients``).  Rows and derivatives are computed per
+per-pair derivative; the bispectrum gives them in one pass per chunk of whole atoms instead
+(``Bispectrum.features_and_neighbor_gradients``, atom-major blocks).  Rows and derivatives
+are computed per
 structure, in blocks of one fixed shape shared by every dataset (:func:`structure_feature_rows`),
 by one module-level jitted program (:data:`block_rows`).  Memory: 24·K bytes per pair slot per
 model (kept on the host and streamed like every chunk input).
@@ -170,13 +171,12 @@ def model_params(potential, params) -> list:
 
 
 def feature_rows(descriptor, species, mask, i, j, d, pair_mask, cutoff: float,
-                 triplets=None, sweep: bool = True):
+                 triplets=None):
     """(B (n, K), ∂B/∂d per pair (E, K, 3)) of one structure (or of several packed into one
     flat system) from its full neighbour list: atom indices i, j (E,), pair vectors d (E, 3)
     Å, masks, and the list's triplets (a :class:`~rexfit.structures.triplets.Triplets`) for
-    descriptors that need them.  A descriptor with ``features_and_pair_gradients`` (the
-    bispectrum) gives both in one sweep (unless ``sweep`` is False); otherwise K reverse
-    passes of Σ_i B_i, one per component k."""
+    descriptors that need them, by K reverse passes of Σ_i B_i, one per component k (the
+    bispectrum has its own one-pass form, :func:`structure_feature_rows`)."""
     n = species.shape[0]
 
     def geometry(vectors):  # zero positions, the pair vectors as (float) image shifts
@@ -191,10 +191,6 @@ def feature_rows(descriptor, species, mask, i, j, d, pair_mask, cutoff: float,
 
     def features(vectors):
         return descriptor.features(*geometry(vectors))
-
-    if sweep and hasattr(descriptor, "features_and_pair_gradients"):
-        rows, grads = descriptor.features_and_pair_gradients(*geometry(d))
-        return rows, jnp.where(pair_mask[:, None, None], grads, 0.0)
 
     def summed(v):
         rows = features(v)

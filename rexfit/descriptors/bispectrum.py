@@ -828,76 +828,11 @@ class Bispectrum:
             return bvals
         return jnp.concatenate([bvals, quadratic_products(bvals)], axis=1)
 
-    def features_and_pair_gradients(self, system: System, nbrs: NeighborList):
-        """(B (N, n_features) as :meth:`features`, ∂B_{i(p)}/∂d_p (E, n_features, 3)) for
-        the pair vectors d_p of a full list (each pair has one centre i(p)), in one sweep
-        rather than one reverse pass per component:
-
-            ∂B_i/∂d_p = Σ_h (∂B_i/∂H_i,h) · ∂(w_p U_p,h)/∂d_p,   H_i = Σ_{p: i(p)=i} w_p U_p,
-
-        with the per-atom Jacobian ∂B_i/∂H_i (n_linear × n_half, complex as re and im) from
-        the cubic form's linear adjoint (one pullback per component, per-atom arithmetic
-        only) and the per-pair derivatives of the half densities by forward mode (three
-        tangents) through the Wigner recursion, contracted pair chunk by pair chunk.
-        Quadratic columns follow by the product rule."""
-        n = system.natoms
-        d, rcut, wj, centre = self._pair_inputs(system, nbrs)
-        twojmax, rfac0, rmin0, switch = self.twojmax, self.rfac0, self.rmin0, self.switchflag
-        hr, hi = _pair_density(twojmax, rfac0, rmin0, switch)(d, rcut, wj, centre, n)
-
-        def rows_of(hr, hi):
-            return self._linear_from_density(system, *self._expand(hr, hi), sparse=True)
-
-        bvals, pullback = jax.vjp(rows_of, hr, hi)
-        k = bvals.shape[1]
-        eye = jnp.eye(k, dtype=bvals.dtype)
-        jr, ji = jax.lax.map(lambda e: pullback(jnp.broadcast_to(e, bvals.shape)), eye)
-        jac = jnp.transpose(jnp.concatenate([jr, ji], axis=2), (1, 0, 2))  # (N, K, 2 n_half)
-
-        size = _PAIR_CHUNK
-        tangents = jnp.broadcast_to(jnp.eye(3, dtype=d.dtype)[:, :, None], (3, 3, size))
-
-        def chunk(xs):
-            dc, rc, wc, ic = xs
-            flag = ic[0] >= 0  # always true; see _materialize
-
-            def geometry(x):
-                return _pair_geometry(x, rc, wc, rfac0, rmin0, switch)
-
-            # the Cayley–Klein parameters, the weight and their derivatives along x, y, z as
-            # buffers (fused into the recursion they would be recomputed per element)
-            geo = geometry(dc)
-            slopes = jax.vmap(lambda t: jax.jvp(geometry, (dc,), (t,))[1])(tangents)
-            (ar, ai, br, bi, w), slopes = _materialize((geo, slopes), flag)
-
-            def levels(ar, ai, br, bi):
-                return _compact(_levels(ar, ai, br, bi, twojmax, flag), twojmax)
-
-            (ur, ui), linear = jax.linearize(levels, ar, ai, br, bi)
-            dur, dui = jax.vmap(linear)(*slopes[:4])  # (3, n_half, C)
-            w, dw = w[None, None, :], slopes[4][:, None, :]
-            slope = jnp.concatenate([dur * w + ur[None] * dw, dui * w + ui[None] * dw], axis=1)
-            slope, at_centre = _materialize((jnp.transpose(slope, (2, 1, 0)), jac[ic]), flag)
-            return jnp.matmul(at_centre, slope)  # (C, K, 2 n_half) @ (C, 2 n_half, 3)
-
-        xs = (d.reshape(3, -1, size).transpose(1, 0, 2), rcut.reshape(-1, size),
-              wj.reshape(-1, size), centre.reshape(-1, size))
-        grads = jax.lax.map(chunk, xs).reshape(-1, k, 3)[:nbrs.i.shape[0]]
-        if not self.quadratic:
-            return bvals, grads
-        a, b, f = _pairs(k)
-        at_centre = bvals[nbrs.i]  # (E, K)
-        quad = f[None, :, None] * (at_centre[:, a, None] * grads[:, b]
-                                   + at_centre[:, b, None] * grads[:, a])
-        return (jnp.concatenate([bvals, quadratic_products(bvals)], axis=1),
-                jnp.concatenate([grads, quad], axis=1))
-
     def features_and_neighbor_gradients(self, species, mask, neighbor_species, d, slot_mask):
         """(B (A, n_features) as :meth:`features`, ∂B_a/∂d_am (A, M, n_features, 3)) of atoms
         given with their neighbours in an atom-major layout: species (A,), mask (A,), and per
         atom M neighbour slots with the neighbour's species (A, M), pair vector d (A, M, 3) Å
-        and slot mask (A, M).  Same numbers as :meth:`features_and_pair_gradients`, computed
-        per chunk of whole atoms in one pass: the chunk's pairs give the Wigner matrices and
+        and slot mask (A, M).  One pass per chunk of whole atoms in one pass: the chunk's pairs give the Wigner matrices and
         their derivatives along x, y, z (forward mode through the recursion), the atoms'
         densities are sums over their own slots (no scatter), the per-atom Jacobian
         ∂B/∂H (n_linear × 2 n_half) comes from the cubic form's linear adjoint, and the

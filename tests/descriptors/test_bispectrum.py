@@ -131,38 +131,6 @@ def test_unsupported_settings_raise():
 
 
 @pytest.mark.parametrize("quadratic", [False, True], ids=["linear", "quadratic"])
-def test_one_sweep_pair_gradients_equal_reverse_passes(quadratic):
-    """``features_and_pair_gradients`` (per-atom Jacobian of the cubic form contracted with
-    forward-mode per-pair density derivatives) gives the rows and the per-pair derivatives
-    ∂B_{i(p)}/∂d_p of one reverse pass per component, to round-off: two elements, bzero and
-    switching on, an inert species, padding pairs and padding atoms."""
-    from rexfit.datasets.descriptor_kernel import feature_rows
-
-    descriptor = Bispectrum(4, 4.6, (0.5, 0.42), (1.0, 0.7), rfac0=0.97, rmin0=0.1,
-                            quadratic=quadratic)
-    pos, cell, species = two_element_cell(seed=3)
-    species[5] = 7  # inert
-    system = pad_system(make_system(pos, cell, species), len(pos) + 3)
-    nbrs = build_neighbor_list(system, descriptor.cutoff, 0.0, half=False)
-    i, j = np.asarray(nbrs.i), np.asarray(nbrs.j)
-    x, c = np.asarray(system.positions), np.asarray(system.cell)
-    d = x[j] - x[i] + np.asarray(nbrs.shifts).astype(np.float64) @ c
-    mask = np.asarray(nbrs.mask)
-    assert not mask.all()  # padding pairs present
-    args = (np.asarray(system.species), np.asarray(system.mask), i, j, d, mask)
-    run = jax.jit(lambda *a, sweep: feature_rows(descriptor, *a, descriptor.cutoff,
-                                                 sweep=sweep), static_argnames="sweep")
-    rows, grads = (np.asarray(v) for v in run(*args, sweep=True))
-    ref_rows, ref_grads = (np.asarray(v) for v in run(*args, sweep=False))
-    assert grads.shape == ref_grads.shape == (len(i), descriptor.n_features, 3)
-    np.testing.assert_allclose(rows, ref_rows, rtol=0, atol=1e-12 * np.abs(ref_rows).max())
-    np.testing.assert_allclose(grads, ref_grads, rtol=0,
-                               atol=1e-12 * np.abs(ref_grads).max())
-    assert np.abs(ref_grads).max() > 0 and not np.any(grads[~mask])
-
-
-
-@pytest.mark.parametrize("quadratic", [False, True], ids=["linear", "quadratic"])
 def test_atom_major_gradients_equal_reverse_passes(quadratic):
     """``features_and_neighbor_gradients`` (atoms with their neighbour slots, one matrix
     product per atom) gives the rows and per-pair derivatives of one reverse pass per
@@ -181,7 +149,7 @@ def test_atom_major_gradients_equal_reverse_passes(quadratic):
     i, j = np.asarray(nbrs.i)[live], np.asarray(nbrs.j)[live]
     d = pos[j] - pos[i] + np.asarray(nbrs.shifts)[live].astype(np.float64) @ cell
     ref_rows, ref_grads = (np.asarray(v) for v in jax.jit(
-        lambda *a: feature_rows(descriptor, *a, descriptor.cutoff, sweep=False))(
+        lambda *a: feature_rows(descriptor, *a, descriptor.cutoff))(
             species, np.ones(len(pos), bool), i, j, d, np.ones(len(i), bool)))
     slot = _slots(Geometry(species, i, j, d))
     n = len(pos) + 1  # one padding atom
