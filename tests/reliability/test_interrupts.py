@@ -103,16 +103,20 @@ def test_sigint_in_the_output_phase(lj_job, tmp_path):
     _check_interrupted_output_phase(out, proc.returncode, err)
 
 
+#: an exit handler that takes long, so that a Ctrl-C arrives while Python shuts down
+SLOW_EXIT = """
+    import atexit, time
+    def slow_exit():
+        print("MARK: exiting", flush=True)
+        time.sleep(60)
+    atexit.register(slow_exit)
+    """
+
+
 def test_sigint_while_python_exits(lj_job, tmp_path):
     """Ctrl-C after the run finished, while an exit handler runs: exit 130, no traceback."""
     out = tmp_path / "out"
-    script = _script("""
-        import atexit, time
-        def slow_exit():
-            print("MARK: exiting", flush=True)
-            time.sleep(60)
-        atexit.register(slow_exit)
-        """, [str(lj_job), "--no-fit", "--output-dir", str(out)])
+    script = _script(SLOW_EXIT, [str(lj_job), "--no-fit", "--output-dir", str(out)])
     proc = _start(script)
     stdout, err = _interrupt_at(proc, "MARK: exiting")
     assert proc.returncode == 130, err
@@ -123,13 +127,7 @@ def test_sigint_while_python_exits(lj_job, tmp_path):
 
 def test_sigint_while_a_quick_command_exits(tmp_path):
     """The same for a command that never imports JAX (rexfit template)."""
-    script = _script("""
-        import atexit, time
-        def slow_exit():
-            print("MARK: exiting", flush=True)
-            time.sleep(60)
-        atexit.register(slow_exit)
-        """, ["template", "lj"])
+    script = _script(SLOW_EXIT, ["template", "lj"])
     proc = _start(script)
     _, err = _interrupt_at(proc, "MARK: exiting")
     assert proc.returncode == 130 and "Traceback" not in err
