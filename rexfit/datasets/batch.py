@@ -922,7 +922,12 @@ class DatasetObjective:
         self.max_bucket_atoms = max_bucket_atoms
         self.merge_padding = float(merge_padding)
         if min_chunk_atoms == "auto":  # autodiff: padding slots cost as much as real ones
-            min_chunk_atoms = 0 if kernel == "autodiff" else 256
+            # descriptor kernel: padding rows are cheap, so every bucket of n atom slots gets
+            # the same chunk (max_bucket_atoms // n structures) whatever its size, and the
+            # datasets of a job share their programs however the data are split
+            min_chunk_atoms = (0 if kernel == "autodiff" else
+                               max_bucket_atoms if kernel == "descriptor" and max_bucket_atoms
+                               else 256)
         self.min_chunk_atoms = int(min_chunk_atoms)
         listed = [self._list(it) for it in self.items]
         self.natoms = np.array([x.natoms for x in listed])
@@ -1022,6 +1027,14 @@ class DatasetObjective:
         size (at least ``min_chunk_atoms // n``) up to ``max_bucket_atoms // n`` (larger
         buckets: chunks of that many)."""
         e = ladder(max(len(listed[k].i) for k in members), 8)
+        # descriptor models that all keep per-atom designs never read the pair slots: keep
+        # the fewest, so that the chunk shape depends on the atom slots only
+        designs_only = (self.kernel == "descriptor" and self._rows is not None
+                        and not any(map(dk.is_geometric, dk.models(self.potential)))
+                        and all(isinstance(per_item[members[0]][1], tuple)
+                                for per_item in self._rows))
+        if designs_only:
+            e = 8
         has_trip = listed[members[0]].triplets is not None
         s = len(members)
         size = ladder(max(s, self.min_chunk_atoms // n))
@@ -1072,22 +1085,23 @@ class DatasetObjective:
         for row in range(rows):
             k = members[row] if row < s else members[0]  # padding rows: weightless copies
             x = listed[k]
-            na, npair = x.natoms, len(x.i)
+            na, npair = x.natoms, (0 if designs_only else len(x.i))
             a["species"][row, :na] = x.species
             a["mask"][row, :na] = True
             a["pair_mask"][row, :npair] = True
             if analytic:
                 local = row % size  # structure index within its chunk
                 d = np.tile(np.asarray(PADDING_DISPLACEMENT), (e, 1))
-                d[:npair] = x.positions[x.j] - x.positions[x.i] + x.shifts.astype(
-                    np.float64) @ x.cell
-                a["d"][:, row] = d.T
                 a["gi"][row] = local * n
                 a["gj"][row] = local * n
-                a["gi"][row, :npair] += x.i
-                a["gj"][row, :npair] += x.j
-                a["si"][row, :npair] = x.species[x.i]
-                a["sj"][row, :npair] = x.species[x.j]
+                if npair:
+                    d[:npair] = x.positions[x.j] - x.positions[x.i] + x.shifts.astype(
+                        np.float64) @ x.cell
+                    a["gi"][row, :npair] += x.i
+                    a["gj"][row, :npair] += x.j
+                    a["si"][row, :npair] = x.species[x.i]
+                    a["sj"][row, :npair] = x.species[x.j]
+                a["d"][:, row] = d.T
                 if descriptor:
                     if self._base is not None and row < s:
                         energy, forces, virial = self._base[k]
