@@ -91,7 +91,7 @@ from rexfit.structures.triplets import TripletNeighborList, Triplets
 ENERGY, FORCE, STRESS = 0, 1, 2
 
 #: Voigt order of stress rows and of the virial components (xx yy zz yz xz xy).
-VOIGT = ((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))
+VOIGT = dk.VOIGT
 
 
 # ----------------------------------------------------------------------------- inputs

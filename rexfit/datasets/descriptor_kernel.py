@@ -245,13 +245,14 @@ class Geometry:
         return len(self.species)
 
 
-def _blocks(geometries: list[Geometry]) -> list[list[int]]:
+def _blocks(geometries: list[Geometry], max_pairs: int | None = BLOCK_PAIRS) -> list[list[int]]:
     """Structures (indices, in order) packed greedily into blocks of at most BLOCK_ATOMS
-    atoms and BLOCK_PAIRS pairs (a larger structure alone)."""
+    atoms and ``max_pairs`` pairs (None: no pair limit; a larger structure alone)."""
     out, atoms, pairs = [], 0, 0
     for k, g in enumerate(geometries):
         na, npair = g.natoms, len(g.i)
-        if not out or atoms + na > BLOCK_ATOMS or pairs + npair > BLOCK_PAIRS:
+        if (not out or atoms + na > BLOCK_ATOMS
+                or (max_pairs is not None and pairs + npair > max_pairs)):
             out.append([])
             atoms = pairs = 0
         out[-1].append(k)
@@ -267,8 +268,8 @@ def _neighbor_block_rows(descriptor, species, mask, neighbor_species, d, slot_ma
 #: (descriptor, atom-major block arrays) -> (B (A, K), ∂B/∂d (A, M, K, 3)); jitted once
 neighbor_block_rows = jax.jit(_neighbor_block_rows, static_argnums=0)
 
-#: Voigt pairs of the designs' virial columns (the engine's order)
-_VOIGT = ((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))
+#: Voigt pairs of virial and stress columns, the dataset engine's order (xx yy zz yz xz xy)
+VOIGT = ((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))
 
 
 def _neighbor_block_design(descriptor, n_species, species, mask, neighbor_species,
@@ -291,7 +292,7 @@ def _neighbor_block_design(descriptor, n_species, species, mask, neighbor_specie
     d = jnp.where(slot_mask[..., None], d, 0.0)
     virial = jnp.stack([0.5 * jnp.einsum("amk,am->ak", grads[..., a], d[..., b])
                         + 0.5 * jnp.einsum("amk,am->ak", grads[..., b], d[..., a])
-                        for a, b in _VOIGT], axis=-1)
+                        for a, b in VOIGT], axis=-1)
     return rows, design, virial
 
 
@@ -320,14 +321,7 @@ def _atom_major_rows(descriptor, geometries: list[Geometry], ladder,
     most = max((int(s.max()) + 1 for s in slots if len(s)), default=1)
     m = ladder(most, 8)
     out: list = [None] * len(geometries)
-    blocks, atoms = [], 0
-    for k, g in enumerate(geometries):  # greedy packing by atoms
-        if not blocks or atoms + g.natoms > BLOCK_ATOMS:
-            blocks.append([])
-            atoms = 0
-        blocks[-1].append(k)
-        atoms += g.natoms
-    for block in blocks:
+    for block in _blocks(geometries, max_pairs=None):  # packed by atoms only
         n_atoms = max(BLOCK_ATOMS, ladder(sum(geometries[k].natoms for k in block), 8))
         species = np.zeros(n_atoms, np.int32)
         mask = np.zeros(n_atoms, bool)

@@ -766,12 +766,11 @@ class Bispectrum:
         return self._linear_of_present(present, ur, ui, sparse)
 
     def _linear_of_present(self, present, ur, ui, sparse: bool = False):
-        off = u_offsets(self.twojmax)
-        diag = np.zeros(int(off[-1]))
-        for j in range(self.twojmax + 1):
-            diag[off[j] + np.arange(j + 1) * (j + 2)] = WSELF
-        ur = ur + diag[None]
-        bvals = _cubic(self.twojmax, sparse)(ur, ui)
+        bvals = _cubic(self.twojmax, sparse)(ur + _self_term(self.twojmax)[None], ui)
+        return jnp.where(present[:, None], self._normalised(bvals), 0.0)
+
+    def _normalised(self, bvals):
+        """Raw B (A, n_b) with bnormflag (÷ (j + 1)) and bzeroflag (− isolated atom)."""
         jb = _cubic_tables(self.twojmax).j_of_b
         if self.bnormflag:
             bvals = bvals / (jb[None] + 1.0)
@@ -779,7 +778,7 @@ class Bispectrum:
                 bvals = bvals - WSELF ** 3
         elif self.bzeroflag:
             bvals = bvals - WSELF ** 3 * (jb[None] + 1.0)
-        return jnp.where(present[:, None], bvals, 0.0)
+        return bvals
 
     def _rows_and_jacobian(self, present, hr, hi):
         """(B (A, n_linear) as :meth:`_linear_of_present`, ∂B/∂(H_r, H_i) (A, n_linear,
@@ -791,12 +790,8 @@ class Bispectrum:
         twojmax = self.twojmax
         tab = _cubic_tables(twojmax)
         count, levels = _jacobian_tables(twojmax)
-        off = u_offsets(twojmax)
-        diag = np.zeros(int(off[-1]))
-        for j in range(twojmax + 1):
-            diag[off[j] + np.arange(j + 1) * (j + 2)] = WSELF
         ur, ui = self._expand(hr, hi)
-        ur, ui = (ur + diag[None]).T, ui.T  # (n_u, A): atoms on the last axis
+        ur, ui = (ur + _self_term(twojmax)[None]).T, ui.T  # (n_u, A): atoms on the last axis
         zs = _sparse_z_values(tab, twojmax, ur, ui, len(tab.triples))
         bvals = _b_values(tab, ur, ui, zs[:tab.n_b]).T  # (A, n_b)
         n_atoms = ur.shape[-1]
@@ -810,15 +805,9 @@ class Bispectrum:
         jac = jnp.concatenate([jnp.concatenate(parts[0], axis=1) * scale,
                                jnp.concatenate(parts[1], axis=1) * scale], axis=1)
         jac = jnp.transpose(jac, (2, 0, 1))  # (A, n_b, 2 n_half)
-        jb = tab.j_of_b
         if self.bnormflag:
-            bvals = bvals / (jb[None] + 1.0)
-            jac = jac / (jb[None, :, None] + 1.0)
-            if self.bzeroflag:
-                bvals = bvals - WSELF ** 3
-        elif self.bzeroflag:
-            bvals = bvals - WSELF ** 3 * (jb[None] + 1.0)
-        return (jnp.where(present[:, None], bvals, 0.0),
+            jac = jac / (tab.j_of_b[None, :, None] + 1.0)
+        return (jnp.where(present[:, None], self._normalised(bvals), 0.0),
                 jnp.where(present[:, None, None], jac, 0.0))
 
     def features(self, system: System, nbrs: NeighborList) -> jax.Array:
@@ -832,10 +821,11 @@ class Bispectrum:
         """(B (A, n_features) as :meth:`features`, ∂B_a/∂d_am (A, M, n_features, 3)) of atoms
         given with their neighbours in an atom-major layout: species (A,), mask (A,), and per
         atom M neighbour slots with the neighbour's species (A, M), pair vector d (A, M, 3) Å
-        and slot mask (A, M).  One pass per chunk of whole atoms in one pass: the chunk's pairs give the Wigner matrices and
-        their derivatives along x, y, z (forward mode through the recursion), the atoms'
-        densities are sums over their own slots (no scatter), the per-atom Jacobian
-        ∂B/∂H (n_linear × 2 n_half) comes from the cubic form's linear adjoint, and the
+        and slot mask (A, M).  One pass per chunk of whole atoms: the chunk's pairs give the
+        Wigner matrices and their derivatives along x, y, z (forward mode through the
+        recursion), the atoms' densities are sums over their own slots (no scatter), the
+        per-atom Jacobian ∂B/∂H (n_linear × 2 n_half) comes from every Z at once
+        (:meth:`_rows_and_jacobian`, the cubic form's adjoint per component), and the
         contraction is one matrix product per atom with all its slots
         ((K × 2 n_half) · (2 n_half × 3M)), not one small product per pair."""
         n_atoms, slots = neighbor_species.shape
@@ -908,6 +898,16 @@ class Bispectrum:
                                          + bvals[:, None, b, None] * grads[:, :, a])
         return (jnp.concatenate([bvals, quadratic_products(bvals)], axis=1),
                 jnp.concatenate([grads, quad], axis=2))
+
+
+@lru_cache(maxsize=None)
+def _self_term(twojmax: int) -> np.ndarray:
+    """(n_u,) an atom's own contribution to its density: WSELF on the diagonals of U_j."""
+    off = u_offsets(twojmax)
+    diag = np.zeros(int(off[-1]))
+    for j in range(twojmax + 1):
+        diag[off[j] + np.arange(j + 1) * (j + 2)] = WSELF
+    return diag
 
 
 @lru_cache(maxsize=None)
