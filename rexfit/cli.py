@@ -8,13 +8,21 @@ invalid input, 3 for a failed computation, 130 when interrupted; a traceback onl
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
+import warnings
 from importlib import resources
 
 from rexfit import __version__
-from rexfit.errors import CalculationFailed, InputError, InputErrors, NotImplementedInRexfit
+from rexfit.errors import (
+    CalculationFailed,
+    InputError,
+    InputErrors,
+    InputWarning,
+    NotImplementedInRexfit,
+)
 
 EXIT_OK, EXIT_INPUT, EXIT_CALC, EXIT_INTERRUPT = 0, 2, 3, 130
 
@@ -35,7 +43,8 @@ def _run_parser() -> argparse.ArgumentParser:
         prog="rexfit",
         description="Fit interatomic potentials from one XML job file (atomicrex-compatible).",
         epilog="Other commands: 'rexfit validate JOB.xml ...' checks job files without computing; "
-               "'rexfit template KIND' prints a starter job (" + ", ".join(TEMPLATES) + ").",
+               "'rexfit template KIND' prints a starter job (" + ", ".join(TEMPLATES) + "); "
+               "'rexfit dataset-info FILE ...' summarises dataset files.",
     )
     p.add_argument("job", metavar="JOB.xml", help="the job file")
     p.add_argument("--output-dir", metavar="DIR",
@@ -67,6 +76,23 @@ def _validate_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="print only problems")
     p.add_argument("-v", "--verbose", action="store_true",
                    help="also say what running the job computes")
+    p.add_argument("--traceback", action="store_true", help="show Python tracebacks on errors")
+    return p
+
+
+def _dataset_info_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="rexfit dataset-info",
+                description="Summarise dataset files: frames, atoms, species, groups, which "
+                            "frames carry energy, forces and stress, energy per atom.")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--format", metavar="F",
+                   help="the format (as <file format=...>; default: detected)")
+    p.add_argument("--group-from", metavar="G", help="comment or info:KEY (as <file>)")
+    p.add_argument("--index", metavar="I", help="frames to take, ASE syntax (0:100, ::2, -1)")
+    p.add_argument("--group", metavar="NAMES", help="only these groups (blank-separated)")
+    p.add_argument("--select", metavar="KEY=PATTERN", help="only frames whose info matches")
+    for q in ("energy", "forces", "stress"):
+        p.add_argument(f"--{q}-key", metavar="KEY", help=f"read the {q} under this name")
     p.add_argument("--traceback", action="store_true", help="show Python tracebacks on errors")
     return p
 
@@ -114,6 +140,31 @@ def cmd_validate(argv: list[str]) -> int:
     return status
 
 
+def cmd_dataset_info(argv: list[str]) -> int:
+    """``rexfit dataset-info FILE ...``: what each dataset file holds (imports no JAX)."""
+    args = _dataset_info_parser().parse_args(argv)
+    from rexfit.datasets.readers import read_dataset, resolve_format
+    from rexfit.datasets.summary import describe
+
+    keys = {q: getattr(args, f"{q}_key") for q in ("energy", "forces", "stress")
+            if getattr(args, f"{q}_key") is not None}
+    status = EXIT_OK
+    for path in args.files:
+        try:
+            fmt = resolve_format(path, args.format) if os.path.exists(path) else "?"
+            entries = read_dataset(path, args.format, group_from=args.group_from, keys=keys,
+                                   index=args.index, groups=args.group, select=args.select)
+        except InputError as err:
+            if args.traceback:
+                raise
+            _print_problems([err])
+            status = EXIT_INPUT
+            continue
+        for line in describe(entries, path, fmt.removeprefix("ase:")):
+            print(line)
+    return status
+
+
 def cmd_template(argv: list[str]) -> int:
     args = _template_parser().parse_args(argv)
     if args.kind not in TEMPLATES:
@@ -139,13 +190,32 @@ def cmd_run(argv: list[str]) -> int:
     job, warnings = _load(args.job)
     _print_problems(warnings)
     select_device(args.device)
-    results = run_job(job, output_dir=args.output_dir, no_fit=args.no_fit, quiet=args.quiet,
-                      plots=args.plots, restart=args.restart,
-                      max_iter=args.max_iter, clock=clock)
+    with _input_warnings_printed():
+        results = run_job(job, output_dir=args.output_dir, no_fit=args.no_fit,
+                          quiet=args.quiet, plots=args.plots, restart=args.restart,
+                          max_iter=args.max_iter, clock=clock)
     if results.get("fit") and results["fit"].get("interrupted"):
         sys.stderr.write("rexfit: interrupted; the best parameters so far were written\n")
         return EXIT_INTERRUPT
     return EXIT_OK
+
+
+@contextlib.contextmanager
+def _input_warnings_printed():
+    """Input warnings found while the job runs (dataset frames without a fitted quantity) are
+    printed as ``path:line: warning: message``, like the job file's warnings."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", InputWarning)
+        shown = warnings.showwarning
+
+        def show(message, category, filename, lineno, file=None, line=None):
+            if isinstance(message, InputWarning):
+                _print_problems([message.error])
+            else:
+                shown(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = show
+        yield
 
 
 def _exit_quietly_on_interrupt(signum, frame) -> None:  # noqa: ARG001 - signal API
@@ -180,6 +250,8 @@ def _main(argv: list[str]) -> int:
             return cmd_validate(argv[1:])
         if argv and argv[0] == "template":
             return cmd_template(argv[1:])
+        if argv and argv[0] == "dataset-info":
+            return cmd_dataset_info(argv[1:])
         if not argv:
             _run_parser().print_help(sys.stderr)
             return EXIT_INPUT

@@ -52,6 +52,19 @@ class InputErrors(RexfitError):
         super().__init__("\n".join(e.format() for e in self.errors))
 
 
+class InputWarning(UserWarning):
+    """A problem with the input that does not stop the job (some frames of a dataset file lack
+    a quantity the dataset fits), issued with :func:`warnings.warn` where it is found.
+
+    ``error`` is the :class:`InputError` (severity ``"warning"``) that says where and what; the
+    command line prints it as ``path:line: warning: message``.
+    """
+
+    def __init__(self, error: InputError):
+        super().__init__(error.format())
+        self.error = error
+
+
 class CalculationFailed(RexfitError):
     """A computation failed (relaxation diverged, NaN in the objective, ...).
 

@@ -32,25 +32,45 @@ import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from rexfit.errors import InputError, Origin
+from rexfit.datasets.formats.record import Frame as _Raw
+from rexfit.datasets.formats.record import scalar_info
+from rexfit.errors import InputError, InputWarning, Origin
 
-#: Canonical format names accepted by :func:`read_dataset`.
-FORMATS = ("extxyz", "outcar", "vasprun", "db", "poscar", "pyfit")
+#: Format names of rexfit's own readers (any other ``ase.io`` format name is accepted too, and
+#: read with ``ase.io.read``).
+FORMATS = ("extxyz", "outcar", "vasprun", "db", "poscar", "pyfit", "pacemaker", "fitsnap",
+           "mlearn")
 #: Other spellings accepted for ``format=`` (ASE's names among them).
 FORMAT_ALIASES = {"xyz": "extxyz", "vasp-out": "outcar", "vasp-xml": "vasprun",
-                  "ase-db": "db", "vasp": "poscar", "contcar": "poscar"}
+                  "ase-db": "db", "vasp": "poscar", "contcar": "poscar",
+                  "pckl": "pacemaker", "fitsnap-json": "fitsnap", "pymatgen": "mlearn"}
 #: Quantities an entry can carry (and that ``require=`` can ask for).
 QUANTITIES = ("energy", "forces", "stress")
 #: Names under which a structure's group may be stored in extxyz info / ase.db key-value pairs,
 #: looked up in this order by ``group_from="comment"``.
 GROUP_KEYS = ("group", "config_type")
+#: Info keys a selection by group reads when no ``group_from`` is given, in this order.
+SELECT_GROUP_KEYS = ("config_type", "group")
+#: Names other codes store reference data under.  When no frame of a file has a quantity under
+#: ASE's name and exactly one of these names occurs in the file, that one is read (see
+#: docs/datasets-formats.md); otherwise ``keys`` must name it.
+ALTERNATIVE_KEYS = {
+    "energy": ("REF_energy", "DFT_energy", "dft_energy", "energy_dft", "energy_corrected"),
+    "forces": ("REF_forces", "DFT_forces", "dft_forces", "forces_dft", "dft_force"),
+    "stress": ("REF_stress", "DFT_stress"),
+}
 
 _ASE_FORMAT = {"extxyz": "extxyz", "outcar": "vasp-out", "vasprun": "vasp-xml"}
+#: ASE's format names that rexfit reads with its own readers.
+_FROM_ASE = {"extxyz": "extxyz", "xyz": "extxyz", "vasp-out": "outcar", "vasp-xml": "vasprun",
+             "db": "db", "vasp": "poscar"}
+_OWN_READERS = ("pacemaker", "fitsnap", "mlearn")
 _ENERGY_KEYS = ("energy", "free_energy")
+_PACEMAKER_SUFFIXES = (".pckl.gzip", ".pckl.gz", ".pkl.gzip", ".pkl.gz", ".pckl", ".pkl")
 
 
 @dataclass(frozen=True, eq=False)
@@ -67,8 +87,16 @@ class Entry:
     stress: (6,) eV/Å³, Voigt order xx yy zz yz xz xy, positive = tensile (ASE), or None.
     group: the structure's group id, or None.
     source: where the entry came from: ``"path:LINE"`` (POSCAR, pyfit: the line of the POSCAR
-        comment), ``"path#K"`` (extxyz, OUTCAR, vasprun: 0-based frame index as for
-        ``ase.io.read(path, index=K)``) or ``"path#id=K"`` (ase.db row id).
+        comment), ``"path#K"`` (ASE formats, pacemaker, mlearn, FitSNAP files with several
+        structures: 0-based frame index as for ``ase.io.read(path, index=K)``) or
+        ``"path#id=K"`` (ase.db row id).
+    info: the structure's metadata as the file gives it, for selection and weights (read-only
+        mapping): extxyz/ASE info keys and ase.db key-value pairs with str, int, float or bool
+        values (``config_type``, a per-frame ``weight``, ...); pacemaker's other columns, among
+        them ``w_energy`` (per-structure energy weight) and ``w_forces`` ((N,) per-atom force
+        weights, a read-only array); mlearn's ``group``/``tag``/``description``; FitSNAP's
+        ``group`` (directory name) and other scalar keys.  Nothing in rexfit weights by it
+        unless the job says so.
 
     The arrays are read-only.
     """
@@ -82,6 +110,7 @@ class Entry:
     stress: np.ndarray | None
     group: str | None
     source: str
+    info: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def natoms(self) -> int:
@@ -98,12 +127,19 @@ class Entry:
 
 
 def detect_format(path: str | os.PathLike) -> str:
-    """The format of ``path`` from its name: ``*.xyz``/``*.extxyz`` → extxyz, ``OUTCAR*`` →
-    outcar, ``vasprun*.xml`` → vasprun, ``*.db`` → db, ``POSCAR*``/``CONTCAR*``/``*.vasp``/
-    ``*.poscar`` → poscar, ``*.dat`` → pyfit. Raises InputError for any other name."""
+    """The format of ``path``: from its name first (``*.xyz``/``*.extxyz`` → extxyz, ``OUTCAR*``
+    → outcar, ``vasprun*.xml`` → vasprun, ``*.db`` → db, ``POSCAR*``/``CONTCAR*``/``*.vasp``/
+    ``*.poscar`` → poscar, ``*.dat`` → pyfit, ``*.pckl.gzip``/``*.pkl.gz``/... → pacemaker;
+    ``*.json``: FitSNAP's ``{"Dataset": ...}``, mlearn's list of structure dicts, else ASE's
+    JSON database; a directory → fitsnap), then ASE's own detection
+    (``ase.io.formats.filetype``), giving ``"ase:NAME"`` for a format ASE reads and rexfit has
+    no reader of its own for (``ase:traj``, ``ase:cif``, ...).  Raises InputError when neither
+    recognises the file."""
     p = os.fspath(path)
-    name = os.path.basename(p)
+    name = os.path.basename(p.rstrip(os.sep))
     low = name.lower()
+    if os.path.isdir(p):
+        return "fitsnap"
     if low.endswith((".xyz", ".extxyz")):
         return "extxyz"
     if name.upper().startswith("OUTCAR"):
@@ -116,25 +152,78 @@ def detect_format(path: str | os.PathLike) -> str:
         return "poscar"
     if low.endswith(".dat"):
         return "pyfit"
-    raise InputError(
-        f"cannot tell the format of dataset file {p} from its name; give the format explicitly "
-        f"(one of {', '.join(FORMATS)}) or name the file *.xyz/*.extxyz, OUTCAR*, "
-        f"vasprun*.xml, *.db, POSCAR*/CONTCAR*/*.vasp, or *.dat (PYFIT-FF)")
+    if low.endswith(_PACEMAKER_SUFFIXES):
+        return "pacemaker"
+    if low.endswith(".json"):
+        kind = _sniff_json(p)
+        if kind is not None:
+            return kind
+    ase_name = _ase_filetype(p)
+    if ase_name is None:
+        raise InputError(
+            f"cannot tell the format of dataset file {p}; give the format explicitly "
+            f"(one of {', '.join(FORMATS)}, or any format name ASE reads, e.g. traj, cif, "
+            f"lammps-dump-text) or name the file *.xyz/*.extxyz, OUTCAR*, vasprun*.xml, *.db, "
+            f"POSCAR*/CONTCAR*/*.vasp, *.dat (PYFIT-FF), *.pckl.gzip (pacemaker) or *.json "
+            f"(FitSNAP, mlearn)")
+    return _from_ase_name(ase_name)
+
+
+def _sniff_json(path: str) -> str | None:
+    """fitsnap or mlearn from the first bytes of a JSON file, else None."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            head = fh.read(4096)
+    except OSError:
+        return None
+    body = head.lstrip()
+    if body[:1] not in ("{", "["):                   # FitSNAP's optional comment line
+        body = body.partition("\n")[2].lstrip()
+    if body.startswith("{") and body[1:].lstrip().startswith('"Dataset"'):
+        return "fitsnap"
+    if body.startswith("[") and body[1:].lstrip().startswith("{") and '"structure"' in body:
+        return "mlearn"
+    if body.startswith("{") and '"structure"' in body and '"outputs"' in body:
+        return "mlearn"
+    return None
+
+
+def _ase_filetype(path: str) -> str | None:
+    """ASE's name for the format of ``path`` (by name and content), or None."""
+    from ase.io.formats import filetype, ioformats
+
+    if not os.path.isfile(path):
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            name = filetype(path, guess=False)
+    except Exception:  # ase raises UnknownFileTypeError, OSError, ...
+        return None
+    return name if name in ioformats and ioformats[name].can_read else None
+
+
+def _from_ase_name(name: str) -> str:
+    return _FROM_ASE.get(name, f"ase:{name}")
 
 
 def read_dataset(path: str | os.PathLike, format: str | None = None, *,
                  group_from: str | None = None, energy_shift_per_atom: float = 0.0,
                  require: Iterable[str] = (), energy_key: str = "energy",
                  species: Sequence[str] | None = None, keys: dict | None = None,
-                 use: Iterable[str] | None = None) -> list[Entry]:
-    """Read every structure of a dataset file.
+                 use: Iterable[str] | None = None, index: str | int | None = None,
+                 groups: Iterable[str] | str | None = None, select: str | None = None,
+                 warn: Callable[[InputError], None] | None = None) -> list[Entry]:
+    """Read the structures of a dataset file (all, or those selected).
 
-    format: one of :data:`FORMATS` (or an alias in :data:`FORMAT_ALIASES`); None detects it from
-        the file name (:func:`detect_format`).
+    format: one of :data:`FORMATS` (or an alias in :data:`FORMAT_ALIASES`), or any format name
+        ``ase.io`` reads (``traj``, ``cif``, ``lammps-dump-text``, ...); None detects it
+        (:func:`detect_format`).
     group_from: where each entry's ``group`` comes from. None: no groups. ``"comment"``: the
         first word of the POSCAR comment line (poscar, pyfit), or the ``group``/``config_type``
-        info key (extxyz) or key-value pair (db). ``"info:KEY"``: the extxyz info key or the
-        ase.db key-value pair KEY. An entry without the requested group is an error.
+        info key (ASE formats, pacemaker, mlearn, fitsnap) or key-value pair (db).
+        ``"info:KEY"``: the info key (or ase.db key-value pair, pacemaker column) KEY. An
+        entry without the requested group is an error.
     energy_shift_per_atom: eV/atom added to every energy: E = E_file + N × shift (PYFIT-FF's
         ``u_shift``).
     require: quantities ("energy", "forces", "stress") every entry must have; an entry without
@@ -145,48 +234,76 @@ def read_dataset(path: str | os.PathLike, format: str | None = None, *,
     species: element names, in order, for POSCAR blocks without a species line (VASP 4).
     keys: {quantity: name} for reference data stored under other names than ASE's ("energy",
         "forces", "stress"): e.g. ``{"energy": "REF_energy", "forces": "REF_forces"}`` as in
-        pacemaker and MACE files (extxyz info keys and per-atom arrays, ase.db key-value pairs
-        and data).  A named key found in no entry of the file is an error.
+        pacemaker and MACE files (info keys and per-atom arrays, ase.db key-value pairs and
+        data, pacemaker columns, mlearn outputs, FitSNAP keys; a value read by name is taken in
+        eV, eV/Å and eV/Å³ with ASE's sign).  A named key found in no entry of the file is an
+        error.  Without ``keys``, a quantity no frame has under ASE's name is read from the one
+        name of :data:`ALTERNATIVE_KEYS` the file uses, if it uses exactly one.
     use: the quantities the caller will use ("energy", "forces", "stress"); when given, an
         entry that has none of them is an error naming the frame, the keys it does carry and
-        how to name them with ``keys``.
+        how to name them with ``keys``, and entries that lack some of them are reported
+        through ``warn`` with their count.
+    index: which frames, in ASE's index syntax: ``"3"``, ``"-1"``, ``"0:100"``, ``"::2"``,
+        ``"-10:"`` (positions in the file, 0-based; rows of a database in row-id order).
+    groups: keep the entries whose group is one of these names (a list, or names separated by
+        blanks); the group is taken as ``group_from`` says, or else from the ``config_type``
+        or ``group`` info key.
+    select: ``"KEY=PATTERN ..."``: keep the entries whose info value KEY matches the
+        shell-style PATTERN (``fnmatch``: ``*``, ``?``, ``[abc]``; ``a|b`` for either);
+        ``KEY!=PATTERN`` keeps those that do not match; several conditions separated by blanks
+        must all hold.  Index, groups and select combine (all must hold); a selection that
+        keeps no frame is an error.
+    warn: called with an :class:`InputError` of severity "warning" for each problem that does
+        not stop the reading (some entries lack a quantity of ``use``); None issues it as an
+        :class:`~rexfit.errors.InputWarning` with :func:`warnings.warn`.
 
     A stress on an entry without a periodic cell of non-zero volume is an error (it could not
     be used).
     """
     p = os.fspath(path)
+    if not os.path.exists(p):
+        raise InputError(f"dataset file {p} not found")
     fmt = _resolve_format(p, format)
     group = _parse_group_from(group_from, fmt)
     required = _parse_require(require)
     used = None if use is None else _parse_require(use)
     keys = _parse_keys(keys, fmt)
+    picks = _parse_selection(index, groups, select)
     if energy_key not in _ENERGY_KEYS:
         raise InputError(f"energy_key must be one of {', '.join(_ENERGY_KEYS)}, not "
                          f"'{energy_key}'")
     if not math.isfinite(energy_shift_per_atom):
         raise InputError(f"energy shift per atom must be a finite number, not "
                          f"{energy_shift_per_atom}")
-    if not os.path.isfile(p):
-        raise InputError(f"dataset file {p} not found")
+    if os.path.isdir(p) and fmt != "fitsnap":
+        raise InputError(f"dataset file {p} is a directory (only FitSNAP JSON is read from a "
+                         "directory)")
 
-    if fmt in _ASE_FORMAT:
+    if fmt in _ASE_FORMAT or fmt.startswith("ase:"):
         raws = _read_ase_file(p, fmt, group, energy_key, keys)
     elif fmt == "db":
         raws = _read_db(p, group, energy_key, keys)
+    elif fmt in _OWN_READERS:
+        raws = _read_own(p, fmt, group, keys)
     else:
         raws = _read_poscar_file(p, fmt, group, species)
     if not raws:
         raise InputError(f"no structures found (read as {fmt})", Origin(p, 1))
 
     locate = _Locator(p, fmt)
+    raws = _select(raws, picks, group_from, p, fmt)
+    _use_alternatives(raws, keys)
     _check_keys_found(raws, keys, p, locate)
     entries = [_finish(r, p, locate, energy_shift_per_atom) for r in raws]
     _check_required(entries, raws, required, p, locate)
     if used is not None:
         _check_used(entries, raws, used, p, locate)
+        _warn_partial(entries, raws, used, p, locate, warn)
     return entries
 
 
+#: Formats without named data (``keys`` cannot apply).
+_NO_NAMES = ("outcar", "vasprun", "poscar", "pyfit")
 #: Where ``keys`` may rename reference data, and the attribute of ``<file>`` that does it.
 KEY_ATTRIBUTES = {"energy": "energy-key", "forces": "forces-key", "stress": "stress-key"}
 
@@ -197,10 +314,11 @@ def _parse_keys(keys: dict | None, fmt: str) -> dict:
     if bad:
         raise InputError(f"unknown quantity {', '.join(map(repr, bad))} in keys; choose from "
                          f"{', '.join(QUANTITIES)}")
-    if keys and fmt not in ("extxyz", "db"):
+    if keys and fmt in _NO_NAMES:
         names = ", ".join(KEY_ATTRIBUTES[q] for q in keys)
-        raise InputError(f"{names}: only extxyz and ASE database files store data under "
-                         f"names of their own, not a {fmt} file")
+        raise InputError(f"{names}: a {fmt} file stores no data under names of its own (only "
+                         f"extxyz and other ASE formats, ASE databases, pacemaker, FitSNAP and "
+                         f"mlearn files do)")
     empty = [KEY_ATTRIBUTES[q] for q, k in keys.items() if not k]
     if empty:
         raise InputError(f"{', '.join(empty)} is empty: give the name of the key")
@@ -226,15 +344,27 @@ def _describe_keys(r: _Raw) -> str:
     return f" ({'; '.join(parts)})"
 
 
-def _suggest(r: _Raw) -> str:
-    """A hint naming the keys of ``r`` that look like reference data."""
+def _key_hint(r: _Raw, q: str) -> str:
+    """"; name it with forces-key=\"X\"" when ``r`` has a key that looks like ``q``, else ""."""
+    names = _candidates(r)[q]
+    return f'; name it with {KEY_ATTRIBUTES[q]}="{names[0]}"' if names else ""
+
+
+def _candidates(r: _Raw) -> dict[str, list[str]]:
+    """Names among ``r``'s keys that look like reference energies, forces, stresses."""
     info, arrays = r.extra
-    pick = {
-        "energy": [k for k in info if "energy" in k.lower() and "weight" not in k.lower()],
+    return {
+        "energy": [k for k in info if "energy" in k.lower() and "weight" not in k.lower()
+                   and not k.lower().startswith("w_")],
         "forces": [k for k in arrays + info if "force" in k.lower()
-                   and "weight" not in k.lower()],
+                   and "weight" not in k.lower() and not k.lower().startswith("w_")],
         "stress": [k for k in info if "stress" in k.lower() or "virial" in k.lower()],
     }
+
+
+def _suggest(r: _Raw) -> str:
+    """A hint naming the keys of ``r`` that look like reference data."""
+    pick = _candidates(r)
     hints = [f'{KEY_ATTRIBUTES[q]}="{names[0]}"' for q, names in pick.items() if names]
     if hints:
         return "; name the keys on the dataset's <file>: " + " ".join(hints)
@@ -273,15 +403,37 @@ def _more(raws: list[_Raw], bad: list[int], total: int) -> str:
     return f" (so do {names}{rest}: {len(bad)} of {total} entries)"
 
 
-def _resolve_format(path: str, format: str | None) -> str:
+def resolve_format(path: str, format: str | None) -> str:
+    """The reader for ``path``: a name of :data:`FORMATS` or ``"ase:NAME"`` (read with
+    ``ase.io``), from ``format`` or detected (:func:`detect_format`)."""
     if format is None:
         return detect_format(path)
     f = format.strip().lower()
     f = FORMAT_ALIASES.get(f, f)
-    if f not in FORMATS:
-        raise InputError(f"unknown dataset format '{format}' for {path}; accepted formats: "
-                         f"{', '.join(FORMATS)}")
-    return f
+    if f in FORMATS:
+        return f
+    name = format.strip()
+    if is_ase_format(name):
+        return _from_ase_name(name)
+    raise InputError(f"unknown dataset format '{format}' for {path}; accepted formats: "
+                     f"{', '.join(FORMATS)}, or any format name ASE reads (see 'ase info "
+                     f"--formats')")
+
+
+_resolve_format = resolve_format
+
+
+def is_format_name(name: str) -> bool:
+    """True if ``format=name`` is accepted: rexfit's names, their aliases, ASE's names."""
+    f = name.strip().lower()
+    return f in FORMATS or f in FORMAT_ALIASES or is_ase_format(name.strip())
+
+
+def is_ase_format(name: str) -> bool:
+    """True if ``ase.io`` can read the format ``name``."""
+    from ase.io.formats import ioformats
+
+    return name in ioformats and ioformats[name].can_read
 
 
 def _parse_group_from(group_from: str | None, fmt: str) -> tuple[str, str | None] | None:
@@ -290,14 +442,218 @@ def _parse_group_from(group_from: str | None, fmt: str) -> tuple[str, str | None
     if group_from == "comment":
         if fmt in ("outcar", "vasprun"):
             raise InputError(f"group_from='comment': a {fmt} file carries no comment or group "
-                             f"key; groups can come from poscar, pyfit, extxyz or db files")
+                             f"key; groups can come from poscar, pyfit, extxyz, db, "
+                             f"pacemaker, fitsnap or mlearn files")
         return ("comment", None)
     if group_from.startswith("info:") and group_from[5:].strip():
-        if fmt not in ("extxyz", "db"):
-            raise InputError(f"group_from='{group_from}': only extxyz info keys and ase.db "
-                             f"key-value pairs can name groups, not a {fmt} file")
+        if fmt in _NO_NAMES:
+            raise InputError(f"group_from='{group_from}': a {fmt} file has no info keys to "
+                             "name groups")
         return ("info", group_from[5:].strip())
     raise InputError(f"group_from must be 'comment' or 'info:KEY', not '{group_from}'")
+
+
+# ---------------------------------------------------------------------------------------------
+# selection: index, groups, info-key patterns
+
+
+@dataclass(frozen=True)
+class _Picks:
+    index: Any = None                      # slice or int (ASE index), or None
+    index_text: str = ""
+    groups: tuple[str, ...] = ()
+    conditions: tuple[tuple[str, bool, tuple[str, ...]], ...] = ()  # (key, negate, patterns)
+    select_text: str = ""
+
+    @property
+    def any(self) -> bool:
+        return self.index is not None or bool(self.groups) or bool(self.conditions)
+
+
+def parse_index(text: str | int) -> int | slice:
+    """ASE's index syntax: ``"3"``, ``"-1"``, ``"0:100"``, ``"::2"``, ``":"`` → int or slice.
+    InputError for anything else (nothing is evaluated)."""
+    if isinstance(text, int) and not isinstance(text, bool):
+        return text
+    t = str(text).strip()
+    parts = t.split(":")
+    bad = InputError(f"index=\"{text}\": expected a frame number or a slice in ASE's syntax "
+                     f"(3, -1, 0:100, ::2, -10:)")
+    if not t or len(parts) > 3:
+        raise bad
+    try:
+        nums = [int(x) if x.strip() else None for x in parts]
+    except ValueError:
+        raise bad from None
+    if len(nums) == 1:
+        return nums[0]
+    if len(nums) == 3 and nums[2] == 0:
+        raise InputError(f"index=\"{text}\": the step of a slice cannot be 0")
+    return slice(*nums)
+
+
+def parse_select(text: str) -> tuple[tuple[str, bool, tuple[str, ...]], ...]:
+    """``"KEY=PAT KEY2!=PAT2|PAT3"`` → ((key, negate, patterns), ...); InputError if malformed."""
+    out = []
+    for word in str(text).split():
+        neg = "!=" in word
+        key, sep, pattern = word.partition("!=" if neg else "=")
+        if not sep or not key or not pattern:
+            raise InputError(f"select=\"{text}\": '{word}' is not KEY=PATTERN or "
+                             "KEY!=PATTERN (e.g. select=\"config_type=bulk*\")")
+        out.append((key, neg, tuple(p for p in pattern.split("|") if p)))
+    if not out:
+        raise InputError("select is empty: give KEY=PATTERN (e.g. config_type=bulk*)")
+    return tuple(out)
+
+
+def _parse_selection(index, groups, select) -> _Picks:
+    idx = None if index is None or (isinstance(index, str) and not index.strip()) \
+        else parse_index(index)
+    if isinstance(groups, str):
+        groups = groups.split()
+    names = tuple(str(g) for g in (groups or ()))
+    conds = parse_select(select) if select is not None else ()
+    return _Picks(idx, "" if idx is None else str(index).strip(), names, conds,
+                  "" if select is None else str(select).strip())
+
+
+def group_of(r: _Raw, group_from: str | None) -> str | None:
+    """The group a selection by group sees: ``r.group`` when ``group_from`` set it, else the
+    first of :data:`SELECT_GROUP_KEYS` in the frame's info."""
+    if group_from is not None and r.group is not None:
+        return str(r.group)
+    for k in SELECT_GROUP_KEYS:
+        if k in r.info:
+            return str(r.info[k])
+    return None
+
+
+def _matches(info: Mapping[str, Any], conditions) -> bool:
+    from fnmatch import fnmatchcase
+
+    for key, neg, patterns in conditions:
+        hit = key in info and any(fnmatchcase(str(info[key]), p) for p in patterns)
+        if hit == neg:
+            return False
+    return True
+
+
+def _select(raws: list[_Raw], picks: _Picks, group_from, path: str, fmt: str) -> list[_Raw]:
+    if not picks.any:
+        return raws
+    kept = raws
+    what = []
+    if picks.index is not None:
+        what.append(f'index="{picks.index_text}"')
+        if isinstance(picks.index, int):
+            k = picks.index
+            if not -len(raws) <= k < len(raws):
+                raise InputError(f"{path}: index=\"{picks.index_text}\": the file has "
+                                 f"{len(raws)} frame{'s' if len(raws) != 1 else ''} (read as "
+                                 f"{fmt}), so there is no frame {k}")
+            kept = [raws[k]]
+        else:
+            kept = raws[picks.index]
+    if picks.groups:
+        what.append(f'group="{" ".join(picks.groups)}"')
+        found = [group_of(r, group_from) for r in raws]
+        if all(g is None for g in found):
+            where = f"info key {group_from[5:]!r}" if group_from and group_from.startswith(
+                "info:") else "group (no config_type or group info key)"
+            raise InputError(f"{path}: group=\"{' '.join(picks.groups)}\": no frame of the "
+                             f"file has a {where}; name the key with group-from=\"info:KEY\"")
+        kept = [r for r in kept if group_of(r, group_from) in picks.groups]
+    if picks.conditions:
+        what.append(f'select="{picks.select_text}"')
+        kept = [r for r in kept if _matches(r.info, picks.conditions)]
+    if not kept:
+        raise InputError(f"{path}: {' '.join(what)} matches none of the {len(raws)} frames of "
+                         f"the file{_what_there_is(raws, picks, group_from)}")
+    return kept
+
+
+def _what_there_is(raws: list[_Raw], picks: _Picks, group_from) -> str:
+    """" (groups in the file: a (3), b (2))" — what a selection could have matched."""
+    from collections import Counter
+
+    parts = []
+    if picks.groups:
+        c = Counter(group_of(r, group_from) for r in raws)
+        parts.append("groups in the file: " + ", ".join(f"{g} ({n})" for g, n in c.items()
+                                                          if g is not None))
+    for key, _, _ in picks.conditions:
+        c = Counter(str(r.info[key]) for r in raws if key in r.info)
+        if c:
+            top = ", ".join(f"{v} ({n})" for v, n in c.most_common(8))
+            parts.append(f"values of {key}: {top}{', ...' if len(c) > 8 else ''}")
+        else:
+            parts.append(f"no frame has the info key {key!r}")
+    return f" ({'; '.join(parts)})" if parts else ""
+
+
+def _use_alternatives(raws: list[_Raw], keys: dict) -> None:
+    """A quantity no frame has under ASE's name, and not named in ``keys``: read it from the one
+    name of :data:`ALTERNATIVE_KEYS` the frames use, if they use exactly one."""
+    for q in QUANTITIES:
+        if q in keys or any(getattr(r, q) is not None for r in raws):
+            continue
+        names = {n for r in raws for n in r.alternatives.get(q, {})}
+        if len(names) != 1:
+            continue
+        (name,) = names
+        for r in raws:
+            if name in r.alternatives.get(q, {}):
+                setattr(r, q, r.alternatives[q][name])
+                if q == "stress":
+                    r.virial = None
+
+
+def _warn_partial(entries: list[Entry], raws: list[_Raw], used: tuple[str, ...], path: str,
+                  locate: _Locator, warn) -> None:
+    """Entries that lack some (not all) of the used quantities: one warning per quantity."""
+    for q in used:
+        missing = [k for k, e in enumerate(entries) if getattr(e, q) is None]
+        if not missing:
+            continue
+        first = raws[missing[0]]
+        names = ", ".join(raws[k].what for k in missing[:3])
+        more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+        fits = [x for x in used if x != q]
+        hint = _key_hint(first, q) if len(missing) == len(entries) else ""
+        line = locate(first)
+        message = (f"{q} missing in {len(missing)} of {len(entries)} entries ({names}{more}); "
+                   f"they fit {' and '.join(fits) if fits else 'nothing else'}{hint}")
+        err = (InputError(message, Origin(path, line), severity="warning") if line is not None
+               else InputError(f"{path}: {message}", severity="warning"))
+        if warn is None:
+            warnings.warn(InputWarning(err), stacklevel=3)
+        else:
+            warn(err)
+
+
+def _read_own(path: str, fmt: str, group, keys: dict) -> list[_Raw]:
+    """pacemaker, fitsnap and mlearn files (rexfit.datasets.formats)."""
+    from importlib import import_module
+
+    reader = import_module(f"rexfit.datasets.formats.{fmt}")
+    raws = reader.read(path)
+    for r in raws:
+        for q, key in keys.items():
+            setattr(r, q, r.named.get(key))
+        for q in QUANTITIES:
+            found = {n: r.named[n] for n in ALTERNATIVE_KEYS[q] if n in r.named}
+            r.alternatives = {**r.alternatives, q: {**found, **r.alternatives.get(q, {})}}
+        if group is not None:
+            names = GROUP_KEYS if group[0] == "comment" else (group[1],)
+            for n in names:
+                if n in r.info:
+                    r.group = r.info[n]
+                    break
+            else:
+                raise InputError(f"{path}: {r.what}: no {' or '.join(map(repr, names))} to "
+                                 "take the group from")
+    return raws
 
 
 def _parse_require(require: Iterable[str]) -> tuple[str, ...]:
@@ -311,25 +667,6 @@ def _parse_require(require: Iterable[str]) -> tuple[str, ...]:
 
 # ---------------------------------------------------------------------------------------------
 # the common record the readers produce, and its checks
-
-
-@dataclass
-class _Raw:
-    positions: Any
-    cell: Any
-    pbc: Any
-    symbols: Sequence[str]
-    energy: Any
-    forces: Any
-    stress: Any
-    group: Any
-    source: str
-    what: str                 # how a message names the entry: "frame 3", "row id=4", ...
-    index: int                # 0-based position in the file (frame / row / block)
-    line: int | None = None   # 1-based line where the entry starts, when known
-    virial: Any = field(default=None)
-    extra: tuple = ((), ())   # (other info/key-value names, other per-atom array names)
-    keys_kind: tuple = (None, None)  # how messages call the two lists (None: no such names)
 
 
 class _Locator:
@@ -437,7 +774,20 @@ def _finish(r: _Raw, path: str, locate: _Locator, shift: float) -> Entry:
         energy += n * shift
     group = None if r.group is None else str(r.group)
     return Entry(positions, cell, pbc, tuple(str(x) for x in r.symbols), energy, forces,
-                 stress, group, r.source)
+                 stress, group, r.source, _frozen_info(r.info))
+
+
+def _frozen_info(info: dict):
+    """A read-only view of ``info`` with read-only copies of its arrays."""
+    from types import MappingProxyType
+
+    out = {}
+    for k, v in info.items():
+        if isinstance(v, np.ndarray):
+            v = v.copy()
+            v.setflags(write=False)
+        out[k] = v
+    return MappingProxyType(out)
 
 
 def _to_voigt(m: np.ndarray) -> np.ndarray:
@@ -518,15 +868,15 @@ def _read_ase_file(path: str, fmt: str, group, energy_key: str,
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            frames = ase.io.read(path, index=":", format=_ASE_FORMAT[fmt])
+            frames = ase.io.read(path, index=":", format=_ASE_FORMAT.get(fmt) or fmt[4:])
     except Exception as exc:  # ase raises many exception types for malformed files
         msg = str(exc) or type(exc).__name__
         raise _err(path, _line_of_quoted_word(path, msg),
-                   f"cannot read the file as {fmt}: {msg}") from None
+                   f"cannot read the file as {fmt.removeprefix('ase:')}: {msg}") from None
     if not isinstance(frames, list):
         frames = [frames]
     locate = _Locator(path, fmt)
-    word = "frame" if fmt == "extxyz" else "ionic step"
+    word = "ionic step" if fmt in ("outcar", "vasprun") else "frame"
     raws = []
     keys = keys or {}
     for k, atoms in enumerate(frames):
@@ -538,11 +888,16 @@ def _read_ase_file(path: str, fmt: str, group, energy_key: str,
         what = f"{word} {k}"
         raw = _Raw(atoms.positions, np.asarray(atoms.cell), atoms.pbc,
                    atoms.get_chemical_symbols(), energy, forces, stress, None,
-                   f"{path}#{k}", what, k)
+                   f"{path}#{k}", what, k, info=scalar_info(atoms.info))
         raw.extra = (tuple(sorted(str(x) for x in atoms.info)),
                      tuple(sorted(str(x) for x in atoms.arrays if x not in _STANDARD_ARRAYS)))
         raw.keys_kind = ("info keys", "arrays")
-        if fmt == "extxyz":
+        raw.alternatives = {
+            "energy": {n: atoms.info[n] for n in ALTERNATIVE_KEYS["energy"] if n in atoms.info},
+            "forces": {n: atoms.arrays[n] for n in ALTERNATIVE_KEYS["forces"]
+                       if n in atoms.arrays},
+            "stress": {n: atoms.info[n] for n in ALTERNATIVE_KEYS["stress"] if n in atoms.info}}
+        if fmt not in ("outcar", "vasprun"):
             if stress is None and "virial" in atoms.info:
                 raw.virial = atoms.info["virial"]
             if group is not None:
@@ -614,7 +969,9 @@ def _read_db(path: str, group, energy_key: str, keys: dict | None = None) -> lis
         g = None if group is None else _group_of(kvp, group, what, path, None, "key-value pair")
         raw = _Raw(atoms.positions, np.asarray(atoms.cell), atoms.pbc,
                    atoms.get_chemical_symbols(), energy, forces, stress, g,
-                   f"{path}#id={rid}", what, k)
+                   f"{path}#id={rid}", what, k, info=scalar_info(kvp))
+        raw.alternatives = {q: {n: m[n] for m in (kvp, data) for n in ALTERNATIVE_KEYS[q]
+                                if n in m} for q in QUANTITIES}
         raw.extra = (tuple(sorted(str(x) for x in kvp)), tuple(sorted(str(x) for x in data)))
         raw.keys_kind = ("key-value pairs", "data")
         raws.append(raw)

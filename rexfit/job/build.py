@@ -15,7 +15,9 @@ from typing import Callable
 
 from ase.data import atomic_masses, atomic_numbers
 
-from rexfit.errors import InputErrors
+from rexfit.datasets.readers import FORMATS as DATASET_READERS
+from rexfit.datasets.readers import is_format_name, parse_index, parse_select
+from rexfit.errors import InputError, InputErrors
 from rexfit.job import names
 from rexfit.job import spec as s
 from rexfit.job.nodes import Node
@@ -964,8 +966,41 @@ STRUCTURES: dict[str, Callable] = {
 
 #: Quantities a <dataset> may fit, as property names of the job language.
 DATASET_PROPERTIES = ("atomic-energy", "atomic-forces", "stress")
-DATASET_FORMATS = ("extxyz", "xyz", "outcar", "vasprun", "db", "poscar", "vasp", "contcar",
-                   "pyfit")
+DATASET_FORMATS = DATASET_READERS
+
+
+def _dataset_path(ctx: Context, c: Node, fmt: str | None) -> str | None:
+    """The path of a <file>: a file, or for FitSNAP JSON also a directory of them."""
+    name = (c.value or "").strip()
+    if name and (fmt is None or fmt.strip().lower() in ("fitsnap", "fitsnap-json")):
+        path = os.path.normpath(os.path.join(os.path.dirname(c.origin.path), name))
+        if os.path.isdir(path):
+            return path
+    return ctx.file(c)
+
+
+def _dataset_selection(ctx: Context, c: Node) -> tuple:
+    """(index, groups, select) of a <file>, checked (never evaluated)."""
+    index = c.get("index")
+    if index is not None:
+        try:
+            parse_index(index)
+        except InputError as err:
+            ctx.error(f"<{c.tag}> {err.message}", c.origin)
+        index = index.strip()
+    groups = tuple((c.get("group") or "").split())
+    if c.get("group") is not None and not groups:
+        ctx.error(f"<{c.tag}> group is empty: give the group names, separated by blanks",
+                  c.origin)
+    select = c.get("select")
+    if select is not None:
+        try:
+            parse_select(select)
+        except InputError as err:
+            ctx.error(f"<{c.tag}> {err.message}", c.origin)
+        select = select.strip()
+    return index, groups, select
+
 
 
 def _dataset(ctx: Context, node: Node, group: str, fit: bool) -> s.DatasetSpec:
@@ -981,11 +1016,11 @@ def _dataset(ctx: Context, node: Node, group: str, fit: bool) -> s.DatasetSpec:
     for c in node.children:
         if c.tag not in ("file", "validation-file"):
             continue
-        path = ctx.file(c)
         fmt = c.get("format")
-        if fmt is not None and fmt.strip().lower() not in DATASET_FORMATS:
+        path = _dataset_path(ctx, c, fmt)
+        if fmt is not None and not is_format_name(fmt):
             ctx.error(f"<{c.tag}> format '{fmt}' is not a dataset format (one of "
-                      f"{', '.join(DATASET_FORMATS)})", c.origin)
+                      f"{', '.join(DATASET_FORMATS)}, or a format name ASE reads)", c.origin)
         group_from = c.get("group-from")
         if group_from is not None and group_from.strip() != "comment" \
                 and not group_from.strip().startswith("info:"):
@@ -1000,11 +1035,13 @@ def _dataset(ctx: Context, node: Node, group: str, fit: bool) -> s.DatasetSpec:
                 ctx.error(f"<{c.tag}> {quantity}-key is empty: give the name of the key",
                           c.origin)
             keys.append((quantity, key.strip()))
+        index, groups, select = _dataset_selection(ctx, c)
         files.append(s.DatasetFileSpec(
-            path=path or "", origin=c.origin, format=None if fmt is None else fmt.strip().lower(),
+            path=path or "", origin=c.origin, format=None if fmt is None else fmt.strip(),
             group_from=None if group_from is None else group_from.strip(),
             energy_shift_per_atom=ctx.attr_number(c, "energy-shift-per-atom", 0.0) or 0.0,
-            validation=c.tag == "validation-file", keys=tuple(keys)))
+            validation=c.tag == "validation-file", keys=tuple(keys),
+            index=index, groups=groups, select=select))
     if not any(not f.validation for f in files):
         ctx.error(f"<dataset id='{did}'> needs at least one <file>", node.origin)
     refs = []

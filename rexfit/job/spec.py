@@ -235,6 +235,11 @@ class DatasetFileSpec:
     validation: bool = False
     #: {quantity: key} for data under other names (``energy-key``, ``forces-key``, ``stress-key``)
     keys: tuple[tuple[str, str], ...] = ()
+    #: the selection: ``index`` (ASE index syntax), ``groups`` (group names), ``select``
+    #: (``KEY=PATTERN ...``); see :func:`rexfit.datasets.readers.read_dataset`
+    index: str | None = None
+    groups: tuple[str, ...] = ()
+    select: str | None = None
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ line, so a job with a broken dataset stops before anything is computed or writte
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,7 +21,7 @@ from rexfit.datasets.readers import (
     reference_energies,
     split,
 )
-from rexfit.errors import InputError, InputErrors
+from rexfit.errors import InputError, InputErrors, InputWarning
 from rexfit.job import spec as s
 from rexfit.timing import progress
 
@@ -63,11 +64,39 @@ def _read(ds: s.DatasetSpec, f: s.DatasetFileSpec) -> list[Entry]:
     try:
         return read_dataset(f.path, f.format, group_from=group_from,
                             energy_shift_per_atom=f.energy_shift_per_atom,
-                            keys=dict(f.keys), use=use)
+                            keys=dict(f.keys), use=use, index=f.index,
+                            groups=f.groups, select=f.select, warn=_warner(f))
     except InputError as err:
         raise InputErrors([InputError(err.message, err.origin or f.origin)]) from None
     except (ValueError, OSError) as exc:
         raise InputErrors([InputError(f"{f.path}: {exc}", f.origin)]) from None
+
+
+def _warner(f: s.DatasetFileSpec):
+    """Issues a reader's warning as an InputWarning, at the <file> element when the warning
+    has no line of the data file."""
+
+    def warn(w: InputError) -> None:
+        warnings.warn(InputWarning(InputError(w.message, w.origin or f.origin,
+                                              severity="warning")), stacklevel=2)
+
+    return warn
+
+
+def _check_fitted(ds: s.DatasetSpec, entries: list[Entry]) -> None:
+    """Every fitted quantity must be carried by some entry of the dataset."""
+    errors = []
+    for p in ds.properties:
+        q = FITS.get(p.name)
+        if q is not None and not any(getattr(e, q) is not None for e in entries):
+            names = ", ".join(os.path.basename(f.path) for f in ds.files)
+            errors.append(InputError(
+                f"dataset '{ds.id}' fits {q} (<{p.name}/>) but no entry of its files ({names}) "
+                f"has {q}: name the key with {q}-key=\"...\" on the <file> (rexfit "
+                f"dataset-info FILE lists what each file holds), or remove <{p.name}/>",
+                p.origin))
+    if errors:
+        raise InputErrors(errors)
 
 
 def load_dataset(ds: s.DatasetSpec, species: tuple[str, ...]) -> LoadedDataset:
@@ -91,6 +120,7 @@ def load_dataset(ds: s.DatasetSpec, species: tuple[str, ...]) -> LoadedDataset:
                 f"are not in <atom-types>", ds.origin))
     if errors:
         raise InputErrors(errors[:10])
+    _check_fitted(ds, train + held)
     refs = dict(ds.reference_energies)
     out: list[DatasetEntry] = []
     for set_name, entries in (("training", train), ("validation", held)):

@@ -27,6 +27,7 @@ from rexfit.objective.terms import (
     SQUARED_STYLES,
     FittedProperty,
     StructureTerm,
+    share_programs,
     term_residuals_and_jacobian,
     term_value,
     term_value_and_grad,
@@ -118,7 +119,9 @@ class Evaluation:
 class Objective:
     """Objective and gradient of a job over the scaled fit vector of ``space``."""
 
-    def __init__(self, job: s.JobSpec, space: ParameterSpace):
+    def __init__(self, job: s.JobSpec, space: ParameterSpace, *, share: bool = True):
+        """``share=False`` gives every structure programs of its own
+        (:func:`~rexfit.objective.terms.share_programs` not applied)."""
         self.job = job
         self.space = space
         #: (dataset id, set) -> the dataset's part of that set's objective
@@ -168,6 +171,8 @@ class Objective:
             self.models[st.id] = model
         if missing:
             raise InputErrors(missing)
+        if share:
+            share_programs(self.terms.values())
         failed = share_capacities([t.problem for t in self.terms.values()])
         if failed:  # the given geometry (or the potential's cutoff) cannot be listed
             raise InputErrors([InputError(f"structure '{t.id}': {failed[t.problem]}",

@@ -14,7 +14,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from rexfit.physics.named import ELASTIC, LATTICE, check_wanted, property_values
-from rexfit.physics.relax import Program, relaxed_coordinates
+from rexfit.physics.relax import QUICK_COMPILE_ATOMS, Program, relaxed_coordinates
 
 
 @dataclass(frozen=True)
@@ -93,16 +93,41 @@ class StructureTerm:
         self.potential = potential
         self.wanted = frozenset(wanted)
         self.fitted: tuple[FittedProperty, ...] = tuple(fitted)
-        self.key = TermKey(potential, problem.layout, program_wanted(self.wanted),
-                           tuple((fp.name, fp.style) for fp in self.fitted))
-        self.data = TermData(problem.geometry,
-                             jnp.asarray([fp.weight for fp in self.fitted], jnp.float64),
-                             jnp.asarray([fp.tolerance for fp in self.fitted], jnp.float64),
-                             tuple(jnp.asarray(fp.target, jnp.float64) for fp in self.fitted))
+        self.share(program_wanted(self.wanted), tuple((fp.name, fp.style)
+                                                      for fp in self.fitted))
         #: why the wanted properties cannot be computed, or None
         self.error = check_wanted(problem, self.wanted, spec.id)
         #: property names this structure reports: all but the lattice DOFs it does not have
+        #: (and the elastic constants a shared program computes for it unasked)
         self._drop = frozenset(LATTICE) - frozenset(problem.model.dofs)
+        if not self.wanted & ELASTIC:
+            self._drop |= ELASTIC
+
+    def share(self, wanted: frozenset, fitted: tuple, sizes: dict | None = None) -> None:
+        """Build :attr:`key` and :attr:`data` for a program computing ``wanted`` (a superset
+        of this structure's :func:`program_wanted`) and the residuals of ``fitted`` ((name,
+        style) pairs, a superset of this structure's): those it does not fit get weight 0.
+        ``sizes``: residual rows per entry of ``fitted`` (for :attr:`rows`)."""
+        own = {(fp.name, fp.style): fp for fp in self.fitted}
+        #: this structure's rows of the program's residual vector, in the order of its own
+        #: fitted properties (None: all of them, in order)
+        self.rows = None
+        if tuple(fitted) != tuple((fp.name, fp.style) for fp in self.fitted):
+            start = np.cumsum([0] + [sizes[f] for f in fitted])
+            at = {f: k for k, f in enumerate(fitted)}
+            self.rows = np.concatenate(
+                [np.arange(start[at[f]], start[at[f] + 1]) for f in
+                 ((fp.name, fp.style) for fp in self.fitted)] or [np.zeros(0, int)])
+        weights, tolerances, targets = [], [], []
+        for name, style in fitted:
+            fp = own.get((name, style))
+            weights.append(0.0 if fp is None else fp.weight)
+            tolerances.append(1.0 if fp is None else fp.tolerance)
+            targets.append(jnp.ones(()) if fp is None else jnp.asarray(fp.target, jnp.float64))
+        self.key = TermKey(self.potential, self.problem.layout, frozenset(wanted),
+                           tuple(fitted))
+        self.data = TermData(self.problem.geometry, jnp.asarray(weights, jnp.float64),
+                             jnp.asarray(tolerances, jnp.float64), tuple(targets))
 
     @property
     def id(self) -> str:
@@ -121,18 +146,42 @@ def _term(key: TermKey, data: TermData, params, x_star, free, nbrs, implicit: bo
     props = property_values(data.geometry, key.potential, params, x, nbrs, key.wanted)
     total = jnp.zeros(())
     for k, (name, style) in enumerate(key.fitted):
-        total = total + data.weights[k] * residual(style, props[name], data.targets[k],
-                                                   data.tolerances[k])
+        total = total + data.weights[k] * residual(style, _fitted_value(data, k, props[name]),
+                                                   data.targets[k], data.tolerances[k])
     return total, props
+
+
+def _fitted_value(data: TermData, k: int, value):
+    """The value of fitted property ``k``; for a structure that shares the program but does
+    not fit it (weight 0), its target, so that its residual is an exact zero."""
+    target = jnp.broadcast_to(jnp.asarray(data.targets[k], jnp.float64), jnp.shape(value))
+    return jnp.where(data.weights[k] > 0, value, target)
 
 
 def _term_only(key: TermKey, data: TermData, params, x_star, free, nbrs):
     return _term(key, data, params, x_star, free, nbrs, implicit=False)
 
 
+def _term_value_and_grad_forward(key: TermKey, data: TermData, params, x_star, free, nbrs):
+    """((value, property values), ∂value/∂params) in forward mode: one batched tangent per
+    parameter scalar (see :data:`FORWARD_JACOBIAN_LIMIT`); the same numbers as
+    ``jax.value_and_grad(_term, argnums=2, has_aux=True)``."""
+    flat, unravel = ravel_pytree(params)
+
+    def push(t):
+        (value, props), (dvalue, _) = jax.jvp(
+            lambda p: _term(key, data, p, x_star, free, nbrs), (params,), (unravel(t),))
+        return (value, props), dvalue
+
+    (value, props), grad = jax.vmap(push, out_axes=(None, 0))(
+        jnp.eye(flat.size, dtype=flat.dtype))
+    return (value, props), unravel(grad)
+
+
 _term_value = Program(_term_only, static_argnums=0)
 _term_value_and_grad = Program(jax.value_and_grad(_term, argnums=2, has_aux=True),
                                static_argnums=0)
+_term_value_and_grad_fwd = Program(_term_value_and_grad_forward, static_argnums=0)
 
 
 def _check(term: StructureTerm) -> None:
@@ -151,7 +200,10 @@ def term_value(term: StructureTerm, params, x_star, free, nbrs):
 def term_value_and_grad(term: StructureTerm, params, x_star, free, nbrs):
     """((value, property values), ∂value/∂params) of one structure at a relaxed state."""
     _check(term)
-    program = _term_value_and_grad.build(term.problem.natoms)
+    size = sum(int(np.size(leaf)) for leaf in jax.tree_util.tree_leaves(params))
+    programs = (_term_value_and_grad_fwd if 0 < size <= FORWARD_JACOBIAN_LIMIT
+                else _term_value_and_grad)
+    program = programs.build(term.problem.natoms)
     (value, props), g = program(term.key, term.data, params, x_star, free, nbrs)
     return (value, term.own(props)), g
 
@@ -176,8 +228,9 @@ def residual_vector(style: str, value, target, tol, weight):
 def _term_residuals(key: TermKey, data: TermData, params, x_star, free, nbrs):
     x = relaxed_coordinates(data.geometry, key.potential, params, x_star, free, nbrs)
     props = property_values(data.geometry, key.potential, params, x, nbrs, key.wanted)
-    return jnp.concatenate([residual_vector(style, props[name], data.targets[k],
-                                            data.tolerances[k], data.weights[k])
+    return jnp.concatenate([residual_vector(style, _fitted_value(data, k, props[name]),
+                                            data.targets[k], data.tolerances[k],
+                                            data.weights[k])
                             for k, (name, style) in enumerate(key.fitted)])
 
 
@@ -218,4 +271,38 @@ def term_residuals_and_jacobian(term: StructureTerm, params, x_star, free, nbrs)
     """(residual vector r, ∂r/∂params as a pytree with a leading row axis) of one structure."""
     _check(term)
     program = _term_residuals_and_jacobian.build(term.problem.natoms)
-    return program(term.key, term.data, params, x_star, free, nbrs)
+    r, jac = program(term.key, term.data, params, x_star, free, nbrs)
+    if term.rows is None:
+        return r, jac
+    return r[term.rows], jax.tree.map(lambda leaf: leaf[term.rows], jac)
+
+
+def share_programs(terms, limit: int = QUICK_COMPILE_ATOMS) -> None:
+    """Give the small structures of a job common programs: those of one potential and
+    periodicity, with at most ``limit`` atoms and no fitted per-atom forces, get one layout
+    (x and the atom slots padded to the largest of them; :meth:`RelaxProblem.set_layout`),
+    one set of computed properties and one list of fitted residuals (weight 0 where a
+    structure does not fit one), so their relaxation and term programs are compiled once.
+    Values and derivatives are each structure's own."""
+    groups: dict = {}
+    for term in terms:
+        p = term.problem
+        if p.natoms > limit or "atomic-forces" in term.wanted or term.error is not None:
+            continue
+        groups.setdefault((id(term.potential), p.pbc), []).append(term)
+    for group in groups.values():
+        if len(group) < 2:
+            continue
+        problems = [t.problem for t in group]
+        size = max(p.ndof for p in problems)
+        natoms = max(p.natoms for p in problems)
+        strain = any(p.n_strain == 6 for p in problems)
+        volume = any(p.n_strain == 1 for p in problems)
+        move = any(p.n_move for p in problems)
+        for p in problems:
+            p.set_layout(size, natoms, strain, volume, move, forces=False)
+        wanted = frozenset().union(*(t.key.wanted for t in group))
+        fitted = tuple(sorted(set().union(*(t.key.fitted for t in group))))
+        sizes = {(fp.name, fp.style): int(np.size(fp.target)) for t in group for fp in t.fitted}
+        for t in group:
+            t.share(wanted, fitted, sizes)

@@ -14,6 +14,7 @@ from functools import partial
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from rexfit.physics.properties import strained_energy, virial_from_strain_gradient
 from rexfit.physics.strain import deform, tensor_to_voigt, voigt_to_strain
@@ -108,13 +109,17 @@ def relaxation_correction(h: jax.Array, xi: jax.Array, system: System) -> jax.Ar
 
 
 def evaluate_with_elastic_constants(potential: Potential, params: Params, system: System,
-                                    nbrs: NeighborList, relaxed_ions: bool):
+                                    nbrs: NeighborList, relaxed_ions, ions: bool | None = None):
     """(:class:`~rexfit.physics.properties.Evaluation`, C (6, 6) eV/Å³) from one
     forward-over-reverse pass: energy, forces and stress are its primal outputs, and its
     tangents along the 6 Voigt strains (and, for relaxed-ion C, the 3N atomic displacements)
     give C⁰, Ξ and H. The same values as :func:`rexfit.physics.properties.evaluate` with
     :func:`clamped_ion_elastic_constants` or :func:`relaxed_ion_elastic_constants`, in a
     program about a third the size of those three passes.
+
+    ``relaxed_ions`` may be a traced flag (structures sharing a program): then ``ions``
+    (static) says whether the displacement tangents are taken at all, and the internal
+    relaxation correction is applied where the flag is set.
     """
     from rexfit.physics.properties import Evaluation
 
@@ -134,11 +139,16 @@ def evaluate_with_elastic_constants(potential: Potential, params: Params, system
         w = virial_from_strain_gradient(g_eps)
         return value, g_x, w, tensor_to_voigt(w) / moved.volume
 
+    traced = not isinstance(relaxed_ions, (bool, np.bool_))
+    if ions is None:
+        if traced:
+            raise ValueError("a traced relaxed_ions flag needs the static 'ions'")
+        ions = bool(relaxed_ions)
     zero_v, zero_u = jnp.zeros(6), jnp.zeros(3 * n)
-    width = 6 + (3 * n if relaxed_ions else 0)
+    width = 6 + (3 * n if ions else 0)
 
     def push(t):
-        if relaxed_ions:
+        if ions:
             return jax.jvp(response, (zero_v, zero_u), (t[:6], t[6:]))
         return jax.jvp(lambda v: response(v, zero_u), (zero_v,), (t,))
 
@@ -146,10 +156,18 @@ def evaluate_with_elastic_constants(potential: Potential, params: Params, system
         push, out_axes=((None,) * 4, (-1,) * 4))(jnp.eye(width))
     ev = Evaluation(energy=value, forces=-g_x, virial=w, stress=sigma)
     c0 = dsigma[:, :6]
-    if not relaxed_ions:
+    if not ions or (not traced and not relaxed_ions):
         return ev, c0
     dg = dg.reshape(3 * n, width)
-    return ev, c0 - relaxation_correction(dg[:, 6:], dg[:, :6], system)
+    h, xi = dg[:, 6:], dg[:, :6]
+    if not traced:
+        return ev, c0 - relaxation_correction(h, xi, system)
+    # a structure whose atoms are not relaxed gets no correction: exact zeros from a
+    # regular system (a clamped structure's Hessian may be singular)
+    on = jnp.asarray(relaxed_ions, bool)
+    h = jnp.where(on, h, jnp.eye(3 * n, dtype=h.dtype))
+    xi = jnp.where(on, xi, 0.0)
+    return ev, c0 - relaxation_correction(h, xi, system)
 
 
 def bulk_modulus(c: jax.Array) -> jax.Array:

@@ -43,8 +43,10 @@ def property_values(problem, potential, params, x, nbrs, wanted) -> dict:
         if not periodic:
             raise ValueError(ELASTIC_NEEDS_PBC)
         # energy, forces and stress come with the elastic constants, from one pass
-        ev, c = elastic.evaluate_with_elastic_constants(potential, params, system, nbrs,
-                                                        problem.relaxed_ions)
+        layout = getattr(problem, "layout", None)
+        ev, c = elastic.evaluate_with_elastic_constants(
+            potential, params, system, nbrs, problem.relaxed_ions,
+            None if layout is None else layout.move)
     else:
         ev = evaluate(potential, params, system, nbrs)
     out = {"total-energy": ev.energy, "atomic-energy": ev.energy / n}
@@ -59,6 +61,8 @@ def property_values(problem, potential, params, x, nbrs, wanted) -> dict:
         if name in LATTICE and (own is None or name in own):
             out[name] = jnp.asarray(value, dtype=jnp.float64)
     if "atomic-forces" in wanted:
+        if problem.real is None:
+            raise ValueError("this structure's layout has no per-atom forces")
         out["atomic-forces"] = ev.forces[problem.real]
     if c is not None:
         for i in range(6):

@@ -77,25 +77,25 @@ class Layout:
     compared by value, so structures with equal layouts (and potential, and neighbour-list
     capacities) share their compiled programs whatever their lattice kind and DOF values.
 
-    names: the lattice DOFs relaxed (the first entries of x); n_strain: 6 (cell shape), 1 (cell volume) or 0;
-    n_move: atoms whose coordinates are relaxed; real: per atom slot, True unless padding.
+    size: entries of x (the relaxed DOFs, then padding); natoms: atom slots; pbc;
+    strain / volume / move: whether x may carry a cell strain, a cell volume change, atomic
+    displacements (which entries do is data: :attr:`Geometry.slot`); real: per atom slot,
+    True unless padding — only for programs that return per-atom forces, None otherwise.
+    :func:`share_layouts` gives small structures of one potential a common layout.
     """
 
-    names: tuple[str, ...]
-    n_strain: int
-    n_move: int
+    size: int
     natoms: int
     pbc: tuple[bool, bool, bool]
-    real: tuple[bool, ...]
-    relaxed_ions: bool
+    strain: bool
+    volume: bool
+    move: bool
+    real: tuple[bool, ...] | None = None
 
-    @property
-    def n_lat(self) -> int:
-        return len(self.names)
 
-    @property
-    def size(self) -> int:
-        return self.n_lat + self.n_strain + 3 * self.n_move
+#: Entries of the canonical DOF vector z before the atomic displacements: the form's
+#: (a, ca, d), the six Voigt strains and the volume strain.
+_Z_HEAD = 10
 
 
 @jax.tree_util.register_dataclass
@@ -103,7 +103,11 @@ class Layout:
 class Geometry:
     """A structure's relaxation problem as data (a pytree; its :class:`Layout` is static):
     the x → System map of :class:`~rexfit.structures.lattices.LatticeForm` with the values of
-    the lattice DOFs not relaxed, and the bounds, tolerances and translation modes of x."""
+    the lattice DOFs not relaxed, and the bounds, tolerances and translation modes of x.
+
+    x enters the canonical vector z = (a, ca, d, ε1…ε6, e_vol, u₁…u_N, spare) at the
+    positions ``slot`` (padding entries of x, ``fixed``, go to the spare entry), so
+    structures relaxing different DOFs share one program."""
 
     values: jax.Array  # (3,) a, ca, d (the relaxed ones are taken from x)
     c0: jax.Array
@@ -118,47 +122,50 @@ class Geometry:
     upper: jax.Array
     tolerance: jax.Array
     translations: jax.Array
+    slot: jax.Array  # (size,) int: where each entry of x goes in z
+    fixed: jax.Array  # (size,) bool: padding entries of x (never move)
+    relaxed_ions: jax.Array  # () bool: atomic coordinates are relaxed
     layout: Layout = field(metadata=dict(static=True))
 
-    # the static facts, as RelaxProblem has them
-    names = property(lambda self: self.layout.names)
-    n_lat = property(lambda self: self.layout.n_lat)
-    n_strain = property(lambda self: self.layout.n_strain)
-    n_move = property(lambda self: self.layout.n_move)
     size = property(lambda self: self.layout.size)
     natoms = property(lambda self: self.layout.natoms)
     pbc = property(lambda self: self.layout.pbc)
-    real = property(lambda self: np.asarray(self.layout.real, bool))
-    nreal = property(lambda self: int(sum(self.layout.real)))
-    relaxed_ions = property(lambda self: self.layout.relaxed_ions)
+    real = property(lambda self: None if self.layout.real is None
+                    else np.asarray(self.layout.real, bool))
 
-    def _dof_values(self, x) -> dict:
-        out = {name: self.values[k] for k, name in enumerate(FORM_DOFS)}
-        for k, name in enumerate(self.layout.names):
-            out[name] = x[k]
-        return out
+    @property
+    def nreal(self):
+        """Real atoms (a traced count: padding slots are data)."""
+        return jnp.sum(self.mask).astype(jnp.float64)
+
+    def _z(self, x):
+        n = self.layout.natoms
+        z = jnp.concatenate([self.values.astype(x.dtype),
+                             jnp.zeros(_Z_HEAD - 3 + 3 * n + 1, x.dtype)])
+        return z.at[self.slot].set(x) if x.shape[0] else z
 
     def system(self, x) -> System:
         """The structure at DOF vector ``x`` (differentiable)."""
-        v = self._dof_values(x)
+        z = self._z(x)
         cell, positions = place(self.c0, self.a0, self.a1, self.p0, self.frac, self.p1,
-                                v["lattice-parameter"], v["ca-ratio"], v["atom-distance"])
+                                z[0], z[1], z[2])
         sys = System(positions=positions, cell=cell, species=self.species, mask=self.mask,
                      pbc=self.layout.pbc)
-        n_lat, n_strain = self.n_lat, self.n_strain
-        if n_strain == 6:
-            sys = deform(sys, voigt_to_strain(x[n_lat:n_lat + 6]))
-        elif n_strain == 1:
-            sys = deform(sys, jnp.eye(3) * x[n_lat])
-        if self.n_move:
-            u = x[n_lat + n_strain:].reshape(self.n_move, 3)
-            sys = sys.replace(positions=sys.positions + u)
+        if self.layout.strain:
+            sys = deform(sys, voigt_to_strain(z[3:9]))
+        if self.layout.volume:
+            sys = deform(sys, jnp.eye(3) * z[9])
+        if self.layout.move:
+            n = self.layout.natoms
+            sys = sys.replace(positions=sys.positions
+                              + z[_Z_HEAD:_Z_HEAD + 3 * n].reshape(n, 3))
         return sys
 
     def lattice_values(self, x) -> dict:
         """{lattice DOF name: value} at ``x`` of every DOF of the form (a, ca, d), including
         those the structure does not have (their neutral values; the caller drops them)."""
-        return self._dof_values(x)
+        z = self._z(x)
+        return {name: z[k] for k, name in enumerate(FORM_DOFS)}
 
 
 def _needs_rebuild(nbrs, system: System) -> bool:
@@ -178,7 +185,9 @@ class RelaxProblem:
     """The relaxed DOFs of one structure as a flat vector and the map x → System.
 
     Host-side bookkeeping (model, initial values, neighbour-list capacities) around its
-    :attr:`geometry`, the part jitted programs take as data.
+    :attr:`geometry`, the part jitted programs take as data. x holds the relaxed DOFs
+    (:attr:`ndof` of them: lattice DOFs, cell strain, atomic displacements) followed by
+    padding entries when :func:`share_layouts` gave the structure a common layout.
     """
 
     def __init__(self, model, potential):
@@ -191,54 +200,87 @@ class RelaxProblem:
         self.cell_mode = ("cell-shape" if "cell-shape" in model.relax
                           else "cell-volume" if "cell-volume" in model.relax else None)
         base = model.make(model.dofs)
-        self.natoms = base.natoms
+        self._base_natoms = base.natoms
         self.pbc = tuple(base.pbc)
-        #: Real (non-padding) atoms, host-side.
-        self.real = np.asarray(base.mask, bool)
-        self.nreal = int(self.real.sum())
         self.n_lat = len(self.names)
         self.n_strain = {"cell-shape": 6, "cell-volume": 1, None: 0}[self.cell_mode]
         self.n_move = base.natoms if "atom-coordinates" in model.relax else 0
-        self.size = self.n_lat + self.n_strain + 3 * self.n_move
-        lo = [model.bounds.get(n, (None, None))[0] for n in self.names]
-        hi = [model.bounds.get(n, (None, None))[1] for n in self.names]
-        pad = [None] * (self.size - self.n_lat)
-        self.lower = np.array([-np.inf if v is None else v for v in lo + pad], float)
-        self.upper = np.array([np.inf if v is None else v for v in hi + pad], float)
-        self.x0 = np.concatenate([np.array([model.dofs[n] for n in self.names], float),
-                                  np.zeros(self.size - self.n_lat)])
-        # Gradient tolerance per component: lattice and strain DOFs tighter than forces.
-        self.tolerance = np.concatenate([np.full(self.n_lat + self.n_strain, LATTICE_TOLERANCE),
-                                         np.full(3 * self.n_move, FORCE_TOLERANCE)])
-        modes = np.zeros((self.size, 3))
-        if self.n_move:
-            real = self.real
-            for k in range(3):
-                block = np.zeros((self.n_move, 3))
-                block[real, k] = 1.0
-                modes[self.n_lat + self.n_strain:, k] = block.reshape(-1)
-            modes /= np.sqrt(max(real.sum(), 1))
-        #: Orthonormal rigid-translation modes (size, 3); zero if atoms do not move.
-        self.translations = modes
+        #: relaxed DOFs (the leading entries of x)
+        self.ndof = self.n_lat + self.n_strain + 3 * self.n_move
         if model.form is None and model.dofs:
             raise ValueError(f"structure '{model.id}': no lattice form for its lattice DOFs")
-        form = model.form if model.form is not None else fixed_form(base)
-        layout = Layout(names=self.names, n_strain=self.n_strain,
-                        n_move=self.n_move, natoms=self.natoms, pbc=self.pbc,
-                        real=tuple(bool(r) for r in self.real),
-                        relaxed_ions="atom-coordinates" in model.relax)
-        #: The problem as data for jitted programs (see :class:`Geometry`).
-        self.geometry = Geometry(
-            values=jnp.asarray(form.values(model.dofs)), c0=jnp.asarray(form.c0),
-            a0=jnp.asarray(form.a0), a1=jnp.asarray(form.a1), p0=jnp.asarray(form.p0),
-            frac=jnp.asarray(form.frac), p1=jnp.asarray(form.p1),
-            species=jnp.asarray(base.species), mask=jnp.asarray(base.mask),
-            lower=jnp.asarray(self.lower), upper=jnp.asarray(self.upper),
-            tolerance=jnp.asarray(self.tolerance), translations=jnp.asarray(self.translations),
-            layout=layout)
+        self._form = model.form if model.form is not None else fixed_form(base)
+        self._base_mask = np.asarray(base.mask, bool)
+        self._base_species = np.asarray(base.species, np.int32)
+        #: Real (non-padding) atoms.
+        self.nreal = int(self._base_mask.sum())
+        self.set_layout(self.ndof, base.natoms, self.n_strain == 6, self.n_strain == 1,
+                        self.n_move > 0, forces=True)
         #: [pair, triplet] capacities of the neighbour lists; one list shared by the problems
         #: of a :func:`share_capacities` group
         self._room = [0, 0]
+
+    def set_layout(self, size: int, natoms: int, strain: bool, volume: bool, move: bool,
+                   forces: bool) -> None:
+        """Pad x to ``size`` entries and the structure to ``natoms`` atom slots, under a
+        layout that may carry the DOF kinds flagged (a superset of the structure's own);
+        ``forces``: the layout keeps the real-atom pattern (programs return forces)."""
+        model, form = self.model, self._form
+        n0, ndof = self._base_natoms, self.ndof
+        if size < ndof or natoms < n0:
+            raise ValueError("a layout cannot shrink a structure")
+        self.natoms = natoms
+        self.size = size
+        #: Real (non-padding) atom slots, host-side.
+        self.real = np.concatenate([self._base_mask, np.zeros(natoms - n0, bool)])
+        lo = [model.bounds.get(n, (None, None))[0] for n in self.names]
+        hi = [model.bounds.get(n, (None, None))[1] for n in self.names]
+        pad = [None] * (size - self.n_lat)
+        self.lower = np.array([-np.inf if v is None else v for v in lo + pad], float)
+        self.upper = np.array([np.inf if v is None else v for v in hi + pad], float)
+        self.x0 = np.concatenate([np.array([model.dofs[n] for n in self.names], float),
+                                  np.zeros(size - self.n_lat)])
+        # Gradient tolerance per component: lattice and strain DOFs tighter than forces.
+        self.tolerance = np.concatenate([np.full(self.n_lat + self.n_strain, LATTICE_TOLERANCE),
+                                         np.full(3 * self.n_move, FORCE_TOLERANCE),
+                                         np.ones(size - ndof)])
+        #: padding entries of x
+        self.fixed = np.arange(size) >= ndof
+        modes = np.zeros((size, 3))
+        first = self.n_lat + self.n_strain
+        if self.n_move:
+            for k in range(3):
+                block = np.zeros((self.n_move, 3))
+                block[self._base_mask, k] = 1.0
+                modes[first:first + 3 * self.n_move, k] = block.reshape(-1)
+            modes /= np.sqrt(max(self.nreal, 1))
+        #: Orthonormal rigid-translation modes (size, 3); zero if atoms do not move.
+        self.translations = modes
+        spare = _Z_HEAD + 3 * natoms
+        slot = [FORM_DOFS.index(n) for n in self.names]
+        slot += list(range(3, 9)) if self.n_strain == 6 else [9] * (self.n_strain == 1)
+        slot += list(range(_Z_HEAD, _Z_HEAD + 3 * self.n_move))
+        slot += [spare] * (size - ndof)
+        extra = natoms - n0
+
+        def rows(a):
+            a = np.asarray(a, np.float64)
+            return jnp.asarray(np.concatenate([a, np.zeros((extra, 3))]) if extra else a)
+
+        layout = Layout(size=size, natoms=natoms, pbc=self.pbc, strain=strain, volume=volume,
+                        move=move, real=tuple(bool(r) for r in self.real) if forces else None)
+        #: The problem as data for jitted programs (see :class:`Geometry`).
+        self.geometry = Geometry(
+            values=jnp.asarray(form.values(model.dofs)), c0=jnp.asarray(form.c0),
+            a0=jnp.asarray(form.a0), a1=jnp.asarray(form.a1), p0=rows(form.p0),
+            frac=rows(form.frac), p1=rows(form.p1),
+            species=jnp.asarray(np.concatenate([self._base_species,
+                                                np.zeros(extra, np.int32)])),
+            mask=jnp.asarray(self.real), lower=jnp.asarray(self.lower),
+            upper=jnp.asarray(self.upper), tolerance=jnp.asarray(self.tolerance),
+            translations=jnp.asarray(self.translations),
+            slot=jnp.asarray(np.asarray(slot, np.int32)), fixed=jnp.asarray(self.fixed),
+            relaxed_ions=jnp.asarray("atom-coordinates" in model.relax), layout=layout)
 
     @property
     def layout(self) -> Layout:
@@ -246,7 +288,7 @@ class RelaxProblem:
 
     @property
     def relaxed_ions(self) -> bool:
-        return self.layout.relaxed_ions
+        return "atom-coordinates" in self.model.relax
 
     def system(self, x) -> System:
         """The structure at DOF vector ``x`` (differentiable)."""
@@ -400,8 +442,10 @@ def _newton(potential, problem, params, x0, nbrs, scale, max_iter: int = 100):
     tol = jnp.asarray(problem.tolerance) * 1e-3
     derivatives = partial(_energy_derivatives, problem, potential, params, nbrs)
 
+    fixed = problem.fixed
+
     def free_of(x, g):
-        return ~(((x <= lower) & (g > 0)) | ((x >= upper) & (g < 0)))
+        return ~(((x <= lower) & (g > 0)) | ((x >= upper) & (g < 0)) | fixed)
 
     def gmax(x, g):
         return jnp.max(jnp.abs(jnp.where(free_of(x, g), g, 0.0)) / tol)
@@ -482,7 +526,7 @@ def _lbfgs(problem, potential, params, x, nbrs):
 
 def _length_scale(problem) -> np.ndarray:
     """Typical size of a unit change per DOF: Å for lengths, 0.1 for strains, ratios."""
-    scale = np.ones(problem.size)
+    scale = np.ones(problem.size)  # padding entries of x included
     for k, name in enumerate(problem.names):
         if name == "ca-ratio":
             scale[k] = 0.1
@@ -497,10 +541,10 @@ def relax(problem: RelaxProblem, potential, params, x0=None, nbrs=None,
     x = np.array(problem.x0 if x0 is None else x0, dtype=float)
     if nbrs is None or problem.needs_rebuild(nbrs, x):
         nbrs = problem.neighbors(x)
-    if problem.size == 0:
+    if problem.ndof == 0:
         dofs = {k: float(v) for k, v in problem.model.dofs.items()}
         return Relaxed(problem, x, problem.host_system(x), nbrs, dofs,
-                       np.zeros(0, bool), True, [], "nothing to relax", 0)
+                       np.zeros(problem.size, bool), True, [], "nothing to relax", 0)
     scale = jnp.asarray(_length_scale(problem))
     iterations, curv = 0, np.inf
     for _ in range(max_rounds):
@@ -613,9 +657,9 @@ def _collapsed(problem, potential, params, x, nbrs, iterations, why) -> Relaxed:
 def _finish(problem, x, g, nbrs, iterations, curv) -> Relaxed:
     lo_hit = (x <= problem.lower) & (g > 0)
     hi_hit = (x >= problem.upper) & (g < 0)
-    free = ~(lo_hit | hi_hit)
+    free = ~(lo_hit | hi_hit | problem.fixed)
     at_bound = [n for k, n in enumerate(problem.names) if not free[k]]
-    worst = np.max(np.where(free, np.abs(g) / problem.tolerance, 0.0))
+    worst = np.max(np.where(free, np.abs(g) / problem.tolerance, 0.0), initial=0.0)
     converged = bool(np.isfinite(worst) and worst <= 1.0)
     saddle = bool(np.isfinite(curv) and curv < -1e-8)
     if not np.all(np.isfinite(x)) or not np.all(np.isfinite(g)):

@@ -495,14 +495,15 @@ def test_format_detection(name, fmt):
 
 
 def test_undetectable_and_unknown_formats_name_the_accepted_ones(tmp_path):
-    path = tmp_path / "data.json"
-    path.write_text("{}")
+    path = tmp_path / "data.unknown"
+    path.write_text("neither a name nor a content ASE knows\n")
     with pytest.raises(InputError) as exc:
         R.read_dataset(path)
     assert all(f in exc.value.message for f in R.FORMATS)
+    assert "any format name ASE reads" in exc.value.message
     with pytest.raises(InputError) as exc:
-        R.read_dataset(path, format="cif")
-    assert "unknown dataset format 'cif'" in exc.value.message
+        R.read_dataset(path, format="no-such-format")
+    assert "unknown dataset format 'no-such-format'" in exc.value.message
     assert all(f in exc.value.message for f in R.FORMATS)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from rexfit import timing
 from rexfit.job import load_job
@@ -65,7 +66,9 @@ def _objective(tmp_path):
 
 
 def _traces(before, after, name):
-    return after.programs.get(name, [0])[0] - before.programs.get(name, [0])[0]
+    """Traces of the programs called ``name`` (or, for "_term", of any term program)."""
+    names = [k for k in after.programs if k == name or (name == "_term" and k.startswith(name))]
+    return sum(after.programs[k][0] - before.programs.get(k, [0])[0] for k in names)
 
 
 def test_lattices_of_one_layout_share_programs(tmp_path):
@@ -123,3 +126,77 @@ def test_lists_have_room_for_the_lower_bounds(tmp_path):
         dense = build_lists(pm.potential, problem.host_system(problem.lower[:1]), SKIN)
         assert dense.capacity <= problem._room[0]
         assert problem.neighbors(problem.lower[:1]).capacity == problem._room[0]
+
+
+MIXED = """<?xml version="1.0"?>
+<job>
+  <fitting><BFGS max-iter="1"/></fitting>
+  <atom-types><species>Ar</species></atom-types>
+  <potentials>
+    <lennard-jones id="ArAr" species-a="*" species-b="*">
+      <sigma>3.40</sigma><epsilon>0.0104</epsilon><cutoff>7.0</cutoff>
+      <fit-dof><sigma/><epsilon/></fit-dof>
+    </lennard-jones>
+  </potentials>
+  <structures>
+    <fcc-lattice id="fcc">
+      <atom-type>Ar</atom-type><lattice-parameter>5.3</lattice-parameter>
+      <properties><atomic-energy fit="true" target="-0.08"/>
+        <C11 fit="true" target="4.0"/><C44 fit="true" target="2.0"
+          residual-style="squared-relative"/><bulk-modulus/></properties>
+    </fcc-lattice>
+    <hcp-lattice id="hcp">
+      <atom-type>Ar</atom-type><lattice-parameter>3.8</lattice-parameter>
+      <ca-ratio>1.60</ca-ratio>
+      <relax><lattice-parameter/><ca-ratio/><atom-coordinates/></relax>
+      <properties><lattice-parameter min="3.2" max="4.4"/><ca-ratio min="1.4" max="1.9"/>
+        <atomic-energy fit="true" target="-0.08"/></properties>
+    </hcp-lattice>
+    <diamond-lattice id="diamond" fit="false">
+      <atom-type>Ar</atom-type><lattice-parameter>7.9</lattice-parameter>
+      <relax><atom-coordinates/></relax>
+      <properties><atomic-energy/><C12/></properties>
+    </diamond-lattice>
+  </structures>
+</job>
+"""
+
+
+def test_structures_of_different_layouts_share_programs_and_keep_their_values(tmp_path):
+    """Lattices with different atom counts, relaxed DOFs (none; a, c/a and coordinates;
+    coordinates),
+    wanted and fitted properties share one relaxation and one term program
+    (:func:`share_programs`), and every value, property and gradient is the one each
+    structure has with programs of its own."""
+    path = tmp_path / "job.xml"
+    path.write_text(MIXED)
+    job, _ = load_job(path)
+    pm = build_potentials(job)
+    space = ParameterSpace(pm, job.constraints)
+    shared, alone = Objective(job, space), Objective(job, space, share=False)
+    ids = ("fcc", "hcp", "diamond")
+    assert len({shared.terms[sid].key for sid in ids}) == 1
+    assert len({alone.terms[sid].key for sid in ids}) == 3
+    u = np.asarray(space.u0(), float) * 1.01
+    timing.install()
+    before = timing.snapshot()
+    a = shared.evaluate(u, grad=True, sets=("training", "validation"))
+    after = timing.snapshot()
+    assert _traces(before, after, "_newton") == 1
+    assert _traces(before, after, "_term") == 1
+    b = alone.evaluate(u, grad=True, sets=("training", "validation"))
+    assert abs(a.value - b.value) <= 1e-12 * abs(b.value)
+    np.testing.assert_allclose(a.grad, b.grad, rtol=1e-10, atol=1e-14 * np.abs(b.grad).max())
+    for sid in ids:
+        ra, rb = a.structures[sid], b.structures[sid]
+        assert set(ra.properties) == set(rb.properties), sid
+        for name, value in rb.properties.items():
+            np.testing.assert_allclose(np.asarray(ra.properties[name]), np.asarray(value),
+                                       rtol=1e-10, atol=1e-12, err_msg=f"{sid} {name}")
+        assert ra.relaxed.dofs == pytest.approx(rb.relaxed.dofs, rel=1e-12)
+        assert ra.relaxed.message == rb.relaxed.message
+    # the least-squares residuals and Jacobian too
+    ra, ja = shared.residuals(u)
+    rb, jb = alone.residuals(u)
+    np.testing.assert_allclose(ra, rb, rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(ja, jb, rtol=1e-9, atol=1e-12 * np.abs(jb).max())

@@ -1,8 +1,9 @@
 """Silent empty or partial dataset data: an entry that brings nothing the dataset fits (data
-under keys rexfit does not look for, no energy at all, a stress without a cell) stops the run
+under several other codes' names, no energy at all, a stress without a cell) stops the run
 with exit 2 and ``file:line: message`` naming the frame, the keys it has and the attribute
-that names them; with ``energy-key``/``forces-key``/``stress-key`` the same data fit exactly
-as under ASE's own names."""
+that names them; data under one other code's name (REF_energy, ...) is found; with
+``energy-key``/``forces-key``/``stress-key`` the same data fit exactly as under ASE's own
+names."""
 
 from __future__ import annotations
 
@@ -107,14 +108,32 @@ STYLES = {  # name: (energy key, forces key, stress key) as written by the code 
 
 
 @pytest.mark.parametrize("style", sorted(STYLES))
-def test_data_under_other_keys_is_an_error_naming_them(style, tmp_path, capsys):
+def test_data_under_one_other_name_is_found(style, tmp_path):
+    """A file that uses exactly one of the names other codes give the data is read as if
+    the data were under ASE's names."""
     e, f, s = STYLES[style]
-    job = write_job(tmp_path, renamed(frames(), e, f, s))
+    ase.io.write(tmp_path / "data.xyz", renamed(frames(), e, f, s), format="extxyz")
+    got = R.read_dataset(tmp_path / "data.xyz", use=("energy", "forces") + (("stress",) if s
+                                                                          else ()))
+    for entry, atoms in zip(got, frames()):
+        assert entry.energy == atoms.calc.results["energy"]
+        np.testing.assert_array_equal(entry.forces, atoms.calc.results["forces"])
+        assert (entry.stress is None) == (s is None)
+
+
+def test_data_under_two_other_names_is_an_error_naming_them(tmp_path, capsys):
+    """Two candidate names in one file are not guessed between: exit 2 naming them."""
+    atoms = renamed(frames(), "REF_energy", "REF_forces", "REF_stress")
+    for a in atoms:
+        a.info["DFT_energy"] = a.info["REF_energy"]
+        a.arrays["DFT_forces"] = a.arrays["REF_forces"]
+        a.info["DFT_stress"] = a.info["REF_stress"]
+    job = write_job(tmp_path, atoms)
     code, err = run(job, capsys)
     path = tmp_path / "data.xyz"
-    hints = [f'energy-key="{e}"', f'forces-key="{f}"'] + ([f'stress-key="{s}"'] if s else [])
     assert_input_error(code, err, path, 1, "frame 0 has no energy, forces or stress",
-                       f"{NFRAMES} of {NFRAMES} entries", e, f, *hints)
+                       f"{NFRAMES} of {NFRAMES} entries", "REF_energy", "DFT_forces",
+                       'energy-key="', 'forces-key="', 'stress-key="')
     assert not (tmp_path / "out" / "results.json").exists()
 
 

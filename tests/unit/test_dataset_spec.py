@@ -78,7 +78,7 @@ def test_dataset_weights_and_entries(tmp_path):
 
 
 @pytest.mark.parametrize("dataset, message", [
-    ('<dataset id="d"><file format="cif">data.xyz</file></dataset>', "not a dataset format"),
+    ('<dataset id="d"><file format="tiff">data.xyz</file></dataset>', "not a dataset format"),
     ('<dataset id="d" validation-fraction="1.5"><file>data.xyz</file></dataset>',
      "validation-fraction must be in [0, 1)"),
     ('<dataset id="d"><validation-file>data.xyz</validation-file></dataset>',
