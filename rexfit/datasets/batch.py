@@ -105,8 +105,13 @@ class Item:
     0-based indices into the job's atom types (default all 0).  pbc: periodicity along
     a1, a2, a3.  energy: total-energy target (eV) or None.  forces: (N, 3) eV/Å or None.
     stress: (6,) eV/Å³ Voigt (xx yy zz yz xz xy, positive tensile) or None; needs a cell of
-    non-zero volume.  weight_*: w_E, w_F, w_S ≥ 0.  tol_energy: δ_E (eV/atom),
+    non-zero volume.  weight_*: w_E, w_F, w_S ≥ 0 (weight_forces may also be (N,), one
+    weight per atom).  tol_energy: δ_E (eV/atom; eV when not energy_per_atom),
     tol_forces: δ_F (eV/Å), tol_stress: δ_S (eV/Å³), all > 0.  name: for messages.
+    energy_per_atom: the energy residual is (E − E*)/(N δ_E) (default) or (E − E*)/δ_E.
+    mean_components: the squared force and stress residuals of the structure are averaged over
+    its 3N and 6 components (default, the objective above) or summed over them (FitSNAP,
+    pacemaker).
     """
 
     positions: Any
@@ -123,6 +128,8 @@ class Item:
     tol_forces: float = 1.0
     tol_stress: float = 1.0
     name: str = ""
+    energy_per_atom: bool = True
+    mean_components: bool = True
 
 
 @dataclass(frozen=True, eq=False)
@@ -1165,7 +1172,15 @@ class DatasetObjective:
     @staticmethod
     def _targets(it: Item, na: int, volume: float, a: dict, row: int) -> None:
         """Reference values and residual scales of one item into row ``row``."""
-        for w, tol in ((it.weight_energy, it.tol_energy), (it.weight_forces, it.tol_forces),
+        w_forces = it.weight_forces
+        per_atom = np.ndim(w_forces) > 0
+        if per_atom:
+            w_forces = np.asarray(w_forces, dtype=np.float64)
+            if w_forces.shape != (na,):
+                raise ValueError(f"structure {it.name!r}: per-atom force weights must have "
+                                 f"shape ({na},)")
+        for w, tol in ((it.weight_energy, it.tol_energy),
+                       (np.min(w_forces) if per_atom else w_forces, it.tol_forces),
                        (it.weight_stress, it.tol_stress)):
             if not w >= 0 or not tol > 0:
                 raise ValueError(f"structure {it.name!r}: weights must be ≥ 0 and "
@@ -1174,13 +1189,20 @@ class DatasetObjective:
             a["volume"][row] = volume
         if it.energy is not None:
             a["e_ref"][row] = float(it.energy)
-            a["ce"][row] = math.sqrt(it.weight_energy) / (na * it.tol_energy)
+            if it.energy_per_atom:
+                a["ce"][row] = math.sqrt(it.weight_energy) / (na * it.tol_energy)
+            else:
+                a["ce"][row] = math.sqrt(it.weight_energy) / it.tol_energy
         if it.forces is not None:
             forces = np.asarray(it.forces, dtype=np.float64)
             if forces.shape != (na, 3):
                 raise ValueError(f"structure {it.name!r}: forces must have shape ({na}, 3)")
             a["f_ref"][:, row, :na] = forces.T
-            a["cf"][row, :na] = math.sqrt(it.weight_forces / (3 * na)) / it.tol_forces
+            share = 3 * na if it.mean_components else 1
+            if per_atom:
+                a["cf"][row, :na] = np.sqrt(w_forces / share) / it.tol_forces
+            else:
+                a["cf"][row, :na] = math.sqrt(w_forces / share) / it.tol_forces
         if it.stress is not None:
             stress = np.asarray(it.stress, dtype=np.float64)
             if stress.shape != (6,):
@@ -1189,7 +1211,8 @@ class DatasetObjective:
                 raise ValueError(f"structure {it.name!r}: a stress target needs a cell of "
                                  f"non-zero volume")
             a["s_ref"][:, row] = stress
-            a["cs"][row] = math.sqrt(it.weight_stress / 6.0) / it.tol_stress
+            share = 6.0 if it.mean_components else 1.0
+            a["cs"][row] = math.sqrt(it.weight_stress / share) / it.tol_stress
 
     def _make_rows(self) -> Rows:
         """Row labels, and per chunk the map from its residual block to the rows.

@@ -1002,7 +1002,6 @@ def _dataset_selection(ctx: Context, c: Node) -> tuple:
     return index, groups, select
 
 
-
 def _dataset(ctx: Context, node: Node, group: str, fit: bool) -> s.DatasetSpec:
     did = (node.get("id") or "").strip()
     weight = ctx.attr_number(node, "relative-weight", 1.0)
@@ -1062,6 +1061,7 @@ def _dataset(ctx: Context, node: Node, group: str, fit: bool) -> s.DatasetSpec:
             ctx.error(f"<energy-weighting> form must be inverse-square or exponential, got "
                       f"'{form}'", ew.origin)
         weighting = (scale or 1.0, form, ctx.attr_number(ew, "max-above-min"))
+    group_weights, weight_keys, conventions = _dataset_weights(ctx, node, did)
     props = []
     for pl in node.findall("properties"):
         for c in pl.children:
@@ -1085,7 +1085,58 @@ def _dataset(ctx: Context, node: Node, group: str, fit: bool) -> s.DatasetSpec:
                          seed=ctx.attr_int(node, "seed") or 0,
                          reference_energies=tuple(refs), energy_weighting=weighting, group=group,
                          keep_extreme_volumes=ctx.attr_bool(node, "keep-extreme-volumes",
-                                                            False))
+                                                            False),
+                         group_weights=group_weights, weight_keys=weight_keys, **conventions)
+
+
+#: <dataset> attributes naming per-frame weight keys, and the quantity each weights.
+WEIGHT_KEY_ATTRIBUTES = {"weight-key": "all", "energy-weight-key": "energy",
+                         "forces-weight-key": "forces", "stress-weight-key": "stress"}
+#: <dataset> residual conventions: attribute -> (accepted values, default first).
+DATASET_CONVENTIONS = {"component-residuals": ("mean", "sum"),
+                       "energy-residual": ("per-atom", "total")}
+
+
+def _dataset_weights(ctx: Context, node: Node, did: str) -> tuple:
+    """(group weights, weight keys, {convention field: value}) of a <dataset>."""
+    groups: dict[str, s.GroupWeightSpec] = {}
+    for c in node.findall("group-weight"):
+        name = (c.get("group") or "").strip()
+        if not name:
+            ctx.error("<group-weight> needs a group name (group=\"...\")", c.origin)
+            continue
+        if name in groups:
+            ctx.error(f"<group-weight group='{name}'> is given twice in dataset '{did}' (first "
+                      f"at {groups[name].origin})", c.origin)
+            continue
+        values = {}
+        for attr in ("weight", "energy", "forces", "stress"):
+            v = ctx.attr_number(c, attr, 1.0)
+            if v is not None and not (math.isfinite(v) and v >= 0):
+                ctx.error(f"<group-weight group='{name}'> {attr} must be a number ≥ 0, got "
+                          f"{v:g}", c.origin)
+                v = 1.0
+            values[attr] = 1.0 if v is None else v
+        groups[name] = s.GroupWeightSpec(group=name, origin=c.origin, **values)
+    keys = []
+    for attr, quantity in WEIGHT_KEY_ATTRIBUTES.items():
+        key = node.get(attr)
+        if key is None:
+            continue
+        if not key.strip():
+            ctx.error(f"<dataset id='{did}'> {attr} is empty: give the name of the per-frame "
+                      "key", node.origin)
+            continue
+        keys.append((quantity, key.strip()))
+    conventions = {}
+    for attr, accepted in DATASET_CONVENTIONS.items():
+        value = (node.get(attr) or accepted[0]).strip()
+        if value not in accepted:
+            ctx.error(f"<dataset id='{did}'> {attr} must be {' or '.join(accepted)}, got "
+                      f"'{value}'", node.origin)
+            value = accepted[0]
+        conventions[attr.replace("-", "_")] = value
+    return tuple(groups.values()), tuple(keys), conventions
 
 
 def _group(ctx: Context, node: Node, path: str, fit: bool, ids: dict[str, Node]) -> s.GroupSpec:

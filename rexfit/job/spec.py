@@ -243,11 +243,28 @@ class DatasetFileSpec:
 
 
 @dataclass(frozen=True)
+class GroupWeightSpec:
+    """A ``<group-weight>`` of a ``<dataset>``: factors for the entries of one group, all
+    quantities (``weight``) and each (``energy``, ``forces``, ``stress``)."""
+
+    group: str
+    origin: Origin
+    weight: float = 1.0
+    energy: float = 1.0
+    forces: float = 1.0
+    stress: float = 1.0
+
+
+@dataclass(frozen=True)
 class DatasetSpec:
     """A ``<dataset>``: entries read from files, fitted without relaxation.
 
     ``properties``: the fitted quantities (atomic-energy, atomic-forces, stress) with their
     relative weights and tolerances.  ``energy_weighting``: (scale, form, max_above_min) or None.
+    ``group_weights``: the ``<group-weight>`` children.  ``weight_keys``: {quantity or "all":
+    per-frame key} of per-entry weights (``weight-key``, ``energy-weight-key``, ...).
+    ``component_residuals``: "mean" or "sum" over the force/stress components of an entry;
+    ``energy_residual``: "per-atom" or "total".
     """
 
     id: str
@@ -262,6 +279,10 @@ class DatasetSpec:
     energy_weighting: tuple[float, str, float | None] | None = None
     group: str = ""
     keep_extreme_volumes: bool = False
+    group_weights: tuple[GroupWeightSpec, ...] = ()
+    weight_keys: tuple[tuple[str, str], ...] = ()
+    component_residuals: str = "mean"
+    energy_residual: str = "per-atom"
 
     @property
     def has_validation(self) -> bool:

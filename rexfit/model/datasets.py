@@ -1,5 +1,6 @@
 """From a ``<dataset>`` spec to its entries: read the files, subtract reference energies, split
-into training and validation, weight by energy.
+into training and validation, weight them (energy weighting, group weights, per-frame weight
+keys: :mod:`rexfit.model.dataset_weights`).
 
 The result is host-side (NumPy); the dataset objective (``rexfit.datasets.batch``) stacks it
 for the device.  File problems become :class:`~rexfit.errors.InputErrors` naming the file and
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -23,6 +24,7 @@ from rexfit.datasets.readers import (
 )
 from rexfit.errors import InputError, InputErrors, InputWarning
 from rexfit.job import spec as s
+from rexfit.model.dataset_weights import entry_weights
 from rexfit.timing import progress
 
 
@@ -30,7 +32,10 @@ from rexfit.timing import progress
 class DatasetEntry:
     """One entry of a dataset, ready to fit: ``name`` (``id#k``), the set it belongs to, the
     job species index of every atom, the reference energy after reference energies are
-    subtracted (eV, or None) and its weight within the dataset (mean 1 over the set)."""
+    subtracted (eV, or None) and its weight within the dataset: ``weight`` multiplies all its
+    quantities (energy weighting, mean 1 over the set, × group weight × ``weight-key``),
+    ``quantity_weights`` one each ("energy", "forces" — a float or (N,) per atom —,
+    "stress"; absent: 1).  ``group``: the group its metrics and group weights use."""
 
     name: str
     set: str
@@ -38,6 +43,13 @@ class DatasetEntry:
     species: np.ndarray
     energy: float | None
     weight: float
+    group: str | None = None
+    quantity_weights: dict = field(default_factory=dict)
+
+    def factor(self, quantity: str):
+        """The weight of ``quantity`` ("energy", "forces", "stress"): ``weight`` × its own."""
+        own = self.quantity_weights.get(quantity)
+        return self.weight if own is None else self.weight * own
 
 
 @dataclass(frozen=True)
@@ -103,9 +115,12 @@ def load_dataset(ds: s.DatasetSpec, species: tuple[str, ...]) -> LoadedDataset:
     """Read every file of ``ds`` and build its entries (see :class:`DatasetEntry`)."""
     train: list[Entry] = []
     held: list[Entry] = []
+    file_of: dict[int, s.DatasetFileSpec] = {}  # id(entry) -> its <file>
     for f in ds.files:
         progress(f"dataset '{ds.id}': reading {os.path.basename(f.path)}")
-        (held if f.validation or not ds.fit else train).extend(_read(ds, f))
+        got = _read(ds, f)
+        file_of.update((id(e), f) for e in got)
+        (held if f.validation or not ds.fit else train).extend(got)
     progress("")
     if ds.fit and ds.validation_fraction > 0 and train:
         t_idx, v_idx = split(train, ds.validation_fraction, ds.seed, ds.keep_extreme_volumes)
@@ -121,6 +136,13 @@ def load_dataset(ds: s.DatasetSpec, species: tuple[str, ...]) -> LoadedDataset:
     if errors:
         raise InputErrors(errors[:10])
     _check_fitted(ds, train + held)
+    every = train + held
+    try:
+        weighted = entry_weights(ds, every, [file_of[id(e)].origin for e in every],
+                                 [file_of[id(e)].format for e in every])
+    except InputError as err:
+        raise InputErrors([err]) from None
+    extra = {id(e): w for e, w in zip(every, weighted)}
     refs = dict(ds.reference_energies)
     out: list[DatasetEntry] = []
     for set_name, entries in (("training", train), ("validation", held)):
@@ -147,8 +169,10 @@ def load_dataset(ds: s.DatasetSpec, species: tuple[str, ...]) -> LoadedDataset:
                     raise InputErrors([InputError(err.message, ds.origin)]) from None
                 weights[with_e] = w
         for k, e in enumerate(entries):
+            w = extra[id(e)]
             out.append(DatasetEntry(
                 name=f"{ds.id}#{len(out)}", set=set_name, entry=e,
                 species=np.array([species.index(x) for x in e.symbols], dtype=np.int32),
-                energy=energies[k], weight=float(weights[k])))
+                energy=energies[k], weight=float(weights[k]) * w.weight, group=w.group,
+                quantity_weights=w.quantity))
     return LoadedDataset(ds, tuple(out))

@@ -3,13 +3,16 @@ validation), evaluated by the batched engine (:mod:`rexfit.datasets.batch`).
 
 A dataset is one member of its group (SPEC §4 nesting): each fitted quantity P gets the
 absolute weight w_abs(P) of (dataset id, P), shared by the n entries of the set, each entry e
-with its energy weight w_e (mean 1):
+with its weight w_P(e) (energy weighting × group weights × per-frame weights,
+:class:`~rexfit.model.datasets.DatasetEntry`):
 
-    L_dataset = Σ_P w_abs(P) · (1/n) Σ_e w_e · r_P(e),
+    L_dataset = Σ_P w_abs(P) · (1/n) Σ_e w_P(e) · r_P(e),
 
 with the squared residuals r_atomic-energy = ((E − E*)/(N δ))², r_atomic-forces = the mean over
 the 3N components of ((F − F*)/δ)², r_stress = the mean over the six components of
-((σ − σ*)/δ)².  Entries without a reference for P skip that term.
+((σ − σ*)/δ)² (the dataset's defaults; ``component-residuals="sum"`` sums over the components,
+``energy-residual="total"`` drops the 1/N, δ in eV).  Per-atom force weights multiply each
+atom's three components.  Entries without a reference for P skip that term.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ import numpy as np
 
 from rexfit.datasets.batch import ENERGY, FORCE, STRESS, DatasetObjective, Item
 from rexfit.errors import CalculationFailed, GeometryError, InputError, InputErrors
-from rexfit.model.datasets import DatasetEntry, LoadedDataset
+from rexfit.model.datasets import FITS, DatasetEntry, LoadedDataset
+from rexfit.job import spec as s
 from rexfit.objective.weights import tolerance
 from rexfit.physics.properties import EV_PER_A3_TO_GPA
 from rexfit.potentials.lists import build_lists
@@ -107,6 +111,14 @@ class DatasetTerm:
     def id(self) -> str:
         return self.loaded.spec.id
 
+    @property
+    def per_atom_energy(self) -> bool:
+        return self.loaded.spec.energy_residual == "per-atom"
+
+    @property
+    def mean_components(self) -> bool:
+        return self.loaded.spec.component_residuals == "mean"
+
     @staticmethod
     def create(loaded: LoadedDataset, set_name: str, weights: dict, preset: str | None,
                potential, n_species: int, batch_structures: int | None = None) -> DatasetTerm:
@@ -117,6 +129,13 @@ class DatasetTerm:
         w_abs = {p.name: weights[(ds.id, p.name)] for p in ds.properties
                  if (ds.id, p.name) in weights}
         tols = {p.name: tolerance(p, 1, preset) for p in ds.properties}
+        per_atom = ds.energy_residual == "per-atom"
+        mean = ds.component_residuals == "mean"
+        if not per_atom:  # δ of a total energy: as for <total-energy> of a one-atom structure
+            for p in ds.properties:
+                if p.name == "atomic-energy":
+                    tols[p.name] = tolerance(s.PropertySpec(name="total-energy", origin=p.origin,
+                                                            tolerance=p.tolerance), 1, preset)
         items = []
         for e in entries:
             entry = e.entry
@@ -130,13 +149,13 @@ class DatasetTerm:
                 energy=e.energy if use_e else None,
                 forces=np.asarray(entry.forces) if use_f else None,
                 stress=np.asarray(entry.stress) if use_s else None,
-                weight_energy=w_abs.get("atomic-energy", 0.0) * e.weight / n,
-                weight_forces=w_abs.get("atomic-forces", 0.0) * e.weight / n,
-                weight_stress=w_abs.get("stress", 0.0) * e.weight / n,
+                weight_energy=w_abs.get("atomic-energy", 0.0) * e.factor("energy") / n,
+                weight_forces=w_abs.get("atomic-forces", 0.0) * e.factor("forces") / n,
+                weight_stress=w_abs.get("stress", 0.0) * e.factor("stress") / n,
                 tol_energy=tols.get("atomic-energy", 1.0),
                 tol_forces=tols.get("atomic-forces", 1.0),
                 tol_stress=tols.get("stress", 1.0) / EV_PER_A3_TO_GPA,
-                name=e.name))
+                name=e.name, energy_per_atom=per_atom, mean_components=mean))
         kw = {}
         if batch_structures:
             sizes = sorted(len(it.positions) for it in items) or [1]
@@ -242,9 +261,15 @@ class DatasetTerm:
                        "fit": name in self.weights and target is not None, "relaxed": False,
                        "output": True, "output_all": False}
                 if name in self.weights and target is not None:
-                    w = self.weights[name] * e.weight / n
-                    rec.update(tolerance=self.tolerances[name], residual_style="squared",
-                               abs_weight=w, weighted_residual=w * r)
+                    w = self.weights[name] * e.factor(FITS[name]) / n
+                    if np.ndim(w):  # per-atom force weights; r holds each atom's residual
+                        rec.update(tolerance=self.tolerances[name], residual_style="squared",
+                                   abs_weight=float(np.mean(w)),
+                                   weighted_residual=float(np.sum(w * r)),
+                                   atom_weights=np.asarray(e.quantity_weights["forces"]).tolist())
+                    else:
+                        rec.update(tolerance=self.tolerances[name], residual_style="squared",
+                                   abs_weight=w, weighted_residual=w * r)
                 props[name] = rec
 
             energy = float(pred.energy)
@@ -253,25 +278,33 @@ class DatasetTerm:
             props["total-energy"]["fit"] = False
             props["total-energy"].pop("abs_weight", None)
             props["total-energy"].pop("weighted_residual", None)
+            per = na if self.per_atom_energy else 1
             r_e = None if target is None else (
-                (energy - target) / (na * self.tolerances.get("atomic-energy", 1.0))) ** 2
+                (energy - target) / (per * self.tolerances.get("atomic-energy", 1.0))) ** 2
             add("atomic-energy", energy / na, None if target is None else target / na,
                 "eV/atom", r_e)
             forces = np.asarray(pred.forces)
             f_ref = None if entry.forces is None else np.asarray(entry.forces)
-            r_f = None if f_ref is None else float(np.mean(
-                ((forces - f_ref) / self.tolerances.get("atomic-forces", 1.0)) ** 2))
+            r_f = None
+            if f_ref is not None:
+                sq = ((forces - f_ref) / self.tolerances.get("atomic-forces", 1.0)) ** 2
+                if np.ndim(e.quantity_weights.get("forces", 1.0)):
+                    r_f = sq.sum(axis=1) / (sq.size if self.mean_components else 1)
+                else:
+                    r_f = float(np.mean(sq) if self.mean_components else np.sum(sq))
             add("atomic-forces", forces.tolist(), None if f_ref is None else f_ref.tolist(),
                 "eV/A", r_f)
             stress = np.asarray(pred.stress) * EV_PER_A3_TO_GPA
             if np.all(np.isfinite(stress)):
                 s_ref = None if entry.stress is None else np.asarray(entry.stress) * EV_PER_A3_TO_GPA
-                r_s = None if s_ref is None else float(np.mean(
-                    ((stress - s_ref) / self.tolerances.get("stress", 1.0)) ** 2))
+                r_s = None
+                if s_ref is not None:
+                    sq = ((stress - s_ref) / self.tolerances.get("stress", 1.0)) ** 2
+                    r_s = float(np.mean(sq) if self.mean_components else np.sum(sq))
                 add("stress", stress.tolist(), None if s_ref is None else s_ref.tolist(),
                     "GPa", r_s)
             out.append({
-                "id": e.name, "group": entry.group or self.id, "set": self.set_name,
+                "id": e.name, "group": e.group or self.id, "set": self.set_name,
                 "natoms": na, "relative_weight": e.weight, "relaxation": "none",
                 "relaxation_converged": True, "at_bound": [], "dataset": self.id,
                 "source": entry.source, "properties": props})
