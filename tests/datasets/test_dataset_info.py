@@ -65,3 +65,15 @@ def test_imports_no_jax(tmp_path):
                          text=True, timeout=60)
     assert run.returncode == 0, run.stderr
     assert "5 frames" in run.stdout
+
+
+def test_run_prints_input_warnings_like_job_warnings(capsys):
+    import warnings
+
+    from rexfit.cli import _input_warnings_printed
+    from rexfit.errors import InputError, InputWarning, Origin
+
+    with _input_warnings_printed():
+        warnings.warn(InputWarning(InputError("stress missing in 2 of 9 entries",
+                                              Origin("d.xyz", 21), severity="warning")))
+    assert capsys.readouterr().err == "d.xyz:21: warning: stress missing in 2 of 9 entries\n"

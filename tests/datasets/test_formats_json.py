@@ -127,3 +127,24 @@ def test_mlearn_bad_virial_stress(tmp_path, reference):
     path.write_text(json.dumps([doc]))
     with pytest.raises(InputError, match="expected 6 numbers"):
         R.read_dataset(path)
+
+
+def test_fitsnap_directory_as_a_job_file(tmp_path, reference):
+    from rexfit.job import load_job
+    from rexfit.model.datasets import load_dataset
+
+    pos, cell, ref, p_bar = reference
+    (tmp_path / "JSON" / "Bulk").mkdir(parents=True)
+    fitsnap_file(tmp_path / "JSON" / "Bulk" / "a.json", pos, cell, ref, p_bar / 1000)
+    job = tmp_path / "job.xml"
+    job.write_text(
+        "<job><name>j</name><atom-types><species>Si</species></atom-types><potentials>"
+        '<lennard-jones id="LJ" species-a="*" species-b="*"><sigma>2.1</sigma>'
+        "<epsilon>0.4</epsilon><cutoff>5.0</cutoff></lennard-jones></potentials><structures>"
+        '<dataset id="d"><file group="Bulk">JSON</file><properties><atomic-energy/>'
+        "<stress/></properties></dataset></structures></job>")
+    spec, _ = load_job(str(job))
+    (ds,) = spec.all_datasets()
+    assert ds.files[0].path == str(tmp_path / "JSON")
+    (entry,) = load_dataset(ds, ("Si",)).entries
+    check(entry.entry, pos, cell, ref)
