@@ -90,7 +90,7 @@ def test_selection_that_keeps_nothing_names_the_file_and_what_is_there(data):
 @pytest.mark.parametrize("bad", ["1.5", "a:b", "1:2:3:4", "::0", ""])
 def test_bad_index_is_refused(bad):
     if bad == "":
-        assert R._parse_selection(bad, None, None).index is None
+        assert R.parse_selection(bad, None, None).index is None
         return
     with pytest.raises(InputError, match="index="):
         R.parse_index(bad)
