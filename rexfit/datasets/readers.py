@@ -48,8 +48,8 @@ from rexfit.datasets.selection import (  # noqa: F401 - parse_index, parse_selec
     parse_index,
     parse_select,
     parse_selection,
-    select,
 )
+from rexfit.datasets.selection import select as select_frames
 from rexfit.errors import InputError, InputWarning, Origin
 
 #: Format names of rexfit's own readers (any other ``ase.io`` format name is accepted too, and
@@ -301,7 +301,7 @@ def read_dataset(path: str | os.PathLike, format: str | None = None, *,
         raise InputError(f"no structures found (read as {fmt})", Origin(p, 1))
 
     locate = _Locator(p, fmt)
-    raws = select(raws, picks, group_from, p, fmt)
+    raws = select_frames(raws, picks, group_from, p, fmt)
     _use_alternatives(raws, keys)
     _check_keys_found(raws, keys, p, locate)
     entries = [_finish(r, p, locate, energy_shift_per_atom) for r in raws]
