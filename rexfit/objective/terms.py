@@ -200,9 +200,13 @@ def term_value(term: StructureTerm, params, x_star, free, nbrs):
 def term_value_and_grad(term: StructureTerm, params, x_star, free, nbrs):
     """((value, property values), ∂value/∂params) of one structure at a relaxed state."""
     _check(term)
+    # forward mode where the properties nest derivatives (elastic constants) of a small
+    # structure: a smaller program to compile; reverse mode elsewhere (one pass, not one
+    # per parameter)
     size = sum(int(np.size(leaf)) for leaf in jax.tree_util.tree_leaves(params))
-    programs = (_term_value_and_grad_fwd if 0 < size <= FORWARD_JACOBIAN_LIMIT
-                else _term_value_and_grad)
+    forward = (0 < size <= FORWARD_JACOBIAN_LIMIT and term.problem.natoms <= QUICK_COMPILE_ATOMS
+               and bool(term.key.wanted & ELASTIC))
+    programs = _term_value_and_grad_fwd if forward else _term_value_and_grad
     program = programs.build(term.problem.natoms)
     (value, props), g = program(term.key, term.data, params, x_star, free, nbrs)
     return (value, term.own(props)), g
