@@ -81,13 +81,15 @@ class ParameterSpace:
         if self._groups is None:
             self._groups = _array_groups([e.path for e in self.fitted])
         scalars, arrays = self._groups
-        values = _unstack(u, self.size)
+        u = jnp.asarray(u)
         for k in scalars:
-            tree = set_path(tree, self.fitted[k].path, values[k] * self.scale[k])
+            tree = set_path(tree, self.fitted[k].path, u[k] * self.scale[k])
         for prefix, index, positions in arrays:
-            update = jnp.stack([values[k] for k in positions]) * self.scale[positions]
-            tree = set_path(tree, prefix, jnp.asarray(get_path(tree, prefix)).at[index].set(
-                update))
+            # one slice (or gather) of u and one update per array: a program whose size does
+            # not grow with the number of fitted elements (network weights: thousands)
+            update = u[_span(positions)] * self.scale[positions]
+            leaf = jnp.asarray(get_path(tree, prefix))
+            tree = set_path(tree, prefix, leaf.at[_span(index)].set(update))
         for path, fn, args, _ in self.constraints:
             tree = set_path(tree, path, fn(*[get_path(tree, p) for p in args]))
         return tree
@@ -111,5 +113,8 @@ def _array_groups(paths):
                      for prefix, (index, positions) in arrays.items()]
 
 
-def _unstack(u, n):
-    return [u[k] for k in range(n)]
+def _span(index: np.ndarray):
+    """``index`` as a slice when it is a run of consecutive integers, else as it is."""
+    if len(index) and np.array_equal(index, np.arange(index[0], index[0] + len(index))):
+        return slice(int(index[0]), int(index[0]) + len(index))
+    return index
