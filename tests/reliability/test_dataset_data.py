@@ -183,7 +183,7 @@ def test_keys_on_a_format_without_names(tmp_path, capsys):
     job.write_text(JOB.format(attrs=' energy-key="E"', file="POSCAR", properties=ALL))
     code, err = run(job, capsys)
     assert code == 2 and "Traceback" not in err
-    assert "energy-key: only extxyz and ASE database files" in err
+    assert "energy-key: a poscar file stores no data under names of its own" in err
 
 
 def test_empty_key_attribute_is_invalid(tmp_path, capsys):
