@@ -90,20 +90,25 @@ def test_inert_species_padding_and_derivatives():
     pos, cell, species = two_element_cell(seed=9)
     system = make_system(pos, cell, species)
     nbrs = build_neighbor_list(system, descriptor.cutoff, 0.3, half=False)
-    base = np.asarray(descriptor.features(system, nbrs))
-    # an atom of species 2 (≥ number of elements): zero row, invisible to the others
-    extra = make_system(np.vstack([pos, pos[:1] + 1.1]), cell, np.append(species, 2))
-    got = np.asarray(descriptor.features(
-        extra, build_neighbor_list(extra, descriptor.cutoff, 0.3, half=False)))
-    assert np.all(got[-1] == 0.0)
-    np.testing.assert_allclose(got[:-1], base, rtol=1e-13, atol=1e-13)
+    features = jax.jit(descriptor.features)  # one program per shape (two shapes here)
+    base = np.asarray(features(system, nbrs))
     # padding atoms and padding pair slots
     padded = pad_system(system, len(pos) + 5)
     nb2 = build_neighbor_list(padded, descriptor.cutoff, 0.3, half=False,
                               capacity=nbrs.capacity * 2)
-    got = np.asarray(descriptor.features(padded, nb2))
+    got = np.asarray(features(padded, nb2))
     np.testing.assert_allclose(got[:len(pos)], base, rtol=1e-13, atol=1e-13)
     assert np.all(got[len(pos):] == 0.0)
+    # an atom of species 2 (≥ number of elements): zero row, invisible to the others (in the
+    # padded cell's shape: the same program)
+    extra = make_system(np.vstack([pos, pos[:1] + 1.1]), cell, np.append(species, 2))
+    extra = pad_system(extra, len(pos) + 5)
+    got = np.asarray(features(
+        extra, build_neighbor_list(extra, descriptor.cutoff, 0.3, half=False,
+                                   capacity=nbrs.capacity * 2)))
+    assert np.all(got[len(pos)] == 0.0)
+    np.testing.assert_allclose(got[:len(pos)], base, rtol=1e-13, atol=1e-13)
+    assert np.all(got[len(pos) + 1:] == 0.0)
     # derivative of a weighted sum of components against central differences
     weights = jnp.asarray(np.random.default_rng(0).normal(size=descriptor.n_features))
 

@@ -168,7 +168,8 @@ def test_force_jacobian_wrt_beta_by_forward_over_reverse():
 def test_padding_and_inert_species():
     from rexfit.descriptors.bispectrum import Bispectrum
 
-    # a small band limit: padding and inert species do not depend on it (3 compilations)
+    # a small band limit: padding and inert species do not depend on it (2 compilations:
+    # the inert-species cell is padded to the padded cell's atom and pair slots)
     potential = SNAP(Bispectrum(4, 4.6, (0.5,), (1.0,)), ("Mo",))
     rng = np.random.default_rng(4)
     params = {"Mo": {"beta0": jnp.float64(-9.0),
@@ -176,13 +177,19 @@ def test_padding_and_inert_species():
     pos, cell, species = crystal("Mo", 3.16, 1, seed=9)
     system = make_system(pos, cell, species)
     plain = evaluate(potential, params, system, build_lists(potential, system, 0.3))
+    # an atom of an unknown species (≥ len(elements)) neither has energy nor is a neighbour
+    extra = pad_system(make_system(np.vstack([pos, pos[:1] + 1.2]), cell,
+                                   np.append(species, 1)), 6)
+    extra_nbrs = build_lists(potential, extra, 0.3)
     padded = pad_system(system, 6)
-    ours = evaluate(potential, params, padded, build_lists(potential, padded, 0.3))
+    capacity = max(extra_nbrs.capacity, build_lists(potential, padded, 0.3).capacity)
+    ours = evaluate(potential, params, padded,
+                    build_lists(potential, padded, 0.3, capacity=capacity))
     assert float(ours.energy) == pytest.approx(float(plain.energy), rel=1e-14)
     np.testing.assert_allclose(ours.forces[:2], plain.forces, atol=1e-12)
     assert np.all(np.asarray(ours.forces)[2:] == 0.0)
-    # an atom of an unknown species (≥ len(elements)) neither has energy nor is a neighbour
-    extra = make_system(np.vstack([pos, pos[:1] + 1.2]), cell, np.append(species, 1))
-    ev = evaluate(potential, params, extra, build_lists(potential, extra, 0.3))
+    ev = evaluate(potential, params, extra,
+                  build_lists(potential, extra, 0.3, capacity=capacity))
     assert float(ev.energy) == pytest.approx(float(plain.energy), rel=1e-14)
-    assert np.all(np.asarray(ev.forces)[-1] == 0.0)
+    assert np.all(np.asarray(ev.forces)[2] == 0.0)  # the unknown-species atom
+    assert np.all(np.asarray(ev.forces)[3:] == 0.0)  # padding
