@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any, Callable, Iterator, Sequence
@@ -849,6 +850,41 @@ class _Listed:
         return len(self.positions)
 
 
+#: Open :func:`pooled_rows` scopes, innermost last: engines waiting for their rows.
+_POOL: list[list] = []
+
+
+@contextmanager
+def pooled_rows():
+    """Engines (descriptor kernel) made inside this scope compute their descriptor rows
+    together when it ends: the structures of every dataset of a job, training and
+    validation alike, packed into the same blocks (a job's data split into many datasets
+    costs no more blocks than one). The engines are ready after the scope; nothing may use
+    them inside it."""
+    _POOL.append([])
+    try:
+        yield
+    except BaseException:
+        _POOL.pop()
+        raise
+    pending = _POOL.pop()
+    groups: dict = {}
+    for entry in pending:
+        engine, listed, _, geometries = entry
+        key = (id(engine.potential), listed[0].meta, geometries[0].triplets is None)
+        groups.setdefault(key, []).append(entry)
+    for group in groups.values():
+        geometries = [g for _, _, _, gs in group for g in gs]
+        first, listed = group[0][0], group[0][1]
+        rows = first._descriptor_rows(geometries, listed[0].meta)
+        start = 0
+        for engine, listed, atom_minimum, gs in group:
+            stop = start + len(gs)
+            engine._rows = [per_model[start:stop] for per_model in rows]
+            engine._complete(listed, atom_minimum)
+            start = stop
+
+
 class DatasetObjective:
     """Energies, forces, stresses and the weighted least-squares objective of many fixed
     structures for one potential, batched by bucket and streamed chunk by chunk.
@@ -936,22 +972,30 @@ class DatasetObjective:
                                max_bucket_atoms if kernel == "descriptor" and max_bucket_atoms
                                else 256)
         self.min_chunk_atoms = int(min_chunk_atoms)
+        self._resident_bytes = resident_bytes
         listed = [self._list(it) for it in self.items]
         self.natoms = np.array([x.natoms for x in listed])
         self._base = self._rows = None
         if self.kernel == "descriptor":
             geometries = self._geometries(listed)
             self._base = self._base_predictions(geometries)
+            if _POOL:  # inside pooled_rows(): rows with the other engines', on its exit
+                _POOL[-1].append((self, listed, atom_minimum, geometries))
+                return
             self._rows = self._descriptor_rows(geometries, listed[0].meta)
+        self._complete(listed, atom_minimum)
+
+    def _complete(self, listed: list, atom_minimum: int) -> None:
+        """The rest of :meth:`__init__`, once the descriptor rows are there."""
         self._buckets = self._make_buckets(listed, atom_minimum)
         self._base = self._rows = None  # now in the buckets' host arrays
         self.rows = self._make_rows()
         self.input_bytes = sum(b.host.nbytes() for b in self._buckets)
-        self.resident = self.input_bytes <= resident_bytes
+        self.resident = self.input_bytes <= self._resident_bytes
         if self.resident:
             for b in self._buckets:
                 b.device = [jax.device_put(b.host_chunk(k)) for k in range(b.n_chunks)]
-        self._spec = Spec(potential, self.kernel, transform)
+        self._spec = Spec(self.potential, self.kernel, self.transform)
         self._last_outputs = None  # (x key, per-chunk outputs) of the last Jacobian
 
     # ------------------------------------------------------------------ set-up

@@ -246,18 +246,30 @@ class Geometry:
 
 
 def _blocks(geometries: list[Geometry], max_pairs: int | None = BLOCK_PAIRS) -> list[list[int]]:
-    """Structures (indices, in order) packed greedily into blocks of at most BLOCK_ATOMS
-    atoms and ``max_pairs`` pairs (None: no pair limit; a larger structure alone)."""
-    out, atoms, pairs = [], 0, 0
-    for k, g in enumerate(geometries):
-        na, npair = g.natoms, len(g.i)
-        if (not out or atoms + na > BLOCK_ATOMS
-                or (max_pairs is not None and pairs + npair > max_pairs)):
-            out.append([])
-            atoms = pairs = 0
-        out[-1].append(k)
-        atoms, pairs = atoms + na, pairs + npair
-    return out
+    """Structures (indices) packed into blocks of at most BLOCK_ATOMS atoms and ``max_pairs``
+    pairs (None: no pair limit), first fit in order of decreasing size, so blocks are full
+    whatever order the data come in (a dataset split in groups costs no more blocks than
+    one); a structure larger than a block gets one of its own. Each structure's rows do not
+    depend on the block it shares."""
+    natoms = np.array([g.natoms for g in geometries], np.int64)
+    npairs = np.array([len(g.i) for g in geometries], np.int64)
+    pair_room = np.iinfo(np.int64).max if max_pairs is None else int(max_pairs)
+    order = np.lexsort((np.arange(len(geometries)), -npairs, -natoms))
+    out: list[list[int]] = []
+    atoms_left = np.zeros(0, np.int64)
+    pairs_left = np.zeros(0, np.int64)
+    for k in order:
+        fits = np.flatnonzero((atoms_left >= natoms[k]) & (pairs_left >= npairs[k]))
+        if fits.size:
+            b = int(fits[0])
+            out[b].append(int(k))
+            atoms_left[b] -= natoms[k]
+            pairs_left[b] -= npairs[k]
+            continue
+        out.append([int(k)])
+        atoms_left = np.append(atoms_left, max(BLOCK_ATOMS - natoms[k], 0))
+        pairs_left = np.append(pairs_left, max(pair_room - npairs[k], 0))
+    return [sorted(block) for block in out]
 
 
 def _neighbor_block_rows(descriptor, species, mask, neighbor_species, d, slot_mask):

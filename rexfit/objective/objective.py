@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from rexfit.datasets.batch import pooled_rows
 from rexfit.errors import CalculationFailed, InputError, InputErrors
 from rexfit.job import spec as s
 from rexfit.model.datasets import load_dataset
@@ -131,14 +132,15 @@ class Objective:
         batch = None
         if job.fitting is not None and job.fitting.minimizer.kind == "adam":
             batch = dict(job.fitting.minimizer.options).get("batch-size")
-        for ds in job.all_datasets():
-            loaded = load_dataset(ds, space.pm.species)  # file errors: InputErrors
-            for set_name in ("training", "validation"):
-                if loaded.of(set_name):
-                    self.datasets[(ds.id, set_name)] = DatasetTerm.create(
-                        loaded, set_name, weights[set_name], job.tolerance_preset,
-                        space.pm.potential, len(space.pm.species),
-                        batch_structures=batch if set_name == "training" else None)
+        with pooled_rows():  # descriptor rows of every dataset computed together
+            for ds in job.all_datasets():
+                loaded = load_dataset(ds, space.pm.species)  # file errors: InputErrors
+                for set_name in ("training", "validation"):
+                    if loaded.of(set_name):
+                        self.datasets[(ds.id, set_name)] = DatasetTerm.create(
+                            loaded, set_name, weights[set_name], job.tolerance_preset,
+                            space.pm.potential, len(space.pm.species),
+                            batch_structures=batch if set_name == "training" else None)
         #: log lines of the data-dependent set-up (network normalisation)
         self.notes = initialise_networks(job, space, self.datasets)
         pm = space.pm

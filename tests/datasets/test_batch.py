@@ -676,3 +676,64 @@ def test_linear_model_designs_equal_the_pair_derivative_path(monkeypatch):
     v2, g2 = pairs.value_and_grad(x0)
     assert v1 == pytest.approx(v2, rel=1e-12)
     np.testing.assert_allclose(g1, g2, rtol=0, atol=1e-11 * np.abs(g2).max())
+
+
+def test_blocks_are_packed_first_fit_whatever_the_order():
+    """Feature blocks hold whole structures up to BLOCK_ATOMS atoms and the pair limit,
+    largest first into the first block with room; every structure in exactly one block."""
+    from rexfit.datasets import descriptor_kernel as dk
+
+    def geometry(n, pairs):
+        return dk.Geometry(np.zeros(n, np.int32), np.zeros(pairs, np.int32),
+                           np.zeros(pairs, np.int32), np.zeros((pairs, 3)))
+
+    atoms = [10, 100, 30, 60, 8, 60, 200]
+    geometries = [geometry(n, 4 * n) for n in atoms]
+    blocks = dk._blocks(geometries, max_pairs=None)
+    assert sorted(k for b in blocks for k in b) == list(range(len(atoms)))
+    assert sorted(sorted(atoms[k] for k in b) for b in blocks) == [
+        [8, 10, 100], [30], [60, 60], [200]]  # first fit, decreasing; 200 alone
+    assert all(b == sorted(b) for b in blocks)
+    limited = dk._blocks(geometries, max_pairs=300)
+    for b in limited:
+        assert len(b) == 1 or (sum(atoms[k] for k in b) <= dk.BLOCK_ATOMS
+                               and sum(4 * atoms[k] for k in b) <= 300)
+    # the order of the data does not change how many blocks it takes
+    assert len(dk._blocks(geometries[::-1], max_pairs=None)) == len(blocks)
+
+
+def test_pooled_engines_compute_rows_together_with_the_same_values(monkeypatch):
+    """Descriptor engines made inside pooled_rows() (a job's datasets) get their rows from
+    one pass over all their structures, equal to each engine's rows on its own."""
+    from rexfit.datasets import descriptor_kernel as dk
+    from rexfit.datasets.batch import pooled_rows
+    from rexfit.descriptors.bispectrum import Bispectrum
+    from rexfit.potentials.snap import SNAP
+
+    calls = []
+    program = dk.neighbor_block_design
+
+    def counted(*args):
+        calls.append(args[2].shape)
+        return program(*args)
+
+    monkeypatch.setattr(dk, "neighbor_block_design", counted)
+    snap = SNAP(Bispectrum(2, 4.6, (0.5,), (1.0,), bzeroflag=False), ("Mo",))
+    rng = np.random.default_rng(0)
+    params = {"Mo": {"beta0": jnp.float64(-1.0), "beta": jnp.asarray(rng.normal(0, 0.1, 5))}}
+    sets = [[(p, c, s, (True,) * 3) for p, c, s in
+             (crystal("Mo", 3.15, 1, seed=k, rattle=0.1) for k in seeds)]
+            for seeds in (range(3), range(3, 5))]
+    with pooled_rows():
+        pooled = [DatasetObjective(snap, _items(st, seed=k)) for k, st in enumerate(sets)]
+        assert not calls  # nothing computed before the scope ends
+    assert len(calls) == 1  # one block for the five small cells of both engines
+    alone = [DatasetObjective(snap, _items(st, seed=k)) for k, st in enumerate(sets)]
+    assert len(calls) == 3
+    for a, b in zip(pooled, alone):
+        for x, y in zip(a.descriptor_rows(), b.descriptor_rows()):
+            np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+        va, ga = a.value_and_grad(params)
+        vb, gb = b.value_and_grad(params)
+        assert float(va) == float(vb)
+        np.testing.assert_array_equal(np.asarray(ga["Mo"]["beta"]), np.asarray(gb["Mo"]["beta"]))
