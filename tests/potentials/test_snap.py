@@ -161,7 +161,7 @@ def test_force_jacobian_wrt_beta_by_forward_over_reverse():
         b = model.descriptor.features(system.replace(positions=x), nbrs)
         return jnp.sum(jnp.where(w_atoms[:, None], b, 0.0), axis=0)
 
-    ref = -np.asarray(jax.jacrev(summed)(system.positions))  # (K, N, 3)
+    ref = -np.asarray(jax.jit(jax.jacrev(summed))(system.positions))  # (K, N, 3)
     np.testing.assert_allclose(jac, np.moveaxis(ref, 0, -1), rtol=1e-10, atol=1e-10)
 
 
