@@ -94,8 +94,14 @@ def describe(job: JobSpec) -> list[str]:
         lines.append(f"    {d.id} <dataset> ({split}): {props}")
         for f in d.files:
             kind = "validation-file" if f.validation else "file"
-            fmt = f" format={f.format}" if f.format else ""
-            lines.append(f"      <{kind}{fmt}> {f.path}")
+            attrs = [f'format="{f.format}"'] if f.format else []
+            if f.index is not None:
+                attrs.append(f'index="{f.index}"')
+            if f.groups:
+                attrs.append(f'group="{" ".join(f.groups)}"')
+            if f.select is not None:
+                attrs.append(f'select="{f.select}"')
+            lines.append(f"      <{' '.join([kind] + attrs)}> {f.path}")
     fitted = fitted_single_parameters(job)
     groups = fitted_groups(job)
     if job.fitting is not None and job.fitting.enabled:

@@ -129,3 +129,12 @@ def test_model_and_spec_name_parameters_alike(job):
     from_spec = {n for p in spec.potentials for n, _ in names.potential_params(p)}
     from_model = {e.name for e in build_potentials(spec).entries}
     assert from_spec == from_model and from_spec
+
+
+def test_verbose_validate_shows_each_files_selection(capsys):
+    job = ROOT / "jobs/mo-snap-groups/job.xml"
+    assert main(["validate", "-v", str(job)]) == 0
+    out = capsys.readouterr().out
+    assert '<file select="config_type!=phases"> ' in out
+    assert '<file index="::2" group="phases"> ' in out
+    assert '<validation-file index="1::2" group="phases"> ' in out
