@@ -39,6 +39,12 @@ from rexfit.physics.properties import EV_PER_A3_TO_GPA
 from rexfit.physics.relax import RelaxProblem, Relaxed, relax, share_capacities
 
 
+def _put(a):
+    """A host array on the device without compiling a program per shape (jnp.asarray of a
+    NumPy array does)."""
+    return jax.device_put(np.asarray(a))
+
+
 #: Fitted parameters named in a failure report (the rest are counted).
 MAX_NAMED_PARAMETERS = 12
 
@@ -205,7 +211,7 @@ class Objective:
         datasets, each dataset's part scaled by (its chunks / chunks picked) — a minibatch.
         ``datasets=False`` leaves the datasets out (the output phase takes their values from
         the per-entry records instead)."""
-        u = jnp.asarray(np.asarray(u, float))
+        u = _put(np.asarray(u, float))
         if grad:
             tree, pull = jax.vjp(self._tree, u)
         else:
@@ -216,7 +222,7 @@ class Objective:
         for sid in self.ids(sets):
             term = self.terms[sid]
             relaxed = self._relax(term, tree, fresh)
-            args = (tree, jnp.asarray(relaxed.x), jnp.asarray(relaxed.free), relaxed.nbrs)
+            args = (tree, _put(relaxed.x), _put(relaxed.free), relaxed.nbrs)
             program = (term.key, tuple(np.shape(a) for a in jax.tree.leaves(relaxed.nbrs)))
             if grad:
                 (value, props), g = term_value_and_grad(term, *args)
@@ -299,8 +305,8 @@ class Objective:
             if not term.fitted:
                 continue
             relaxed = self._relax(term, tree)
-            r, jac = term_residuals_and_jacobian(term, tree, jnp.asarray(relaxed.x),
-                                                 jnp.asarray(relaxed.free), relaxed.nbrs)
+            r, jac = term_residuals_and_jacobian(term, tree, _put(relaxed.x),
+                                                 _put(relaxed.free), relaxed.nbrs)
             if failed_relaxation(relaxed) is not None:  # its values mean nothing
                 r = np.full(np.shape(r), np.nan)
             leaves = [np.asarray(j).reshape(np.shape(r)[0], -1)
@@ -408,7 +414,7 @@ class Objective:
         failed = failed_relaxation(relaxed)
         if failed is not None:
             return failed
-        args = (tree, jnp.asarray(relaxed.x), jnp.asarray(relaxed.free), relaxed.nbrs)
+        args = (tree, _put(relaxed.x), _put(relaxed.free), relaxed.nbrs)
         bad_values, bad_slopes, bad_params = [], [], []
         if residuals:
             r, jac = term_residuals_and_jacobian(term, *args)

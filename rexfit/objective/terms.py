@@ -123,11 +123,14 @@ class StructureTerm:
             fp = own.get((name, style))
             weights.append(0.0 if fp is None else fp.weight)
             tolerances.append(1.0 if fp is None else fp.tolerance)
-            targets.append(jnp.ones(()) if fp is None else jnp.asarray(fp.target, jnp.float64))
+            targets.append(np.ones(()) if fp is None else np.asarray(fp.target, np.float64))
         self.key = TermKey(self.potential, self.problem.layout, frozenset(wanted),
                            tuple(fitted))
-        self.data = TermData(self.problem.geometry, jnp.asarray(weights, jnp.float64),
-                             jnp.asarray(tolerances, jnp.float64), tuple(targets))
+        # device_put, not jnp.asarray: no program compiled per array shape
+        self.data = TermData(self.problem.geometry,
+                             jax.device_put(np.asarray(weights, np.float64)),
+                             jax.device_put(np.asarray(tolerances, np.float64)),
+                             tuple(jax.device_put(t) for t in targets))
 
     @property
     def id(self) -> str:

@@ -265,22 +265,27 @@ class RelaxProblem:
 
         def rows(a):
             a = np.asarray(a, np.float64)
-            return jnp.asarray(np.concatenate([a, np.zeros((extra, 3))]) if extra else a)
+            return np.concatenate([a, np.zeros((extra, 3))]) if extra else a
 
         layout = Layout(size=size, natoms=natoms, pbc=self.pbc, strain=strain, volume=volume,
                         move=move, real=tuple(bool(r) for r in self.real) if forces else None)
+        padded = np.concatenate([self._base_species, np.zeros(extra, np.int32)])
+        self._host = dict(values=np.asarray(form.values(model.dofs), np.float64),
+                          c0=np.asarray(form.c0, np.float64), a0=np.asarray(form.a0, np.float64),
+                          a1=np.asarray(form.a1, np.float64), p0=np.asarray(rows(form.p0)),
+                          frac=np.asarray(rows(form.frac)), p1=np.asarray(rows(form.p1)),
+                          species=padded, mask=self.real.copy(),
+                          slot=np.asarray(slot, np.int64))
         #: The problem as data for jitted programs (see :class:`Geometry`).
         self.geometry = Geometry(
-            values=jnp.asarray(form.values(model.dofs)), c0=jnp.asarray(form.c0),
-            a0=jnp.asarray(form.a0), a1=jnp.asarray(form.a1), p0=rows(form.p0),
-            frac=rows(form.frac), p1=rows(form.p1),
-            species=jnp.asarray(np.concatenate([self._base_species,
-                                                np.zeros(extra, np.int32)])),
-            mask=jnp.asarray(self.real), lower=jnp.asarray(self.lower),
-            upper=jnp.asarray(self.upper), tolerance=jnp.asarray(self.tolerance),
-            translations=jnp.asarray(self.translations),
-            slot=jnp.asarray(np.asarray(slot, np.int32)), fixed=jnp.asarray(self.fixed),
-            relaxed_ions=jnp.asarray("atom-coordinates" in model.relax), layout=layout)
+            values=_put(form.values(model.dofs)), c0=_put(form.c0),
+            a0=_put(form.a0), a1=_put(form.a1), p0=_put(self._host["p0"]),
+            frac=_put(self._host["frac"]), p1=_put(self._host["p1"]), species=_put(padded),
+            mask=_put(self.real), lower=_put(self.lower),
+            upper=_put(self.upper), tolerance=_put(self.tolerance),
+            translations=_put(self.translations),
+            slot=_put(np.asarray(slot, np.int32)), fixed=_put(self.fixed),
+            relaxed_ions=_put("atom-coordinates" in model.relax), layout=layout)
 
     @property
     def layout(self) -> Layout:
@@ -295,8 +300,28 @@ class RelaxProblem:
         return self.geometry.system(x)
 
     def host_system(self, x) -> System:
-        """The structure at host DOF values ``x``."""
-        return self.geometry.system(jnp.asarray(x, jnp.float64))
+        """The structure at host DOF values ``x``: :meth:`Geometry.system` in NumPy (no
+        JAX dispatch or compilation on the host side of a relaxation)."""
+        h, layout = self._host, self.geometry.layout
+        n = layout.natoms
+        x = np.asarray(x, np.float64)
+        z = np.concatenate([h["values"], np.zeros(_Z_HEAD - 3 + 3 * n + 1)])
+        if x.shape[0]:
+            z[h["slot"]] = x
+        cell = h["c0"] + z[0] * h["a0"] + (z[1] * z[0]) * h["a1"]
+        positions = h["p0"] + h["frac"] @ cell + z[2] * h["p1"]
+        if layout.strain:
+            e1, e2, e3, e4, e5, e6 = z[3:9]
+            f = np.eye(3) + np.array([[e1, 0.5 * e6, 0.5 * e5], [0.5 * e6, e2, 0.5 * e4],
+                                      [0.5 * e5, 0.5 * e4, e3]])
+            positions, cell = positions @ f, cell @ f
+        if layout.volume:
+            f = np.eye(3) + np.eye(3) * z[9]
+            positions, cell = positions @ f, cell @ f
+        if layout.move:
+            positions = positions + z[_Z_HEAD:_Z_HEAD + 3 * n].reshape(n, 3)
+        return System(positions=positions, cell=cell, species=h["species"], mask=h["mask"],
+                      pbc=layout.pbc)
 
     def needs_rebuild(self, nbrs, x) -> bool:
         """True if ``nbrs`` may miss pairs of the structure at host DOF values ``x``."""
@@ -407,6 +432,12 @@ class Relaxed:
     message: str
     iterations: int
     saddle: bool = False
+
+
+def _put(a):
+    """A host value as a device array, without compiling a program per shape (as
+    ``jnp.asarray`` of a NumPy array does)."""
+    return jax.device_put(np.asarray(a))
 
 
 # ----------------------------------------------------------------------------- Newton
@@ -545,13 +576,12 @@ def relax(problem: RelaxProblem, potential, params, x0=None, nbrs=None,
         dofs = {k: float(v) for k, v in problem.model.dofs.items()}
         return Relaxed(problem, x, problem.host_system(x), nbrs, dofs,
                        np.zeros(problem.size, bool), True, [], "nothing to relax", 0)
-    scale = jnp.asarray(_length_scale(problem))
+    scale = _put(_length_scale(problem))
     iterations, curv = 0, np.inf
     for _ in range(max_rounds):
         if problem.size <= DENSE_LIMIT:
             newton = _newton_program.build(problem.natoms)
-            xn, g, k, curv = newton(potential, problem.geometry, params, jnp.asarray(x), nbrs,
-                                    scale)
+            xn, g, k, curv = newton(potential, problem.geometry, params, _put(x), nbrs, scale)
             xn, g, k, curv = np.asarray(xn), np.asarray(g), int(k), float(curv)
         else:
             xn, g, k, curv = _lbfgs(problem, potential, params, x, nbrs)

@@ -227,8 +227,9 @@ def build_triplets(
     padded[0, :count], padded[1, :count] = ij, ik
     mask = np.zeros(capacity, dtype=bool)
     mask[:count] = True
-    return Triplets(ij=jnp.asarray(padded[0]), ik=jnp.asarray(padded[1]),
-                    mask=jnp.asarray(mask), ordered=bool(ordered))
+    # device_put, not jnp.asarray: no program compiled per array shape
+    return Triplets(ij=jax.device_put(padded[0]), ik=jax.device_put(padded[1]),
+                    mask=jax.device_put(mask), ordered=bool(ordered))
 
 
 def with_triplets(nbrs: NeighborList, triplets: Triplets) -> TripletNeighborList:
