@@ -43,6 +43,10 @@ def residual(style: str, value, target, tol):
     return jnp.sum(r) / r.size
 
 
+#: Properties of periodic structures only.
+PERIODIC_ONLY = frozenset({"total-volume", "atomic-volume", "stress", "pressure"})
+
+
 def program_wanted(wanted) -> frozenset:
     """The part of a wanted-property set that changes what :func:`property_values` computes
     (atomic forces; elastic constants, all of them for any one): structures that differ only
@@ -102,6 +106,8 @@ class StructureTerm:
         self._drop = frozenset(LATTICE) - frozenset(problem.model.dofs)
         if not self.wanted & ELASTIC:
             self._drop |= ELASTIC
+        if not all(problem.pbc):  # a shared periodic program computes them all the same
+            self._drop |= PERIODIC_ONLY
 
     def share(self, wanted: frozenset, fitted: tuple, sizes: dict | None = None) -> None:
         """Build :attr:`key` and :attr:`data` for a program computing ``wanted`` (a superset
@@ -165,26 +171,9 @@ def _term_only(key: TermKey, data: TermData, params, x_star, free, nbrs):
     return _term(key, data, params, x_star, free, nbrs, implicit=False)
 
 
-def _term_value_and_grad_forward(key: TermKey, data: TermData, params, x_star, free, nbrs):
-    """((value, property values), ∂value/∂params) in forward mode: one batched tangent per
-    parameter scalar (see :data:`FORWARD_JACOBIAN_LIMIT`); the same numbers as
-    ``jax.value_and_grad(_term, argnums=2, has_aux=True)``."""
-    flat, unravel = ravel_pytree(params)
-
-    def push(t):
-        (value, props), (dvalue, _) = jax.jvp(
-            lambda p: _term(key, data, p, x_star, free, nbrs), (params,), (unravel(t),))
-        return (value, props), dvalue
-
-    (value, props), grad = jax.vmap(push, out_axes=(None, 0))(
-        jnp.eye(flat.size, dtype=flat.dtype))
-    return (value, props), unravel(grad)
-
-
 _term_value = Program(_term_only, static_argnums=0)
 _term_value_and_grad = Program(jax.value_and_grad(_term, argnums=2, has_aux=True),
                                static_argnums=0)
-_term_value_and_grad_fwd = Program(_term_value_and_grad_forward, static_argnums=0)
 
 
 def _check(term: StructureTerm) -> None:
@@ -203,14 +192,7 @@ def term_value(term: StructureTerm, params, x_star, free, nbrs):
 def term_value_and_grad(term: StructureTerm, params, x_star, free, nbrs):
     """((value, property values), ∂value/∂params) of one structure at a relaxed state."""
     _check(term)
-    # forward mode where the properties nest derivatives (elastic constants) of a small
-    # structure: a smaller program to compile; reverse mode elsewhere (one pass, not one
-    # per parameter)
-    size = sum(int(np.size(leaf)) for leaf in jax.tree_util.tree_leaves(params))
-    forward = (0 < size <= FORWARD_JACOBIAN_LIMIT and term.problem.natoms <= QUICK_COMPILE_ATOMS
-               and bool(term.key.wanted & ELASTIC))
-    programs = _term_value_and_grad_fwd if forward else _term_value_and_grad
-    program = programs.build(term.problem.natoms)
+    program = _term_value_and_grad.build(term.problem.natoms)
     (value, props), g = program(term.key, term.data, params, x_star, free, nbrs)
     return (value, term.own(props)), g
 
@@ -285,8 +267,8 @@ def term_residuals_and_jacobian(term: StructureTerm, params, x_star, free, nbrs)
 
 
 def share_programs(terms, limit: int = QUICK_COMPILE_ATOMS) -> None:
-    """Give the small structures of a job common programs: those of one potential and
-    periodicity, with at most ``limit`` atoms and no fitted per-atom forces, get one layout
+    """Give the small structures of a job common programs: those of one potential, with at
+    most ``limit`` atoms and no fitted per-atom forces, get one layout
     (x and the atom slots padded to the largest of them; :meth:`RelaxProblem.set_layout`),
     one set of computed properties and one list of fitted residuals (weight 0 where a
     structure does not fit one), so their relaxation and term programs are compiled once.
@@ -296,7 +278,7 @@ def share_programs(terms, limit: int = QUICK_COMPILE_ATOMS) -> None:
         p = term.problem
         if p.natoms > limit or "atomic-forces" in term.wanted or term.error is not None:
             continue
-        groups.setdefault((id(term.potential), p.pbc), []).append(term)
+        groups.setdefault(id(term.potential), []).append(term)
     for group in groups.values():
         if len(group) < 2:
             continue
@@ -306,10 +288,20 @@ def share_programs(terms, limit: int = QUICK_COMPILE_ATOMS) -> None:
         strain = any(p.n_strain == 6 for p in problems)
         volume = any(p.n_strain == 1 for p in problems)
         move = any(p.n_move for p in problems)
+        # periodic programs when any member is periodic: the others' volume and stress are
+        # computed (of their bounding cell) but not reported (:meth:`StructureTerm.own`)
+        pbc = (any(all(p.pbc) for p in problems),) * 3
         for p in problems:
-            p.set_layout(size, natoms, strain, volume, move, forces=False)
-        wanted = frozenset().union(*(t.key.wanted for t in group))
-        fitted = tuple(sorted(set().union(*(t.key.fitted for t in group))))
-        sizes = {(fp.name, fp.style): int(np.size(fp.target)) for t in group for fp in t.fitted}
+            p.set_layout(size, natoms, strain, volume, move, forces=False, pbc=pbc)
+        # one term program for the structures with elastic constants, one for the others:
+        # the others would pay for elastic constants at every evaluation of a fit
+        by_kind: dict = {}
         for t in group:
-            t.share(wanted, fitted, sizes)
+            by_kind.setdefault(bool(t.key.wanted & ELASTIC), []).append(t)
+        for members in by_kind.values():
+            wanted = frozenset().union(*(t.key.wanted for t in members))
+            fitted = tuple(sorted(set().union(*(t.key.fitted for t in members))))
+            sizes = {(fp.name, fp.style): int(np.size(fp.target))
+                     for t in members for fp in t.fitted}
+            for t in members:
+                t.share(wanted, fitted, sizes)

@@ -221,10 +221,13 @@ class RelaxProblem:
         self._room = [0, 0]
 
     def set_layout(self, size: int, natoms: int, strain: bool, volume: bool, move: bool,
-                   forces: bool) -> None:
+                   forces: bool, pbc: tuple | None = None) -> None:
         """Pad x to ``size`` entries and the structure to ``natoms`` atom slots, under a
         layout that may carry the DOF kinds flagged (a superset of the structure's own);
-        ``forces``: the layout keeps the real-atom pattern (programs return forces)."""
+        ``forces``: the layout keeps the real-atom pattern (programs return forces).
+        ``pbc``: the periodicity the programs assume (default: the structure's own); only
+        which properties they compute depends on it (volume and stress of periodic cells), the
+        energy does not: neighbour lists are built on the host with the structure's own."""
         model, form = self.model, self._form
         n0, ndof = self._base_natoms, self.ndof
         if size < ndof or natoms < n0:
@@ -267,7 +270,8 @@ class RelaxProblem:
             a = np.asarray(a, np.float64)
             return np.concatenate([a, np.zeros((extra, 3))]) if extra else a
 
-        layout = Layout(size=size, natoms=natoms, pbc=self.pbc, strain=strain, volume=volume,
+        layout = Layout(size=size, natoms=natoms, pbc=self.pbc if pbc is None else tuple(pbc),
+                        strain=strain, volume=volume,
                         move=move, real=tuple(bool(r) for r in self.real) if forces else None)
         padded = np.concatenate([self._base_species, np.zeros(extra, np.int32)])
         self._host = dict(values=np.asarray(form.values(model.dofs), np.float64),
@@ -321,7 +325,7 @@ class RelaxProblem:
         if layout.move:
             positions = positions + z[_Z_HEAD:_Z_HEAD + 3 * n].reshape(n, 3)
         return System(positions=positions, cell=cell, species=h["species"], mask=h["mask"],
-                      pbc=layout.pbc)
+                      pbc=self.pbc)
 
     def needs_rebuild(self, nbrs, x) -> bool:
         """True if ``nbrs`` may miss pairs of the structure at host DOF values ``x``."""

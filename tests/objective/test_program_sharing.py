@@ -157,16 +157,22 @@ MIXED = """<?xml version="1.0"?>
       <relax><atom-coordinates/></relax>
       <properties><atomic-energy/><C12/></properties>
     </diamond-lattice>
+    <dimer-structure id="dimer">
+      <atom-type>Ar</atom-type><atom-distance>3.9</atom-distance>
+      <relax><atom-distance/></relax>
+      <properties><atom-distance min="3.0" max="5.0"/>
+        <total-energy fit="true" target="-0.010"/></properties>
+    </dimer-structure>
   </structures>
 </job>
 """
 
 
 def test_structures_of_different_layouts_share_programs_and_keep_their_values(tmp_path):
-    """Lattices with different atom counts, relaxed DOFs (none; a, c/a and coordinates;
-    coordinates),
-    wanted and fitted properties share one relaxation and one term program
-    (:func:`share_programs`), and every value, property and gradient is the one each
+    """Lattices and a (non-periodic) dimer with different atom counts, relaxed DOFs (none;
+    a, c/a and coordinates; coordinates; the atom distance),
+    wanted and fitted properties share one relaxation program and two term programs (with and
+    without elastic constants; :func:`share_programs`), and every value, property and gradient is the one each
     structure has with programs of its own."""
     path = tmp_path / "job.xml"
     path.write_text(MIXED)
@@ -174,22 +180,28 @@ def test_structures_of_different_layouts_share_programs_and_keep_their_values(tm
     pm = build_potentials(job)
     space = ParameterSpace(pm, job.constraints)
     shared, alone = Objective(job, space), Objective(job, space, share=False)
-    ids = ("fcc", "hcp", "diamond")
-    assert len({shared.terms[sid].key for sid in ids}) == 1
-    assert len({alone.terms[sid].key for sid in ids}) == 3
+    ids = ("fcc", "hcp", "diamond", "dimer")
+    assert len({shared.terms[sid].problem.layout for sid in ids}) == 1  # one relaxation
+    # one term program with elastic constants, one without
+    assert shared.terms["fcc"].key == shared.terms["diamond"].key
+    assert shared.terms["hcp"].key == shared.terms["dimer"].key
+    assert shared.terms["fcc"].key != shared.terms["hcp"].key
+    assert len({alone.terms[sid].key for sid in ids}) == 4
     u = np.asarray(space.u0(), float) * 1.01
     timing.install()
     before = timing.snapshot()
     a = shared.evaluate(u, grad=True, sets=("training", "validation"))
     after = timing.snapshot()
     assert _traces(before, after, "_newton") == 1
-    assert _traces(before, after, "_term") == 1
+    assert _traces(before, after, "_term") == 2
     b = alone.evaluate(u, grad=True, sets=("training", "validation"))
     assert abs(a.value - b.value) <= 1e-12 * abs(b.value)
     np.testing.assert_allclose(a.grad, b.grad, rtol=1e-10, atol=1e-14 * np.abs(b.grad).max())
     for sid in ids:
         ra, rb = a.structures[sid], b.structures[sid]
         assert set(ra.properties) == set(rb.properties), sid
+        if sid == "dimer":  # computed in the periodic program, not reported
+            assert "total-volume" not in ra.properties and "stress" not in ra.properties
         for name, value in rb.properties.items():
             np.testing.assert_allclose(np.asarray(ra.properties[name]), np.asarray(value),
                                        rtol=1e-10, atol=1e-12, err_msg=f"{sid} {name}")
