@@ -170,9 +170,9 @@ MIXED = """<?xml version="1.0"?>
 
 def test_structures_of_different_layouts_share_programs_and_keep_their_values(tmp_path):
     """Lattices and a (non-periodic) dimer with different atom counts, relaxed DOFs (none;
-    a, c/a and coordinates; coordinates; the atom distance),
-    wanted and fitted properties share one relaxation program and two term programs (with and
-    without elastic constants; :func:`share_programs`), and every value, property and gradient is the one each
+    a, c/a and coordinates; coordinates; the atom distance), wanted and fitted properties
+    share one relaxation program and two term programs (with and without elastic constants;
+    :func:`share_programs`), and every value, property and gradient is the one each
     structure has with programs of its own."""
     path = tmp_path / "job.xml"
     path.write_text(MIXED)
