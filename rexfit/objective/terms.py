@@ -293,15 +293,11 @@ def share_programs(terms, limit: int = QUICK_COMPILE_ATOMS) -> None:
         pbc = (any(all(p.pbc) for p in problems),) * 3
         for p in problems:
             p.set_layout(size, natoms, strain, volume, move, forces=False, pbc=pbc)
-        # one term program for the structures with elastic constants, one for the others:
-        # the others would pay for elastic constants at every evaluation of a fit
-        by_kind: dict = {}
+        # one term program for all: the elastic constants some of them need are computed
+        # for the others too (in reverse mode that costs less than compiling a second
+        # program: jobs/al-eam and si-tersoff measured both ways)
+        wanted = frozenset().union(*(t.key.wanted for t in group))
+        fitted = tuple(sorted(set().union(*(t.key.fitted for t in group))))
+        sizes = {(fp.name, fp.style): int(np.size(fp.target)) for t in group for fp in t.fitted}
         for t in group:
-            by_kind.setdefault(bool(t.key.wanted & ELASTIC), []).append(t)
-        for members in by_kind.values():
-            wanted = frozenset().union(*(t.key.wanted for t in members))
-            fitted = tuple(sorted(set().union(*(t.key.fitted for t in members))))
-            sizes = {(fp.name, fp.style): int(np.size(fp.target))
-                     for t in members for fp in t.fitted}
-            for t in members:
-                t.share(wanted, fitted, sizes)
+            t.share(wanted, fitted, sizes)
