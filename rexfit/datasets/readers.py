@@ -480,16 +480,24 @@ def _use_alternatives(raws: list[_Raw], keys: dict) -> None:
                     r.virial = None
 
 
+def _missing(entries: list[Entry], raws: list[_Raw], quantity: str, shown: int):
+    """(indices of the entries without ``quantity``, the first one's raw frame, the first
+    ``shown`` named, " and N more")."""
+    missing = [k for k, e in enumerate(entries) if getattr(e, quantity) is None]
+    if not missing:
+        return missing, None, "", ""
+    names = ", ".join(raws[k].what for k in missing[:shown])
+    more = f" and {len(missing) - shown} more" if len(missing) > shown else ""
+    return missing, raws[missing[0]], names, more
+
+
 def _warn_partial(entries: list[Entry], raws: list[_Raw], used: tuple[str, ...], path: str,
                   locate: _Locator, warn) -> None:
     """Entries that lack some (not all) of the used quantities: one warning per quantity."""
     for q in used:
-        missing = [k for k, e in enumerate(entries) if getattr(e, q) is None]
+        missing, first, names, more = _missing(entries, raws, q, 3)
         if not missing:
             continue
-        first = raws[missing[0]]
-        names = ", ".join(raws[k].what for k in missing[:3])
-        more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
         fits = [x for x in used if x != q]
         hint = _key_hint(first, q) if len(missing) == len(entries) else ""
         line = locate(first)
@@ -686,12 +694,9 @@ def _stress_from_virial(virial, cell: np.ndarray, pbc, fail) -> np.ndarray:
 def _check_required(entries: list[Entry], raws: list[_Raw], required: tuple[str, ...],
                     path: str, locate: _Locator) -> None:
     for q in required:
-        missing = [k for k, e in enumerate(entries) if getattr(e, q) is None]
+        missing, first, names, more = _missing(entries, raws, q, 5)
         if not missing:
             continue
-        first = raws[missing[0]]
-        names = ", ".join(raws[k].what for k in missing[:5])
-        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
         raise _err(path, locate(first),
                    f"{q} is required but missing in {len(missing)} of {len(entries)} "
                    f"structures ({names}{more})")

@@ -981,25 +981,22 @@ def _dataset_path(ctx: Context, c: Node, fmt: str | None) -> str | None:
 
 def _dataset_selection(ctx: Context, c: Node) -> tuple:
     """(index, groups, select) of a <file>, checked (never evaluated)."""
-    index = c.get("index")
-    if index is not None:
+
+    def checked(attr: str, parse) -> str | None:
+        value = c.get(attr)
+        if value is None:
+            return None
         try:
-            parse_index(index)
+            parse(value)
         except InputError as err:
             ctx.error(f"<{c.tag}> {err.message}", c.origin)
-        index = index.strip()
+        return value.strip()
+
     groups = tuple((c.get("group") or "").split())
     if c.get("group") is not None and not groups:
         ctx.error(f"<{c.tag}> group is empty: give the group names, separated by blanks",
                   c.origin)
-    select = c.get("select")
-    if select is not None:
-        try:
-            parse_select(select)
-        except InputError as err:
-            ctx.error(f"<{c.tag}> {err.message}", c.origin)
-        select = select.strip()
-    return index, groups, select
+    return checked("index", parse_index), groups, checked("select", parse_select)
 
 
 def _dataset(ctx: Context, node: Node, group: str, fit: bool) -> s.DatasetSpec:
