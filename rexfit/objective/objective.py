@@ -36,13 +36,8 @@ from rexfit.objective.terms import (
 from rexfit.objective.weights import absolute_weights, tolerance
 from rexfit.physics.named import to_host
 from rexfit.physics.properties import EV_PER_A3_TO_GPA
-from rexfit.physics.relax import RelaxProblem, Relaxed, relax, share_capacities
-
-
-def _put(a):
-    """A host array on the device without compiling a program per shape (jnp.asarray of a
-    NumPy array does)."""
-    return jax.device_put(np.asarray(a))
+from rexfit.physics.relax import (RelaxProblem, Relaxed, device_array, relax,
+                                  share_capacities)
 
 
 #: Fitted parameters named in a failure report (the rest are counted).
@@ -211,7 +206,7 @@ class Objective:
         datasets, each dataset's part scaled by (its chunks / chunks picked) — a minibatch.
         ``datasets=False`` leaves the datasets out (the output phase takes their values from
         the per-entry records instead)."""
-        u = _put(np.asarray(u, float))
+        u = device_array(np.asarray(u, float))
         if grad:
             tree, pull = jax.vjp(self._tree, u)
         else:
@@ -222,7 +217,8 @@ class Objective:
         for sid in self.ids(sets):
             term = self.terms[sid]
             relaxed = self._relax(term, tree, fresh)
-            args = (tree, _put(relaxed.x), _put(relaxed.free), relaxed.nbrs)
+            args = (tree, device_array(relaxed.x), device_array(relaxed.free),
+                    relaxed.nbrs)
             program = (term.key, tuple(np.shape(a) for a in jax.tree.leaves(relaxed.nbrs)))
             if grad:
                 (value, props), g = term_value_and_grad(term, *args)
@@ -305,8 +301,8 @@ class Objective:
             if not term.fitted:
                 continue
             relaxed = self._relax(term, tree)
-            r, jac = term_residuals_and_jacobian(term, tree, _put(relaxed.x),
-                                                 _put(relaxed.free), relaxed.nbrs)
+            r, jac = term_residuals_and_jacobian(term, tree, device_array(relaxed.x),
+                                                 device_array(relaxed.free), relaxed.nbrs)
             if failed_relaxation(relaxed) is not None:  # its values mean nothing
                 r = np.full(np.shape(r), np.nan)
             leaves = [np.asarray(j).reshape(np.shape(r)[0], -1)
@@ -414,7 +410,7 @@ class Objective:
         failed = failed_relaxation(relaxed)
         if failed is not None:
             return failed
-        args = (tree, _put(relaxed.x), _put(relaxed.free), relaxed.nbrs)
+        args = (tree, device_array(relaxed.x), device_array(relaxed.free), relaxed.nbrs)
         bad_values, bad_slopes, bad_params = [], [], []
         if residuals:
             r, jac = term_residuals_and_jacobian(term, *args)

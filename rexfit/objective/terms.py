@@ -14,7 +14,8 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from rexfit.physics.named import ELASTIC, LATTICE, check_wanted, property_values
-from rexfit.physics.relax import QUICK_COMPILE_ATOMS, Program, relaxed_coordinates
+from rexfit.physics.relax import (QUICK_COMPILE_ATOMS, Program, device_array,
+                                  relaxed_coordinates)
 
 
 @dataclass(frozen=True)
@@ -132,11 +133,9 @@ class StructureTerm:
             targets.append(np.ones(()) if fp is None else np.asarray(fp.target, np.float64))
         self.key = TermKey(self.potential, self.problem.layout, frozenset(wanted),
                            tuple(fitted))
-        # device_put, not jnp.asarray: no program compiled per array shape
-        self.data = TermData(self.problem.geometry,
-                             jax.device_put(np.asarray(weights, np.float64)),
-                             jax.device_put(np.asarray(tolerances, np.float64)),
-                             tuple(jax.device_put(t) for t in targets))
+        self.data = TermData(self.problem.geometry, device_array(np.asarray(weights, float)),
+                             device_array(np.asarray(tolerances, float)),
+                             tuple(device_array(t) for t in targets))
 
     @property
     def id(self) -> str:

@@ -139,9 +139,8 @@ def evaluate_with_elastic_constants(potential: Potential, params: Params, system
         w = virial_from_strain_gradient(g_eps)
         return value, g_x, w, tensor_to_voigt(w) / moved.volume
 
-    traced = not isinstance(relaxed_ions, (bool, np.bool_))
     if ions is None:
-        if traced:
+        if not isinstance(relaxed_ions, (bool, np.bool_)):
             raise ValueError("a traced relaxed_ions flag needs the static 'ions'")
         ions = bool(relaxed_ions)
     zero_v, zero_u = jnp.zeros(6), jnp.zeros(3 * n)
@@ -156,12 +155,10 @@ def evaluate_with_elastic_constants(potential: Potential, params: Params, system
         push, out_axes=((None,) * 4, (-1,) * 4))(jnp.eye(width))
     ev = Evaluation(energy=value, forces=-g_x, virial=w, stress=sigma)
     c0 = dsigma[:, :6]
-    if not ions or (not traced and not relaxed_ions):
+    if not ions:
         return ev, c0
     dg = dg.reshape(3 * n, width)
     h, xi = dg[:, 6:], dg[:, :6]
-    if not traced:
-        return ev, c0 - relaxation_correction(h, xi, system)
     # a structure whose atoms are not relaxed gets no correction: exact zeros from a
     # regular system (a clamped structure's Hessian may be singular)
     on = jnp.asarray(relaxed_ions, bool)

@@ -43,10 +43,8 @@ def property_values(problem, potential, params, x, nbrs, wanted) -> dict:
         if not periodic:
             raise ValueError(ELASTIC_NEEDS_PBC)
         # energy, forces and stress come with the elastic constants, from one pass
-        layout = getattr(problem, "layout", None)
         ev, c = elastic.evaluate_with_elastic_constants(
-            potential, params, system, nbrs, problem.relaxed_ions,
-            None if layout is None else layout.move)
+            potential, params, system, nbrs, problem.relaxed_ions, problem.layout.move)
     else:
         ev = evaluate(potential, params, system, nbrs)
     out = {"total-energy": ev.energy, "atomic-energy": ev.energy / n}

@@ -37,7 +37,7 @@ import numpy as np
 from scipy.optimize import minimize
 
 from rexfit.errors import GeometryError
-from rexfit.physics.strain import deform, voigt_to_strain
+from rexfit.physics.strain import voigt_to_strain
 from rexfit.potentials.lists import build_lists
 from rexfit.structures.lattices import FORM_DOFS, fixed_form, place
 from rexfit.structures.neighbors import complete_cell
@@ -81,7 +81,8 @@ class Layout:
     strain / volume / move: whether x may carry a cell strain, a cell volume change, atomic
     displacements (which entries do is data: :attr:`Geometry.slot`); real: per atom slot,
     True unless padding — only for programs that return per-atom forces, None otherwise.
-    :func:`share_layouts` gives small structures of one potential a common layout.
+    :func:`rexfit.objective.terms.share_programs` gives small structures of one potential a
+    common layout.
     """
 
     size: int
@@ -138,34 +139,47 @@ class Geometry:
         """Real atoms (a traced count: padding slots are data)."""
         return jnp.sum(self.mask).astype(jnp.float64)
 
-    def _z(self, x):
-        n = self.layout.natoms
-        z = jnp.concatenate([self.values.astype(x.dtype),
-                             jnp.zeros(_Z_HEAD - 3 + 3 * n + 1, x.dtype)])
-        return z.at[self.slot].set(x) if x.shape[0] else z
-
     def system(self, x) -> System:
         """The structure at DOF vector ``x`` (differentiable)."""
-        z = self._z(x)
-        cell, positions = place(self.c0, self.a0, self.a1, self.p0, self.frac, self.p1,
-                                z[0], z[1], z[2])
-        sys = System(positions=positions, cell=cell, species=self.species, mask=self.mask,
-                     pbc=self.layout.pbc)
-        if self.layout.strain:
-            sys = deform(sys, voigt_to_strain(z[3:9]))
-        if self.layout.volume:
-            sys = deform(sys, jnp.eye(3) * z[9])
-        if self.layout.move:
-            n = self.layout.natoms
-            sys = sys.replace(positions=sys.positions
-                              + z[_Z_HEAD:_Z_HEAD + 3 * n].reshape(n, 3))
-        return sys
+        z = _canonical(jnp, self.values, self.slot, x, self.layout.natoms)
+        cell, positions = _structure(jnp, self, self.layout, z)
+        return System(positions=positions, cell=cell, species=self.species, mask=self.mask,
+                      pbc=self.layout.pbc)
 
     def lattice_values(self, x) -> dict:
         """{lattice DOF name: value} at ``x`` of every DOF of the form (a, ca, d), including
         those the structure does not have (their neutral values; the caller drops them)."""
-        z = self._z(x)
+        z = _canonical(jnp, self.values, self.slot, x, self.layout.natoms)
         return {name: z[k] for k, name in enumerate(FORM_DOFS)}
+
+
+def _canonical(xp, values, slot, x, natoms: int):
+    """The canonical DOF vector z of :class:`Geometry` at ``x`` (``xp``: jax.numpy inside
+    programs, numpy on the host)."""
+    z = xp.concatenate([values, xp.zeros(_Z_HEAD - 3 + 3 * natoms + 1, values.dtype)])
+    if not x.shape[0]:
+        return z
+    if xp is np:
+        z[slot] = x
+        return z
+    return z.at[slot].set(x)
+
+
+def _structure(xp, arrays, layout: Layout, z):
+    """(cell, positions) at the canonical DOF vector ``z``: the lattice form at (a, ca, d),
+    deformed by the cell strain and volume strain, atoms displaced (``arrays``: anything with
+    the form's c0, a0, a1, p0, frac, p1)."""
+    cell, positions = place(arrays.c0, arrays.a0, arrays.a1, arrays.p0, arrays.frac,
+                            arrays.p1, z[0], z[1], z[2])
+    for on, strain in ((layout.strain, lambda: voigt_to_strain(z[3:9], xp)),
+                       (layout.volume, lambda: xp.eye(3) * z[9])):
+        if on:  # as rexfit.physics.strain.deform: x -> x (I + strain)
+            f = xp.eye(3) + strain()
+            positions, cell = positions @ f, cell @ f
+    if layout.move:
+        n = layout.natoms
+        positions = positions + z[_Z_HEAD:_Z_HEAD + 3 * n].reshape(n, 3)
+    return cell, positions
 
 
 def _needs_rebuild(nbrs, system: System) -> bool:
@@ -187,7 +201,8 @@ class RelaxProblem:
     Host-side bookkeeping (model, initial values, neighbour-list capacities) around its
     :attr:`geometry`, the part jitted programs take as data. x holds the relaxed DOFs
     (:attr:`ndof` of them: lattice DOFs, cell strain, atomic displacements) followed by
-    padding entries when :func:`share_layouts` gave the structure a common layout.
+    padding entries when :func:`~rexfit.objective.terms.share_programs` gave the structure
+    a common layout.
     """
 
     def __init__(self, model, potential):
@@ -273,23 +288,20 @@ class RelaxProblem:
         layout = Layout(size=size, natoms=natoms, pbc=self.pbc if pbc is None else tuple(pbc),
                         strain=strain, volume=volume,
                         move=move, real=tuple(bool(r) for r in self.real) if forces else None)
-        padded = np.concatenate([self._base_species, np.zeros(extra, np.int32)])
-        self._host = dict(values=np.asarray(form.values(model.dofs), np.float64),
-                          c0=np.asarray(form.c0, np.float64), a0=np.asarray(form.a0, np.float64),
-                          a1=np.asarray(form.a1, np.float64), p0=np.asarray(rows(form.p0)),
-                          frac=np.asarray(rows(form.frac)), p1=np.asarray(rows(form.p1)),
-                          species=padded, mask=self.real.copy(),
-                          slot=np.asarray(slot, np.int64))
-        #: The problem as data for jitted programs (see :class:`Geometry`).
-        self.geometry = Geometry(
-            values=_put(form.values(model.dofs)), c0=_put(form.c0),
-            a0=_put(form.a0), a1=_put(form.a1), p0=_put(self._host["p0"]),
-            frac=_put(self._host["frac"]), p1=_put(self._host["p1"]), species=_put(padded),
-            mask=_put(self.real), lower=_put(self.lower),
-            upper=_put(self.upper), tolerance=_put(self.tolerance),
-            translations=_put(self.translations),
-            slot=_put(np.asarray(slot, np.int32)), fixed=_put(self.fixed),
-            relaxed_ions=_put("atom-coordinates" in model.relax), layout=layout)
+        #: The problem as host data (NumPy; :meth:`host_system`) ...
+        self._host = Geometry(
+            values=np.asarray(form.values(model.dofs), np.float64),
+            c0=np.asarray(form.c0, np.float64), a0=np.asarray(form.a0, np.float64),
+            a1=np.asarray(form.a1, np.float64), p0=rows(form.p0), frac=rows(form.frac),
+            p1=rows(form.p1),
+            species=np.concatenate([self._base_species, np.zeros(extra, np.int32)]),
+            mask=self.real.copy(), lower=self.lower, upper=self.upper,
+            tolerance=self.tolerance, translations=self.translations,
+            slot=np.asarray(slot, np.int32), fixed=self.fixed,
+            relaxed_ions=np.asarray("atom-coordinates" in model.relax), layout=layout)
+        #: ... and as device data for jitted programs (see :class:`Geometry`); device_put
+        #: compiles nothing (jnp.asarray of a NumPy array compiles a program per shape)
+        self.geometry = jax.tree.map(jax.device_put, self._host)
 
     @property
     def layout(self) -> Layout:
@@ -306,25 +318,10 @@ class RelaxProblem:
     def host_system(self, x) -> System:
         """The structure at host DOF values ``x``: :meth:`Geometry.system` in NumPy (no
         JAX dispatch or compilation on the host side of a relaxation)."""
-        h, layout = self._host, self.geometry.layout
-        n = layout.natoms
-        x = np.asarray(x, np.float64)
-        z = np.concatenate([h["values"], np.zeros(_Z_HEAD - 3 + 3 * n + 1)])
-        if x.shape[0]:
-            z[h["slot"]] = x
-        cell = h["c0"] + z[0] * h["a0"] + (z[1] * z[0]) * h["a1"]
-        positions = h["p0"] + h["frac"] @ cell + z[2] * h["p1"]
-        if layout.strain:
-            e1, e2, e3, e4, e5, e6 = z[3:9]
-            f = np.eye(3) + np.array([[e1, 0.5 * e6, 0.5 * e5], [0.5 * e6, e2, 0.5 * e4],
-                                      [0.5 * e5, 0.5 * e4, e3]])
-            positions, cell = positions @ f, cell @ f
-        if layout.volume:
-            f = np.eye(3) + np.eye(3) * z[9]
-            positions, cell = positions @ f, cell @ f
-        if layout.move:
-            positions = positions + z[_Z_HEAD:_Z_HEAD + 3 * n].reshape(n, 3)
-        return System(positions=positions, cell=cell, species=h["species"], mask=h["mask"],
+        h = self._host
+        z = _canonical(np, h.values, h.slot, np.asarray(x, np.float64), h.layout.natoms)
+        cell, positions = _structure(np, h, h.layout, z)
+        return System(positions=positions, cell=cell, species=h.species, mask=h.mask,
                       pbc=self.pbc)
 
     def needs_rebuild(self, nbrs, x) -> bool:
@@ -438,7 +435,7 @@ class Relaxed:
     saddle: bool = False
 
 
-def _put(a):
+def device_array(a):
     """A host value as a device array, without compiling a program per shape (as
     ``jnp.asarray`` of a NumPy array does)."""
     return jax.device_put(np.asarray(a))
@@ -580,12 +577,13 @@ def relax(problem: RelaxProblem, potential, params, x0=None, nbrs=None,
         dofs = {k: float(v) for k, v in problem.model.dofs.items()}
         return Relaxed(problem, x, problem.host_system(x), nbrs, dofs,
                        np.zeros(problem.size, bool), True, [], "nothing to relax", 0)
-    scale = _put(_length_scale(problem))
+    scale = device_array(_length_scale(problem))
     iterations, curv = 0, np.inf
     for _ in range(max_rounds):
         if problem.size <= DENSE_LIMIT:
             newton = _newton_program.build(problem.natoms)
-            xn, g, k, curv = newton(potential, problem.geometry, params, _put(x), nbrs, scale)
+            xn, g, k, curv = newton(potential, problem.geometry, params, device_array(x),
+                                    nbrs, scale)
             xn, g, k, curv = np.asarray(xn), np.asarray(g), int(k), float(curv)
         else:
             xn, g, k, curv = _lbfgs(problem, potential, params, x, nbrs)

@@ -18,10 +18,11 @@ def deform(system: System, strain: jax.Array) -> System:
     return system.replace(positions=system.positions @ f, cell=system.cell @ f)
 
 
-def voigt_to_strain(voigt: jax.Array) -> jax.Array:
-    """(6,) Voigt strain (xx yy zz yz xz xy, engineering shear) → symmetric (3, 3) tensor."""
+def voigt_to_strain(voigt: jax.Array, xp=jnp) -> jax.Array:
+    """(6,) Voigt strain (xx yy zz yz xz xy, engineering shear) → symmetric (3, 3) tensor
+    (``xp=numpy`` for host values)."""
     e1, e2, e3, e4, e5, e6 = voigt
-    return jnp.array(
+    return xp.array(
         [[e1, 0.5 * e6, 0.5 * e5], [0.5 * e6, e2, 0.5 * e4], [0.5 * e5, 0.5 * e4, e3]]
     )
 
