@@ -20,26 +20,11 @@ from rexfit.datasets.readers import is_format_name, parse_index, parse_select
 from rexfit.errors import InputError, InputErrors
 from rexfit.job import names
 from rexfit.job import spec as s
+from rexfit.job.language import ANALYTIC_FUNCTIONS, DATASET_PROPERTIES, DOF_PROPERTIES, NEEDS_CUTOFF
 from rexfit.job.nodes import Node
 from rexfit.job.values import Collector
 
 # ============================================================================ tables
-
-#: Parameters of each predefined analytic function kind (all required).
-ANALYTIC_FUNCTIONS: dict[str, tuple[str, ...]] = {
-    "constant": ("const",),
-    "morse-A": ("D0", "r0", "alpha"),
-    "morse-B": ("D0", "r0", "beta", "S", "delta"),
-    "morse-C": ("A", "B", "mu", "lambda", "delta"),
-    "gaussian": ("prefactor", "eta", "mu"),
-    "exp-A": (),
-    "exp-B": ("rc", "alpha", "exponent"),
-    "exp-gaussian": ("stddev", "alpha", "exponent"),
-    "XpowN-cutoff": ("h", "N"),
-    "RsMinusRPowN": ("S", "rs", "N"),
-}
-#: Analytic kinds that are cutoff (screening) functions and so need <cutoff>.
-NEEDS_CUTOFF = {"exp-A", "exp-B", "exp-gaussian", "XpowN-cutoff"}
 
 #: Parameters of file-based potentials that <fit-dof> may name.
 FILE_POTENTIAL_PARAMS: dict[str, tuple[str, ...]] = {
@@ -65,20 +50,6 @@ LATTICES = ("fcc-lattice", "bcc-lattice", "sc-lattice", "hcp-lattice", "diamond-
 COMPOUND_LATTICES = {"L12-lattice", "B1-lattice", "B2-lattice", "L10-lattice"}
 CA_LATTICES = {"hcp-lattice": math.sqrt(8.0 / 3.0), "L10-lattice": 1.0,
                "omega-lattice": math.sqrt(3.0 / 8.0)}
-
-#: Property name -> unit (as printed; also selects the default tolerance).
-PROPERTIES: dict[str, str] = {
-    "total-energy": "eV", "atomic-energy": "eV/atom", "total-volume": "A^3",
-    "atomic-volume": "A^3/atom", "lattice-parameter": "A", "ca-ratio": "",
-    "atom-distance": "A", "bulk-modulus": "GPa", "shear-modulus": "GPa", "pressure": "GPa",
-    "stress": "GPa", "atomic-forces": "eV/A",
-    **{f"C{i}{j}": "GPa" for i in range(1, 7) for j in range(i, 7)},
-}
-#: Properties that are also structural DOFs: fitting them makes the DOF relax.
-DOF_PROPERTIES = {"lattice-parameter", "ca-ratio", "atom-distance"}
-
-RELAX_DOFS = ("atom-coordinates", "lattice-parameter", "ca-ratio", "atom-distance",
-              "cell-shape", "cell-volume")
 
 NLOPT_ALGORITHMS = (
     "LD_LBFGS", "LD_MMA", "LD_CCSAQ", "LD_SLSQP", "LD_TNEWTON", "LD_VAR1", "LD_VAR2",
@@ -964,8 +935,7 @@ STRUCTURES: dict[str, Callable] = {
 }
 
 
-#: Quantities a <dataset> may fit, as property names of the job language.
-DATASET_PROPERTIES = ("atomic-energy", "atomic-forces", "stress")
+#: Dataset file formats (the readers' registry).
 DATASET_FORMATS = DATASET_READERS
 
 

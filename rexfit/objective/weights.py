@@ -1,5 +1,5 @@
-"""atomicrex's nested weights and default tolerances (SPEC §4); residual styles are in
-:mod:`rexfit.objective.terms`.
+"""atomicrex's nested weights and the tolerance rule (SPEC §4); the tolerance tables are in
+:mod:`rexfit.job.language`, residual styles in :mod:`rexfit.objective.terms`.
 
 w_abs = (w_S / Σ_S w_S) × (w_P / Σ_{fitted P of S} w_P), with group weights multiplying the
 same way recursively (a group's subgroups count as its structures). Only members that contain
@@ -10,24 +10,17 @@ separately (the validation objective is computed as if its properties were fitte
 from __future__ import annotations
 
 from rexfit.job import spec as s
-from rexfit.job.build import PROPERTIES
-
-#: Default tolerance per unit (eV is multiplied by the number of atoms).
-DEFAULT_TOLERANCE = {"eV/atom": 0.01, "eV": 0.01, "A": 0.005, "GPa": 2.0, "eV/A": 0.01}
-PRESETS = {
-    "uniform": {},
-    "balanced": {"eV": 0.2, "eV/atom": 0.01, "GPa": 2.0, "A": 0.005, "eV/A": 0.01},
-    "accurate-energies": {"eV": 0.1, "eV/atom": 0.005, "GPa": 2.0, "A": 0.005, "eV/A": 0.01},
-}
+from rexfit.job.language import DEFAULT_TOLERANCE, PROPERTIES, TOLERANCE_PRESETS
 
 
 def tolerance(prop: s.PropertySpec, natoms: int, preset: str | None) -> float:
-    """The tolerance δ of a property: its attribute, else the preset's, else the default."""
+    """The tolerance δ of a property: its attribute, else the preset's, else the default
+    (:data:`rexfit.job.language.DEFAULT_TOLERANCE`, ×natoms for eV)."""
     if prop.tolerance is not None:
         return prop.tolerance
     unit = PROPERTIES[prop.name]
     if preset is not None:
-        return PRESETS[preset].get(unit, 1.0)
+        return TOLERANCE_PRESETS[preset].get(unit, 1.0)
     if unit == "eV":
         return DEFAULT_TOLERANCE["eV"] * natoms
     return DEFAULT_TOLERANCE.get(unit, 1.0)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from rexfit.job.build import DOF_PROPERTIES, PROPERTIES
+from rexfit.job.language import DOF_PROPERTIES, PROPERTIES
 
 ALWAYS = ("total-energy", "atomic-energy", "total-volume", "atomic-volume")
 

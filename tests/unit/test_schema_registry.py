@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from rexfit.job import build
+from rexfit.job import build, language
 from rexfit.job.reference import render
 from rexfit.job.schema import describe
 
@@ -28,10 +28,10 @@ def test_functions_registry_matches_schema():
         assert set(build.FUNCTIONS) <= children(container)
 
 
-@pytest.mark.parametrize("kind", sorted(build.ANALYTIC_FUNCTIONS))
+@pytest.mark.parametrize("kind", sorted(language.ANALYTIC_FUNCTIONS))
 def test_analytic_function_parameters_match_schema(kind):
     declared = children(kind) - {"cutoff", "screening", "fit-dof"}
-    assert set(build.ANALYTIC_FUNCTIONS[kind]) == declared
+    assert set(language.ANALYTIC_FUNCTIONS[kind]) == declared
 
 
 def test_structures_registry_matches_schema():
@@ -40,11 +40,11 @@ def test_structures_registry_matches_schema():
 
 
 def test_properties_registry_matches_schema():
-    assert set(build.PROPERTIES) == children("properties")
+    assert set(language.PROPERTIES) == children("properties")
 
 
 def test_relax_dofs_match_schema():
-    assert set(build.RELAX_DOFS) == children("relax") == children("relax-dof")
+    assert set(language.RELAX_DOFS) == children("relax") == children("relax-dof")
 
 
 def test_minimizers_match_schema():
