@@ -21,7 +21,7 @@ from rexfit import __version__
 from rexfit.errors import CalculationFailed, InputError, InputErrors, NotImplementedInRexfit
 from rexfit.fit import run_fit
 from rexfit.job import spec as s
-from rexfit.job.build import DOF_PROPERTIES, PROPERTIES, RELAX_DOFS
+from rexfit.job.language import DOF_PROPERTIES, PROPERTIES, RELAX_DOFS
 from rexfit.model.potentials import PotentialModel, build_potentials
 from rexfit.objective.objective import Objective, target_of
 from rexfit.objective.parameters import ParameterSpace
