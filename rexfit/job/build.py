@@ -106,7 +106,7 @@ def _fit_dofs(ctx: Context, node: Node | None, allowed: tuple[str, ...] | list[s
             name=entry.tag, origin=entry.origin,
             enabled=ctx.attr_bool(entry, "enabled", True),
             min=lo, max=hi, reset=ctx.attr_bool(entry, "reset", False), tag=entry.get("tag"))
-        key = f"{entry.tag}[{dof.tag}]" if dof.tag else entry.tag
+        key = names.tagged(entry.tag, dof.tag)
         if key in out:
             ctx.error(f"<fit-dof> lists '{key}' twice", entry.origin)
         out[key] = dof
@@ -206,7 +206,7 @@ def _spline(ctx: Context, node: Node, fid: str):
             continue
         xs.append(x)
         nodes.append(s.SplineNodeSpec(x=x, y=s.ParamSpec(
-            name=f"node[{x:g}].y", value=y, origin=n.origin,
+            name=names.spline_node(x), value=y, origin=n.origin,
             fit=ctx.attr_bool(n, "enabled", False), min=lo, max=hi,
             reset=ctx.attr_bool(n, "reset", False))))
     if len(nodes) < 2:
@@ -234,7 +234,7 @@ def _poly(ctx: Context, node: Node, fid: str):
         value = ctx.number(c.value, c, f"<coeff n='{n}'>")
         lo, hi = ctx.attr_number(c, "min"), ctx.attr_number(c, "max")
         ctx.bounds(lo, hi, f"<coeff n='{n}'>", c.origin)
-        params.append(s.ParamSpec(name=f"coeff[{n}]", value=value, origin=c.origin,
+        params.append(s.ParamSpec(name=names.poly_coefficient(n), value=value, origin=c.origin,
                                   fit=ctx.attr_bool(c, "enabled", False), min=lo, max=hi,
                                   reset=ctx.attr_bool(c, "reset", False)))
     if not params:

@@ -392,6 +392,13 @@ class JobSpec:
     def all_datasets(self) -> list[DatasetSpec]:
         return self.structures.datasets()
 
+    def user_functions(self) -> list[tuple[str, UserFunctionSpec]]:
+        """(atomicrex label, spec) of every ``<user-function>`` of every potential, parts and
+        screening functions included: :func:`rexfit.job.names.user_functions`."""
+        from rexfit.job import names  # names builds on the classes of this module
+
+        return names.user_functions(self)
+
     @property
     def training(self) -> list[StructureSpec]:
         return [s for s in self.all_structures() if s.fit]

@@ -70,23 +70,23 @@ class _Builder:
 
     def function(self, fn: s.FunctionSpec, path: tuple[str, ...], prefix: str):
         """(function object, params subtree) for a function spec; DOFs recorded."""
-        here = f"{prefix}.{names.function_label(fn)}"
+        here = names.function_path(prefix, fn)
         params: dict[str, Any] = {}
         screening = None
         if fn.screening is not None:
             screening, params["screening"] = self.function(fn.screening, path + ("screening",), here)
         if isinstance(fn, s.UserFunctionSpec):
             for p in fn.params:
-                params[p.name] = self.add(f"{here}.{p.name}", path + (p.name,), p)
+                params[p.name] = self.add(names.child(here, p.name), path + (p.name,), p)
             obj: Function = UserFunction(cutoff=fn.cutoff, screening=screening,
                                          expression=fn.expression, input_var=fn.input_var,
                                          param_names=tuple(p.name for p in fn.params))
         elif isinstance(fn, s.SplineSpec):
             for node in fn.nodes:
-                key = f"node[{node.x:g}].y"
-                params[key] = self.add(f"{here}.{key}", path + (key,), node.y)
+                key = names.spline_node(node.x)
+                params[key] = self.add(names.child(here, key), path + (key,), node.y)
             for p in (fn.derivative_left, fn.derivative_right):
-                params[p.name] = self.add(f"{here}.{p.name}", path + (p.name,), p)
+                params[p.name] = self.add(names.child(here, p.name), path + (p.name,), p)
             obj = Spline(cutoff=fn.cutoff, screening=screening,
                          knots=tuple(n.x for n in fn.nodes))
         elif isinstance(fn, s.CompositeFunctionSpec):
@@ -98,7 +98,7 @@ class _Builder:
                               product=fn.kind == "product")
         else:
             for p in fn.params:
-                params[p.name] = self.add(f"{here}.{p.name}", path + (p.name,), p)
+                params[p.name] = self.add(names.child(here, p.name), path + (p.name,), p)
             if fn.kind == "poly":
                 obj = Poly(cutoff=fn.cutoff, screening=screening,
                            powers=tuple(int(p.name[6:-1]) for p in fn.params))
@@ -114,9 +114,10 @@ class _Builder:
         return [self.species.index(name)]
 
     def lennard_jones(self, pot: s.PotentialSpec):
-        head = f"{pot.id}[{names.POTENTIAL_TYPE[pot.kind]}]"
+        head = names.potential_head(pot)
         values = {p.name: p for p in pot.params}
-        params = {n: self.add(f"{head}.{n}", (pot.id, n), values[n]) for n in ("sigma", "epsilon")}
+        params = {n: self.add(names.child(head, n), (pot.id, n), values[n])
+                  for n in ("sigma", "epsilon")}
         a = None if pot.species_a == "*" else self.species.index(pot.species_a)
         b = None if pot.species_b == "*" else self.species.index(pot.species_b)
         return LennardJones.between(values["cutoff"].value, a, b, len(self.species)), params
@@ -133,7 +134,7 @@ class _Builder:
         symmetric roles; (centre, neighbour) otherwise (electron-density with ``species``
         alone: that neighbour species, every centre).  The cutoff is the largest reach of the
         radial functions."""
-        head = f"{pot.id}[{names.POTENTIAL_TYPE[pot.kind]}]"
+        head = names.potential_head(pot)
         objects, params = {}, {}
         for fn in pot.functions:
             objects[fn.id], params[fn.id] = self.function(fn, (pot.id, fn.id), head)
@@ -418,7 +419,8 @@ def _model_elements(pot: s.PotentialSpec, species: tuple[str, ...], named: list[
 
 def _descriptor_model(pot: s.PotentialSpec, species: tuple[str, ...], b: _Builder):
     """<snap> and <linear-model>: the model, its coefficient tree {element: {"beta0", "beta",
-    "gamma"}} and one DOF per fitted coefficient (names head.beta0[El], head.betaK[El],
+    "gamma"}} and one DOF per fitted coefficient, named by
+    :func:`rexfit.job.names.model_coefficient_name` (head.beta0[El], head.betaK[El],
     head.gammaM[El], K and M counted from 1 as the coefficients of a .snapcoeff file)."""
     from rexfit.descriptors.ead import EAD
     from rexfit.descriptors.power_spectrum import PowerSpectrum
@@ -500,7 +502,6 @@ def _descriptor_model(pot: s.PotentialSpec, species: tuple[str, ...], b: _Builde
                 values = np.zeros(size)
             start += size
             params[e][name] = jnp.float64(values[0]) if name == "beta0" else jnp.asarray(values)
-    head = f"{pot.id}[{names.POTENTIAL_TYPE[pot.kind]}]"
     l2 = float(opts.get("l2", 0.0))
     chosen: dict[tuple[str, str], s.FitDofSpec] = {}
     errors = []
@@ -525,7 +526,7 @@ def _descriptor_model(pot: s.PotentialSpec, species: tuple[str, ...], b: _Builde
     for (e, name), dof in chosen.items():
         values = np.atleast_1d(np.asarray(params[e][name], float))
         for k, value in enumerate(values):
-            label = f"{head}.beta0[{e}]" if name == "beta0" else f"{head}.{name}{k + 1}[{e}]"
+            label = names.model_coefficient_name(pot, name, e, k)
             path = (pot.id, e, name) if name == "beta0" else (pot.id, e, name, k)
             spec = s.ParamSpec(name=label, value=float(value), origin=dof.origin,
                                fit=dof.enabled, min=dof.min, max=dof.max, reset=dof.reset)
@@ -568,7 +569,8 @@ def _nn_descriptor(settings: dict, elements: tuple[str, ...], weights, radii):
 
 def _neural_network(pot: s.PotentialSpec, species: tuple[str, ...], b: _Builder):
     """<neural-network>: the model, its params (random from the seed, or a model file) and one
-    DOF per trained weight (unit fit scale), named head.<leaf>.<k>[El]."""
+    DOF per trained weight (unit fit scale), named head.<leaf>.<k>[El]
+    (:func:`rexfit.job.names.network_param_name`)."""
     import json
 
     from rexfit.potentials.neural_network import TRAINED, NeuralNetwork
@@ -610,7 +612,6 @@ def _neural_network(pot: s.PotentialSpec, species: tuple[str, ...], b: _Builder)
     except (ValueError, TypeError, KeyError, NotImplementedError) as exc:
         raise InputErrors([InputError(f"<{pot.kind} id='{pot.id}'>: {exc}", pot.origin)]) \
             from None
-    head = f"{pot.id}[{names.POTENTIAL_TYPE[pot.kind]}]"
     l2 = float(opts.get("l2", 0.0))
     chosen: dict[tuple[str, str], s.FitDofSpec] = {}
     for dof in pot.fit_dofs:
@@ -630,7 +631,7 @@ def _neural_network(pot: s.PotentialSpec, species: tuple[str, ...], b: _Builder)
             values = np.atleast_1d(np.asarray(value, float))
             for k, v in enumerate(values):
                 scalar = np.ndim(value) == 0
-                label = f"{head}.{leaf}[{e}]" if scalar else f"{head}.{leaf}.{k}[{e}]"
+                label = names.network_param_name(pot, leaf, e, None if scalar else k)
                 path = (pot.id, e, leaf) if scalar else (pot.id, e, leaf, k)
                 spec = s.ParamSpec(name=label, value=float(v), origin=dof.origin,
                                    fit=dof.enabled, min=dof.min, max=dof.max, reset=dof.reset)

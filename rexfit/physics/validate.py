@@ -6,7 +6,9 @@ against finite differences before fitting.
   central and one-sided stencils, three step sizes) of the energy with respect to atom
   coordinates and to a homogeneous Voigt strain.
 * :func:`check_function_derivatives` compares each ``<user-function>``'s hand-written
-  ``<derivative>`` with ``jax.grad`` of its ``<expression>``.
+  ``<derivative>`` with ``jax.grad`` of its ``<expression>``; the job hands over its user
+  functions already named (``JobSpec.user_functions``), so this module imports nothing of
+  :mod:`rexfit.job`.
 * :func:`validate_potentials` runs both over a job and returns printable lines and a verdict.
 
 Everything here is host-side and meant for the small cells of a fit; it is a diagnostic, not
@@ -16,7 +18,7 @@ part of the fitted objective.
 from __future__ import annotations
 
 from functools import partial
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -24,8 +26,6 @@ import numpy as np
 
 from rexfit import expr as ex
 from rexfit.errors import Origin
-from rexfit.job import names
-from rexfit.job import spec as s
 from rexfit.physics import properties
 from rexfit.physics.properties import EV_PER_A3_TO_GPA
 from rexfit.physics.strain import deform, voigt_to_strain
@@ -167,19 +167,7 @@ def _best_error(analytic: np.ndarray, fd: np.ndarray) -> float:
 # ============================================================================ functions
 
 
-def _user_functions(fn: s.FunctionSpec, prefix: str) -> Iterable[tuple[str, s.UserFunctionSpec]]:
-    """Every (full label, user function) in ``fn``, its parts and its screening functions."""
-    here = f"{prefix}.{names.function_label(fn)}"
-    if isinstance(fn, s.UserFunctionSpec):
-        yield here, fn
-    if isinstance(fn, s.CompositeFunctionSpec):
-        for sub in fn.functions:
-            yield from _user_functions(sub, here)
-    if fn.screening is not None:
-        yield from _user_functions(fn.screening, here)
-
-
-def _sample_range(fn: s.UserFunctionSpec) -> tuple[float, float]:
+def _sample_range(fn: Any) -> tuple[float, float]:
     if fn.input_var == "rho":
         lo, hi = 0.01, 2.0
     elif fn.cutoff is not None:
@@ -193,7 +181,7 @@ def _sample_range(fn: s.UserFunctionSpec) -> tuple[float, float]:
     return lo, hi
 
 
-def _derivative_error(fn: s.UserFunctionSpec) -> tuple[float, float]:
+def _derivative_error(fn: Any) -> tuple[float, float]:
     """(max relative error, x where it occurs) of ``<derivative>`` against jax.grad.
 
     Both are evaluated on the raw expression (no cutoff, no screening), with the initial
@@ -222,23 +210,22 @@ def _derivative_error(fn: s.UserFunctionSpec) -> tuple[float, float]:
     return float(err[worst]), float(xs[worst])
 
 
-def check_function_derivatives(job: s.JobSpec) -> list[tuple[str, float, float, Origin]]:
+def check_function_derivatives(job: Any) -> list[tuple[str, float, float, Origin]]:
     """(label, max relative error, x at the worst point, origin) per user function with a
     ``<derivative>``, for every potential of ``job``.
 
-    The label is the atomicrex-style name of the function, e.g. ``Al[EAM].V[user-function]``.
-    Sample points: :data:`SAMPLES` points spread over (0.5, cutoff), or (0.01, 10) without a
-    cutoff, or (0.01, 2) when the input variable is ``rho``.
+    ``job``: a :class:`rexfit.job.spec.JobSpec`, of which only ``job.user_functions()`` is used:
+    (label, user-function spec) pairs, the label being the atomicrex-style name of the function,
+    e.g. ``Al[EAM].V[user-function]``.  Sample points: :data:`SAMPLES` points spread over
+    (0.5, cutoff), or (0.01, 10) without a cutoff, or (0.01, 2) when the input variable is
+    ``rho``.
     """
     out: list[tuple[str, float, float, Origin]] = []
-    for pot in job.potentials:
-        head = f"{pot.id}[{names.POTENTIAL_TYPE.get(pot.kind, pot.kind)}]"
-        for top in pot.functions:
-            for label, fn in _user_functions(top, head):
-                if fn.derivative is None or fn.expression is None:
-                    continue
-                err, x = _derivative_error(fn)
-                out.append((label, err, x, fn.origin))
+    for label, fn in job.user_functions():
+        if fn.derivative is None or fn.expression is None:
+            continue
+        err, x = _derivative_error(fn)
+        out.append((label, err, x, fn.origin))
     return out
 
 
@@ -280,7 +267,7 @@ def function_line(label: str, error: float, x: float, origin: Origin | None) -> 
     return f"validate-potentials: {text}  {_verdict(ok)}", ok
 
 
-def validate_potentials(job: s.JobSpec, potential_model,
+def validate_potentials(job: Any, potential_model,
                         relaxed_items: Sequence[tuple[str, System, NeighborList]]
                         ) -> tuple[list[str], bool]:
     """Check every structure and every ``<derivative>``; (printable lines, all passed).
