@@ -73,7 +73,7 @@ def against_the_flow(package: Path = PACKAGE) -> list[str]:
 
 def test_no_import_against_the_flow():
     bad = against_the_flow()
-    assert not bad, "imports against the flow (see docs/architecture.md):\n" + "\n".join(bad)
+    assert not bad, "imports against the flow (rules: this file's docstring):\n" + "\n".join(bad)
 
 
 def test_the_check_sees_a_bad_import(tmp_path):
