@@ -1,10 +1,11 @@
 """The job language's tables: the names a job file may use and what they mean.
 
 Property names and their units, the default tolerances and tolerance presets, which properties
-are structural DOFs, the relaxation DOFs, the parameters of each analytic function and the
-short type names that appear in parameter paths (``Al[EAM]``, ``V[functionSum]``). The builder
-(:mod:`rexfit.job.build`) checks job files against them; the objective, the run and the
-reports read them from here. Plain data only: no imports from the rest of rexfit.
+are structural DOFs, the relaxation DOFs, the function elements and the parameters of each
+analytic function, and the short type names that appear in parameter paths (``Al[EAM]``,
+``V[functionSum]``). The builder (:mod:`rexfit.job.build`) checks job files against them; the
+objective, the run, the reports and the exports read them from here. Plain data only: no
+imports from the rest of rexfit.
 """
 
 from __future__ import annotations
@@ -57,6 +58,9 @@ ANALYTIC_FUNCTIONS: dict[str, tuple[str, ...]] = {
 }
 #: Analytic kinds that are cutoff (screening) functions and so need <cutoff>.
 NEEDS_CUTOFF = {"exp-A", "exp-B", "exp-gaussian", "XpowN-cutoff"}
+#: Every function element (the keys of the builder's registry ``rexfit.job.build.FUNCTIONS``).
+FUNCTION_ELEMENTS = frozenset({"user-function", "spline", "poly", "sum", "product",
+                               *ANALYTIC_FUNCTIONS})
 
 # ============================================================================ display names
 

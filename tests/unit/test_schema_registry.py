@@ -28,6 +28,10 @@ def test_functions_registry_matches_schema():
         assert set(build.FUNCTIONS) <= children(container)
 
 
+def test_function_elements_table_matches_the_registry():
+    assert language.FUNCTION_ELEMENTS == set(build.FUNCTIONS)
+
+
 @pytest.mark.parametrize("kind", sorted(language.ANALYTIC_FUNCTIONS))
 def test_analytic_function_parameters_match_schema(kind):
     declared = children(kind) - {"cutoff", "screening", "fit-dof"}
