@@ -280,8 +280,11 @@ class Result:
         """Copy the fitted potential to ``directory`` (created if needed): parameters.xml, the
         files it names (``<param-file>``, ``<coeff-file>``, ``<model-file>`` written by the
         run) and the job's ``<export-...>`` files (``NAME`` and ``NAME.*``, e.g. a SNAP's
-        ``.snapcoeff``, ``.snapparam`` and ``.snap``).  Returns the paths written."""
+        ``.snapcoeff``, ``.snapparam`` and ``.snap``).  Each copy is written atomically, with
+        the permissions of a new file.  Returns the paths written."""
         from lxml import etree
+
+        from rexfit.files import atomic_write
 
         out = self.output_dir
         names = {"parameters.xml"}
@@ -304,8 +307,7 @@ class Result:
             if name.startswith("..") or os.path.isabs(name) or not os.path.isfile(src):
                 continue  # a file of the job's own (not written by the run)
             dst = os.path.join(directory, name)
-            os.makedirs(os.path.dirname(dst) or ".", exist_ok=True)
-            shutil.copyfile(src, dst)
+            atomic_write(dst, lambda tmp: shutil.copyfile(src, tmp))
             written.append(dst)
         return written
 

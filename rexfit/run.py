@@ -18,7 +18,7 @@ import jax
 import numpy as np
 
 from rexfit import __version__
-from rexfit.errors import CalculationFailed, InputError, InputErrors, NotImplementedInRexfit
+from rexfit.errors import CalculationFailed, InputError, InputErrors
 from rexfit.fit import run_fit
 from rexfit.job import spec as s
 from rexfit.job.language import DOF_PROPERTIES, PROPERTIES, RELAX_DOFS
@@ -28,9 +28,14 @@ from rexfit.objective.parameters import ParameterSpace
 from rexfit.objective.terms import residual
 from rexfit.objective.weights import absolute_weights, tolerance
 from rexfit.report import lines as rl
-from rexfit.report.files import atomic_write, write_json, write_text
+from rexfit.export.job_files import (
+    changed_parameters,
+    export_potentials,
+    write_fitted_parameters,
+    write_parameters,
+)
+from rexfit.files import write_json, write_text
 from rexfit.report.metrics import dataset_metrics, dataset_records, metrics_table
-from rexfit.report.parameters_xml import write_parameters_xml
 from rexfit.report.heartbeat import Heartbeat
 from rexfit.report.structure_files import write_structure
 from rexfit.timing import Clock, progress
@@ -484,83 +489,6 @@ def _checkpointer(job: s.JobSpec, space: ParameterSpace, out: str, log: Log):
     return checkpoint
 
 
-def write_fitted_parameters(job: s.JobSpec, space: ParameterSpace, params,
-                            directory: str) -> list[str]:
-    """The files of a fit that need only its parameters: parameters.xml and the
-    ``<export-potential>`` files of parameter-file potentials (Tersoff, ABOP, SW) and of
-    descriptor models (SNAP, linear models, networks), which parameters.xml then points to
-    (each fitted file is written once).  Returns the paths of the exported files."""
-    exported = {}
-    written = []
-    terms = dict(space.pm.potential.terms)
-    for pot in job.potentials:
-        if pot.kind not in THREE_BODY_FILES and pot.kind not in COEFFICIENT_FILES:
-            continue
-        for ex in pot.exports:
-            if dict(ex.options).get("kind") != "export-potential":
-                continue
-            if pot.kind in COEFFICIENT_FILES:
-                paths = _export_descriptor_model(job, pot, terms, params, directory, ex.path)
-                written += paths
-                exported.setdefault(pot.id, os.path.relpath(paths[0], directory))
-                continue
-            path = os.path.join(directory, ex.path)
-            write_parameter_file(job, pot, terms[pot.id], params[pot.id], path)
-            written.append(path)
-            exported.setdefault(pot.id, os.path.relpath(path, directory))
-    write_parameters(job, space, params, directory, exported=exported)
-    return written
-
-
-def changed_parameters(job: s.JobSpec, space: ParameterSpace) -> set[str]:
-    """Names of the parameters a fit changes: the fitted ones and the constrained ones."""
-    return {e.name for e in space.fitted} | {c.dependent_dof for c in job.constraints}
-
-
-def write_parameters(job: s.JobSpec, space: ParameterSpace, params, directory: str, *,
-                     exported: dict[str, str] | None = None) -> dict:
-    """parameters.xml in ``directory`` with the changed parameters; a parameter-file potential
-    (Tersoff, ABOP, SW) with changed parameters gets its fitted file ``<id>.fitted.<ext>`` next
-    to it, which parameters.xml points to — unless ``exported`` ({potential id: file name
-    relative to ``directory``}) names the file its ``<export-potential>`` was written to, which
-    is then used instead (each fitted file is written once).  Returns {name: value} of the
-    changed parameters."""
-    pm = space.pm
-    changed = changed_parameters(job, space)
-    values = space.named_values(params)
-    in_files = {pot.id: pot for pot in job.potentials if pot.kind in THREE_BODY_FILES}
-    param_files: dict[str, str] = {}
-    for e in pm.entries:
-        pot = in_files.get(e.path[0])
-        if e.name in changed and pot is not None and pot.id not in param_files:
-            if exported and pot.id in exported:
-                param_files[pot.id] = exported[pot.id]
-                continue
-            name = f"{pot.id}.fitted.{THREE_BODY_FILES[pot.kind]}"
-            write_parameter_file(job, pot, dict(pm.potential.terms)[pot.id], params[pot.id],
-                                 os.path.join(directory, name))
-            param_files[pot.id] = name
-    coeff_files: dict[str, str] = {}
-    models = {pot.id: pot for pot in job.potentials if pot.kind in COEFFICIENT_FILES}
-    for e in pm.entries:
-        pot = models.get(e.path[0])
-        if e.name in changed and pot is not None and pot.id not in coeff_files:
-            if exported and pot.id in exported:
-                name = exported[pot.id]
-            else:
-                name = f"{pot.id}.fitted.{COEFFICIENT_FILES[pot.kind]}"
-                write_coefficient_file(job, pot, dict(pm.potential.terms)[pot.id],
-                                       params[pot.id], os.path.join(directory, name))
-            coeff_files[pot.id] = ("model-file" if pot.kind in ("neural-network", "pinn")
-                                   else "coeff-file", name)
-    in_xml = {k: values[k] for k in changed
-              if not any(e.name == k and (e.path[0] in param_files or e.path[0] in coeff_files)
-                         for e in pm.entries)}
-    write_parameters_xml(job, pm.entries, in_xml, os.path.join(directory, "parameters.xml"),
-                         param_files, coeff_files)
-    return {k: values[k] for k in sorted(changed)}
-
-
 CHECKPOINT_DIR = "checkpoint"
 
 
@@ -607,199 +535,6 @@ def _validate_potentials(job, objective: Objective, u0, log) -> None:
         log(line)
     if not ok:
         log("Warning: <validate-potentials/> found mismatches (see above)")
-
-
-def export_potentials(job: s.JobSpec, pm: PotentialModel, params, finals: dict,
-                      out: str) -> list[str]:
-    """Write the job's exports that need the final structures (<export-eam-file>,
-    <export-adp-file>, <export-potential> of MEAM and descriptor models) into ``out``; returns
-    the paths written.  Parameter-file potentials are exported by write_fitted_parameters."""
-    from rexfit.export.eam_table import write_eam_table
-    from rexfit.potentials.adp_files import write_adp_file
-
-    written = []
-    masses = [sp.mass for sp in job.species]
-    numbers = [sp.atomic_number for sp in job.species]
-    terms = dict(pm.potential.terms)
-    for pot in job.potentials:
-        for ex in pot.exports:
-            opts = dict(ex.options)
-            if opts.get("kind") == "export-potential" and pot.kind in THREE_BODY_FILES:
-                continue  # written with parameters.xml (write_fitted_parameters)
-            kind = opts.get("kind")
-            if kind == "export-potential" and pot.kind in COEFFICIENT_FILES:
-                continue  # written with parameters.xml (write_fitted_parameters)
-            if kind == "export-potential" and pot.kind == "meam":
-                path = os.path.join(out, ex.path)
-                _export_meam(terms[pot.id], params[pot.id], pm.species, finals, path,
-                             ex.origin)
-                written.append(path)
-                continue
-            if kind not in ("export-eam-file", "export-adp-file"):
-                raise NotImplementedInRexfit(f"{ex.origin}: <{kind}> is not written by this "
-                                             f"version of rexfit for <{pot.kind}> yet")
-            eam = terms[pot.id]
-            if kind == "export-adp-file":
-                eam = eam.eam  # the densities of an ADP are those of its EAM part
-            rho_max = 0.0
-            for relaxed in finals.values():  # their neighbour lists reach every potential
-                rho = np.asarray(eam.densities(params[pot.id], relaxed.system, relaxed.nbrs))
-                rho_max = max(rho_max, float(rho.max(initial=0.0)))
-            factor = float(opts.get("rho-range-factor", 2.0))
-            path = os.path.join(out, ex.path)
-            alloy = ex.path.endswith(".alloy")
-            resolution = int(opts.get("resolution", 10000))
-            try:
-                if kind == "export-adp-file":
-                    adp = terms[pot.id]
-                    rho_top = factor * (rho_max or 1.0)
-                    atomic_write(path, lambda tmp: write_adp_file(
-                        tmp, adp, params[pot.id], pm.species, resolution,
-                        adp.cutoff / (resolution - 1), resolution, rho_top / (resolution - 1),
-                        masses=masses, numbers=numbers))
-                else:
-                    write_eam_table(path, eam, params[pot.id], pm.species, masses, numbers,
-                                    rho_max=factor * (rho_max or 1.0), resolution=resolution,
-                                    alloy=alloy)
-            except ValueError as exc:
-                raise CalculationFailed(f"{ex.origin}: {exc}") from None
-            written.append(path)
-    return written
-
-
-#: Potentials whose parameters live in a LAMMPS file, and that file's usual extension.
-THREE_BODY_FILES = {"tersoff": "tersoff", "abop": "tersoff", "stillinger-weber": "sw"}
-#: Descriptor models whose coefficients live in a coefficient file (.snapcoeff layout).
-COEFFICIENT_FILES = {"snap": "snapcoeff", "linear-model": "coeff", "neural-network": "json",
-                     "pinn": "json"}
-
-
-def _coefficient_table(term, params) -> dict:
-    """{element: SnapElement} of a descriptor model's coefficients (radius 0 for models
-    without radii)."""
-    from rexfit.potentials.snap_files import SnapElement
-
-    radii = getattr(term.descriptor, "radii", None)
-    weights = getattr(term.descriptor, "weights", None)
-    table = {}
-    for s_, e in enumerate(term.elements):
-        parts = [np.atleast_1d(np.asarray(params[e]["beta0"], dtype=np.float64)),
-                 np.asarray(params[e]["beta"], dtype=np.float64)]
-        if term.quadratic:
-            parts.append(np.asarray(params[e]["gamma"], dtype=np.float64))
-        table[e] = SnapElement(0.0 if radii is None else radii[s_],
-                               1.0 if weights is None or s_ >= len(weights) else weights[s_],
-                               np.concatenate(parts))
-    return table
-
-
-def _export_descriptor_model(job: s.JobSpec, pot: s.PotentialSpec, terms: dict, params,
-                             out: str, name: str) -> list[str]:
-    """<export-potential> of a descriptor model.  SNAP: NAME.snapcoeff, NAME.snapparam and
-    NAME.snap, the LAMMPS commands that use them (``pair_style snap``, or ``hybrid/overlay``
-    with the job's ZBL); a linear model or network: its coefficient or model file NAME.
-    Returns the paths written, the coefficient (model) file first."""
-    term = terms[pot.id]
-    if pot.kind != "snap":
-        path = os.path.join(out, name)
-        write_coefficient_file(job, pot, term, params[pot.id], path)
-        return [path]
-    from rexfit.potentials.snap_files import write_snapparam
-    from rexfit.potentials.zbl import ZBL
-
-    base = os.path.join(out, name)
-    header = [f"Written by rexfit {__version__} for <snap id='{pot.id}'> of job '{job.name}' "
-              f"({os.path.basename(job.path)})"]
-    write_coefficient_file(job, pot, term, params[pot.id], base + ".snapcoeff")
-    atomic_write(base + ".snapparam", lambda tmp: write_snapparam(tmp, term.settings(),
-                                                                   header))
-    species = [sp.symbol for sp in job.species]
-    mapping = " ".join(species[k] if k < len(term.elements) else "NULL"
-                       for k in range(len(species)))
-    files = f"{os.path.basename(base)}.snapcoeff {os.path.basename(base)}.snapparam"
-    zbl = [t for t in terms.values() if isinstance(t, ZBL)]
-    others = [k for k, t in terms.items() if k != pot.id and not isinstance(t, ZBL)]
-    lines = [f"# {header[0]}", "# LAMMPS: units metal; include this file after the box is "
-             "defined (atom types = the job's species in order)"]
-    if others:
-        lines.append(f"# the job's other potentials ({', '.join(others)}) are not included")
-    if zbl:
-        z = zbl[0]
-        lines.append(f"pair_style hybrid/overlay zbl {z.inner!r} {z.outer!r} snap")
-        for i in range(len(species)):
-            for j in range(i, len(species)):
-                if i < len(z.atomic_numbers) and j < len(z.atomic_numbers):
-                    lines.append(f"pair_coeff {i + 1} {j + 1} zbl {z.atomic_numbers[i]!r} "
-                                 f"{z.atomic_numbers[j]!r}")
-        lines.append(f"pair_coeff * * snap {files} {mapping}")
-    else:
-        lines += ["pair_style snap", f"pair_coeff * * {files} {mapping}"]
-    write_text(base + ".snap", "\n".join(lines) + "\n")
-    return [base + ".snapcoeff", base + ".snapparam", base + ".snap"]
-
-
-def write_coefficient_file(job: s.JobSpec, pot: s.PotentialSpec, term, params,
-                           path: str) -> None:
-    """Write a descriptor model's coefficients (.snapcoeff layout) or a network's model
-    file (JSON), atomically."""
-    from rexfit.potentials.snap_files import write_snapcoeff
-
-    header = [f"Written by rexfit {__version__} for <{pot.kind} id='{pot.id}'> of job "
-              f"'{job.name}' ({os.path.basename(job.path)})"]
-    if pot.kind in ("neural-network", "pinn"):
-        from rexfit.potentials.nn_files import write_model
-
-        atomic_write(path, lambda tmp: write_model(tmp, term, params, header[0]))
-        return
-    table = _coefficient_table(term, params)
-    atomic_write(path, lambda tmp: write_snapcoeff(tmp, table, header))
-
-
-def write_parameter_file(job: s.JobSpec, pot: s.PotentialSpec, term, params, path: str) -> None:
-    """Write the LAMMPS parameter file (.tersoff / .sw) of a file-based potential, atomically."""
-    header = [f"Written by rexfit {__version__} for <{pot.kind} id='{pot.id}'> of job "
-              f"'{job.name}' ({os.path.basename(job.path)}); read from {pot.param_file}",
-              f"LAMMPS: pair_style {'sw' if pot.kind == 'stillinger-weber' else 'tersoff'}; "
-              f"pair_coeff * * {os.path.basename(path)} {' '.join(term.elements)}"]
-    tmps = []
-    try:
-        atomic_write(path, lambda tmp: tmps.append(tmp) or term.write_file(tmp, params, header))
-    except ValueError as exc:
-        text = str(exc)
-        for tmp in tmps:  # name the file the user will look for, not the temporary one
-            text = text.replace(f"{tmp}: ", "").replace(tmp, path)
-        raise CalculationFailed(f"cannot write the fitted parameters to {path}: {text}") from None
-
-
-#: Knots per sampled function of an exported spline-MEAM (energy error ~1e-9 eV/atom for
-#: smooth functions; splines LAMMPS already reproduces are copied exactly).
-MEAM_EXPORT_KNOTS = 500
-
-
-def _export_meam(meam, params, species, finals: dict, path: str, origin) -> None:
-    """<export-potential> of a <meam>: a LAMMPS meam/spline file.  Functions are sampled from
-    0.8 × the shortest distance and up to twice the largest density met in the structures."""
-    from rexfit.potentials.meam import export_splines
-    from rexfit.structures.neighbors import pair_displacements
-
-    r_min, rho_max = math.inf, 0.0
-    for relaxed in finals.values():
-        disp = np.asarray(pair_displacements(relaxed.system, relaxed.nbrs))
-        mask = np.asarray(relaxed.nbrs.mask)
-        if mask.any():
-            r_min = min(r_min, float(np.linalg.norm(disp[mask], axis=1).min()))
-        rho = np.asarray(meam.densities(params, relaxed.system, relaxed.nbrs))
-        rho_max = max(rho_max, float(np.abs(rho).max(initial=0.0)))
-    r_min = 0.8 * r_min if math.isfinite(r_min) else 1.0
-    try:
-        spline, sparams = export_splines(meam, params, MEAM_EXPORT_KNOTS, r_min=r_min,
-                                         rho_range=(-0.1 * (rho_max or 1.0),
-                                                    2.0 * (rho_max or 1.0)),
-                                         elements=species)
-        atomic_write(path, lambda tmp: spline.write_file(
-            tmp, sparams, species, comment=f"written by rexfit {__version__}"))
-    except ValueError as exc:
-        raise CalculationFailed(f"{origin}: {exc}") from None
 
 
 def _check_finite(obj, where: str = "results") -> None:

@@ -16,7 +16,7 @@ import numpy as np
 
 from rexfit import __version__
 from rexfit.potentials.eam import EAM
-from rexfit.report.files import write_text
+from rexfit.files import write_text
 
 
 def _values(entries: dict, key, params, x: np.ndarray) -> np.ndarray:
@@ -72,3 +72,26 @@ def eam_table_text(eam: EAM, params, species: tuple[str, ...], masses, numbers, 
 
 def write_eam_table(path: str, *args, **kwargs) -> None:
     write_text(path, eam_table_text(*args, **kwargs))
+
+
+def largest_density(eam: EAM, params, finals: dict) -> float:
+    """The largest density ρ met in the final structures ``finals`` ({id: relaxed structure
+    with ``system`` and ``nbrs``}; their neighbour lists reach every potential), 0 if none."""
+    rho_max = 0.0
+    for relaxed in finals.values():
+        rho = np.asarray(eam.densities(params, relaxed.system, relaxed.nbrs))
+        rho_max = max(rho_max, float(rho.max(initial=0.0)))
+    return rho_max
+
+
+def export_eam_file(eam: EAM, params, species, masses, numbers, finals: dict, options: dict,
+                    path: str) -> None:
+    """``<export-eam-file>``: the table at ``path`` (eam/alloy when it ends in ``.alloy``),
+    F tabulated up to ``rho-range-factor`` (default 2) × the largest density met in
+    ``finals``, ``resolution`` (default 10000) points per table.  ValueError if the
+    potential cannot be written in that style."""
+    factor = float(options.get("rho-range-factor", 2.0))
+    rho_max = factor * (largest_density(eam, params, finals) or 1.0)
+    write_eam_table(path, eam, params, species, masses, numbers, rho_max=rho_max,
+                    resolution=int(options.get("resolution", 10000)),
+                    alloy=path.endswith(".alloy"))

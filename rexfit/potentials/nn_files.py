@@ -1,5 +1,6 @@
-"""Neural-network model files: a fitted :class:`~rexfit.potentials.neural_network.NeuralNetwork`
-or :class:`~rexfit.potentials.pinn.PINN` (descriptor with its settings, layers, activation,
+"""Reading neural-network model files (:mod:`rexfit.export.nn` writes them): a fitted
+:class:`~rexfit.potentials.neural_network.NeuralNetwork` or
+:class:`~rexfit.potentials.pinn.PINN` (descriptor with its settings, layers, activation,
 normalisation, weights; for a PINN also the BOP cutoff and base parameters) as JSON, read back
 exactly (17 significant digits; every setting of the descriptor dataclass is stored).
 
@@ -17,7 +18,6 @@ import dataclasses
 import json
 import math
 import re
-from pathlib import Path
 
 import jax.numpy as jnp
 import numpy as np
@@ -55,19 +55,6 @@ def descriptor_from_dict(data: dict):
     if kind not in DESCRIPTORS:
         raise ValueError(f"unknown descriptor kind {kind!r} (known: {', '.join(DESCRIPTORS)})")
     return DESCRIPTORS[kind](**{k: _tuples(v) for k, v in data["settings"].items()})
-
-
-def write_model(path, model, params, header: str = "") -> None:
-    """Write a :class:`NeuralNetwork` or a :class:`~rexfit.potentials.pinn.PINN` (with its
-    BOP cutoff ``rc`` and range ``d``) and its params."""
-    data = {"format": FORMAT, "comment": header, "model": type(model).__name__,
-            "elements": list(model.elements), "hidden": list(model.hidden),
-            "activation": model.activation, "descriptor": descriptor_to_dict(model.descriptor),
-            "params": {e: {k: np.asarray(v, dtype=np.float64).tolist()
-                           for k, v in params[e].items()} for e in model.elements}}
-    if isinstance(model, PINN):
-        data.update(rc=model.rc, d=model.d)
-    Path(path).write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
 
 
 _JSON_TOKEN = re.compile(r'"(?:\\.|[^"\\])*"|-?Infinity|NaN|-?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?')

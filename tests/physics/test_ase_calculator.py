@@ -22,7 +22,7 @@ from rexfit.job import load_job
 from rexfit.model.potentials import build_potentials
 from rexfit.physics.properties import evaluate
 from rexfit.potentials.lists import build_lists
-from rexfit.report.parameters_xml import write_parameters_xml
+from rexfit.export.parameters_xml import write_parameters_xml
 from rexfit.structures.system import make_system
 from tests.support.lammps_ref import lammps_compute, potentials_dir
 

@@ -11,13 +11,8 @@ import pytest
 
 from rexfit.physics.properties import EV_PER_A3_TO_GPA, evaluate
 from rexfit.potentials.adp import ADP, read_adp, tabulated_adp
-from rexfit.potentials.adp_files import (
-    ADPTables,
-    adp_tables_from_potential,
-    read_adp_file,
-    write_adp_file,
-    write_adp_tables,
-)
+from rexfit.export.adp import adp_tables_from_potential, write_adp_file, write_adp_tables
+from rexfit.potentials.adp_files import ADPTables, read_adp_file
 from rexfit.potentials.functions import Analytic, Poly
 from rexfit.structures.neighbors import build_neighbor_list
 from rexfit.structures.system import make_system, pad_system

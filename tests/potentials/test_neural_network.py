@@ -11,9 +11,10 @@ import pytest
 
 from rexfit.descriptors.acsf import ACSF
 from rexfit.descriptors.lsp import LSP
+from rexfit.export.nn import write_model
 from rexfit.physics.properties import evaluate
 from rexfit.potentials.neural_network import NeuralNetwork, feature_statistics
-from rexfit.potentials.nn_files import read_model, write_model
+from rexfit.potentials.nn_files import read_model
 from rexfit.structures.system import make_system
 from rexfit.potentials.lists import build_lists
 from tests.support.fd import check_forces_and_stress

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from rexfit.cli import main
-from rexfit.report.files import atomic_write, current_umask, write_json, write_text
+from rexfit.files import atomic_write, current_umask, write_json, write_text
 
 ROOT = Path(__file__).resolve().parents[2]
 

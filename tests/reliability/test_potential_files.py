@@ -36,7 +36,7 @@ BAD_WORDS = ("nan", "inf", "-inf", "NaN", "1e999", "1.0.0", "x1", "-Infinity")
 def _nn_file(directory: Path) -> Path:
     from rexfit.descriptors.acsf import ACSF
     from rexfit.potentials.neural_network import NeuralNetwork
-    from rexfit.potentials.nn_files import write_model
+    from rexfit.export.nn import write_model
 
     model = NeuralNetwork(ACSF(4.2, g2=((0.1, 0.0), (1.0, 2.0)), n_elements=1), ("Si",), (3,),
                           "tanh")

@@ -13,7 +13,7 @@ import pytest
 from rexfit.errors import CalculationFailed, Origin
 from rexfit.job import load_job
 from rexfit.model.potentials import build_potentials
-from rexfit.report.parameters_xml import write_parameters_xml
+from rexfit.export.parameters_xml import write_parameters_xml
 from tests.unit.jobfiles import STRUCTURES, write
 
 JOBS = Path(__file__).resolve().parents[2] / "jobs"
@@ -343,7 +343,7 @@ def test_non_finite_value_raises(tmp_path):
 
 def test_without_the_comment_keeping_parse(tmp_path, monkeypatch):
     """If the comment-keeping parse ever disagreed with the loader, the loader's tree is used."""
-    import rexfit.report.parameters_xml as px
+    import rexfit.export.parameters_xml as px
 
     monkeypatch.setattr(px, "_tree_with_comments", lambda path, origins: None)
     shutil.copytree(JOBS / "al-eam", tmp_path / "al-eam")

@@ -23,11 +23,12 @@ from lxml import etree
 from rexfit import __version__
 from rexfit.errors import CalculationFailed, Origin
 from rexfit.job import names
-from rexfit.job.build import ANALYTIC_FUNCTIONS, FUNCTIONS
+from rexfit.job.build import FUNCTIONS
+from rexfit.job.language import ANALYTIC_FUNCTIONS
 from rexfit.job.load import _INCLUDE_TAGS, _SRC, _replace_with_text, load_tree
 from rexfit.job.spec import JobSpec
 from rexfit.model.potentials import ParamEntry
-from rexfit.report.files import write_text
+from rexfit.files import write_text
 
 XI_2003 = "http://www.w3.org/2003/XInclude"
 _XML_BASE = "{http://www.w3.org/XML/1998/namespace}base"
@@ -179,14 +180,14 @@ def _kids(el, tag: str | None = None) -> list[etree._Element]:
 
 
 def _potential_slots(potentials: etree._Element) -> Iterator[tuple[etree._Element, str, _Slot]]:
-    """(element whose origin locates it, atomicrex name, slot) for every inline parameter."""
+    """(element whose origin locates it, parameter path, slot) for every inline parameter; the
+    paths are built by :mod:`rexfit.job.names` from the XML's ids and tags."""
     for pot in _kids(potentials):
-        kind = _local(pot)
-        head = f"{(pot.get('id') or '').strip()}[{names.POTENTIAL_TYPE.get(kind, kind)}]"
-        if kind == "lennard-jones":
+        head = names.type_head((pot.get("id") or "").strip(), _local(pot))
+        if _local(pot) == "lennard-jones":
             for name in ("sigma", "epsilon"):
                 for el in _kids(pot, name):
-                    yield el, f"{head}.{name}", _Slot(el)
+                    yield el, names.child(head, name), _Slot(el)
         for fl in _kids(pot, "functions"):
             for fn in _kids(fl):
                 if _local(fn) in FUNCTIONS:
@@ -194,31 +195,31 @@ def _potential_slots(potentials: etree._Element) -> Iterator[tuple[etree._Elemen
 
 
 def _function_slots(fn: etree._Element, prefix: str) -> Iterator[tuple[etree._Element, str, _Slot]]:
-    """Mirrors rexfit.job.names.function_params on the XML of one function."""
+    """The slots of one function element and the functions inside it (the XML side of
+    :func:`rexfit.job.names.function_params`)."""
     kind = _local(fn)
-    here = f"{prefix}.{(fn.get('id') or '').strip() or 'screening'}" \
-           f"[{names.FUNCTION_TYPE.get(kind, kind)}]"
+    here = names.child(prefix, names.function_type_label((fn.get("id") or "").strip(), kind))
     if kind == "user-function":
         for p in _kids(fn, "param"):
-            yield p, f"{here}.{(p.get('name') or '').strip()}", _Slot(p)
+            yield p, names.child(here, (p.get("name") or "").strip()), _Slot(p)
     elif kind == "spline":
         for nodes in _kids(fn, "nodes"):
             for n in _kids(nodes, "node"):
                 x = _float(n.get("x"))
                 if x is not None:
-                    yield n, f"{here}.node[{x:g}].y", _Slot(n, attr="y")
+                    yield n, names.child(here, names.spline_node(x)), _Slot(n, attr="y")
         for end in ("derivative-left", "derivative-right"):
             given = _kids(fn, end)
             for el in given:
-                yield el, f"{here}.{end}", _Slot(el)
+                yield el, names.child(here, end), _Slot(el)
             if not given:  # the DOF exists with value 0 and the spline's origin
-                yield fn, f"{here}.{end}", _Slot(fn, add=end)
+                yield fn, names.child(here, end), _Slot(fn, add=end)
     elif kind == "poly":
         for coeffs in _kids(fn, "coefficients"):
             for c in _kids(coeffs, "coeff"):
                 n = c.get("n")
                 if n is not None and n.strip().lstrip("+-").isdigit():
-                    yield c, f"{here}.coeff[{int(n)}]", _Slot(c)
+                    yield c, names.child(here, names.poly_coefficient(int(n))), _Slot(c)
     elif kind in ("sum", "product"):
         for sub in _kids(fn):
             if _local(sub) in FUNCTIONS:
@@ -226,7 +227,7 @@ def _function_slots(fn: etree._Element, prefix: str) -> Iterator[tuple[etree._El
     elif kind in ANALYTIC_FUNCTIONS:
         for name in ANALYTIC_FUNCTIONS[kind]:
             for el in _kids(fn, name):
-                yield el, f"{here}.{name}", _Slot(el)
+                yield el, names.child(here, name), _Slot(el)
     for scr in _kids(fn, "screening"):
         inner = _kids(scr)
         if inner and _local(inner[0]) in FUNCTIONS:

@@ -1,0 +1,40 @@
+"""Writing the LAMMPS parameter file (``.tersoff``, ``.sw``) of a potential whose parameters
+live in one: ``<tersoff>``, ``<abop>`` (converted to the Tersoff form), ``<stillinger-weber>``."""
+
+from __future__ import annotations
+
+import os
+
+from rexfit import __version__
+from rexfit.errors import CalculationFailed
+from rexfit.files import atomic_write
+from rexfit.job import spec as s
+
+#: Potentials whose parameters live in a LAMMPS parameter file, and that file's extension.
+PARAMETER_FILES = {"tersoff": "tersoff", "abop": "tersoff", "stillinger-weber": "sw"}
+
+
+def write_parameter_file(job: s.JobSpec, pot: s.PotentialSpec, term, params, path: str) -> None:
+    """Write the parameter file of ``pot`` (its model ``term`` at ``params``) to ``path``,
+    atomically, with a header naming the job and the LAMMPS commands that read it."""
+    header = [f"Written by rexfit {__version__} for <{pot.kind} id='{pot.id}'> of job "
+              f"'{job.name}' ({os.path.basename(job.path)}); read from {pot.param_file}",
+              f"LAMMPS: pair_style {'sw' if pot.kind == 'stillinger-weber' else 'tersoff'}; "
+              f"pair_coeff * * {os.path.basename(path)} {' '.join(term.elements)}"]
+    tmps = []
+    try:
+        atomic_write(path, lambda tmp: tmps.append(tmp) or term.write_file(tmp, params, header))
+    except ValueError as exc:
+        text = str(exc)
+        for tmp in tmps:  # name the file the user will look for, not the temporary one
+            text = text.replace(f"{tmp}: ", "").replace(tmp, path)
+        raise CalculationFailed(f"cannot write the fitted parameters to {path}: {text}") from None
+
+
+def export_parameter_file(job: s.JobSpec, pot: s.PotentialSpec, terms: dict, params, out: str,
+                          name: str) -> list[str]:
+    """``<export-potential>NAME</export-potential>`` of ``pot``: its parameter file ``out/NAME``.
+    ``terms`` and ``params`` are the job's, by potential id.  Returns the path written."""
+    path = os.path.join(out, name)
+    write_parameter_file(job, pot, terms[pot.id], params[pot.id], path)
+    return [path]

@@ -1,0 +1,52 @@
+"""Which function writes which potential file: tables keyed by potential kind (the job's XML
+element) and export element, so the rest of export/ never switches on a kind.
+
+Every writer is a plain function of the potential's spec or model term and its parameters."""
+
+from __future__ import annotations
+
+from rexfit.export.adp import export_adp_file
+from rexfit.export.descriptor_models import (
+    COEFFICIENT_FILES,
+    FILE_ELEMENT,
+    export_descriptor_model,
+    write_coefficient_file,
+)
+from rexfit.export.eam_table import export_eam_file
+from rexfit.export.meam import export_meam
+from rexfit.export.parameter_files import (
+    PARAMETER_FILES,
+    export_parameter_file,
+    write_parameter_file,
+)
+
+#: Potentials whose fitted values live in a file of their own, not in parameters.xml:
+#: kind -> (the file's extension, the parameters.xml element naming it, the writer
+#: ``write(job, pot, term, params, path)``).
+FITTED_FILES = {
+    **{kind: (ext, "param-file", write_parameter_file) for kind, ext in PARAMETER_FILES.items()},
+    **{kind: (ext, FILE_ELEMENT.get(kind, "coeff-file"), write_coefficient_file)
+       for kind, ext in COEFFICIENT_FILES.items()},
+}
+
+#: ``<export-potential>`` that needs only the parameters, written with parameters.xml (which
+#: then names it): kind -> ``export(job, pot, terms, params, out, name)`` returning the paths
+#: written, the file parameters.xml names first.
+WITH_PARAMETERS = {
+    **{kind: export_parameter_file for kind in PARAMETER_FILES},
+    **{kind: export_descriptor_model for kind in COEFFICIENT_FILES},
+}
+
+#: Exports sampled over the final structures, written after the output phase:
+#: (export element, kind or None for any kind) ->
+#: ``export(term, params, species, masses, numbers, finals, options, path)``.
+AFTER_OUTPUT = {
+    ("export-potential", "meam"): export_meam,
+    ("export-eam-file", None): export_eam_file,
+    ("export-adp-file", None): export_adp_file,
+}
+
+
+def after_output(element: str, kind: str):
+    """The writer of ``<element>`` in a potential of ``kind`` after the output phase, or None."""
+    return AFTER_OUTPUT.get((element, kind)) or AFTER_OUTPUT.get((element, None))
