@@ -1,0 +1,26 @@
+"""The export registry names only potential kinds and export elements the job language has,
+and every potential whose fitted values live in a file of its own has a writer for it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rexfit.export.registry import AFTER_OUTPUT, FITTED_FILES, WITH_PARAMETERS, after_output
+from rexfit.job.language import POTENTIAL_TYPE
+
+SCHEMA = (Path(__file__).resolve().parents[2] / "schemas" / "job.xsd").read_text()
+
+
+def test_kinds_and_elements_are_the_job_languages():
+    assert set(FITTED_FILES) <= set(POTENTIAL_TYPE)
+    for element, kind in AFTER_OUTPUT:
+        assert kind is None or kind in POTENTIAL_TYPE
+        assert f'name="{element}"' in SCHEMA
+
+
+def test_each_fitted_file_is_also_its_export():
+    # an <export-potential> of these is written with parameters.xml, which then names it
+    assert set(WITH_PARAMETERS) == set(FITTED_FILES)
+    assert all(after_output("export-potential", kind) is None for kind in FITTED_FILES)
+    assert after_output("export-eam-file", "adp") is not None
+    assert after_output("export-potential", "eam") is None  # not written: a clear error
