@@ -5,11 +5,16 @@ structures (after it).  Each file is written once, under one name."""
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from rexfit.errors import CalculationFailed, NotImplementedInRexfit
 from rexfit.export.parameters_xml import write_parameters_xml
 from rexfit.export.registry import FITTED_FILES, WITH_PARAMETERS, after_output
 from rexfit.job import spec as s
+
+if TYPE_CHECKING:  # pragma: no cover
+    from rexfit.model.potentials import PotentialModel
+    from rexfit.objective.parameters import ParameterSpace
 
 
 def _export_kind(ex) -> str | None:
@@ -17,13 +22,13 @@ def _export_kind(ex) -> str | None:
     return dict(ex.options).get("kind")
 
 
-def changed_parameters(job: s.JobSpec, space) -> set[str]:
-    """Names of the parameters a fit changes: the fitted ones and the constrained ones
-    (``space``: the fit's :class:`~rexfit.objective.parameters.ParameterSpace`)."""
+def changed_parameters(job: s.JobSpec, space: ParameterSpace) -> set[str]:
+    """Names of the parameters a fit changes: the fitted ones and the constrained ones."""
     return {e.name for e in space.fitted} | {c.dependent_dof for c in job.constraints}
 
 
-def write_fitted_parameters(job: s.JobSpec, space, params, directory: str) -> list[str]:
+def write_fitted_parameters(job: s.JobSpec, space: ParameterSpace, params,
+                            directory: str) -> list[str]:
     """The files of a fit that need only its parameters: the ``<export-potential>`` files of
     potentials whose values live in a file (Tersoff, ABOP, SW; SNAP, linear models, networks)
     and parameters.xml, which points to them (each fitted file is written once).  Returns the
@@ -45,7 +50,7 @@ def write_fitted_parameters(job: s.JobSpec, space, params, directory: str) -> li
     return written
 
 
-def write_parameters(job: s.JobSpec, space, params, directory: str, *,
+def write_parameters(job: s.JobSpec, space: ParameterSpace, params, directory: str, *,
                      exported: dict[str, str] | None = None) -> dict:
     """parameters.xml in ``directory`` with the changed parameters.  A potential whose values
     live in a file of their own (Tersoff, ABOP, SW; SNAP, linear models, networks) and has
@@ -81,11 +86,12 @@ def write_parameters(job: s.JobSpec, space, params, directory: str, *,
     return {k: values[k] for k in sorted(changed)}
 
 
-def export_potentials(job: s.JobSpec, pm, params, finals: dict, out: str) -> list[str]:
+def export_potentials(job: s.JobSpec, pm: PotentialModel, params, finals: dict,
+                      out: str) -> list[str]:
     """Write the job's exports that sample the final structures ``finals`` ({id: relaxed
     structure}) into ``out``: ``<export-eam-file>``, ``<export-adp-file>`` and the
-    ``<export-potential>`` of a MEAM (``pm``: the job's potential model).  Returns the paths
-    written.  The other ``<export-potential>`` files are written by write_fitted_parameters."""
+    ``<export-potential>`` of a MEAM.  Returns the paths written.  The other
+    ``<export-potential>`` files are written by write_fitted_parameters."""
     written = []
     masses = [sp.mass for sp in job.species]
     numbers = [sp.atomic_number for sp in job.species]

@@ -6,8 +6,12 @@ round trip), so a job restarts from it by replacing its ``<potentials>`` element
 ``<xi:include href="parameters.xml" xmlns:xi="http://www.w3.org/2003/XInclude"/>``.
 
 Each parameter is located by its origin (file and line, as recorded by the loader) *and* by its
-atomicrex name recomputed from the XML structure, so several parameters on one line are told
-apart and a parameter that cannot be found is an error, never skipped.
+path, built by :mod:`rexfit.job.names` from the XML's ids and tags, so several parameters on
+one line are told apart and a parameter that cannot be found is an error, never skipped.
+
+The tree is the loader's (:func:`rexfit.job.load.load_tree`); the loader drops comments, so a
+second parse that keeps them (:func:`_tree_with_comments`, checked element by element against
+the loader's origins) supplies the tree written, until the loader keeps comments itself.
 """
 
 from __future__ import annotations
@@ -22,13 +26,13 @@ from lxml import etree
 
 from rexfit import __version__
 from rexfit.errors import CalculationFailed, Origin
+from rexfit.files import write_text
 from rexfit.job import names
 from rexfit.job.build import FUNCTIONS
 from rexfit.job.language import ANALYTIC_FUNCTIONS
 from rexfit.job.load import _INCLUDE_TAGS, _SRC, _replace_with_text, load_tree
 from rexfit.job.spec import JobSpec
 from rexfit.model.potentials import ParamEntry
-from rexfit.files import write_text
 
 XI_2003 = "http://www.w3.org/2003/XInclude"
 _XML_BASE = "{http://www.w3.org/XML/1998/namespace}base"
