@@ -60,7 +60,8 @@ jax.config.update("jax_enable_x64", True)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rexfit.datasets.batch import DatasetObjective, Item  # noqa: E402
+from rexfit.datasets.engine import DatasetObjective  # noqa: E402
+from rexfit.datasets.items import Item  # noqa: E402
 from rexfit.potentials.eam import EAM  # noqa: E402
 from rexfit.potentials.eam_files import read_eam_file, tabulated_eam  # noqa: E402
 from rexfit.potentials.functions import Analytic, Spline  # noqa: E402

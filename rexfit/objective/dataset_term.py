@@ -21,7 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rexfit.datasets.batch import ENERGY, FORCE, STRESS, DatasetObjective, Item
+from rexfit.datasets.engine import DatasetObjective
+from rexfit.datasets.items import ENERGY, FORCE, STRESS, Item
 from rexfit.errors import CalculationFailed, GeometryError, InputError, InputErrors
 from rexfit.model.datasets import FITS, DatasetEntry, LoadedDataset
 from rexfit.job import spec as s

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rexfit.datasets.batch import pooled_rows
+from rexfit.datasets.buckets import pooled_rows
 from rexfit.errors import CalculationFailed, InputError, InputErrors
 from rexfit.job import spec as s
 from rexfit.model.datasets import load_dataset

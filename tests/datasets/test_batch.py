@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from ase.build import bulk
 
-from rexfit.datasets.batch import ENERGY, FORCE, STRESS, DatasetObjective, Item
+from rexfit.datasets.engine import DatasetObjective
+from rexfit.datasets.items import ENERGY, FORCE, STRESS, Item
 from rexfit.model.potentials import get_path, set_path
 from rexfit.physics.properties import evaluate
 from rexfit.potentials.base import SumPotential
@@ -542,7 +543,7 @@ def test_pinn_runs_on_the_descriptor_kernel_with_pruned_triplets():
 def test_shape_ladder_is_global_and_bounded():
     """Padded sizes are rungs of one ladder (independent of the dataset), ≥ the size, at
     most 4/3 of it above 6, and multiples where asked."""
-    from rexfit.datasets.batch import ladder
+    from rexfit.datasets.buckets import ladder
 
     rungs = sorted({ladder(n) for n in range(1, 5000)})
     assert rungs[:12] == [1, 2, 3, 4, 5, 6, 8, 10, 12, 16, 20, 24]
@@ -706,7 +707,7 @@ def test_pooled_engines_compute_rows_together_with_the_same_values(monkeypatch):
     """Descriptor engines made inside pooled_rows() (a job's datasets) get their rows from
     one pass over all their structures, equal to each engine's rows on its own."""
     from rexfit.datasets import descriptor_kernel as dk
-    from rexfit.datasets.batch import pooled_rows
+    from rexfit.datasets.buckets import pooled_rows
     from rexfit.descriptors.bispectrum import Bispectrum
     from rexfit.potentials.snap import SNAP
 

@@ -13,7 +13,8 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from ase.io import write
 
 from rexfit.cli import main
-from rexfit.datasets.batch import ENERGY, FORCE, STRESS, DatasetObjective, Item
+from rexfit.datasets.engine import DatasetObjective
+from rexfit.datasets.items import ENERGY, FORCE, STRESS, Item
 from rexfit.job import load_job
 from rexfit.model.potentials import build_potentials
 from rexfit.objective.objective import Objective

@@ -1,0 +1,86 @@
+"""The ``"analytic"`` kernel of the dataset engine: which potentials it handles (sums and linked
+parameters of the families in :data:`FAMILIES`), their prepared data and a chunk's outputs.
+Each family kernel (``rexfit.potentials.*_dataset``) gives its term's energy and dE/dd per pair
+(d = x_j − x_i); this module sums the terms and assembles forces and the virial."""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+import jax.numpy as jnp
+
+from rexfit.datasets.chunks import VOIGT, Chunk
+from rexfit.potentials import eam_dataset, pair_dataset, sw_dataset
+from rexfit.potentials.analytic_dataset import scatter_atoms
+from rexfit.potentials.base import Linked, SumPotential
+from rexfit.potentials.eam import EAM
+from rexfit.potentials.pair import LennardJones
+from rexfit.potentials.sw import StillingerWeber
+
+
+class FamilyKernel(NamedTuple):
+    """The analytic kernel of one potential family: ``prepare(leaf, params)`` once per
+    evaluation (outside the chunk loop) and ``terms(leaf, prepared, chunk)`` → (energy (B,),
+    dE/dd (3 × (B, E))) per chunk."""
+
+    prepare: Callable
+    terms: Callable
+
+
+#: Potential class → its analytic kernel (exact classes: subclasses take the autodiff kernel).
+FAMILIES = {
+    EAM: FamilyKernel(eam_dataset.prepare, eam_dataset.terms),
+    LennardJones: FamilyKernel(pair_dataset.prepare, pair_dataset.terms),
+    StillingerWeber: FamilyKernel(sw_dataset.prepare, sw_dataset.terms),
+}
+
+
+def _leaves(potential, params=None):
+    """(leaf potential, its params or None) of a sum/linked tree, in order."""
+    if isinstance(potential, SumPotential):
+        for name, term in potential.terms:
+            yield from _leaves(term, None if params is None else params[name])
+    elif isinstance(potential, Linked):
+        yield from _leaves(potential.term,
+                           None if params is None else potential.resolve(params))
+    else:
+        yield potential, params
+
+
+def analytic_supported(potential) -> bool:
+    """True if every term of ``potential`` is an EAM, Lennard-Jones or Stillinger–Weber
+    potential (possibly in sums and with linked parameters): the ``"analytic"`` kernel
+    applies."""
+    if isinstance(potential, SumPotential):
+        return all(analytic_supported(t) for _, t in potential.terms)
+    if isinstance(potential, Linked):
+        return analytic_supported(potential.term)
+    return type(potential) in FAMILIES
+
+
+def prepare_analytic(potential, params) -> list:
+    """Per leaf of ``potential``, its family kernel's prepared data: for EAM,
+    {"pair"|"density"|"embedding": [prepared data of each distinct function]}; for
+    Stillinger–Weber, {name: (S³,) values of every element triplet entry}; for
+    Lennard-Jones, its params."""
+    return [FAMILIES[type(leaf)].prepare(leaf, p) for leaf, p in _leaves(potential, params)]
+
+
+def analytic_outputs(potential, prepared: list, c: Chunk):
+    """Kernel "analytic" (``prepared`` from :func:`prepare_analytic`): energy (B,),
+    forces (3, B, n), virial (6, B), stress (6, B).  Every term gives its energy and dE/dd
+    per pair (d = x_j − x_i); forces are ±dE/dd summed onto the two atoms and the virial is
+    Σ d ⊗ dE/dd (symmetrised)."""
+    atoms = c.mask.shape
+    energy, grad = 0.0, (0.0, 0.0, 0.0)
+    for leaf, p in zip([leaf for leaf, _ in _leaves(potential)], prepared):
+        e, g = FAMILIES[type(leaf)].terms(leaf, p, c)
+        energy = energy + e
+        grad = tuple(a + b for a, b in zip(grad, g))
+    live = jnp.any(c.mask)
+    forces = jnp.stack([scatter_atoms(g, c.gi, atoms, live)
+                        - scatter_atoms(g, c.gj, atoms, live) for g in grad])
+    virial = jnp.stack([0.5 * jnp.sum(grad[a] * c.d[b] + grad[b] * c.d[a], axis=1)
+                        for a, b in VOIGT])
+    return energy, forces, virial, virial / c.volume[None]
+
