@@ -28,8 +28,7 @@ from rexfit import __version__
 from rexfit.errors import CalculationFailed, Origin
 from rexfit.files import write_text
 from rexfit.job import names
-from rexfit.job.build import FUNCTIONS
-from rexfit.job.language import ANALYTIC_FUNCTIONS
+from rexfit.job.language import ANALYTIC_FUNCTIONS, FUNCTION_ELEMENTS
 from rexfit.job.load import _INCLUDE_TAGS, _SRC, _replace_with_text, load_tree
 from rexfit.job.spec import JobSpec
 from rexfit.model.potentials import ParamEntry
@@ -194,7 +193,7 @@ def _potential_slots(potentials: etree._Element) -> Iterator[tuple[etree._Elemen
                     yield el, names.child(head, name), _Slot(el)
         for fl in _kids(pot, "functions"):
             for fn in _kids(fl):
-                if _local(fn) in FUNCTIONS:
+                if _local(fn) in FUNCTION_ELEMENTS:
                     yield from _function_slots(fn, head)
 
 
@@ -226,7 +225,7 @@ def _function_slots(fn: etree._Element, prefix: str) -> Iterator[tuple[etree._El
                     yield c, names.child(here, names.poly_coefficient(int(n))), _Slot(c)
     elif kind in ("sum", "product"):
         for sub in _kids(fn):
-            if _local(sub) in FUNCTIONS:
+            if _local(sub) in FUNCTION_ELEMENTS:
                 yield from _function_slots(sub, here)
     elif kind in ANALYTIC_FUNCTIONS:
         for name in ANALYTIC_FUNCTIONS[kind]:
@@ -234,7 +233,7 @@ def _function_slots(fn: etree._Element, prefix: str) -> Iterator[tuple[etree._El
                 yield el, names.child(here, name), _Slot(el)
     for scr in _kids(fn, "screening"):
         inner = _kids(scr)
-        if inner and _local(inner[0]) in FUNCTIONS:
+        if inner and _local(inner[0]) in FUNCTION_ELEMENTS:
             yield from _function_slots(inner[0], here)
 
 
