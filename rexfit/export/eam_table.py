@@ -15,8 +15,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from rexfit import __version__
-from rexfit.potentials.eam import EAM
 from rexfit.files import write_text
+from rexfit.potentials.eam import EAM
 
 
 def _values(entries: dict, key, params, x: np.ndarray) -> np.ndarray:
