@@ -15,13 +15,16 @@ show: docs/metrics-and-plots.md.
 from __future__ import annotations
 
 import os
+import re
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.offsetbox import AnchoredText
-from matplotlib.ticker import MaxNLocator, ScalarFormatter
+from matplotlib.ticker import (LogFormatterSciNotation, LogLocator, MaxNLocator,
+                               ScalarFormatter)
+from PIL import Image
 
 from rexfit.report.files import atomic_write
 from rexfit.report.metrics import NO_GROUP, QUANTITIES, gather, metrics
@@ -71,56 +74,205 @@ def error_unit(unit: str) -> tuple[str, float]:
 
 
 def _new_figure() -> Figure:
-    fig = Figure(figsize=SIZE, dpi=DPI, layout="constrained")
+    fig = Figure(figsize=SIZE, dpi=DPI)
     FigureCanvasAgg(fig)
     return fig
 
 
-def _crowded(axis) -> bool:
-    """Whether two tick labels of ``axis`` within its view overlap (or nearly touch)."""
+_SUPERSCRIPTS = str.maketrans("0123456789-\N{MINUS SIGN}+", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻⁻⁺")
+
+
+def _superscript(text: str) -> str:
+    if text and all(c in "0123456789-\N{MINUS SIGN}+" for c in text):
+        return text.translate(_SUPERSCRIPTS)
+    return "^{" + text + "}"  # left as it is: plain_text keeps such a string in mathtext
+
+
+def plain_text(text: str) -> str:
+    r"""``text`` with the mathtext matplotlib's tick formatters write (``$\mathdefault{…}$``,
+    ``\times``, powers ``10^{-8}``) in plain Unicode ("×10⁻⁸"); any other text, or mathtext
+    beyond that, is returned as it is. Plain text is laid out and drawn much faster than
+    mathtext, which goes through a parser."""
+    if len(text) < 2 or text[0] != "$" or text[-1] != "$" or text.count("$") != 2:
+        return text
+    out, previous = text[1:-1].replace(r"\times", "×"), None
+    while out != previous:  # innermost braces first: \mathdefault{10^{-8}}
+        previous = out
+        out = re.sub(r"\^\{([^{}]*)\}", lambda m: _superscript(m.group(1)), out)
+        out = re.sub(r"\\mathdefault\{([^{}]*)\}", r"\1", out)
+    if any(c in out for c in "\\{}^_"):
+        return text
+    return out.replace(" ", "")  # spaces are not drawn in mathtext either
+
+
+class PlainScalarFormatter(ScalarFormatter):
+    """matplotlib's ScalarFormatter (the default of linear axes) with tick labels and the
+    offset ("×10⁻⁸", "−5.41") in plain Unicode instead of mathtext."""
+
+    def __init__(self, useOffset=None, useLocale=None):
+        super().__init__(useOffset=useOffset, useMathText=True, useLocale=useLocale)
+
+    def __call__(self, x, pos=None):
+        return plain_text(super().__call__(x, pos))
+
+    def get_offset(self):
+        return plain_text(super().get_offset())
+
+
+class PlainLogFormatter(LogFormatterSciNotation):
+    """matplotlib's LogFormatterSciNotation (the default of log axes) with the labels ("10⁻³",
+    "2×10⁻³") in plain Unicode instead of mathtext."""
+
+    def __call__(self, x, pos=None):
+        return plain_text(super().__call__(x, pos))
+
+
+#: Space (points) kept between the texts of a figure and its edges.
+PAD_POINTS = 4.0
+
+#: Tick counts tried, in turn, on an axis whose tick labels would touch.
+FEWER_BINS = (6, 4, 2)
+
+
+def _plain_formatters(ax) -> None:
+    """Plain-text formatters instead of matplotlib's mathtext ones on the linear axes of
+    ``ax`` (see :class:`PlainScalarFormatter`); the offset texts are hidden (they go into the
+    axis labels, :func:`tidy_axes`)."""
+    for axis in (ax.xaxis, ax.yaxis):
+        fmt = axis.get_major_formatter()
+        if type(fmt) is ScalarFormatter:
+            fmt = PlainScalarFormatter(useOffset=fmt.get_useOffset(),
+                                       useLocale=fmt.get_useLocale())
+            axis.set_major_formatter(fmt)
+        if isinstance(fmt, ScalarFormatter):
+            axis.offsetText.set_visible(False)
+
+
+def _fix_tick_counts(ax) -> None:
+    """Tick counts that do not depend on the axes' size (matplotlib's automatic count, as
+    for the axes' current size), so that one layout pass fits the ticks that are drawn."""
+    for axis in (ax.xaxis, ax.yaxis):
+        loc = axis.get_major_locator()
+        space = axis.get_tick_space()
+        if isinstance(loc, MaxNLocator) and getattr(loc, "_nbins", None) == "auto":
+            loc.set_params(nbins=max(min(space, 9), 1))
+        for loc in (axis.get_major_locator(), axis.get_minor_locator()):
+            if isinstance(loc, LogLocator) and loc.numticks == "auto":
+                loc.set_params(numticks=int(np.clip(space, 2, 9)))
+
+
+def _title(ax, text: str) -> None:
+    """The title of ``ax``, at a fixed height above it: matplotlib would otherwise move it
+    above any tick labels at the top (there are none here) and measure the y axis for that at
+    every draw."""
+    ax.set_title(text, y=1.0)
+
+
+def _crowded(axis, renderer) -> bool:
+    """Whether two neighbouring tick labels of ``axis`` within its view overlap (or nearly
+    touch: 10 % more width on an x axis)."""
     lo, hi = sorted(axis.get_view_interval())
-    boxes = [label.get_window_extent().expanded(1.1, 1.0)
+    boxes = [label.get_window_extent(renderer)
              for loc, label in zip(axis.get_majorticklocs(), axis.get_ticklabels())
              if lo <= loc <= hi and label.get_visible() and label.get_text()]
+    if axis.axis_name == "x":
+        boxes = [b.expanded(1.1, 1.0) for b in boxes]
     return any(a.overlaps(b) for a, b in zip(boxes, boxes[1:]))
 
 
+def _place(fig: Figure, renderer) -> None:
+    """Position the axes so that their texts (tick labels, axis labels, title) fit in the
+    figure, with the figure's legends below them: one tight-bounding-box pass for a figure of
+    one axes; constrained layout, run once, otherwise."""
+    if len(fig.axes) != 1:
+        fig.set_layout_engine("constrained")
+        fig.get_layout_engine().execute(fig)
+        fig.set_layout_engine("none")
+        return
+    (ax,) = fig.axes
+    width, height = fig.bbox.width, fig.bbox.height
+    pad = PAD_POINTS * fig.dpi / 72.0
+    below = max([lg.get_window_extent(renderer).y1 for lg in fig.legends], default=0.0)
+    # the legends and text boxes of the axes are inside them; their spines, which make the
+    # tick marks update once more each, too
+    tight = ax.get_tightbbox(renderer, bbox_extra_artists=[], for_layout_only=True)
+    box = ax.bbox  # after the aspect is applied
+    left = box.x0 - tight.x0 + pad
+    right = tight.x1 - box.x1 + pad
+    bottom = box.y0 - tight.y0 + pad + below
+    top = tight.y1 - box.y1 + pad
+    ax.set_position([left / width, bottom / height, max(width - left - right, 1.0) / width,
+                     max(height - bottom - top, 1.0) / height])
+    ax.apply_aspect()
+
+
 def tidy_axes(fig: Figure) -> None:
-    """Keep the texts of ``fig`` apart: fewer ticks on an axis whose tick labels would overlap
-    (long labels such as −5.41232), and the offset texts of the axes (matplotlib's "×10⁻⁷" or
-    "−5.41" at an axis end) moved to the end of the axis labels, where they cannot overlap
-    them; the tick values mean the same. Needs a few layout passes."""
+    """Lay ``fig`` out for :func:`save_figure`, without drawing it: tick labels in plain text
+    (:func:`plain_text`), fewer ticks on an axis whose tick labels would overlap (long labels
+    such as −5.41232), the offset of an axis (matplotlib's "×10⁻⁷" or "−5.41" at an axis end)
+    at the end of its label, where it cannot overlap it (the tick values mean the same), and
+    the axes placed so that every text fits in the figure (:func:`_place`). Afterwards
+    ``fig`` has no layout engine: drawing it again keeps this layout."""
+    if not isinstance(fig.canvas, FigureCanvasAgg):
+        FigureCanvasAgg(fig)
+    renderer = fig.canvas.get_renderer()
+    labels = {}
     for ax in fig.axes:
-        for axis in (ax.xaxis, ax.yaxis):
+        _plain_formatters(ax)
+        labels.update({axis: axis.get_label_text() for axis in (ax.xaxis, ax.yaxis)})
+    if len(fig.axes) == 1:  # tick counts for the axes' size after the layout, about
+        (ax,) = fig.axes
+        pad = PAD_POINTS * fig.dpi / 72.0
+        below = max([lg.get_window_extent(renderer).y1 for lg in fig.legends], default=0.0)
+        inch = fig.dpi
+        ax.set_position([(0.8 * inch) / fig.bbox.width, (below + 0.6 * inch) / fig.bbox.height,
+                         1 - (0.95 * inch + pad) / fig.bbox.width,
+                         1 - (below + 1.0 * inch) / fig.bbox.height])
+        ax.apply_aspect()
+    for ax in fig.axes:
+        _fix_tick_counts(ax)
+    for _ in range(len(FEWER_BINS) + 1):
+        for axis, text in labels.items():
             fmt = axis.get_major_formatter()
             if isinstance(fmt, ScalarFormatter):
-                fmt.set_useMathText(True)
-    fig.draw_without_rendering()
-    for ax in fig.axes:
-        for axis in (ax.xaxis, ax.yaxis):
-            nbins = 8
-            while nbins > 2 and isinstance(axis.get_major_locator(), MaxNLocator) \
-                    and _crowded(axis):
-                nbins -= 2
-                axis.get_major_locator().set_params(nbins=nbins)
-                fig.draw_without_rendering()
-    for ax in fig.axes:
-        for axis in (ax.xaxis, ax.yaxis):
-            fmt = axis.get_major_formatter()
-            if not isinstance(fmt, ScalarFormatter):
-                continue
-            offset = fmt.get_offset()
-            axis.offsetText.set_visible(False)
-            if offset:
-                axis.set_label_text(f"{axis.get_label_text()} {offset}")
+                fmt.format_ticks(axis.get_majorticklocs())
+                offset = fmt.get_offset()
+                axis.set_label_text(f"{text} {offset}" if offset else text)
+        _place(fig, renderer)
+        changed = False
+        for axis in labels:
+            loc = axis.get_major_locator()
+            nbins = getattr(loc, "_nbins", None)
+            if isinstance(loc, MaxNLocator) and isinstance(nbins, int) and nbins > 2 \
+                    and _crowded(axis, renderer):
+                loc.set_params(nbins=next(n for n in FEWER_BINS if n < nbins))
+                changed = True
+        if not changed:
+            break
+
+
+#: zlib compression level of the PNG files (1 fastest … 9 smallest; 3 is about as small as
+#: matplotlib's default 6 for these plots, in half the time).
+PNG_COMPRESSION = 3
+
+
+def _write_png(fig: Figure, path: str) -> None:
+    """Draw ``fig`` once and write it to ``path`` as a PNG: RGB when the image is opaque
+    (as the plots are), RGBA otherwise."""
+    fig.canvas.draw()
+    rgba = np.asarray(fig.canvas.buffer_rgba())
+    image = Image.fromarray(rgba[..., :3] if rgba[..., 3].min() == 255 else rgba)
+    image.save(path, format="png", compress_level=PNG_COMPRESSION, dpi=(fig.dpi, fig.dpi))
 
 
 def save_figure(fig: Figure, path: str) -> str:
-    """Write ``fig`` as a PNG to ``path`` atomically (temporary file in the same directory,
-    then rename, with the mode of a new file), after :func:`tidy_axes`; returns
-    ``path``."""
+    """Write ``fig`` as a PNG (DPI dots per inch) to ``path`` atomically (temporary file in the
+    same directory, then rename, with the mode of a new file), after :func:`tidy_axes`;
+    the figure is drawn once. Returns ``path``."""
+    if fig.dpi != DPI:
+        fig.set_dpi(DPI)
     tidy_axes(fig)
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=DPI))
+    atomic_write(path, lambda tmp: _write_png(fig, tmp))
     return path
 
 
@@ -169,10 +321,10 @@ def linear_fit(predicted, reference) -> tuple[float, float] | None:
         return None
     xm, ym = float(x.mean()), float(y.mean())
     dx = x - xm
-    sxx = float(np.dot(dx, dx))
+    sxx = float(np.einsum("i,i->", dx, dx))  # not np.dot: BLAS threads cost more here
     if sxx == 0.0:
         return None
-    slope = float(np.dot(dx, y - ym)) / sxx
+    slope = float(np.einsum("i,i->", dx, y - ym)) / sxx
     return slope, ym - slope * xm
 
 
@@ -216,7 +368,7 @@ def parity_figure(quantity: str, unit: str, training=None, validation=None) -> F
     u = _unit(unit)
     ax.set_xlabel(f"reference {quantity} ({u})" if u else f"reference {quantity}")
     ax.set_ylabel(f"predicted {quantity} ({u})" if u else f"predicted {quantity}")
-    ax.set_title(f"Parity: {quantity}")
+    _title(ax, f"Parity: {quantity}")
     if not sets:
         ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
         return fig
@@ -287,7 +439,7 @@ def error_histogram_figure(quantity: str, unit: str, training_errors=None,
     ax.set_xlabel(f"error of {quantity}, predicted − reference ({shown})" if shown
                   else f"error of {quantity}, predicted − reference")
     ax.set_ylabel("fraction of values")
-    ax.set_title(f"Errors: {quantity}")
+    _title(ax, f"Errors: {quantity}")
     if not sets:
         ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
         return fig
@@ -408,7 +560,7 @@ def error_scatter_figure(title: str, xlabel: str, unit: str, points: dict) -> Fi
     ax.set_xlabel(xlabel)
     ax.set_ylabel(f"error, predicted − reference ({shown})" if shown
                   else "error, predicted − reference")
-    ax.set_title(title)
+    _title(ax, title)
     points = {k: v for k, v in points.items() if v[0].size}
     if not points:
         ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
@@ -441,7 +593,7 @@ def error_scatter_figure(title: str, xlabel: str, unit: str, points: dict) -> Fi
     for s in sets:
         handles.append(Line2D([], [], ls="", marker=SET_MARKERS.get(s, "s"), ms=6,
                               color="0.3", mfc="none", label=s))
-    fig.legend(handles=handles, loc="outside lower center", fontsize="x-small",
+    fig.legend(handles=handles, loc="lower center", fontsize="x-small",
                ncols=min(5, len(handles)), frameon=False)
     return fig
 
@@ -529,7 +681,7 @@ def learning_curve_figure(history) -> Figure:
     ax = fig.add_subplot()
     ax.set_xlabel("iteration")
     ax.set_ylabel("objective")
-    ax.set_title("Learning curve")
+    _title(ax, "Learning curve")
     shown = []
     for k, name, marker in ((1, "training", "o"), (2, "validation", "s")):
         pts = [(r[0], r[k]) for r in rows if r[k] is not None]
@@ -549,7 +701,9 @@ def learning_curve_figure(history) -> Figure:
         return fig
     if all(bool(np.all(y > 0)) for y in shown):
         ax.set_yscale("log")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.yaxis.set_major_formatter(PlainLogFormatter())
+        ax.yaxis.set_minor_formatter(PlainLogFormatter(labelOnlyBase=False))
+    ax.xaxis.set_major_locator(MaxNLocator(nbins="auto", integer=True))
     ax.grid(True, which="both", lw=0.3, alpha=0.5)
     ax.legend(loc="upper right", fontsize="small", framealpha=0.8)
     return fig

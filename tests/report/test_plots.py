@@ -204,11 +204,12 @@ def test_failed_write_keeps_old_file(tmp_path, monkeypatch):
     path.write_bytes(b"old")
     fig = plots.parity_figure("x", "", sample(10))
 
-    def broken(*args, **kwargs):
-        raise RuntimeError("disk full")
+    def broken(image, fp, *args, **kwargs):  # the PNG encoder stops half way
+        Path(fp).write_bytes(b"\x89PNG partial")
+        raise OSError("disk full")
 
-    monkeypatch.setattr(fig, "savefig", broken)
-    with pytest.raises(RuntimeError):
+    monkeypatch.setattr(plots.Image.Image, "save", broken)
+    with pytest.raises(OSError, match="disk full"):
         plots.save_figure(fig, str(path))
     assert path.read_bytes() == b"old"
     no_temporaries(tmp_path)

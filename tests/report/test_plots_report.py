@@ -187,7 +187,8 @@ def test_no_text_overlaps_in_any_plot(tmp_path):
                 assert not axis.offsetText.get_visible() or not axis.offsetText.get_text()
     xlabel = figs["histogram, tiny errors"].axes[0].get_xlabel()
     assert xlabel.startswith("error of force component, predicted − reference (meV/Å) ")
-    assert "times" in xlabel  # the factor, e.g. $\times\mathdefault{10^{-8}}$
+    # the factor in plain Unicode (not mathtext), e.g. "×10⁻⁷"
+    assert re.search(r" ×10⁻[⁰¹²³⁴⁵⁶⁷⁸⁹]+$", xlabel) and "$" not in xlabel
     # the check finds the overlap the unfolded offset text made
     fig = plots.error_histogram_figure("force component", "eV/A", np.linspace(-1e-9, 1e-9, 9))
     fig.axes[0].set_xlabel("error of force component, predicted − reference (meV/Å) " * 2)
