@@ -6,10 +6,9 @@ JVPs and VJPs (docs/datasets-engine.md)."""
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from dataclasses import replace
-from typing import Any, Callable, Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -18,17 +17,11 @@ from jax.flatten_util import ravel_pytree
 
 from rexfit.datasets import descriptor_kernel as dk
 from rexfit.datasets.analytic import analytic_supported
-from rexfit.datasets.buckets import POOL, Bucket, Listed, ladder, merge_small_groups
-from rexfit.datasets.chunks import VOIGT, Chunk
-from rexfit.datasets.items import ENERGY, FORCE, STRESS, Item, Prediction, Rows
+from rexfit.datasets.buckets import POOL, Listed, ladder
+from rexfit.datasets.chunks import VOIGT
+from rexfit.datasets.items import Item, Prediction
 from rexfit.datasets.kernels import KERNELS, Spec
-from rexfit.potentials.lists import build_lists
-from rexfit.structures.neighbors import (
-    PADDING_DISPLACEMENT,
-    build_neighbor_list,
-    pair_displacements,
-)
-from rexfit.structures.system import make_system
+from rexfit.datasets.stacking import label_rows, list_item, make_buckets
 
 
 def _key(x) -> np.ndarray:
@@ -40,13 +33,41 @@ class DatasetObjective:
     """Energies, forces, stresses and the weighted least-squares objective of many fixed
     structures for one potential, batched by bucket and streamed chunk by chunk.
 
+    Objective (absent targets skip their term; N_s real atoms of structure s)::
+
+        L(θ) = Σ_s [ w_E,s ((E_s − E*_s) / (N_s δ_E,s))²
+                     + w_F,s / (3 N_s) Σ_{i,α} ((F_s,iα − F*_s,iα) / δ_F,s)²
+                     + w_S,s / 6 Σ_v ((σ_s,v − σ*_s,v) / δ_S,s)² ]
+
+    E in eV (so the energy term compares energies per atom, δ_E in eV/atom), F in eV/Å, σ in
+    eV/Å³ (Voigt xx yy zz yz xz xy, positive tensile, as :mod:`rexfit.physics.properties`).
+    L = Σ r² with the residual vector r of :meth:`residuals`, whose rows are, structure by
+    structure in input order: the energy row (if an energy target is given), the 3N force
+    rows (atom by atom, x y z) and the 6 stress rows (Voigt order); :attr:`rows` labels every
+    row.
+
+    Kernels (the same numbers to round-off): ``"autodiff"`` (any potential; ``jax.vmap`` of
+    the reverse pass of :func:`rexfit.physics.properties.evaluate` over a chunk, gradients
+    reverse-over-reverse, :mod:`rexfit.datasets.chunks`), ``"analytic"`` (EAM, Lennard-Jones
+    and Stillinger–Weber terms, sums of them, linked parameters: derivatives written out per
+    pair on the half list, :mod:`rexfit.datasets.analytic`; about 4× faster than autodiff for
+    EAM), ``"descriptor"`` (descriptor models over parameter-free terms, rows precomputed,
+    :mod:`rexfit.datasets.descriptor_kernel`); ``"auto"`` picks the first that applies of
+    analytic, descriptor, autodiff.
+
+    Memory: inputs live in host (NumPy) arrays.  If they take more than ``resident_bytes``, a
+    chunk is moved to the device only when it is evaluated and released afterwards, with at
+    most two chunks in flight; otherwise all chunks are transferred once and kept.
+    ``max_bucket_atoms`` bounds the atom slots per chunk and with them the autodiff
+    intermediates, which dominate device memory (docs/datasets-engine.md).
+
     potential: a static potential object (``potential.energy(params, system, nbrs)``).
     items: the structures (:class:`Item`).  skin: neighbour-list skin in Å (0 is enough:
     geometries never change).  transform: optional jax-traceable map from the variables ``x``
     every method takes to the potential's params tree (e.g. a fit vector u ↦
     ``ParameterSpace.tree(u)``); gradients and Jacobians are then with respect to ``x``.
     n_species: number of species of the job (default: from the potential or the items).
-    kernel: "auto", "analytic" (EAM / Lennard-Jones sums only) or "autodiff".
+    kernel: "auto", "analytic", "descriptor" or "autodiff" (see Kernels above).
     max_bucket_atoms: atom slots (padding included) per chunk; a bucket with more is split
     into chunks of equal shape (None: one chunk per bucket; "auto": 512 for the descriptor
     kernel on a CPU, where chunks that stay in the caches make a training step 2–3× faster
@@ -124,7 +145,8 @@ class DatasetObjective:
                                else 256)
         self.min_chunk_atoms = int(min_chunk_atoms)
         self._resident_bytes = resident_bytes
-        listed = [self._list(it) for it in self.items]
+        listed = [list_item(it, self.potential, self.kernel, self.skin, self.n_species)
+                  for it in self.items]
         self.natoms = np.array([x.natoms for x in listed])
         self._base = self._rows = None
         if self.kernel == "descriptor":
@@ -138,9 +160,13 @@ class DatasetObjective:
 
     def _complete(self, listed: list, atom_minimum: int) -> None:
         """The rest of :meth:`__init__`, once the descriptor rows are there."""
-        self._buckets = self._make_buckets(listed, atom_minimum)
+        self._buckets = make_buckets(
+            listed, self.items, atom_minimum=atom_minimum, merge_padding=self.merge_padding,
+            kernel=self.kernel, potential=self.potential, feature_rows=self._rows,
+            base_predictions=self._base, min_chunk_atoms=self.min_chunk_atoms,
+            max_bucket_atoms=self.max_bucket_atoms)
         self._base = self._rows = None  # now in the buckets' host arrays
-        self.rows = self._make_rows()
+        self.rows = label_rows(self.items, self.natoms, self._buckets)
         self.input_bytes = sum(b.host.nbytes() for b in self._buckets)
         self.resident = self.input_bytes <= self._resident_bytes
         if self.resident:
@@ -149,35 +175,7 @@ class DatasetObjective:
         self._spec = Spec(self.potential, self.kernel, self.transform)
         self._last_outputs = None  # (x key, per-chunk outputs) of the last Jacobian
 
-    # ------------------------------------------------------------------ set-up
-
-    def _list(self, it: Item) -> Listed:
-        """Geometry and neighbour lists of one item (host, unpadded)."""
-        system = make_system(it.positions, it.cell, it.species, it.pbc)
-        if self.kernel == "analytic":
-            nbrs = build_neighbor_list(system, self.potential.cutoff, self.skin, half=True)
-        elif self.kernel == "descriptor":  # full list (with triplets if a descriptor needs)
-            nbrs = build_lists(self.potential, system, self.skin, n_species=self.n_species)
-        else:
-            nbrs = build_lists(self.potential, system, self.skin, n_species=self.n_species)
-        npair = int(np.count_nonzero(np.asarray(nbrs.mask)))
-        i, j = np.asarray(nbrs.i)[:npair], np.asarray(nbrs.j)[:npair]
-        shifts = np.asarray(nbrs.shifts)[:npair]
-        trip = getattr(nbrs, "triplets", None)
-        if trip is not None:
-            count = trip.count
-            ij, ik = np.asarray(trip.ij)[:count], np.asarray(trip.ik)[:count]
-            vectors = np.asarray(pair_displacements(system, nbrs))[:npair]
-            pruned = dk.prune_lists(self.potential, vectors, i, j, np.asarray(system.species),
-                                    ij, ik, trip.ordered)
-            if pruned is not None:  # the structure never moves: drop what adds nothing
-                pairs, ij, ik = pruned
-                i, j, shifts = i[pairs], j[pairs], shifts[pairs]
-            trip = (ij, ik, trip.ordered)
-        return Listed(np.asarray(system.positions), np.asarray(system.cell),
-                       np.asarray(system.species), system.pbc, i, j, shifts, trip,
-                       (nbrs.cutoff, nbrs.skin, nbrs.half),
-                       pruned=trip is not None and pruned is not None)
+    # ------------------------------------------------------------------ descriptor set-up
 
     @staticmethod
     def _geometries(listed: list[Listed]) -> list:
@@ -214,250 +212,6 @@ class DatasetObjective:
             out.append(dk.structure_feature_rows(model.descriptor, cutoff + skin, geometries,
                                                  ladder, design_species=species))
         return out
-
-    def _make_buckets(self, listed: list[Listed], atom_minimum: int) -> list[Bucket]:
-        groups: dict[tuple, list[int]] = {}
-        for k, x in enumerate(listed):
-            groups.setdefault((x.pbc, ladder(max(x.natoms, atom_minimum))), []).append(k)
-        groups = merge_small_groups(groups, self.merge_padding * int(np.sum(self.natoms)))
-        return [self._stack(key[0], key[1], np.asarray(groups[key]), listed)
-                for key in sorted(groups)]
-
-    def _stack(self, pbc, n: int, members: np.ndarray, listed: list[Listed]) -> Bucket:
-        """One bucket: ``n`` atom slots (its class, a rung of :func:`ladder`), pair and
-        triplet slots the rungs of its largest lists, structures per chunk the rung of its
-        size (at least ``min_chunk_atoms // n``) up to ``max_bucket_atoms // n`` (larger
-        buckets: chunks of that many)."""
-        e = ladder(max(len(listed[k].i) for k in members), 8)
-        # descriptor models that all keep per-atom designs never read the pair slots: keep
-        # the fewest, so that the chunk shape depends on the atom slots only
-        designs_only = (self.kernel == "descriptor" and self._rows is not None
-                        and not any(map(dk.is_geometric, dk.models(self.potential)))
-                        and all(isinstance(per_item[members[0]][1], tuple)
-                                for per_item in self._rows))
-        if designs_only:
-            e = 8
-        has_trip = listed[members[0]].triplets is not None
-        s = len(members)
-        size = ladder(max(s, self.min_chunk_atoms // n))
-        if self.max_bucket_atoms is not None:
-            size = min(size, max(1, self.max_bucket_atoms // n))
-        n_chunks = -(-s // size)
-        rows = n_chunks * size
-        analytic = self.kernel in ("analytic", "descriptor")
-        descriptor = self.kernel == "descriptor"
-        packed = descriptor and has_trip and all(listed[k].pruned for k in members)
-
-        def member(row):  # padding rows: weightless copies of the first member
-            return members[row] if row < s else members[0]
-
-        if packed:  # triplet slots per row: the fullest chunk's triplets spread over its rows
-            # (padding rows, weightless, get none: a small bucket's chunk is mostly padding)
-            t = ladder(-(-max(sum(len(listed[members[r]].triplets[0])
-                                  for r in range(c * size, min((c + 1) * size, s)))
-                              for c in range(n_chunks)) // size), 8)
-        else:
-            t = ladder(max(len(listed[k].triplets[0]) for k in members), 8) if has_trip \
-                else 0
-
-        def zeros(shape, dtype=np.float64):
-            return np.zeros(shape, dtype)
-
-        a: dict[str, Any] = dict(
-            species=zeros((rows, n), np.int32), mask=zeros((rows, n), bool),
-            pair_mask=zeros((rows, e), bool),
-            e_ref=zeros(rows), f_ref=zeros((3, rows, n)), s_ref=zeros((6, rows)),
-            ce=zeros(rows), cf=zeros((rows, n)), cs=zeros(rows), volume=np.ones(rows))
-        if analytic:
-            a.update(gi=zeros((rows, e), np.int32), gj=zeros((rows, e), np.int32),
-                     si=zeros((rows, e), np.int32), sj=zeros((rows, e), np.int32),
-                     d=zeros((3, rows, e)))
-        if descriptor:
-            if self._base is not None:
-                base = (zeros(rows), zeros((3, rows, n)), zeros((6, rows)))
-        if not analytic:
-            big = max(int(np.abs(listed[k].shifts).max(initial=0)) for k in members)
-            a.update(positions=zeros((rows, n, 3)), cell=zeros((rows, 3, 3)),
-                     i=zeros((rows, e), np.int32), j=zeros((rows, e), np.int32),
-                     shifts=zeros((rows, e, 3), np.int8 if big < 127 else np.int32))
-        if has_trip:
-            a.update(tij=zeros((rows, t), np.int32), tik=zeros((rows, t), np.int32),
-                     tmask=zeros((rows, t), bool))
-        ordered = None
-        for row in range(rows):
-            k = members[row] if row < s else members[0]  # padding rows: weightless copies
-            x = listed[k]
-            na, npair = x.natoms, (0 if designs_only else len(x.i))
-            a["species"][row, :na] = x.species
-            a["mask"][row, :na] = True
-            a["pair_mask"][row, :npair] = True
-            if analytic:
-                local = row % size  # structure index within its chunk
-                d = np.tile(np.asarray(PADDING_DISPLACEMENT), (e, 1))
-                a["gi"][row] = local * n
-                a["gj"][row] = local * n
-                if npair:
-                    d[:npair] = x.positions[x.j] - x.positions[x.i] + x.shifts.astype(
-                        np.float64) @ x.cell
-                    a["gi"][row, :npair] += x.i
-                    a["gj"][row, :npair] += x.j
-                    a["si"][row, :npair] = x.species[x.i]
-                    a["sj"][row, :npair] = x.species[x.j]
-                a["d"][:, row] = d.T
-                if descriptor:
-                    if self._base is not None and row < s:
-                        energy, forces, virial = self._base[k]
-                        base[0][row] = energy
-                        base[1][:, row, :na] = np.asarray(forces).T
-                        base[2][:, row] = [virial[p, q] for p, q in VOIGT]
-            else:
-                a["positions"][row, :na] = x.positions
-                a["cell"][row] = x.cell
-                a["i"][row, :npair], a["j"][row, :npair] = x.i, x.j
-                a["shifts"][row, :npair] = x.shifts
-            if has_trip:
-                ij, ik, ordered = x.triplets
-                if packed and row < s:  # appended to the chunk's flat triplet list (pair
-                    # slots b·E + p); padding rows of the packed layout get no triplets
-                    if row % size == 0:
-                        fill = 0
-                    local = (row % size) * e
-                    flat = slice(fill, fill + len(ij))
-                    chunk_rows = slice(row - row % size, row - row % size + size)
-                    for name, values in (("tij", ij + local), ("tik", ik + local)):
-                        a[name][chunk_rows].reshape(-1)[flat] = values
-                    a["tmask"][chunk_rows].reshape(-1)[flat] = True
-                    fill += len(ij)
-                elif not packed:
-                    a["tij"][row, :len(ij)], a["tik"][row, :len(ij)] = ij, ik
-                    a["tmask"][row, :len(ij)] = True
-            if row < s:
-                self._targets(self.items[k], na, abs(float(np.linalg.det(x.cell))), a, row)
-        cutoff, skin, half = listed[members[0]].meta
-        if descriptor:
-            features, grads = [], []
-            for per_item in self._rows:
-                k_features = per_item[members[0]][0].shape[1]
-                f = zeros((rows, n, k_features))
-                designs = isinstance(per_item[members[0]][1], tuple)
-                if designs:  # species-linear model: force and virial designs
-                    n_species = per_item[members[0]][1][1].shape[0]
-                    g = (zeros((rows, n, n_species, k_features, 3)),
-                         zeros((rows, n_species, k_features, 6)))
-                else:
-                    g = zeros((rows, e, k_features, 3))
-                for row in range(rows):
-                    value, slope = per_item[member(row)]
-                    f[row, :len(value)] = value
-                    if designs:
-                        g[0][row, :len(value)], g[1][row] = slope
-                    else:
-                        g[row, :len(slope)] = slope
-                for k in members:  # now in this bucket only: release (peak memory)
-                    per_item[k] = None
-                features.append(f)
-                grads.append(g)
-            a["features"], a["feature_grads"] = tuple(features), tuple(grads)
-            if self._base is not None:
-                a["base"] = base
-        host = Chunk(**a, pbc=pbc, cutoff=cutoff, skin=skin, half=half, ordered=ordered,
-                     packed=packed)
-        return Bucket(members=members, size=size, n_chunks=n_chunks, host=host)
-
-    @staticmethod
-    def _targets(it: Item, na: int, volume: float, a: dict, row: int) -> None:
-        """Reference values and residual scales of one item into row ``row``."""
-        w_forces = it.weight_forces
-        per_atom = np.ndim(w_forces) > 0
-        if per_atom:
-            w_forces = np.asarray(w_forces, dtype=np.float64)
-            if w_forces.shape != (na,):
-                raise ValueError(f"structure {it.name!r}: per-atom force weights must have "
-                                 f"shape ({na},)")
-        for w, tol in ((it.weight_energy, it.tol_energy),
-                       (np.min(w_forces) if per_atom else w_forces, it.tol_forces),
-                       (it.weight_stress, it.tol_stress)):
-            if not w >= 0 or not tol > 0:
-                raise ValueError(f"structure {it.name!r}: weights must be ≥ 0 and "
-                                 f"tolerances > 0")
-        if volume > 0.0:
-            a["volume"][row] = volume
-        if it.energy is not None:
-            a["e_ref"][row] = float(it.energy)
-            if it.energy_per_atom:
-                a["ce"][row] = math.sqrt(it.weight_energy) / (na * it.tol_energy)
-            else:
-                a["ce"][row] = math.sqrt(it.weight_energy) / it.tol_energy
-        if it.forces is not None:
-            forces = np.asarray(it.forces, dtype=np.float64)
-            if forces.shape != (na, 3):
-                raise ValueError(f"structure {it.name!r}: forces must have shape ({na}, 3)")
-            a["f_ref"][:, row, :na] = forces.T
-            share = 3 * na if it.mean_components else 1
-            if per_atom:
-                a["cf"][row, :na] = np.sqrt(w_forces / share) / it.tol_forces
-            else:
-                a["cf"][row, :na] = math.sqrt(w_forces / share) / it.tol_forces
-        if it.stress is not None:
-            stress = np.asarray(it.stress, dtype=np.float64)
-            if stress.shape != (6,):
-                raise ValueError(f"structure {it.name!r}: stress must be 6 Voigt values")
-            if not volume > 0.0:
-                raise ValueError(f"structure {it.name!r}: a stress target needs a cell of "
-                                 f"non-zero volume")
-            a["s_ref"][:, row] = stress
-            share = 6.0 if it.mean_components else 1.0
-            a["cs"][row] = math.sqrt(it.weight_stress / share) / it.tol_stress
-
-    def _make_rows(self) -> Rows:
-        """Row labels, and per chunk the map from its residual block to the rows.
-
-        A chunk's residual block is [r_E (B,), r_F (3, B, n) flattened, r_S (6, B)
-        flattened]: entry b for the energy of structure b, B + (c·B + b)·n + a for force
-        component c of atom a, B + 3Bn + v·B + b for stress component v.
-        """
-        structure, kind, atom, comp = [], [], [], []
-        start = np.zeros(len(self.items) + 1, np.int64)
-        for k, it in enumerate(self.items):
-            na, count = self.natoms[k], 0
-            if it.energy is not None:
-                structure.append([k]), kind.append([ENERGY]), atom.append([-1])
-                comp.append([0])
-                count += 1
-            if it.forces is not None:
-                structure.append(np.full(3 * na, k)), kind.append(np.full(3 * na, FORCE))
-                atom.append(np.repeat(np.arange(na), 3)), comp.append(np.tile([0, 1, 2], na))
-                count += 3 * na
-            if it.stress is not None:
-                structure.append(np.full(6, k)), kind.append(np.full(6, STRESS))
-                atom.append(np.full(6, -1)), comp.append(np.arange(6))
-                count += 6
-            start[k + 1] = start[k] + count
-
-        def cat(parts):
-            return (np.concatenate(parts).astype(np.int64) if parts
-                    else np.zeros(0, np.int64))
-
-        for bucket in self._buckets:
-            size, n, _ = bucket.host_chunk(0).shape
-            for c in range(bucket.n_chunks):
-                take, dest = [], []
-                for b in range(size):
-                    if c * size + b >= len(bucket.members):
-                        break
-                    k = bucket.members[c * size + b]
-                    it, na = self.items[k], self.natoms[k]
-                    if it.energy is not None:
-                        take.append([b])
-                    if it.forces is not None:
-                        atoms, xyz = np.repeat(np.arange(na), 3), np.tile([0, 1, 2], na)
-                        take.append(size + (xyz * size + b) * n + atoms)
-                    if it.stress is not None:
-                        take.append(size + 3 * size * n + np.arange(6) * size + b)
-                    dest.append(np.arange(start[k], start[k + 1]))
-                bucket.take.append(cat(take))
-                bucket.dest.append(cat(dest))
-        return Rows(cat(structure), cat(kind), cat(atom), cat(comp))
 
     # ------------------------------------------------------------------ kernels
 

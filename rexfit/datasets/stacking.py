@@ -1,0 +1,315 @@
+"""Turning the items of a dataset into chunk inputs: each item's geometry and unpadded
+neighbour lists (:func:`list_item`), the buckets' padded host arrays with targets and residual
+scales (:func:`make_buckets`, :func:`stack_bucket`), and the labels of the residual rows with,
+per chunk, the map from its residual block to them (:func:`label_rows`)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import numpy as np
+
+from rexfit.datasets import descriptor_kernel as dk
+from rexfit.datasets.buckets import Bucket, Listed, ladder, merge_small_groups
+from rexfit.datasets.chunks import VOIGT, Chunk
+from rexfit.datasets.items import ENERGY, FORCE, STRESS, Item, Rows
+from rexfit.potentials.lists import build_lists
+from rexfit.structures.neighbors import (
+    PADDING_DISPLACEMENT,
+    build_neighbor_list,
+    pair_displacements,
+)
+from rexfit.structures.system import make_system
+
+
+def list_item(it: Item, potential, kernel: str, skin: float, n_species: int) -> Listed:
+    """Geometry and neighbour lists of one item (host, unpadded): the half list for the
+    analytic kernel, else the lists ``potential`` needs (with triplets, pruned for the fixed
+    geometry where the descriptor kernel allows)."""
+    system = make_system(it.positions, it.cell, it.species, it.pbc)
+    if kernel == "analytic":
+        nbrs = build_neighbor_list(system, potential.cutoff, skin, half=True)
+    elif kernel == "descriptor":  # full list (with triplets if a descriptor needs)
+        nbrs = build_lists(potential, system, skin, n_species=n_species)
+    else:
+        nbrs = build_lists(potential, system, skin, n_species=n_species)
+    npair = int(np.count_nonzero(np.asarray(nbrs.mask)))
+    i, j = np.asarray(nbrs.i)[:npair], np.asarray(nbrs.j)[:npair]
+    shifts = np.asarray(nbrs.shifts)[:npair]
+    trip = getattr(nbrs, "triplets", None)
+    if trip is not None:
+        count = trip.count
+        ij, ik = np.asarray(trip.ij)[:count], np.asarray(trip.ik)[:count]
+        vectors = np.asarray(pair_displacements(system, nbrs))[:npair]
+        pruned = dk.prune_lists(potential, vectors, i, j, np.asarray(system.species),
+                                ij, ik, trip.ordered)
+        if pruned is not None:  # the structure never moves: drop what adds nothing
+            pairs, ij, ik = pruned
+            i, j, shifts = i[pairs], j[pairs], shifts[pairs]
+        trip = (ij, ik, trip.ordered)
+    return Listed(np.asarray(system.positions), np.asarray(system.cell),
+                  np.asarray(system.species), system.pbc, i, j, shifts, trip,
+                  (nbrs.cutoff, nbrs.skin, nbrs.half),
+                  pruned=trip is not None and pruned is not None)
+
+
+def make_buckets(listed: list[Listed], items: Sequence[Item], *, atom_minimum: int,
+                 merge_padding: float, kernel: str, potential, feature_rows, base_predictions,
+                 min_chunk_atoms: int, max_bucket_atoms: int | None) -> list[Bucket]:
+    """The buckets of a dataset: items grouped by periodicity and atom-count class (a rung of
+    :func:`ladder`, at least ``atom_minimum``), small classes merged upwards within
+    ``merge_padding`` × the dataset's atoms of padding slots, each group stacked by
+    :func:`stack_bucket` (the other arguments are passed on)."""
+    groups: dict[tuple, list[int]] = {}
+    for k, x in enumerate(listed):
+        groups.setdefault((x.pbc, ladder(max(x.natoms, atom_minimum))), []).append(k)
+    groups = merge_small_groups(
+        groups, merge_padding * int(np.sum([x.natoms for x in listed])))
+    return [stack_bucket(key[0], key[1], np.asarray(groups[key]), listed, items, kernel=kernel,
+                         potential=potential, feature_rows=feature_rows,
+                         base_predictions=base_predictions, min_chunk_atoms=min_chunk_atoms,
+                         max_bucket_atoms=max_bucket_atoms)
+            for key in sorted(groups)]
+
+
+def stack_bucket(pbc, n: int, members: np.ndarray, listed: list[Listed], items: Sequence[Item],
+                 *, kernel: str, potential, feature_rows, base_predictions,
+                 min_chunk_atoms: int, max_bucket_atoms: int | None) -> Bucket:
+    """One bucket: ``n`` atom slots (its class, a rung of :func:`ladder`), pair and
+    triplet slots the rungs of its largest lists, structures per chunk the rung of its
+    size (at least ``min_chunk_atoms // n``) up to ``max_bucket_atoms // n`` (larger
+    buckets: chunks of that many).  ``feature_rows`` (per descriptor model, per item) and
+    ``base_predictions`` (per item) are the descriptor kernel's precomputed inputs, else None."""
+    e = ladder(max(len(listed[k].i) for k in members), 8)
+    # descriptor models that all keep per-atom designs never read the pair slots: keep
+    # the fewest, so that the chunk shape depends on the atom slots only
+    designs_only = (kernel == "descriptor" and feature_rows is not None
+                    and not any(map(dk.is_geometric, dk.models(potential)))
+                    and all(isinstance(per_item[members[0]][1], tuple)
+                            for per_item in feature_rows))
+    if designs_only:
+        e = 8
+    has_trip = listed[members[0]].triplets is not None
+    s = len(members)
+    size = ladder(max(s, min_chunk_atoms // n))
+    if max_bucket_atoms is not None:
+        size = min(size, max(1, max_bucket_atoms // n))
+    n_chunks = -(-s // size)
+    rows = n_chunks * size
+    analytic = kernel in ("analytic", "descriptor")
+    descriptor = kernel == "descriptor"
+    packed = descriptor and has_trip and all(listed[k].pruned for k in members)
+
+    def member(row):  # padding rows: weightless copies of the first member
+        return members[row] if row < s else members[0]
+
+    if packed:  # triplet slots per row: the fullest chunk's triplets spread over its rows
+        # (padding rows, weightless, get none: a small bucket's chunk is mostly padding)
+        t = ladder(-(-max(sum(len(listed[members[r]].triplets[0])
+                              for r in range(c * size, min((c + 1) * size, s)))
+                          for c in range(n_chunks)) // size), 8)
+    else:
+        t = ladder(max(len(listed[k].triplets[0]) for k in members), 8) if has_trip \
+            else 0
+
+    def zeros(shape, dtype=np.float64):
+        return np.zeros(shape, dtype)
+
+    a: dict[str, Any] = dict(
+        species=zeros((rows, n), np.int32), mask=zeros((rows, n), bool),
+        pair_mask=zeros((rows, e), bool),
+        e_ref=zeros(rows), f_ref=zeros((3, rows, n)), s_ref=zeros((6, rows)),
+        ce=zeros(rows), cf=zeros((rows, n)), cs=zeros(rows), volume=np.ones(rows))
+    if analytic:
+        a.update(gi=zeros((rows, e), np.int32), gj=zeros((rows, e), np.int32),
+                 si=zeros((rows, e), np.int32), sj=zeros((rows, e), np.int32),
+                 d=zeros((3, rows, e)))
+    if descriptor:
+        if base_predictions is not None:
+            base = (zeros(rows), zeros((3, rows, n)), zeros((6, rows)))
+    if not analytic:
+        big = max(int(np.abs(listed[k].shifts).max(initial=0)) for k in members)
+        a.update(positions=zeros((rows, n, 3)), cell=zeros((rows, 3, 3)),
+                 i=zeros((rows, e), np.int32), j=zeros((rows, e), np.int32),
+                 shifts=zeros((rows, e, 3), np.int8 if big < 127 else np.int32))
+    if has_trip:
+        a.update(tij=zeros((rows, t), np.int32), tik=zeros((rows, t), np.int32),
+                 tmask=zeros((rows, t), bool))
+    ordered = None
+    for row in range(rows):
+        k = members[row] if row < s else members[0]  # padding rows: weightless copies
+        x = listed[k]
+        na, npair = x.natoms, (0 if designs_only else len(x.i))
+        a["species"][row, :na] = x.species
+        a["mask"][row, :na] = True
+        a["pair_mask"][row, :npair] = True
+        if analytic:
+            local = row % size  # structure index within its chunk
+            d = np.tile(np.asarray(PADDING_DISPLACEMENT), (e, 1))
+            a["gi"][row] = local * n
+            a["gj"][row] = local * n
+            if npair:
+                d[:npair] = x.positions[x.j] - x.positions[x.i] + x.shifts.astype(
+                    np.float64) @ x.cell
+                a["gi"][row, :npair] += x.i
+                a["gj"][row, :npair] += x.j
+                a["si"][row, :npair] = x.species[x.i]
+                a["sj"][row, :npair] = x.species[x.j]
+            a["d"][:, row] = d.T
+            if descriptor:
+                if base_predictions is not None and row < s:
+                    energy, forces, virial = base_predictions[k]
+                    base[0][row] = energy
+                    base[1][:, row, :na] = np.asarray(forces).T
+                    base[2][:, row] = [virial[p, q] for p, q in VOIGT]
+        else:
+            a["positions"][row, :na] = x.positions
+            a["cell"][row] = x.cell
+            a["i"][row, :npair], a["j"][row, :npair] = x.i, x.j
+            a["shifts"][row, :npair] = x.shifts
+        if has_trip:
+            ij, ik, ordered = x.triplets
+            if packed and row < s:  # appended to the chunk's flat triplet list (pair
+                # slots b·E + p); padding rows of the packed layout get no triplets
+                if row % size == 0:
+                    fill = 0
+                local = (row % size) * e
+                flat = slice(fill, fill + len(ij))
+                chunk_rows = slice(row - row % size, row - row % size + size)
+                for name, values in (("tij", ij + local), ("tik", ik + local)):
+                    a[name][chunk_rows].reshape(-1)[flat] = values
+                a["tmask"][chunk_rows].reshape(-1)[flat] = True
+                fill += len(ij)
+            elif not packed:
+                a["tij"][row, :len(ij)], a["tik"][row, :len(ij)] = ij, ik
+                a["tmask"][row, :len(ij)] = True
+        if row < s:
+            _targets(items[k], na, abs(float(np.linalg.det(x.cell))), a, row)
+    cutoff, skin, half = listed[members[0]].meta
+    if descriptor:
+        features, grads = [], []
+        for per_item in feature_rows:
+            k_features = per_item[members[0]][0].shape[1]
+            f = zeros((rows, n, k_features))
+            designs = isinstance(per_item[members[0]][1], tuple)
+            if designs:  # species-linear model: force and virial designs
+                n_species = per_item[members[0]][1][1].shape[0]
+                g = (zeros((rows, n, n_species, k_features, 3)),
+                     zeros((rows, n_species, k_features, 6)))
+            else:
+                g = zeros((rows, e, k_features, 3))
+            for row in range(rows):
+                value, slope = per_item[member(row)]
+                f[row, :len(value)] = value
+                if designs:
+                    g[0][row, :len(value)], g[1][row] = slope
+                else:
+                    g[row, :len(slope)] = slope
+            for k in members:  # now in this bucket only: release (peak memory)
+                per_item[k] = None
+            features.append(f)
+            grads.append(g)
+        a["features"], a["feature_grads"] = tuple(features), tuple(grads)
+        if base_predictions is not None:
+            a["base"] = base
+    host = Chunk(**a, pbc=pbc, cutoff=cutoff, skin=skin, half=half, ordered=ordered,
+                 packed=packed)
+    return Bucket(members=members, size=size, n_chunks=n_chunks, host=host)
+
+
+def _targets(it: Item, na: int, volume: float, a: dict, row: int) -> None:
+    """Reference values and residual scales of one item into row ``row``."""
+    w_forces = it.weight_forces
+    per_atom = np.ndim(w_forces) > 0
+    if per_atom:
+        w_forces = np.asarray(w_forces, dtype=np.float64)
+        if w_forces.shape != (na,):
+            raise ValueError(f"structure {it.name!r}: per-atom force weights must have "
+                             f"shape ({na},)")
+    for w, tol in ((it.weight_energy, it.tol_energy),
+                   (np.min(w_forces) if per_atom else w_forces, it.tol_forces),
+                   (it.weight_stress, it.tol_stress)):
+        if not w >= 0 or not tol > 0:
+            raise ValueError(f"structure {it.name!r}: weights must be ≥ 0 and "
+                             f"tolerances > 0")
+    if volume > 0.0:
+        a["volume"][row] = volume
+    if it.energy is not None:
+        a["e_ref"][row] = float(it.energy)
+        if it.energy_per_atom:
+            a["ce"][row] = math.sqrt(it.weight_energy) / (na * it.tol_energy)
+        else:
+            a["ce"][row] = math.sqrt(it.weight_energy) / it.tol_energy
+    if it.forces is not None:
+        forces = np.asarray(it.forces, dtype=np.float64)
+        if forces.shape != (na, 3):
+            raise ValueError(f"structure {it.name!r}: forces must have shape ({na}, 3)")
+        a["f_ref"][:, row, :na] = forces.T
+        share = 3 * na if it.mean_components else 1
+        if per_atom:
+            a["cf"][row, :na] = np.sqrt(w_forces / share) / it.tol_forces
+        else:
+            a["cf"][row, :na] = math.sqrt(w_forces / share) / it.tol_forces
+    if it.stress is not None:
+        stress = np.asarray(it.stress, dtype=np.float64)
+        if stress.shape != (6,):
+            raise ValueError(f"structure {it.name!r}: stress must be 6 Voigt values")
+        if not volume > 0.0:
+            raise ValueError(f"structure {it.name!r}: a stress target needs a cell of "
+                             f"non-zero volume")
+        a["s_ref"][:, row] = stress
+        share = 6.0 if it.mean_components else 1.0
+        a["cs"][row] = math.sqrt(it.weight_stress / share) / it.tol_stress
+
+
+def label_rows(items: Sequence[Item], natoms: np.ndarray, buckets: list[Bucket]) -> Rows:
+    """Row labels, and per chunk (``bucket.take``, ``bucket.dest``) the map from its residual
+    block to the rows.
+
+    A chunk's residual block is [r_E (B,), r_F (3, B, n) flattened, r_S (6, B)
+    flattened]: entry b for the energy of structure b, B + (c·B + b)·n + a for force
+    component c of atom a, B + 3Bn + v·B + b for stress component v.
+    """
+    structure, kind, atom, comp = [], [], [], []
+    start = np.zeros(len(items) + 1, np.int64)
+    for k, it in enumerate(items):
+        na, count = natoms[k], 0
+        if it.energy is not None:
+            structure.append([k]), kind.append([ENERGY]), atom.append([-1])
+            comp.append([0])
+            count += 1
+        if it.forces is not None:
+            structure.append(np.full(3 * na, k)), kind.append(np.full(3 * na, FORCE))
+            atom.append(np.repeat(np.arange(na), 3)), comp.append(np.tile([0, 1, 2], na))
+            count += 3 * na
+        if it.stress is not None:
+            structure.append(np.full(6, k)), kind.append(np.full(6, STRESS))
+            atom.append(np.full(6, -1)), comp.append(np.arange(6))
+            count += 6
+        start[k + 1] = start[k] + count
+
+    def cat(parts):
+        return (np.concatenate(parts).astype(np.int64) if parts
+                else np.zeros(0, np.int64))
+
+    for bucket in buckets:
+        size, n, _ = bucket.host_chunk(0).shape
+        for c in range(bucket.n_chunks):
+            take, dest = [], []
+            for b in range(size):
+                if c * size + b >= len(bucket.members):
+                    break
+                k = bucket.members[c * size + b]
+                it, na = items[k], natoms[k]
+                if it.energy is not None:
+                    take.append([b])
+                if it.forces is not None:
+                    atoms, xyz = np.repeat(np.arange(na), 3), np.tile([0, 1, 2], na)
+                    take.append(size + (xyz * size + b) * n + atoms)
+                if it.stress is not None:
+                    take.append(size + 3 * size * n + np.arange(6) * size + b)
+                dest.append(np.arange(start[k], start[k + 1]))
+            bucket.take.append(cat(take))
+            bucket.dest.append(cat(dest))
+    return Rows(cat(structure), cat(kind), cat(atom), cat(comp))
