@@ -16,15 +16,16 @@ from __future__ import annotations
 
 import os
 import re
+import struct
+import zlib
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.offsetbox import AnchoredText
-from matplotlib.ticker import (LogFormatterSciNotation, LogLocator, MaxNLocator,
-                               ScalarFormatter)
-from PIL import Image
+from matplotlib.ticker import (FixedLocator, LogFormatterSciNotation, LogLocator,
+                               MaxNLocator, ScalarFormatter)
 
 from rexfit.report.files import atomic_write
 from rexfit.report.metrics import NO_GROUP, QUANTITIES, gather, metrics
@@ -148,17 +149,32 @@ def _plain_formatters(ax) -> None:
             axis.offsetText.set_visible(False)
 
 
-def _fix_tick_counts(ax) -> None:
+def _fix_tick_counts(ax) -> dict:
     """Tick counts that do not depend on the axes' size (matplotlib's automatic count, as
-    for the axes' current size), so that one layout pass fits the ticks that are drawn."""
+    for the axes' current size), so that one layout pass fits the ticks that are drawn.
+    Returns {axis: (MaxNLocator, its number of bins)} of the axes' linear axes."""
+    out = {}
     for axis in (ax.xaxis, ax.yaxis):
         loc = axis.get_major_locator()
         space = axis.get_tick_space()
-        if isinstance(loc, MaxNLocator) and getattr(loc, "_nbins", None) == "auto":
-            loc.set_params(nbins=max(min(space, 9), 1))
+        if isinstance(loc, MaxNLocator):
+            nbins = getattr(loc, "_nbins", "auto")
+            if not isinstance(nbins, int):
+                nbins = max(min(space, 9), 1)
+                loc.set_params(nbins=nbins)
+            out[axis] = (loc, nbins)
         for loc in (axis.get_major_locator(), axis.get_minor_locator()):
             if isinstance(loc, LogLocator) and loc.numticks == "auto":
                 loc.set_params(numticks=int(np.clip(space, 2, 9)))
+    return out
+
+
+def _ticks_in_view(axis, locator: MaxNLocator) -> FixedLocator:
+    """The ticks ``locator`` puts within the view of ``axis``, fixed: matplotlib makes and
+    updates a tick object for each location, also those beyond the view it never draws."""
+    lo, hi = sorted(axis.get_view_interval())
+    tol = 1e-10 * max(hi - lo, abs(hi), abs(lo))
+    return FixedLocator([v for v in locator.tick_values(lo, hi) if lo - tol <= v <= hi + tol])
 
 
 def _title(ax, text: str) -> None:
@@ -229,9 +245,12 @@ def tidy_axes(fig: Figure) -> None:
                          1 - (0.95 * inch + pad) / fig.bbox.width,
                          1 - (below + 1.0 * inch) / fig.bbox.height])
         ax.apply_aspect()
+    locators = {}
     for ax in fig.axes:
-        _fix_tick_counts(ax)
+        locators.update(_fix_tick_counts(ax))
     for _ in range(len(FEWER_BINS) + 1):
+        for axis, (loc, _) in locators.items():
+            axis.set_major_locator(_ticks_in_view(axis, loc))
         for axis, text in labels.items():
             fmt = axis.get_major_formatter()
             if isinstance(fmt, ScalarFormatter):
@@ -239,30 +258,58 @@ def tidy_axes(fig: Figure) -> None:
                 offset = fmt.get_offset()
                 axis.set_label_text(f"{text} {offset}" if offset else text)
         _place(fig, renderer)
-        changed = False
-        for axis in labels:
-            loc = axis.get_major_locator()
-            nbins = getattr(loc, "_nbins", None)
-            if isinstance(loc, MaxNLocator) and isinstance(nbins, int) and nbins > 2 \
-                    and _crowded(axis, renderer):
-                loc.set_params(nbins=next(n for n in FEWER_BINS if n < nbins))
-                changed = True
-        if not changed:
+        crowded = [axis for axis, (_, nbins) in locators.items()
+                   if nbins > 2 and _crowded(axis, renderer)]
+        for axis in crowded:
+            loc, nbins = locators[axis]
+            nbins = next(n for n in FEWER_BINS if n < nbins)
+            loc.set_params(nbins=nbins)
+            locators[axis] = (loc, nbins)
+        if not crowded:
             break
 
 
-#: zlib compression level of the PNG files (1 fastest … 9 smallest; 3 is about as small as
-#: matplotlib's default 6 for these plots, in half the time).
+#: zlib compression level of the PNG files (1 fastest … 9 smallest; with the "up" filter, 3
+#: gives files about as small as matplotlib's, which filter adaptively at level 6, in a third
+#: of the time).
 PNG_COMPRESSION = 3
 
 
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return (struct.pack(">I", len(data)) + kind + data
+            + struct.pack(">I", zlib.crc32(kind + data)))
+
+
+def png_bytes(pixels: np.ndarray, dpi: float) -> bytes:
+    """A PNG file of ``pixels`` (height × width × 3 or 4 uint8, RGB or RGBA, top row first),
+    8 bits per channel, every row with the "up" filter (the difference to the row above:
+    plots repeat a lot from row to row), zlib level PNG_COMPRESSION, and ``dpi`` as the
+    physical pixel size."""
+    height, width, channels = pixels.shape
+    rows = np.ascontiguousarray(pixels, dtype=np.uint8).reshape(height, width * channels)
+    raw = np.empty((height, 1 + width * channels), dtype=np.uint8)
+    raw[:, 0] = 2  # filter type "up"
+    raw[0, 1:] = rows[0]
+    np.subtract(rows[1:], rows[:-1], out=raw[1:, 1:])  # modulo 256, as PNG defines it
+    per_metre = round(dpi / 0.0254)
+    return b"".join([
+        b"\x89PNG\r\n\x1a\n",
+        _chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 6 if channels == 4 else 2,
+                                    0, 0, 0)),
+        _chunk(b"pHYs", struct.pack(">IIB", per_metre, per_metre, 1)),
+        _chunk(b"IDAT", zlib.compress(raw.tobytes(), PNG_COMPRESSION)),
+        _chunk(b"IEND", b""),
+    ])
+
+
 def _write_png(fig: Figure, path: str) -> None:
-    """Draw ``fig`` once and write it to ``path`` as a PNG: RGB when the image is opaque
-    (as the plots are), RGBA otherwise."""
+    """Draw ``fig`` once and write it to ``path`` as a PNG (:func:`png_bytes`): RGB when the
+    image is opaque (as the plots are), RGBA otherwise."""
     fig.canvas.draw()
     rgba = np.asarray(fig.canvas.buffer_rgba())
-    image = Image.fromarray(rgba[..., :3] if rgba[..., 3].min() == 255 else rgba)
-    image.save(path, format="png", compress_level=PNG_COMPRESSION, dpi=(fig.dpi, fig.dpi))
+    data = png_bytes(rgba[..., :3] if rgba[..., 3].min() == 255 else rgba, fig.dpi)
+    with open(path, "wb") as fh:
+        fh.write(data)
 
 
 def save_figure(fig: Figure, path: str) -> str:

@@ -4,6 +4,7 @@ the learning curve's scale, the files of a dataset, no pyplot, and a 1e6-point p
 from __future__ import annotations
 
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -204,11 +205,11 @@ def test_failed_write_keeps_old_file(tmp_path, monkeypatch):
     path.write_bytes(b"old")
     fig = plots.parity_figure("x", "", sample(10))
 
-    def broken(image, fp, *args, **kwargs):  # the PNG encoder stops half way
-        Path(fp).write_bytes(b"\x89PNG partial")
+    def broken(figure, tmp):  # the file is written half way
+        Path(tmp).write_bytes(b"\x89PNG partial")
         raise OSError("disk full")
 
-    monkeypatch.setattr(plots.Image.Image, "save", broken)
+    monkeypatch.setattr(plots, "_write_png", broken)
     with pytest.raises(OSError, match="disk full"):
         plots.save_figure(fig, str(path))
     assert path.read_bytes() == b"old"
@@ -224,3 +225,89 @@ def test_pyplot_is_never_imported(tmp_path):
             "assert matplotlib.get_backend() == 'svg'\n")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
     png_size(tmp_path / "p.png")
+
+
+def test_png_bytes_round_trip(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(6)
+    for channels, mode in ((3, "RGB"), (4, "RGBA")):
+        pixels = rng.integers(0, 256, size=(37, 53, channels), dtype=np.uint8)
+        path = tmp_path / f"{mode}.png"
+        path.write_bytes(plots.png_bytes(pixels, 150))
+        with Image.open(path) as im:
+            assert im.mode == mode and im.size == (53, 37)
+            assert im.info["dpi"] == pytest.approx((150, 150), abs=0.05)
+            np.testing.assert_array_equal(np.asarray(im), pixels)
+
+
+@pytest.mark.parametrize("math, plain", [
+    (r"$\mathdefault{−2.5}$", "−2.5"),
+    (r"$\times\mathdefault{10^{−8}}\mathdefault{}$", "×10⁻⁸"),
+    (r"$\times\mathdefault{10^{-3}}\mathdefault{−5.41}$", "×10⁻³−5.41"),
+    (r"$\mathdefault{10^{12}}$", "10¹²"),
+    (r"$\mathdefault{2\times10^{-3}}$", "2×10⁻³"),
+    ("energy (eV/Å)", "energy (eV/Å)"),
+    (r"$\alpha$", r"$\alpha$"),  # other mathtext is left to matplotlib
+    (r"$\mathdefault{10^{1.5}}$", r"$\mathdefault{10^{1.5}}$"),
+])
+def test_plain_text(math, plain):
+    assert plots.plain_text(math) == plain
+
+
+def drawn_texts(fig) -> list:
+    """The texts of ``fig`` that are drawn: titles, axis labels, tick labels within the view,
+    legends and text boxes (as artists with a window extent)."""
+    out = list(fig.legends)
+    for ax in fig.axes:
+        out += [ax.title, ax.xaxis.label, ax.yaxis.label, *ax.artists, *ax.texts]
+        if ax.get_legend() is not None:
+            out.append(ax.get_legend())
+        for axis in (ax.xaxis, ax.yaxis):
+            lo, hi = sorted(axis.get_view_interval())
+            for minor in (False, True):
+                locs = axis.get_minorticklocs() if minor else axis.get_majorticklocs()
+                out += [label for loc, label in zip(locs, axis.get_ticklabels(minor=minor))
+                        if lo <= loc <= hi]
+    return [a for a in out if a.get_visible() and getattr(a, "get_text", lambda: "x")()]
+
+
+def test_saving_draws_once_without_mathtext(tmp_path, monkeypatch):
+    """Each figure is laid out without drawing and drawn once; no text goes through the
+    mathtext parser; every text lies within the figure; drawing again keeps the layout."""
+    from matplotlib.mathtext import MathTextParser
+    from matplotlib.text import Text
+
+    parsed = []
+    parse = MathTextParser.parse
+    monkeypatch.setattr(MathTextParser, "parse",
+                        lambda self, s, *a, **k: parsed.append(s) or parse(self, s, *a, **k))
+    rng = np.random.default_rng(8)
+    history = [(i, 10.0 ** (3 - i), None) for i in range(8)]
+    figs = [plots.parity_figure("energy per atom", "eV/atom", ([-5.41231, -5.41229, -5.4122],
+                                                              [-5.41232, -5.41228, -5.41221])),
+            plots.error_histogram_figure("force component", "eV/A",
+                                         rng.normal(scale=1e-10, size=300)),
+            plots.error_vs_force_figure(dataset()),
+            plots.learning_curve_figure(history)]
+    for k, fig in enumerate(figs):
+        draws = []
+        draw = fig.draw
+        monkeypatch.setattr(fig, "draw", lambda r, draw=draw: draws.append(r) or draw(r))
+        plots.save_figure(fig, str(tmp_path / f"{k}.png"))
+        assert len(draws) == 1, k
+        texts = [t for t in fig.findobj(Text) if t.get_visible() and t.get_text()]
+        assert not [t.get_text() for t in texts if "$" in t.get_text()]
+        box = fig.bbox
+        for t in drawn_texts(fig):
+            e = t.get_window_extent()
+            assert box.x0 <= e.x0 and e.x1 <= box.x1 and box.y0 <= e.y0 and e.y1 <= box.y1, \
+                (k, t.get_text())
+        position = fig.axes[0].get_position().bounds
+        fig.canvas.draw()
+        assert fig.axes[0].get_position().bounds == position
+    assert parsed == []
+    # the log axis of the learning curve is labelled 10⁰, 10⁻², …
+    ax = figs[3].axes[0]
+    labels = [t.get_text() for t in ax.yaxis.get_ticklabels() if t.get_text()]
+    assert labels and all(re.fullmatch(r"10[⁻⁰¹²³⁴⁵⁶⁷⁸⁹]+", s) for s in labels), labels
