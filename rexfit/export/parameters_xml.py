@@ -9,9 +9,8 @@ Each parameter is located by its origin (file and line, as recorded by the loade
 path, built by :mod:`rexfit.job.names` from the XML's ids and tags, so several parameters on
 one line are told apart and a parameter that cannot be found is an error, never skipped.
 
-The tree is the loader's (:func:`rexfit.job.load.load_tree`); the loader drops comments, so a
-second parse that keeps them (:func:`_tree_with_comments`, checked element by element against
-the loader's origins) supplies the tree written, until the loader keeps comments itself.
+The tree is the one the job was loaded from (``JobSpec.tree``: one include expansion, comments
+kept), copied before values are written into it.
 """
 
 from __future__ import annotations
@@ -29,13 +28,12 @@ from rexfit.errors import CalculationFailed, Origin
 from rexfit.files import write_text
 from rexfit.job import names
 from rexfit.job.language import ANALYTIC_FUNCTIONS, FUNCTION_ELEMENTS
-from rexfit.job.load import _INCLUDE_TAGS, _SRC, _replace_with_text, load_tree
+from rexfit.job.load import _SRC, load_tree
 from rexfit.job.spec import JobSpec
 from rexfit.model.potentials import ParamEntry
 
 XI_2003 = "http://www.w3.org/2003/XInclude"
 _XML_BASE = "{http://www.w3.org/XML/1998/namespace}base"
-_MARK = "rexfit-parameters-xml-source"  # temporary attribute of the comment-keeping parse
 
 
 def write_parameters_xml(job: JobSpec, entries: Sequence[ParamEntry],
@@ -53,10 +51,8 @@ def write_parameters_xml(job: JobSpec, entries: Sequence[ParamEntry],
     Raises :class:`CalculationFailed` naming the parameter when a name in ``values`` is not a
     parameter of ``entries``, cannot be found in the job file, or its value is not finite.
     """
-    loaded = load_tree(job.path)
-    root = _tree_with_comments(job.path, loaded.origins)
-    if root is None:
-        root = loaded.root
+    loaded = job.tree if job.tree is not None else load_tree(job.path)
+    root = copy.deepcopy(loaded.root)  # written into below; the job's tree stays as loaded
     tree = root.getroottree()
     potentials = [el for el in root if _local(el) == "potentials"]
     if not potentials:
@@ -114,7 +110,7 @@ def write_parameters_xml(job: JobSpec, entries: Sequence[ParamEntry],
             out.append(copy.deepcopy(child))
     out.tail = None
     for el in out.iter(tag=etree.Element):
-        for attr in (_SRC, _MARK, _XML_BASE):
+        for attr in (_SRC, _XML_BASE):
             el.attrib.pop(attr, None)
     etree.cleanup_namespaces(out)
     write_text(path, _header(job, os.path.basename(path))
@@ -262,60 +258,3 @@ def _rebase_param_files(potentials: etree._Element, tree, origins: dict[str, Ori
         new = os.path.relpath(target, out_dir)
         if os.path.normpath(new) != os.path.normpath(name):
             el.text = new
-
-
-# ============================================================================ comment-keeping parse
-
-
-def _tree_with_comments(path: str, origins: dict[str, Origin]) -> etree._Element | None:
-    """The job expanded as the loader does, but keeping comments (the loader drops them).
-
-    Returns None unless every element sits at the same XPath with the same origin as in the
-    loader's tree, so values are always located through the loader's origins.
-    """
-    path = os.path.normpath(path)
-    files: list[str] = []
-    try:
-        root = _parse(path, files, (os.path.realpath(path),))
-    except (OSError, etree.XMLSyntaxError, ValueError):
-        return None
-    tree = root.getroottree()
-    mine: dict[str, Origin] = {}
-    for el in root.iter(tag=etree.Element):
-        idx = int(el.attrib.pop(_MARK, "0"))
-        mine[tree.getpath(el)] = Origin(files[idx], el.sourceline or 1)
-    return root if mine == origins else None
-
-
-def _parse(path: str, files: list[str], stack: tuple[str, ...]) -> etree._Element:
-    parser = etree.XMLParser(remove_comments=False, remove_pis=True, resolve_entities=False,
-                             no_network=True, load_dtd=False, huge_tree=False)
-    with open(path, "rb") as fh:
-        root = etree.fromstring(fh.read(), parser, base_url=path)
-    index = len(files)
-    files.append(path)
-    for el in root.iter(tag=etree.Element):
-        el.set(_MARK, str(index))
-    for inc in [el for el in root.iter(tag=etree.Element) if el.tag in _INCLUDE_TAGS]:
-        href, parent = inc.get("href"), inc.getparent()
-        target = os.path.normpath(os.path.join(os.path.dirname(path), href or ""))
-        if not href or parent is None or os.path.realpath(target) in stack:
-            raise ValueError("include the loader would have rejected")
-        mode = inc.get("parse", "xml")
-        if mode == "text":
-            with open(target, encoding="utf-8") as fh:
-                _replace_with_text(inc, fh.read())
-            continue
-        if mode != "xml":
-            raise ValueError("include the loader would have rejected")
-        sub = _parse(target, files, stack + (os.path.realpath(target),))
-        # Comments written before the included root element (a file header) are kept too.
-        before = (inc.getprevious().tail if inc.getprevious() is not None else parent.text) or ""
-        for c in reversed(list(sub.itersiblings(preceding=True))):
-            if isinstance(c, etree._Comment):
-                c = copy.copy(c)
-                c.tail = before if before.strip() == "" else None
-                inc.addprevious(c)
-        sub.tail = inc.tail
-        parent.replace(inc, sub)
-    return root

@@ -5,6 +5,8 @@ Nothing after this layer touches lxml.
 
 from __future__ import annotations
 
+import dataclasses
+
 from rexfit.errors import InputError, InputErrors
 from rexfit.job.build import build_job
 from rexfit.job.load import load_tree, to_nodes
@@ -24,7 +26,8 @@ def load_job(path: str) -> tuple[JobSpec, list[InputError]]:
     errors = validate(loaded)
     if errors:
         raise InputErrors(errors)
-    return build_job(to_nodes(loaded), path)
+    spec, warnings = build_job(to_nodes(loaded), path)
+    return dataclasses.replace(spec, tree=loaded), warnings
 
 
 __all__ = ["JobSpec", "load_job"]

@@ -7,6 +7,7 @@ The result is an lxml tree (for XSD validation) plus a map from each element's X
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 from dataclasses import dataclass
@@ -71,7 +72,7 @@ class LoadedTree:
 def _parser() -> etree.XMLParser:
     # No network, no external entities: a job file cannot make rexfit fetch or read anything.
     return etree.XMLParser(
-        remove_comments=True,
+        remove_comments=False,  # kept: parameters.xml keeps them (XSD and nodes skip them)
         remove_pis=True,
         resolve_entities=False,
         no_network=True,
@@ -211,7 +212,7 @@ def _expand(root: etree._Element, path: str, files: list[str], stack: tuple[str,
             errors.append(exc)
             _drop(inc)
             continue
-        budget.elements += sum(1 for _ in sub.iter())
+        budget.elements += sum(1 for _ in sub.iter(tag=etree.Element))
         if budget.elements > MAX_ELEMENTS:
             raise _TooBig(InputError(
                 f"the expanded job has more than {MAX_ELEMENTS} XML elements after including "
@@ -222,6 +223,13 @@ def _expand(root: etree._Element, path: str, files: list[str], stack: tuple[str,
         index = files.index(target)
         _mark(sub, index)
         _expand(sub, target, files, stack + (real,), errors, budget)
+        # Comments before the included root element (a file header) come along.
+        before = (inc.getprevious().tail if inc.getprevious() is not None else parent.text) or ""
+        for c in reversed(list(sub.itersiblings(preceding=True))):
+            if isinstance(c, etree._Comment):
+                c = copy.copy(c)
+                c.tail = before if before.strip() == "" else None
+                inc.addprevious(c)
         sub.tail = inc.tail
         parent.replace(inc, sub)
 
@@ -257,7 +265,7 @@ def load_tree(path: str) -> LoadedTree:
     files = [path]
     _mark(root, 0)
     errors: list[InputError] = []
-    budget.elements = sum(1 for _ in root.iter())
+    budget.elements = sum(1 for _ in root.iter(tag=etree.Element))
     try:
         _expand(root, path, files, (os.path.realpath(path),), errors, budget)
     except _TooBig as exc:

@@ -385,6 +385,8 @@ class JobSpec:
     tolerance_preset: str | None = None
     origin: Origin | None = None
     files: tuple[str, ...] = field(default=())
+    #: the include-expanded job tree as loaded (rexfit.job.load.LoadedTree), for parameters.xml
+    tree: object = field(default=None, compare=False, repr=False)
 
     def all_structures(self) -> list[StructureSpec]:
         return self.structures.structures()

@@ -339,14 +339,3 @@ def test_non_finite_value_raises(tmp_path):
     with pytest.raises(CalculationFailed, match=r"F\[user-function\]\.D.*nan"):
         write_parameters_xml(job, entries, {"Al[EAM].F[user-function].D": float("nan")},
                              str(tmp_path / "parameters.xml"))
-
-
-def test_without_the_comment_keeping_parse(tmp_path, monkeypatch):
-    """If the comment-keeping parse ever disagreed with the loader, the loader's tree is used."""
-    import rexfit.export.parameters_xml as px
-
-    monkeypatch.setattr(px, "_tree_with_comments", lambda path, origins: None)
-    shutil.copytree(JOBS / "al-eam", tmp_path / "al-eam")
-    old, values, text = restart(tmp_path / "al-eam" / "job.xml", keep=lambda i, name: False)
-    assert len(values) == 6
-    assert "Pair repulsion" not in text  # the loader drops comments
