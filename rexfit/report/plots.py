@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import re
 import struct
+import warnings
 import zlib
 
 import numpy as np
@@ -200,9 +201,13 @@ def _place(fig: Figure, renderer) -> None:
     """Position the axes so that their texts (tick labels, axis labels, title) fit in the
     figure, with the figure's legends below them: one tight-bounding-box pass for a figure of
     one axes; constrained layout, run once, otherwise."""
+    if not fig.axes:
+        return
     if len(fig.axes) != 1:
         fig.set_layout_engine("constrained")
-        fig.get_layout_engine().execute(fig)
+        with warnings.catch_warnings():  # axes placed by hand (add_axes) are left where they are
+            warnings.filterwarnings("ignore", "There are no gridspecs", UserWarning)
+            fig.get_layout_engine().execute(fig)
         fig.set_layout_engine("none")
         return
     (ax,) = fig.axes

@@ -311,3 +311,19 @@ def test_saving_draws_once_without_mathtext(tmp_path, monkeypatch):
     ax = figs[3].axes[0]
     labels = [t.get_text() for t in ax.yaxis.get_ticklabels() if t.get_text()]
     assert labels and all(re.fullmatch(r"10[⁻⁰¹²³⁴⁵⁶⁷⁸⁹]+", s) for s in labels), labels
+
+
+def test_figures_of_several_or_no_axes_are_saved(tmp_path):
+    from matplotlib.figure import Figure
+
+    fig = Figure()
+    for k in (1, 2):
+        ax = fig.add_subplot(1, 2, k)
+        ax.plot([0, 1], [k, 2 * k])
+        ax.set_xlabel(f"x {k}")
+    fig.add_axes((0.4, 0.4, 0.2, 0.2))  # placed by hand: stays
+    plots.save_figure(fig, str(tmp_path / "two.png"))
+    assert png_size(tmp_path / "two.png") == (round(6.4 * plots.DPI), round(4.8 * plots.DPI))
+    assert fig.axes[2].get_position().bounds == pytest.approx((0.4, 0.4, 0.2, 0.2))
+    plots.save_figure(Figure(), str(tmp_path / "empty.png"))
+    png_size(tmp_path / "empty.png")
