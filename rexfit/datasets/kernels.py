@@ -1,13 +1,9 @@
-"""The jitted per-chunk programs of the dataset engine (:data:`KERNELS`): the map from the
-variables to prepared data, a chunk's outputs, residual block, loss, gradient, Jacobian,
-JVP and VJP, and the pull-back to the variables.  They are module-level ``jax.jit`` objects
-with the :class:`Spec` (potential, kernel, transform; hashed by value) as static argument, so
-each program is traced and compiled once per chunk shape for the whole process, whichever
-objective calls it.
-
-Every evaluation maps the variables x to "prepared" data once (the transform, then for the
-analytic kernel the spline coefficients of tabulated functions), runs one jitted kernel per
-chunk on the prepared data and, for gradients, pulls the sum over chunks back to x once."""
+"""The jitted per-chunk programs of the dataset engine (:data:`KERNELS`): variables → prepared
+data once per evaluation (the transform, then the analytic kernel's spline coefficients), a
+chunk's outputs, residual block, loss, gradient, Jacobian, JVP and VJP, and the pull-back of
+the summed chunk gradients to the variables.  Module-level ``jax.jit`` objects with the
+:class:`Spec` (hashed by value) as static argument: one trace and compilation per chunk shape
+for the whole process, whichever objective calls them."""
 
 from __future__ import annotations
 
@@ -70,7 +66,7 @@ def _loss(spec: Spec, prepared, c: Chunk):
 
 def _loss_and_outputs(spec: Spec, prepared, c: Chunk):
     """(Σ r² of the chunk, its outputs as :func:`_outputs`): one program serves both
-    :meth:`DatasetObjective.value` and :meth:`DatasetObjective.predictions`."""
+    :meth:`.engine.DatasetObjective.value` and :meth:`.engine.DatasetObjective.predictions`."""
     outputs = _outputs(spec, prepared, c)
     r = _block_of(outputs, c)
     return jnp.sum(r * r), outputs
