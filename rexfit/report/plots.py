@@ -645,8 +645,13 @@ def error_scatter_figure(title: str, xlabel: str, unit: str, points: dict) -> Fi
     for s in sets:
         handles.append(Line2D([], [], ls="", marker=SET_MARKERS.get(s, "s"), ms=6,
                               color="0.3", mfc="none", label=s))
-    fig.legend(handles=handles, loc="lower center", fontsize="x-small",
-               ncols=min(5, len(handles)), frameon=False)
+    renderer = fig.canvas.get_renderer()
+    for ncols in range(min(5, len(handles)), 0, -1):  # fewer columns if long names do not fit
+        legend = fig.legend(handles=handles, loc="lower center", fontsize="x-small",
+                            ncols=ncols, frameon=False)
+        if ncols == 1 or legend.get_window_extent(renderer).width <= 0.98 * fig.bbox.width:
+            break
+        legend.remove()
     return fig
 
 

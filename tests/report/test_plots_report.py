@@ -119,6 +119,16 @@ def test_many_groups_share_a_grey_other():
     assert len(texts) == len(plots.GROUP_COLOURS) + 3
 
 
+def test_long_group_names_fit_in_the_figure(tmp_path):
+    recs = [dict(r, group=f"a rather long group name {k % 12}") for k, r in
+            enumerate(records() * 2)]
+    fig = plots.error_vs_force(str(tmp_path / "f.png"), recs)
+    (legend,) = fig.legends
+    box = legend.get_window_extent(fig.canvas.get_renderer())
+    assert 0 <= box.x0 and box.x1 <= fig.bbox.width
+    assert overlaps(fig) == []
+
+
 def marker_lines(ax):
     return [ln for ln in ax.get_lines() if ln.get_marker() not in ("None", "", None)]
 
