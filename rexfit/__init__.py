@@ -13,7 +13,7 @@ The Python API (SPEC §2a, docs/python-api.md)::
     res = rexfit.run("job.xml", no_fit=True)   # a rexfit.Result
     res.objective, res.parameters, res.calculator()
 
-``rexfit.run`` (the module :mod:`rexfit.run`, callable as :func:`rexfit.api.run`),
+``rexfit.run`` (the module :mod:`rexfit.run`, callable as :func:`rexfit.run.api.run`),
 ``rexfit.Result``, ``rexfit.InputErrors``, ``rexfit.InputError`` and
 ``rexfit.CalculationFailed`` are loaded on first use.
 """
@@ -70,7 +70,7 @@ elif not any(isinstance(f, _X64WhenJaxLoads) for f in sys.meta_path):
 
 #: Names loaded on first use: {name: module defining it}.
 _LAZY = {
-    "Result": "rexfit.api",
+    "Result": "rexfit.run.api",
     "InputError": "rexfit.errors",
     "InputErrors": "rexfit.errors",
     "CalculationFailed": "rexfit.errors",
@@ -81,7 +81,7 @@ _LAZY = {
 def __getattr__(name: str):
     import importlib
 
-    if name == "run":  # the module rexfit.run, callable as rexfit.api.run (imports JAX)
+    if name == "run":  # the module rexfit.run, callable as rexfit.run.api.run (imports JAX)
         return importlib.import_module("rexfit.run")
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)

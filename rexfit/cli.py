@@ -179,7 +179,7 @@ def cmd_template(argv: list[str]) -> int:
 def cmd_run(argv: list[str]) -> int:
     args = _run_parser().parse_args(argv)
     started = time.perf_counter()
-    from rexfit.api import prepare_jax, select_device
+    from rexfit.run.api import prepare_jax, select_device
 
     prepare_jax()  # JAX is imported here, never for --help, validate or template
     from rexfit.run import run_job

@@ -10,8 +10,9 @@
 :func:`run` does what the command line ``rexfit JOB.xml`` does — the same files, the same
 numbers, in 64-bit always — and returns a :class:`Result` instead of an exit code: invalid
 input raises :class:`~rexfit.errors.InputErrors` (every ``path:line: message``), a failed
-computation :class:`~rexfit.errors.CalculationFailed`.  Importing this module does not import
-JAX; :func:`run` does.  Walk-through: docs/python-api.md.
+computation :class:`~rexfit.errors.CalculationFailed`.  It is part of the driver layer
+(:mod:`rexfit.run`, whose import brings JAX): like the command line, it may use every layer
+below.  Walk-through: docs/python-api.md.
 """
 
 from __future__ import annotations
@@ -425,7 +426,7 @@ class CallableModule(types.ModuleType):
 
 
 def make_callable(module_name: str) -> None:
-    """Make the module ``module_name`` callable as :func:`run` (used by rexfit/run.py)."""
+    """Make the module ``module_name`` callable as :func:`run` (used by rexfit.run)."""
     sys.modules[module_name].__class__ = CallableModule
 
 
