@@ -1,4 +1,4 @@
-"""Time the dataset objective and its exact gradient (rexfit.datasets.batch) per atom.
+"""Time the dataset objective and its exact gradient (rexfit.datasets.engine) per atom.
 
 Two datasets of about ``--atoms`` atoms each, fixed geometries (no relaxation), every structure
 with an energy, force and stress target:

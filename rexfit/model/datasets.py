@@ -2,7 +2,7 @@
 into training and validation, weight them (energy weighting, group weights, per-frame weight
 keys: :mod:`rexfit.model.dataset_weights`).
 
-The result is host-side (NumPy); the dataset objective (``rexfit.datasets.batch``) stacks it
+The result is host-side (NumPy); the dataset objective (``rexfit.datasets.engine``) stacks it
 for the device.  File problems become :class:`~rexfit.errors.InputErrors` naming the file and
 line, so a job with a broken dataset stops before anything is computed or written.
 """

@@ -1,5 +1,5 @@
 """The part of the objective contributed by one ``<dataset>`` in one set (training or
-validation), evaluated by the batched engine (:mod:`rexfit.datasets.batch`).
+validation), evaluated by the batched engine (:mod:`rexfit.datasets.engine`).
 
 A dataset is one member of its group (SPEC §4 nesting): each fitted quantity P gets the
 absolute weight w_abs(P) of (dataset id, P), shared by the n entries of the set, each entry e

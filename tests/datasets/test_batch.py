@@ -1,4 +1,4 @@
-"""The batched dataset engine (rexfit.datasets.batch): per-structure energies, forces and
+"""The batched dataset engine (rexfit.datasets.engine): per-structure energies, forces and
 stresses equal the single-structure ``evaluate``; the objective's gradient, the residuals, the
 Jacobian and its products agree with finite differences and with each other; compilations are
 bounded by the bucket shapes; chunked, streamed evaluation equals the unchunked one."""
