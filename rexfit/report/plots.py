@@ -4,7 +4,10 @@ group, and the learning curve, as PNG files.
 
 Figures are built with ``matplotlib.figure.Figure`` and rendered by the Agg canvas directly:
 pyplot and the user's selected backend are never touched, so nothing here opens a window or
-changes an interactive session. Files are written atomically (temporary file + rename).
+changes an interactive session. Saving a figure lays it out once without drawing it
+(:func:`tidy_axes`: tick labels in plain Unicode rather than mathtext, one pass over the tick
+labels) and draws it once; the PNG is encoded here (:func:`png_bytes`). Files are written
+atomically (temporary file + rename).
 
 Each ``*_figure`` function returns the Figure; each ``*_plot`` function builds the same Figure,
 writes it to ``path`` and returns it. Metrics and fit lines always use every value; only the
@@ -236,12 +239,14 @@ def tidy_axes(fig: Figure) -> None:
     ``fig`` has no layout engine: drawing it again keeps this layout."""
     if not isinstance(fig.canvas, FigureCanvasAgg):
         FigureCanvasAgg(fig)
+    if fig.get_layout_engine() is not None:  # it would lay the figure out again at each draw
+        fig.set_layout_engine("none")
     renderer = fig.canvas.get_renderer()
     labels = {}
     for ax in fig.axes:
         _plain_formatters(ax)
         labels.update({axis: axis.get_label_text() for axis in (ax.xaxis, ax.yaxis)})
-    if len(fig.axes) == 1:  # tick counts for the axes' size after the layout, about
+    if len(fig.axes) == 1:  # about the final position: tick counts for the final size
         (ax,) = fig.axes
         pad = PAD_POINTS * fig.dpi / 72.0
         below = max([lg.get_window_extent(renderer).y1 for lg in fig.legends], default=0.0)
@@ -261,7 +266,9 @@ def tidy_axes(fig: Figure) -> None:
             if isinstance(fmt, ScalarFormatter):
                 fmt.format_ticks(axis.get_majorticklocs())
                 offset = fmt.get_offset()
-                axis.set_label_text(f"{text} {offset}" if offset else text)
+                if offset and not text.endswith(f" {offset}"):  # not twice if saved again
+                    text = f"{text} {offset}"
+                axis.set_label_text(text)
         _place(fig, renderer)
         crowded = [axis for axis, (_, nbins) in locators.items()
                    if nbins > 2 and _crowded(axis, renderer)]

@@ -327,3 +327,15 @@ def test_figures_of_several_or_no_axes_are_saved(tmp_path):
     assert fig.axes[2].get_position().bounds == pytest.approx((0.4, 0.4, 0.2, 0.2))
     plots.save_figure(Figure(), str(tmp_path / "empty.png"))
     png_size(tmp_path / "empty.png")
+
+
+def test_saving_again_writes_the_same_file(tmp_path):
+    rng = np.random.default_rng(9)
+    fig = plots.error_histogram_figure("force component", "eV/A",
+                                       rng.normal(scale=1e-10, size=300))
+    plots.save_figure(fig, str(tmp_path / "a.png"))
+    label = fig.axes[0].get_xlabel()
+    assert label.count("×10") == 1
+    plots.save_figure(fig, str(tmp_path / "b.png"))
+    assert fig.axes[0].get_xlabel() == label
+    assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
