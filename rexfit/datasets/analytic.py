@@ -10,11 +10,10 @@ from typing import Callable, NamedTuple
 import jax.numpy as jnp
 
 from rexfit.datasets.chunks import VOIGT, Chunk
-from rexfit.potentials import eam_dataset, pair_dataset, sw_dataset
+from rexfit.potentials import eam_dataset, registry, sw_dataset
 from rexfit.potentials.analytic_dataset import scatter_atoms
 from rexfit.potentials.base import Linked, SumPotential
 from rexfit.potentials.eam import EAM
-from rexfit.potentials.pair import LennardJones
 from rexfit.potentials.sw import StillingerWeber
 
 
@@ -27,10 +26,21 @@ class FamilyKernel(NamedTuple):
     terms: Callable
 
 
+def _registered() -> dict:
+    """Potential class → kernel of the families of :mod:`rexfit.potentials.registry` that
+    declare one."""
+    out = {}
+    for family in registry.FAMILIES:
+        if family.dataset_kernel is not None:
+            cls, prepare, terms = family.dataset_kernel()
+            out[cls] = FamilyKernel(prepare, terms)
+    return out
+
+
 #: Potential class → its analytic kernel (exact classes: subclasses take the autodiff kernel).
 FAMILIES = {
     EAM: FamilyKernel(eam_dataset.prepare, eam_dataset.terms),
-    LennardJones: FamilyKernel(pair_dataset.prepare, pair_dataset.terms),
+    **_registered(),
     StillingerWeber: FamilyKernel(sw_dataset.prepare, sw_dataset.terms),
 }
 
@@ -48,9 +58,9 @@ def _leaves(potential, params=None):
 
 
 def analytic_supported(potential) -> bool:
-    """True if every term of ``potential`` is an EAM, Lennard-Jones or Stillinger–Weber
-    potential (possibly in sums and with linked parameters): the ``"analytic"`` kernel
-    applies."""
+    """True if every term of ``potential`` is an EAM, Stillinger–Weber potential or one of a
+    registered family with a dataset kernel (Lennard-Jones), possibly in sums and
+    with linked parameters: the ``"analytic"`` kernel applies."""
     if isinstance(potential, SumPotential):
         return all(analytic_supported(t) for _, t in potential.terms)
     if isinstance(potential, Linked):
@@ -62,7 +72,7 @@ def prepare_analytic(potential, params) -> list:
     """Per leaf of ``potential``, its family kernel's prepared data: for EAM,
     {"pair"|"density"|"embedding": [prepared data of each distinct function]}; for
     Stillinger–Weber, {name: (S³,) values of every element triplet entry}; for
-    Lennard-Jones, its params."""
+    Lennard-Jones, its params; for a registered family, what its kernel prepares."""
     return [FAMILIES[type(leaf)].prepare(leaf, p) for leaf, p in _leaves(potential, params)]
 
 

@@ -31,6 +31,7 @@ from rexfit.job.language import ANALYTIC_FUNCTIONS, FUNCTION_ELEMENTS
 from rexfit.job.load import _SRC, load_tree
 from rexfit.job.spec import JobSpec
 from rexfit.model.potentials import ParamEntry
+from rexfit.potentials import registry
 
 XI_2003 = "http://www.w3.org/2003/XInclude"
 _XML_BASE = "{http://www.w3.org/XML/1998/namespace}base"
@@ -183,10 +184,10 @@ def _potential_slots(potentials: etree._Element) -> Iterator[tuple[etree._Elemen
     paths are built by :mod:`rexfit.job.names` from the XML's ids and tags."""
     for pot in _kids(potentials):
         head = names.type_head((pot.get("id") or "").strip(), _local(pot))
-        if _local(pot) == "lennard-jones":
-            for name in ("sigma", "epsilon"):
-                for el in _kids(pot, name):
-                    yield el, names.child(head, name), _Slot(el)
+        family = registry.family(_local(pot))
+        if family is not None:
+            for el, name, tag in family.xml_parameters(pot, _kids):
+                yield el, names.child(head, names.tagged(name, tag)), _Slot(el)
         for fl in _kids(pot, "functions"):
             for fn in _kids(fl):
                 if _local(fn) in FUNCTION_ELEMENTS:

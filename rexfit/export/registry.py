@@ -5,6 +5,9 @@ Every writer is a plain function of the potential's spec or model term and its p
 
 from __future__ import annotations
 
+import os
+
+from rexfit import __version__
 from rexfit.export.adp import export_adp_file
 from rexfit.export.descriptor_models import (
     COEFFICIENT_FILES,
@@ -14,11 +17,33 @@ from rexfit.export.descriptor_models import (
 )
 from rexfit.export.eam_table import export_eam_file
 from rexfit.export.meam import export_meam
+from rexfit.files import write_text
 from rexfit.export.parameter_files import (
     PARAMETER_FILES,
     export_parameter_file,
     write_parameter_file,
 )
+from rexfit.potentials import registry
+from rexfit.potentials.family import Family
+
+
+def family_export(family: Family):
+    """The ``<export-potential>`` writer of a registered family with a LAMMPS writer: a file of
+    LAMMPS commands (read with ``include``), written atomically, with a header naming the job
+    and the atom types."""
+
+    def export(job, pot, terms, params, out: str, name: str) -> list[str]:
+        species = tuple(sp.symbol for sp in job.species)
+        types = " ".join(f"{k + 1}={sym}" for k, sym in enumerate(species))
+        header = (f"Written by rexfit {__version__} for <{pot.kind} id='{pot.id}'> of job "
+                  f"'{job.name}' ({os.path.basename(job.path)})",
+                  f"LAMMPS: include {name} (atom types {types})")
+        path = os.path.join(out, name)
+        write_text(path, family.write_lammps(pot.family_spec, params[pot.id], species, header))
+        return [path]
+
+    return export
+
 
 #: Potentials whose fitted values live in a file of their own, not in parameters.xml:
 #: kind -> (the file's extension, the parameters.xml element naming it, the writer
@@ -33,6 +58,7 @@ FITTED_FILES = {
 #: then names it): kind -> ``export(job, pot, terms, params, out, name)`` returning the paths
 #: written, the file parameters.xml names first.
 WITH_PARAMETERS = {
+    **{f.element: family_export(f) for f in registry.FAMILIES if f.write_lammps is not None},
     **{kind: export_parameter_file for kind in PARAMETER_FILES},
     **{kind: export_descriptor_model for kind in COEFFICIENT_FILES},
 }

@@ -23,6 +23,7 @@ from rexfit.job import spec as s
 from rexfit.job.language import ANALYTIC_FUNCTIONS, DATASET_PROPERTIES, DOF_PROPERTIES, NEEDS_CUTOFF
 from rexfit.job.nodes import Node
 from rexfit.job.values import Collector
+from rexfit.potentials import registry
 
 # ============================================================================ tables
 
@@ -303,22 +304,59 @@ def _potential_head(ctx: Context, node: Node) -> dict:
     return dict(kind=node.tag, id=pid, species_a=a, species_b=b, origin=node.origin)
 
 
-def _lennard_jones(ctx: Context, node: Node) -> s.PotentialSpec:
-    head = _potential_head(ctx, node)
-    dofs = _fit_dofs(ctx, node.find("fit-dof"), ["sigma", "epsilon"],
-                     f"lennard-jones '{head['id']}'")
-    params = []
-    for name in ("sigma", "epsilon", "cutoff"):
-        value = ctx.child_number(node, name, required=True)
-        if value is None:
-            continue
-        origin = node.find(name).origin
-        if name == "epsilon":
-            ctx.finite(value, "<epsilon>", origin)
+class FamilyReader:
+    """What a family's ``build_spec`` reads the XML with (the reader of
+    :mod:`rexfit.potentials.family`): the builder's located errors, numbers, fit-dofs and
+    parameter specs, named by :mod:`rexfit.job.names`."""
+
+    def __init__(self, ctx: Context):
+        self.ctx = ctx
+
+    def error(self, message: str, origin) -> None:
+        self.ctx.error(message, origin)
+
+    def warn(self, message: str, origin) -> None:
+        self.ctx.warn(message, origin)
+
+    def number(self, node: Node, tag: str, required: bool = False) -> float | None:
+        return self.ctx.child_number(node, tag, required=required)
+
+    def positive(self, value: float | None, what: str, origin) -> None:
+        self.ctx.positive(value, what, origin)
+
+    def finite(self, value: float | None, what: str, origin) -> None:
+        self.ctx.finite(value, what, origin)
+
+    def fit_dofs(self, node: Node | None, allowed, owner: str) -> dict[str, s.FitDofSpec]:
+        return _fit_dofs(self.ctx, node, allowed, owner)
+
+    def param(self, name: str, value: float, origin, dof: s.FitDofSpec | None,
+              tag: str | None = None) -> s.ParamSpec:
+        """The spec of parameter ``name`` (``name[tag]`` with a tag)."""
+        return _param(names.tagged(name, tag), value, origin, dof, self.ctx)
+
+    def species(self, name: str | None, origin, what: str) -> bool:
+        """True if ``name`` is a declared species (no wildcard); else an error."""
+        if name in self.ctx.species:
+            return True
+        if name in (None, "", "*"):
+            self.ctx.error(f"{what}: name one declared species here (not '{name or ''}')",
+                           origin)
         else:
-            ctx.positive(value, f"<{name}>", origin)
-        params.append(_param(name, value, origin, dofs.get(name), ctx))
-    return s.PotentialSpec(**head, params=tuple(params))
+            self.ctx.check_species(name, origin, what, wildcard=False)
+        return False
+
+
+def _family_potential(ctx: Context, node: Node) -> s.PotentialSpec:
+    """A potential of a family on :mod:`rexfit.potentials.registry`: its typed spec, its
+    parameters and its exports."""
+    family = registry.family(node.tag)
+    head = _potential_head(ctx, node)
+    typed = family.build_spec(FamilyReader(ctx), node, head["id"], head["species_a"],
+                              head["species_b"])
+    params = () if typed is None else tuple(p for _, p in family.parameter_specs(typed))
+    exports = _exports(ctx, node, family.exports) if family.exports else ()
+    return s.PotentialSpec(**head, params=params, exports=exports, family_spec=typed)
 
 
 def _exports(ctx: Context, node: Node, tags: tuple[str, ...]) -> tuple[s.ExportSpec, ...]:
@@ -678,8 +716,9 @@ def _neural_network(ctx: Context, node: Node) -> s.PotentialSpec:
                            options=tuple(options))
 
 
+#: XML element -> potential builder: the families of the registry, then the others.
 POTENTIALS: dict[str, Callable] = {
-    "lennard-jones": _lennard_jones,
+    **{f.element: _family_potential for f in registry.FAMILIES},
     "eam": _function_potential,
     "meam": _function_potential,
     "adp": _function_potential,

@@ -4,11 +4,14 @@ Property names and their units, the default tolerances and tolerance presets, wh
 are structural DOFs, the relaxation DOFs, the function elements and the parameters of each
 analytic function, and the short type names that appear in parameter paths (``Al[EAM]``,
 ``V[functionSum]``). The builder (:mod:`rexfit.job.build`) checks job files against them; the
-objective, the run, the reports and the exports read them from here. Plain data only: no
-imports from the rest of rexfit.
+objective, the run, the reports and the exports read them from here. Plain data only, except
+the type names of the families on :mod:`rexfit.potentials.registry`, which their records
+declare (the registry imports no JAX).
 """
 
 from __future__ import annotations
+
+from rexfit.potentials import registry
 
 # ============================================================================ properties
 
@@ -64,9 +67,10 @@ FUNCTION_ELEMENTS = frozenset({"user-function", "spline", "poly", "sum", "produc
 
 # ============================================================================ display names
 
-#: Potential kind (XML element) -> its type in a parameter path: ``Al[EAM].…``.
+#: Potential kind (XML element) -> its type in a parameter path: ``Al[EAM].…``.  The families
+#: of the registry declare theirs in their record.
 POTENTIAL_TYPE = {
-    "lennard-jones": "LJ",
+    **{family.element: family.type_name for family in registry.FAMILIES},
     "eam": "EAM",
     "meam": "MEAM",
     "adp": "ADP",

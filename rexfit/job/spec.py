@@ -138,6 +138,9 @@ class PotentialSpec:
 
     ``params``: scalar parameters written inline; ``functions`` and ``mapping`` for
     function-based potentials; ``param_file`` and ``fit_dofs`` for file-based ones.
+    ``family_spec``: for a family of :mod:`rexfit.potentials.registry`, its own typed, frozen
+    spec (e.g. :class:`rexfit.potentials.buckingham.BuckinghamSpec`); ``params`` then lists
+    that spec's parameters.
     """
 
     kind: str
@@ -154,6 +157,7 @@ class PotentialSpec:
     fit_dofs: tuple[FitDofSpec, ...] = ()
     exports: tuple[ExportSpec, ...] = ()
     options: tuple[tuple[str, str], ...] = ()
+    family_spec: object = None
 
 
 # ----------------------------------------------------------------------------- structures

@@ -20,7 +20,8 @@ from rexfit.job import spec as s
 from rexfit.potentials.base import Linked, SumPotential
 from rexfit.potentials.eam import EAM
 from rexfit.potentials.functions import Analytic, Combination, Function, Poly, Spline, UserFunction
-from rexfit.potentials.pair import LennardJones
+from rexfit.potentials import registry
+from rexfit.potentials.family import Family
 from rexfit.potentials.tokens import PotentialFileError
 
 
@@ -113,14 +114,18 @@ class _Builder:
             return list(range(len(self.species)))
         return [self.species.index(name)]
 
-    def lennard_jones(self, pot: s.PotentialSpec):
+    def family(self, pot: s.PotentialSpec, family: Family):
+        """(potential, params) of a family on the registry: its parameters registered under
+        their atomicrex names at params[pot.id][path...], its potential from its record."""
         head = names.potential_head(pot)
-        values = {p.name: p for p in pot.params}
-        params = {n: self.add(names.child(head, n), (pot.id, n), values[n])
-                  for n in ("sigma", "epsilon")}
-        a = None if pot.species_a == "*" else self.species.index(pot.species_a)
-        b = None if pot.species_b == "*" else self.species.index(pot.species_b)
-        return LennardJones.between(values["cutoff"].value, a, b, len(self.species)), params
+        params: dict = {}
+        for path, p in family.parameter_specs(pot.family_spec):
+            leaf = self.add(names.child(head, p.name), (pot.id, *path), p)
+            node = params
+            for key in path[:-1]:
+                node = node.setdefault(key, {})
+            node[path[-1]] = leaf
+        return family.build_potential(pot.family_spec, self.species), params
 
     #: Mapping roles keyed by an unordered species pair (the others: centre, neighbour).
     SYMMETRIC_ROLES = ("pair-interaction", "g-function", "u-function", "w-function")
@@ -647,8 +652,9 @@ def build_potentials(job: s.JobSpec) -> PotentialModel:
     b = _Builder(species)
     terms, params = [], {}
     for pot in job.potentials:
-        if pot.kind == "lennard-jones":
-            obj, prm = b.lennard_jones(pot)
+        family = registry.family(pot.kind)
+        if family is not None:
+            obj, prm = b.family(pot, family)
         elif pot.kind == "eam":
             obj, prm = b.eam(pot)
         elif pot.kind == "adp":
@@ -668,8 +674,9 @@ def build_potentials(job: s.JobSpec) -> PotentialModel:
         else:
             raise NotImplementedInRexfit(
                 f"{pot.origin}: <{pot.kind}> potentials are not computed by this version of "
-                f"rexfit yet (available: lennard-jones, eam, meam, adp, tabulated-eam, tersoff, "
-                f"abop, stillinger-weber, zbl, snap, linear-model, neural-network, pinn)")
+                f"rexfit yet (available: {', '.join(registry.BY_ELEMENT)}, eam, meam, adp, "
+                f"tabulated-eam, tersoff, abop, stillinger-weber, zbl, snap, linear-model, "
+                f"neural-network, pinn)")
         terms.append((pot.id, obj))
         params[pot.id] = prm
     if not terms:

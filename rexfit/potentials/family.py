@@ -1,0 +1,63 @@
+"""The record that declares one potential family, read by the job builder, the model builder, the
+dataset engine and the exports through :mod:`rexfit.potentials.registry`.
+
+A family module (``rexfit/potentials/buckingham.py`` is the worked example) creates one
+:class:`Family` and knows nothing of the layers that use it: the XML comes in as a node read
+through a *reader* (duck typed: the job layer's ``FamilyReader``), the model layer registers the
+parameters under their atomicrex names, the export layer writes the text the family returns.
+Importing a family module must not import JAX (``rexfit validate`` reads jobs without it): JAX
+is imported inside the functions that build or evaluate the potential.
+
+The reader a ``build_spec`` receives offers (all errors are recorded with their origin, none
+raised; a method returns None where the input was unusable):
+
+- ``number(node, tag, required=False)`` → the float of a child element ``<tag>``;
+- ``positive(value, what, origin)``, ``finite(value, what, origin)``;
+- ``fit_dofs(node, allowed, owner)`` → {name: fit-dof entry} of the ``<fit-dof>`` child;
+- ``param(name, value, origin, dof, tag=None)`` → the parameter spec (name built by
+  :mod:`rexfit.job.names`, fit settings from ``dof``);
+- ``species(name, origin, what)`` → True if ``name`` is a declared species (else an error);
+- ``error(message, origin)``, ``warn(message, origin)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+
+@dataclass(frozen=True)
+class Family:
+    """One potential family.
+
+    element: the XML element (``buckingham``).  type_name: its type in parameter paths
+    (``MgO[Buckingham].A[MgO]``).  parameters: the names a ``<fit-dof>`` may list.
+    neighbours: what the energy needs: ``"pairs"`` (any neighbour list, each pair once on a
+    half list), ``"full"`` (a full list), ``"triplets"``.
+    build_spec(reader, node, ident, species_a, species_b) → the family's typed, frozen spec, or
+    None after errors (``ident`` and the species attributes already read and checked).
+    parameter_specs(spec) → ((path in the potential's params tree, parameter spec), ...), in
+    DOF order; the model layer names and registers them.
+    build_potential(spec, species) → the potential object (``energy(params, system, nbrs)``,
+    ``cutoff``); ``species``: the job's species symbols in order (LAMMPS types 1, 2, ...).
+    xml_parameters(element, children) → ((element, name, tag), ...): where each parameter's
+    value is written in the XML (for parameters.xml); ``children(el, tag=None)`` lists the
+    child elements of ``el`` (with local name ``tag``).
+    exports: the export elements it accepts (``export-potential``).
+    write_lammps(spec, params, species, header) → the text of a LAMMPS input file (commands
+    that ``include`` reads) for the potential at ``params``, or None if it has no writer.
+    dataset_kernel() → (potential class, prepare, terms) of the analytic dataset kernel, or
+    None (the dataset engine then uses autodiff).
+    """
+
+    element: str
+    type_name: str
+    parameters: tuple[str, ...]
+    neighbours: str
+    build_spec: Callable
+    parameter_specs: Callable[[object], Iterable[tuple[tuple, object]]]
+    build_potential: Callable
+    xml_parameters: Callable
+    exports: tuple[str, ...] = ()
+    write_lammps: Callable | None = None
+    dataset_kernel: Callable | None = None

@@ -1,0 +1,26 @@
+"""The potential families on the family registry: one line per family (its module declares the
+rest, see :class:`rexfit.potentials.family.Family`).  The job builder, the model builder, the
+dataset engine and the exports look a family up here by its XML element instead of switching on
+it.  Importing this module imports no JAX.
+
+Families not yet on the registry (EAM, MEAM, ADP, tabulated EAM, Tersoff, ABOP,
+Stillinger–Weber, ZBL, SNAP, linear models, neural networks, PINN) still go through the tables
+of :mod:`rexfit.job.build` and the switch of :func:`rexfit.model.potentials.build_potentials`.
+"""
+
+from __future__ import annotations
+
+from rexfit.potentials import lennard_jones
+from rexfit.potentials.family import Family
+
+FAMILIES: tuple[Family, ...] = (
+    lennard_jones.FAMILY,
+)
+
+#: XML element -> family.
+BY_ELEMENT: dict[str, Family] = {f.element: f for f in FAMILIES}
+
+
+def family(element: str) -> Family | None:
+    """The family of the XML element ``element``, or None if it is not on the registry."""
+    return BY_ELEMENT.get(element)
