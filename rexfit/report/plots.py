@@ -6,7 +6,7 @@ Figures are built with ``matplotlib.figure.Figure`` and rendered by the Agg canv
 pyplot and the user's selected backend are never touched, so nothing here opens a window or
 changes an interactive session. Saving a figure lays it out once without drawing it
 (:func:`tidy_axes`: tick labels in plain Unicode rather than mathtext, one pass over the tick
-labels) and draws it once; the PNG is encoded here (:func:`png_bytes`). Files are written
+labels) and draws it once; Pillow encodes the PNG (:func:`_write_png`). Files are written
 atomically (temporary file + rename).
 
 Each ``*_figure`` function returns the Figure; each ``*_plot`` function builds the same Figure,
@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import os
 import re
-import struct
 import warnings
-import zlib
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -281,47 +279,21 @@ def tidy_axes(fig: Figure) -> None:
             break
 
 
-#: zlib compression level of the PNG files (1 fastest … 9 smallest; with the "up" filter, 3
-#: gives files about as small as matplotlib's, which filter adaptively at level 6, in a third
-#: of the time).
+#: zlib compression level of the PNG files (Pillow's 1 fastest … 9 smallest): 3 writes the
+#: plots in about half the time of the default 6, a few per cent larger.
 PNG_COMPRESSION = 3
 
 
-def _chunk(kind: bytes, data: bytes) -> bytes:
-    return (struct.pack(">I", len(data)) + kind + data
-            + struct.pack(">I", zlib.crc32(kind + data)))
-
-
-def png_bytes(pixels: np.ndarray, dpi: float) -> bytes:
-    """A PNG file of ``pixels`` (height × width × 3 or 4 uint8, RGB or RGBA, top row first),
-    8 bits per channel, every row with the "up" filter (the difference to the row above:
-    plots repeat a lot from row to row), zlib level PNG_COMPRESSION, and ``dpi`` as the
-    physical pixel size."""
-    height, width, channels = pixels.shape
-    rows = np.ascontiguousarray(pixels, dtype=np.uint8).reshape(height, width * channels)
-    raw = np.empty((height, 1 + width * channels), dtype=np.uint8)
-    raw[:, 0] = 2  # filter type "up"
-    raw[0, 1:] = rows[0]
-    np.subtract(rows[1:], rows[:-1], out=raw[1:, 1:])  # modulo 256, as PNG defines it
-    per_metre = round(dpi / 0.0254)
-    return b"".join([
-        b"\x89PNG\r\n\x1a\n",
-        _chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 6 if channels == 4 else 2,
-                                    0, 0, 0)),
-        _chunk(b"pHYs", struct.pack(">IIB", per_metre, per_metre, 1)),
-        _chunk(b"IDAT", zlib.compress(raw.tobytes(), PNG_COMPRESSION)),
-        _chunk(b"IEND", b""),
-    ])
-
-
 def _write_png(fig: Figure, path: str) -> None:
-    """Draw ``fig`` once and write it to ``path`` as a PNG (:func:`png_bytes`): RGB when the
-    image is opaque (as the plots are), RGBA otherwise."""
+    """Draw ``fig`` once and write it to ``path`` as a PNG with Pillow (matplotlib's own image
+    library): RGB when the image is opaque (as the plots are), RGBA otherwise."""
+    from PIL import Image
+
     fig.canvas.draw()
     rgba = np.asarray(fig.canvas.buffer_rgba())
-    data = png_bytes(rgba[..., :3] if rgba[..., 3].min() == 255 else rgba, fig.dpi)
-    with open(path, "wb") as fh:
-        fh.write(data)
+    pixels = rgba[..., :3] if rgba[..., 3].min() == 255 else rgba
+    Image.fromarray(np.ascontiguousarray(pixels)).save(
+        path, format="PNG", compress_level=PNG_COMPRESSION, dpi=(fig.dpi, fig.dpi))
 
 
 def save_figure(fig: Figure, path: str) -> str:

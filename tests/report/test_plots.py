@@ -227,18 +227,20 @@ def test_pyplot_is_never_imported(tmp_path):
     png_size(tmp_path / "p.png")
 
 
-def test_png_bytes_round_trip(tmp_path):
+def test_png_round_trip(tmp_path):
+    """A saved figure is an opaque RGB PNG at DPI whose pixels are the ones drawn."""
     from PIL import Image
 
-    rng = np.random.default_rng(6)
-    for channels, mode in ((3, "RGB"), (4, "RGBA")):
-        pixels = rng.integers(0, 256, size=(37, 53, channels), dtype=np.uint8)
-        path = tmp_path / f"{mode}.png"
-        path.write_bytes(plots.png_bytes(pixels, 150))
-        with Image.open(path) as im:
-            assert im.mode == mode and im.size == (53, 37)
-            assert im.info["dpi"] == pytest.approx((150, 150), abs=0.05)
-            np.testing.assert_array_equal(np.asarray(im), pixels)
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(2, 1.5))
+    fig.add_subplot().plot([0, 1], [1, 0])
+    path = plots.save_figure(fig, str(tmp_path / "f.png"))
+    drawn = np.asarray(fig.canvas.buffer_rgba())[..., :3]
+    with Image.open(path) as im:
+        assert im.mode == "RGB" and im.size == (drawn.shape[1], drawn.shape[0])
+        assert im.info["dpi"] == pytest.approx((plots.DPI, plots.DPI), abs=0.05)
+        np.testing.assert_array_equal(np.asarray(im), drawn)
 
 
 @pytest.mark.parametrize("math, plain", [
