@@ -10,11 +10,12 @@ of :mod:`rexfit.job.build` and the switch of :func:`rexfit.model.potentials.buil
 
 from __future__ import annotations
 
-from rexfit.potentials import lennard_jones
+from rexfit.potentials import buckingham, lennard_jones
 from rexfit.potentials.family import Family
 
 FAMILIES: tuple[Family, ...] = (
     lennard_jones.FAMILY,
+    buckingham.FAMILY,
 )
 
 #: XML element -> family.

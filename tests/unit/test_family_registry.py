@@ -1,0 +1,60 @@
+"""The potential family registry: every family on it is in the XSD with its parameters, is
+built by the one family builder, has a unique type name, is named as a string only in its own
+module, and reading a job imports no JAX."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rexfit.job import build, language
+from rexfit.job.schema import describe
+from rexfit.potentials import registry
+
+PACKAGE = Path(__file__).resolve().parents[2] / "rexfit"
+
+
+def below(tag: str, depth: int = 2) -> set[str]:
+    """Elements up to ``depth`` levels below ``tag`` in the XSD."""
+    out, level = set(), {tag}
+    for _ in range(depth):
+        level = {c for t in level for c in describe().children_of(t)}
+        out |= level
+    return out
+
+
+@pytest.mark.parametrize("family", registry.FAMILIES, ids=lambda f: f.element)
+def test_family_is_in_the_schema_and_built_by_the_family_builder(family):
+    assert family.element in describe().children_of("potentials")
+    assert build.POTENTIALS[family.element] is build._family_potential
+    assert set(family.parameters) <= below(family.element)
+    assert set(family.exports) <= describe().children_of(family.element)
+    assert family.neighbours in ("pairs", "full", "triplets")
+    assert language.POTENTIAL_TYPE[family.element] == family.type_name
+
+
+def test_type_names_are_unique():
+    names = list(language.POTENTIAL_TYPE.values())
+    assert len(names) == len(set(names))
+
+
+def test_only_the_family_module_names_its_element():
+    """No module switches on a registered family's element: its string appears only in the
+    family's own module."""
+    for family in registry.FAMILIES:
+        pattern = re.compile(rf"""["']{re.escape(family.element)}["']""")
+        users = [str(p.relative_to(PACKAGE)) for p in sorted(PACKAGE.rglob("*.py"))
+                 if pattern.search(p.read_text(encoding="utf-8"))]
+        assert len(users) == 1 and users[0].startswith("potentials/"), (family.element, users)
+
+
+def test_reading_a_job_imports_no_jax():
+    code = ("import sys, rexfit.job.build, rexfit.potentials.registry; "
+            "print('jax' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=120)
+    assert out.stdout.strip() == "False"
