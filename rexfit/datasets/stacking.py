@@ -15,11 +15,7 @@ from rexfit.datasets.buckets import Bucket, Listed, ladder, merge_small_groups
 from rexfit.datasets.chunks import VOIGT, Chunk
 from rexfit.datasets.items import ENERGY, FORCE, STRESS, Item, Rows
 from rexfit.potentials.lists import build_lists
-from rexfit.structures.neighbors import (
-    PADDING_DISPLACEMENT,
-    build_neighbor_list,
-    pair_displacements,
-)
+from rexfit.structures.neighbors import PADDING_DISPLACEMENT, build_neighbor_list
 from rexfit.structures.system import make_system
 
 
@@ -27,13 +23,11 @@ def list_item(it: Item, potential, kernel: str, skin: float, n_species: int) -> 
     """Geometry and neighbour lists of one item (host, unpadded): the half list for the
     analytic kernel, else the lists ``potential`` needs (with triplets, pruned for the fixed
     geometry where the descriptor kernel allows)."""
-    system = make_system(it.positions, it.cell, it.species, it.pbc)
+    system = make_system(it.positions, it.cell, it.species, it.pbc, host=True)
     if kernel == "analytic":
-        nbrs = build_neighbor_list(system, potential.cutoff, skin, half=True)
-    elif kernel == "descriptor":  # full list (with triplets if a descriptor needs)
-        nbrs = build_lists(potential, system, skin, n_species=n_species)
-    else:
-        nbrs = build_lists(potential, system, skin, n_species=n_species)
+        nbrs = build_neighbor_list(system, potential.cutoff, skin, half=True, host=True)
+    else:  # the lists the potential needs (full, with triplets if a descriptor needs them)
+        nbrs = build_lists(potential, system, skin, n_species=n_species, host=True)
     npair = int(np.count_nonzero(np.asarray(nbrs.mask)))
     i, j = np.asarray(nbrs.i)[:npair], np.asarray(nbrs.j)[:npair]
     shifts = np.asarray(nbrs.shifts)[:npair]
@@ -41,7 +35,9 @@ def list_item(it: Item, potential, kernel: str, skin: float, n_species: int) -> 
     if trip is not None:
         count = trip.count
         ij, ik = np.asarray(trip.ij)[:count], np.asarray(trip.ik)[:count]
-        vectors = np.asarray(pair_displacements(system, nbrs))[:npair]
+        # the listed pairs' vectors x_j + n·cell − x_i, on the host
+        vectors = (system.positions[j] - system.positions[i]
+                   + shifts.astype(np.float64) @ system.cell)
         pruned = dk.prune_lists(potential, vectors, i, j, np.asarray(system.species),
                                 ij, ik, trip.ordered)
         if pruned is not None:  # the structure never moves: drop what adds nothing

@@ -94,7 +94,7 @@ def needs_triplets(potential) -> bool:
 
 def build_lists(potential, system: System, skin: float, *, n_species: int | None = None,
                 capacity: int | None = None,
-                triplet_capacity: int | None = None) -> NeighborList:
+                triplet_capacity: int | None = None, host: bool = False) -> NeighborList:
     """Neighbour list (with triplets if needed) of ``system`` for ``potential``.
 
     ``n_species``: number of species of the job (default: from the system).  ``capacity`` and
@@ -102,15 +102,17 @@ def build_lists(potential, system: System, skin: float, *, n_species: int | None
     A geometry beyond the bounds of :mod:`rexfit.structures.neighbors` or
     :mod:`rexfit.structures.triplets` (non-finite, far too dense for the cutoffs) raises
     :class:`~rexfit.errors.GeometryError` before anything of its size is allocated.
+    ``host=True``: NumPy arrays (host-side use), not device arrays.
     """
     if n_species is None:
         n_species = int(np.asarray(system.species).max(initial=0)) + 1
     need = combined_needs(potential, n_species)
     if need is None:
         return build_neighbor_list(system, potential.cutoff, skin, capacity=capacity,
-                                   half=not needs_full_list(potential))
+                                   half=not needs_full_list(potential), host=host)
     first, second, ordered = need
-    nbrs = build_neighbor_list(system, potential.cutoff, skin, half=False, capacity=capacity)
+    nbrs = build_neighbor_list(system, potential.cutoff, skin, half=False, capacity=capacity,
+                               host=host)
     triplets = build_triplets(system, nbrs, first, second, skin=skin, ordered=ordered,
-                              capacity=triplet_capacity)
+                              capacity=triplet_capacity, host=host)
     return with_triplets(nbrs, triplets)

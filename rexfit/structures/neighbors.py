@@ -235,12 +235,13 @@ def build_neighbor_list(
     *,
     half: bool = True,
     capacity: int | None = None,
+    host: bool = False,
 ) -> NeighborList:
     """Neighbour list of ``system`` for pairs closer than ``cutoff + skin`` (Å).
 
     Runs on the host (NumPy/SciPy).  Padding atoms (mask False) are skipped.  ``capacity``
     (pair slots) defaults to :func:`bucket_size` of the pair count; a too-small value raises
-    ``ValueError``.  A geometry beyond the module's bounds raises
+    ``ValueError``.  ``host=True``: the list's arrays stay NumPy (not put on the device).  A geometry beyond the module's bounds raises
     :class:`~rexfit.errors.GeometryError` before anything of its size is allocated.
     """
     pbc = tuple(system.pbc)
@@ -262,15 +263,16 @@ def build_neighbor_list(
     elif capacity < npairs:
         raise ValueError(f"neighbour list needs {npairs} pairs, capacity is {capacity}")
     pad = capacity - npairs
+    # converted on the host and transferred with device_put: jnp.asarray of a host array
+    # runs a small program per shape and dtype (compiled, or read from the cache)
+    put = (lambda a: a) if host else jax.device_put
     return NeighborList(
-        # converted on the host and transferred with device_put: jnp.asarray of a host
-        # array runs a small program per shape and dtype (compiled, or read from the cache)
-        i=jax.device_put(np.pad(i, (0, pad)).astype(np.int32)),
-        j=jax.device_put(np.pad(j, (0, pad)).astype(np.int32)),
-        shifts=jax.device_put(np.pad(n, ((0, pad), (0, 0))).astype(np.int32)),
-        mask=jax.device_put(np.arange(capacity) < npairs),
-        ref_positions=jax.device_put(np.asarray(positions, np.float64)),
-        ref_cell=jax.device_put(np.asarray(cell, np.float64)),
+        i=put(np.pad(i, (0, pad)).astype(np.int32)),
+        j=put(np.pad(j, (0, pad)).astype(np.int32)),
+        shifts=put(np.pad(n, ((0, pad), (0, 0))).astype(np.int32)),
+        mask=put(np.arange(capacity) < npairs),
+        ref_positions=put(np.asarray(positions, np.float64)),
+        ref_cell=put(np.asarray(cell, np.float64)),
         cutoff=float(cutoff),
         skin=float(skin),
         half=bool(half),

@@ -42,18 +42,21 @@ class System:
         return replace(self, **changes)
 
 
-def make_system(positions, cell, species=None, pbc=(True, True, True), mask=None) -> System:
+def make_system(positions, cell, species=None, pbc=(True, True, True), mask=None, *,
+                host: bool = False) -> System:
     """Build a :class:`System` from array-likes (float64 positions/cell, int32 species).
 
     ``species`` defaults to all zeros and ``mask`` to all True.  JAX tracers are kept as they
-    are, so lattice builders stay differentiable in their parameters.
+    are, so lattice builders stay differentiable in their parameters.  ``host=True``: NumPy
+    arrays (for host-side work such as neighbour lists: no device transfers).
     """
-    positions = jnp.asarray(positions, dtype=jnp.float64).reshape(-1, 3)
+    xp = np if host else jnp
+    positions = xp.asarray(positions, dtype=np.float64).reshape(-1, 3)
     n = positions.shape[0]
-    cell = jnp.asarray(cell, dtype=jnp.float64).reshape(3, 3)
+    cell = xp.asarray(cell, dtype=np.float64).reshape(3, 3)
     species = np.zeros(n, np.int32) if species is None else species
-    species = jnp.asarray(species, dtype=jnp.int32).reshape(n)
-    mask = jnp.ones(n, dtype=bool) if mask is None else jnp.asarray(mask, dtype=bool).reshape(n)
+    species = xp.asarray(species, dtype=np.int32).reshape(n)
+    mask = xp.ones(n, dtype=bool) if mask is None else xp.asarray(mask, dtype=bool).reshape(n)
     pbc = tuple(bool(p) for p in np.broadcast_to(np.asarray(pbc, dtype=bool), (3,)))
     return System(positions=positions, cell=cell, species=species, mask=mask, pbc=pbc)
 

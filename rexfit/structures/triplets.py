@@ -210,11 +210,12 @@ def build_triplets(
     skin: float | None = None,
     ordered: bool = True,
     capacity: int | None = None,
+    host: bool = False,
 ) -> Triplets:
     """Padded :class:`Triplets` of a full neighbour list (see :func:`triplet_pairs`).
 
     ``capacity`` (triplet slots) defaults to :func:`bucket_size` of the triplet count; a
-    too-small value raises ``ValueError``.
+    too-small value raises ``ValueError``.  ``host=True``: NumPy arrays (not on the device).
     """
     ij, ik = triplet_pairs(system, nbrs, first_cutoffs, second_cutoffs, skin=skin,
                            ordered=ordered)
@@ -228,8 +229,8 @@ def build_triplets(
     mask = np.zeros(capacity, dtype=bool)
     mask[:count] = True
     # device_put, not jnp.asarray: no program compiled per array shape
-    return Triplets(ij=jax.device_put(padded[0]), ik=jax.device_put(padded[1]),
-                    mask=jax.device_put(mask), ordered=bool(ordered))
+    put = (lambda a: a) if host else jax.device_put
+    return Triplets(ij=put(padded[0]), ik=put(padded[1]), mask=put(mask), ordered=bool(ordered))
 
 
 def with_triplets(nbrs: NeighborList, triplets: Triplets) -> TripletNeighborList:
