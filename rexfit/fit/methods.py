@@ -13,7 +13,6 @@ import re
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import optimize
 
 from rexfit.errors import InputError, InputErrors
 
@@ -110,6 +109,8 @@ def minimize(spec, fun, fun_grad, u0, lower, upper, callback, *, max_iter=None,
 
     ``state``: a dict for minimizers with an internal state worth checkpointing (Adam): read
     at the start (key "adam", from a checkpoint) and kept current during the run."""
+    from scipy import optimize  # imported when used (half a second)
+
     method = method_of(spec)
     opts = options(spec)
     iters = int(max_iter) if max_iter is not None else int(opts.get("max-iter", 100))
@@ -163,6 +164,8 @@ def minimize(spec, fun, fun_grad, u0, lower, upper, callback, *, max_iter=None,
 def least_squares(spec, residuals, u0, lower, upper, callback, *, max_iter=None) -> Outcome:
     """SciPy ``least_squares`` (trust-region reflective, dogbox or Levenberg–Marquardt) on the
     residual vector with its exact Jacobian; ``residuals(u)`` → (r, J)."""
+    from scipy import optimize
+
     opts = options(spec)
     method = str(opts["method"])
     if method == "lm" and (np.any(np.isfinite(lower)) or np.any(np.isfinite(upper))):
@@ -225,6 +228,8 @@ def linear_solve(spec, residuals, u0, scale, lower, upper, callback) -> Outcome:
                 "of the fitted parameters or the l1 term", spec.origin)])
         p, how = _lasso(a, b, l1), "L-BFGS-B on the L1-regularised problem"
     elif bounded:
+        from scipy import optimize
+
         res = optimize.lsq_linear(a, b, bounds=(lo, hi), method="bvls", tol=1e-14)
         p, how = res.x, f"bounded-variable least squares ({res.message})"
     else:
@@ -247,6 +252,8 @@ def linear_solve(spec, residuals, u0, scale, lower, upper, callback) -> Outcome:
 
 def _lasso(a, b, l1) -> np.ndarray:
     """argmin ‖a p − b‖² + l1 ‖p‖₁ by L-BFGS-B on p = p⁺ − p⁻ with p± ≥ 0."""
+    from scipy import optimize
+
     n = a.shape[1]
     ata, atb = a.T @ a, a.T @ b
 

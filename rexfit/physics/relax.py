@@ -34,7 +34,6 @@ from functools import lru_cache, partial
 import jax
 import jax.numpy as jnp
 import numpy as np
-from scipy.optimize import minimize
 
 from rexfit.errors import GeometryError
 from rexfit.physics.strain import voigt_to_strain
@@ -567,6 +566,8 @@ def _value_and_grad(potential, problem, params, x, nbrs):
 
 def _lbfgs(problem, potential, params, x, nbrs):
     """Host L-BFGS-B for problems too large for a dense Hessian."""
+    from scipy.optimize import minimize  # imported when used (a large structure)
+
     bounds = [(None if np.isinf(lo) else lo, None if np.isinf(hi) else hi)
               for lo, hi in zip(problem.lower, problem.upper)]
 
