@@ -69,6 +69,11 @@ def build_spec(reader, node, ident: str, species_a: str, species_b: str):
             continue
         seen[key] = pnode.origin
         dofs = reader.fit_dofs(pnode.find("fit-dof"), list(PARAMETERS), f"{here}")
+        for dof in dofs.values():
+            if dof.tag is not None:
+                reader.error(f"<fit-dof> entry <{dof.name}> of {here}: no tag here (the pair "
+                             "is the one the <fit-dof> is in)", dof.origin)
+                ok = False
         values = {}
         for name in PARAMETERS:
             value = reader.number(pnode, name, required=True)

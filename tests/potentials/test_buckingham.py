@@ -194,7 +194,9 @@ def job_xml(a_mgo, rho_mgo, c_oo, lattice, targets, export=True):
         <A>{oo[0]}</A> <rho>{oo[1]}</rho> <C>{c_oo}</C>
         <fit-dof><C min="0" max="100"/></fit-dof>
       </pair>
-      <pair species-a="Mg" species-b="Mg"><A>{mgmg[0]}</A><rho>{mgmg[1]}</rho><C>{mgmg[2]}</C></pair>
+      <pair species-a="Mg" species-b="Mg">
+        <A>{mgmg[0]}</A><rho>{mgmg[1]}</rho><C>{mgmg[2]}</C>
+      </pair>
       {"<export-potential>MgO.buck</export-potential>" if export else ""}
     </buckingham>
   </potentials>
@@ -266,6 +268,8 @@ def test_bad_input_is_reported_with_file_and_line():
                 "must be a positive number", "<rho>-0.31</rho>"),
         "fit-dof": (good.replace("<fit-dof><A/><rho/></fit-dof>", "<fit-dof><B/></fit-dof>"),
                     "not a parameter of", "<fit-dof><B/>"),
+        "tag": (good.replace("<fit-dof><A/><rho/></fit-dof>", '<fit-dof><A tag="OO"/></fit-dof>'),
+                "no tag here", '<A tag="OO"/>'),
         "missing C": (good.replace(f"<C>{PAIRS[(0, 1)][2]}</C>", ""), "needs a <C> value",
                       '<pair species-a="Mg" species-b="O">'),
     }
