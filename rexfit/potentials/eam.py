@@ -15,6 +15,7 @@ from typing import Any, Mapping
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from rexfit.potentials.base import Params, pair_distances, species_table
 from rexfit.structures.neighbors import NeighborList
@@ -26,6 +27,24 @@ Entry = tuple[str, Any]
 
 def _freeze(mapping: Mapping[Any, Entry]) -> tuple:
     return tuple(sorted(mapping.items(), key=lambda kv: kv[0]))
+
+
+def distinct_functions(entries) -> list:
+    """The distinct (key, function) entries of an EAM mapping, in the order of
+    :meth:`EAM._select` (first appearance)."""
+    return list(dict.fromkeys(entry for _, entry in entries))
+
+
+def slot_table(entries, n_species: int, ndim: int, symmetric: bool = False) -> np.ndarray:
+    """Species (tuple) → index of its distinct function in :func:`distinct_functions`, −1
+    where none (host table; ``symmetric``: (a, b) and (b, a) alike)."""
+    index = {entry: k for k, entry in enumerate(distinct_functions(entries))}
+    table = {}
+    for key, entry in entries:
+        table[key] = index[entry]
+        if symmetric:
+            table[key[::-1]] = index[entry]
+    return species_table(table, n_species, ndim)
 
 
 @dataclass(frozen=True)
@@ -87,14 +106,7 @@ class EAM:
 
     def _slot_table(self, entries, ndim: int, symmetric: bool = False) -> jax.Array:
         """Species (tuple) → index of its distinct function, −1 where none; static table."""
-        distinct = list(dict.fromkeys(entry for _, entry in entries))
-        index = {entry: k for k, entry in enumerate(distinct)}
-        table = {}
-        for key, entry in entries:
-            table[key] = index[entry]
-            if symmetric:
-                table[key[::-1]] = index[entry]
-        return jnp.asarray(species_table(table, self.n_species, ndim))
+        return jnp.asarray(slot_table(entries, self.n_species, ndim, symmetric))
 
     def densities(self, params: Params, system: System, nbrs: NeighborList) -> jax.Array:
         """ρ_i (N,) for every atom slot (padding atoms get 0)."""

@@ -16,8 +16,7 @@ from rexfit.potentials.analytic_dataset import (
     radial_terms,
     scatter_atoms,
 )
-from rexfit.potentials.base import species_table
-from rexfit.potentials.eam import EAM
+from rexfit.potentials.eam import EAM, distinct_functions, slot_table
 from rexfit.potentials.tabulated import (
     FUNCFL_ZZ_TO_EV_ANGSTROM,
     FuncflPair,
@@ -28,11 +27,6 @@ from rexfit.potentials.tabulated import (
     interpolate,
     spline_coefficients,
 )
-
-
-def _distinct(entries) -> list:
-    """The distinct (key, function) entries of an EAM mapping, in ``EAM._select`` order."""
-    return list(dict.fromkeys(entry for _, entry in entries))
 
 
 _TABLES = (LammpsTable, RPhiTable, FuncflPair)
@@ -52,7 +46,7 @@ def _prepared_function(fn, params):
 def prepare(eam: EAM, params) -> dict:
     """{"pair"|"density"|"embedding": [prepared data of each distinct function]}."""
     return {role: [_prepared_function(fn, params[key])
-                   for key, fn in _distinct(getattr(eam, role))]
+                   for key, fn in distinct_functions(getattr(eam, role))]
             for role in ("pair", "density", "embedding")}
 
 
@@ -75,7 +69,7 @@ def _select(entries, data: list, table: np.ndarray, slots, x):
     """Value and slope of the function of each element's slot (0 where the slot is −1), as
     ``EAM._select`` with derivatives: one evaluation per distinct function.  ``table`` is
     the host slot table ``slots`` was gathered from (one function everywhere: no masking)."""
-    distinct = _distinct(entries)
+    distinct = distinct_functions(entries)
     if len(distinct) == 1 and np.all(table == 0):
         return _value_and_slope(distinct[0][1], data[0], x)
     value, slope = jnp.zeros_like(x), jnp.zeros_like(x)
@@ -85,19 +79,6 @@ def _select(entries, data: list, table: np.ndarray, slots, x):
         value = value + jnp.where(chosen, v, 0.0)
         slope = slope + jnp.where(chosen, dv, 0.0)
     return value, slope
-
-
-def _slot_array(entries, n_species: int, ndim: int, symmetric: bool = False) -> np.ndarray:
-    """Species (tuple) → index of its distinct function in ``entries``, −1 where none (the
-    numbering of ``EAM._select``), as a host table."""
-    distinct = _distinct(entries)
-    index = {entry: k for k, entry in enumerate(distinct)}
-    table = {}
-    for key, entry in entries:
-        table[key] = index[entry]
-        if symmetric:
-            table[key[::-1]] = index[entry]
-    return species_table(table, n_species, ndim)
 
 
 def pair_terms(eam: EAM, prepared: dict, c):
@@ -113,11 +94,11 @@ def pair_terms(eam: EAM, prepared: dict, c):
         return jnp.where(use, v, 0.0), jnp.where(use, dv, 0.0)
 
     if eam.pair:
-        table = _slot_array(eam.pair, eam.n_species, 2, symmetric=True)
+        table = slot_table(eam.pair, eam.n_species, 2, symmetric=True)
         v, dv = radial("pair", table, jnp.asarray(table)[c.si, c.sj])
     else:
         v = dv = zero
-    table = _slot_array(eam.density, eam.n_species, 2)
+    table = slot_table(eam.density, eam.n_species, 2)
     if eam.density:
         rho_ij, drho_ij = radial("density", table, jnp.asarray(table)[c.si, c.sj])
         if np.array_equal(table, table.T):  # ρ_ji = ρ_ij: evaluate once
@@ -129,7 +110,7 @@ def pair_terms(eam: EAM, prepared: dict, c):
     live = jnp.any(c.mask)
     rho = scatter_atoms(rho_ij, c.gi, atoms, live) + scatter_atoms(rho_ji, c.gj, atoms, live)
     rho = jnp.where(c.mask, rho, 1.0)  # padding atoms: a harmless argument, masked below
-    table = _slot_array(eam.embedding, eam.n_species, 1)
+    table = slot_table(eam.embedding, eam.n_species, 1)
     f, df = _select(eam.embedding, prepared["embedding"], table,
                     jnp.asarray(table)[c.species], rho)
     f, df = jnp.where(c.mask, f, 0.0), jnp.where(c.mask, df, 0.0)

@@ -25,7 +25,6 @@ scalars.  tol enters only through the cutoff (a discrete choice: its gradient is
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -55,14 +54,17 @@ from rexfit.structures.triplets import (
 _EXP_FLOOR = -800.0
 
 
+def leg_cutoff(sigma, a, gamma, tol, xp=jnp):
+    """LAMMPS's cutoff (Å) of an ``sw`` leg: aσ, shortened by min(γ, 1)·σ / ln(min(tol, 0.01))
+    when tol > 0; elementwise, with ``xp`` NumPy (host) or jax.numpy (traced values)."""
+    tol_safe = xp.where(tol > 0.0, xp.minimum(tol, 0.01), 0.5)
+    shortening = xp.where(gamma < 1.0, gamma, 1.0) * sigma / xp.log(tol_safe)
+    return sigma * a + xp.where(tol > 0.0, shortening, 0.0)
+
+
 def sw_pair_cutoff(entry) -> float:
-    """LAMMPS's pair cutoff (Å) of one ``sw`` entry: aσ, shortened when tol > 0."""
-    cut = entry["sigma"] * entry["a"]
-    tol = entry["tol"]
-    if tol > 0.0:
-        tol = min(tol, 0.01)
-        cut += (entry["gamma"] if entry["gamma"] < 1.0 else 1.0) * entry["sigma"] / math.log(tol)
-    return float(cut)
+    """LAMMPS's pair cutoff (Å) of one ``sw`` entry (:func:`leg_cutoff`)."""
+    return float(leg_cutoff(entry["sigma"], entry["a"], entry["gamma"], entry["tol"], np))
 
 
 @dataclass(frozen=True)
@@ -137,9 +139,7 @@ class StillingerWeber:
         eps, sigma, a, gamma = (entry(k) for k in ("epsilon", "sigma", "a", "gamma"))
         big_a, big_b, pp, qq, tol = (entry(k) for k in ("A", "B", "p", "q", "tol"))
         cut = sigma * a
-        tol_safe = jnp.where(tol > 0.0, jnp.minimum(tol, 0.01), 0.5)
-        shortening = jnp.where(gamma < 1.0, gamma, 1.0) * sigma / jnp.log(tol_safe)
-        r_cut = cut + jnp.where(tol > 0.0, shortening, 0.0)
+        r_cut = leg_cutoff(sigma, a, gamma, tol)
         reach = np.asarray(self.reach, dtype=np.float64)
         reach = reach[0, 0] if n == 1 else jnp.asarray(reach)[si, sj]
         use = valid & (r2 < r_cut * r_cut) & (r2 < reach * reach)

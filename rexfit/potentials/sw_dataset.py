@@ -11,7 +11,7 @@ import numpy as np
 
 from rexfit.potentials.analytic_dataset import distances, materialise
 from rexfit.potentials.manybody_files import SW_PARAMETERS, stack_params
-from rexfit.potentials.sw import _EXP_FLOOR, StillingerWeber
+from rexfit.potentials.sw import _EXP_FLOOR, StillingerWeber, leg_cutoff
 
 
 def prepare(sw: StillingerWeber, params) -> dict:
@@ -30,9 +30,7 @@ def _leg(p, slot, n: int, r, r2, use):
     eps, sigma, a, gamma = (entry(k) for k in ("epsilon", "sigma", "a", "gamma"))
     big_a, big_b, pp, qq, tol = (entry(k) for k in ("A", "B", "p", "q", "tol"))
     cut = sigma * a
-    tol_safe = jnp.where(tol > 0.0, jnp.minimum(tol, 0.01), 0.5)
-    shortening = jnp.where(gamma < 1.0, gamma, 1.0) * sigma / jnp.log(tol_safe)
-    r_cut = cut + jnp.where(tol > 0.0, shortening, 0.0)
+    r_cut = leg_cutoff(sigma, a, gamma, tol)
     use = use & (r2 < r_cut * r_cut)
     sigma_s = jnp.where(use, sigma, 1.0)
     x = jnp.where(use, r - cut, -1.0)  # < 0 where used
