@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import os
 
-import numpy as np
 
 from rexfit import __version__
 from rexfit.export.nn import write_model
 from rexfit.files import atomic_write, write_text
 from rexfit.job import spec as s
-from rexfit.potentials.snap_files import SnapElement, write_snapcoeff, write_snapparam
+from rexfit.potentials.snap import coefficient_table
+from rexfit.potentials.snap_files import write_snapcoeff, write_snapparam
 from rexfit.potentials.zbl import ZBL
 
 #: Descriptor models whose coefficients live in a coefficient file, and its extension.
@@ -20,23 +20,6 @@ COEFFICIENT_FILES = {"snap": "snapcoeff", "linear-model": "coeff", "neural-netwo
                      "pinn": "json"}
 #: The element of parameters.xml that names the file, per kind (default ``coeff-file``).
 FILE_ELEMENT = {"neural-network": "model-file", "pinn": "model-file"}
-
-
-def coefficient_table(term, params) -> dict:
-    """{element: SnapElement} of a descriptor model's coefficients (radius 0 for models
-    without radii)."""
-    radii = getattr(term.descriptor, "radii", None)
-    weights = getattr(term.descriptor, "weights", None)
-    table = {}
-    for s_, e in enumerate(term.elements):
-        parts = [np.atleast_1d(np.asarray(params[e]["beta0"], dtype=np.float64)),
-                 np.asarray(params[e]["beta"], dtype=np.float64)]
-        if term.quadratic:
-            parts.append(np.asarray(params[e]["gamma"], dtype=np.float64))
-        table[e] = SnapElement(0.0 if radii is None else radii[s_],
-                               1.0 if weights is None or s_ >= len(weights) else weights[s_],
-                               np.concatenate(parts))
-    return table
 
 
 def write_coefficient_file(job: s.JobSpec, pot: s.PotentialSpec, term, params,

@@ -31,6 +31,24 @@ from rexfit.structures.neighbors import NeighborList
 from rexfit.structures.system import System
 
 
+def coefficient_table(model, params: Params) -> dict:
+    """{element: SnapElement} of a descriptor model's coefficients (β0, β, and γ for a
+    quadratic model), with the descriptor's radii and weights (0 and 1 for descriptors
+    without them): the content of a .snapcoeff file."""
+    radii = getattr(model.descriptor, "radii", None)
+    weights = getattr(model.descriptor, "weights", None)
+    table = {}
+    for s, e in enumerate(model.elements):
+        parts = [np.atleast_1d(np.asarray(params[e]["beta0"], dtype=np.float64)),
+                 np.asarray(params[e]["beta"], dtype=np.float64)]
+        if model.quadratic:
+            parts.append(np.asarray(params[e]["gamma"], dtype=np.float64))
+        table[e] = SnapElement(0.0 if radii is None else radii[s],
+                               1.0 if weights is None or s >= len(weights) else weights[s],
+                               np.concatenate(parts))
+    return table
+
+
 @dataclass(frozen=True)
 class DescriptorModel:
     """Per-atom linear/quadratic model on ``descriptor`` (species s ↦ elements[s]).
@@ -159,13 +177,5 @@ class SNAP(DescriptorModel):
                     header: Iterable[str] = ()) -> None:
         """Write ``params`` as LAMMPS .snapcoeff and .snapparam files."""
         header = tuple(header)
-        d = self.descriptor
-        table = {}
-        for s, e in enumerate(self.elements):
-            parts = [np.atleast_1d(np.asarray(params[e]["beta0"], dtype=np.float64)),
-                     np.asarray(params[e]["beta"], dtype=np.float64)]
-            if self.quadratic:
-                parts.append(np.asarray(params[e]["gamma"], dtype=np.float64))
-            table[e] = SnapElement(d.radii[s], d.weights[s], np.concatenate(parts))
-        write_snapcoeff(coeff_path, table, header)
+        write_snapcoeff(coeff_path, coefficient_table(self, params), header)
         write_snapparam(param_path, self.settings(), header)
