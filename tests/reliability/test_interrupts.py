@@ -37,9 +37,19 @@ def _script(body: str, argv: list[str]) -> str:
         """)
 
 
+def _default_sigint() -> None:
+    """In the child before it starts: SIGINT delivered and handled as at a terminal.  A child
+    inherits an ignored SIGINT (a session started with ``nohup`` or in the background of a
+    shell without job control) and a blocked one (the signal mask of the thread that started
+    it), and either way a SIGINT would never become KeyboardInterrupt; the test would then
+    wait for the stand-in's minute of sleep (seen twice in full-suite runs)."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start(script: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint)
 
 
 def _interrupt_at(proc: subprocess.Popen, mark: str) -> tuple[str, str]:
