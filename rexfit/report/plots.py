@@ -29,7 +29,7 @@ from matplotlib.offsetbox import AnchoredText
 from matplotlib.ticker import (FixedLocator, LogFormatterSciNotation, LogLocator,
                                MaxNLocator, ScalarFormatter)
 
-from rexfit.report.files import atomic_write
+from rexfit.files import atomic_write
 from rexfit.report.metrics import NO_GROUP, QUANTITIES, gather, metrics
 
 #: Colours of the sets.

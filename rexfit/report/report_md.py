@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from rexfit.report.files import write_text
+from rexfit.files import write_text
 from rexfit.report.metrics import QUANTITIES, dataset_metrics
 from rexfit.report.plots import (ERRORS_FILE, ERRORS_VS_ENERGY_FILE, ERRORS_VS_FORCE_FILE,
                                  LABELS, LEARNING_CURVE_FILE, MIN_CURVE_ITERATIONS,

@@ -11,7 +11,7 @@ import io
 import numpy as np
 from ase import Atoms
 
-from rexfit.report.files import write_text
+from rexfit.files import write_text
 
 
 def to_atoms(system, species: tuple[str, ...]) -> Atoms:
