@@ -321,6 +321,22 @@ class FamilyReader:
     def number(self, node: Node, tag: str, required: bool = False) -> float | None:
         return self.ctx.child_number(node, tag, required=required)
 
+    def attribute(self, node: Node, name: str) -> float | None:
+        return self.ctx.attr_number(node, name)
+
+    def value(self, node: Node, what: str) -> float | None:
+        return self.ctx.number(node.value, node, what)
+
+    def file(self, node: Node) -> str | None:
+        return self.ctx.file(node)
+
+    @property
+    def declared_species(self) -> tuple[str, ...]:
+        return tuple(self.ctx.species)
+
+    def check_species(self, name: str | None, origin, what: str) -> None:
+        self.ctx.check_species(name, origin, what)
+
     def positive(self, value: float | None, what: str, origin) -> None:
         self.ctx.positive(value, what, origin)
 
@@ -471,32 +487,6 @@ def _file_potential(ctx: Context, node: Node) -> s.PotentialSpec:
     return s.PotentialSpec(**head, param_file=files[0] if files else None,
                            param_files=tuple(f for f in files if f), file_format=style,
                            fit_dofs=tuple(dofs.values()), exports=exports, options=options)
-
-
-def _zbl(ctx: Context, node: Node) -> s.PotentialSpec:
-    """<zbl inner= outer=> with optional <atomic-number species=...>Z</atomic-number>."""
-    head = _potential_head(ctx, node)
-    inner, outer = ctx.attr_number(node, "inner"), ctx.attr_number(node, "outer")
-    for name, value in (("inner", inner), ("outer", outer)):
-        if value is None:
-            ctx.error(f"<zbl id='{head['id']}'> needs the attribute {name} (Å)", node.origin)
-        else:
-            ctx.positive(value, f"<zbl> {name}", node.origin)
-    if inner is not None and outer is not None and inner > 0 and not inner < outer:
-        ctx.error(f"<zbl id='{head['id']}'>: inner ({inner:g} Å) must be smaller than outer "
-                  f"({outer:g} Å)", node.origin)
-    if head["species_a"] != "*" or head["species_b"] != "*":
-        ctx.error(f"<zbl id='{head['id']}'> acts between all species: leave species-a and "
-                  "species-b out (or give *)", node.origin)
-    options = [("inner", repr(inner)), ("outer", repr(outer))]
-    for c in node.findall("atomic-number"):
-        sp = c.get("species")
-        ctx.check_species(sp, c.origin, "<atomic-number> species")
-        z = ctx.number(c.value, c, "<atomic-number>")
-        if z is not None:
-            ctx.positive(z, "<atomic-number>", c.origin)
-            options.append((f"z:{sp}", repr(z)))
-    return s.PotentialSpec(**head, options=tuple(options))
 
 
 #: Fittable coefficient groups of descriptor models (<fit-dof> names; tag = element).
@@ -726,7 +716,6 @@ POTENTIALS: dict[str, Callable] = {
     "abop": _file_potential,
     "stillinger-weber": _file_potential,
     "tabulated-eam": _file_potential,
-    "zbl": _zbl,
     "snap": _descriptor_model,
     "linear-model": _descriptor_model,
     "neural-network": _neural_network,

@@ -78,7 +78,6 @@ POTENTIAL_TYPE = {
     "abop": "ABOP",
     "stillinger-weber": "SW",
     "tabulated-eam": "EAM-table",
-    "zbl": "ZBL",
     "snap": "SNAP",
     "linear-model": "linear-model",
     "neural-network": "NN",

@@ -390,28 +390,6 @@ def _three_body(pot: s.PotentialSpec, species: tuple[str, ...], b: _Builder):
     return obj, params
 
 
-def _zbl(pot: s.PotentialSpec, species: tuple[str, ...]):
-    """<zbl>: ZBL over every species of the job, Z from the chemical symbols or
-    <atomic-number>."""
-    from ase.data import atomic_numbers
-
-    from rexfit.potentials.zbl import ZBL
-
-    opts = dict(pot.options)
-    charges = []
-    for sp in species:
-        z = opts.get(f"z:{sp}")
-        if z is None:
-            if sp not in atomic_numbers or atomic_numbers[sp] == 0:
-                raise InputErrors([InputError(
-                    f"<zbl id='{pot.id}'>: species '{sp}' is not a chemical symbol; give its "
-                    f"nuclear charge with <atomic-number species='{sp}'>Z</atomic-number>",
-                    pot.origin)])
-            z = atomic_numbers[sp]
-        charges.append(float(z))
-    return ZBL(float(opts["inner"]), float(opts["outer"]), tuple(charges)), {}
-
-
 def _model_elements(pot: s.PotentialSpec, species: tuple[str, ...], named: list[str]):
     """The job species a descriptor model describes: the leading species, in job order."""
     if named == list(species[:len(named)]):
@@ -665,8 +643,6 @@ def build_potentials(job: s.JobSpec) -> PotentialModel:
             obj, prm = _tabulated_eam(pot, species)
         elif pot.kind in ("tersoff", "abop", "stillinger-weber"):
             obj, prm = _three_body(pot, species, b)
-        elif pot.kind == "zbl":
-            obj, prm = _zbl(pot, species)
         elif pot.kind in ("snap", "linear-model"):
             obj, prm = _descriptor_model(pot, species, b)
         elif pot.kind in ("neural-network", "pinn"):
@@ -675,7 +651,7 @@ def build_potentials(job: s.JobSpec) -> PotentialModel:
             raise NotImplementedInRexfit(
                 f"{pot.origin}: <{pot.kind}> potentials are not computed by this version of "
                 f"rexfit yet (available: {', '.join(registry.BY_ELEMENT)}, eam, meam, adp, "
-                f"tabulated-eam, tersoff, abop, stillinger-weber, zbl, snap, linear-model, "
+                f"tabulated-eam, tersoff, abop, stillinger-weber, snap, linear-model, "
                 f"neural-network, pinn)")
         terms.append((pot.id, obj))
         params[pot.id] = prm

@@ -12,11 +12,17 @@ The reader a ``build_spec`` receives offers (all errors are recorded with their 
 raised; a method returns None where the input was unusable):
 
 - ``number(node, tag, required=False)`` → the float of a child element ``<tag>``;
+- ``attribute(node, name)`` → the float of the attribute ``name`` (None if absent);
+- ``value(node, what)`` → the float of ``node``'s own text;
 - ``positive(value, what, origin)``, ``finite(value, what, origin)``;
 - ``fit_dofs(node, allowed, owner)`` → {name: fit-dof entry} of the ``<fit-dof>`` child;
 - ``param(name, value, origin, dof, tag=None)`` → the parameter spec (name built by
   :mod:`rexfit.job.names`, fit settings from ``dof``);
 - ``species(name, origin, what)`` → True if ``name`` is a declared species (else an error);
+- ``check_species(name, origin, what)``: an error unless ``name`` is None, ``*`` or declared;
+- ``declared_species`` → the job's species symbols, in order;
+- ``file(node)`` → the path of the file named by ``node``'s text, resolved against the job
+  (None, with an error, if it does not exist);
 - ``error(message, origin)``, ``warn(message, origin)``.
 """
 

@@ -20,19 +20,28 @@ so that E, E' and E'' vanish at r_c; the constant C shifts the whole curve, insi
 Beyond r_c a pair contributes nothing.  Each pair counts once (on full lists each listed
 direction counts ½).  ZBL has nothing to fit: ``params`` is ``{}`` (ignored); the cutoffs and
 charges are static settings of the potential object.
+
+The family record :data:`FAMILY` (``<zbl inner= outer=>`` with optional ``<atomic-number
+species=...>Z</atomic-number>``) declares how a job reads it and builds the potential.  JAX is
+imported inside the functions that need it, so that reading a job does not load it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
-from rexfit.potentials.base import Params, pair_distances
-from rexfit.structures.neighbors import NeighborList
-from rexfit.structures.system import System
+from rexfit.errors import InputError, InputErrors, Origin
+from rexfit.potentials.family import Family
+
+if TYPE_CHECKING:
+    import jax
+
+    from rexfit.potentials.base import Params
+    from rexfit.structures.neighbors import NeighborList
+    from rexfit.structures.system import System
 
 #: e²/(4πε₀) in eV·Å: LAMMPS's ``qqr2e`` for ``units metal``.
 COULOMB_EV_A = 14.399645
@@ -105,6 +114,8 @@ class ZBL:
     def pair_energy(self, r: jax.Array, si: jax.Array, sj: jax.Array) -> jax.Array:
         """Switched ZBL energy E(r) (eV) of pairs at r (Å) between species si, sj (valid
         indices), without the cutoff at ``outer``."""
+        import jax.numpy as jnp
+
         tab = {key: jnp.asarray(v)[si, sj] for key, v in self.tables().items()}
         x = r * tab["ainv"]
         phi = sum(c * jnp.exp(-d * x) for c, d in zip(PHI_C, PHI_D))
@@ -114,6 +125,10 @@ class ZBL:
 
     def energy(self, params: Params, system: System, nbrs: NeighborList) -> jax.Array:
         """Total ZBL energy (eV); ``params`` is ignored (ZBL has no fitted parameters)."""
+        import jax.numpy as jnp
+
+        from rexfit.potentials.base import pair_distances
+
         n = len(self.atomic_numbers)
         r, within = pair_distances(system, nbrs, self.outer)
         si, sj = system.species[nbrs.i], system.species[nbrs.j]
@@ -122,3 +137,88 @@ class ZBL:
         r = jnp.where(use, r, 0.5 * self.outer)
         weight = 1.0 if nbrs.half else 0.5
         return weight * jnp.sum(jnp.where(use, self.pair_energy(r, si, sj), 0.0))
+
+
+# ============================================================================ family record
+
+
+@dataclass(frozen=True)
+class ZBLSpec:
+    """``<zbl inner= outer=>``: the switching start and cutoff (Å), the nuclear charges given
+    by ``<atomic-number>`` ((species, Z), ...; other species take their chemical symbol's),
+    and the potential's id and origin (for errors found when the species are known)."""
+
+    inner: float
+    outer: float
+    atomic_numbers: tuple[tuple[str, float], ...]
+    ident: str
+    origin: Origin
+
+
+def build_spec(reader, node, ident: str, species_a: str, species_b: str):
+    """The spec of a ``<zbl>`` node; None after errors (recorded by ``reader``)."""
+    errors = 0
+
+    def error(message, origin):
+        nonlocal errors
+        errors += 1
+        reader.error(message, origin)
+
+    inner, outer = reader.attribute(node, "inner"), reader.attribute(node, "outer")
+    for name, value in (("inner", inner), ("outer", outer)):
+        if value is None:
+            error(f"<zbl id='{ident}'> needs the attribute {name} (Å)", node.origin)
+        else:
+            reader.positive(value, f"<zbl> {name}", node.origin)
+    if inner is not None and outer is not None and inner > 0 and not inner < outer:
+        error(f"<zbl id='{ident}'>: inner ({inner:g} Å) must be smaller than outer "
+              f"({outer:g} Å)", node.origin)
+    if species_a != "*" or species_b != "*":
+        error(f"<zbl id='{ident}'> acts between all species: leave species-a and "
+              "species-b out (or give *)", node.origin)
+    charges = []
+    for c in node.findall("atomic-number"):
+        sp = c.get("species")
+        reader.check_species(sp, c.origin, "<atomic-number> species")
+        z = reader.value(c, "<atomic-number>")
+        if z is not None:
+            reader.positive(z, "<atomic-number>", c.origin)
+            charges.append((sp, float(z)))
+    if errors or inner is None or outer is None:
+        return None
+    return ZBLSpec(float(inner), float(outer), tuple(charges), ident, node.origin)
+
+
+def parameter_specs(spec: ZBLSpec):
+    """ZBL has nothing to fit."""
+    return ()
+
+
+def build_potential(spec: ZBLSpec, species: tuple[str, ...]) -> ZBL:
+    """ZBL over every species of the job, Z from ``<atomic-number>`` or the chemical symbol
+    (the last ``<atomic-number>`` of a species counts)."""
+    from ase.data import atomic_numbers
+
+    given = dict(spec.atomic_numbers)
+    charges = []
+    for sp in species:
+        z = given.get(sp)
+        if z is None:
+            if sp not in atomic_numbers or atomic_numbers[sp] == 0:
+                raise InputErrors([InputError(
+                    f"<zbl id='{spec.ident}'>: species '{sp}' is not a chemical symbol; give "
+                    f"its nuclear charge with <atomic-number species='{sp}'>Z</atomic-number>",
+                    spec.origin)])
+            z = atomic_numbers[sp]
+        charges.append(float(z))
+    return ZBL(spec.inner, spec.outer, tuple(charges))
+
+
+def xml_parameters(element, children):
+    """ZBL has no parameters in the XML."""
+    return ()
+
+
+FAMILY = Family(element="zbl", type_name="ZBL", parameters=(), neighbours="pairs",
+                build_spec=build_spec, parameter_specs=parameter_specs,
+                build_potential=build_potential, xml_parameters=xml_parameters)
