@@ -28,8 +28,21 @@ def lj_job(tmp_path) -> Path:
     return short_lj_job(tmp_path, 4)
 
 
+#: First lines of every child: SIGINT delivered and handled as at a terminal.  A child inherits
+#: an ignored SIGINT (a session started with ``nohup``, or in the background of a shell without
+#: job control) and a blocked one (the signal mask of the thread that started it); either way a
+#: SIGINT would never become KeyboardInterrupt and the test would wait out the stand-in's
+#: minute of sleep (seen twice in full-suite runs).  Done in the child's own code: a
+#: ``preexec_fn`` would make subprocess fork the test process, which JAX warns against.
+_TERMINAL_SIGINT = """
+    import signal
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    """
+
+
 def _script(body: str, argv: list[str]) -> str:
-    return textwrap.dedent(body) + textwrap.dedent(f"""
+    return textwrap.dedent(_TERMINAL_SIGINT) + textwrap.dedent(body) + textwrap.dedent(f"""
         import sys
         from rexfit.cli import main
         sys.argv = ["rexfit"] + {argv!r}
@@ -37,19 +50,9 @@ def _script(body: str, argv: list[str]) -> str:
         """)
 
 
-def _default_sigint() -> None:
-    """In the child before it starts: SIGINT delivered and handled as at a terminal.  A child
-    inherits an ignored SIGINT (a session started with ``nohup`` or in the background of a
-    shell without job control) and a blocked one (the signal mask of the thread that started
-    it), and either way a SIGINT would never become KeyboardInterrupt; the test would then
-    wait for the stand-in's minute of sleep (seen twice in full-suite runs)."""
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 def _start(script: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint)
+                            stderr=subprocess.PIPE, text=True)
 
 
 def _interrupt_at(proc: subprocess.Popen, mark: str) -> tuple[str, str]:
