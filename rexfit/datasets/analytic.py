@@ -10,11 +10,10 @@ from typing import Callable, NamedTuple
 import jax.numpy as jnp
 
 from rexfit.datasets.chunks import VOIGT, Chunk
-from rexfit.potentials import eam_dataset, registry, sw_dataset
+from rexfit.potentials import eam_dataset, registry
 from rexfit.potentials.analytic_dataset import scatter_atoms
 from rexfit.potentials.base import Linked, SumPotential
 from rexfit.potentials.eam import EAM
-from rexfit.potentials.sw import StillingerWeber
 
 
 class FamilyKernel(NamedTuple):
@@ -41,7 +40,6 @@ def _registered() -> dict:
 FAMILIES = {
     EAM: FamilyKernel(eam_dataset.prepare, eam_dataset.terms),
     **_registered(),
-    StillingerWeber: FamilyKernel(sw_dataset.prepare, sw_dataset.terms),
 }
 
 
@@ -58,8 +56,8 @@ def _leaves(potential, params=None):
 
 
 def analytic_supported(potential) -> bool:
-    """True if every term of ``potential`` is an EAM, Stillinger–Weber potential or one of a
-    registered family with a dataset kernel (Lennard-Jones), possibly in sums and
+    """True if every term of ``potential`` is an EAM potential or one of a registered family
+    with a dataset kernel (Lennard-Jones, Buckingham, Stillinger–Weber), possibly in sums and
     with linked parameters: the ``"analytic"`` kernel applies."""
     if isinstance(potential, SumPotential):
         return all(analytic_supported(t) for _, t in potential.terms)

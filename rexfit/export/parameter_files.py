@@ -1,5 +1,6 @@
-"""Writing the LAMMPS parameter file (``.tersoff``, ``.sw``) of a potential whose parameters
-live in one: ``<tersoff>``, ``<abop>`` (converted to the Tersoff form), ``<stillinger-weber>``."""
+"""Writing the LAMMPS parameter file of a potential whose parameters live in one: ``<tersoff>``,
+``<abop>`` (``.tersoff``; ABOP converted to the Tersoff form) and the registered families with
+a ``parameter_file`` (Stillinger–Weber: ``.sw``)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,17 @@ from rexfit import __version__
 from rexfit.errors import CalculationFailed
 from rexfit.files import atomic_write
 from rexfit.job import spec as s
+from rexfit.potentials import registry
 
-#: Potentials whose parameters live in a LAMMPS parameter file, and that file's extension.
-PARAMETER_FILES = {"tersoff": "tersoff", "abop": "tersoff", "stillinger-weber": "sw"}
+#: Potentials whose parameters live in a LAMMPS parameter file -> (that file's extension, the
+#: LAMMPS pair_style that reads it): Tersoff and ABOP, and the registered families that
+#: declare a parameter file.
+PARAMETER_FILES = {
+    "tersoff": ("tersoff", "tersoff"),
+    "abop": ("tersoff", "tersoff"),
+    **{f.element: (f.parameter_file, f.pair_style) for f in registry.FAMILIES
+       if f.parameter_file is not None},
+}
 
 
 def write_parameter_file(job: s.JobSpec, pot: s.PotentialSpec, term, params, path: str) -> None:
@@ -19,7 +28,7 @@ def write_parameter_file(job: s.JobSpec, pot: s.PotentialSpec, term, params, pat
     atomically, with a header naming the job and the LAMMPS commands that read it."""
     header = [f"Written by rexfit {__version__} for <{pot.kind} id='{pot.id}'> of job "
               f"'{job.name}' ({os.path.basename(job.path)}); read from {pot.param_file}",
-              f"LAMMPS: pair_style {'sw' if pot.kind == 'stillinger-weber' else 'tersoff'}; "
+              f"LAMMPS: pair_style {PARAMETER_FILES[pot.kind][1]}; "
               f"pair_coeff * * {os.path.basename(path)} {' '.join(term.elements)}"]
     tmps = []
     try:

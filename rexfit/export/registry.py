@@ -49,7 +49,8 @@ def family_export(family: Family):
 #: kind -> (the file's extension, the parameters.xml element naming it, the writer
 #: ``write(job, pot, term, params, path)``).
 FITTED_FILES = {
-    **{kind: (ext, "param-file", write_parameter_file) for kind, ext in PARAMETER_FILES.items()},
+    **{kind: (ext, "param-file", write_parameter_file)
+       for kind, (ext, _) in PARAMETER_FILES.items()},
     **{kind: (ext, FILE_ELEMENT.get(kind, "coeff-file"), write_coefficient_file)
        for kind, ext in COEFFICIENT_FILES.items()},
 }

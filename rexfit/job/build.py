@@ -33,8 +33,6 @@ FILE_POTENTIAL_PARAMS: dict[str, tuple[str, ...]] = {
                 "costheta0", "h", "beta", "n", "m", "R", "D"),
     "abop": ("D0", "S", "r0", "beta", "beta2", "powern", "gamma", "c", "d", "h", "twomu", "m",
              "bigd", "bigr"),
-    "stillinger-weber": ("epsilon", "sigma", "a", "lambda", "gamma", "costheta0", "A", "B", "p",
-                         "q", "tol"),
     "tabulated-eam": ("pair-interaction", "electron-density", "embedding-energy"),
 }
 
@@ -372,7 +370,10 @@ def _family_potential(ctx: Context, node: Node) -> s.PotentialSpec:
                               head["species_b"])
     params = () if typed is None else tuple(p for _, p in family.parameter_specs(typed))
     exports = _exports(ctx, node, family.exports) if family.exports else ()
-    return s.PotentialSpec(**head, params=params, exports=exports, family_spec=typed)
+    files = {}
+    if family.parameter_file is not None and typed is not None:
+        files = dict(param_file=typed.param_file, fit_dofs=typed.fit_dofs)
+    return s.PotentialSpec(**head, params=params, exports=exports, family_spec=typed, **files)
 
 
 def _exports(ctx: Context, node: Node, tags: tuple[str, ...]) -> tuple[s.ExportSpec, ...]:
@@ -456,7 +457,7 @@ def _file_potential(ctx: Context, node: Node) -> s.PotentialSpec:
     files = [ctx.file(p) for p in pf_nodes]
     allowed = FILE_POTENTIAL_PARAMS[node.tag]
     dofs = _fit_dofs(ctx, node.find("fit-dof"), allowed, f"{node.tag} '{head['id']}'")
-    arity = 3 if node.tag in ("tersoff", "abop", "stillinger-weber") else 0
+    arity = 3 if node.tag in ("tersoff", "abop") else 0
     for dof in dofs.values():
         if arity and dof.tag is not None:
             parts = _TAG_SPLIT.findall(dof.tag)
@@ -714,7 +715,6 @@ POTENTIALS: dict[str, Callable] = {
     "adp": _function_potential,
     "tersoff": _file_potential,
     "abop": _file_potential,
-    "stillinger-weber": _file_potential,
     "tabulated-eam": _file_potential,
     "snap": _descriptor_model,
     "linear-model": _descriptor_model,

@@ -76,7 +76,6 @@ POTENTIAL_TYPE = {
     "adp": "ADP",
     "tersoff": "Tersoff",
     "abop": "ABOP",
-    "stillinger-weber": "SW",
     "tabulated-eam": "EAM-table",
     "snap": "SNAP",
     "linear-model": "linear-model",

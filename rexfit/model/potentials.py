@@ -8,7 +8,6 @@ in the tree, under its atomicrex name. Parameters are flattened only at the fit 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from itertools import product
 from typing import Any
 
 import jax.numpy as jnp
@@ -116,8 +115,11 @@ class _Builder:
 
     def family(self, pot: s.PotentialSpec, family: Family):
         """(potential, params) of a family on the registry: its parameters registered under
-        their atomicrex names at params[pot.id][path...], its potential from its record."""
+        their atomicrex names at params[pot.id][path...], its potential from its record (or
+        both from its ``build_model``: the parameter-file families)."""
         head = names.potential_head(pot)
+        if family.build_model is not None:
+            return family.build_model(pot.family_spec, self.species, self.file_dofs(pot))
         params: dict = {}
         for path, p in family.parameter_specs(pot.family_spec):
             leaf = self.add(names.child(head, p.name), (pot.id, *path), p)
@@ -126,6 +128,19 @@ class _Builder:
                 node = node.setdefault(key, {})
             node[path[-1]] = leaf
         return family.build_potential(pot.family_spec, self.species), params
+
+    def file_dofs(self, pot: s.PotentialSpec):
+        """``register(dof, path, value)`` for the ``<fit-dof>`` entries of ``pot`` on the values
+        of its parameter file: records the DOF ``id[Type].name[tag]`` at
+        params[pot.id][path...], starting at ``value``, and returns its leaf."""
+
+        def register(dof: s.FitDofSpec, path: tuple, value: float):
+            spec = s.ParamSpec(name=dof.name, value=value, origin=dof.origin, fit=dof.enabled,
+                               min=dof.min, max=dof.max, reset=dof.reset)
+            return self.add(names.file_param_name(pot, dof.name, dof.tag), (pot.id, *path),
+                            spec)
+
+        return register
 
     #: Mapping roles keyed by an unordered species pair (the others: centre, neighbour).
     SYMMETRIC_ROLES = ("pair-interaction", "g-function", "u-function", "w-function")
@@ -283,51 +298,37 @@ def _tabulated_eam(pot: s.PotentialSpec, species: tuple[str, ...]):
 #: Names a ``<fit-dof>`` of a Tersoff potential may use for LAMMPS's h = cos θ0.
 TERSOFF_ALIASES = {"theta0": "costheta0", "h": "costheta0"}
 #: Parameters that move a three-body potential's cutoff: fitting one widens the lists.
-CUTOFF_PARAMS = {"R", "D", "bigr", "bigd", "sigma", "a", "tol"}
+CUTOFF_PARAMS = {"R", "D", "bigr", "bigd"}
 #: Pair parameters that a LAMMPS file stores on both the ijj and the jii line while LAMMPS
 #: evaluates the pair once: fitting one copy (tag ijj, i ≠ j) moves the other with it.
 PAIR_PARAMS = {
     "tersoff": {"A", "lambda1", "R", "D"},
     "abop": {"D0", "S", "r0", "beta", "bigr", "bigd"},
-    "stillinger-weber": {"epsilon", "sigma", "a", "A", "B", "p", "q", "tol"},
 }
-#: Room (Å) left in the neighbour lists when a cutoff parameter is fitted.
-CUTOFF_MARGIN = 1.0
 
 
 def _file_elements(pot: s.PotentialSpec, species: tuple[str, ...], in_file: set[str]):
     """The job species a parameter file describes: all of them, or the leading ones (species
     after them do not interact with this potential)."""
-    n = len(species)
-    while n and species[n - 1] not in in_file:
-        n -= 1
-    missing = [sp for sp in species[:n] if sp not in in_file]
-    if missing or n == 0:
-        raise InputErrors([InputError(
-            f"<{pot.kind} id='{pot.id}'>: {pot.param_file} has no entries for species "
-            f"{', '.join(missing or species)}; list the species this potential describes "
-            f"first in <atom-types> (species after them do not interact through it)",
-            pot.origin)])
-    return species[:n]
+    from rexfit.potentials.file_dofs import file_elements
+
+    return file_elements(f"<{pot.kind} id='{pot.id}'>", pot.param_file, species, in_file,
+                         pot.origin)
 
 
 def _three_body(pot: s.PotentialSpec, species: tuple[str, ...], b: _Builder):
-    """Tersoff, ABOP or Stillinger-Weber from its LAMMPS parameter file, with its DOFs."""
+    """Tersoff or ABOP from its LAMMPS parameter file, with its DOFs."""
     from rexfit.potentials import manybody_files as mf
     from rexfit.potentials.abop import ABOP, TWO_BODY, from_tersoff
-    from rexfit.potentials.sw import StillingerWeber
+    from rexfit.potentials.file_dofs import CUTOFF_MARGIN, register_dofs
     from rexfit.potentials.tersoff import Tersoff
 
     kind = pot.kind
-    names_ = mf.SW_PARAMETERS if kind == "stillinger-weber" else mf.TERSOFF_PARAMETERS
     try:
-        if kind == "stillinger-weber":
-            entries = mf.read_sw_file(pot.param_file)
-        else:
-            entries = mf.read_tersoff_file(pot.param_file)
+        entries = mf.read_tersoff_file(pot.param_file)
         elements = _file_elements(pot, species, {e for key in entries for e in key})
         mf.check_tags(elements)
-        params = mf.params_from_entries(entries, elements, names_)
+        params = mf.params_from_entries(entries, elements, mf.TERSOFF_PARAMETERS)
         if kind == "abop":
             params = from_tersoff(params, elements)
     except PotentialFileError:  # already names file:line
@@ -336,58 +337,23 @@ def _three_body(pot: s.PotentialSpec, species: tuple[str, ...], b: _Builder):
         raise InputErrors([InputError(f"{pot.param_file}: {exc}", pot.origin)]) from None
     fitted_cutoff = any(d.enabled and d.name in CUTOFF_PARAMS for d in pot.fit_dofs)
     margin = CUTOFF_MARGIN if fitted_cutoff else 0.0
-    if kind == "stillinger-weber":
-        obj = StillingerWeber.create(elements, params, margin)
-    elif kind == "tersoff":
+    if kind == "tersoff":
         obj = Tersoff.create(elements, params, margin)
     else:
         classic = dict(pot.options).get("classic-mode") == "true"
         obj = ABOP.create(elements, params, classic, margin)
-    errors = []
-    links: dict[tuple[str, str], tuple[str, str]] = {}
-    fitted_at: dict[tuple[str, str], s.FitDofSpec] = {}
-    for dof in pot.fit_dofs:
-        tag = dof.tag if dof.tag is not None else species[0] * 3
-        canonical = TERSOFF_ALIASES.get(dof.name, dof.name) if kind == "tersoff" else dof.name
-        if tag not in params:
-            errors.append(InputError(
-                f"<fit-dof> entry <{dof.name}>: tag '{tag}' is not an element triplet of "
-                f"{pot.param_file} for this job (it describes {', '.join(elements)})",
-                dof.origin))
-            continue
-        parts = next(key for key in product(elements, repeat=3) if mf.triplet_tag(*key) == tag)
+
+    def check(dof: s.FitDofSpec, parts: tuple[str, str, str]) -> str | None:
         if kind == "abop" and dof.name in TWO_BODY and parts[1] != parts[2]:
-            errors.append(InputError(
-                f"<fit-dof> entry <{dof.name}>: {dof.name} is a two-body parameter, used only "
-                f"from the pair entries; use tag='{parts[0]}{parts[1]}{parts[1]}'", dof.origin))
-            continue
-        if (tag, canonical) in fitted_at:
-            errors.append(InputError(f"<fit-dof> names {canonical} of {tag} twice",
-                                     dof.origin))
-            continue
-        fitted_at[(tag, canonical)] = dof
-        if canonical in PAIR_PARAMS[kind] and parts[1] == parts[2] and parts[0] != parts[1]:
-            links[(mf.triplet_tag(parts[1], parts[0], parts[0]), canonical)] = (tag, canonical)
-        value = float(params[tag][canonical])
-        spec = s.ParamSpec(name=dof.name, value=value, origin=dof.origin, fit=dof.enabled,
-                           min=dof.min, max=dof.max, reset=dof.reset)
-        b.add(names.file_param_name(pot, dof.name, dof.tag), (pot.id, tag, canonical), spec)
-    for dst, src in links.items():
-        if dst in fitted_at:
-            errors.append(InputError(
-                f"<fit-dof> entry <{fitted_at[dst].name}>: {dst[1]} of {dst[0]} follows "
-                f"{src[1]} of {src[0]} (the pair is one interaction, stored on both lines); "
-                f"fit only one of them", fitted_at[dst].origin))
-    if errors:
-        raise InputErrors(errors)
-    if links:
-        # the file's two copies start out equal only if the file is symmetric: take the source
-        params = {t: dict(v) for t, v in params.items()}
-        for (dt, dn), (st, sn) in links.items():
-            params[dt][dn] = params[st][sn]
-        obj = Linked(obj, tuple(sorted(((dt, dn), (st, sn)) for (dt, dn), (st, sn)
-                                       in links.items())))
-    return obj, params
+            return (f"<fit-dof> entry <{dof.name}>: {dof.name} is a two-body parameter, used "
+                    f"only from the pair entries; use tag='{parts[0]}{parts[1]}{parts[1]}'")
+        return None
+
+    canonical = (lambda name: TERSOFF_ALIASES.get(name, name)) if kind == "tersoff" else \
+        (lambda name: name)
+    params, links = register_dofs(pot.param_file, pot.fit_dofs, params, elements, species,
+                                  PAIR_PARAMS[kind], b.file_dofs(pot), canonical, check)
+    return (Linked(obj, links) if links else obj), params
 
 
 def _model_elements(pot: s.PotentialSpec, species: tuple[str, ...], named: list[str]):
@@ -641,7 +607,7 @@ def build_potentials(job: s.JobSpec) -> PotentialModel:
             obj, prm = b.meam(pot)
         elif pot.kind == "tabulated-eam":
             obj, prm = _tabulated_eam(pot, species)
-        elif pot.kind in ("tersoff", "abop", "stillinger-weber"):
+        elif pot.kind in ("tersoff", "abop"):
             obj, prm = _three_body(pot, species, b)
         elif pot.kind in ("snap", "linear-model"):
             obj, prm = _descriptor_model(pot, species, b)
@@ -651,7 +617,7 @@ def build_potentials(job: s.JobSpec) -> PotentialModel:
             raise NotImplementedInRexfit(
                 f"{pot.origin}: <{pot.kind}> potentials are not computed by this version of "
                 f"rexfit yet (available: {', '.join(registry.BY_ELEMENT)}, eam, meam, adp, "
-                f"tabulated-eam, tersoff, abop, stillinger-weber, snap, linear-model, "
+                f"tabulated-eam, tersoff, abop, snap, linear-model, "
                 f"neural-network, pinn)")
         terms.append((pot.id, obj))
         params[pot.id] = prm

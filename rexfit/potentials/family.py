@@ -54,6 +54,20 @@ class Family:
     that ``include`` reads) for the potential at ``params``, or None if it has no writer.
     dataset_kernel() → (potential class, prepare, terms) of the analytic dataset kernel, or
     None (the dataset engine then uses autodiff).
+
+    For families whose parameter tree is more than their DOFs (values read from a LAMMPS
+    parameter file, of which ``<fit-dof>`` selects some; copies linked to a fitted value):
+    build_model(spec, species, register) → (potential, params tree), used by the model layer
+    instead of parameter_specs and build_potential; ``register(dof, path, value)`` records the
+    DOF of the ``<fit-dof>`` entry ``dof`` (named ``name[tag]`` from it by the model layer),
+    starting at ``value``, at ``params[potential id][path...]``, and returns its leaf.
+    parameter_file: the extension (``sw``) of the LAMMPS parameter file the family's values are
+    read from (``<param-file>``) and its fitted values written to (``<id>.fitted.<ext>`` next
+    to parameters.xml, which points to it, or the ``<export-potential>`` file) with the
+    potential's ``write_file(path, params, header)``; its spec then has ``param_file`` (the
+    path read) and ``fit_dofs`` (the ``<fit-dof>`` entries), which the job layer copies onto
+    the potential's spec.  pair_style: the LAMMPS ``pair_style`` that reads that file (named
+    in the header of the files written).
     """
 
     element: str
@@ -67,3 +81,6 @@ class Family:
     exports: tuple[str, ...] = ()
     write_lammps: Callable | None = None
     dataset_kernel: Callable | None = None
+    build_model: Callable | None = None
+    parameter_file: str | None = None
+    pair_style: str | None = None

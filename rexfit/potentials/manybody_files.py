@@ -10,7 +10,8 @@ In memory a file is a dict ``{(e1, e2, e3): {name: value}}`` in file order, with
 parameter names (:data:`SW_PARAMETERS`, :data:`TERSOFF_PARAMETERS`).  The potentials take a
 params pytree ``{tag: {name: float64}}``, tag = :func:`triplet_tag` (``"SiSiC"``, the
 atomicrex ``<fit-dof tag=...>`` spelling); :func:`params_from_entries` and
-:func:`entries_from_params` convert between the two.
+:func:`entries_from_params` convert between the two.  Importing this module imports no JAX
+(the family records read :data:`SW_PARAMETERS`); the functions that build arrays import it.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from itertools import product
 from pathlib import Path
 from typing import Iterable, Mapping
 
-import jax.numpy as jnp
 import numpy as np
 
 from rexfit.potentials import tokens as tok
@@ -170,6 +170,8 @@ def params_from_entries(entries: Mapping, elements: Iterable[str],
 
     Entries for other elements are ignored (as LAMMPS does); a missing triplet raises.
     """
+    import jax.numpy as jnp
+
     elements = tuple(elements)
     params = {}
     missing = []
@@ -197,6 +199,8 @@ def stack_params(params: Mapping, elements: tuple[str, ...],
 
     Traceable (used inside the potentials' ``energy``), so gradients reach ``params``.
     """
+    import jax.numpy as jnp
+
     tags = [triplet_tag(*key) for key in product(elements, repeat=3)]
     return {n: jnp.stack([jnp.asarray(params[t][n]) for t in tags]) for n in names}
 

@@ -28,3 +28,13 @@ def test_each_fitted_file_is_also_its_export():
     assert all(after_output("export-potential", kind) is None for kind in FITTED_FILES)
     assert after_output("export-eam-file", "adp") is not None
     assert after_output("export-potential", "eam") is None  # not written: a clear error
+
+
+def test_registered_parameter_file_families_write_their_file():
+    # a family whose values live in a LAMMPS parameter file (Stillinger–Weber) writes its
+    # fitted values to a file of that extension, named by parameters.xml's <param-file>
+    families = [f for f in registry.FAMILIES if f.parameter_file is not None]
+    assert families
+    for f in families:
+        ext, element, _ = FITTED_FILES[f.element]
+        assert (ext, element) == (f.parameter_file, "param-file")
