@@ -80,11 +80,12 @@ def row(name: str, run: dict, ref: float | None = None, target: float | None = N
     goal = f"{target:5.1f}" if target else "     "
     return (f"{name:34s} {run['wall']:7.1f} {run['cpu']:7.1f} {ratio} {goal} {run['mb']:7.0f} "
             f"{t.get('programs_traced', '?'):>6} {t.get('programs_compiled', '?'):>6} "
-            f"{t.get('compile_cache_hits', '?'):>6} {t.get('compile', 0):7.1f}")
+            f"{t.get('compile_cache_hits', '?'):>6} {t.get('programs_loaded', '?'):>6} "
+            f"{t.get('compile', 0):7.1f}")
 
 
 HEADER = (f"{'run':34s} {'wall s':>7} {'CPU s':>7} {'ratio':>7} {'goal':>5} {'MB':>7} "
-          f"{'traced':>6} {'compil':>6} {'cached':>6} {'comp s':>7}")
+          f"{'traced':>6} {'compil':>6} {'cached':>6} {'loaded':>6} {'comp s':>7}")
 
 
 # --------------------------------------------------------------------------- SNAP workload
@@ -351,7 +352,7 @@ def main() -> None:
         lines += scaling_benchmark(args.scaling, args.keep)
     print("\n" + "\n".join(lines))
     print("ratio: CPU seconds / reference CPU seconds; goal: issue target in CPU s (cold); "
-          "MB: peak resident memory")
+          "MB: peak resident memory; loaded: traced programs read from the program cache")
     shutil.rmtree(work, ignore_errors=True)
 
 

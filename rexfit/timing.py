@@ -30,6 +30,7 @@ class Counters:
     compile_requests: int = 0  # backend compilations, persistent-cache reads included
     compile_seconds: float = 0.0
     cache_hits: int = 0
+    loaded: int = 0  # traced programs read from the program cache (rexfit.programs)
     #: {program name: [traces, compile requests, seconds tracing + lowering + compiling]}
     programs: dict = field(default_factory=dict)
 
@@ -179,7 +180,7 @@ class Clock:
             out[name] = round(c.seconds if name == "compile" else self.phases.get(name, 0.0), 3)
         out["total"] = round(self.import_seconds + time.perf_counter() - self.start, 3)
         out.update(programs_traced=c.traces, programs_compiled=c.compiled,
-                   compile_cache_hits=c.cache_hits)
+                   compile_cache_hits=c.cache_hits, programs_loaded=c.loaded)
         return out
 
     def summary(self) -> str:
@@ -187,4 +188,5 @@ class Clock:
         return (f"Time: {t['total']:.1f} s (setup {t['setup']:.1f}, compile {t['compile']:.1f}, "
                 f"fit {t['fit']:.1f}, output {t['output']:.1f}, import {t['import']:.1f}); "
                 f"{t['programs_traced']} programs traced, {t['programs_compiled']} compiled, "
-                f"{t['compile_cache_hits']} from the compilation cache")
+                f"{t['compile_cache_hits']} from the compilation cache, "
+                f"{t['programs_loaded']} read from the program cache")

@@ -43,6 +43,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from rexfit import programs
 from rexfit.potentials.base import Linked, SumPotential
 from rexfit.potentials.zbl import ZBL
 from rexfit.structures.neighbors import NeighborList
@@ -225,7 +226,7 @@ def _block_rows(descriptor, cutoff, ordered, species, mask, i, j, d, pair_mask, 
 
 #: (descriptor, cutoff, ordered | None, block arrays) -> (B (A, K), ∂B/∂d (P, K, 3)); jitted
 #: once, static arguments hash by value (descriptors are frozen dataclasses)
-block_rows = jax.jit(_block_rows, static_argnums=(0, 1, 2))
+block_rows = programs.jit(_block_rows, static_argnums=(0, 1, 2))
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -278,7 +279,7 @@ def _neighbor_block_rows(descriptor, species, mask, neighbor_species, d, slot_ma
 
 
 #: (descriptor, atom-major block arrays) -> (B (A, K), ∂B/∂d (A, M, K, 3)); jitted once
-neighbor_block_rows = jax.jit(_neighbor_block_rows, static_argnums=0)
+neighbor_block_rows = programs.jit(_neighbor_block_rows, static_argnums=0)
 
 #: Voigt pairs of virial and stress columns, the dataset engine's order (xx yy zz yz xz xy)
 VOIGT = ((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))
@@ -309,7 +310,7 @@ def _neighbor_block_design(descriptor, n_species, species, mask, neighbor_specie
 
 
 #: (descriptor, S, atom-major block arrays) -> (B, force design, per-atom virial design)
-neighbor_block_design = jax.jit(_neighbor_block_design, static_argnums=(0, 1))
+neighbor_block_design = programs.jit(_neighbor_block_design, static_argnums=(0, 1))
 
 
 def _slots(g: Geometry) -> np.ndarray:
@@ -458,7 +459,7 @@ def _pair_energies(potential, cutoff, params, si, sj, d, mask):
 
 
 #: (pair potential, cutoff, params, si, sj, d, mask) -> per pair (energy, dE/dd); jitted once
-pair_energies = jax.jit(_pair_energies, static_argnums=(0, 1))
+pair_energies = programs.jit(_pair_energies, static_argnums=(0, 1))
 
 
 def structure_base(potential, params, geometries: list[Geometry]) -> list[tuple]:

@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
+from rexfit import programs
 from rexfit.datasets import descriptor_kernel as dk
 from rexfit.datasets.analytic import analytic_outputs, prepare_analytic
 from rexfit.datasets.chunks import VOIGT, Chunk, autodiff_outputs
@@ -104,7 +105,7 @@ def _chunk_jacobian(spec: Spec, prepared, tangents, c: Chunk):
 
 
 def _static(fn):
-    return jax.jit(fn, static_argnums=0)
+    return programs.jit(fn, static_argnums=0)
 
 
 KERNELS = {

@@ -76,6 +76,11 @@ class TermKey:
     def __hash__(self):
         return hash(self._id)
 
+    def __fingerprint__(self):
+        """What identifies the key from one run to the next (rexfit.programs): the
+        potential by value, not by identity."""
+        return (self.potential, self.layout, self.wanted, self.fitted)
+
 
 @jax.tree_util.register_dataclass
 @dataclass(frozen=True, eq=False)

@@ -35,6 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from rexfit import programs
 from rexfit.errors import GeometryError
 from rexfit.physics.strain import voigt_to_strain
 from rexfit.potentials.lists import build_lists
@@ -81,13 +82,13 @@ class Program:
     def __init__(self, fun, static_argnums=()):
         self._fun, self._static = fun, static_argnums
         self._quick = None
-        self.full = jax.jit(fun, static_argnums=static_argnums)
+        self.full = programs.jit(fun, static_argnums=static_argnums)
 
     @property
     def quick(self):
         if self._quick is None:  # built on first use: the options are probed by compiling
-            self._quick = jax.jit(self._fun, static_argnums=self._static,
-                                  compiler_options=dict(quick_compile_options()))
+            self._quick = programs.jit(self._fun, static_argnums=self._static,
+                                       compiler_options=dict(quick_compile_options()))
         return self._quick
 
     def build(self, natoms: int):

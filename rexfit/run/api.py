@@ -54,6 +54,8 @@ def prepare_jax() -> None:
     default :data:`CACHE_DIR`), so running a job again skips most of the compilation."""
     import jax
 
+    from rexfit import programs
+
     jax.config.update("jax_enable_x64", True)
     path = os.environ.get("REXFIT_CACHE_DIR", CACHE_DIR)
     if not path:
@@ -63,6 +65,7 @@ def prepare_jax() -> None:
     except OSError:
         return  # not writable: run without the cache
     jax.config.update("jax_compilation_cache_dir", path)
+    programs.enable(os.path.join(path, "programs"))
     # every program, however quick to compile: a second run of an unchanged job compiles none
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
