@@ -3,8 +3,7 @@ spec and how it is read from the job (a ``<param-file>`` in LAMMPS ``.sw`` forma
 ``<fit-dof>`` entries that select its values), how the model is built from the file (DOFs,
 pair values stored twice linked to their fitted copy), its analytic dataset kernel
 (:mod:`rexfit.potentials.sw_dataset`) and the text of its fitted file, all declared in
-:data:`FAMILY`.
-The potential itself is :class:`rexfit.potentials.sw.StillingerWeber`.
+:data:`FAMILY`.  The potential itself is :class:`rexfit.potentials.sw.StillingerWeber`.
 
 JAX is imported inside the functions that need it, so that reading a job does not load it.
 """
