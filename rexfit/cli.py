@@ -26,7 +26,10 @@ from rexfit.errors import (
 
 EXIT_OK, EXIT_INPUT, EXIT_CALC, EXIT_INTERRUPT = 0, 2, 3, 130
 
-TEMPLATES = ("eam", "lj", "nn", "snap", "tersoff")
+#: The starter jobs ``rexfit template KIND`` prints: the files ``rexfit/templates/KIND.xml``.
+TEMPLATES = tuple(sorted(entry.name[:-len(".xml")]
+                         for entry in resources.files("rexfit").joinpath("templates").iterdir()
+                         if entry.name.endswith(".xml")))
 
 
 class _Parser(argparse.ArgumentParser):

@@ -1,6 +1,6 @@
-"""Writing the LAMMPS parameter file of a potential whose parameters live in one: ``<tersoff>``,
-``<abop>`` (``.tersoff``; ABOP converted to the Tersoff form) and the registered families with
-a ``parameter_file`` (Stillinger–Weber: ``.sw``)."""
+"""Writing the LAMMPS parameter file of a potential whose parameters live in one: the
+registered families with a ``parameter_file`` (Tersoff and ABOP: ``.tersoff``, ABOP converted
+to the Tersoff form; Stillinger–Weber: ``.sw``), whose record gives the file's text."""
 
 from __future__ import annotations
 
@@ -8,19 +8,14 @@ import os
 
 from rexfit import __version__
 from rexfit.errors import CalculationFailed
-from rexfit.files import atomic_write
+from rexfit.files import write_text
 from rexfit.job import spec as s
 from rexfit.potentials import registry
 
 #: Potentials whose parameters live in a LAMMPS parameter file -> (that file's extension, the
-#: LAMMPS pair_style that reads it): Tersoff and ABOP, and the registered families that
-#: declare a parameter file.
-PARAMETER_FILES = {
-    "tersoff": ("tersoff", "tersoff"),
-    "abop": ("tersoff", "tersoff"),
-    **{f.element: (f.parameter_file, f.pair_style) for f in registry.FAMILIES
-       if f.parameter_file is not None},
-}
+#: LAMMPS pair_style that reads it): the registered families that declare a parameter file.
+PARAMETER_FILES = {f.element: (f.parameter_file, f.pair_style) for f in registry.FAMILIES
+                   if f.parameter_file is not None}
 
 
 def write_parameter_file(job: s.JobSpec, pot: s.PotentialSpec, term, params, path: str) -> None:
@@ -30,14 +25,11 @@ def write_parameter_file(job: s.JobSpec, pot: s.PotentialSpec, term, params, pat
               f"'{job.name}' ({os.path.basename(job.path)}); read from {pot.param_file}",
               f"LAMMPS: pair_style {PARAMETER_FILES[pot.kind][1]}; "
               f"pair_coeff * * {os.path.basename(path)} {' '.join(term.elements)}"]
-    tmps = []
     try:
-        atomic_write(path, lambda tmp: tmps.append(tmp) or term.write_file(tmp, params, header))
+        text = registry.family(pot.kind).parameter_text(term, params, header)
     except ValueError as exc:
-        text = str(exc)
-        for tmp in tmps:  # name the file the user will look for, not the temporary one
-            text = text.replace(f"{tmp}: ", "").replace(tmp, path)
-        raise CalculationFailed(f"cannot write the fitted parameters to {path}: {text}") from None
+        raise CalculationFailed(f"cannot write the fitted parameters to {path}: {exc}") from None
+    write_text(path, text)
 
 
 def export_parameter_file(job: s.JobSpec, pot: s.PotentialSpec, terms: dict, params, out: str,

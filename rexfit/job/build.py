@@ -29,10 +29,6 @@ from rexfit.potentials import registry
 
 #: Parameters of file-based potentials that <fit-dof> may name.
 FILE_POTENTIAL_PARAMS: dict[str, tuple[str, ...]] = {
-    "tersoff": ("A", "B", "lambda1", "lambda2", "gamma", "lambda3", "c", "d", "theta0",
-                "costheta0", "h", "beta", "n", "m", "R", "D"),
-    "abop": ("D0", "S", "r0", "beta", "beta2", "powern", "gamma", "c", "d", "h", "twomu", "m",
-             "bigd", "bigr"),
     "tabulated-eam": ("pair-interaction", "electron-density", "embedding-energy"),
 }
 
@@ -325,6 +321,9 @@ class FamilyReader:
     def value(self, node: Node, what: str) -> float | None:
         return self.ctx.number(node.value, node, what)
 
+    def flag(self, node: Node, name: str, default: bool) -> bool:
+        return self.ctx.attr_bool(node, name, default)
+
     def file(self, node: Node) -> str | None:
         return self.ctx.file(node)
 
@@ -446,9 +445,6 @@ def _function_potential(ctx: Context, node: Node) -> s.PotentialSpec:
                            param_file=pf, exports=exports)
 
 
-_TAG_SPLIT = re.compile(r"[A-Z][a-z]?")
-
-
 def _file_potential(ctx: Context, node: Node) -> s.PotentialSpec:
     head = _potential_head(ctx, node)
     pf_nodes = node.findall("param-file")
@@ -457,22 +453,7 @@ def _file_potential(ctx: Context, node: Node) -> s.PotentialSpec:
     files = [ctx.file(p) for p in pf_nodes]
     allowed = FILE_POTENTIAL_PARAMS[node.tag]
     dofs = _fit_dofs(ctx, node.find("fit-dof"), allowed, f"{node.tag} '{head['id']}'")
-    arity = 3 if node.tag in ("tersoff", "abop") else 0
-    for dof in dofs.values():
-        if arity and dof.tag is not None:
-            parts = _TAG_SPLIT.findall(dof.tag)
-            if "".join(parts) != dof.tag or len(parts) != arity:
-                ctx.error(f"<fit-dof> entry <{dof.name}>: tag '{dof.tag}' must name {arity} "
-                          f"species, e.g. SiSiSi", dof.origin)
-            else:
-                for sp in parts:
-                    ctx.check_species(sp, dof.origin, f"<fit-dof> entry <{dof.name}> tag")
-        elif arity and dof.tag is None and len(ctx.species) != 1:
-            ctx.error(f"<fit-dof> entry <{dof.name}> needs a tag (the species triplet, "
-                      f"e.g. {''.join(list(ctx.species)[:1] * 3) or 'SiSiSi'})", dof.origin)
     options: tuple[tuple[str, str], ...] = ()
-    if node.tag == "abop":
-        options = (("classic-mode", str(ctx.attr_bool(node, "classic-mode", False)).lower()),)
     style = node.get("style")
     if node.tag == "tabulated-eam":
         if style == "eam":
@@ -713,8 +694,6 @@ POTENTIALS: dict[str, Callable] = {
     "eam": _function_potential,
     "meam": _function_potential,
     "adp": _function_potential,
-    "tersoff": _file_potential,
-    "abop": _file_potential,
     "tabulated-eam": _file_potential,
     "snap": _descriptor_model,
     "linear-model": _descriptor_model,

@@ -74,8 +74,6 @@ POTENTIAL_TYPE = {
     "eam": "EAM",
     "meam": "MEAM",
     "adp": "ADP",
-    "tersoff": "Tersoff",
-    "abop": "ABOP",
     "tabulated-eam": "EAM-table",
     "snap": "SNAP",
     "linear-model": "linear-model",

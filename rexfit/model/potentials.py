@@ -16,7 +16,7 @@ import numpy as np
 from rexfit.errors import InputError, InputErrors, NotImplementedInRexfit, Origin
 from rexfit.job import names
 from rexfit.job import spec as s
-from rexfit.potentials.base import Linked, SumPotential
+from rexfit.potentials.base import SumPotential
 from rexfit.potentials.eam import EAM
 from rexfit.potentials.functions import Analytic, Combination, Function, Poly, Spline, UserFunction
 from rexfit.potentials import registry
@@ -295,18 +295,6 @@ def _tabulated_eam(pot: s.PotentialSpec, species: tuple[str, ...]):
     return tabulated_eam(tables, used)
 
 
-#: Names a ``<fit-dof>`` of a Tersoff potential may use for LAMMPS's h = cos θ0.
-TERSOFF_ALIASES = {"theta0": "costheta0", "h": "costheta0"}
-#: Parameters that move a three-body potential's cutoff: fitting one widens the lists.
-CUTOFF_PARAMS = {"R", "D", "bigr", "bigd"}
-#: Pair parameters that a LAMMPS file stores on both the ijj and the jii line while LAMMPS
-#: evaluates the pair once: fitting one copy (tag ijj, i ≠ j) moves the other with it.
-PAIR_PARAMS = {
-    "tersoff": {"A", "lambda1", "R", "D"},
-    "abop": {"D0", "S", "r0", "beta", "bigr", "bigd"},
-}
-
-
 def _file_elements(pot: s.PotentialSpec, species: tuple[str, ...], in_file: set[str]):
     """The job species a parameter file describes: all of them, or the leading ones (species
     after them do not interact with this potential)."""
@@ -314,46 +302,6 @@ def _file_elements(pot: s.PotentialSpec, species: tuple[str, ...], in_file: set[
 
     return file_elements(f"<{pot.kind} id='{pot.id}'>", pot.param_file, species, in_file,
                          pot.origin)
-
-
-def _three_body(pot: s.PotentialSpec, species: tuple[str, ...], b: _Builder):
-    """Tersoff or ABOP from its LAMMPS parameter file, with its DOFs."""
-    from rexfit.potentials import manybody_files as mf
-    from rexfit.potentials.abop import ABOP, TWO_BODY, from_tersoff
-    from rexfit.potentials.file_dofs import CUTOFF_MARGIN, register_dofs
-    from rexfit.potentials.tersoff import Tersoff
-
-    kind = pot.kind
-    try:
-        entries = mf.read_tersoff_file(pot.param_file)
-        elements = _file_elements(pot, species, {e for key in entries for e in key})
-        mf.check_tags(elements)
-        params = mf.params_from_entries(entries, elements, mf.TERSOFF_PARAMETERS)
-        if kind == "abop":
-            params = from_tersoff(params, elements)
-    except PotentialFileError:  # already names file:line
-        raise
-    except ValueError as exc:
-        raise InputErrors([InputError(f"{pot.param_file}: {exc}", pot.origin)]) from None
-    fitted_cutoff = any(d.enabled and d.name in CUTOFF_PARAMS for d in pot.fit_dofs)
-    margin = CUTOFF_MARGIN if fitted_cutoff else 0.0
-    if kind == "tersoff":
-        obj = Tersoff.create(elements, params, margin)
-    else:
-        classic = dict(pot.options).get("classic-mode") == "true"
-        obj = ABOP.create(elements, params, classic, margin)
-
-    def check(dof: s.FitDofSpec, parts: tuple[str, str, str]) -> str | None:
-        if kind == "abop" and dof.name in TWO_BODY and parts[1] != parts[2]:
-            return (f"<fit-dof> entry <{dof.name}>: {dof.name} is a two-body parameter, used "
-                    f"only from the pair entries; use tag='{parts[0]}{parts[1]}{parts[1]}'")
-        return None
-
-    canonical = (lambda name: TERSOFF_ALIASES.get(name, name)) if kind == "tersoff" else \
-        (lambda name: name)
-    params, links = register_dofs(pot.param_file, pot.fit_dofs, params, elements, species,
-                                  PAIR_PARAMS[kind], b.file_dofs(pot), canonical, check)
-    return (Linked(obj, links) if links else obj), params
 
 
 def _model_elements(pot: s.PotentialSpec, species: tuple[str, ...], named: list[str]):
@@ -607,8 +555,6 @@ def build_potentials(job: s.JobSpec) -> PotentialModel:
             obj, prm = b.meam(pot)
         elif pot.kind == "tabulated-eam":
             obj, prm = _tabulated_eam(pot, species)
-        elif pot.kind in ("tersoff", "abop"):
-            obj, prm = _three_body(pot, species, b)
         elif pot.kind in ("snap", "linear-model"):
             obj, prm = _descriptor_model(pot, species, b)
         elif pot.kind in ("neural-network", "pinn"):
@@ -617,7 +563,7 @@ def build_potentials(job: s.JobSpec) -> PotentialModel:
             raise NotImplementedInRexfit(
                 f"{pot.origin}: <{pot.kind}> potentials are not computed by this version of "
                 f"rexfit yet (available: {', '.join(registry.BY_ELEMENT)}, eam, meam, adp, "
-                f"tabulated-eam, tersoff, abop, snap, linear-model, "
+                f"tabulated-eam, snap, linear-model, "
                 f"neural-network, pinn)")
         terms.append((pot.id, obj))
         params[pot.id] = prm

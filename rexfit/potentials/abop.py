@@ -134,7 +134,7 @@ class ABOP:
 
     def triplet_cutoffs(self):
         """Neighbour needs (see :mod:`rexfit.potentials.lists`): those of the Tersoff form."""
-        return self.tersoff.pair_reach(), np.asarray(self.tersoff.reach, np.float64), False
+        return self.tersoff.triplet_cutoffs()
 
     def neighbor_list(self, system, skin: float = 0.5, **kw):
         return self.tersoff.neighbor_list(system, skin, **kw)
@@ -142,19 +142,6 @@ class ABOP:
     def energy(self, params: Params, system, nbrs):
         """Total energy (eV) of ABOP ``params``."""
         return self.tersoff.energy(to_tersoff(params, self.elements, self.classic), system, nbrs)
-
-    def write_file(self, path, params: Params, header: Iterable[str] = ()) -> None:
-        """Write the LAMMPS ``.tersoff`` file of ``params``, the ABOP values as comments."""
-        lines = list(header)
-        lines.append("ABOP parameters (Albe-Erhart form"
-                     + (", classic mode: three-body values of ijk from entry ikk" if self.classic
-                        else "") + "):")
-        for i, j, k in product(self.elements, repeat=3):
-            p = {n: float(np.asarray(v)) for n, v in params[triplet_tag(i, j, k)].items()}
-            names = ABOP_PARAMETERS if j == k else THREE_BODY
-            lines.append(f"  {i} {j} {k}: " + " ".join(f"{n}={p[n]!r}" for n in names))
-        t = to_tersoff(params, self.elements, self.classic)
-        self.tersoff.write_file(path, t, lines)
 
 
 def tersoff_entries(potential: ABOP, params: Params):

@@ -120,6 +120,3 @@ class Linked:
 
     def energy(self, params: Params, system: System, nbrs: NeighborList) -> jax.Array:
         return self.term.energy(self.resolve(params), system, nbrs)
-
-    def write_file(self, path, params: Params, header=()) -> None:
-        self.term.write_file(path, self.resolve(params), header)

@@ -14,6 +14,7 @@ raised; a method returns None where the input was unusable):
 - ``number(node, tag, required=False)`` → the float of a child element ``<tag>``;
 - ``attribute(node, name)`` → the float of the attribute ``name`` (None if absent);
 - ``value(node, what)`` → the float of ``node``'s own text;
+- ``flag(node, name, default)`` → the bool of the attribute ``name`` (``default`` if absent);
 - ``positive(value, what, origin)``, ``finite(value, what, origin)``;
 - ``fit_dofs(node, allowed, owner)`` → {name: fit-dof entry} of the ``<fit-dof>`` child;
 - ``param(name, value, origin, dof, tag=None)`` → the parameter spec (name built by
@@ -63,11 +64,14 @@ class Family:
     starting at ``value``, at ``params[potential id][path...]``, and returns its leaf.
     parameter_file: the extension (``sw``) of the LAMMPS parameter file the family's values are
     read from (``<param-file>``) and its fitted values written to (``<id>.fitted.<ext>`` next
-    to parameters.xml, which points to it, or the ``<export-potential>`` file) with the
-    potential's ``write_file(path, params, header)``; its spec then has ``param_file`` (the
-    path read) and ``fit_dofs`` (the ``<fit-dof>`` entries), which the job layer copies onto
-    the potential's spec.  pair_style: the LAMMPS ``pair_style`` that reads that file (named
-    in the header of the files written).
+    to parameters.xml, which points to it, or the ``<export-potential>`` file); its spec then
+    has ``param_file`` (the path read) and ``fit_dofs`` (the ``<fit-dof>`` entries), which the
+    job layer copies onto the potential's spec.  pair_style: the LAMMPS ``pair_style`` that
+    reads that file (named in the header of the files written).
+    parameter_text(potential, params, header) → the text of that file for the model's
+    ``potential`` (as :func:`build_model` made it) at ``params`` (its params tree), with the
+    comment lines ``header``; raises ``ValueError`` for values LAMMPS would refuse.  The export
+    layer writes it.
     """
 
     element: str
@@ -84,3 +88,4 @@ class Family:
     build_model: Callable | None = None
     parameter_file: str | None = None
     pair_style: str | None = None
+    parameter_text: Callable | None = None

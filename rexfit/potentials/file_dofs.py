@@ -1,9 +1,11 @@
 """``<fit-dof>`` entries on the values of a LAMMPS three-body parameter file (Stillinger–Weber,
-Tersoff, ABOP): the job species the file describes, each DOF's place in the params tree, and
-the pair values stored on two lines that follow a fitted copy.  Imports no JAX."""
+Tersoff, ABOP): how ``<param-file>`` and ``<fit-dof>`` are read, the job species the file
+describes, each DOF's place in the params tree, and the pair values stored on two lines that
+follow a fitted copy.  Imports no JAX."""
 
 from __future__ import annotations
 
+import re
 from itertools import product
 from typing import Callable
 
@@ -12,6 +14,45 @@ from rexfit.potentials.manybody_files import triplet_tag
 
 #: Room (Å) left in the neighbour lists when a cutoff parameter is fitted.
 CUTOFF_MARGIN = 1.0
+
+_TAG_SPLIT = re.compile(r"[A-Z][a-z]?")
+
+
+def read_file_potential(reader, node, ident: str, parameters: tuple[str, ...]):
+    """(the resolved ``<param-file>`` path or None, the ``<fit-dof>`` entries) of a
+    parameter-file potential ``node`` (``<tersoff>``, ...), read through a family ``reader``
+    (see :mod:`rexfit.potentials.family`): one file required, every entry named among
+    ``parameters``, its tag the element triplet of a file line (optional with one species)."""
+    element = node.tag
+    pf_nodes = node.findall("param-file")
+    if not pf_nodes:
+        reader.error(f"<{element} id='{ident}'> needs a <param-file>", node.origin)
+    files = [reader.file(p) for p in pf_nodes]
+    dofs = reader.fit_dofs(node.find("fit-dof"), parameters, f"{element} '{ident}'")
+    species = reader.declared_species
+    for dof in dofs.values():
+        if dof.tag is not None:
+            parts = _TAG_SPLIT.findall(dof.tag)
+            if "".join(parts) != dof.tag or len(parts) != 3:
+                reader.error(f"<fit-dof> entry <{dof.name}>: tag '{dof.tag}' must name 3 "
+                             f"species, e.g. SiSiSi", dof.origin)
+            else:
+                for sp in parts:
+                    reader.check_species(sp, dof.origin, f"<fit-dof> entry <{dof.name}> tag")
+        elif len(species) != 1:
+            reader.error(f"<fit-dof> entry <{dof.name}> needs a tag (the species triplet, "
+                         f"e.g. {''.join(list(species)[:1] * 3) or 'SiSiSi'})", dof.origin)
+    return (files[0] if files else None), tuple(dofs.values())
+
+
+def unlinked(potential, params):
+    """(the potential, its params) with linked copies resolved: what a parameter file is
+    written from (``potential`` may be a :class:`~rexfit.potentials.base.Linked`)."""
+    from rexfit.potentials.base import Linked
+
+    if isinstance(potential, Linked):
+        return potential.term, potential.resolve(params)
+    return potential, params
 
 
 def file_elements(what: str, param_file: str, species: tuple[str, ...], in_file: set[str],

@@ -12,7 +12,8 @@ a pair of legs, both are listed — every three-body term accepts either layout)
 A three-body term says what it needs through ``triplet_cutoffs()`` → ``(first, second,
 ordered)``: ``first`` an (S, S) table of the i→j leg reach [s_i, s_j] (Å), ``second`` an
 (S, S) table [s_i, s_k] or (S, S, S) table [s_i, s_j, s_k] of the i→k leg reach, and whether
-both orders are needed.  Stillinger–Weber, Tersoff and MEAM are recognised directly.
+both orders are needed (Stillinger–Weber asks for the full list with no triplets: every reach
+−inf).  MEAM is recognised directly.
 """
 
 from __future__ import annotations
@@ -28,19 +29,10 @@ from rexfit.structures.triplets import build_triplets, with_triplets
 def triplet_needs(term):
     """``(first, second, ordered)`` for a term that needs triplets, else None."""
     from rexfit.potentials.meam import MEAM
-    from rexfit.potentials.sw import StillingerWeber
-    from rexfit.potentials.tersoff import Tersoff
 
     if isinstance(term, MEAM):  # both legs of a triplet within the f-function reach
         reach = np.asarray(term.f_reach, dtype=np.float64)
         return reach, reach, False
-    if isinstance(term, StillingerWeber):
-        # its three-body sum is computed from per-atom moments of the full pair list: it
-        # needs the full list but no triplets (an empty triplet list is attached)
-        none = np.full(np.shape(term.reach), -np.inf)
-        return none, none, False
-    if isinstance(term, Tersoff):
-        return term.pair_reach(), np.asarray(term.reach, dtype=np.float64), False
     method = getattr(term, "triplet_cutoffs", None)
     return None if method is None else method()
 

@@ -96,13 +96,13 @@ def read_entries(source, names: tuple[str, ...], kind: str = "potential") -> Ent
     return _read_located(source, names, kind)[0]
 
 
-def _fail(where: str, starts, key, message: str):
+def _fail(where: str | None, starts, key, message: str):
     if starts and key in starts:
         raise PotentialFileError(message, where, starts[key])
-    raise ValueError(f"{where}: {message}")
+    raise ValueError(message if where is None else f"{where}: {message}")
 
 
-def _check_sw(entries: Entries, where: str, starts=None) -> None:
+def _check_sw(entries: Entries, where: str | None, starts=None) -> None:
     for key, v in entries.items():
         negative = [n for n in SW_PARAMETERS if n != "costheta0" and v[n] < 0.0]
         if negative:
@@ -110,7 +110,7 @@ def _check_sw(entries: Entries, where: str, starts=None) -> None:
                                       f"< 0 for {' '.join(key)}")
 
 
-def _check_tersoff(entries: Entries, where: str, starts=None) -> None:
+def _check_tersoff(entries: Entries, where: str | None, starts=None) -> None:
     for key, v in entries.items():
         bad = [n for n in ("c", "d", "n", "beta", "lambda2", "B", "R", "D", "lambda1", "A",
                            "gamma") if v[n] < 0.0]
@@ -150,18 +150,39 @@ def format_entries(entries: Mapping[tuple[str, str, str], Mapping[str, float]],
     return "\n".join(lines) + "\n"
 
 
+def sw_text(entries, header: Iterable[str] = ()) -> str:
+    """The text of a LAMMPS ``.sw`` file of ``entries`` ({triplet: {name: value}}); raises
+    ``ValueError`` for values LAMMPS would refuse."""
+    _check_sw({k: {n: float(v[n]) for n in SW_PARAMETERS} for k, v in entries.items()}, None)
+    return format_entries(entries, SW_PARAMETERS, header)
+
+
+def tersoff_text(entries, header: Iterable[str] = ()) -> str:
+    """The text of a LAMMPS ``.tersoff`` file of ``entries`` ({triplet: {name: value}});
+    raises ``ValueError`` for values LAMMPS would refuse."""
+    _check_tersoff({k: {n: float(v[n]) for n in TERSOFF_PARAMETERS}
+                    for k, v in entries.items()}, None)
+    return format_entries(entries, TERSOFF_PARAMETERS, header)
+
+
 def write_sw_file(path, entries, header: Iterable[str] = ()) -> None:
-    """Write ``entries`` ({triplet: {name: value}}) as a LAMMPS ``.sw`` file."""
-    _check_sw({k: {n: float(v[n]) for n in SW_PARAMETERS} for k, v in entries.items()},
-              str(path))
-    Path(path).write_text(format_entries(entries, SW_PARAMETERS, header))
+    """Write ``entries`` as a LAMMPS ``.sw`` file (:func:`sw_text`; for tests and benchmarks:
+    rexfit writes its fitted files through :mod:`rexfit.export`)."""
+    _write(path, sw_text, entries, header)
 
 
 def write_tersoff_file(path, entries, header: Iterable[str] = ()) -> None:
-    """Write ``entries`` ({triplet: {name: value}}) as a LAMMPS ``.tersoff`` file."""
-    _check_tersoff({k: {n: float(v[n]) for n in TERSOFF_PARAMETERS}
-                    for k, v in entries.items()}, str(path))
-    Path(path).write_text(format_entries(entries, TERSOFF_PARAMETERS, header))
+    """Write ``entries`` as a LAMMPS ``.tersoff`` file (:func:`tersoff_text`; for tests and
+    benchmarks: rexfit writes its fitted files through :mod:`rexfit.export`)."""
+    _write(path, tersoff_text, entries, header)
+
+
+def _write(path, text, entries, header) -> None:
+    try:
+        content = text(entries, header)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+    Path(path).write_text(content)
 
 
 def params_from_entries(entries: Mapping, elements: Iterable[str],

@@ -2,19 +2,19 @@
 spec and how it is read from the job (a ``<param-file>`` in LAMMPS ``.sw`` format and the
 ``<fit-dof>`` entries that select its values), how the model is built from the file (DOFs,
 pair values stored twice linked to their fitted copy), its analytic dataset kernel
-(:mod:`rexfit.potentials.sw_dataset`) and its fitted file, all declared in :data:`FAMILY`.
-The potential itself is :class:`rexfit.potentials.sw.StillingerWeber`.
+(:mod:`rexfit.potentials.sw_dataset`) and the text of its fitted file, all declared in
+:data:`FAMILY`.  The potential itself is :class:`rexfit.potentials.sw.StillingerWeber`.
 
 JAX is imported inside the functions that need it, so that reading a job does not load it.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from rexfit.errors import Origin
 from rexfit.potentials.family import Family
+from rexfit.potentials.file_dofs import read_file_potential
 from rexfit.potentials.manybody_files import SW_PARAMETERS
 
 #: The values of a ``.sw`` entry, in file order: what a ``<fit-dof>`` may list.
@@ -24,8 +24,6 @@ PARAMETERS = SW_PARAMETERS
 PAIR_PARAMETERS = {"epsilon", "sigma", "a", "A", "B", "p", "q", "tol"}
 #: Parameters that move the cutoff: fitting one widens the neighbour lists.
 CUTOFF_PARAMETERS = {"sigma", "a", "tol"}
-
-_TAG_SPLIT = re.compile(r"[A-Z][a-z]?")
 
 
 @dataclass(frozen=True)
@@ -41,26 +39,8 @@ class StillingerWeberSpec:
 
 def build_spec(reader, node, ident: str, species_a: str, species_b: str):
     """The spec of a ``<stillinger-weber>`` node (errors recorded by ``reader``)."""
-    pf_nodes = node.findall("param-file")
-    if not pf_nodes:
-        reader.error(f"<stillinger-weber id='{ident}'> needs a <param-file>", node.origin)
-    files = [reader.file(p) for p in pf_nodes]
-    dofs = reader.fit_dofs(node.find("fit-dof"), PARAMETERS, f"stillinger-weber '{ident}'")
-    species = reader.declared_species
-    for dof in dofs.values():
-        if dof.tag is not None:
-            parts = _TAG_SPLIT.findall(dof.tag)
-            if "".join(parts) != dof.tag or len(parts) != 3:
-                reader.error(f"<fit-dof> entry <{dof.name}>: tag '{dof.tag}' must name 3 "
-                             f"species, e.g. SiSiSi", dof.origin)
-            else:
-                for sp in parts:
-                    reader.check_species(sp, dof.origin, f"<fit-dof> entry <{dof.name}> tag")
-        elif len(species) != 1:
-            reader.error(f"<fit-dof> entry <{dof.name}> needs a tag (the species triplet, "
-                         f"e.g. {''.join(list(species)[:1] * 3) or 'SiSiSi'})", dof.origin)
-    return StillingerWeberSpec(files[0] if files else None, tuple(dofs.values()), ident,
-                               node.origin)
+    param_file, dofs = read_file_potential(reader, node, ident, PARAMETERS)
+    return StillingerWeberSpec(param_file, dofs, ident, node.origin)
 
 
 def parameter_specs(spec: StillingerWeberSpec):
@@ -109,6 +89,15 @@ def dataset_kernel():
     return StillingerWeber, sw_dataset.prepare, sw_dataset.terms
 
 
+def parameter_text(potential, params, header) -> str:
+    """The ``.sw`` file of the model's ``potential`` at ``params`` (every element triplet)."""
+    from rexfit.potentials import manybody_files as mf
+    from rexfit.potentials.file_dofs import unlinked
+
+    sw, params = unlinked(potential, params)
+    return mf.sw_text(mf.entries_from_params(params, sw.elements, PARAMETERS), header)
+
+
 def build_potential(spec: StillingerWeberSpec, species: tuple[str, ...]):
     """The potential alone (:func:`build_model` without the DOFs)."""
     return build_model(spec, species, lambda dof, path, value: value)[0]
@@ -118,4 +107,5 @@ FAMILY = Family(element="stillinger-weber", type_name="SW", parameters=PARAMETER
                 neighbours="triplets", build_spec=build_spec, parameter_specs=parameter_specs,
                 build_potential=build_potential, xml_parameters=xml_parameters,
                 exports=("export-potential",), dataset_kernel=dataset_kernel,
-                build_model=build_model, parameter_file="sw", pair_style="sw")
+                build_model=build_model, parameter_file="sw", pair_style="sw",
+                parameter_text=parameter_text)

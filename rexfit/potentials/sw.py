@@ -40,7 +40,6 @@ from rexfit.potentials.manybody_files import (
     params_from_entries,
     read_sw_file,
     stack_params,
-    write_sw_file,
 )
 from rexfit.structures.neighbors import NeighborList, pair_displacements
 from rexfit.structures.system import System
@@ -103,14 +102,17 @@ class StillingerWeber:
         params = params_from_entries(read_sw_file(path), elements, SW_PARAMETERS)
         return StillingerWeber.create(elements, params, margin), params
 
-    def write_file(self, path, params: Params, header: Iterable[str] = ()) -> None:
-        """Write ``params`` as a LAMMPS ``.sw`` file (all element triplets)."""
-        write_sw_file(path, entries_from_params(params, self.elements, SW_PARAMETERS), header)
-
     @property
     def cutoff(self) -> float:
         """Largest reach (Å): the neighbour list must extend this far."""
         return max(max(row) for row in self.reach)
+
+    def triplet_cutoffs(self):
+        """Neighbour needs (see :mod:`rexfit.potentials.lists`): the full pair list but no
+        triplets (the three-body sum comes from per-atom moments of the pair list; an empty
+        triplet list is attached)."""
+        none = np.full(np.shape(self.reach), -np.inf)
+        return none, none, False
 
     def neighbor_list(self, system: System, skin: float = 0.5, *, capacity: int | None = None,
                       triplet_capacity: int | None = None) -> TripletNeighborList:

@@ -39,7 +39,6 @@ from rexfit.potentials.manybody_files import (
     params_from_entries,
     read_tersoff_file,
     stack_params,
-    write_tersoff_file,
 )
 from rexfit.structures.neighbors import NeighborList, pair_displacements
 from rexfit.structures.system import System
@@ -115,11 +114,6 @@ class Tersoff:
         params = params_from_entries(read_tersoff_file(path), elements, TERSOFF_PARAMETERS)
         return Tersoff.create(elements, params, margin), params
 
-    def write_file(self, path, params: Params, header: Iterable[str] = ()) -> None:
-        """Write ``params`` as a LAMMPS ``.tersoff`` file (all element triplets)."""
-        entries = entries_from_params(params, self.elements, TERSOFF_PARAMETERS)
-        write_tersoff_file(path, entries, header)
-
     @property
     def cutoff(self) -> float:
         """Largest reach (Å), LAMMPS's cutmax: the neighbour list must extend this far."""
@@ -130,6 +124,11 @@ class Tersoff:
         reach = np.asarray(self.reach, dtype=np.float64)
         s = np.arange(len(self.elements))
         return reach[s[:, None], s[None, :], s[None, :]]
+
+    def triplet_cutoffs(self):
+        """Neighbour needs (see :mod:`rexfit.potentials.lists`): the i→j leg within the ijj
+        reach, the i→k leg within the ijk reach, each pair of legs once."""
+        return self.pair_reach(), np.asarray(self.reach, dtype=np.float64), False
 
     def neighbor_list(self, system: System, skin: float = 0.5, *, capacity: int | None = None,
                       triplet_capacity: int | None = None,

@@ -12,7 +12,15 @@ import numpy as np
 import pytest
 
 from rexfit.physics.properties import evaluate
-from rexfit.potentials.abop import ABOP, from_tersoff, tersoff_entries, to_tersoff
+from rexfit.potentials import abop_family
+from rexfit.potentials.abop import (
+    ABOP,
+    ABOP_PARAMETERS,
+    TWO_BODY,
+    from_tersoff,
+    tersoff_entries,
+    to_tersoff,
+)
 from rexfit.potentials.manybody_files import (
     TERSOFF_PARAMETERS,
     params_from_entries,
@@ -86,7 +94,7 @@ def test_written_file_is_read_back_by_lammps_and_carries_the_abop_values(tmp_pat
     params["GaNN"]["D0"] = params["NGaGa"]["D0"] = params["GaNN"]["D0"] * 1.05  # one pair
     params["GaGaGa"]["gamma"] = params["GaGaGa"]["gamma"] * 0.9
     out = tmp_path / "GaN_abop.tersoff"
-    potential.write_file(out, params, ["test"])
+    out.write_text(abop_family.FAMILY.parameter_text(potential, params, ["test"]))
     text = out.read_text()
     assert f"D0={float(params['GaNN']['D0'])!r}" in text
     de, df, ds = compare_with_lammps(potential, params, crystal(**GAN), out)
@@ -141,3 +149,9 @@ def test_parameter_gradients_match_finite_differences(classic):
             assert np.abs(exact - fd).max() < 2e-6 * scale, (tag, name)
             checked += np.abs(exact).max() > 0
     assert checked >= 20  # most parameters move something
+
+
+def test_family_parameter_names_are_the_potentials():
+    assert set(abop_family.PARAMETERS) == set(ABOP_PARAMETERS)
+    assert abop_family.PAIR_PARAMETERS <= set(TWO_BODY) | abop_family.CUTOFF_PARAMETERS
+    assert abop_family.CUTOFF_PARAMETERS <= set(ABOP_PARAMETERS) - set(TWO_BODY)

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from rexfit.physics.properties import EV_PER_A3_TO_GPA, evaluate
+from rexfit.potentials import tersoff_family
 from rexfit.potentials.manybody_files import (
     TERSOFF_PARAMETERS,
     read_tersoff_file,
@@ -229,7 +230,8 @@ def test_shipped_file_values_and_potential_round_trip(tmp_path):
     potential, params = Tersoff.from_file(potentials_dir() / "SiC.tersoff", ["Si", "C"])
     assert set(params) == {triplet_tag(*k) for k in product(("Si", "C"), repeat=3)}
     assert potential.cutoff == pytest.approx(3.0)
-    potential.write_file(tmp_path / "SiC_again.tersoff", params)
+    text = tersoff_family.FAMILY.parameter_text(potential, params, ["test"])
+    (tmp_path / "SiC_again.tersoff").write_text(text)
     potential2, params2 = Tersoff.from_file(tmp_path / "SiC_again.tersoff", ["Si", "C"])
     assert potential2 == potential
     assert all(float(params2[t][n]) == float(params[t][n])
@@ -253,3 +255,12 @@ def test_tersoff_reader_rejects_what_lammps_rejects():
         read_tersoff_file(line.replace("3.0 0.2 ", "0.1 0.2 "))
     with pytest.raises(ValueError, match="words"):
         read_tersoff_file(line.rstrip() + " 1.0\n")
+
+
+def test_family_parameter_names_are_the_files():
+    """What ``<fit-dof>`` may list is the file's names plus the aliases of h, which name file
+    values; the linked and cutoff names are among them."""
+    family = tersoff_family
+    assert set(family.PARAMETERS) == set(TERSOFF_PARAMETERS) | set(family.ALIASES)
+    assert set(family.ALIASES.values()) <= set(TERSOFF_PARAMETERS)
+    assert family.PAIR_PARAMETERS | family.CUTOFF_PARAMETERS <= set(TERSOFF_PARAMETERS)

@@ -36,6 +36,7 @@ def test_family_is_in_the_schema_and_built_by_the_family_builder(family):
     else:  # the values are in a LAMMPS file the job names; <fit-dof> selects them by name
         assert {"param-file", "fit-dof"} <= describe().children_of(family.element)
         assert family.build_model is not None and family.pair_style
+        assert family.parameter_text is not None  # the export layer writes the fitted file
     assert set(family.exports) <= describe().children_of(family.element)
     assert family.neighbours in ("pairs", "full", "triplets")
     assert language.POTENTIAL_TYPE[family.element] == family.type_name
