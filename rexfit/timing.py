@@ -102,6 +102,16 @@ def _on_duration(event: str, seconds: float, fun_name: str = "?", **_kw) -> None
             COUNTERS.compile_seconds += seconds
 
 
+def discount(seconds: float, fun_name: str) -> None:
+    """Take ``seconds`` out of the trace time: a trace that ran inside the trace of
+    ``fun_name`` (rexfit.programs traces a program inside the trace of its caller), whose
+    own events were counted already."""
+    with _lock:
+        COUNTERS.trace_seconds -= seconds
+        entry = COUNTERS.programs.setdefault(fun_name, [0, 0, 0.0])
+        entry[2] -= seconds
+
+
 def _on_event(event: str, **_kw) -> None:
     if event == _CACHE_HIT:
         with _lock:

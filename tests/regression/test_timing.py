@@ -24,11 +24,12 @@ JOB = """<job><name>fcc LJ</name><atom-types><species>Ar</species></atom-types>
     <properties><atomic-energy/><C11/></properties></fcc-lattice></structures></job>"""
 
 KEYS = {"import", "setup", "compile", "fit", "output", "total", "programs_traced",
-        "programs_compiled", "compile_cache_hits"}
+        "programs_compiled", "compile_cache_hits", "programs_loaded"}
 
 
 def _run(job: Path, out: Path, cache: Path) -> dict:
-    env = dict(os.environ, REXFIT_CACHE_DIR=str(cache))
+    # as users run it: traced programs kept too
+    env = dict(os.environ, REXFIT_CACHE_DIR=str(cache), REXFIT_PROGRAM_CACHE="1")
     proc = subprocess.run([sys.executable, "-m", "rexfit", str(job), "-q", "--output-dir",
                            str(out)], env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
@@ -47,6 +48,7 @@ def test_second_process_compiles_nothing(tmp_path):
     # an unchanged job: every program comes from the cache (SPEC §2)
     assert second["programs_compiled"] == 0
     assert second["compile_cache_hits"] == first["programs_compiled"]
+    assert first["programs_loaded"] == 0 and second["programs_loaded"] > 0
     for t in (first, second):
         assert all(t[k] >= 0 for k in KEYS)
         parts = t["import"] + t["setup"] + t["compile"] + t["fit"] + t["output"]
