@@ -33,14 +33,6 @@ FILE_POTENTIAL_PARAMS: dict[str, tuple[str, ...]] = {
                 "costheta0", "h", "beta", "n", "m", "R", "D"),
     "abop": ("D0", "S", "r0", "beta", "beta2", "powern", "gamma", "c", "d", "h", "twomu", "m",
              "bigd", "bigr"),
-    "tabulated-eam": ("pair-interaction", "electron-density", "embedding-energy"),
-}
-
-#: Mapping roles each function-based potential accepts.
-MAPPING_ROLES: dict[str, tuple[str, ...]] = {
-    "eam": ("pair-interaction", "electron-density", "embedding-energy"),
-    "meam": ("pair-interaction", "electron-density", "f-function", "g-function", "embedding-energy"),
-    "adp": ("pair-interaction", "electron-density", "embedding-energy", "u-function", "w-function"),
 }
 
 LATTICES = ("fcc-lattice", "bcc-lattice", "sc-lattice", "hcp-lattice", "diamond-lattice",
@@ -366,14 +358,16 @@ def _family_potential(ctx: Context, node: Node) -> s.PotentialSpec:
     parameters and its exports."""
     family = registry.family(node.tag)
     head = _potential_head(ctx, node)
+    mapped = _functions_and_mapping(ctx, node, head, family.mapping_roles) \
+        if family.mapping_roles else {}
     typed = family.build_spec(FamilyReader(ctx), node, head["id"], head["species_a"],
                               head["species_b"])
     params = () if typed is None else tuple(p for _, p in family.parameter_specs(typed))
     exports = _exports(ctx, node, family.exports) if family.exports else ()
-    files = {}
-    if family.parameter_file is not None and typed is not None:
-        files = dict(param_file=typed.param_file, fit_dofs=typed.fit_dofs)
-    return s.PotentialSpec(**head, params=params, exports=exports, family_spec=typed, **files)
+    files = {key: getattr(typed, key) for key in ("param_file", "fit_dofs")
+             if hasattr(typed, key)}
+    return s.PotentialSpec(**head, params=params, exports=exports, family_spec=typed, **files,
+                           **mapped)
 
 
 def _exports(ctx: Context, node: Node, tags: tuple[str, ...]) -> tuple[s.ExportSpec, ...]:
@@ -394,8 +388,10 @@ def _exports(ctx: Context, node: Node, tags: tuple[str, ...]) -> tuple[s.ExportS
     return tuple(out)
 
 
-def _function_potential(ctx: Context, node: Node) -> s.PotentialSpec:
-    head = _potential_head(ctx, node)
+def _functions_and_mapping(ctx: Context, node: Node, head: dict,
+                           roles: tuple[str, ...]) -> dict:
+    """{functions, mapping} of a family built from the job's functions: every ``<functions>``
+    entry and every ``<mapping>`` line (its role among ``roles``), checked."""
     functions: list[s.FunctionSpec] = []
     ids: dict[str, Node] = {}
     for fl in node.findall("functions"):
@@ -409,7 +405,6 @@ def _function_potential(ctx: Context, node: Node) -> s.PotentialSpec:
             if fn is not None:
                 functions.append(fn)
     mapping = []
-    roles = MAPPING_ROLES[node.tag]
     mapping_nodes = node.findall("mapping")
     param_file = node.find("param-file")
     if not mapping_nodes and param_file is None:
@@ -439,11 +434,7 @@ def _function_potential(ctx: Context, node: Node) -> s.PotentialSpec:
                 a, b = entry.get("species-a", "*"), entry.get("species-b", "*")
             mapping.append(s.MappingSpec(role=entry.tag, species_a=a, species_b=b,
                                          function=fname, origin=entry.origin))
-    pf = ctx.file(param_file) if param_file is not None else None
-    exports = _exports(ctx, node, ("export-eam-file", "export-adp-file", "export-functions",
-                                   "export-potential"))
-    return s.PotentialSpec(**head, functions=tuple(functions), mapping=tuple(mapping),
-                           param_file=pf, exports=exports)
+    return dict(functions=tuple(functions), mapping=tuple(mapping))
 
 
 _TAG_SPLIT = re.compile(r"[A-Z][a-z]?")
@@ -473,20 +464,9 @@ def _file_potential(ctx: Context, node: Node) -> s.PotentialSpec:
     options: tuple[tuple[str, str], ...] = ()
     if node.tag == "abop":
         options = (("classic-mode", str(ctx.attr_bool(node, "classic-mode", False)).lower()),)
-    style = node.get("style")
-    if node.tag == "tabulated-eam":
-        if style == "eam":
-            for p in pf_nodes:
-                if p.get("species") is None:
-                    ctx.error("<param-file> of a style='eam' (funcfl) table needs a 'species' "
-                              "attribute", p.origin)
-                ctx.check_species(p.get("species"), p.origin, "<param-file> species")
-        elif len(pf_nodes) > 1:
-            ctx.error(f"style='{style}' takes one <param-file> for all species", pf_nodes[1].origin)
-        options = tuple((f"species:{i}", p.get("species", "")) for i, p in enumerate(pf_nodes))
     exports = _exports(ctx, node, ("export-potential", "export-eam-file"))
     return s.PotentialSpec(**head, param_file=files[0] if files else None,
-                           param_files=tuple(f for f in files if f), file_format=style,
+                           param_files=tuple(f for f in files if f),
                            fit_dofs=tuple(dofs.values()), exports=exports, options=options)
 
 
@@ -710,12 +690,8 @@ def _neural_network(ctx: Context, node: Node) -> s.PotentialSpec:
 #: XML element -> potential builder: the families of the registry, then the others.
 POTENTIALS: dict[str, Callable] = {
     **{f.element: _family_potential for f in registry.FAMILIES},
-    "eam": _function_potential,
-    "meam": _function_potential,
-    "adp": _function_potential,
     "tersoff": _file_potential,
     "abop": _file_potential,
-    "tabulated-eam": _file_potential,
     "snap": _descriptor_model,
     "linear-model": _descriptor_model,
     "neural-network": _neural_network,

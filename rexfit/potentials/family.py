@@ -67,7 +67,25 @@ class Family:
     potential's ``write_file(path, params, header)``; its spec then has ``param_file`` (the
     path read) and ``fit_dofs`` (the ``<fit-dof>`` entries), which the job layer copies onto
     the potential's spec.  pair_style: the LAMMPS ``pair_style`` that reads that file (named
-    in the header of the files written).
+    in the header of the files written).  A spec with ``param_file`` and ``fit_dofs``
+    attributes has them copied onto the potential's spec in any case (the job's checks of its
+    fitted parameters see them).
+
+    For families built from the job's functions (EAM, ADP, MEAM): mapping_roles: the roles
+    their ``<mapping>`` may assign (``pair-interaction``, ``electron-density``, ...); when
+    not empty, the job layer reads ``<functions>`` and ``<mapping>`` (the potential spec's
+    ``functions`` and ``mapping``, names from :mod:`rexfit.job.names`; a ``<mapping>`` is
+    required unless a ``<param-file>`` is given) and the model layer builds the functions and
+    their parameters.  build_mapped(spec, species, roles, cutoff) → the potential of such a
+    potential with a ``<mapping>``: ``roles`` is {role: {species key: (params key, function)}}
+    (key: the species index for ``embedding-energy``; (min, max) of the two species for the
+    symmetric roles ``pair-interaction``, ``g-function``, ``u-function``, ``w-function``;
+    (centre, neighbour) otherwise), ``cutoff`` the largest reach of its radial functions (Å).
+    Without a ``<mapping>`` (a LAMMPS file instead) the model layer uses build_model.
+    sampled_exports: ((export element, file kind), ...): exports sampled over the final
+    structures after the output phase, written by the export layer's writer of that kind
+    (``export/registry.py``, ``SAMPLED_WRITERS``: ``eam-table``, ``adp-table``,
+    ``meam/spline``).
     """
 
     element: str
@@ -84,3 +102,6 @@ class Family:
     build_model: Callable | None = None
     parameter_file: str | None = None
     pair_style: str | None = None
+    mapping_roles: tuple[str, ...] = ()
+    build_mapped: Callable | None = None
+    sampled_exports: tuple[tuple[str, str], ...] = ()

@@ -3,13 +3,14 @@ rest, see :class:`rexfit.potentials.family.Family`).  The job builder, the model
 dataset engine and the exports look a family up here by its XML element instead of switching on
 it.  Importing this module imports no JAX.
 
-Families not yet on the registry (EAM, MEAM, ADP, tabulated EAM, Tersoff, ABOP, SNAP, linear
-models, neural networks, PINN) still go through the tables of :mod:`rexfit.job.build` and the
-switch of :func:`rexfit.model.potentials.build_potentials`.
+Families not yet on the registry (Tersoff, ABOP, SNAP, linear models, neural networks, PINN)
+still go through the tables of :mod:`rexfit.job.build` and the switch of
+:func:`rexfit.model.potentials.build_potentials`.
 """
 
 from __future__ import annotations
 
+from rexfit.potentials import adp_family, eam_family, meam_family
 from rexfit.potentials import buckingham, lennard_jones, stillinger_weber, zbl
 from rexfit.potentials.family import Family
 
@@ -18,6 +19,10 @@ FAMILIES: tuple[Family, ...] = (
     buckingham.FAMILY,
     zbl.FAMILY,
     stillinger_weber.FAMILY,
+    eam_family.FAMILY,
+    eam_family.TABULATED,
+    adp_family.FAMILY,
+    meam_family.FAMILY,
 )
 
 #: XML element -> family.
