@@ -26,10 +26,12 @@ from rexfit.errors import (
 
 EXIT_OK, EXIT_INPUT, EXIT_CALC, EXIT_INTERRUPT = 0, 2, 3, 130
 
-#: The starter jobs ``rexfit template KIND`` prints: the files ``rexfit/templates/KIND.xml``.
-TEMPLATES = tuple(sorted(entry.name[:-len(".xml")]
-                         for entry in resources.files("rexfit").joinpath("templates").iterdir()
-                         if entry.name.endswith(".xml")))
+#: The starter jobs of ``rexfit template KIND``: the files KIND.xml of rexfit/templates/.
+TEMPLATES = tuple(sorted(f.name.removesuffix(".xml")
+                         for f in resources.files("rexfit").joinpath("templates").iterdir()
+                         if f.name.endswith(".xml")))
+#: The file of the template printed when no KIND is given.
+DEFAULT_TEMPLATE = "eam.xml"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -102,8 +104,9 @@ def _dataset_info_parser() -> argparse.ArgumentParser:
 
 def _template_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="rexfit template", description="Print a commented starter job.")
-    p.add_argument("kind", nargs="?", default="eam", metavar="KIND",
-                   help="one of: " + ", ".join(TEMPLATES) + " (default: eam)")
+    default = DEFAULT_TEMPLATE.removesuffix(".xml")
+    p.add_argument("kind", nargs="?", default=default, metavar="KIND",
+                   help="one of: " + ", ".join(TEMPLATES) + f" (default: {default})")
     return p
 
 

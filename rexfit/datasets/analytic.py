@@ -10,10 +10,9 @@ from typing import Callable, NamedTuple
 import jax.numpy as jnp
 
 from rexfit.datasets.chunks import VOIGT, Chunk
-from rexfit.potentials import eam_dataset, registry
+from rexfit.potentials import registry
 from rexfit.potentials.analytic_dataset import scatter_atoms
 from rexfit.potentials.base import Linked, SumPotential
-from rexfit.potentials.eam import EAM
 
 
 class FamilyKernel(NamedTuple):
@@ -37,10 +36,7 @@ def _registered() -> dict:
 
 
 #: Potential class → its analytic kernel (exact classes: subclasses take the autodiff kernel).
-FAMILIES = {
-    EAM: FamilyKernel(eam_dataset.prepare, eam_dataset.terms),
-    **_registered(),
-}
+FAMILIES = _registered()
 
 
 def _leaves(potential, params=None):
@@ -56,8 +52,8 @@ def _leaves(potential, params=None):
 
 
 def analytic_supported(potential) -> bool:
-    """True if every term of ``potential`` is an EAM potential or one of a registered family
-    with a dataset kernel (Lennard-Jones, Buckingham, Stillinger–Weber), possibly in sums and
+    """True if every term of ``potential`` is one of a registered family with a dataset kernel
+    (Lennard-Jones, Buckingham, Stillinger–Weber, EAM and tabulated EAM), possibly in sums and
     with linked parameters: the ``"analytic"`` kernel applies."""
     if isinstance(potential, SumPotential):
         return all(analytic_supported(t) for _, t in potential.terms)

@@ -1,5 +1,6 @@
 """Which function writes which potential file: tables keyed by potential kind (the job's XML
-element) and export element, so the rest of export/ never switches on a kind.
+element), export element and file kind (for the families of the registry, named by their
+record), so the rest of export/ never switches on a kind.
 
 Every writer is a plain function of the potential's spec or model term and its parameters."""
 
@@ -64,16 +65,19 @@ WITH_PARAMETERS = {
     **{kind: export_descriptor_model for kind in COEFFICIENT_FILES},
 }
 
-#: Exports sampled over the final structures, written after the output phase:
-#: (export element, kind or None for any kind) ->
+#: Exports sampled over the final structures, written after the output phase: file kind (as a
+#: family's record names it in ``sampled_exports``) ->
 #: ``export(term, params, species, masses, numbers, finals, options, path)``.
-AFTER_OUTPUT = {
-    ("export-potential", "meam"): export_meam,
-    ("export-eam-file", None): export_eam_file,
-    ("export-adp-file", None): export_adp_file,
+SAMPLED_WRITERS = {
+    "eam-table": export_eam_file,
+    "adp-table": export_adp_file,
+    "meam/spline": export_meam,
 }
 
 
 def after_output(element: str, kind: str):
-    """The writer of ``<element>`` in a potential of ``kind`` after the output phase, or None."""
-    return AFTER_OUTPUT.get((element, kind)) or AFTER_OUTPUT.get((element, None))
+    """The writer of ``<element>`` in a potential of ``kind`` after the output phase (the
+    file kind its family's record gives that element), or None."""
+    family = registry.family(kind)
+    file_kind = dict(family.sampled_exports).get(element) if family is not None else None
+    return SAMPLED_WRITERS.get(file_kind)

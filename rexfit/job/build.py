@@ -27,18 +27,6 @@ from rexfit.potentials import registry
 
 # ============================================================================ tables
 
-#: Parameters of file-based potentials that <fit-dof> may name.
-FILE_POTENTIAL_PARAMS: dict[str, tuple[str, ...]] = {
-    "tabulated-eam": ("pair-interaction", "electron-density", "embedding-energy"),
-}
-
-#: Mapping roles each function-based potential accepts.
-MAPPING_ROLES: dict[str, tuple[str, ...]] = {
-    "eam": ("pair-interaction", "electron-density", "embedding-energy"),
-    "meam": ("pair-interaction", "electron-density", "f-function", "g-function", "embedding-energy"),
-    "adp": ("pair-interaction", "electron-density", "embedding-energy", "u-function", "w-function"),
-}
-
 LATTICES = ("fcc-lattice", "bcc-lattice", "sc-lattice", "hcp-lattice", "diamond-lattice",
             "dimer-structure", "L12-lattice", "B1-lattice", "B2-lattice", "L10-lattice",
             "omega-lattice")
@@ -365,14 +353,16 @@ def _family_potential(ctx: Context, node: Node) -> s.PotentialSpec:
     parameters and its exports."""
     family = registry.family(node.tag)
     head = _potential_head(ctx, node)
+    mapped = _functions_and_mapping(ctx, node, head, family.mapping_roles) \
+        if family.mapping_roles else {}
     typed = family.build_spec(FamilyReader(ctx), node, head["id"], head["species_a"],
                               head["species_b"])
     params = () if typed is None else tuple(p for _, p in family.parameter_specs(typed))
     exports = _exports(ctx, node, family.exports) if family.exports else ()
-    files = {}
-    if family.parameter_file is not None and typed is not None:
-        files = dict(param_file=typed.param_file, fit_dofs=typed.fit_dofs)
-    return s.PotentialSpec(**head, params=params, exports=exports, family_spec=typed, **files)
+    files = {key: getattr(typed, key) for key in ("param_file", "fit_dofs")
+             if hasattr(typed, key)}
+    return s.PotentialSpec(**head, params=params, exports=exports, family_spec=typed, **files,
+                           **mapped)
 
 
 def _exports(ctx: Context, node: Node, tags: tuple[str, ...]) -> tuple[s.ExportSpec, ...]:
@@ -393,8 +383,10 @@ def _exports(ctx: Context, node: Node, tags: tuple[str, ...]) -> tuple[s.ExportS
     return tuple(out)
 
 
-def _function_potential(ctx: Context, node: Node) -> s.PotentialSpec:
-    head = _potential_head(ctx, node)
+def _functions_and_mapping(ctx: Context, node: Node, head: dict,
+                           roles: tuple[str, ...]) -> dict:
+    """{functions, mapping} of a family built from the job's functions: every ``<functions>``
+    entry and every ``<mapping>`` line (its role among ``roles``), checked."""
     functions: list[s.FunctionSpec] = []
     ids: dict[str, Node] = {}
     for fl in node.findall("functions"):
@@ -408,7 +400,6 @@ def _function_potential(ctx: Context, node: Node) -> s.PotentialSpec:
             if fn is not None:
                 functions.append(fn)
     mapping = []
-    roles = MAPPING_ROLES[node.tag]
     mapping_nodes = node.findall("mapping")
     param_file = node.find("param-file")
     if not mapping_nodes and param_file is None:
@@ -438,37 +429,7 @@ def _function_potential(ctx: Context, node: Node) -> s.PotentialSpec:
                 a, b = entry.get("species-a", "*"), entry.get("species-b", "*")
             mapping.append(s.MappingSpec(role=entry.tag, species_a=a, species_b=b,
                                          function=fname, origin=entry.origin))
-    pf = ctx.file(param_file) if param_file is not None else None
-    exports = _exports(ctx, node, ("export-eam-file", "export-adp-file", "export-functions",
-                                   "export-potential"))
-    return s.PotentialSpec(**head, functions=tuple(functions), mapping=tuple(mapping),
-                           param_file=pf, exports=exports)
-
-
-def _file_potential(ctx: Context, node: Node) -> s.PotentialSpec:
-    head = _potential_head(ctx, node)
-    pf_nodes = node.findall("param-file")
-    if not pf_nodes:
-        ctx.error(f"<{node.tag} id='{head['id']}'> needs a <param-file>", node.origin)
-    files = [ctx.file(p) for p in pf_nodes]
-    allowed = FILE_POTENTIAL_PARAMS[node.tag]
-    dofs = _fit_dofs(ctx, node.find("fit-dof"), allowed, f"{node.tag} '{head['id']}'")
-    options: tuple[tuple[str, str], ...] = ()
-    style = node.get("style")
-    if node.tag == "tabulated-eam":
-        if style == "eam":
-            for p in pf_nodes:
-                if p.get("species") is None:
-                    ctx.error("<param-file> of a style='eam' (funcfl) table needs a 'species' "
-                              "attribute", p.origin)
-                ctx.check_species(p.get("species"), p.origin, "<param-file> species")
-        elif len(pf_nodes) > 1:
-            ctx.error(f"style='{style}' takes one <param-file> for all species", pf_nodes[1].origin)
-        options = tuple((f"species:{i}", p.get("species", "")) for i, p in enumerate(pf_nodes))
-    exports = _exports(ctx, node, ("export-potential", "export-eam-file"))
-    return s.PotentialSpec(**head, param_file=files[0] if files else None,
-                           param_files=tuple(f for f in files if f), file_format=style,
-                           fit_dofs=tuple(dofs.values()), exports=exports, options=options)
+    return dict(functions=tuple(functions), mapping=tuple(mapping))
 
 
 #: Fittable coefficient groups of descriptor models (<fit-dof> names; tag = element).
@@ -691,10 +652,6 @@ def _neural_network(ctx: Context, node: Node) -> s.PotentialSpec:
 #: XML element -> potential builder: the families of the registry, then the others.
 POTENTIALS: dict[str, Callable] = {
     **{f.element: _family_potential for f in registry.FAMILIES},
-    "eam": _function_potential,
-    "meam": _function_potential,
-    "adp": _function_potential,
-    "tabulated-eam": _file_potential,
     "snap": _descriptor_model,
     "linear-model": _descriptor_model,
     "neural-network": _neural_network,

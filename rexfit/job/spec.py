@@ -153,7 +153,6 @@ class PotentialSpec:
     mapping: tuple[MappingSpec, ...] = ()
     param_file: str | None = None
     param_files: tuple[str, ...] = ()
-    file_format: str | None = None
     fit_dofs: tuple[FitDofSpec, ...] = ()
     exports: tuple[ExportSpec, ...] = ()
     options: tuple[tuple[str, str], ...] = ()

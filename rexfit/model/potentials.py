@@ -17,7 +17,6 @@ from rexfit.errors import InputError, InputErrors, NotImplementedInRexfit, Origi
 from rexfit.job import names
 from rexfit.job import spec as s
 from rexfit.potentials.base import SumPotential
-from rexfit.potentials.eam import EAM
 from rexfit.potentials.functions import Analytic, Combination, Function, Poly, Spline, UserFunction
 from rexfit.potentials import registry
 from rexfit.potentials.family import Family
@@ -116,8 +115,12 @@ class _Builder:
     def family(self, pot: s.PotentialSpec, family: Family):
         """(potential, params) of a family on the registry: its parameters registered under
         their atomicrex names at params[pot.id][path...], its potential from its record (or
-        both from its ``build_model``: the parameter-file families)."""
+        both from its ``build_model``: the parameter-file families; or from the mapped
+        functions, when the family has ``build_mapped`` and the potential a ``<mapping>``)."""
         head = names.potential_head(pot)
+        if family.build_mapped is not None and pot.mapping:
+            params, roles, cutoff = self.mapped(pot, family.mapping_roles)
+            return family.build_mapped(pot.family_spec, self.species, roles, cutoff), params
         if family.build_model is not None:
             return family.build_model(pot.family_spec, self.species, self.file_dofs(pot))
         params: dict = {}
@@ -185,114 +188,6 @@ class _Builder:
             raise InputErrors([InputError(f"<{pot.kind} id='{pot.id}'> maps no function with "
                                           "a cutoff", pot.origin)])
         return params, out, max(reach)
-
-    def eam(self, pot: s.PotentialSpec):
-        params, roles, cutoff = self.mapped(pot, ("pair-interaction", "electron-density",
-                                                  "embedding-energy"))
-        eam = EAM.create(len(self.species), cutoff, roles["pair-interaction"],
-                         roles["electron-density"], roles["embedding-energy"])
-        return eam, params
-
-    def meam(self, pot: s.PotentialSpec):
-        """<meam> (spline-MEAM, LAMMPS meam/spline form) from the job's functions.
-
-        pair-interaction (a, b), electron-density (centre a, neighbour b), f-function
-        (centre a, neighbour b), g-function (the two neighbour species), embedding-energy."""
-        from rexfit.potentials.meam import MEAM
-
-        if pot.param_file is not None:
-            return _meam_file(pot, self.species)
-        params, roles, cutoff = self.mapped(pot, ("pair-interaction", "electron-density",
-                                                  "f-function", "g-function",
-                                                  "embedding-energy"))
-        try:
-            meam = MEAM.create(len(self.species), cutoff, roles["pair-interaction"],
-                               roles["electron-density"], roles["f-function"],
-                               roles["g-function"], roles["embedding-energy"])
-        except ValueError as exc:
-            raise InputErrors([InputError(f"<meam id='{pot.id}'>: {exc}", pot.origin)]) from None
-        return meam, params
-
-    def adp(self, pot: s.PotentialSpec):
-        """<adp>: EAM roles plus the dipole (u) and quadrupole (w) functions per species pair."""
-        from rexfit.potentials.adp import ADP
-
-        if pot.param_file is not None:
-            return _tabulated_adp(pot, self.species)
-        params, roles, cutoff = self.mapped(pot, ("pair-interaction", "electron-density",
-                                                  "embedding-energy", "u-function",
-                                                  "w-function"))
-        try:
-            adp = ADP.create(len(self.species), cutoff, roles["pair-interaction"],
-                             roles["electron-density"], roles["embedding-energy"],
-                             roles["u-function"], roles["w-function"])
-        except ValueError as exc:
-            raise InputErrors([InputError(f"<adp id='{pot.id}'>: {exc}", pot.origin)]) from None
-        return adp, params
-
-
-def _meam_file(pot: s.PotentialSpec, species: tuple[str, ...]):
-    """<meam> with a <param-file>: a LAMMPS meam/spline file (its knot values are fixed)."""
-    from rexfit.potentials.meam import MEAM
-
-    if pot.functions or pot.mapping:
-        raise InputErrors([InputError(f"<meam id='{pot.id}'>: give either a <param-file> or "
-                                      "<functions> with a <mapping>, not both", pot.origin)])
-    try:
-        return MEAM.from_file(pot.param_file, species)
-    except PotentialFileError:  # already names file:line
-        raise
-    except (ValueError, InputError) as exc:
-        raise InputErrors([InputError(f"{pot.param_file}: {getattr(exc, 'message', exc)}",
-                                      pot.origin)]) from None
-
-
-def _tabulated_adp(pot: s.PotentialSpec, species: tuple[str, ...]):
-    """<adp> with a <param-file>: the LAMMPS adp tables as a fixed potential."""
-    from rexfit.potentials.adp import read_adp, tabulated_adp
-
-    if pot.functions or pot.mapping:
-        raise InputErrors([InputError(f"<adp id='{pot.id}'>: give either a <param-file> or "
-                                      "<functions> with a <mapping>, not both", pot.origin)])
-    try:
-        tables = read_adp(pot.param_file)
-    except PotentialFileError:  # already names file:line
-        raise
-    except ValueError as exc:
-        raise InputErrors([InputError(str(exc), pot.origin)]) from None
-    used = [sp if (pot.species_a in ("*", sp) or pot.species_b in ("*", sp)) else None
-            for sp in species]
-    missing = [sp for sp in used if sp is not None and sp not in tables.elements]
-    if missing:
-        raise InputErrors([InputError(
-            f"<adp id='{pot.id}'>: species {', '.join(missing)} not in {pot.param_file} "
-            f"(it has {', '.join(tables.elements)})", pot.origin)])
-    return tabulated_adp(tables, used)
-
-
-def _tabulated_eam(pot: s.PotentialSpec, species: tuple[str, ...]):
-    """A LAMMPS EAM table as a fixed potential (its tables are not fitted yet)."""
-    from rexfit.potentials.eam_files import read_funcfl, read_setfl, tabulated_eam
-
-    if any(d.enabled for d in pot.fit_dofs):
-        raise NotImplementedInRexfit(f"{pot.origin}: fitting the tables of <tabulated-eam> is "
-                                     "not available yet; remove its <fit-dof>")
-    try:
-        if pot.file_format == "eam":
-            names_ = [v for k, v in pot.options if k.startswith("species:")]
-            tables = read_funcfl(list(pot.param_files), names_)
-        else:
-            tables = read_setfl(pot.param_file, finnis_sinclair=pot.file_format == "eam/fs")
-    except InputError as err:
-        raise InputErrors([InputError(err.message, err.origin or pot.origin)]) from None
-    used = [sp if (pot.species_a in ("*", sp) or pot.species_b in ("*", sp)) else None
-            for sp in species]
-    missing = [sp for sp in used if sp is not None and sp not in tables.elements]
-    if missing:
-        raise InputErrors([InputError(
-            f"<tabulated-eam id='{pot.id}'>: species {', '.join(missing)} not in "
-            f"{pot.param_file} (it has {', '.join(tables.elements)})", pot.origin)])
-    return tabulated_eam(tables, used)
 
 
 def _file_elements(pot: s.PotentialSpec, species: tuple[str, ...], in_file: set[str]):
@@ -547,14 +442,6 @@ def build_potentials(job: s.JobSpec) -> PotentialModel:
         family = registry.family(pot.kind)
         if family is not None:
             obj, prm = b.family(pot, family)
-        elif pot.kind == "eam":
-            obj, prm = b.eam(pot)
-        elif pot.kind == "adp":
-            obj, prm = b.adp(pot)
-        elif pot.kind == "meam":
-            obj, prm = b.meam(pot)
-        elif pot.kind == "tabulated-eam":
-            obj, prm = _tabulated_eam(pot, species)
         elif pot.kind in ("snap", "linear-model"):
             obj, prm = _descriptor_model(pot, species, b)
         elif pot.kind in ("neural-network", "pinn"):
@@ -562,8 +449,8 @@ def build_potentials(job: s.JobSpec) -> PotentialModel:
         else:
             raise NotImplementedInRexfit(
                 f"{pot.origin}: <{pot.kind}> potentials are not computed by this version of "
-                f"rexfit yet (available: {', '.join(registry.BY_ELEMENT)}, eam, meam, adp, "
-                f"tabulated-eam, snap, linear-model, "
+                f"rexfit yet (available: {', '.join(registry.BY_ELEMENT)}, "
+                f"snap, linear-model, "
                 f"neural-network, pinn)")
         terms.append((pot.id, obj))
         params[pot.id] = prm

@@ -71,7 +71,24 @@ class Family:
     parameter_text(potential, params, header) → the text of that file for the model's
     ``potential`` (as :func:`build_model` made it) at ``params`` (its params tree), with the
     comment lines ``header``; raises ``ValueError`` for values LAMMPS would refuse.  The export
-    layer writes it.
+    layer writes it.  A spec with ``param_file`` and ``fit_dofs`` attributes has them copied
+    onto the potential's spec in any case (the job's checks of its fitted parameters see them).
+
+    For families built from the job's functions (EAM, ADP, MEAM): mapping_roles: the roles
+    their ``<mapping>`` may assign (``pair-interaction``, ``electron-density``, ...); when
+    not empty, the job layer reads ``<functions>`` and ``<mapping>`` (the potential spec's
+    ``functions`` and ``mapping``, names from :mod:`rexfit.job.names`; a ``<mapping>`` is
+    required unless a ``<param-file>`` is given) and the model layer builds the functions and
+    their parameters.  build_mapped(spec, species, roles, cutoff) → the potential of such a
+    potential with a ``<mapping>``: ``roles`` is {role: {species key: (params key, function)}}
+    (key: the species index for ``embedding-energy``; (min, max) of the two species for the
+    symmetric roles ``pair-interaction``, ``g-function``, ``u-function``, ``w-function``;
+    (centre, neighbour) otherwise), ``cutoff`` the largest reach of its radial functions (Å).
+    Without a ``<mapping>`` (a LAMMPS file instead) the model layer uses build_model.
+    sampled_exports: ((export element, file kind), ...): exports sampled over the final
+    structures after the output phase, written by the export layer's writer of that kind
+    (``export/registry.py``, ``SAMPLED_WRITERS``: ``eam-table``, ``adp-table``,
+    ``meam/spline``).
     """
 
     element: str
@@ -89,3 +106,6 @@ class Family:
     parameter_file: str | None = None
     pair_style: str | None = None
     parameter_text: Callable | None = None
+    mapping_roles: tuple[str, ...] = ()
+    build_mapped: Callable | None = None
+    sampled_exports: tuple[tuple[str, str], ...] = ()

@@ -44,7 +44,6 @@ from rexfit.potentials.meam_files import (
     pair_index,
     pair_list,
     read_meam_spline,
-    write_meam_spline,
 )
 from rexfit.structures.neighbors import NeighborList, pair_displacements
 from rexfit.structures.system import System
@@ -295,23 +294,12 @@ class MEAM:
         LAMMPS's (the largest last knot of φ, ρ, f in the file).  With ``prune_f``, f_reach of
         f_b is its last knot if the file's f_b has a zero tail (value and end slope 0), which
         keeps the triplet list short; a fit must then keep that tail at zero (or the model cuts
-        f there while LAMMPS would not; :meth:`write_file` refuses such parameters).  Without
-        ``prune_f`` every f reaches the cutoff, whatever its parameters.
+        f there while LAMMPS would not; :func:`lammps_data`, and so the file writer, refuses
+        such parameters).  Without ``prune_f`` every f reaches the cutoff, whatever its
+        parameters.
         """
         data = read_meam_spline(path)
         return potential_from_data(data, elements, prune_f=prune_f)
-
-    def write_file(self, path, params: Params, elements: Sequence[str],
-                   comment: str | None = None, old_format: bool = False) -> None:
-        """Write a meam/spline file (multi-element layout unless ``old_format``) that LAMMPS
-        evaluates to the same energies (``pair_coeff * * path e1 e2 ...``).
-
-        Every function must be a :class:`MEAMSpline` in LAMMPS's form (density, f
-        independent of the centre species, g of the centre); use :func:`export_splines`
-        first for other functions.  Missing functions are written as zero splines.
-        """
-        data = lammps_data(self, params, elements)
-        write_meam_spline(path, data, comment=comment, old_format=old_format)
 
     # ------------------------------------------------------------------ neighbours
 
@@ -592,7 +580,7 @@ def export_splines(potential: MEAM, params: Params, n_knots: int = 200, *, r_min
                    rho_range: tuple[float, float] | None = None,
                    elements: Sequence[str] | None = None) -> tuple[MEAM, dict]:
     """(MEAM, params) of :class:`MEAMSpline` functions approximating ``potential``, ready for
-    :meth:`MEAM.write_file`.
+    :func:`rexfit.export.meam.write_meam_file`.
 
     :class:`MEAMSpline` functions are copied; rexfit ``Spline`` functions that LAMMPS's spline
     reproduces (equally spaced knots, no screening, a zero tail) are copied exactly; every

@@ -1,4 +1,5 @@
-"""LAMMPS ``pair_style meam/spline`` potential files, in and out (host-side, NumPy only).
+"""LAMMPS ``pair_style meam/spline`` potential files, read (host-side, NumPy only); the writer
+is :func:`rexfit.export.meam.write_meam_spline`.
 
 A file holds cubic splines in a fixed order: the pair terms φ, the densities ρ, the
 embedding energies U, the three-body radial factors f and the angular factors g.  With n
@@ -28,7 +29,6 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -264,7 +264,7 @@ def read_meam_spline(source) -> MEAMSplineFile:
                           comment=comment.lstrip("#").strip())
 
 
-# ----------------------------------------------------------------------------- writing
+# ----------------------------------------------------------------------------- splines
 
 
 def clamped_second_derivatives(knots, values, d0: float, d1: float) -> np.ndarray:
@@ -284,59 +284,3 @@ def clamped_second_derivatives(knots, values, d0: float, d1: float) -> np.ndarra
         matrix[k, k - 1:k + 2] = (h[k - 1] / 6.0, (h[k - 1] + h[k]) / 3.0, h[k] / 6.0)
         rhs[k] = slope[k] - slope[k - 1]
     return np.linalg.solve(matrix, rhs)
-
-
-def _number(value: float) -> str:
-    return repr(float(value))
-
-
-def write_meam_spline(path, data: MEAMSplineFile, comment: str | None = None,
-                      old_format: bool | None = None) -> None:
-    """Write ``data`` as a meam/spline file LAMMPS reads back exactly (17 significant digits).
-
-    The multi-element layout is used unless ``old_format`` (default: ``data.old_format``) is
-    true, which needs a single element.  Knots must be on a uniform grid (LAMMPS's rule).
-    The ``y''`` column holds the spline's second derivatives (LAMMPS ignores it).
-    """
-    n = data.n_elements
-    old = data.old_format if old_format is None else bool(old_format)
-    if old and n != 1:
-        raise ValueError(f"the old meam/spline layout holds one element, not {n}")
-    if not old and len(data.elements) != n:
-        raise ValueError(f"the multi-element layout needs {n} element names, "
-                         f"got {data.elements!r}")
-    counts = {"phi": pair_count(n), "rho": n, "U": n, "f": n, "g": pair_count(n)}
-    for kind, count in counts.items():
-        if len(getattr(data, kind)) != count:
-            raise ValueError(f"{kind}: expected {count} splines, got {len(getattr(data, kind))}")
-    text = comment if comment is not None else (data.comment or "meam/spline potential")
-    text = " ".join(text.split())
-    if "UNITS:" not in text:
-        text += " UNITS: metal"
-    out = [f"# {text}"]
-    if not old:
-        out.append(f"meam/spline {n} {' '.join(data.elements)}")
-    for kind in counts:
-        for k, spline in enumerate(getattr(data, kind)):
-            x = np.asarray(spline.knots, dtype=np.float64)
-            y = np.asarray(spline.values, dtype=np.float64)
-            if len(x) < 2 or len(y) != len(x):
-                raise ValueError(f"{kind}[{k}]: needs ≥ 2 knots and one value per knot")
-            h = (x[-1] - x[0]) / (len(x) - 1)
-            off = np.abs(x[0] + h * np.arange(len(x)) - x)
-            if not h > 0.0 or off.max() > GRID_TOLERANCE:
-                raise ValueError(f"{kind}[{k}]: knots must increase on a uniform grid "
-                                 f"(LAMMPS meam/spline); max deviation {off.max():.3g}")
-            if not (np.all(np.isfinite(y)) and math.isfinite(spline.derivative_left)
-                    and math.isfinite(spline.derivative_right)):
-                raise ValueError(f"{kind}[{k}]: values and derivatives must be finite")
-            y2 = clamped_second_derivatives(x, y, spline.derivative_left,
-                                            spline.derivative_right)
-            if not old:
-                out.append("spline3eq")
-            out.append(str(len(x)))
-            out.append(f"{_number(spline.derivative_left)} {_number(spline.derivative_right)}")
-            if old:
-                out.append("0 0 0 0")
-            out += [f"{_number(a)} {_number(b)} {_number(c)}" for a, b, c in zip(x, y, y2)]
-    Path(path).write_text("\n".join(out) + "\n")

@@ -3,8 +3,8 @@ rest, see :class:`rexfit.potentials.family.Family`).  The job builder, the model
 dataset engine and the exports look a family up here by its XML element instead of switching on
 it.  Importing this module imports no JAX.
 
-Families not yet on the registry (EAM, MEAM, ADP, tabulated EAM, SNAP, linear models, neural
-networks, PINN) still go through the tables of :mod:`rexfit.job.build` and the switch of
+Families not yet on the registry (SNAP, linear models, neural networks, PINN) still go through
+the tables of :mod:`rexfit.job.build` and the switch of
 :func:`rexfit.model.potentials.build_potentials`.
 """
 
@@ -12,8 +12,11 @@ from __future__ import annotations
 
 from rexfit.potentials import (
     abop_family,
+    adp_family,
     buckingham,
+    eam_family,
     lennard_jones,
+    meam_family,
     stillinger_weber,
     tersoff_family,
     zbl,
@@ -27,6 +30,10 @@ FAMILIES: tuple[Family, ...] = (
     stillinger_weber.FAMILY,
     tersoff_family.FAMILY,
     abop_family.FAMILY,
+    eam_family.FAMILY,
+    eam_family.TABULATED,
+    adp_family.FAMILY,
+    meam_family.FAMILY,
 )
 
 #: XML element -> family.

@@ -5,7 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rexfit.export.registry import AFTER_OUTPUT, FITTED_FILES, WITH_PARAMETERS, after_output
+from rexfit.export.registry import (
+    FITTED_FILES,
+    SAMPLED_WRITERS,
+    WITH_PARAMETERS,
+    after_output,
+)
 from rexfit.job.language import POTENTIAL_TYPE
 from rexfit.potentials import registry
 
@@ -14,9 +19,10 @@ SCHEMA = (Path(__file__).resolve().parents[2] / "schemas" / "job.xsd").read_text
 
 def test_kinds_and_elements_are_the_job_languages():
     assert set(FITTED_FILES) <= set(POTENTIAL_TYPE)
-    for element, kind in AFTER_OUTPUT:
-        assert kind is None or kind in POTENTIAL_TYPE
-        assert f'name="{element}"' in SCHEMA
+    for family in registry.FAMILIES:  # exports sampled after the output phase
+        for element, file_kind in family.sampled_exports:
+            assert element in family.exports and f'name="{element}"' in SCHEMA
+            assert after_output(element, family.element) is SAMPLED_WRITERS[file_kind]
 
 
 def test_each_fitted_file_is_also_its_export():
@@ -26,7 +32,7 @@ def test_each_fitted_file_is_also_its_export():
     assert set(WITH_PARAMETERS) - set(FITTED_FILES) == {
         f.element for f in registry.FAMILIES if f.write_lammps is not None}
     assert all(after_output("export-potential", kind) is None for kind in FITTED_FILES)
-    assert after_output("export-eam-file", "adp") is not None
+    assert after_output("export-adp-file", "adp") is not None
     assert after_output("export-potential", "eam") is None  # not written: a clear error
 
 

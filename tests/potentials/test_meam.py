@@ -14,13 +14,13 @@ from rexfit import expr as ex
 from rexfit.physics.properties import EV_PER_A3_TO_GPA, evaluate
 from rexfit.potentials.functions import Analytic, Poly, Spline, UserFunction
 from rexfit.potentials.meam import MEAM, MEAMSpline, export_splines
+from rexfit.export.meam import write_meam_file, write_meam_spline
 from rexfit.potentials.meam_files import (
     MEAMFileError,
     MEAMSplineFile,
     SplineData,
     clamped_second_derivatives,
     read_meam_spline,
-    write_meam_spline,
 )
 from rexfit.structures.system import make_system, pad_system
 from tests.support.lammps_ref import lammps_compute, potentials_dir
@@ -198,7 +198,7 @@ def test_written_files_round_trip_through_lammps(tmp_path):
 
     perturbed = {k: perturb(k, v) for k, v in params.items()}
     written = tmp_path / "TiO_perturbed.meam.spline"
-    potential.write_file(written, perturbed, ["Ti", "O"], comment="rexfit test")
+    write_meam_file(written, potential, perturbed, ["Ti", "O"], comment="rexfit test")
     again, again_params = MEAM.from_file(written, ["Ti", "O"])
     assert again == potential
     assert jax.tree_util.tree_all(jax.tree_util.tree_map(
@@ -208,17 +208,17 @@ def test_written_files_round_trip_through_lammps(tmp_path):
 
     with_tails = {k: perturb(k, v, tails=True) for k, v in params.items()}
     with pytest.raises(ValueError, match="f_reach"):  # f is pruned at its last knot
-        potential.write_file(tmp_path / "refused.meam.spline", with_tails, ["Ti", "O"])
+        write_meam_file(tmp_path / "refused.meam.spline", potential, with_tails, ["Ti", "O"])
     unpruned, _ = MEAM.from_file(path, ["Ti", "O"], prune_f=False)
     assert unpruned.f_reach == ((5.5, 5.5), (5.5, 5.5))
     written = tmp_path / "TiO_tails.meam.spline"
-    unpruned.write_file(written, with_tails, ["Ti", "O"])
+    write_meam_file(written, unpruned, with_tails, ["Ti", "O"])
     errors = lammps_errors(unpruned, with_tails, ti_o_structure(), written, ["Ti", "O"])
     assert errors[0] < 1e-8 and errors[1] < 1e-8 and errors[2] < S_TOL, errors
 
     ti, ti_params = MEAM.from_file(potentials_dir() / "Ti.meam.spline", ["Ti"])
     old = tmp_path / "Ti_old.meam.spline"
-    ti.write_file(old, ti_params, ["Ti"], old_format=True)
+    write_meam_file(old, ti, ti_params, ["Ti"], old_format=True)
     assert read_meam_spline(old).old_format
     again, again_params = MEAM.from_file(old, ["Ti"])
     assert again == ti
@@ -338,8 +338,8 @@ def test_analytic_meam_forces_are_energy_gradients_and_export_to_lammps(tmp_path
     df = float(np.abs(np.asarray(spline_ev.forces - ours.forces)).max())
     assert de < 1e-6 and df < 1e-4, (de, df)  # the export's approximation error
     path = tmp_path / "AB.meam.spline"
-    exported.write_file(path, ex_params, ["A", "B"])
+    write_meam_file(path, exported, ex_params, ["A", "B"])
     errors = lammps_errors(exported, ex_params, (pos, cell, species), path, ["A", "B"])
     assert errors[0] < E_TOL and errors[1] < F_TOL and errors[2] < S_TOL, errors
     with pytest.raises(ValueError, match="export_splines"):
-        potential.write_file(tmp_path / "no.meam.spline", params, ["A", "B"])
+        write_meam_file(tmp_path / "no.meam.spline", potential, params, ["A", "B"])

@@ -295,3 +295,35 @@ def test_root_element_must_be_job(tmp_path, capsys):
     path = write(tmp_path, "job.xml", "<eam id='x'/>\n")
     code, lines = run(capsys, path)
     assert code == 2 and lines and lines[0].startswith(f"{path}:1: ")
+
+
+def test_mapping_role_of_another_family(tmp_path, capsys):
+    """The roles an <eam> mapping takes come from its family record: a u-function is ADP's."""
+    text = job_text(potentials=EAM_POTENTIAL.replace(
+        '<embedding-energy species="*" function="F"/>',
+        '<embedding-energy species="*" function="F"/>\n'
+        '    <u-function species-a="*" species-b="*" function="V"/>'))
+    path = write(tmp_path, "job.xml", text)
+    assert_error(capsys, path, path, line_of(text, "<u-function"), "<u-function>",
+                 "not part of a <eam> mapping", "embedding-energy")
+
+
+def test_meam_with_both_a_file_and_functions(tmp_path, capsys):
+    """Reported when the job is read (validate), at the <meam> element."""
+    write(tmp_path, "Ti.meam.spline", "# not read\n")
+    meam = (EAM_POTENTIAL.replace("<eam ", "<meam ").replace("</eam>", "</meam>")
+            .replace('id="Al"', 'id="M"')
+            .replace("<mapping>", "<param-file>Ti.meam.spline</param-file>\n  <mapping>"))
+    text = job_text(potentials=meam)
+    path = write(tmp_path, "job.xml", text)
+    assert_error(capsys, path, path, line_of(text, "<meam "), "<meam id='M'>",
+                 "either a <param-file> or <functions>")
+
+
+def test_funcfl_table_without_species(tmp_path, capsys):
+    write(tmp_path, "Al.eam", "# not read\n")
+    text = job_text(potentials='<tabulated-eam id="T" style="eam">\n'
+                               '  <param-file>Al.eam</param-file>\n</tabulated-eam>')
+    path = write(tmp_path, "job.xml", text)
+    assert_error(capsys, path, path, line_of(text, "<param-file>"), "style='eam'",
+                 "'species' attribute")

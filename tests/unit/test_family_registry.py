@@ -31,13 +31,23 @@ def below(tag: str, depth: int = 2) -> set[str]:
 def test_family_is_in_the_schema_and_built_by_the_family_builder(family):
     assert family.element in describe().children_of("potentials")
     assert build.POTENTIALS[family.element] is build._family_potential
-    if family.parameter_file is None:
-        assert set(family.parameters) <= below(family.element)
-    else:  # the values are in a LAMMPS file the job names; <fit-dof> selects them by name
-        assert {"param-file", "fit-dof"} <= describe().children_of(family.element)
+    children = describe().children_of(family.element)
+    if family.parameter_file is not None:
+        # the values are in a LAMMPS file the job names; <fit-dof> selects them by name
+        assert {"param-file", "fit-dof"} <= children
         assert family.build_model is not None and family.pair_style
         assert family.parameter_text is not None  # the export layer writes the fitted file
-    assert set(family.exports) <= describe().children_of(family.element)
+    elif family.build_model is not None and "fit-dof" in children:
+        # tables read from a LAMMPS file (<tabulated-eam>): <fit-dof> names them
+        assert "param-file" in children
+    else:
+        assert set(family.parameters) <= below(family.element)
+    if family.mapping_roles:  # built from the job's <functions> by its <mapping>
+        assert {"functions", "mapping"} <= children
+        assert set(family.mapping_roles) <= describe().children_of("mapping")
+        assert family.build_mapped is not None
+    assert set(family.exports) <= children
+    assert {element for element, _ in family.sampled_exports} <= set(family.exports)
     assert family.neighbours in ("pairs", "full", "triplets")
     assert language.POTENTIAL_TYPE[family.element] == family.type_name
 

@@ -10,6 +10,7 @@ import pytest
 from rexfit.job import build, language
 from rexfit.job.reference import render
 from rexfit.job.schema import describe
+from rexfit.potentials import registry
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -56,7 +57,7 @@ def test_minimizers_match_schema():
 
 
 def test_mapping_roles_match_schema():
-    roles = {r for rs in build.MAPPING_ROLES.values() for r in rs}
+    roles = {r for family in registry.FAMILIES for r in family.mapping_roles}
     assert roles == children("mapping")
 
 
