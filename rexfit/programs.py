@@ -278,9 +278,29 @@ def _read(path: Path):
         return None
 
 
+#: The cache keeps at most this many programs (each run of a changed rexfit makes new keys);
+#: beyond it the least recently written half is deleted, once per process.
+MAX_PROGRAMS = 4000
+_pruned = [False]
+
+
+def _prune(folder: Path) -> None:
+    if _pruned[0]:
+        return
+    _pruned[0] = True
+    try:
+        entries = sorted(folder.glob("*.program"), key=lambda p: p.stat().st_mtime)
+        if len(entries) > MAX_PROGRAMS:
+            for old in entries[:len(entries) - MAX_PROGRAMS // 2]:
+                old.unlink(missing_ok=True)
+    except OSError:
+        pass
+
+
 def _write(path: Path, exported, out_tree) -> None:
     from rexfit.files import atomic_write
 
+    _prune(path.parent)
     if exported is None:
         payload = pickle.dumps(((None, True), b""))
     else:

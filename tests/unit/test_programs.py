@@ -211,3 +211,16 @@ def test_program_cache_off_in_the_test_session():
     # tests monkeypatch module constants that programs read while tracing: a program kept
     # on disk by one test must not serve another
     assert os.environ.get("REXFIT_PROGRAM_CACHE") == "0"
+
+
+def test_cache_is_bounded(cache_dir, monkeypatch):
+    monkeypatch.setattr(programs, "MAX_PROGRAMS", 10)
+    monkeypatch.setattr(programs, "_pruned", [False])
+    for k in range(12):
+        p = cache_dir / f"old{k:02d}.program"
+        p.write_bytes(b"x")
+        os.utime(p, (1000 + k, 1000 + k))
+    programs.jit(_energy, static_argnums=0)(Shape(0.3, np.zeros(2)), jnp.ones(3), jnp.ones(3))
+    left = sorted(p.name for p in cache_dir.glob("*.program"))
+    assert len(left) == 5 + 1  # the newest half of the old ones, and the new program
+    assert "old11.program" in left and "old06.program" not in left
