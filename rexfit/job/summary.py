@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rexfit.job import build, names
 from rexfit.job.spec import JobSpec
+from rexfit.potentials import registry
 
 #: Potentials whose ``<fit-dof>`` entries name groups of coefficients (``<beta/>``,
 #: ``<weights/>``, ...) rather than single parameters: the descriptor models and networks of
@@ -73,7 +74,12 @@ def describe(job: JobSpec) -> list[str]:
     lines = [f"Job '{job.name}' ({job.path})"]
     lines.append("  species: " + ", ".join(sp.symbol for sp in job.species))
     for p in job.potentials:
-        lines.append(f"  potential '{p.id}' <{p.kind}> species {p.species_a}-{p.species_b}")
+        family = registry.family(p.kind)
+        if family is not None and family.species_text is not None and p.family_spec is not None:
+            acts = family.species_text(p.family_spec)
+        else:
+            acts = f"species {p.species_a}-{p.species_b}"
+        lines.append(f"  potential '{p.id}' <{p.kind}> {acts}")
     if structures or not job.all_datasets():
         lines.append(f"  structures: {len(training)} in the training set, "
                      f"{len(validation)} in the validation set")

@@ -231,8 +231,13 @@ def write_lammps(spec: BuckinghamSpec, params, species: tuple[str, ...],
     return "\n".join(lines) + "\n"
 
 
+def species_text(spec: BuckinghamSpec) -> str:
+    """The pairs it acts between, for the job summary: ``pairs Mg-O, O-O``."""
+    return "pairs " + ", ".join(f"{p.species_a}-{p.species_b}" for p in spec.pairs)
+
+
 FAMILY = Family(element="buckingham", type_name="Buckingham", parameters=PARAMETERS,
                 neighbours="pairs", build_spec=build_spec, parameter_specs=parameter_specs,
                 build_potential=build_potential, xml_parameters=xml_parameters,
                 exports=("export-potential",), write_lammps=write_lammps,
-                dataset_kernel=dataset_kernel)
+                dataset_kernel=dataset_kernel, species_text=species_text)

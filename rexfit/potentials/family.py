@@ -89,6 +89,9 @@ class Family:
     structures after the output phase, written by the export layer's writer of that kind
     (``export/registry.py``, ``SAMPLED_WRITERS``: ``eam-table``, ``adp-table``,
     ``meam/spline``).
+    species_text(spec) → what the job summary (``rexfit validate``) says the potential acts
+    between, when the element's ``species-a``/``species-b`` do not say it (Buckingham:
+    ``pairs Mg-O, O-O``); None: ``species A-B``.
     """
 
     element: str
@@ -109,3 +112,4 @@ class Family:
     mapping_roles: tuple[str, ...] = ()
     build_mapped: Callable | None = None
     sampled_exports: tuple[tuple[str, str], ...] = ()
+    species_text: Callable | None = None

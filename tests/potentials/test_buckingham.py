@@ -7,6 +7,8 @@ bad input."""
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import jax
@@ -290,3 +292,13 @@ def test_family_is_registered_with_its_schema_entry():
     assert "buckingham" in describe().children_of("potentials")
     assert describe().children_of("pair") == set(family.parameters) | {"fit-dof"}
     assert Path(__file__).resolve().parents[2].joinpath("docs", "buckingham.md").exists()
+
+
+def test_validate_names_the_pairs(tmp_path):
+    """`rexfit validate` says which species pairs a <buckingham> acts between."""
+    job = tmp_path / "job.xml"
+    job.write_text(job_xml(1200.0, 0.31, 30.0, (4.2,), (-5.0,), export=False))
+    proc = subprocess.run([sys.executable, "-m", "rexfit", "validate", "-v", str(job)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "potential 'MgO' <buckingham> pairs Mg-O, O-O, Mg-Mg" in proc.stdout, proc.stdout
