@@ -26,7 +26,10 @@ from rexfit.errors import (
 
 EXIT_OK, EXIT_INPUT, EXIT_CALC, EXIT_INTERRUPT = 0, 2, 3, 130
 
-TEMPLATES = ("eam", "lj", "nn", "snap", "tersoff")
+#: The starter jobs of ``rexfit template``: the files of rexfit/templates (eam, lj, nn, ...).
+TEMPLATES = tuple(sorted(p.name.removesuffix(".xml")
+                         for p in resources.files("rexfit").joinpath("templates").iterdir()
+                         if p.name.endswith(".xml")))
 
 
 class _Parser(argparse.ArgumentParser):

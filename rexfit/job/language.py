@@ -77,10 +77,6 @@ POTENTIAL_TYPE = {
     "tersoff": "Tersoff",
     "abop": "ABOP",
     "tabulated-eam": "EAM-table",
-    "snap": "SNAP",
-    "linear-model": "linear-model",
-    "neural-network": "NN",
-    "pinn": "PINN",
 }
 
 #: Function kinds whose type in a parameter path differs from the XML element.

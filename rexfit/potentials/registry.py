@@ -3,14 +3,22 @@ rest, see :class:`rexfit.potentials.family.Family`).  The job builder, the model
 dataset engine and the exports look a family up here by its XML element instead of switching on
 it.  Importing this module imports no JAX.
 
-Families not yet on the registry (EAM, MEAM, ADP, tabulated EAM, Tersoff, ABOP, SNAP, linear
-models, neural networks, PINN) still go through the tables of :mod:`rexfit.job.build` and the
-switch of :func:`rexfit.model.potentials.build_potentials`.
+Families not yet on the registry (EAM, MEAM, ADP, tabulated EAM, Tersoff, ABOP) still go through
+the tables of :mod:`rexfit.job.build` and the switch of
+:func:`rexfit.model.potentials.build_potentials`.  The descriptors that SNAP-like models and
+networks are built on have a registry of their own, :mod:`rexfit.descriptors.registry`.
 """
 
 from __future__ import annotations
 
-from rexfit.potentials import buckingham, lennard_jones, stillinger_weber, zbl
+from rexfit.potentials import (
+    buckingham,
+    lennard_jones,
+    linear_models,
+    network_family,
+    stillinger_weber,
+    zbl,
+)
 from rexfit.potentials.family import Family
 
 FAMILIES: tuple[Family, ...] = (
@@ -18,6 +26,10 @@ FAMILIES: tuple[Family, ...] = (
     buckingham.FAMILY,
     zbl.FAMILY,
     stillinger_weber.FAMILY,
+    linear_models.SNAP_FAMILY,
+    linear_models.LINEAR_MODEL_FAMILY,
+    network_family.NEURAL_NETWORK_FAMILY,
+    network_family.PINN_FAMILY,
 )
 
 #: XML element -> family.
