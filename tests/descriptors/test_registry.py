@@ -5,8 +5,10 @@ exactly."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -67,6 +69,16 @@ def test_spec_descriptor_and_model_file_round_trip(tmp_path, element):
     record = registry.BY_ELEMENT[element]
     assert type(model.descriptor) is record.load_class()
     assert descriptor_from_dict(descriptor_to_dict(model.descriptor)) == model.descriptor
+
+
+def test_only_the_records_name_a_descriptor_element():
+    """Nothing switches on a descriptor's element: its string appears in records.py only."""
+    package = Path(__file__).resolve().parents[2] / "rexfit"
+    for record in registry.DESCRIPTORS:
+        pattern = re.compile(rf"""["']{re.escape(record.element)}["']""")
+        users = [str(p.relative_to(package)) for p in sorted(package.rglob("*.py"))
+                 if pattern.search(p.read_text(encoding="utf-8"))]
+        assert users == ["descriptors/records.py"], (record.element, users)
 
 
 def test_reading_the_registry_imports_no_jax():
