@@ -132,15 +132,16 @@ class _Builder:
     def file_dofs(self, pot: s.PotentialSpec):
         """``register(dof, path, value)`` for the ``<fit-dof>`` entries of ``pot`` on the values
         of its parameter file: records the DOF ``id[Type].name[tag]`` at
-        params[pot.id][path...], starting at ``value``, and returns its leaf."""
+        params[pot.id][path...], starting at ``value``, and returns its leaf; ``name`` and
+        ``tag`` given: ``id[Type].name[tag]`` from them (a coefficient of a group), with the
+        fit ``scale`` and L2 ``l2`` of that DOF."""
 
         def register(dof: s.FitDofSpec, path: tuple, value: float, *, name: str | None = None,
                      tag: str | None = None, scale: float | None = None, l2: float = 0.0):
-            label = names.file_param_name(pot, dof.name, dof.tag) if name is None else \
-                names.file_param_name(pot, name, tag)
-            spec = s.ParamSpec(name=label if name is not None else dof.name, value=value,
-                               origin=dof.origin, fit=dof.enabled, min=dof.min, max=dof.max,
-                               reset=dof.reset)
+            label = names.file_param_name(pot, *((dof.name, dof.tag) if name is None
+                                                  else (name, tag)))
+            spec = s.ParamSpec(name=label, value=value, origin=dof.origin, fit=dof.enabled,
+                               min=dof.min, max=dof.max, reset=dof.reset)
             return self.add(label, (pot.id, *path), spec, scale, l2)
 
         return register
