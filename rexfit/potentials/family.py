@@ -61,10 +61,11 @@ class Family:
     None (the dataset engine then uses autodiff).
 
     For families whose parameter tree is more than their DOFs (values read from a LAMMPS
-    parameter file, of which ``<fit-dof>`` selects some; copies linked to a fitted value):
+    parameter file, of which ``<fit-dof>`` selects some; copies linked to a fitted value;
+    coefficients and weights sized by the model):
     build_model(spec, species, register) → (potential, params tree), used by the model layer
-    instead of parameter_specs and build_potential; ``register(dof, path, value)`` records the
-    DOF of the ``<fit-dof>`` entry ``dof`` (named ``name[tag]`` from it by the model layer),
+    instead of parameter_specs and build_potential (which may then be None);
+    ``register(dof, path, value)`` records the DOF of the ``<fit-dof>`` entry ``dof`` (named ``name[tag]`` from it by the model layer),
     starting at ``value``, at ``params[potential id][path...]``, and returns its leaf;
     ``register(dof, path, value, name=, tag=, scale=, l2=)`` names it ``name[tag]`` instead
     (the coefficients of a group: ``beta3[Mo]``), with the fit vector's unit ``scale`` and the
@@ -103,7 +104,7 @@ class Family:
     neighbours: str
     build_spec: Callable
     parameter_specs: Callable[[object], Iterable[tuple[tuple, object]]]
-    build_potential: Callable
+    build_potential: Callable | None
     xml_parameters: Callable
     exports: tuple[str, ...] = ()
     write_lammps: Callable | None = None
