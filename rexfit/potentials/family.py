@@ -66,7 +66,8 @@ class Family:
     build_model(spec, species, register) → (potential, params tree), used by the model layer
     instead of parameter_specs and build_potential (which may then be None);
     ``register(dof, path, value)`` records the DOF of the ``<fit-dof>`` entry ``dof`` (named
-    ``name[tag]`` from it by the model layer), starting at ``value``, at ``params[potential id][path...]``, and returns its leaf;
+    ``name[tag]`` from it by the model layer), starting at ``value``, at
+    ``params[potential id][path...]``, and returns its leaf;
     ``register(dof, path, value, name=, tag=, scale=, l2=)`` names it ``name[tag]`` instead
     (the coefficients of a group: ``beta3[Mo]``), with the fit vector's unit ``scale`` and the
     L2 regularisation λ ``l2`` of that DOF.
