@@ -163,7 +163,7 @@ def _model(spec: DescriptorModelSpec, species: tuple[str, ...]):
     table = read_snapcoeff(spec.coeff_file) if spec.coeff_file else None
     if table is not None:
         elements = model_elements(what, spec.origin, species, named) if named else \
-            file_elements(what, spec.param_file, species, set(table), spec.origin)
+            file_elements(what, spec.coeff_file, species, set(table), spec.origin)
         if named and any(e not in table for e in elements):
             raise ValueError(f"elements {', '.join(e for e in elements if e not in table)}"
                              " are not in the file")
