@@ -10,8 +10,9 @@ It comes last in the flow, beside :mod:`rexfit.report`, and nothing below it imp
 - :mod:`~rexfit.export.adp`: LAMMPS adp files
 - :mod:`~rexfit.export.meam`: LAMMPS meam/spline files
 - :mod:`~rexfit.export.parameter_files`: LAMMPS .tersoff / .sw parameter files
-- :mod:`~rexfit.export.descriptor_models`: SNAP and linear-model coefficient files, SNAP exports
-- :mod:`~rexfit.export.nn`: JSON model files of networks and PINNs
+- :mod:`~rexfit.export.descriptor_models`: coefficient and model files of the families that
+  declare one (SNAP, linear models, networks, PINN), SNAP exports
+- :mod:`~rexfit.export.nn`: JSON model files of networks and PINNs (the Python API)
 
 Files are written atomically through :mod:`rexfit.files`.
 """

@@ -10,12 +10,7 @@ import os
 
 from rexfit import __version__
 from rexfit.export.adp import export_adp_file
-from rexfit.export.descriptor_models import (
-    COEFFICIENT_FILES,
-    FILE_ELEMENT,
-    export_descriptor_model,
-    write_coefficient_file,
-)
+from rexfit.export.descriptor_models import coefficient_export, coefficient_writer
 from rexfit.export.eam_table import export_eam_file
 from rexfit.export.meam import export_meam
 from rexfit.files import write_text
@@ -52,8 +47,8 @@ def family_export(family: Family):
 FITTED_FILES = {
     **{kind: (ext, "param-file", write_parameter_file)
        for kind, (ext, _) in PARAMETER_FILES.items()},
-    **{kind: (ext, FILE_ELEMENT.get(kind, "coeff-file"), write_coefficient_file)
-       for kind, ext in COEFFICIENT_FILES.items()},
+    **{f.element: (f.coefficient_file, f.coefficient_element, coefficient_writer(f))
+       for f in registry.FAMILIES if f.coefficient_file is not None},
 }
 
 #: ``<export-potential>`` that needs only the parameters, written with parameters.xml (which
@@ -62,7 +57,8 @@ FITTED_FILES = {
 WITH_PARAMETERS = {
     **{f.element: family_export(f) for f in registry.FAMILIES if f.write_lammps is not None},
     **{kind: export_parameter_file for kind in PARAMETER_FILES},
-    **{kind: export_descriptor_model for kind in COEFFICIENT_FILES},
+    **{f.element: coefficient_export(f) for f in registry.FAMILIES
+       if f.coefficient_file is not None},
 }
 
 #: Exports sampled over the final structures, written after the output phase: file kind (as a

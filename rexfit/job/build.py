@@ -7,7 +7,6 @@ they record located errors and return None, so one run reports every problem.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
@@ -303,8 +302,17 @@ class FamilyReader:
     def number(self, node: Node, tag: str, required: bool = False) -> float | None:
         return self.ctx.child_number(node, tag, required=required)
 
-    def attribute(self, node: Node, name: str) -> float | None:
-        return self.ctx.attr_number(node, name)
+    def attribute(self, node: Node, name: str, default: float | None = None) -> float | None:
+        return self.ctx.attr_number(node, name, default)
+
+    def integer(self, node: Node, name: str, default: int | None = None) -> int | None:
+        return self.ctx.attr_int(node, name, default)
+
+    def boolean(self, node: Node, name: str, default: bool) -> bool:
+        return self.ctx.attr_bool(node, name, default)
+
+    def numbers(self, node: Node, name: str, default: str | None = None) -> list[float]:
+        return _numbers(self.ctx, node, name, default)
 
     def value(self, node: Node, what: str) -> float | None:
         return self.ctx.number(node.value, node, what)
@@ -359,8 +367,11 @@ def _family_potential(ctx: Context, node: Node) -> s.PotentialSpec:
                               head["species_b"])
     params = () if typed is None else tuple(p for _, p in family.parameter_specs(typed))
     exports = _exports(ctx, node, family.exports) if family.exports else ()
-    files = {key: getattr(typed, key) for key in ("param_file", "fit_dofs")
-             if hasattr(typed, key)}
+    if family.dof_groups:
+        files = {} if typed is None else {"fit_dofs": typed.fit_dofs}
+    else:
+        files = {key: getattr(typed, key) for key in ("param_file", "fit_dofs")
+                 if hasattr(typed, key)}
     return s.PotentialSpec(**head, params=params, exports=exports, family_spec=typed, **files,
                            **mapped)
 
@@ -432,96 +443,6 @@ def _functions_and_mapping(ctx: Context, node: Node, head: dict,
     return dict(functions=tuple(functions), mapping=tuple(mapping))
 
 
-#: Fittable coefficient groups of descriptor models (<fit-dof> names; tag = element).
-DESCRIPTOR_MODEL_DOFS = ("beta0", "beta", "gamma")
-#: <descriptor> settings of <snap> (LAMMPS .snapparam keywords) with their defaults.
-SNAP_SETTINGS = {"twojmax": None, "rcutfac": None, "rfac0": 0.99363, "rmin0": 0.0,
-                 "switchflag": 1, "bzeroflag": 1, "quadraticflag": 0}
-#: Descriptors of <linear-model> with their settings (None: required).
-MODEL_DESCRIPTORS = {
-    "power-spectrum": {"nmax": None, "lmax": None, "rcut": None, "alpha": 2.0},
-    "ead": {"lmax": None, "eta": None, "rs": None, "rcut": None},
-}
-
-
-def _descriptor_model(ctx: Context, node: Node) -> s.PotentialSpec:
-    """<snap> (SNAP, LAMMPS files or inline settings) and <linear-model> (a descriptor of
-    rexfit's); options carry the settings, ``element:<species>`` entries and the
-    coefficient file; fit_dofs the coefficient groups."""
-    head = _potential_head(ctx, node)
-    what = f"<{node.tag} id='{head['id']}'>"
-    if head["species_a"] != "*" or head["species_b"] != "*":
-        ctx.error(f"{what} describes every atom of the species given by <element> (or its "
-                  "files): leave species-a and species-b out (or give *)", node.origin)
-    options: list[tuple[str, str]] = []
-    param_file = node.find("param-file")
-    coeff_file = node.find("coeff-file")
-    settings_nodes = [c for c in node.children if c.tag in ("descriptor",
-                                                             *MODEL_DESCRIPTORS)]
-    if node.tag == "snap":
-        if param_file is None and not settings_nodes:
-            ctx.error(f"{what} needs its descriptor settings: a <param-file> (.snapparam) or "
-                      "a <descriptor twojmax=... rcutfac=.../>", node.origin)
-        if param_file is not None and settings_nodes:
-            ctx.error(f"{what}: give either a <param-file> or a <descriptor>, not both",
-                      settings_nodes[0].origin)
-        for c in settings_nodes:
-            for key, default in SNAP_SETTINGS.items():
-                value = c.get(key)
-                if value is None and default is None:
-                    ctx.error(f"<descriptor> needs the attribute {key}", c.origin)
-                elif value is not None:
-                    options.append((key, value.strip()))
-    else:
-        if len(settings_nodes) != 1 or settings_nodes[0].tag == "descriptor":
-            ctx.error(f"{what} needs exactly one descriptor element "
-                      f"({', '.join(f'<{k}>' for k in MODEL_DESCRIPTORS)})", node.origin)
-        else:
-            c = settings_nodes[0]
-            options.append(("descriptor", c.tag))
-            for key, default in MODEL_DESCRIPTORS[c.tag].items():
-                value = c.get(key)
-                if value is None and default is None:
-                    ctx.error(f"<{c.tag}> needs the attribute {key}", c.origin)
-                elif value is not None:
-                    options.append((key, value.strip()))
-        options.append(("quadratic", str(ctx.attr_bool(node, "quadratic", False)).lower()))
-    for c in node.findall("element"):
-        sp = c.get("species")
-        ctx.check_species(sp, c.origin, "<element> species")
-        radius = ctx.attr_number(c, "radius")
-        weight = ctx.attr_number(c, "weight")
-        if node.tag == "snap" and radius is None and coeff_file is None:
-            ctx.error("<element> of a <snap> without <coeff-file> needs a radius (the "
-                      "element's cutoff radius R, as in .snapcoeff)", c.origin)
-        options.append((f"element:{sp}", f"{'' if radius is None else repr(radius)} "
-                                         f"{'1.0' if weight is None else repr(weight)}"))
-    if coeff_file is None and not node.findall("element"):
-        ctx.error(f"{what} needs a <coeff-file> (.snapcoeff) or <element species=...> "
-                  "entries naming the elements it describes", node.origin)
-    dofs = _fit_dofs(ctx, node.find("fit-dof"), DESCRIPTOR_MODEL_DOFS, f"{node.tag} "
-                     f"'{head['id']}'")
-    for dof in dofs.values():
-        if dof.tag is not None:
-            ctx.check_species(dof.tag, dof.origin, f"<fit-dof> entry <{dof.name}> tag")
-    files = []
-    if param_file is not None:
-        files.append(ctx.file(param_file))
-    if coeff_file is not None:
-        options.append(("coeff-file", ctx.file(coeff_file) or ""))
-    exports = _exports(ctx, node, ("export-potential",))
-    return s.PotentialSpec(**head, param_file=files[0] if files else None,
-                           param_files=tuple(f for f in files if f),
-                           fit_dofs=tuple(dofs.values()), exports=exports,
-                           options=tuple(options))
-
-
-#: The base BOP parameters of a <pinn> element, in the model's order.
-PINN_BASE = ("A", "B", "alpha", "beta", "a", "h", "lambda", "sigma")
-#: Descriptor elements of <neural-network> with their numeric list / scalar attributes.
-NN_DESCRIPTORS = ("acsf", "wacsf", "lsp", "power-spectrum", "ead", "bispectrum")
-
-
 def _numbers(ctx: Context, node: Node, name: str, default: str | None = None) -> list[float]:
     raw = node.get(name, default)
     if raw is None:
@@ -534,128 +455,9 @@ def _numbers(ctx: Context, node: Node, name: str, default: str | None = None) ->
     return out
 
 
-def _nn_descriptor(ctx: Context, node: Node) -> dict:
-    """The descriptor element of a <neural-network> as a plain dict (kind and settings)."""
-    out: dict = {"kind": node.tag}
-    if node.tag in ("acsf", "wacsf"):
-        out["rcut"] = ctx.attr_number(node, "rcut")
-        ctx.positive(out["rcut"], f"<{node.tag}> rcut", node.origin)
-        out["cutoff-function"] = node.get("cutoff-function", "cosine")
-        terms = {"g2": [], "g4": [], "g5": []}
-        for c in node.children:
-            if c.tag not in terms:
-                continue
-            etas, rss = _numbers(ctx, c, "eta"), _numbers(ctx, c, "rs", "0")
-            if c.tag == "g2":
-                terms["g2"] += [[eta, rs] for eta in etas for rs in rss]
-                continue
-            zetas, lambdas = _numbers(ctx, c, "zeta"), _numbers(ctx, c, "lambda")
-            if not zetas or not lambdas:
-                ctx.error(f"<{c.tag}> needs zeta and lambda", c.origin)
-            for z in zetas:
-                if z < 1 or (c.tag == "g5" and z != int(z)):
-                    ctx.error(f"<{c.tag}> zeta must be ≥ 1" + (" and an integer" if c.tag ==
-                                                               "g5" else "") + f", got {z:g}",
-                              c.origin)
-            for lam in lambdas:
-                if abs(lam) > 1:
-                    ctx.error(f"<{c.tag}> lambda must lie in [−1, 1], got {lam:g}", c.origin)
-            terms[c.tag] += [[eta, z, lam, rs] for eta in etas for z in zetas
-                             for lam in lambdas for rs in rss]
-        out.update(terms)
-    elif node.tag == "lsp":
-        out.update(rn=_numbers(ctx, node, "rn"), sigma=ctx.attr_number(node, "sigma"),
-                   rcut=ctx.attr_number(node, "rcut"), d=ctx.attr_number(node, "d"),
-                   ls=[int(x) for x in _numbers(ctx, node, "ls", "0 1 2 4 6")])
-    elif node.tag == "power-spectrum":
-        out.update(nmax=ctx.attr_int(node, "nmax"), lmax=ctx.attr_int(node, "lmax"),
-                   rcut=ctx.attr_number(node, "rcut"), alpha=ctx.attr_number(node, "alpha", 2.0))
-    elif node.tag == "ead":
-        out.update(lmax=ctx.attr_int(node, "lmax"), eta=_numbers(ctx, node, "eta"),
-                   rs=_numbers(ctx, node, "rs"), rcut=ctx.attr_number(node, "rcut"))
-    else:  # bispectrum
-        out.update(twojmax=ctx.attr_int(node, "twojmax"), rcutfac=ctx.attr_number(node, "rcutfac"),
-                   rfac0=ctx.attr_number(node, "rfac0", 0.99363),
-                   rmin0=ctx.attr_number(node, "rmin0", 0.0),
-                   switchflag=ctx.attr_int(node, "switchflag", 1),
-                   bzeroflag=ctx.attr_int(node, "bzeroflag", 1))
-    return out
-
-
-def _neural_network(ctx: Context, node: Node) -> s.PotentialSpec:
-    """<neural-network>: options carry hidden, activation, seed, the descriptor (JSON), the
-    elements and the model file; fit_dofs the weight groups."""
-    head = _potential_head(ctx, node)
-    what = f"<{node.tag} id='{head['id']}'>"
-    if head["species_a"] != "*" or head["species_b"] != "*":
-        ctx.error(f"{what} describes every atom of its elements: leave species-a and "
-                  "species-b out (or give *)", node.origin)
-    descriptors = [c for c in node.children if c.tag in NN_DESCRIPTORS]
-    if len(descriptors) != 1:
-        ctx.error(f"{what} needs exactly one descriptor element "
-                  f"({', '.join(f'<{k}>' for k in NN_DESCRIPTORS)})", node.origin)
-    default = "20 20" if node.tag == "pinn" else "30 30"
-    hidden = [int(x) for x in _numbers(ctx, node, "hidden", default)]
-    if not hidden or min(hidden) < 1 or any(h != int(h) for h in _numbers(ctx, node, "hidden",
-                                                                         default)):
-        ctx.error(f"{what} hidden must list positive integer layer widths", node.origin)
-    l2 = ctx.attr_number(node, "l2", 0.0)
-    if l2 is not None and not l2 >= 0.0:
-        ctx.error(f"{what} l2 must be ≥ 0, got {l2:g}", node.origin)
-    options = [("hidden", " ".join(map(str, hidden))),
-               ("activation", node.get("activation", "tanh")),
-               ("seed", str(ctx.attr_int(node, "seed", 0))), ("l2", repr(l2 or 0.0))]
-    if descriptors:
-        options.append(("descriptor", json.dumps(_nn_descriptor(ctx, descriptors[0]))))
-    elements = node.findall("element")
-    if not elements:
-        ctx.error(f"{what} needs <element species=...> entries naming the elements it "
-                  "describes", node.origin)
-    for c in elements:
-        sp = c.get("species")
-        ctx.check_species(sp, c.origin, "<element> species")
-        radius = ctx.attr_number(c, "radius")
-        if descriptors and descriptors[0].tag == "bispectrum" and radius is None:
-            ctx.error("<element> of a network on the bispectrum needs a radius", c.origin)
-        options.append((f"element:{sp}", f"{'' if radius is None else repr(radius)} "
-                                         f"{repr(ctx.attr_number(c, 'weight', 1.0))}"))
-    model_file = node.find("model-file")
-    if model_file is not None:
-        options.append(("model-file", ctx.file(model_file) or ""))
-    groups: tuple[str, ...] = ("weights", "bias")
-    if node.tag == "pinn":
-        groups += ("base",)
-        for key in ("rc", "d"):
-            value = ctx.attr_number(node, key)
-            ctx.positive(value, f"<pinn> {key}", node.origin)
-            options.append((key, repr(value)))
-        bases = {c.get("species"): c for c in node.findall("base")}
-        for c in bases.values():
-            ctx.check_species(c.get("species"), c.origin, "<base> species")
-            values = [ctx.attr_number(c, name) for name in PINN_BASE]
-            options.append((f"base:{c.get('species')}",
-                            " ".join(repr(v) for v in values if v is not None)))
-        if model_file is None:
-            for c in elements:
-                if c.get("species") not in bases:
-                    ctx.error(f"{what} needs <base species='{c.get('species')}' .../> (the base "
-                              "BOP parameters of every element) or a <model-file>", c.origin)
-    dofs = _fit_dofs(ctx, node.find("fit-dof"), groups, f"{node.tag} '{head['id']}'")
-    for dof in dofs.values():
-        if dof.tag is not None:
-            ctx.check_species(dof.tag, dof.origin, f"<fit-dof> entry <{dof.name}> tag")
-    exports = _exports(ctx, node, ("export-potential",))
-    return s.PotentialSpec(**head, fit_dofs=tuple(dofs.values()), exports=exports,
-                           options=tuple(options))
-
-
 #: XML element -> potential builder: the families of the registry, then the others.
 POTENTIALS: dict[str, Callable] = {
     **{f.element: _family_potential for f in registry.FAMILIES},
-    "snap": _descriptor_model,
-    "linear-model": _descriptor_model,
-    "neural-network": _neural_network,
-    "pinn": _neural_network,
 }
 
 

@@ -71,10 +71,6 @@ FUNCTION_ELEMENTS = frozenset({"user-function", "spline", "poly", "sum", "produc
 #: of the registry declare theirs in their record.
 POTENTIAL_TYPE = {
     **{family.element: family.type_name for family in registry.FAMILIES},
-    "snap": "SNAP",
-    "linear-model": "linear-model",
-    "neural-network": "NN",
-    "pinn": "PINN",
 }
 
 #: Function kinds whose type in a parameter path differs from the XML element.

@@ -117,19 +117,7 @@ def user_functions(job: s.JobSpec) -> list[tuple[str, s.UserFunctionSpec]]:
 
 
 def file_param_name(pot: s.PotentialSpec, name: str, tag: str | None) -> str:
-    """Name of a parameter that lives in a parameter file (Tersoff-like): ``id[Tersoff].A[SiSiSi]``."""
+    """Name of a parameter that lives in a parameter file (Tersoff-like): ``id[Tersoff].A[SiSiSi]``;
+    also a coefficient of a group, named by its family: ``Mo[SNAP].beta3[Mo]``,
+    ``Si[NN].w1.17[Si]``."""
     return child(potential_head(pot), tagged(name, tag))
-
-
-def model_coefficient_name(pot: s.PotentialSpec, name: str, element: str, k: int = 0) -> str:
-    """A linear/quadratic descriptor model's coefficient: ``id[SNAP].beta0[Ta]`` for ``beta0``,
-    ``id[SNAP].beta3[Ta]`` for entry k = 2 of ``beta`` (numbered from 1)."""
-    leaf = name if name == "beta0" else f"{name}{k + 1}"
-    return child(potential_head(pot), tagged(leaf, element))
-
-
-def network_param_name(pot: s.PotentialSpec, leaf: str, element: str, k: int | None = None) -> str:
-    """A network parameter: ``id[NN].out_b[Si]`` for a scalar, ``id[NN].w0.17[Si]`` for entry k
-    of an array (numbered from 0)."""
-    part = leaf if k is None else f"{leaf}.{k}"
-    return child(potential_head(pot), tagged(part, element))

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from rexfit.job import build, names
+from rexfit.job import names
 from rexfit.job.spec import JobSpec
 from rexfit.potentials import registry
 
 #: Potentials whose ``<fit-dof>`` entries name groups of coefficients (``<beta/>``,
-#: ``<weights/>``, ...) rather than single parameters: the descriptor models and networks of
-#: the tag registry.  How many coefficients a group holds follows from the descriptor and
-#: network settings, which only the model (JAX) knows.
-COEFFICIENT_GROUP_KINDS = frozenset(
-    tag for tag, builder in build.POTENTIALS.items()
-    if builder in (build._descriptor_model, build._neural_network))
+#: ``<weights/>``, ...) rather than single parameters: the families that declare
+#: ``dof_groups`` (descriptor models, networks).  How many coefficients a group holds follows
+#: from the descriptor and network settings, which only the model (JAX) knows.
+COEFFICIENT_GROUP_KINDS = frozenset(f.element for f in registry.FAMILIES if f.dof_groups)
 
 
 def fitted_parameters(job: JobSpec) -> list[str]:

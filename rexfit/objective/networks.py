@@ -61,18 +61,19 @@ def _rows_of_items(descriptor, items, n_species: int):
     return np.concatenate(species), np.concatenate(rows)
 
 
-def initialise_networks(job, space, datasets: dict) -> list[str]:
-    """Set μ, σ and the starting output biases of every freshly initialised network of the
-    job in ``space.pm.params`` (and the fit's starting point); returns log lines.  A PINN
-    gets μ and σ only (its energy scale is that of its base BOP)."""
-    pm = space.pm
+def initialise_networks(job, pm, datasets: dict) -> tuple[dict, dict, list[str]]:
+    """The data-dependent start of every freshly initialised network of the job (no
+    ``<model-file>``): (the params tree with its μ, σ and output biases set — a new tree,
+    ``pm.params`` is not changed —, {path: starting value} of the output biases, log lines).
+    A PINN gets μ and σ only (its energy scale is that of its base BOP)."""
     terms = dict(pm.potential.terms)
+    new = dict(pm.params)
+    starts: dict[tuple, float] = {}
     lines = []
     for pot in job.potentials:
-        if pot.kind not in ("neural-network", "pinn") or dict(pot.options).get("model-file"):
-            continue
         model = terms[pot.id]
-        if not isinstance(model, (NeuralNetwork, PINN)):
+        if not isinstance(model, (NeuralNetwork, PINN)) or \
+                getattr(pot.family_spec, "model_file", None):
             continue
         training = [t.engine for (_, set_name), t in datasets.items() if set_name == "training"]
         engines = [e for e in training if e.kernel == "descriptor"]
@@ -98,7 +99,7 @@ def initialise_networks(job, space, datasets: dict) -> list[str]:
         eps = np.zeros(len(model.elements))
         if energies:
             eps = np.linalg.lstsq(np.asarray(counts, float), np.asarray(energies), rcond=None)[0]
-        params = pm.params[pot.id]
+        params = dict(new[pot.id])
         network = isinstance(model, NeuralNetwork)
         for k, element in enumerate(model.elements):
             mine = rows[species == k]
@@ -107,12 +108,10 @@ def initialise_networks(job, space, datasets: dict) -> list[str]:
             params[element] = dict(params[element], mean=mean, std=std)
             if network:
                 params[element]["bias"] = float(eps[k])
-                try:
-                    space.set_initial((pot.id, element, "bias"), float(eps[k]))
-                except KeyError:  # the bias is not fitted
-                    pass
+                starts[(pot.id, element, "bias")] = float(eps[k])
+        new[pot.id] = params
         lines.append(f"Network '{pot.id}': descriptors normalised over {len(rows)} training "
                      "atoms" + ("; starting atomic energies " + ", ".join(
                          f"{e} {v:.6g} eV" for e, v in zip(model.elements, eps))
                          if network else ""))
-    return lines
+    return new, starts, lines

@@ -8,6 +8,7 @@ training structures; the validation objective, computed the same way, is reporte
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 
@@ -143,7 +144,13 @@ class Objective:
                             space.pm.potential, len(space.pm.species),
                             batch_structures=batch if set_name == "training" else None)
         #: log lines of the data-dependent set-up (network normalisation)
-        self.notes = initialise_networks(job, space, self.datasets)
+        params, starts, self.notes = initialise_networks(job, space.pm, self.datasets)
+        space.pm = dataclasses.replace(space.pm, params=params)
+        for path, value in starts.items():
+            try:
+                space.set_initial(path, value)
+            except KeyError:  # the bias is not fitted
+                pass
         pm = space.pm
         self.terms: dict[str, StructureTerm] = {}
         self.sets: dict[str, str] = {}

@@ -12,7 +12,12 @@ The reader a ``build_spec`` receives offers (all errors are recorded with their 
 raised; a method returns None where the input was unusable):
 
 - ``number(node, tag, required=False)`` → the float of a child element ``<tag>``;
-- ``attribute(node, name)`` → the float of the attribute ``name`` (None if absent);
+- ``attribute(node, name, default=None)`` → the float of the attribute ``name`` (``default``
+  if absent);
+- ``integer(node, name, default=None)`` → the int of the attribute ``name``;
+- ``boolean(node, name, default)`` → the bool of the attribute ``name`` (true/false/1/0);
+- ``numbers(node, name, default=None)`` → the floats of a space-separated attribute (``default``:
+  the text used when it is absent; [] if both are absent);
 - ``value(node, what)`` → the float of ``node``'s own text;
 - ``flag(node, name, default)`` → the bool of the attribute ``name`` (``default`` if absent);
 - ``positive(value, what, origin)``, ``finite(value, what, origin)``;
@@ -57,11 +62,20 @@ class Family:
     None (the dataset engine then uses autodiff).
 
     For families whose parameter tree is more than their DOFs (values read from a LAMMPS
-    parameter file, of which ``<fit-dof>`` selects some; copies linked to a fitted value):
+    parameter file, of which ``<fit-dof>`` selects some; copies linked to a fitted value;
+    coefficients and weights sized by the model):
     build_model(spec, species, register) → (potential, params tree), used by the model layer
-    instead of parameter_specs and build_potential; ``register(dof, path, value)`` records the
-    DOF of the ``<fit-dof>`` entry ``dof`` (named ``name[tag]`` from it by the model layer),
-    starting at ``value``, at ``params[potential id][path...]``, and returns its leaf.
+    instead of parameter_specs and build_potential (which may then be None);
+    ``register(dof, path, value)`` records the DOF of the ``<fit-dof>`` entry ``dof`` (named
+    ``name[tag]`` from it by the model layer), starting at ``value``, at
+    ``params[potential id][path...]``, and returns its leaf;
+    ``register(dof, path, value, name=, tag=, scale=, l2=)`` names it ``name[tag]`` instead
+    (the coefficients of a group: ``beta3[Mo]``), with the fit vector's unit ``scale`` and the
+    L2 regularisation λ ``l2`` of that DOF.
+    dof_groups: the ``<fit-dof>`` entries name groups of coefficients (``<beta/>``,
+    ``<weights/>``) whose sizes only the built model knows; the spec then has ``fit_dofs``,
+    which the job layer copies onto the potential's spec (``rexfit validate`` lists them as
+    groups).
     parameter_file: the extension (``sw``) of the LAMMPS parameter file the family's values are
     read from (``<param-file>``) and its fitted values written to (``<id>.fitted.<ext>`` next
     to parameters.xml, which points to it, or the ``<export-potential>`` file); its spec then
@@ -92,6 +106,21 @@ class Family:
     species_text(spec) → what the job summary (``rexfit validate``) says the potential acts
     between, when the element's ``species-a``/``species-b`` do not say it (Buckingham:
     ``pairs Mg-O, O-O``); None: ``species A-B``.
+
+    For families whose fitted values are written to a file of their own that parameters.xml
+    names (coefficient and model files):
+    coefficient_file: that file's extension (``snapcoeff``, ``json``); the fitted file is
+    ``<id>.fitted.<ext>`` next to parameters.xml, or the ``<export-potential>`` file.
+    coefficient_element: the element of parameters.xml that names it (``coeff-file``).
+    coefficient_text(term, params, header) → the file's text (``term`` the built potential,
+    ``params`` its params tree, ``header`` one line naming the job).
+    export_files(term, params, name, header, overlays, species) → ((file name, text), ...):
+    the files of ``<export-potential>NAME``, the one parameters.xml names first, or None
+    for just the coefficient file NAME; ``overlays``: (potential id, overlay or None) of the
+    job's other potentials (see ``lammps_overlay``).
+    lammps_overlay(spec, species) → (pair_style words, (pair_coeff words, ...)): how this
+    parameter-free potential enters a LAMMPS ``pair_style hybrid/overlay`` written by another
+    family's export (ZBL under a SNAP); pair_coeff words without the style name.
     """
 
     element: str
@@ -100,7 +129,7 @@ class Family:
     neighbours: str
     build_spec: Callable
     parameter_specs: Callable[[object], Iterable[tuple[tuple, object]]]
-    build_potential: Callable
+    build_potential: Callable | None
     xml_parameters: Callable
     exports: tuple[str, ...] = ()
     write_lammps: Callable | None = None
@@ -113,3 +142,9 @@ class Family:
     build_mapped: Callable | None = None
     sampled_exports: tuple[tuple[str, str], ...] = ()
     species_text: Callable | None = None
+    dof_groups: bool = False
+    coefficient_file: str | None = None
+    coefficient_element: str = "coeff-file"
+    coefficient_text: Callable | None = None
+    export_files: Callable | None = None
+    lammps_overlay: Callable | None = None

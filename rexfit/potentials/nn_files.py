@@ -1,4 +1,5 @@
-"""Reading neural-network model files (:mod:`rexfit.export.nn` writes them): a fitted
+"""Neural-network model files (read here; their text made by :func:`model_text`, written by
+:mod:`rexfit.export`): a fitted
 :class:`~rexfit.potentials.neural_network.NeuralNetwork` or
 :class:`~rexfit.potentials.pinn.PINN` (descriptor with its settings, layers, activation,
 normalisation, weights; for a PINN also the BOP cutoff and base parameters) as JSON, read back
@@ -22,17 +23,12 @@ import re
 import jax.numpy as jnp
 import numpy as np
 
-from rexfit.descriptors.acsf import ACSF, WACSF
-from rexfit.descriptors.bispectrum import Bispectrum
-from rexfit.descriptors.ead import EAD
-from rexfit.descriptors.lsp import LSP
-from rexfit.descriptors.power_spectrum import PowerSpectrum
+from rexfit.descriptors import registry as descriptors
 from rexfit.potentials.neural_network import NeuralNetwork
 from rexfit.potentials.pinn import PINN
 from rexfit.potentials.tokens import PotentialFileError, read_text
 
 FORMAT = "rexfit-neural-network-1"
-DESCRIPTORS = {cls.__name__: cls for cls in (ACSF, WACSF, LSP, PowerSpectrum, EAD, Bispectrum)}
 
 
 def _tuples(value):
@@ -43,18 +39,38 @@ def _tuples(value):
 
 
 def descriptor_to_dict(descriptor) -> dict:
+    """The model-file form of a descriptor of :mod:`rexfit.descriptors.registry`: its class
+    name and every field of its dataclass."""
     kind = type(descriptor).__name__
-    if kind not in DESCRIPTORS:
+    record = descriptors.BY_CLASS.get(kind)
+    if record is None or type(descriptor) is not record.load_class():
         raise ValueError(f"no model-file form for the descriptor {kind}")
     return {"kind": kind, "settings": {f.name: getattr(descriptor, f.name)
                                        for f in dataclasses.fields(descriptor)}}
 
 
 def descriptor_from_dict(data: dict):
+    """The descriptor of a model file's ``descriptor`` entry."""
     kind = data.get("kind")
-    if kind not in DESCRIPTORS:
-        raise ValueError(f"unknown descriptor kind {kind!r} (known: {', '.join(DESCRIPTORS)})")
-    return DESCRIPTORS[kind](**{k: _tuples(v) for k, v in data["settings"].items()})
+    if kind not in descriptors.BY_CLASS:
+        raise ValueError(f"unknown descriptor kind {kind!r} (known: "
+                         f"{', '.join(descriptors.BY_CLASS)})")
+    cls = descriptors.BY_CLASS[kind].load_class()
+    return cls(**{k: _tuples(v) for k, v in data["settings"].items()})
+
+
+def model_text(model, params, header: str = "") -> str:
+    """The JSON text of a model file: a :class:`NeuralNetwork` or a :class:`PINN` (with its
+    BOP cutoff ``rc`` and range ``d``) and its params (17 significant digits: read back
+    exactly)."""
+    data = {"format": FORMAT, "comment": header, "model": type(model).__name__,
+            "elements": list(model.elements), "hidden": list(model.hidden),
+            "activation": model.activation, "descriptor": descriptor_to_dict(model.descriptor),
+            "params": {e: {k: np.asarray(v, dtype=np.float64).tolist()
+                           for k, v in params[e].items()} for e in model.elements}}
+    if isinstance(model, PINN):
+        data.update(rc=model.rc, d=model.d)
+    return json.dumps(data, indent=1) + "\n"
 
 
 _JSON_TOKEN = re.compile(r'"(?:\\.|[^"\\])*"|-?Infinity|NaN|-?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?')

@@ -53,11 +53,13 @@ from rexfit.potentials.base import Params
 from rexfit.potentials.lists import reach_table
 from rexfit.potentials.neural_network import ACTIVATIONS, hidden_layers, initial_hidden
 from rexfit.structures.neighbors import NeighborList, pair_displacements
+from rexfit.potentials.network_family import BASE_PARAMETERS
 from rexfit.structures.system import System
 from rexfit.structures.triplets import require_triplets
 
-#: Names of the 8 per-atom BOP parameters, in the order of a PINN's "base", "out" and "bias".
-BOP_PARAMETERS = ("A", "B", "alpha", "beta", "a", "h", "lambda", "sigma")
+#: Names of the 8 per-atom BOP parameters, in the order of a PINN's "base", "out" and "bias"
+#: (the job's ``<base>`` attributes, declared with the family record).
+BOP_PARAMETERS = BASE_PARAMETERS
 
 #: Leaves of a PINN element's params that are trained ("mean", "std" are normalisation).
 TRAINED = ("base", "w", "b", "out", "bias")

@@ -3,9 +3,8 @@ rest, see :class:`rexfit.potentials.family.Family`).  The job builder, the model
 dataset engine and the exports look a family up here by its XML element instead of switching on
 it.  Importing this module imports no JAX.
 
-Families not yet on the registry (SNAP, linear models, neural networks, PINN) still go through
-the tables of :mod:`rexfit.job.build` and the switch of
-:func:`rexfit.model.potentials.build_potentials`.
+Every potential family is on the registry.  The descriptors that SNAP-like models and
+networks are built on have a registry of their own, :mod:`rexfit.descriptors.registry`.
 """
 
 from __future__ import annotations
@@ -16,7 +15,9 @@ from rexfit.potentials import (
     buckingham,
     eam_family,
     lennard_jones,
+    linear_models,
     meam_family,
+    network_family,
     stillinger_weber,
     tersoff_family,
     zbl,
@@ -34,6 +35,10 @@ FAMILIES: tuple[Family, ...] = (
     eam_family.TABULATED,
     adp_family.FAMILY,
     meam_family.FAMILY,
+    linear_models.SNAP_FAMILY,
+    linear_models.LINEAR_MODEL_FAMILY,
+    network_family.NEURAL_NETWORK_FAMILY,
+    network_family.PINN_FAMILY,
 )
 
 #: XML element -> family.

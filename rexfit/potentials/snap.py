@@ -24,8 +24,6 @@ from rexfit.potentials.snap_files import (
     read_snap_include,
     read_snapcoeff,
     read_snapparam,
-    write_snapcoeff,
-    write_snapparam,
 )
 from rexfit.structures.neighbors import NeighborList
 from rexfit.structures.system import System
@@ -172,10 +170,3 @@ class SNAP(DescriptorModel):
         return {"rcutfac": d.rcutfac, "twojmax": d.twojmax, "rfac0": d.rfac0, "rmin0": d.rmin0,
                 "switchflag": int(d.switchflag), "bzeroflag": int(d.bzeroflag),
                 "quadraticflag": int(self.quadratic), "bnormflag": int(d.bnormflag)}
-
-    def write_files(self, coeff_path, param_path, params: Params,
-                    header: Iterable[str] = ()) -> None:
-        """Write ``params`` as LAMMPS .snapcoeff and .snapparam files."""
-        header = tuple(header)
-        write_snapcoeff(coeff_path, coefficient_table(self, params), header)
-        write_snapparam(param_path, self.settings(), header)

@@ -19,6 +19,8 @@ import numpy as np
 
 from rexfit.potentials.tokens import PotentialFileError, Token, line_words, read_text, to_float, to_int
 
+#: The LAMMPS pair style of SNAP (and the job's element for it).
+PAIR_STYLE = "snap"
 #: .snapparam keywords with their LAMMPS defaults (types: float, int flag)
 SNAPPARAM_DEFAULTS = {
     "rcutfac": None, "twojmax": None, "rfac0": 0.99363, "rmin0": 0.0, "switchflag": 1,
@@ -104,26 +106,27 @@ def _g(x: float) -> str:
     return format(float(x), ".17g")
 
 
-def write_snapcoeff(path, elements: Mapping[str, SnapElement], header: Iterable[str] = ()):
-    """Write a .snapcoeff file (every element must have the same number of coefficients)."""
+def snapcoeff_text(elements: Mapping[str, SnapElement], header: Iterable[str] = ()) -> str:
+    """The text of a .snapcoeff file (every element must have the same number of
+    coefficients); ``header`` lines become ``#`` comments."""
     sizes = {len(e.coefficients) for e in elements.values()}
     if len(sizes) != 1:
-        raise ValueError("write_snapcoeff: all elements need the same number of coefficients")
+        raise ValueError("snapcoeff_text: all elements need the same number of coefficients")
     lines = [f"# {h}" for h in header] + [f"{len(elements)} {sizes.pop()}"]
     for name, e in elements.items():
         lines.append(f"{name} {_g(e.radius)} {_g(e.weight)}")
         lines += [_g(c) for c in np.asarray(e.coefficients, dtype=np.float64)]
-    Path(path).write_text("\n".join(lines) + "\n")
+    return "\n".join(lines) + "\n"
 
 
-def write_snapparam(path, settings: Mapping[str, float | int], header: Iterable[str] = ()):
-    """Write a .snapparam file (keys of :data:`SNAPPARAM_DEFAULTS`)."""
+def snapparam_text(settings: Mapping[str, float | int], header: Iterable[str] = ()) -> str:
+    """The text of a .snapparam file (keys of :data:`SNAPPARAM_DEFAULTS`)."""
     lines = [f"# {h}" for h in header]
     for key, value in settings.items():
         if key not in SNAPPARAM_DEFAULTS:
-            raise ValueError(f"write_snapparam: unknown SNAP setting '{key}'")
+            raise ValueError(f"snapparam_text: unknown SNAP setting '{key}'")
         lines.append(f"{key} {_g(value) if key in _FLOATS else int(value)}")
-    Path(path).write_text("\n".join(lines) + "\n")
+    return "\n".join(lines) + "\n"
 
 
 def read_snap_include(path) -> tuple[Path, Path, tuple[str, ...]]:
@@ -136,7 +139,7 @@ def read_snap_include(path) -> tuple[Path, Path, tuple[str, ...]]:
         words = shlex.split(line.split("#", 1)[0])
         if len(words) >= 5 and words[0] == "pair_coeff" and words[1:3] == ["*", "*"]:
             rest = words[3:]
-            if rest[0] == "snap":
+            if rest[0] == PAIR_STYLE:
                 rest = rest[1:]
             if rest and rest[0].endswith("snapcoeff"):
                 base = path.parent

@@ -194,9 +194,9 @@ def parameter_specs(spec: ZBLSpec):
     return ()
 
 
-def build_potential(spec: ZBLSpec, species: tuple[str, ...]) -> ZBL:
-    """ZBL over every species of the job, Z from ``<atomic-number>`` or the chemical symbol
-    (the last ``<atomic-number>`` of a species counts)."""
+def _charges(spec: ZBLSpec, species: tuple[str, ...]) -> tuple[float, ...]:
+    """Z of every species of the job, from ``<atomic-number>`` or the chemical symbol (the
+    last ``<atomic-number>`` of a species counts)."""
     from ase.data import atomic_numbers
 
     given = dict(spec.atomic_numbers)
@@ -211,7 +211,21 @@ def build_potential(spec: ZBLSpec, species: tuple[str, ...]) -> ZBL:
                     spec.origin)])
             z = atomic_numbers[sp]
         charges.append(float(z))
-    return ZBL(spec.inner, spec.outer, tuple(charges))
+    return tuple(charges)
+
+
+def build_potential(spec: ZBLSpec, species: tuple[str, ...]) -> ZBL:
+    """ZBL over every species of the job, Z from ``<atomic-number>`` or the chemical symbol."""
+    return ZBL(spec.inner, spec.outer, _charges(spec, species))
+
+
+def lammps_overlay(spec: ZBLSpec, species: tuple[str, ...]):
+    """ZBL as a term of a LAMMPS ``pair_style hybrid/overlay``: (``zbl inner outer``, the
+    ``pair_coeff i j zbl Zi Zj`` arguments of every type pair)."""
+    z = _charges(spec, species)
+    coeffs = tuple(f"{i + 1} {j + 1} zbl {z[i]!r} {z[j]!r}"
+                   for i in range(len(species)) for j in range(i, len(species)))
+    return f"zbl {float(spec.inner)!r} {float(spec.outer)!r}", coeffs
 
 
 def xml_parameters(element, children):
@@ -221,4 +235,5 @@ def xml_parameters(element, children):
 
 FAMILY = Family(element="zbl", type_name="ZBL", parameters=(), neighbours="pairs",
                 build_spec=build_spec, parameter_specs=parameter_specs,
-                build_potential=build_potential, xml_parameters=xml_parameters)
+                build_potential=build_potential, xml_parameters=xml_parameters,
+                lammps_overlay=lammps_overlay)

@@ -11,7 +11,8 @@ import pytest
 from rexfit.physics.properties import EV_PER_A3_TO_GPA, evaluate
 from rexfit.potentials.lists import build_lists
 from rexfit.potentials.snap import SNAP, DescriptorModel
-from rexfit.potentials.snap_files import read_snapcoeff, read_snapparam
+from rexfit.potentials import linear_models
+from rexfit.potentials.snap_files import read_snapcoeff, read_snapparam, snapparam_text
 from rexfit.structures.neighbors import build_neighbor_list
 from rexfit.structures.system import make_system, pad_system
 from tests.support.fd import check_forces_and_stress
@@ -83,7 +84,8 @@ def test_written_files_are_read_by_lammps(tmp_path):
                "gamma": jnp.asarray(rng.normal(size=k * (k + 1) // 2) * 1e-5)}
            for e in potential.elements}
     coeff, param = tmp_path / "WBe.snapcoeff", tmp_path / "WBe.snapparam"
-    quadratic.write_files(coeff, param, new, header=["test"])
+    coeff.write_text(linear_models.coefficient_text(quadratic, new, "test"))
+    param.write_text(snapparam_text(quadratic.settings(), ["test"]))
     again, params2 = SNAP.from_files(coeff, param, ["W", "Be"])
     assert again == quadratic
     for e in new:

@@ -12,6 +12,7 @@ SNAPPARAM = "rcutfac 4.6\ntwojmax 4\nrfac0 0.99363\nrmin0 0\nquadraticflag 0\nbz
 
 def job(tmp_path, potentials, species=("Mo",)):
     (tmp_path / "Mo.snapparam").write_text(SNAPPARAM)
+    (tmp_path / "W.snapcoeff").write_text("1 6\nW 0.5 1\n" + "0\n" * 6)
     types = "".join(f"<species>{sp}</species>" for sp in species)
     text = (f"<job><name>d</name><atom-types>{types}</atom-types>\n"
             f"<potentials>\n{potentials}\n</potentials><structures>"
@@ -57,6 +58,8 @@ def test_checks_name_file_and_line(tmp_path, capsys, potentials, message):
     ('<snap id="m"><param-file>Mo.snapparam</param-file><element species="W" radius="0.5"/>'
      '</snap>', ("Mo", "W"), "must be the first species of <atom-types>"),
     ('<zbl id="z" inner="1.0" outer="3.0"/>', ("Mo", "X"), "species 'X' is not a chemical"),
+    ('<snap id="m"><param-file>Mo.snapparam</param-file><coeff-file>W.snapcoeff</coeff-file>'
+     '</snap>', ("Mo",), "W.snapcoeff has no entries for species Mo"),
 ])
 def test_model_errors_stop_the_run(tmp_path, capsys, potentials, species, message):
     path = job(tmp_path, potentials, species)

@@ -32,7 +32,11 @@ def test_family_is_in_the_schema_and_built_by_the_family_builder(family):
     assert family.element in describe().children_of("potentials")
     assert build.POTENTIALS[family.element] is build._family_potential
     children = describe().children_of(family.element)
-    if family.parameter_file is not None:
+    if family.dof_groups:  # <fit-dof> names groups of coefficients, documented in the XSD
+        doc = describe().elements[(family.element, "fit-dof")].doc
+        assert all(f"<{group}/>" in doc for group in family.parameters), (family.element, doc)
+        assert family.build_model is not None and family.coefficient_file
+    elif family.parameter_file is not None:
         # the values are in a LAMMPS file the job names; <fit-dof> selects them by name
         assert {"param-file", "fit-dof"} <= children
         assert family.build_model is not None and family.pair_style

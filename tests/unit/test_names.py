@@ -63,14 +63,28 @@ def test_labelled_user_functions_depth_first():
                       "Al[EAM].F[user-function]"]
 
 
-def test_file_model_and_network_names():
+def test_file_model_and_network_names(tmp_path):
+    """Parameter-file DOFs are id[Type].name[tag]; the coefficient groups of a SNAP and a
+    network name each value name[element] (SNAP coefficients numbered from 1 as in a
+    .snapcoeff file, network arrays .k from 0)."""
+    from rexfit.job import load_job
+    from rexfit.model.potentials import build_potentials
+
     tersoff = s.PotentialSpec(kind="tersoff", id="Si", species_a="*", species_b="*", origin=None)
-    snap = s.PotentialSpec(kind="snap", id="Ta", species_a="*", species_b="*", origin=None)
-    nn = s.PotentialSpec(kind="neural-network", id="net", species_a="*", species_b="*",
-                         origin=None)
     assert names.file_param_name(tersoff, "A", "SiSiSi") == "Si[Tersoff].A[SiSiSi]"
     assert names.file_param_name(tersoff, "A", None) == "Si[Tersoff].A"
-    assert names.model_coefficient_name(snap, "beta0", "Ta") == "Ta[SNAP].beta0[Ta]"
-    assert names.model_coefficient_name(snap, "beta", "Ta", 2) == "Ta[SNAP].beta3[Ta]"
-    assert names.network_param_name(nn, "out_b", "Si") == "net[NN].out_b[Si]"
-    assert names.network_param_name(nn, "w0", "Si", 17) == "net[NN].w0.17[Si]"
+    (tmp_path / "job.xml").write_text(
+        '<job><name>n</name><atom-types><species>Ta</species></atom-types><potentials>'
+        '<snap id="Ta"><descriptor twojmax="2" rcutfac="4.0"/><element species="Ta" '
+        'radius="0.5"/><fit-dof><beta0/><beta/></fit-dof></snap>'
+        '<neural-network id="net" hidden="3"><lsp rn="1.5 2.5" sigma="0.8" rcut="4.0" d="1"/>'
+        '<element species="Ta"/><fit-dof><weights/><bias/></fit-dof></neural-network>'
+        '</potentials><structures><bcc-lattice id="b"><atom-type>Ta</atom-type>'
+        '<lattice-parameter>3.3</lattice-parameter><properties><atomic-energy fit="true" '
+        'target="-8"/></properties></bcc-lattice></structures></job>')
+    job, _ = load_job(str(tmp_path / "job.xml"))
+    entries = {e.name: e.path for e in build_potentials(job).entries}
+    assert entries["Ta[SNAP].beta0[Ta]"] == ("Ta", "Ta", "beta0")
+    assert entries["Ta[SNAP].beta3[Ta]"] == ("Ta", "Ta", "beta", 2)
+    assert entries["net[NN].bias[Ta]"] == ("net", "Ta", "bias")
+    assert entries["net[NN].w1.17[Ta]"] == ("net", "Ta", "w1", 17)
