@@ -13,7 +13,7 @@ A three-body term says what it needs through ``triplet_cutoffs()`` → ``(first,
 ordered)``: ``first`` an (S, S) table of the i→j leg reach [s_i, s_j] (Å), ``second`` an
 (S, S) table [s_i, s_k] or (S, S, S) table [s_i, s_j, s_k] of the i→k leg reach, and whether
 both orders are needed (Stillinger–Weber asks for the full list with no triplets: every reach
-−inf).  MEAM is recognised directly.
+−inf).
 """
 
 from __future__ import annotations
@@ -28,11 +28,6 @@ from rexfit.structures.triplets import build_triplets, with_triplets
 
 def triplet_needs(term):
     """``(first, second, ordered)`` for a term that needs triplets, else None."""
-    from rexfit.potentials.meam import MEAM
-
-    if isinstance(term, MEAM):  # both legs of a triplet within the f-function reach
-        reach = np.asarray(term.f_reach, dtype=np.float64)
-        return reach, reach, False
     method = getattr(term, "triplet_cutoffs", None)
     return None if method is None else method()
 

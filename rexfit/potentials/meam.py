@@ -303,6 +303,12 @@ class MEAM:
 
     # ------------------------------------------------------------------ neighbours
 
+    def triplet_cutoffs(self):
+        """Triplets whose two legs are both within the f-function reach, unordered
+        (:mod:`rexfit.potentials.lists`)."""
+        reach = np.asarray(self.f_reach, dtype=np.float64)
+        return reach, reach, False
+
     def neighbor_list(self, system: System, skin: float = 0.5, capacity: int | None = None,
                       triplet_capacity: int | None = None) -> TripletNeighborList:
         """Full neighbour list within cutoff + skin with unordered triplets (j < k), both
