@@ -130,3 +130,29 @@ def test_two_elements_matches_pyace(tmp_path):
     for case in cases(2, seed=1):
         de, df, ds, fmax = compare(path, case)
         assert de < E_TOL and df < F_TOL and ds < S_TOL, (case.name, de, df, ds, fmax)
+
+
+def compressed(a, seed=0):
+    """A rattled, strained fcc cell of lattice parameter ``a`` (Å), as a test case."""
+    case = next(c for c in make_cases(a, 1, seed) if c.name == "strained_triclinic")
+    return case
+
+
+@pytest.mark.parametrize("mode", ["distance", "density"])
+def test_core_repulsion_and_inner_cutoff_match_pyace(tmp_path, mode):
+    """Core repulsion [pre, λ] with the ``distance`` inner cutoff (r_in, δ_in on the radial
+    basis and the repulsion) or the ``density`` one (ρ_core_cut, Δρ_core_cut on the
+    embedding), from a relaxed to a strongly compressed cell where ρ_core crosses the cut."""
+    path = pyace_basis(
+        tmp_path, elements=["Al"],
+        embeddings={"ALL": {"npot": "FinnisSinclairShiftedScaled",
+                            "fs_parameters": [1, 1, 1, 0.5], "ndensity": 2,
+                            "rho_core_cut": 3.0, "drho_core_cut": 2.0}},
+        bonds={"ALL": {"radbase": "SBessel", "radparameters": [5.25], "rcut": 4.5,
+                       "dcut": 0.01, "core-repulsion": [50.0, 1.0], "r_in": 2.3,
+                       "delta_in": 0.5, "inner_cutoff_type": mode}},
+        functions={"ALL": {"nradmax_by_orders": [3, 2, 1], "lmax_by_orders": [0, 1, 1]}})
+    path = randomized(path, tmp_path / "random.yaml", seed=5)
+    for a in (4.0, 3.0, 2.8):
+        de, df, ds, fmax = compare(path, compressed(a))
+        assert de < E_TOL and df < F_TOL and ds < S_TOL, (a, de, df, ds, fmax)

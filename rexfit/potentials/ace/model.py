@@ -143,6 +143,12 @@ class ACE:
         for b in basis.blocks:
             if not b.functions:
                 continue
+            ndensity = embeddings[elements.index(b.elements[0])].ndensity
+            for f in b.functions:
+                if len(f.c) != ndensity or f.elements[0] != b.elements[0]:
+                    raise ValueError(f"ACE basis: block {b.name}: function {f.elements} needs "
+                                     f"central element {b.elements[0]} and {ndensity} "
+                                     f"coefficients (one per density), not {len(f.c)}")
             functions.append((b.name, tuple((f.elements, f.ns, f.ls, f.LS)
                                             for f in b.functions)))
             c[b.name] = np.asarray([f.c for f in b.functions], dtype=np.float64)
