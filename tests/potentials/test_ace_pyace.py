@@ -1,6 +1,7 @@
 """ACE against pyace (PyPI python-ace): bases built by pyace, random coefficients written by
-rexfit's YAML writer and read by both; energies, forces and stress on small rattled/triclinic
-cells, a cell narrower than twice the cutoff and a cluster."""
+rexfit's YAML writer and read by both, and the C-tilde .yace file rexfit writes read by pyace;
+energies, forces and stress on small rattled/triclinic cells, a cell narrower than twice the
+cutoff and a cluster."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from ase import Atoms  # noqa: E402
 from rexfit.physics.properties import EV_PER_A3_TO_GPA, evaluate  # noqa: E402
 from rexfit.potentials.ace.files import read_bbasis, write_bbasis  # noqa: E402
 from rexfit.potentials.ace.model import ACE  # noqa: E402
+from rexfit.potentials.ace.yace import write_yace  # noqa: E402
 from rexfit.structures.neighbors import build_neighbor_list  # noqa: E402
 from rexfit.structures.system import make_system  # noqa: E402
 from tests.support.structures import make_cases  # noqa: E402
@@ -45,16 +47,17 @@ def randomized(path, out, seed=0, scale=0.1):
     return out
 
 
-def compare(path, case, spline=True):
+def compare(path, case, spline=True, reference=None):
     """(ΔE per atom, max ΔF / max(1, max |F|), max Δσ / max(1, max |σ|) (σ in GPa),
-    max |F|) of rexfit against pyace."""
+    max |F|) of rexfit (B-basis file ``path``) against pyace (file ``reference``, default
+    ``path``)."""
     basis = read_bbasis(path)
     elements = basis.elements
     potential, params = ACE.from_bbasis(basis, spline=spline)
     periodic = any(case.pbc)
     atoms = Atoms([elements[s % len(elements)] for s in case.species], positions=case.positions,
                   cell=case.cell if periodic else None, pbc=case.pbc)
-    atoms.calc = pyace.PyACECalculator(str(path))
+    atoms.calc = pyace.PyACECalculator(str(reference or path))
     e_ref, f_ref = atoms.get_potential_energy(), atoms.get_forces()
     species = np.asarray(case.species) % len(elements)
     cell = case.cell if periodic else np.eye(3) * 50.0
@@ -105,10 +108,13 @@ def test_one_element_rank5_matches_pyace(tmp_path, radbase, lam):
     spec = dict(ONE, bonds={"ALL": {"radbase": radbase, "radparameters": [lam], "rcut": 4.5,
                                     "dcut": 0.1}})
     path = randomized(pyace_basis(tmp_path, **spec), tmp_path / "random.yaml")
+    potential, params = ACE.from_bbasis(read_bbasis(path))
+    write_yace(tmp_path / "random.yace", potential, params)
     for case in cases(1):
-        de, df, ds, fmax = compare(path, case)
-        assert de < E_TOL and df < F_TOL and ds < S_TOL, (case.name, de, df, ds, fmax)
-        assert fmax > 1e-2  # the test sees real forces
+        for reference in (path, tmp_path / "random.yace"):
+            de, df, ds, fmax = compare(path, case, reference=reference)
+            assert de < E_TOL and df < F_TOL and ds < S_TOL, (case.name, reference, de, df, ds)
+            assert fmax > 1e-2  # the test sees real forces
 
 
 def test_two_elements_matches_pyace(tmp_path):
@@ -127,9 +133,12 @@ def test_two_elements_matches_pyace(tmp_path):
         functions={"ALL": {"nradmax_by_orders": [3, 2, 1, 1], "lmax_by_orders": [0, 1, 1, 1]}})
     path = randomized(path, tmp_path / "random.yaml", seed=3)
     assert read_bbasis(path).elements == ("Al", "Cu")
+    potential, params = ACE.from_bbasis(read_bbasis(path))
+    write_yace(tmp_path / "random.yace", potential, params)  # C-tilde file: pyace reads it
     for case in cases(2, seed=1):
-        de, df, ds, fmax = compare(path, case)
-        assert de < E_TOL and df < F_TOL and ds < S_TOL, (case.name, de, df, ds, fmax)
+        for reference in (path, tmp_path / "random.yace"):
+            de, df, ds, fmax = compare(path, case, reference=reference)
+            assert de < E_TOL and df < F_TOL and ds < S_TOL, (case.name, reference, de, df, ds)
 
 
 def compressed(a, seed=0):
@@ -153,6 +162,9 @@ def test_core_repulsion_and_inner_cutoff_match_pyace(tmp_path, mode):
                        "delta_in": 0.5, "inner_cutoff_type": mode}},
         functions={"ALL": {"nradmax_by_orders": [3, 2, 1], "lmax_by_orders": [0, 1, 1]}})
     path = randomized(path, tmp_path / "random.yaml", seed=5)
+    potential, params = ACE.from_bbasis(read_bbasis(path))
+    write_yace(tmp_path / "random.yace", potential, params)
     for a in (4.0, 3.0, 2.8):
-        de, df, ds, fmax = compare(path, compressed(a))
-        assert de < E_TOL and df < F_TOL and ds < S_TOL, (a, de, df, ds, fmax)
+        for reference in (path, tmp_path / "random.yace"):
+            de, df, ds, fmax = compare(path, compressed(a), reference=reference)
+            assert de < E_TOL and df < F_TOL and ds < S_TOL, (a, reference, de, df, ds)
