@@ -168,3 +168,40 @@ def test_core_repulsion_and_inner_cutoff_match_pyace(tmp_path, mode):
         for reference in (path, tmp_path / "random.yace"):
             de, df, ds, fmax = compare(path, compressed(a), reference=reference)
             assert de < E_TOL and df < F_TOL and ds < S_TOL, (a, reference, de, df, ds)
+
+
+def test_older_file_layouts_match_pyace(tmp_path):
+    """What older pacemaker files do: flat radial coefficients (k slowest), a single number
+    as ``c``, no inner-cutoff keys (meaning ``density``) and no core repulsion, a bond given
+    only once (Al Cu, not Cu Al), and a function marked ``skip``."""
+    yaml = pytest.importorskip("yaml")
+    path = pyace_basis(
+        tmp_path, elements=["Al", "Cu"],
+        embeddings={"ALL": {"npot": "FinnisSinclairShiftedScaled", "fs_parameters": [1, 0.8],
+                            "ndensity": 1}},
+        bonds={"ALL": {"radbase": "ChebExpCos", "radparameters": [3.0], "rcut": 4.5,
+                       "dcut": 0.2}},
+        functions={"ALL": {"nradmax_by_orders": [3, 2, 1], "lmax_by_orders": [0, 1, 1]}})
+    path = randomized(path, tmp_path / "random.yaml", seed=7)
+    data = yaml.safe_load(path.read_text())
+    for block in data["species"]:
+        for key in ("inner_cutoff_type", "r_in", "delta_in", "core-repulsion"):
+            block.pop(key, None)
+        if "radcoefficients" in block:
+            block["radcoefficients"] = np.asarray(block["radcoefficients"]).transpose(
+                2, 0, 1).ravel().tolist()
+        if block["speciesblock"] == "Cu Al":
+            block = {"speciesblock": "Cu Al", "nbody": block["nbody"]}
+        for f in block["nbody"]:
+            f["c"] = f["c"][0]
+        block["nbody"][1]["skip"] = True
+    data["species"] = [b if b["speciesblock"] != "Cu Al" else
+                       {"speciesblock": "Cu Al", "nbody": b["nbody"]} for b in data["species"]]
+    old = tmp_path / "old.yaml"
+    old.write_text(yaml.safe_dump(data))
+    basis = read_bbasis(old)
+    assert basis.block("Cu", "Al").rcut is None and basis.block("Al").inner_cutoff_type is None
+    assert sum(f.skip for b in basis.blocks for f in b.functions) == 4
+    for case in cases(2, seed=2)[:1] + [compressed(3.0)]:
+        de, df, ds, fmax = compare(old, case)
+        assert de < E_TOL and df < F_TOL and ds < S_TOL, (case.name, de, df, ds, fmax)

@@ -7,7 +7,10 @@ central element).  A one-element block holds the element's embedding (``ndensity
 ``npoti``, ``parameters`` = [w_1, m_1, …], ``rho_core_cut``, ``drho_core_cut``); one- and
 two-element blocks hold the bond's radial setting (``radbase``, ``radparameters``, ``rcutij``,
 ``dcutij``, ``r_in``, ``delta_in``, ``inner_cutoff_type``, ``core-repulsion`` = [pre, λ],
-``nradbaseij``, ``nradmaxi``, ``lmaxi``, ``radcoefficients`` [n][l][k]); every block lists its
+``nradbaseij``, ``nradmaxi``, ``lmaxi``, ``radcoefficients`` [n][l][k] (older files: flat,
+k slowest, then n, then l; written back three-dimensional); when absent: no core
+repulsion, r_in = δ_in = 0 and ``inner_cutoff_type`` ``density``, as older files mean it);
+every block lists its
 functions under ``nbody``: ``{type: "Al Al Cu", nr: […], nl: […], lint: […], c: […]}`` (type:
 central element then one element per factor; c: one coefficient per density).
 """
@@ -22,13 +25,15 @@ from pathlib import Path
 class BFunction:
     """One B-basis function: ``elements`` (central first, then one per factor), ``ns``
     (1-based radial indices), ``ls``, ``LS`` (intermediate momenta, rank − 2 of them for
-    rank > 2), ``c`` (one coefficient per density)."""
+    rank > 2), ``c`` (one coefficient per density; a file may give a single number), ``skip``
+    (listed but not evaluated, as the file's ``skip: true``)."""
 
     elements: tuple[str, ...]
     ns: tuple[int, ...]
     ls: tuple[int, ...]
     LS: tuple[int, ...]
     c: tuple[float, ...]
+    skip: bool = False
 
     @property
     def rank(self) -> int:
@@ -122,13 +127,15 @@ def _function(entry: dict, path) -> BFunction:
         ns = tuple(int(x) for x in entry["nr"])
         ls = tuple(int(x) for x in entry["nl"])
         LS = tuple(int(x) for x in entry.get("lint", ()))
-        c = tuple(float(x) for x in entry["c"])
+        c = entry["c"]
+        c = tuple(float(x) for x in c) if isinstance(c, list) else (float(c),)
+        skip = bool(entry.get("skip", False))
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"{path}: bad nbody entry {entry!r}: {exc}") from None
     if len(elements) != len(ns) + 1 or len(ls) != len(ns):
         raise ValueError(f"{path}: nbody entry {entry!r}: type needs one element more than "
                          "nr, and nl as many entries as nr")
-    return BFunction(elements, ns, ls, LS, c)
+    return BFunction(elements, ns, ls, LS, c, skip)
 
 
 def _yaml():
@@ -137,6 +144,19 @@ def _yaml():
     except ImportError:  # pragma: no cover - PyYAML comes with the test extra
         raise ImportError("ACE potential files need PyYAML: pip install pyyaml") from None
     return yaml
+
+
+def _unflatten(flat, values, path):
+    """[n][l][k] radial coefficients of the old flat layout (k, then n, then l)."""
+    import numpy as np
+
+    try:
+        shape = (values["nradbase"], values["nradmax"], values["lmax"] + 1)
+        array = np.asarray(flat, dtype=np.float64).reshape(shape).transpose(1, 2, 0)
+    except (KeyError, ValueError):
+        raise ValueError(f"{path}: flat radcoefficients do not match nradbaseij × nradmaxi × "
+                         "(lmaxi + 1)") from None
+    return _nested(array.tolist())
 
 
 def read_bbasis(path) -> BBasis:
@@ -152,6 +172,9 @@ def read_bbasis(path) -> BBasis:
         for key, name, convert in _BLOCK_KEYS:
             if key in raw and raw[key] is not None:
                 values[name] = convert(raw[key])
+        crad = values.get("radcoefficients")
+        if crad and not isinstance(crad[0], tuple):  # the old flat layout, k slowest
+            values["radcoefficients"] = _unflatten(crad, values, path)
         blocks.append(SpeciesBlock(**values))
     metadata = tuple((str(k), str(v)) for k, v in (data.get("metadata") or {}).items())
     return BBasis(delta, tuple(blocks), metadata)
@@ -199,6 +222,8 @@ def bbasis_text(basis: BBasis) -> str:
             if f.LS:
                 entry["lint"] = _Flow(f.LS)
             entry["c"] = _Flow(f.c)
+            if f.skip:
+                entry["skip"] = True
             nbody.append(entry)
         raw["nbody"] = nbody
         species.append(raw)

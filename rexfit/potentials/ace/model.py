@@ -39,6 +39,8 @@ from rexfit.structures.system import System
 
 #: Y_00 in the evaluator's normalisation of the spherical harmonics (:mod:`.harmonics`)
 Y00 = 1.0
+#: the evaluator's core-cutoff defaults (files without rho_core_cut / drho_core_cut)
+RHO_CORE_CUT, DRHO_CORE_CUT = 100000.0, 250.0
 
 
 @dataclass(frozen=True)
@@ -77,7 +79,7 @@ class ACE:
 
     elements: alphabetical.  embeddings: one per element.  bonds: S×S :class:`Bond` (ordered
     pairs).  nradmax, lmax, nradbase: the global sizes.  functions: per block
-    (name, ((elements, ns, ls, LS), …)) in file order.  crad_shapes: (bond key, shape).
+    (name, ((elements, ns, ls, LS, skip), …)) in file order.  crad_shapes: (bond key, shape).
     spline: evaluate the tabulated radial functions (pyace's way) or the exact ones.
     """
 
@@ -109,22 +111,30 @@ class ACE:
                 raise ValueError(f"ACE basis: embedding {b.npot!r} of {e} is not supported "
                                  f"(known: {', '.join(EMBEDDINGS)})")
             fs = b.fs_parameters
-            embeddings.append(Embedding(b.npot, tuple(fs[0::2]), tuple(fs[1::2]),
-                                        b.rho_core_cut, b.drho_core_cut))
+            if fs is None or len(fs) != 2 * b.ndensity:
+                raise ValueError(f"ACE basis: element {e} needs 2 × ndensity = "
+                                 f"{2 * b.ndensity} embedding parameters, not {fs}")
+            embeddings.append(Embedding(
+                b.npot, tuple(fs[0::2]), tuple(fs[1::2]),
+                RHO_CORE_CUT if b.rho_core_cut is None else b.rho_core_cut,
+                DRHO_CORE_CUT if b.drho_core_cut is None else b.drho_core_cut))
         for a in elements:
             for c in elements:
                 blk = basis.block(a, c) if a != c else basis.block(a)
+                if a != c and (blk is None or blk.rcut is None):  # given once, for c-a
+                    blk = basis.block(c, a)
                 if blk is None or blk.rcut is None:
                     raise ValueError(f"ACE basis: no bond block for {a}-{c}")
                 if blk.radbase not in RADIAL_BASES:
                     raise ValueError(f"ACE basis: radial basis {blk.radbase!r} of {a}-{c} is "
                                      f"not supported (known: {', '.join(RADIAL_BASES)})")
-                if blk.inner_cutoff_type not in ("distance", "density"):
-                    raise NotImplementedError(f"ACE basis: inner_cutoff_type "
-                                              f"{blk.inner_cutoff_type!r} is not supported")
-                core = blk.core_repulsion or (0.0, 1.0)
+                inner = blk.inner_cutoff_type or "density"  # older files: density
+                if inner not in ("distance", "density"):
+                    raise NotImplementedError(f"ACE basis: inner_cutoff_type {inner!r} is not "
+                                              "supported (only distance and density)")
+                core = blk.core_repulsion or (0.0, 0.0)
                 bonds[a, c] = Bond(blk.radbase, blk.radparameters[0], blk.rcut, blk.dcut,
-                                   blk.r_in or 0.0, blk.delta_in or 0.0, blk.inner_cutoff_type,
+                                   blk.r_in or 0.0, blk.delta_in or 0.0, inner,
                                    core[0], core[1], blk.nradbase)
                 coeff = np.asarray(blk.radcoefficients, dtype=np.float64).reshape(
                     blk.nradmax, blk.lmax + 1, blk.nradbase)
@@ -149,7 +159,7 @@ class ACE:
                     raise ValueError(f"ACE basis: block {b.name}: function {f.elements} needs "
                                      f"central element {b.elements[0]} and {ndensity} "
                                      f"coefficients (one per density), not {len(f.c)}")
-            functions.append((b.name, tuple((f.elements, f.ns, f.ls, f.LS)
+            functions.append((b.name, tuple((f.elements, f.ns, f.ls, f.LS, f.skip)
                                             for f in b.functions)))
             c[b.name] = np.asarray([f.c for f in b.functions], dtype=np.float64)
         potential = ACE(tuple(elements), tuple(embeddings),
@@ -190,9 +200,11 @@ class ACE:
         nl = self.nradmax * (self.lmax + 1) ** 2
         rank1, mu0, by_rank, position = [], [], {}, []
         for _, funcs in self.functions:
-            for elements, ns, ls, LS in funcs:
+            for elements, ns, ls, LS, skip in funcs:
                 row = len(mu0)
                 mu0.append(index[elements[0]])
+                if skip:  # listed in the file, not evaluated
+                    continue
                 mus = [index[e] for e in elements[1:]]
                 if len(ns) == 1:
                     rank1.append((mus[0] * K + ns[0] - 1, row))

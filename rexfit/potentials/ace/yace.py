@@ -43,7 +43,9 @@ def ctilde_functions(potential, params) -> dict[int, list[dict]]:
     merged: dict[tuple, dict] = {}
     for name, funcs in potential.functions:
         coefficients = np.asarray(params["c"][name], dtype=np.float64)
-        for (elements, ns, ls, LS), c in zip(funcs, coefficients):
+        for (elements, ns, ls, LS, skip), c in zip(funcs, coefficients):
+            if skip:
+                continue
             key = (index[elements[0]], tuple(index[e] for e in elements[1:]), ns, ls)
             entry = merged.setdefault(key, {})
             ms, cg = ms_combinations(tuple(ls), tuple(LS))
