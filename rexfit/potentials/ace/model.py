@@ -260,8 +260,8 @@ class ACE:
         tab = self.tables
         if self.spline:
             scale, nodes = jnp.asarray(tab.scale)[t], jnp.asarray(tab.nodes)[t]
-            return (spline_eval(jnp.asarray(tab.g_spline), t, scale, nodes, r),
-                    spline_eval(jnp.asarray(tab.hc_spline), t, scale, nodes, r)[:, 0])
+            return (spline_eval(tab.g_spline, t, scale, nodes, r),
+                    spline_eval(tab.hc_spline, t, scale, nodes, r)[:, 0])
         g = jnp.zeros((r.shape[0], self.nradbase))
         hc = jnp.zeros(r.shape)
         bonds = [b for row in self.bonds for b in row]
@@ -287,17 +287,29 @@ class ACE:
         g, hc = self._radial(r, t)
         g = jnp.where(valid[:, None], g, 0.0)
         hc = jnp.where(valid, hc, 0.0)
-        onehot = (sj[:, None] == jnp.arange(S)[None, :]).astype(jnp.float64)  # (E, S)
-        a1 = jax.ops.segment_sum((g * Y00)[:, None, :] * onehot[:, :, None], nbrs.i,
-                                 num_segments=natoms).reshape(natoms, S * K)
-        columns = [a1[:, tab.rank1]] if tab.rank1.size else []
+        # everything summed over neighbours goes through one real scatter, onto (atom, μ_j)
+        parts = [g * Y00, hc[:, None]]
         if tab.products:
             lm = self.lmax + 1
-            radial = jnp.einsum("ek,enlk->enl", g, self._crad(params)[t])  # (E, N, L)
+            crad = self._crad(params)  # (T, N, L, K)
+            if crad.shape[0] == 1:
+                radial = jnp.einsum("ek,nlk->enl", g, crad[0])  # (E, N, L)
+            else:  # every pair type's combination, then the pair's own (no per-pair gather)
+                pick = (t[:, None] == jnp.arange(crad.shape[0])[None, :]).astype(g.dtype)
+                radial = jnp.einsum("et,etnl->enl", pick, jnp.einsum("ek,tnlk->etnl", g, crad))
             l_of = np.array([l for l in range(lm) for _ in range(2 * l + 1)])
-            phi = radial[:, :, l_of] * spherical_harmonics(u, self.lmax)[:, None, :]
-            a = jax.ops.segment_sum(phi[:, None] * onehot[:, :, None, None], nbrs.i,
-                                    num_segments=natoms).reshape(natoms, -1)
+            phi = (radial[:, :, l_of] * spherical_harmonics(u, self.lmax)[:, None, :]).reshape(
+                r.shape[0], -1)
+            parts += [jnp.real(phi), jnp.imag(phi)]
+        summed = jax.ops.segment_sum(jnp.concatenate(parts, axis=1), nbrs.i * S + sj,
+                                     num_segments=natoms * S).reshape(natoms, S, -1)
+        a1 = summed[:, :, :K].reshape(natoms, S * K)
+        rho_core = jnp.sum(summed[:, :, K], axis=1)
+        columns = [a1[:, tab.rank1]] if tab.rank1.size else []
+        if tab.products:
+            half = (summed.shape[2] - K - 1) // 2
+            a = (summed[:, :, K + 1:K + 1 + half]
+                 + 1j * summed[:, :, K + 1 + half:]).reshape(natoms, -1)  # (N_at, S·N·LM)
             for idx, cg, fn in tab.products:
                 prod = a[:, idx[:, 0]]
                 for k in range(1, idx.shape[1]):
@@ -305,7 +317,6 @@ class ACE:
                 b = jax.ops.segment_sum((jnp.real(prod) * cg[None, :]).T, fn - fn.min(),
                                         num_segments=int(fn.max() - fn.min() + 1))
                 columns.append(b.T)
-        rho_core = jax.ops.segment_sum(hc, nbrs.i, num_segments=natoms)
         return jnp.concatenate(columns, axis=1), rho_core
 
     def atom_energies(self, params, system: System, nbrs: NeighborList) -> jax.Array:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -163,14 +164,40 @@ def spline_table(functions, rcut: float, delta: float) -> SplineTable:
     return SplineTable(c, scale, nodes)
 
 
-def spline_eval(tables, t, scale, nodes, r):
-    """(E, F) tabulated values at distances ``r`` (E,) of pair types ``t`` (E,), from stacked
-    tables (T, M + 1, F, 4) with scale 1/h (E,) and node count M (E,) per pair; zero for
-    r ≥ M·h."""
+def _locate(t, scale, nodes, r):
     x = r * scale
     n = jnp.clip(jnp.floor(x), 0, nodes).astype(jnp.int32)
-    w = (x - n)[:, None]
-    c = tables[t, n]
+    return n, (x - n)[:, None], (x < nodes)[:, None]
+
+
+@partial(jax.custom_jvp, nondiff_argnums=(0,))
+def _spline(tables, t, scale, nodes, r):
+    n, w, inside = _locate(t, scale, nodes, r)
+    c = jnp.asarray(tables)[t, n]
     w2 = w * w
-    value = c[..., 0] + c[..., 1] * w + c[..., 2] * w2 + c[..., 3] * (w2 * w)
-    return jnp.where((x < nodes)[:, None], value, 0.0)
+    return jnp.where(inside, c[..., 0] + c[..., 1] * w + c[..., 2] * w2 + c[..., 3] * (w2 * w),
+                     0.0)
+
+
+def _spline_derivative(tables, t, scale, nodes, r):
+    """d/dr of :func:`_spline` (plain JAX: differentiable again)."""
+    n, w, inside = _locate(t, scale, nodes, r)
+    c = jnp.asarray(tables)[t, n]
+    d = (c[..., 1] + 2.0 * c[..., 2] * w + 3.0 * c[..., 3] * (w * w)) * scale[:, None]
+    return jnp.where(inside, d, 0.0)
+
+
+@_spline.defjvp
+def _spline_jvp(tables, primals, tangents):
+    t, scale, nodes, r = primals
+    value = _spline(tables, t, scale, nodes, r)
+    return value, _spline_derivative(tables, t, scale, nodes, r) * tangents[3][:, None]
+
+
+def spline_eval(tables, t, scale, nodes, r):
+    """(E, F) tabulated values at distances ``r`` (E,) of pair types ``t`` (E,), from stacked
+    host tables (T, M + 1, F, 4) with scale 1/h (E,) and node count M (E,) per pair; zero for
+    r ≥ M·h.  Its derivative in r is the derivative of the cubic (as the evaluator's), given
+    by a custom JVP so that the backward pass keeps only dV/dr per pair, not the gathered
+    coefficients; it is differentiable again."""
+    return _spline(tables, t, scale, nodes, r)
