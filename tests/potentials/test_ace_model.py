@@ -188,3 +188,33 @@ def test_inconsistent_symmetric_bonds_are_rejected():
                                  for n in block.radcoefficients)})
     with pytest.raises(ValueError, match="differ"):
         ACE.from_bbasis(BBasis(0.001, (block, cu, ab, ba)))
+
+
+def test_second_derivatives_match_finite_differences():
+    """Force constants and the parameter gradient of a force (what relaxations and force
+    fitting need) through the tabulated radial functions, against differences of forces."""
+    potential, params = ACE.from_bbasis(handmade_basis(core=(2.0, 1.0)))
+    params = random_params(params, 6)
+    system = small_cell(3)
+    nbrs = build_neighbor_list(system, potential.cutoff, 0.3, half=False)
+
+    def force(p, x):
+        return -jax.grad(lambda y: potential.energy(p, system.replace(positions=y), nbrs))(x)
+
+    force = jax.jit(force)
+    x0 = np.asarray(system.positions)
+    h = 1e-5
+    column = jax.jit(jax.jacfwd(lambda x: force(params, x)[1, 2]))(x0)  # ∂F_1z/∂x
+    for atom, axis in ((0, 0), (1, 2), (2, 1)):
+        dx = np.zeros_like(x0)
+        dx[atom, axis] = h
+        fd = (float(force(params, x0 + dx)[1, 2]) - float(force(params, x0 - dx)[1, 2])) / (2 * h)
+        assert float(column[atom, axis]) == pytest.approx(fd, rel=1e-6, abs=1e-7)
+    grad = jax.jit(jax.grad(lambda p: force(p, x0)[0, 0]))(params)
+    for group, key, index in (("crad", "Al-Al", (1, 1, 1)), ("c", "Al", (4, 0))):
+        def shifted(step):
+            p = jax.tree_util.tree_map(np.array, params)
+            p[group][key][index] += step
+            return float(force(p, x0)[0, 0])
+        fd = (shifted(1e-6) - shifted(-1e-6)) / 2e-6
+        assert float(grad[group][key][index]) == pytest.approx(fd, rel=1e-6, abs=1e-8)
