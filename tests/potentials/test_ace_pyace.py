@@ -5,6 +5,8 @@ cutoff and a cluster."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -205,3 +207,23 @@ def test_older_file_layouts_match_pyace(tmp_path):
     for case in cases(2, seed=2)[:1] + [compressed(3.0)]:
         de, df, ds, fmax = compare(old, case)
         assert de < E_TOL and df < F_TOL and ds < S_TOL, (case.name, de, df, ds, fmax)
+
+
+def test_three_elements_random_alloy_matches_pyace(tmp_path):
+    """Al–Cu–Ni (given out of order): ternary blocks, ChebExpCos, a random alloy."""
+    path = pyace_basis(
+        tmp_path, elements=["Ni", "Al", "Cu"],
+        embeddings={"ALL": {"npot": "FinnisSinclairShiftedScaled", "fs_parameters": [1, 1, 1, 0.5],
+                            "ndensity": 2}},
+        bonds={"ALL": {"radbase": "ChebExpCos", "radparameters": [5.25], "rcut": 4.2,
+                       "dcut": 0.1}},
+        functions={"ALL": {"nradmax_by_orders": [2, 1, 1], "lmax_by_orders": [0, 1, 1]}})
+    path = randomized(path, tmp_path / "random.yaml", seed=11)
+    basis = read_bbasis(path)
+    assert basis.elements == ("Al", "Cu", "Ni") and basis.block("Al", "Cu", "Ni") is not None
+    case = next(c for c in make_cases(3.8, 1, 4) if c.name == "strained_triclinic")
+    species = np.random.default_rng(4).integers(0, 3, case.natoms)
+    species[:3] = (0, 1, 2)
+    case = replace(case, species=species)
+    de, df, ds, fmax = compare(path, case)
+    assert de < E_TOL and df < F_TOL and ds < S_TOL, (de, df, ds, fmax)
