@@ -99,11 +99,14 @@ def test_spherical_harmonics_are_scipy_times_sqrt_4pi():
 
 # ---------------------------------------------------------------- derivatives
 
-@pytest.mark.parametrize("spline", [False, True])
-def test_forces_and_stress_match_finite_differences(spline):
-    potential, params = ACE.from_bbasis(handmade_basis(core=(2.0, 1.0)), spline=spline)
+@pytest.mark.parametrize("spline,inner", [(False, "distance"), (True, "distance"),
+                                          (False, "zbl")])
+def test_forces_and_stress_match_finite_differences(spline, inner):
+    core = (2.0, 1.0) if inner == "distance" else (1.0, 0.0)
+    potential, params = ACE.from_bbasis(handmade_basis(core=core, inner=inner), spline=spline)
     params = random_params(params, 1)
-    system = small_cell()
+    system = small_cell() if inner == "distance" else small_cell(4).replace(
+        positions=small_cell(4).positions * 1.3, cell=small_cell(4).cell * 1.3)  # ZBL switching
     nbrs = build_neighbor_list(system, potential.cutoff, 0.3, half=False)
     check_forces_and_stress(potential, params, system, nbrs)
 

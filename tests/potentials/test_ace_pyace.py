@@ -227,3 +227,27 @@ def test_three_elements_random_alloy_matches_pyace(tmp_path):
     case = replace(case, species=species)
     de, df, ds, fmax = compare(path, case)
     assert de < E_TOL and df < F_TOL and ds < S_TOL, (de, df, ds, fmax)
+
+
+def test_zbl_inner_cutoff_matches_pyace(tmp_path):
+    """The ``zbl`` mode: ZBL between Al and Cu (prefactor 1) taking over from ACE as the
+    nearest neighbour comes closer than r_in (over δ_in), from pure ACE to mostly ZBL."""
+    path = pyace_basis(
+        tmp_path, elements=["Al", "Cu"],
+        embeddings={"ALL": {"npot": "FinnisSinclairShiftedScaled",
+                            "fs_parameters": [1, 1, 1, 0.5], "ndensity": 2}},
+        bonds={"ALL": {"radbase": "SBessel", "radparameters": [5.25], "rcut": 4.5,
+                       "dcut": 0.5, "core-repulsion": [1.0, 0.0], "r_in": 2.4,
+                       "delta_in": 0.6, "inner_cutoff_type": "zbl"}},
+        functions={"ALL": {"nradmax_by_orders": [3, 2, 1], "lmax_by_orders": [0, 1, 1]}})
+    path = randomized(path, tmp_path / "random.yaml", seed=13)
+    potential, params = ACE.from_bbasis(read_bbasis(path))
+    write_yace(tmp_path / "random.yace", potential, params)
+    for a in (4.0, 3.0, 2.7):
+        case = compressed(a)
+        species = np.random.default_rng(5).integers(0, 2, case.natoms)
+        species[:2] = (0, 1)
+        case = replace(case, species=species)
+        for reference in (path, tmp_path / "random.yace"):
+            de, df, ds, fmax = compare(path, case, reference=reference)
+            assert de < E_TOL and df < F_TOL and ds < S_TOL, (a, reference, de, df, ds)

@@ -9,7 +9,9 @@ For atom i of element μ_i, with neighbours j (element μ_j, r_ij < r_c(μ_i μ_
   coefficients, :mod:`.coupling`; all m with Σm = 0); rank 1: B = A_{μ n}.
 - densities ρ_p = Σ_B c_{B,p} B, energy E_i = Σ_p w_p F(ρ_p; m_p) (:mod:`.embedding`).
 - core repulsion ρ_core = Σ_j V_core(r_ij) and E_i ← E_i f_cut(ρ_core) + ρ_core, f_cut the quintic
-  step from 1 at ρ_cut − Δρ_cut to 0 at ρ_cut (the ``density`` inner-cutoff mode; no ZBL).
+  step from 1 at ρ_cut − Δρ_cut to 0 at ρ_cut; in the ``zbl`` mode V_core is ZBL and
+  E_i ← E_i f + ρ_core (1 − f), f the quintic step in the nearest neighbour's distance
+  (:meth:`ACE._zbl_switch`).
 
 No energy shift (an isolated atom has energy 0).  Elements are in alphabetical order; the
 system's species index them.  The bonds A–B and B–A share their radial coefficients.
@@ -22,7 +24,7 @@ file order)}.  Radial functions: tabulated with cubic Hermite splines as the ACE
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import jax
 import jax.numpy as jnp
@@ -129,18 +131,26 @@ class ACE:
                     raise ValueError(f"ACE basis: radial basis {blk.radbase!r} of {a}-{c} is "
                                      f"not supported (known: {', '.join(RADIAL_BASES)})")
                 inner = blk.inner_cutoff_type or "density"  # older files: density
-                if inner not in ("distance", "density"):
+                if inner not in ("distance", "density", "zbl"):
                     raise NotImplementedError(f"ACE basis: inner_cutoff_type {inner!r} is not "
-                                              "supported (only distance and density)")
+                                              "supported (only distance, density and zbl)")
                 core = blk.core_repulsion or (0.0, 0.0)
+                z = (0, 0)
+                if inner == "zbl":
+                    from ase.data import atomic_numbers
+
+                    if a not in atomic_numbers or c not in atomic_numbers:
+                        raise ValueError(f"ACE basis: the zbl inner cutoff needs chemical "
+                                         f"elements, not {a}-{c}")
+                    z = (atomic_numbers[a], atomic_numbers[c])
                 bonds[a, c] = Bond(blk.radbase, blk.radparameters[0], blk.rcut, blk.dcut,
                                    blk.r_in or 0.0, blk.delta_in or 0.0, inner,
-                                   core[0], core[1], blk.nradbase)
+                                   core[0], core[1], blk.nradbase, z)
                 coeff = np.asarray(blk.radcoefficients, dtype=np.float64).reshape(
                     blk.nradmax, blk.lmax + 1, blk.nradbase)
                 key = bond_key(a, c)
                 if key in crad:
-                    if bonds[a, c] != bonds[c, a] or not np.array_equal(coeff, crad[key]):
+                    if replace(bonds[a, c], z=()) != replace(bonds[c, a], z=()) or not np.array_equal(coeff, crad[key]):
                         raise ValueError(f"ACE basis: bonds {a}-{c} and {c}-{a} differ (they "
                                          "must share radial settings and coefficients)")
                 else:
@@ -327,15 +337,47 @@ class ACE:
         mine = jnp.asarray(self.tables.mu0)[self.tables.order][None, :] == species[:, None]
         rho = (jnp.where(mine, b, 0.0)) @ c  # (N, P)
         energy = jnp.zeros(system.natoms)
+        zbl = self.bonds[0][0].inner == "zbl"
+        if zbl:
+            fcut = self._zbl_switch(system, nbrs)
         for s, emb in enumerate(self.embeddings):
             f = sum(w * embedding(emb.kind, rho[:, p], m)
                     for p, (w, m) in enumerate(zip(emb.weights, emb.exponents)))
-            fcut = jnp.where(rho_core >= emb.rho_core_cut, 0.0,
-                             jnp.where(rho_core <= emb.rho_core_cut - emb.drho_core_cut, 1.0,
-                                       poly_step(rho_core, emb.rho_core_cut,
-                                                 emb.drho_core_cut)))
-            energy = jnp.where(species == s, f * fcut + rho_core, energy)
+            if zbl:
+                e = f * fcut + rho_core * (1.0 - fcut)
+            else:
+                fcut = jnp.where(rho_core >= emb.rho_core_cut, 0.0,
+                                 jnp.where(rho_core <= emb.rho_core_cut - emb.drho_core_cut,
+                                           1.0, poly_step(rho_core, emb.rho_core_cut,
+                                                          emb.drho_core_cut)))
+                e = f * fcut + rho_core
+            energy = jnp.where(species == s, e, energy)
         return jnp.where(system.mask, energy, 0.0)
+
+    def _zbl_switch(self, system: System, nbrs: NeighborList) -> jax.Array:
+        """(N,) the ``zbl`` mode's weight of ACE against ZBL per atom: the quintic step in
+        r_in − r_min from 1 (nearest neighbour at r_in or beyond) to 0 (at r_in − δ_in or
+        closer), with r_in, δ_in of the nearest neighbour's bond; 1 without neighbours."""
+        S, natoms = len(self.elements), system.natoms
+        d = pair_displacements(system, nbrs)
+        r = jnp.sqrt(jnp.sum(d * d, axis=-1))
+        t = (jnp.clip(system.species[nbrs.i], 0, S - 1) * S
+             + jnp.clip(system.species[nbrs.j], 0, S - 1))
+        bonds = [b for row in self.bonds for b in row]
+        r_in = jnp.asarray([b.r_in for b in bonds])[t]
+        delta = jnp.asarray([b.delta_in for b in bonds])[t]
+        gap = r - (r_in - delta)
+        top = self.cutoff
+        ok = nbrs.mask & (r < jnp.asarray(self.tables.rcut)[t]) & (gap < top)
+        gap = jnp.where(ok, gap, top)
+        dmin = jax.ops.segment_min(gap, nbrs.i, num_segments=natoms)
+        nearest = ok & (gap == dmin[nbrs.i])
+        width = jax.ops.segment_max(jnp.where(nearest, delta, -1.0), nbrs.i,
+                                    num_segments=natoms)
+        found = width >= 0.0
+        width = jnp.where(found, width, 1.0)
+        x = width - jnp.where(found, dmin, 0.0)
+        return jnp.where(found, poly_step(x, width, width), 1.0)
 
     def energy(self, params, system: System, nbrs: NeighborList) -> jax.Array:
         """Total energy (eV); ``nbrs`` a full list reaching :attr:`cutoff`."""

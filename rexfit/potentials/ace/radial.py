@@ -44,7 +44,8 @@ class Bond:
 
     basis: one of :data:`RADIAL_BASES`.  lam: λ.  rcut, dcut: outer cutoff and its width.
     r_in, delta_in: inner cutoff; inner: ``distance``, ``density`` or ``zbl``.
-    prehc, lambdahc: core repulsion.  nradbase: K of this bond.
+    prehc, lambdahc: core repulsion (for ``zbl``: prehc scales the ZBL energy).  nradbase: K
+    of this bond.  z: atomic numbers of the two elements (``zbl`` only).
     """
 
     basis: str
@@ -57,12 +58,17 @@ class Bond:
     prehc: float
     lambdahc: float
     nradbase: int
+    z: tuple[int, int] = (0, 0)  # nuclear charges of the pair (the zbl mode)
 
 
 def poly_step(r, r_in: float, delta: float):
-    """The evaluator's quintic step: 1 for r ≤ r_in − δ, 0 for r ≥ r_in, smooth between."""
-    if delta <= 0.0:
-        return jnp.where(r <= r_in, 1.0, 0.0)
+    """The evaluator's quintic step: 1 for r ≤ r_in − δ, 0 for r ≥ r_in, smooth between
+    (r_in and δ numbers or arrays like r)."""
+    if not isinstance(delta, jax.Array):
+        if delta <= 0.0:
+            return jnp.where(r <= r_in, 1.0, 0.0)
+    else:
+        delta = jnp.where(delta > 0.0, delta, 1.0)  # δ = 0: a plain step (below)
     x = 1.0 - 2.0 * (1.0 + (r - r_in) / delta)
     mid = 0.5 + 7.5 / 2.0 * (x / 4.0 - x**3 / 6.0 + x**5 / 20.0)
     return jnp.where(r <= r_in - delta, 1.0, jnp.where(r >= r_in, 0.0, mid))
@@ -121,16 +127,59 @@ _BASES = {"ChebExpCos": _cheb_exp_cos, "ChebPow": _cheb_pow, "SBessel": _sbessel
 def radial_basis(r, bond: Bond, k: int):
     """(..., k) exact g_0..g_{k−1} of ``bond`` at distances ``r`` (...) Å, inner cutoff
     included, zero outside (r_in − δ_in, r_c)."""
-    inside = (r < bond.rcut) & (r > bond.r_in - bond.delta_in)
+    r_in = bond.r_in
+    if bond.inner == "zbl":  # the evaluator's rule: no inner cutoff unless δ_in = 0 (then 1 Å)
+        r_in = 1.0 if bond.delta_in == 0.0 else 0.0
+    inside = (r < bond.rcut) & (r > r_in - bond.delta_in)
     rs = jnp.where(inside, r, 0.5 * bond.rcut)  # finite values (and gradients) outside
     g = jnp.stack(_BASES[bond.basis](rs, bond, k), axis=-1)
     if bond.inner in ("distance", "zbl"):
-        g = g * (1.0 - poly_step(rs, bond.r_in, bond.delta_in))[..., None]
+        g = g * (1.0 - poly_step(rs, r_in, bond.delta_in))[..., None]
     return jnp.where(inside[..., None], g, 0.0)
 
 
+#: e²/(4πε₀) in eV·Å as the ACE evaluator has it
+COULOMB = 14.399645351950543
+#: the universal ZBL screening function φ(x) = Σ c_k e^{−d_k x}
+ZBL_C = (0.18175, 0.50986, 0.28022, 0.02817)
+ZBL_D = (3.19980, 0.94229, 0.40290, 0.20162)
+
+
+def _zbl_e(r, a, xp):
+    """(e, e', e'') of e(r) = φ(r/a)/r."""
+    phi = d1 = d2 = 0.0
+    for c, d in zip(ZBL_C, ZBL_D):
+        term = c * xp.exp(-d * r / a)
+        phi, d1, d2 = phi + term, d1 - d / a * term, d2 + (d / a) ** 2 * term
+    return phi / r, d1 / r - phi / r**2, d2 / r - 2.0 * d1 / r**2 + 2.0 * phi / r**3
+
+
+def zbl_repulsion(r, bond: Bond):
+    """(...) the ``zbl`` mode's pair term at ``r`` (...) Å (eV, half of the pair energy: each
+    atom of the pair counts it): prehc · k_e/2 · Z_i Z_j [e(r) + S(r)] with the ZBL switch S
+    from r_c − d_c to r_c (as LAMMPS ``pair_style zbl``), times the quintic step from 1 at
+    r_c − d_c to 0 at r_c."""
+    zi, zj = bond.z
+    a = 0.46850 / (zi**0.23 + zj**0.23)
+    lo, width = bond.rcut - bond.dcut, bond.dcut
+    ec, dec, d2ec = _zbl_e(bond.rcut, a, math)
+    big_a = (-3.0 * dec + width * d2ec) / width**2
+    big_b = (2.0 * dec - width * d2ec) / width**3
+    big_c = -ec + 0.5 * width * dec - width**2 * d2ec / 12.0
+    inside = r < bond.rcut
+    rs = jnp.where(inside, r, lo)
+    x = jnp.maximum(rs - lo, 0.0)
+    switch = big_a / 3.0 * x**3 + big_b / 4.0 * x**4 + big_c
+    e = _zbl_e(rs, a, jnp)[0]
+    value = bond.prehc * COULOMB / 2.0 * zi * zj * (e + switch)
+    return jnp.where(inside, value * poly_step(rs, bond.rcut, width), 0.0)
+
+
 def core_repulsion(r, bond: Bond):
-    """(...) the exact core-repulsion term of ``bond`` at ``r`` (...) Å (eV)."""
+    """(...) the exact core-repulsion term of ``bond`` at ``r`` (...) Å (eV); for the ``zbl``
+    mode :func:`zbl_repulsion`."""
+    if bond.inner == "zbl":
+        return zbl_repulsion(r, bond)
     pre, lam = abs(bond.prehc), abs(bond.lambdahc)
     inside = (r < bond.rcut) & (lam * r * r < 50.0)
     rs = jnp.where(inside, r, 1.0)
