@@ -129,6 +129,13 @@ def test_parameter_gradient_matches_finite_differences():
         assert float(grad[group][key][index]) == pytest.approx(fd, rel=1e-6, abs=1e-8)
 
 
+def test_half_list_is_refused():
+    potential, params = ACE.from_bbasis(handmade_basis())
+    system = small_cell()
+    with pytest.raises(ValueError, match="full neighbour list"):
+        potential.energy(params, system, build_neighbor_list(system, potential.cutoff, 0.3))
+
+
 def test_isolated_atom_has_zero_energy():
     potential, params = ACE.from_bbasis(handmade_basis(core=(2.0, 1.0)))
     params = random_params(params, 3)

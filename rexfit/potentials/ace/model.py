@@ -286,6 +286,9 @@ class ACE:
         column is zero unless the atom is the function's central element) and (N,) ρ_core."""
         S, K, tab = len(self.elements), self.nradbase, self.tables
         natoms = system.natoms
+        if nbrs.half:
+            raise ValueError("ACE needs a full neighbour list (build_neighbor_list(..., "
+                             "half=False)), not a half list")
         d = pair_displacements(system, nbrs)
         r = jnp.sqrt(jnp.sum(d * d, axis=-1))
         si = jnp.clip(system.species[nbrs.i], 0, S - 1)
