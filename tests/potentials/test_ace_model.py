@@ -228,3 +228,32 @@ def test_second_derivatives_match_finite_differences():
             return float(force(p, x0)[0, 0])
         fd = (shifted(1e-6) - shifted(-1e-6)) / 2e-6
         assert float(grad[group][key][index]) == pytest.approx(fd, rel=1e-6, abs=1e-8)
+
+
+def test_species_order_of_a_job():
+    """for_species: a job listing Cu, Ar, Al (Ar unknown to the potential) gives the energy of
+    the same structure in the potential's own order, with the Ar atom absent."""
+    al = handmade_basis().blocks[0]
+    cu = SpeciesBlock(("Cu",), tuple(BFunction(("Cu",) + f.elements[1:], f.ns, f.ls, f.LS, f.c)
+                                     for f in al.functions[:6]),
+                      **{k: getattr(al, k) for k in SpeciesBlock.__dataclass_fields__
+                         if k not in ("elements", "functions")})
+    bond = SpeciesBlock(("Al", "Cu"), (), **{k: getattr(al, k) for k in (
+        "nradmax", "lmax", "rcut", "dcut", "cutoff_function", "r_in", "delta_in",
+        "inner_cutoff_type", "nradbase", "radbase", "radparameters", "radcoefficients",
+        "core_repulsion")})
+    potential, params = ACE.from_bbasis(BBasis(0.001, (cu, al, bond)))
+    assert potential.elements == ("Al", "Cu")
+    params = random_params(params, 8)
+    rng = np.random.default_rng(9)
+    cell = 4.5 * np.eye(3)
+    pos = rng.uniform(0, 4.5, (5, 3))
+    own = make_system(pos[:4], cell, [1, 0, 0, 1])  # Cu Al Al Cu in (Al, Cu) order
+    job = make_system(pos, cell, [0, 2, 2, 0, 1])  # the same in (Cu, Ar, Al) order, + Ar
+    e_own = jax.jit(potential.energy)(params, own,
+                                      build_neighbor_list(own, potential.cutoff, 0.3, half=False))
+    mapped = potential.for_species(("Cu", "Ar", "Al"))
+    e_job = jax.jit(mapped.energy)(params, job,
+                                   build_neighbor_list(job, potential.cutoff, 0.3, half=False))
+    assert float(e_job) == pytest.approx(float(e_own), rel=1e-12, abs=1e-12)
+    assert abs(float(e_own)) > 1e-3

@@ -14,7 +14,7 @@ For atom i of element μ_i, with neighbours j (element μ_j, r_ij < r_c(μ_i μ_
   (:meth:`ACE._zbl_switch`).
 
 No energy shift (an isolated atom has energy 0).  Elements are in alphabetical order; the
-system's species index them.  The bonds A–B and B–A share their radial coefficients.
+system's species index them (or the symbols given to :meth:`ACE.for_species`).  The bonds A–B and B–A share their radial coefficients.
 
 params: {"crad": {"Al-Cu": (nradmax, lmax + 1, nradbase), …} (one per unordered bond),
 "c": {"Al Cu": (functions, ndensity), …} (one per species block of the file, its functions in
@@ -83,6 +83,7 @@ class ACE:
     pairs).  nradmax, lmax, nradbase: the global sizes.  functions: per block
     (name, ((elements, ns, ls, LS, skip), …)) in file order.  crad_shapes: (bond key, shape).
     spline: evaluate the tabulated radial functions (pyace's way) or the exact ones.
+    species: the symbols the system's species index (None: :attr:`elements`).
     """
 
     elements: tuple[str, ...]
@@ -95,6 +96,7 @@ class ACE:
     crad_shapes: tuple
     delta_spline_bins: float
     spline: bool = True
+    species: tuple[str, ...] | None = None
     tables: _Tables = field(default=None, compare=False, repr=False)
 
     full_list = True
@@ -183,11 +185,28 @@ class ACE:
 
     def with_spline(self, spline: bool):
         """The same potential, tabulated (True) or exact (False) radial functions."""
-        other = ACE(*[getattr(self, f) for f in ("elements", "embeddings", "bonds", "nradmax",
-                                                 "lmax", "nradbase", "functions", "crad_shapes",
-                                                 "delta_spline_bins")], spline)
+        other = replace(self, spline=spline)
         object.__setattr__(other, "tables", self.tables)
         return other
+
+    def for_species(self, species):
+        """The same potential for systems whose species index ``species`` (symbols, e.g. a
+        job's atom types in order) instead of :attr:`elements`; atoms of a species that is
+        not an element of the potential carry no energy and are nobody's neighbour."""
+        other = replace(self, species=tuple(species))
+        object.__setattr__(other, "tables", self.tables)
+        return other
+
+    def _elements_of(self, species):
+        """(element index, known) of species indices: the alphabetical element of each atom
+        (0 where unknown) and whether the potential knows it."""
+        if self.species is None:
+            known = (species >= 0) & (species < len(self.elements))
+            return jnp.where(known, species, 0), known
+        table = np.array([self.elements.index(x) if x in self.elements else -1
+                          for x in self.species] + [-1])
+        e = jnp.asarray(table)[jnp.clip(species, 0, len(table) - 1)]
+        return jnp.maximum(e, 0), e >= 0
 
     def _build_tables(self) -> _Tables:
         S, K = len(self.elements), self.nradbase
@@ -291,10 +310,10 @@ class ACE:
                              "half=False)), not a half list")
         d = pair_displacements(system, nbrs)
         r = jnp.sqrt(jnp.sum(d * d, axis=-1))
-        si = jnp.clip(system.species[nbrs.i], 0, S - 1)
-        sj = jnp.clip(system.species[nbrs.j], 0, S - 1)
+        element, known = self._elements_of(system.species)
+        si, sj = element[nbrs.i], element[nbrs.j]
         t = si * S + sj
-        valid = nbrs.mask & (r < jnp.asarray(tab.rcut)[t])
+        valid = nbrs.mask & known[nbrs.i] & known[nbrs.j] & (r < jnp.asarray(tab.rcut)[t])
         r = jnp.where(valid, r, 2.0 * self.cutoff + 1.0)
         u = d / r[:, None]
         g, hc = self._radial(r, t)
@@ -336,7 +355,7 @@ class ACE:
         """(N,) eV per atom (0 for padding)."""
         b, rho_core = self.descriptors(params, system, nbrs)
         c = self._coefficients(params)  # (F, P)
-        species = system.species
+        species, known = self._elements_of(system.species)
         mine = jnp.asarray(self.tables.mu0)[self.tables.order][None, :] == species[:, None]
         rho = (jnp.where(mine, b, 0.0)) @ c  # (N, P)
         energy = jnp.zeros(system.natoms)
@@ -355,7 +374,7 @@ class ACE:
                                                           emb.drho_core_cut)))
                 e = f * fcut + rho_core
             energy = jnp.where(species == s, e, energy)
-        return jnp.where(system.mask, energy, 0.0)
+        return jnp.where(system.mask & known, energy, 0.0)
 
     def _zbl_switch(self, system: System, nbrs: NeighborList) -> jax.Array:
         """(N,) the ``zbl`` mode's weight of ACE against ZBL per atom: the quintic step in
@@ -364,14 +383,15 @@ class ACE:
         S, natoms = len(self.elements), system.natoms
         d = pair_displacements(system, nbrs)
         r = jnp.sqrt(jnp.sum(d * d, axis=-1))
-        t = (jnp.clip(system.species[nbrs.i], 0, S - 1) * S
-             + jnp.clip(system.species[nbrs.j], 0, S - 1))
+        element, known = self._elements_of(system.species)
+        t = element[nbrs.i] * S + element[nbrs.j]
         bonds = [b for row in self.bonds for b in row]
         r_in = jnp.asarray([b.r_in for b in bonds])[t]
         delta = jnp.asarray([b.delta_in for b in bonds])[t]
         gap = r - (r_in - delta)
         top = self.cutoff
-        ok = nbrs.mask & (r < jnp.asarray(self.tables.rcut)[t]) & (gap < top)
+        ok = (nbrs.mask & known[nbrs.i] & known[nbrs.j] & (r < jnp.asarray(self.tables.rcut)[t])
+              & (gap < top))
         gap = jnp.where(ok, gap, top)
         dmin = jax.ops.segment_min(gap, nbrs.i, num_segments=natoms)
         nearest = ok & (gap == dmin[nbrs.i])
