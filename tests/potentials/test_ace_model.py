@@ -5,6 +5,7 @@ energy, the isolated atom, exact against tabulated radial functions, and file ch
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import jax
 import numpy as np
@@ -257,3 +258,21 @@ def test_species_order_of_a_job():
                                    build_neighbor_list(job, potential.cutoff, 0.3, half=False))
     assert float(e_job) == pytest.approx(float(e_own), rel=1e-12, abs=1e-12)
     assert abs(float(e_own)) > 1e-3
+
+
+def test_linear_embedding_energy_is_features_times_coefficients():
+    """One density with F(ρ) = ρ: E = Σ_i features_i · c (the design matrix of linear ACE),
+    skipped functions contributing nothing."""
+    basis = handmade_basis(fs=(1.0, 1.0), core=(0.0, 0.0))
+    block = basis.blocks[0]
+    skipped = tuple(replace(f, skip=(k == 3)) for k, f in enumerate(block.functions))
+    basis = replace(basis, blocks=(replace(block, functions=skipped),))
+    potential, params = ACE.from_bbasis(basis)
+    params = random_params(params, 10)
+    system = small_cell(5)
+    nbrs = build_neighbor_list(system, potential.cutoff, 0.3, half=False)
+    features = np.asarray(jax.jit(potential.features)(params, system, nbrs))
+    assert features.shape == (3, len(block.functions)) and not features[:, 3].any()
+    energy = float(jax.jit(potential.energy)(params, system, nbrs))
+    assert energy == pytest.approx(float(np.sum(features @ params["c"]["Al"][:, 0])),
+                                   rel=1e-12, abs=1e-12)

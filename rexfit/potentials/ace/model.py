@@ -301,8 +301,9 @@ class ACE:
         return g, hc
 
     def descriptors(self, params, system: System, nbrs: NeighborList):
-        """(N, F) B-basis function values of every atom (columns in the tables' order; a
-        column is zero unless the atom is the function's central element) and (N,) ρ_core."""
+        """(N, F) B-basis function values of every atom for every evaluated function (columns
+        in the tables' order, ``tables.order`` giving each column's row of the stacked
+        coefficients; not masked by the central element) and (N,) ρ_core."""
         S, K, tab = len(self.elements), self.nradbase, self.tables
         natoms = system.natoms
         if nbrs.half:
@@ -350,6 +351,19 @@ class ACE:
                                         num_segments=int(fn.max() - fn.min() + 1))
                 columns.append(b.T)
         return jnp.concatenate(columns, axis=1), rho_core
+
+    def features(self, params, system: System, nbrs: NeighborList) -> jax.Array:
+        """(N, F) B-basis function values, one column per function of the file (blocks and
+        functions in file order, as the rows of ``params["c"]`` stacked), zero where the atom
+        is not the function's central element, for padding and for skipped functions: with a
+        linear embedding (one density, w = 1, m = 1) and no core repulsion the energy is
+        Σ_i features_i · c, the design matrix of linear ACE."""
+        b, _ = self.descriptors(params, system, nbrs)
+        element, known = self._elements_of(system.species)
+        own = jnp.asarray(self.tables.mu0)[self.tables.order][None, :] == element[:, None]
+        b = jnp.where(own & (known & system.mask)[:, None], b, 0.0)
+        total = len(self.tables.mu0)
+        return jnp.zeros((system.natoms, total)).at[:, self.tables.order].set(b)
 
     def atom_energies(self, params, system: System, nbrs: NeighborList) -> jax.Array:
         """(N,) eV per atom (0 for padding)."""
