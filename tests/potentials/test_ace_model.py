@@ -30,7 +30,8 @@ def _functions(element, nrad, lmax, ndensity):
         out.append(BFunction((element,) * 4, (1, 1, 2), (l, l, 0), (0,), (0.0,) * ndensity))
         for l3 in range(lmax + 1):
             if (2 * l + l3) % 2 == 0 and l3 <= 2 * l:
-                out.append(BFunction((element,) * 4, (1, 2, 1), (l, l3, l), (l,), (0.0,) * ndensity))
+                out.append(BFunction((element,) * 4, (1, 2, 1), (l, l3, l), (l,),
+                                     (0.0,) * ndensity))
     out.append(BFunction((element,) * 5, (1, 1, 2, 2), (1, 1, 1, 1), (0, 0), (0.0,) * ndensity))
     out.append(BFunction((element,) * 5, (1, 2, 1, 2), (1, 1, 1, 1), (2, 2), (0.0,) * ndensity))
     return tuple(out)

@@ -20,8 +20,8 @@ def lm_index(l: int, m: int) -> int:
 
 
 def spherical_harmonics(u, lmax: int):
-    """(..., (lmax + 1)²) complex Y_lm (4π-normalised) of the unit vectors ``u`` (..., 3), flat (l, m) layout
-    (:func:`lm_index`)."""
+    """(..., (lmax + 1)²) complex Y_lm (4π-normalised) of the unit vectors ``u`` (..., 3),
+    flat (l, m) layout (:func:`lm_index`)."""
     x, y, z = u[..., 0], u[..., 1], u[..., 2]
     phase = [jnp.ones_like(x) + 0j]
     for _ in range(lmax):

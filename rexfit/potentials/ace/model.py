@@ -14,7 +14,8 @@ For atom i of element μ_i, with neighbours j (element μ_j, r_ij < r_c(μ_i μ_
   (:meth:`ACE._zbl_switch`).
 
 No energy shift (an isolated atom has energy 0).  Elements are in alphabetical order; the
-system's species index them (or the symbols given to :meth:`ACE.for_species`).  The bonds A–B and B–A share their radial coefficients.
+system's species index them (or the symbols given to :meth:`ACE.for_species`).  The bonds
+A–B and B–A share their radial coefficients.
 
 params: {"crad": {"Al-Cu": (nradmax, lmax + 1, nradbase), …} (one per unordered bond),
 "c": {"Al Cu": (functions, ndensity), …} (one per species block of the file, its functions in
@@ -152,7 +153,8 @@ class ACE:
                     blk.nradmax, blk.lmax + 1, blk.nradbase)
                 key = bond_key(a, c)
                 if key in crad:
-                    if replace(bonds[a, c], z=()) != replace(bonds[c, a], z=()) or not np.array_equal(coeff, crad[key]):
+                    same = replace(bonds[a, c], z=()) == replace(bonds[c, a], z=())
+                    if not same or not np.array_equal(coeff, crad[key]):
                         raise ValueError(f"ACE basis: bonds {a}-{c} and {c}-{a} differ (they "
                                          "must share radial settings and coefficients)")
                 else:
