@@ -1,0 +1,45 @@
+"""Complex spherical harmonics Y_lm(r̂) as the ACE evaluator uses them: with the
+Condon–Shortley phase and normalised to 4π (Y_00 = 1; √(4π) times the orthonormal ones), for
+unit vectors, differentiable everywhere (no angles are formed).
+
+Y_lm = N_lm Q_lm(z) (x + i y)^m for m ≥ 0, Q_lm(z) = P_l^m(z) / (1 − z²)^{m/2} a polynomial,
+N_lm = √[(2l + 1) (l − m)!/(l + m)!]; Y_{l,−m} = (−1)^m conj(Y_lm).
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax.numpy as jnp
+import numpy as np
+
+
+def lm_index(l: int, m: int) -> int:
+    """Position of (l, m), −l ≤ m ≤ l, in the flat layout l², …, l² + 2l."""
+    return l * l + l + m
+
+
+def spherical_harmonics(u, lmax: int):
+    """(..., (lmax + 1)²) complex Y_lm (4π-normalised) of the unit vectors ``u`` (..., 3),
+    flat (l, m) layout (:func:`lm_index`)."""
+    x, y, z = u[..., 0], u[..., 1], u[..., 2]
+    phase = [jnp.ones_like(x) + 0j]
+    for _ in range(lmax):
+        phase.append(phase[-1] * (x + 1j * y))
+    q = {}
+    for m in range(lmax + 1):
+        q[m, m] = jnp.full_like(z, (-1.0) ** m * float(np.prod(np.arange(1, 2 * m, 2))))
+        if m + 1 <= lmax:
+            q[m + 1, m] = (2 * m + 1) * z * q[m, m]
+        for l in range(m + 2, lmax + 1):
+            q[l, m] = ((2 * l - 1) * z * q[l - 1, m] - (l + m - 1) * q[l - 2, m]) / (l - m)
+    out = [None] * (lmax + 1) ** 2
+    for l in range(lmax + 1):
+        for m in range(l + 1):
+            norm = math.sqrt((2 * l + 1)
+                             * math.factorial(l - m) / math.factorial(l + m))
+            ylm = norm * q[l, m] * phase[m]
+            out[lm_index(l, m)] = ylm
+            if m:
+                out[lm_index(l, -m)] = (-1) ** m * jnp.conj(ylm)
+    return jnp.stack(out, axis=-1)
