@@ -231,11 +231,14 @@ def neighbor_rows(descriptor, species, mask, neighbor_species, d, slot_mask):
             u, rows = bs._materialize((jnp.transpose(u, (1, 0, 2)), rows), flag)
             parts.append(jnp.matmul(rows, u).reshape(per, 4, k_l, slots))
         g = jnp.concatenate(parts, axis=2)  # (per, 4, Σ K_l, M)
-        g = jnp.sum(g[:, :, gather] * factor[None, None, :, :, None], axis=3)  # (per, 4, K, M)
+        g = sum(factor[None, None, :, s, None] * jnp.concatenate(
+            [g[:, :, int(r):int(r) + 1] for r in gather[:, s]], axis=2) for s in range(3))
+        g = jnp.transpose(g, (0, 3, 2, 1))  # (per, M, K, 4)
         alpha, p, q = generator_coordinates(ar[None], ai[None], br[None], bi[None],
                                              dar, dai, dbr, dbi)  # (3, C)
-        scal = jnp.stack([dw, w[None] * alpha, w[None] * p, w[None] * q], axis=1).reshape(3, 4, per, slots)
-        grads = jnp.einsum("pnks,xnps->pskx", g, scal)
+        scal = jnp.stack([dw, w[None] * alpha, w[None] * p, w[None] * q], axis=2)  # (3, C, 4)
+        scal = jnp.transpose(scal.reshape(3, per, slots, 4), (1, 2, 3, 0))  # (per, M, 4, 3)
+        grads = sum(g[..., n, None] * scal[:, :, None, n, :] for n in range(4))
         return bvals, grads
 
     chunks = n_atoms + pad
