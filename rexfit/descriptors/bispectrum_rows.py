@@ -30,8 +30,10 @@ scalars of the pair geometry).  No derivative of the recursion is needed: only U
 The Jacobian per level: B_{j1 j2 j} depends on the levels j1, j2 and j only, so per level l
 J_l = ∂B/∂H_l has the rows of the components that touch l (a third of K × n_half for 2J = 6);
 J_l = count · Σ_t κ[t, b] Z_t over the triples t with output l (the adjoint symmetry of
-:func:`rexfit.descriptors.bispectrum._cubic_tables`), and the contractions are one batched
-matrix product per level, (K_l × 2 n_l) · (2 n_l × 4 M) per atom with its M slots.
+:func:`rexfit.descriptors.bispectrum._cubic_tables`).  The maps T_n act on the atom's J
+instead of every pair's U (J·T_n U = (J R_n)·U, R_n their real matrices: :func:`generator_rows`),
+so the contractions are one batched matrix product per level, (4 K_l × 2 n_l) · (2 n_l × M)
+per atom with the U of its M slots, and the levels' results are summed per component.
 """
 
 from __future__ import annotations
@@ -169,7 +171,7 @@ def neighbor_rows(descriptor, species, mask, neighbor_species, d, slot_mask):
     """``Bispectrum.features_and_neighbor_gradients``: (B (A, n_features), ∂B_a/∂d_am
     (A, M, n_features, 3)) of atoms with M neighbour slots each (species (A,), mask (A,),
     neighbour species (A, M), pair vectors d (A, M, 3) Å, slot mask (A, M)).  Chunks of whole
-    atoms: per pair U and the generator images, per atom the level Jacobians, one batched
+    atoms: per pair U, per atom the level Jacobians and their generator rows, one batched
     product per level, then the three directions from the pair's (ẇ, wα, wp, wq)."""
     n_atoms, slots = neighbor_species.shape
     ne = descriptor.n_elements
@@ -231,8 +233,10 @@ def neighbor_rows(descriptor, species, mask, neighbor_species, d, slot_mask):
             u, rows = bs._materialize((jnp.transpose(u, (1, 0, 2)), rows), flag)
             parts.append(jnp.matmul(rows, u).reshape(per, 4, k_l, slots))
         g = jnp.concatenate(parts, axis=2)  # (per, 4, Σ K_l, M)
+        zero = jnp.zeros_like(g[:, :, :1])
         g = sum(factor[None, None, :, s, None] * jnp.concatenate(
-            [g[:, :, int(r):int(r) + 1] for r in gather[:, s]], axis=2) for s in range(3))
+            [g[:, :, int(r):int(r) + 1] if gvalid[b, s] else zero
+             for b, r in enumerate(gather[:, s])], axis=2) for s in range(3))  # (per, 4, K, M)
         g = jnp.transpose(g, (0, 3, 2, 1))  # (per, M, K, 4)
         alpha, p, q = generator_coordinates(ar[None], ai[None], br[None], bi[None],
                                              dar, dai, dbr, dbi)  # (3, C)
