@@ -780,36 +780,6 @@ class Bispectrum:
             bvals = bvals - WSELF ** 3 * (jb[None] + 1.0)
         return bvals
 
-    def _rows_and_jacobian(self, present, hr, hi):
-        """(B (A, n_linear) as :meth:`_linear_of_present`, ∂B/∂(H_r, H_i) (A, n_linear,
-        2 n_half)) of atoms with half densities hr, hi (A, n_half), from one evaluation of
-        every Z: the cubic form's adjoint for component b is Y_j = Σ_t κ[t, b] Z_t (per level
-        j, over the triples with output j), expanded to the full U by symmetry; through
-        U = expand(H) each half element collects it once per full element it fills
-        (``count``), so ∂B_b/∂H_h = count_h · Y_b,h: a small matrix product per level."""
-        twojmax = self.twojmax
-        tab = _cubic_tables(twojmax)
-        count, levels = _jacobian_tables(twojmax)
-        ur, ui = self._expand(hr, hi)
-        ur, ui = (ur + _self_term(twojmax)[None]).T, ui.T  # (n_u, A): atoms on the last axis
-        zs = _sparse_z_values(tab, twojmax, ur, ui, len(tab.triples))
-        bvals = _b_values(tab, ur, ui, zs[:tab.n_b]).T  # (A, n_b)
-        n_atoms = ur.shape[-1]
-        parts = ([], [])
-        for triples in levels:
-            kappa = jnp.asarray(tab.kappa[triples])  # (T_j, n_b)
-            for part, which in zip(parts, (0, 1)):
-                z = jnp.stack([zs[t][which].reshape(-1, n_atoms) for t in triples])
-                part.append(jnp.einsum("tb,tla->bla", kappa, z))  # (n_b, L_j, A)
-        scale = jnp.asarray(count)[None, :, None]
-        jac = jnp.concatenate([jnp.concatenate(parts[0], axis=1) * scale,
-                               jnp.concatenate(parts[1], axis=1) * scale], axis=1)
-        jac = jnp.transpose(jac, (2, 0, 1))  # (A, n_b, 2 n_half)
-        if self.bnormflag:
-            jac = jac / (tab.j_of_b[None, :, None] + 1.0)
-        return (jnp.where(present[:, None], self._normalised(bvals), 0.0),
-                jnp.where(present[:, None, None], jac, 0.0))
-
     def features(self, system: System, nbrs: NeighborList) -> jax.Array:
         """(N, n_features) as the columns of LAMMPS ``compute sna/atom``."""
         bvals = self.linear(system, nbrs)
@@ -821,83 +791,12 @@ class Bispectrum:
         """(B (A, n_features) as :meth:`features`, ∂B_a/∂d_am (A, M, n_features, 3)) of atoms
         given with their neighbours in an atom-major layout: species (A,), mask (A,), and per
         atom M neighbour slots with the neighbour's species (A, M), pair vector d (A, M, 3) Å
-        and slot mask (A, M).  One pass per chunk of whole atoms: the chunk's pairs give the
-        Wigner matrices and their derivatives along x, y, z (forward mode through the
-        recursion), the atoms' densities are sums over their own slots (no scatter), the
-        per-atom Jacobian ∂B/∂H (n_linear × 2 n_half) comes from every Z at once
-        (:meth:`_rows_and_jacobian`, the cubic form's adjoint per component), and the
-        contraction is one matrix product per atom with all its slots
-        ((K × 2 n_half) · (2 n_half × 3M)), not one small product per pair."""
-        n_atoms, slots = neighbor_species.shape
-        ne = self.n_elements
-        twojmax, rfac0, rmin0, switch = self.twojmax, self.rfac0, self.rmin0, self.switchflag
-        present = mask & (species >= 0) & (species < ne)
-        si = jnp.clip(species, 0, ne - 1)
-        sj = jnp.clip(neighbor_species, 0, ne - 1)
-        valid = (slot_mask & present[:, None] & (neighbor_species >= 0)
-                 & (neighbor_species < ne))
-        radii = jnp.asarray(self.radii)
-        rcut = self.rcutfac * (radii[si][:, None] + radii[sj])
-        r2 = jnp.sum(d * d, axis=-1)
-        use = valid & (r2 < rcut * rcut) & (r2 > 1e-20)
-        safe = 0.5 * rcut[..., None] * jnp.asarray([[[0.6, 0.64, 0.48]]])  # |safe| = rcut/2
-        d = jnp.where(use[..., None], d, safe)
-        wj = jnp.where(use, jnp.asarray(self.weights)[sj], 0.0)
-        per = max(1, _PAIR_CHUNK // slots)  # atoms per chunk
-        pad = (-n_atoms) % per
-        if pad:
-            d = jnp.pad(d, ((0, pad), (0, 0), (0, 0)), constant_values=1.0)
-            rcut = jnp.pad(rcut, ((0, pad), (0, 0)), constant_values=2.0 * math.sqrt(3.0))
-            wj = jnp.pad(wj, ((0, pad), (0, 0)))
-            present = jnp.pad(present, (0, pad))
-        size = per * slots
-        n_half = int(half_offsets(twojmax)[-1])
-        tangents = jnp.broadcast_to(jnp.eye(3, dtype=d.dtype)[:, :, None], (3, 3, size))
+        and slot mask (A, M).  Per chunk of whole atoms: U per pair, the per-level Jacobians
+        ∂B/∂H per atom from one evaluation of every Z, and the derivatives of U from rotation
+        generators (:mod:`rexfit.descriptors.bispectrum_rows`)."""
+        from rexfit.descriptors.bispectrum_rows import neighbor_rows
 
-        def chunk(xs):
-            dc, rc, wc, pc = xs  # (per, M, 3), (per, M), (per, M), (per,)
-            dc = dc.reshape(size, 3).T
-            rc, wc = rc.reshape(size), wc.reshape(size)
-            flag = rc[0] > 0.0  # always true; see _materialize
-
-            def geometry(x):
-                return _pair_geometry(x, rc, wc, rfac0, rmin0, switch)
-
-            geo = geometry(dc)
-            slopes = jax.vmap(lambda t: jax.jvp(geometry, (dc,), (t,))[1])(tangents)
-            (ar, ai, br, bi, w), slopes = _materialize((geo, slopes), flag)
-
-            def levels(ar, ai, br, bi):
-                return _compact(_levels(ar, ai, br, bi, twojmax, flag), twojmax)
-
-            (ur, ui), linear = jax.linearize(levels, ar, ai, br, bi)
-            dur, dui = jax.vmap(linear)(*slopes[:4])  # (3, n_half, C)
-            hr = jnp.sum((ur * w[None]).reshape(n_half, per, slots), axis=2).T  # (per, n_half)
-            hi = jnp.sum((ui * w[None]).reshape(n_half, per, slots), axis=2).T
-            w, dw = w[None, None, :], slopes[4][:, None, :]
-            slope = jnp.concatenate([dur * w + ur[None] * dw, dui * w + ui[None] * dw], axis=1)
-            slope = jnp.transpose(slope.reshape(3, 2 * n_half, per, slots), (2, 1, 3, 0))
-
-            bvals, jac = self._rows_and_jacobian(pc, hr, hi)  # (per, K), (per, K, 2nh)
-            k = bvals.shape[1]
-            slope, jac = _materialize((slope.reshape(per, 2 * n_half, slots * 3), jac), flag)
-            grads = jnp.matmul(jac, slope).reshape(per, k, slots, 3)
-            return bvals, jnp.transpose(grads, (0, 2, 1, 3))
-
-        chunks = n_atoms + pad
-        xs = (d.reshape(-1, per, slots, 3), rcut.reshape(-1, per, slots),
-              wj.reshape(-1, per, slots), present.reshape(-1, per))
-        bvals, grads = jax.lax.map(chunk, xs)
-        k = bvals.shape[-1]
-        bvals = bvals.reshape(chunks, k)[:n_atoms]
-        grads = grads.reshape(chunks, slots, k, 3)[:n_atoms]
-        if not self.quadratic:
-            return bvals, grads
-        a, b, f = _pairs(k)
-        quad = f[None, None, :, None] * (bvals[:, None, a, None] * grads[:, :, b]
-                                         + bvals[:, None, b, None] * grads[:, :, a])
-        return (jnp.concatenate([bvals, quadratic_products(bvals)], axis=1),
-                jnp.concatenate([grads, quad], axis=2))
+        return neighbor_rows(self, species, mask, neighbor_species, d, slot_mask)
 
 
 @lru_cache(maxsize=None)
@@ -913,7 +812,7 @@ def _self_term(twojmax: int) -> np.ndarray:
 @lru_cache(maxsize=None)
 def _jacobian_tables(twojmax: int):
     """(count (n_half,): full U elements each half element fills, per level j the triples
-    with output j) for :meth:`Bispectrum._rows_and_jacobian`."""
+    with output j) for the level Jacobians of :mod:`rexfit.descriptors.bispectrum_rows`."""
     tab = _cubic_tables(twojmax)
     index, _, _ = _expansion(twojmax)
     count = np.bincount(index, minlength=int(half_offsets(twojmax)[-1])).astype(np.float64)

@@ -191,3 +191,41 @@ def test_term_list_z_values_equal_shifted_slices():
                                       _sparse_z_values(tab, twojmax, ur, ui, count)):
             np.testing.assert_allclose(br, ar, rtol=0, atol=1e-13)
             np.testing.assert_allclose(bi, ai, rtol=0, atol=1e-13)
+
+
+@pytest.mark.parametrize("twojmax", [1, 2, 5, 8])
+def test_wigner_derivatives_by_rotation_generators_equal_forward_mode(twojmax):
+    """dU = U·ρ(g† dg) (the derivative the design rows use, per row of the half U) equals
+    forward mode through the recursion, for random pairs and directions, to round-off."""
+    from rexfit.descriptors import bispectrum as bs
+    from rexfit.descriptors.bispectrum_rows import (generator_coordinates, generator_rows,
+                                                    generator_tables)
+
+    rng = np.random.default_rng(twojmax)
+    d = rng.normal(size=(3, 7)) * 1.2
+    rcut, wj = np.full(7, 4.0), np.ones(7)
+    tangent = rng.normal(size=(3, 7))
+
+    def geometry(x):
+        return bs._pair_geometry(x, rcut, wj, 0.97, 0.2, True)[:4]
+
+    def half_u(x):
+        return bs._compact(bs._levels(*geometry(x), twojmax, True), twojmax)
+
+    (ur, ui), (dur, dui) = jax.jvp(half_u, (jnp.asarray(d),), (jnp.asarray(tangent),))
+    a, da = jax.jvp(geometry, (jnp.asarray(d),), (jnp.asarray(tangent),))
+    alpha, p, q = generator_coordinates(*a, *da)
+    hoff = bs.half_offsets(twojmax)
+    for level, coefs in enumerate(generator_tables(twojmax)):
+        part = slice(int(hoff[level]), int(hoff[level + 1]))
+        u = np.concatenate([ur[part], ui[part]])  # (2 n_l, pairs)
+        expected = np.concatenate([dur[part], dui[part]])
+        # generator_rows of the identity are the real matrices R_n of T_n (J R_n with J = I)
+        eye = np.eye(u.shape[0])[None]
+        rows = np.asarray(generator_rows(jnp.asarray(eye), *(jnp.asarray(c) for c in coefs)))
+        images = np.einsum("nhk,kp->nhp", rows[0], u)  # (4, 2 n_l, pairs): (R_n u)
+        got = (np.asarray(alpha)[None] * images[1] + np.asarray(p)[None] * images[2]
+               + np.asarray(q)[None] * images[3])
+        scale = max(np.abs(expected).max(), 1e-300)
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-13 * scale)
+        np.testing.assert_allclose(images[0], u, rtol=0, atol=0)
