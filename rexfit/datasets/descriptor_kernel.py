@@ -45,7 +45,6 @@ import numpy as np
 
 from rexfit import programs
 from rexfit.potentials.base import Linked, SumPotential
-from rexfit.potentials.zbl import ZBL
 from rexfit.structures.neighbors import NeighborList
 from rexfit.structures.system import System
 from rexfit.structures.triplets import TripletNeighborList, Triplets
@@ -134,11 +133,17 @@ def species_linear(model) -> int | None:
     return len(model.elements)
 
 
+def is_fixed_pair(term) -> bool:
+    """A parameter-free pair term (class attribute ``fixed_pair = True``, e.g. ZBL): the base,
+    evaluated once per structure."""
+    return bool(getattr(term, "fixed_pair", False))
+
+
 def descriptor_supported(potential) -> bool:
-    """True if every term is a descriptor model or a parameter-free base (ZBL), with at least
-    one model."""
+    """True if every term is a descriptor model or a parameter-free pair term (ZBL), with at
+    least one model."""
     leaves = [leaf for _, leaf in _named_leaves(potential)]
-    return any(map(is_model, leaves)) and all(is_model(t) or isinstance(t, ZBL) for t in leaves)
+    return any(map(is_model, leaves)) and all(is_model(t) or is_fixed_pair(t) for t in leaves)
 
 
 def models(potential) -> list:
@@ -148,7 +153,7 @@ def models(potential) -> list:
 
 def base_potential(potential):
     """(SumPotential of the base terms, their params) or None without a base."""
-    base = [(name, leaf) for name, leaf in _named_leaves(potential) if isinstance(leaf, ZBL)]
+    base = [(name, leaf) for name, leaf in _named_leaves(potential) if is_fixed_pair(leaf)]
     if not base:
         return None
     return SumPotential(tuple(base)), {name: {} for name, _ in base}
@@ -467,8 +472,8 @@ def structure_base(potential, params, geometries: list[Geometry]) -> list[tuple]
     parameter-free *pair* potential (the base of :func:`base_potential`: ZBL terms) from the
     structures' full lists, pair by pair in blocks of BLOCK_PAIRS (one program for every
     dataset); pairs beyond its cutoff are left out (they contribute nothing)."""
-    if not all(isinstance(leaf, ZBL) for _, leaf in _named_leaves(potential)):
-        raise TypeError("structure_base: pair potentials (ZBL) only")
+    if not all(is_fixed_pair(leaf) for _, leaf in _named_leaves(potential)):
+        raise TypeError("structure_base: parameter-free pair terms (fixed_pair) only")
     cutoff = float(potential.cutoff)
     kept, parts = [], []
     for g in geometries:

@@ -80,6 +80,9 @@ class ZBL:
     outer: float
     atomic_numbers: tuple[float, ...]
 
+    #: a parameter-free pair term: the dataset engine evaluates it once, as a fixed base
+    fixed_pair = True
+
     def __post_init__(self):
         object.__setattr__(self, "inner", float(self.inner))
         object.__setattr__(self, "outer", float(self.outer))
