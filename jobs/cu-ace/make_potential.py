@@ -1,5 +1,5 @@
 """Writes Cu.yaml, the small ACE basis of this example (and of `rexfit template ace`): pyace
-builds the basis (Cu, ChebExpCos bonds, r_c = 5 Å, ranks 1-3, 33 functions, two densities
+builds the basis (Cu, ChebExpCos bonds, r_c = 5 Å, ranks 1-3, 32 functions, two densities
 with the embedding F = ρ1 − √ρ2); the rank-1 coefficients of density 1 are fitted by least
 squares to Rose's universal equation of state of fcc Cu (a0 = 3.615 Å, E_c = 3.54 eV,
 B = 138 GPa) on 3.3-4.3 Å with density 2 fixed (c = 0.5 on g_0), and the rank-2 and rank-3
