@@ -209,3 +209,34 @@ def test_export_commands_overlay_and_species_not_in_the_file(tmp_path):
     (tmp_path / "fit.yaml").write_text(files[0][1])
     assert files[0][1].startswith("# a header\n")
     assert read_bbasis(tmp_path / "fit.yaml") == read_bbasis(CU_YAML)
+
+
+def test_dof_groups_name_every_coefficient_in_file_order():
+    """<coefficients/> and <crad tag=.../>: one DOF per coefficient, named and placed in the
+    flat params leaf in the order of the file's arrays (what parameters.xml and the fitted
+    file are written from)."""
+    from rexfit.potentials import ace_family
+
+    class Dof:
+        def __init__(self, name, tag=None):
+            self.name, self.tag, self.origin = name, tag, None
+
+    recorded = []
+
+    def register(dof, path, value, name=None, tag=None):
+        recorded.append((dof.name, path, value, name, tag))
+        return value
+
+    spec = ace_family.AceSpec(str(CU_YAML), (Dof("coefficients"), Dof("crad", "CuCu")), "Cu",
+                              None)
+    term, params = ace_family.build_model(spec, ("Cu",), register)
+    basis = read_bbasis(CU_YAML)
+    block = basis.block("Cu")
+    c = [x for f in block.functions for x in f.c]
+    crad = np.asarray(block.radcoefficients, float).ravel()
+    assert [r[1:] for r in recorded if r[0] == "coefficients"] == [
+        (("c", "Cu", k), c[k], f"c{k + 1}", "Cu") for k in range(len(c))]
+    assert [r[1:] for r in recorded if r[0] == "crad"] == [
+        (("crad", "Cu-Cu", k), crad[k], f"crad{k + 1}", "CuCu") for k in range(crad.size)]
+    assert np.array_equal(term.shaped(params)["crad"]["Cu-Cu"],
+                          np.asarray(block.radcoefficients, float))
