@@ -240,3 +240,44 @@ def test_dof_groups_name_every_coefficient_in_file_order():
         (("crad", "Cu-Cu", k), crad[k], f"crad{k + 1}", "CuCu") for k in range(crad.size)]
     assert np.array_equal(term.shaped(params)["crad"]["Cu-Cu"],
                           np.asarray(block.radcoefficients, float))
+
+
+def test_two_elements_in_a_job_whose_species_are_not_alphabetical(tmp_path):
+    """An Al-Cu basis (random coefficients) under <atom-types> Cu, Al (the file's elements are
+    alphabetical, the job's types are not): L1_2 Cu3Al energies equal pyace's (and differ from
+    Al3Cu's, so a swap of the species would show)."""
+    config = pyace.create_multispecies_basis_config({
+        "deltaSplineBins": 0.001, "elements": ["Al", "Cu"],
+        "embeddings": {"ALL": {"npot": "FinnisSinclairShiftedScaled",
+                               "fs_parameters": [1, 1, 1, 0.5], "ndensity": 2}},
+        "bonds": {"ALL": {"radbase": "ChebExpCos", "radparameters": [5.25], "rcut": 4.5,
+                          "dcut": 0.01}},
+        "functions": {"ALL": {"nradmax_by_orders": [3, 2, 1], "lmax_by_orders": [0, 1, 1]}}})
+    config.save(str(tmp_path / "basis.yaml"))
+    basis = read_bbasis(tmp_path / "basis.yaml")
+    potential, params = ACE.from_bbasis(basis)
+    rng = np.random.default_rng(5)
+    new = {"crad": {k: rng.normal(size=v.shape) for k, v in params["crad"].items()},
+           "c": {k: 0.1 * rng.normal(size=v.shape) for k, v in params["c"].items()}}
+    write_bbasis(tmp_path / "AlCu.yaml", potential.to_bbasis(basis, new))
+    lattice = (3.9, 4.3)
+    structures = "\n".join(f"""    <L12-lattice id="L12-{k}">
+      <atom-type-A>Cu</atom-type-A><atom-type-B>Al</atom-type-B>
+      <lattice-parameter>{a}</lattice-parameter>
+      <properties><atomic-energy/></properties>
+    </L12-lattice>""" for k, a in enumerate(lattice))
+    xml = lattice_job("AlCu.yaml", structures).replace(
+        "<species>Cu</species>", "<species>Cu</species><species>Al</species>")
+    (tmp_path / "job.xml").write_text(xml)
+    res = rexfit.run(tmp_path / "job.xml", tmp_path / "out", no_fit=True)
+    calc = pyace.PyACECalculator(str(tmp_path / "AlCu.yaml"))
+    for k, a in enumerate(lattice):
+        ours = res.results["structures"][f"L12-{k}"]["properties"]["atomic-energy"]["value"]
+        energies = []
+        for symbols in ("AlCu3", "CuAl3"):  # corner first, then the faces
+            atoms = bulk("Cu", "fcc", a, cubic=True)
+            atoms.set_chemical_symbols([symbols[:2]] + [symbols[2:4]] * 3)
+            atoms.calc = calc
+            energies.append(atoms.get_potential_energy() / len(atoms))
+        assert abs(energies[0] - ours) < 1e-10, (a, ours, energies)
+        assert abs(energies[1] - ours) > 1e-3  # the other assignment differs
