@@ -19,8 +19,9 @@ A–B and B–A share their radial coefficients.
 
 params: {"crad": {"Al-Cu": (nradmax, lmax + 1, nradbase), …} (one per unordered bond),
 "c": {"Al Cu": (functions, ndensity), …} (one per species block of the file, its functions in
-file order)}.  Radial functions: tabulated with cubic Hermite splines as the ACE evaluator does
-(``spline=True``, the default: agrees with pyace to round-off), or exact.
+file order)}; the same arrays flattened are accepted (a job's params tree,
+:meth:`ACE.shaped`).  Radial functions: tabulated with cubic Hermite splines as the ACE
+evaluator does (``spline=True``, the default: agrees with pyace to round-off), or exact.
 """
 
 from __future__ import annotations
