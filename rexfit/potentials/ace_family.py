@@ -77,7 +77,7 @@ def _load(spec: AceSpec, species: tuple[str, ...]):
     what = f"<ace id='{spec.ident}'>"
     try:
         potential, params = ACE.from_bbasis(read_bbasis(spec.param_file))
-    except (OSError, ValueError, KeyError, TypeError, NotImplementedError) as exc:
+    except Exception as exc:  # noqa: BLE001 - any reading error (YAML syntax too) of the file
         raise InputErrors([InputError(f"{what}: {spec.param_file}: {exc}", spec.origin)]) \
             from None
     if not set(species) & set(potential.elements):

@@ -281,3 +281,15 @@ def test_two_elements_in_a_job_whose_species_are_not_alphabetical(tmp_path):
             energies.append(atoms.get_potential_energy() / len(atoms))
         assert abs(energies[0] - ours) < 1e-10, (a, ours, energies)
         assert abs(energies[1] - ours) > 1e-3  # the other assignment differs
+
+
+def test_unreadable_basis_file_is_a_located_error(tmp_path):
+    """A B-basis file with a YAML syntax error: an input error at the <ace> line, naming the
+    file."""
+    (tmp_path / "bad.yaml").write_text("global: [1\nspecies: {\n")
+    xml = lattice_job("bad.yaml", FCC)
+    (tmp_path / "job.xml").write_text(xml)
+    with pytest.raises(InputErrors) as info:
+        rexfit.run(tmp_path / "job.xml", tmp_path / "out", no_fit=True)
+    line = xml[:xml.index("<ace ")].count("\n") + 1
+    assert any(f":{line}:" in str(e) and "bad.yaml" in str(e) for e in info.value.errors)
