@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from rexfit.potentials import (
     abop_family,
+    ace_family,
     adp_family,
     buckingham,
     eam_family,
@@ -39,6 +40,7 @@ FAMILIES: tuple[Family, ...] = (
     linear_models.LINEAR_MODEL_FAMILY,
     network_family.NEURAL_NETWORK_FAMILY,
     network_family.PINN_FAMILY,
+    ace_family.FAMILY,
 )
 
 #: XML element -> family.

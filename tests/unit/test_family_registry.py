@@ -64,10 +64,14 @@ def test_type_names_are_unique():
 def test_only_the_family_module_names_its_element():
     """No module switches on a registered family's element: its string appears only in the
     family's own module."""
+    # the same word as a value of another file format (ACE's inner_cutoff_type: zbl), spelled
+    # once in the module that reads that format
+    other_formats = {"zbl": {"potentials/ace/radial.py"}}
     for family in registry.FAMILIES:
         pattern = re.compile(rf"""["']{re.escape(family.element)}["']""")
         users = [str(p.relative_to(PACKAGE)) for p in sorted(PACKAGE.rglob("*.py"))
                  if pattern.search(p.read_text(encoding="utf-8"))]
+        users = [u for u in users if u not in other_formats.get(family.element, ())]
         assert len(users) == 1 and users[0].startswith("potentials/"), (family.element, users)
 
 

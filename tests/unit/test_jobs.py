@@ -40,6 +40,8 @@ def test_template_validates(kind, tmp_path, capsys):
     text = capsys.readouterr().out
     path = tmp_path / "job.xml"
     path.write_text(text, encoding="utf-8")
+    if kind == "ace":  # the template reads a B-basis file placed next to it
+        (tmp_path / "Cu.yaml").write_bytes((ROOT / "jobs/cu-ace/Cu.yaml").read_bytes())
     if kind == "tersoff":  # the template reads a LAMMPS file placed next to it
         (tmp_path / "Si.tersoff").write_bytes((ROOT / "jobs/si-tersoff/Si.tersoff").read_bytes())
     if kind in ("snap", "nn"):  # the template reads a dataset placed next to it
@@ -55,7 +57,7 @@ def test_template_validates(kind, tmp_path, capsys):
 
 def test_unknown_template_kind(capsys):
     assert main(["template", "nonsense"]) == 2
-    assert "available: eam" in capsys.readouterr().err
+    assert "available: ace, eam" in capsys.readouterr().err
 
 
 def test_al_eam_job_content():

@@ -19,8 +19,9 @@ A–B and B–A share their radial coefficients.
 
 params: {"crad": {"Al-Cu": (nradmax, lmax + 1, nradbase), …} (one per unordered bond),
 "c": {"Al Cu": (functions, ndensity), …} (one per species block of the file, its functions in
-file order)}.  Radial functions: tabulated with cubic Hermite splines as the ACE evaluator does
-(``spline=True``, the default: agrees with pyace to round-off), or exact.
+file order)}; the same arrays flattened are accepted (a job's params tree,
+:meth:`ACE.shaped`).  Radial functions: tabulated with cubic Hermite splines as the ACE
+evaluator does (``spline=True``, the default: agrees with pyace to round-off), or exact.
 """
 
 from __future__ import annotations
@@ -35,8 +36,9 @@ from rexfit.potentials.ace.coupling import ms_combinations
 from rexfit.potentials.ace.embedding import EMBEDDINGS, embedding
 from rexfit.potentials.ace.files import BBasis, bond_key, with_coefficients
 from rexfit.potentials.ace.harmonics import lm_index, spherical_harmonics
-from rexfit.potentials.ace.radial import (RADIAL_BASES, Bond, core_repulsion, poly_step,
-                                          radial_basis, spline_eval, spline_table)
+from rexfit.potentials.ace.radial import (INNER_CUTOFFS, RADIAL_BASES, ZBL_INNER, Bond,
+                                          core_repulsion, poly_step, radial_basis, spline_eval,
+                                          spline_table)
 from rexfit.structures.neighbors import NeighborList, pair_displacements
 from rexfit.structures.system import System
 
@@ -85,6 +87,8 @@ class ACE:
     (name, ((elements, ns, ls, LS, skip), …)) in file order.  crad_shapes: (bond key, shape).
     spline: evaluate the tabulated radial functions (pyace's way) or the exact ones.
     species: the symbols the system's species index (None: :attr:`elements`).
+    basis: the file it was read from (written back with new coefficients by
+    :meth:`to_bbasis`; not part of its identity).
     """
 
     elements: tuple[str, ...]
@@ -99,6 +103,7 @@ class ACE:
     spline: bool = True
     species: tuple[str, ...] | None = None
     tables: _Tables = field(default=None, compare=False, repr=False)
+    basis: BBasis | None = field(default=None, compare=False, repr=False)
 
     full_list = True
 
@@ -134,12 +139,12 @@ class ACE:
                     raise ValueError(f"ACE basis: radial basis {blk.radbase!r} of {a}-{c} is "
                                      f"not supported (known: {', '.join(RADIAL_BASES)})")
                 inner = blk.inner_cutoff_type or "density"  # older files: density
-                if inner not in ("distance", "density", "zbl"):
+                if inner not in INNER_CUTOFFS:
                     raise NotImplementedError(f"ACE basis: inner_cutoff_type {inner!r} is not "
                                               "supported (only distance, density and zbl)")
                 core = blk.core_repulsion or (0.0, 0.0)
                 z = (0, 0)
-                if inner == "zbl":
+                if inner == ZBL_INNER:
                     from ase.data import atomic_numbers
 
                     if a not in atomic_numbers or c not in atomic_numbers:
@@ -179,7 +184,7 @@ class ACE:
         potential = ACE(tuple(elements), tuple(embeddings),
                         tuple(tuple(bonds[a, b] for b in elements) for a in elements),
                         nradmax, lmax, nradbase, tuple(functions), tuple(crad_shapes),
-                        basis.delta_spline_bins, spline)
+                        basis.delta_spline_bins, spline, basis=basis)
         object.__setattr__(potential, "tables", potential._build_tables())
         params = {"crad": {k: jnp.asarray(v) for k, v in crad.items()},
                   "c": {k: jnp.asarray(v) for k, v in c.items()}}
@@ -266,12 +271,29 @@ class ACE:
         """The largest bond cutoff (Å)."""
         return max(b.rcut for row in self.bonds for b in row)
 
+    def c_shape(self, name: str) -> tuple[int, int]:
+        """(functions, ndensity) of the coefficient table of the block ``name``."""
+        funcs = dict(self.functions)[name]
+        central = self.elements.index(name.split()[0])
+        return len(funcs), self.embeddings[central].ndensity
+
+    def shaped(self, params) -> dict:
+        """``params`` with every array in its shape (crad (nradmax, lmax + 1, nradbase),
+        c (functions, ndensity)); flat arrays (a job's params tree, whose DOFs index 1-D
+        leaves) are reshaped, shaped ones kept."""
+        shapes = dict(self.crad_shapes)
+        return {"crad": {k: jnp.reshape(v, shapes[k]) for k, v in params["crad"].items()},
+                "c": {k: jnp.reshape(v, self.c_shape(k)) for k, v in params["c"].items()}}
+
     def _crad(self, params):
         """(T, nradmax, lmax + 1, nradbase) radial coefficients per ordered pair type."""
         out = []
+        shapes = dict(self.crad_shapes)
         for a in self.elements:
             for b in self.elements:
-                c = jnp.asarray(params["crad"][bond_key(a, b)], dtype=jnp.float64)
+                key = bond_key(a, b)
+                c = jnp.reshape(jnp.asarray(params["crad"][key], dtype=jnp.float64),
+                                shapes[key])
                 n, l, k = c.shape
                 out.append(jnp.pad(c, ((0, self.nradmax - n), (0, self.lmax + 1 - l),
                                        (0, self.nradbase - k))))
@@ -282,7 +304,8 @@ class ACE:
         p = max(e.ndensity for e in self.embeddings)
         rows = []
         for name, _ in self.functions:
-            c = jnp.asarray(params["c"][name], dtype=jnp.float64)
+            c = jnp.reshape(jnp.asarray(params["c"][name], dtype=jnp.float64),
+                            self.c_shape(name))
             rows.append(jnp.pad(c, ((0, 0), (0, p - c.shape[1]))))
         return jnp.concatenate(rows)[self.tables.order]
 
@@ -375,7 +398,7 @@ class ACE:
         mine = jnp.asarray(self.tables.mu0)[self.tables.order][None, :] == species[:, None]
         rho = (jnp.where(mine, b, 0.0)) @ c  # (N, P)
         energy = jnp.zeros(system.natoms)
-        zbl = self.bonds[0][0].inner == "zbl"
+        zbl = self.bonds[0][0].inner == ZBL_INNER
         if zbl:
             fcut = self._zbl_switch(system, nbrs)
         for s, emb in enumerate(self.embeddings):
@@ -422,8 +445,10 @@ class ACE:
         """Total energy (eV); ``nbrs`` a full list reaching :attr:`cutoff`."""
         return jnp.sum(self.atom_energies(params, system, nbrs))
 
-    def to_bbasis(self, basis: BBasis, params) -> BBasis:
-        """``basis`` (the file this potential was read from) with the coefficients of
-        ``params``."""
+    def to_bbasis(self, basis: BBasis | None, params) -> BBasis:
+        """``basis`` (the file this potential was read from; None: :attr:`basis`) with the
+        coefficients of ``params`` (shaped or flat)."""
+        basis = self.basis if basis is None else basis
+        params = self.shaped(params)
         crad = {k: np.asarray(v) for k, v in params["crad"].items()}
         return with_coefficients(basis, crad, {k: np.asarray(v) for k, v in params["c"].items()})

@@ -34,6 +34,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+#: The B-basis files' inner_cutoff_type values (pacemaker's words, not rexfit elements).
+INNER_CUTOFFS = ("distance", "density", "zbl")
+ZBL_INNER = INNER_CUTOFFS[2]
+
 #: radial bases the evaluator knows
 RADIAL_BASES = ("ChebExpCos", "ChebPow", "SBessel")
 
@@ -128,12 +132,12 @@ def radial_basis(r, bond: Bond, k: int):
     """(..., k) exact g_0..g_{k−1} of ``bond`` at distances ``r`` (...) Å, inner cutoff
     included, zero outside (r_in − δ_in, r_c)."""
     r_in = bond.r_in
-    if bond.inner == "zbl":  # the evaluator's rule: no inner cutoff unless δ_in = 0 (then 1 Å)
+    if bond.inner == ZBL_INNER:  # the evaluator's rule: no inner cutoff unless δ_in = 0 (then 1 Å)
         r_in = 1.0 if bond.delta_in == 0.0 else 0.0
     inside = (r < bond.rcut) & (r > r_in - bond.delta_in)
     rs = jnp.where(inside, r, 0.5 * bond.rcut)  # finite values (and gradients) outside
     g = jnp.stack(_BASES[bond.basis](rs, bond, k), axis=-1)
-    if bond.inner in ("distance", "zbl"):
+    if bond.inner in (INNER_CUTOFFS[0], ZBL_INNER):
         g = g * (1.0 - poly_step(rs, r_in, bond.delta_in))[..., None]
     return jnp.where(inside[..., None], g, 0.0)
 
@@ -178,7 +182,7 @@ def zbl_repulsion(r, bond: Bond):
 def core_repulsion(r, bond: Bond):
     """(...) the exact core-repulsion term of ``bond`` at ``r`` (...) Å (eV); for the ``zbl``
     mode :func:`zbl_repulsion`."""
-    if bond.inner == "zbl":
+    if bond.inner == ZBL_INNER:
         return zbl_repulsion(r, bond)
     pre, lam = abs(bond.prehc), abs(bond.lambdahc)
     inside = (r < bond.rcut) & (lam * r * r < 50.0)

@@ -40,6 +40,7 @@ def ctilde_functions(potential, params) -> dict[int, list[dict]]:
     """{element index: [C-tilde function as a dict of the .yace fields]} of ``potential`` at
     ``params``, rank-1 functions first, then in file order."""
     index = {e: s for s, e in enumerate(potential.elements)}
+    params = potential.shaped(params)
     merged: dict[tuple, dict] = {}
     for name, funcs in potential.functions:
         coefficients = np.asarray(params["c"][name], dtype=np.float64)
@@ -70,7 +71,9 @@ def ctilde_functions(potential, params) -> dict[int, list[dict]]:
 
 
 def yace_text(potential, params) -> str:
-    """The ``.yace`` text of ``potential`` (an :class:`~.model.ACE`) at ``params``."""
+    """The ``.yace`` text of ``potential`` (an :class:`~.model.ACE`) at ``params`` (shaped or
+    flat)."""
+    params = potential.shaped(params)
     embeddings = {}
     for s, emb in enumerate(potential.embeddings):
         fs = [x for pair in zip(emb.weights, emb.exponents) for x in pair]
