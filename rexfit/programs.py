@@ -318,6 +318,13 @@ def _write(path: Path, exported, out_tree) -> None:
 # ============================================================================ jit
 
 
+def _typeof(x):
+    """The abstract value (shape, dtype, weak type) of ``x`` (``jax.typeof``; older JAX:
+    ``jax.core.get_aval``)."""
+    typeof = getattr(jax, "typeof", None)
+    return typeof(x) if typeof is not None else jax.core.get_aval(x)
+
+
 def _top_level() -> bool:
     """Whether no JAX trace is active (a program called from inside a jitted or
     differentiated function is traced into it, as ``jax.jit`` does)."""
@@ -374,7 +381,7 @@ class CachedJit:
         if skey is None or folder is None:
             STATS["uncached"] += 1
             return self._fun(*args)
-        avals = [jax.typeof(x) for x in leaves]
+        avals = [_typeof(x) for x in leaves]
         h = hashlib.sha256()
         for part in (_source_digest(), _settings(), self._name, skey, str(treedef),
                      repr([(a.shape, str(a.dtype), getattr(a, "weak_type", False))
