@@ -24,9 +24,15 @@ from rexfit.datasets.kernels import KERNELS, Spec
 from rexfit.datasets.stacking import label_rows, list_item, make_buckets
 
 
+def _size(x) -> int:
+    """Entries of ``ravel_pytree(x)[0]``, counted without ravelling (no program)."""
+    return int(sum(np.size(leaf) for leaf in jax.tree_util.tree_leaves(x)))
+
+
 def _key(x) -> np.ndarray:
     """Host copy of the ravelled variables: identifies the point of an evaluation."""
-    return np.asarray(ravel_pytree(x)[0])
+    leaves = [np.ravel(np.asarray(leaf)) for leaf in jax.tree_util.tree_leaves(x)]
+    return np.concatenate(leaves) if leaves else np.zeros(0)
 
 
 class DatasetObjective:
@@ -329,10 +335,10 @@ class DatasetObjective:
         prepared = self._call("prepare", x)
         if directions is None:
             tangents = self._call("jacobian_tangents", x)
-            columns = ravel_pytree(x)[0].shape[0]
+            columns = _size(x)
         else:
             directions = np.asarray(directions, dtype=np.float64)
-            if directions.ndim != 2 or directions.shape[0] != ravel_pytree(x)[0].shape[0]:
+            if directions.ndim != 2 or directions.shape[0] != _size(x):
                 raise ValueError("directions must be a (P, K) array, P = size of x")
             tangents = self._call("direction_tangents", x, directions)
             columns = directions.shape[1]

@@ -306,9 +306,7 @@ class _Tracker:
         datasets = getattr(self.objective, "datasets", None) or {}
         if not datasets:
             return {}
-        import jax.numpy as jnp
-
-        tree = self.objective._tree(jnp.asarray(np.asarray(u, float)))
+        tree = self.objective.params(u)
         sums: dict[str, dict[str, list]] = {}
         for (_, set_name), term in datasets.items():
             part = sums.setdefault(set_name, {})

@@ -213,11 +213,13 @@ class Objective:
         datasets, each dataset's part scaled by (its chunks / chunks picked) — a minibatch.
         ``datasets=False`` leaves the datasets out (the output phase takes their values from
         the per-entry records instead)."""
-        u = device_array(np.asarray(u, float))
-        if grad:
-            tree, pull = jax.vjp(self._tree, u)
+        if self.space.linear:  # the tree on the host: no program for it
+            tree, pull = self.space.host_tree(u), self.space.host_pullback
+        elif grad:
+            tree, vjp = jax.vjp(self._tree, device_array(np.asarray(u, float)))
+            pull = lambda g: np.asarray(vjp(g)[0])  # noqa: E731
         else:
-            tree = self._tree(u)
+            tree = self._tree(device_array(np.asarray(u, float)))
         total, gsum = 0.0, None
         results = {}
         with_datasets, datasets = datasets, {}
@@ -229,7 +231,7 @@ class Objective:
             program = (term.key, tuple(np.shape(a) for a in jax.tree.leaves(relaxed.nbrs)))
             if grad:
                 (value, props), g = term_value_and_grad(term, *args)
-                gsum = g if gsum is None else jax.tree.map(jnp.add, gsum, g)
+                gsum = g if gsum is None else jax.tree.map(np.add, gsum, g)  # on the host
                 self._graded.add(program)
             elif program in self._graded:
                 # the gradient program is compiled already: reuse it rather than compiling a
@@ -250,8 +252,8 @@ class Objective:
             if grad:
                 value, g = dterm.engine.value_and_grad(tree, chunks)
                 if scale != 1.0:
-                    value, g = scale * value, jax.tree.map(lambda a: scale * jnp.asarray(a), g)
-                gsum = g if gsum is None else jax.tree.map(jnp.add, gsum, g)
+                    value, g = scale * value, jax.tree.map(lambda a: scale * np.asarray(a), g)
+                gsum = g if gsum is None else jax.tree.map(np.add, gsum, g)  # on the host
             else:
                 value = dterm.engine.value(tree)
             total += float(value)
@@ -259,7 +261,7 @@ class Objective:
         self.evaluations += 1
         gu = None
         if grad:
-            gu = np.asarray(pull(gsum)[0]) if gsum is not None else np.zeros(self.space.size)
+            gu = pull(gsum) if gsum is not None else np.zeros(self.space.size)
         if "training" in sets and self.space.regularised:
             p = np.asarray(u, float) * self.space.scale
             total += float(np.sum(self.space.l2 * p * p))
@@ -298,8 +300,7 @@ class Objective:
     def residuals(self, u) -> tuple[np.ndarray, np.ndarray]:
         """(r, J): the training residual vector (objective = Σ r²) and its exact Jacobian
         ∂r/∂u (rows: structures in job order, then dataset entries)."""
-        u = jnp.asarray(np.asarray(u, float))
-        tree = self._tree(u)
+        tree = self.params(u)
         # ∂ ravel(tree) / ∂u, to turn Jacobians with respect to the tree into ones in u
         t_u = self._tree_directions(u)
         rows, jacs = [], []
@@ -363,7 +364,7 @@ class Objective:
         fitted parameter values.  Evaluates every part on its own, on the host: for failure
         reports only."""
         u = np.asarray(u, float)
-        tree = self._tree(jnp.asarray(u))
+        tree = self.params(u)
         lines = []
         for sid in self.ids(("training",)):
             term = self.terms[sid]
@@ -402,10 +403,18 @@ class Objective:
         text = ", ".join(named[:MAX_NAMED_PARAMETERS])
         return f"fitted parameters: {text}" + (f" (and {more} more)" if more > 0 else "")
 
+    def params(self, u):
+        """The parameter tree at fit vector ``u`` (on the host when the map is linear)."""
+        if self.space.linear:
+            return self.space.host_tree(u)
+        return self._tree(device_array(np.asarray(u, float)))
+
     def _tree_directions(self, u) -> np.ndarray:
         """∂ ravel(tree) / ∂u at ``u`` (host)."""
         from jax.flatten_util import ravel_pytree
 
+        if self.space.linear:
+            return self.space.host_directions()
         if self._tree_jacobian is None:
             self._tree_jacobian = jax.jit(jax.jacfwd(
                 lambda v: ravel_pytree(self.space.tree(v))[0]))

@@ -94,6 +94,68 @@ class ParameterSpace:
             tree = set_path(tree, path, fn(*[get_path(tree, p) for p in args]))
         return tree
 
+    @property
+    def linear(self) -> bool:
+        """True if the tree depends on u through the scaling alone (no constraints): then
+        :meth:`host_tree`, :meth:`host_pullback` and :meth:`host_directions` give the
+        tree and its derivatives on the host, with no program to trace or compile."""
+        return not self.constraints
+
+    def host_tree(self, u):
+        """:meth:`tree` at ``u`` in NumPy (the same products u_k · s_k), for a
+        :attr:`linear` space; the leaves it sets are device arrays, the others as given."""
+        import jax
+
+        if not self.linear:
+            raise ValueError("a space with constraints maps u through expressions: use tree()")
+        if self._groups is None:
+            self._groups = _array_groups([e.path for e in self.fitted])
+        scalars, arrays = self._groups
+        u = np.asarray(u, np.float64)
+        tree = self.pm.params
+        for k in scalars:
+            tree = _set(tree, self.fitted[k].path, jax.device_put(u[k] * self.scale[k]))
+        for prefix, index, positions in arrays:
+            leaf = np.array(get_path(tree, prefix))
+            leaf[_span(index)] = u[_span(positions)] * self.scale[positions]
+            tree = _set(tree, prefix, jax.device_put(leaf))
+        return tree
+
+    def host_pullback(self, grad) -> np.ndarray:
+        """∂/∂u from ∂/∂tree (a tree like :meth:`tree`'s) for a :attr:`linear` space: the
+        vector-Jacobian product of :meth:`tree`, on the host."""
+        if self._groups is None:
+            self._groups = _array_groups([e.path for e in self.fitted])
+        scalars, arrays = self._groups
+        out = np.zeros(self.size)
+        for k in scalars:
+            out[k] = np.asarray(get_path(grad, self.fitted[k].path), np.float64) * self.scale[k]
+        for prefix, index, positions in arrays:
+            g = np.asarray(get_path(grad, prefix), np.float64)
+            out[positions] = g[index] * self.scale[positions]
+        return out
+
+    def host_directions(self) -> np.ndarray:
+        """∂ ravel(tree) / ∂u (rows in ``jax.flatten_util.ravel_pytree`` order) of a
+        :attr:`linear` space: s_k at the row of fitted DOF k's leaf element."""
+        import jax
+
+        sizes, starts, offset = {}, {}, 0
+        leaves = jax.tree_util.tree_flatten_with_path(self.pm.params)[0]
+        for keypath, leaf in leaves:
+            key = tuple(getattr(k, "key", getattr(k, "idx", None)) for k in keypath)
+            starts[key] = offset
+            sizes[key] = int(np.size(leaf))
+            offset += sizes[key]
+        out = np.zeros((offset, self.size))
+        for k, e in enumerate(self.fitted):
+            path = tuple(e.path)
+            if path in starts:
+                out[starts[path], k] = self.scale[k]
+            else:  # an element of an array leaf
+                out[starts[path[:-1]] + int(path[-1]), k] = self.scale[k]
+        return out
+
     def named_values(self, tree) -> dict[str, float]:
         """{DOF name: value} of every parameter of the model in ``tree``."""
         return {e.name: float(get_path(tree, e.path)) for e in self.pm.entries}
@@ -111,6 +173,13 @@ def _array_groups(paths):
             scalars.append(k)
     return scalars, [(prefix, np.asarray(index), np.asarray(positions))
                      for prefix, (index, positions) in arrays.items()]
+
+
+def _set(tree: dict, path: tuple, value) -> dict:
+    """A copy of ``tree`` (nested dicts) with the leaf at ``path`` replaced."""
+    out = dict(tree)
+    out[path[0]] = value if len(path) == 1 else _set(tree[path[0]], path[1:], value)
+    return out
 
 
 def _span(index: np.ndarray):

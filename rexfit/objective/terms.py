@@ -29,19 +29,20 @@ class FittedProperty:
     target: np.ndarray
 
 
-def residual(style: str, value, target, tol):
-    """Unweighted residual (jnp); vectors average their per-component residuals."""
-    a = jnp.asarray(value)
-    t = jnp.asarray(target, dtype=a.dtype)
+def residual(style: str, value, target, tol, xp=jnp):
+    """Unweighted residual; vectors average their per-component residuals.  ``xp``: jax.numpy
+    (in programs) or numpy (host values: reports, no program per shape)."""
+    a = xp.asarray(value)
+    t = xp.asarray(target, dtype=a.dtype)
     if style == "squared":
         r = ((a - t) / tol) ** 2
     elif style == "squared-relative":
         r = ((a - t) / t) ** 2
     elif style == "absolute-diff":
-        r = jnp.abs(a - t) / tol
+        r = xp.abs(a - t) / tol
     else:
         raise ValueError(f"unknown residual style {style!r}")
-    return jnp.sum(r) / r.size
+    return xp.sum(r) / r.size
 
 
 #: Properties of periodic structures only.

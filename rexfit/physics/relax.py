@@ -65,14 +65,17 @@ QUICK_COMPILE_OPTIONS = {"xla_backend_optimization_level": 0,
 def quick_compile_options() -> tuple:
     """The entries of :data:`QUICK_COMPILE_OPTIONS` this JAX accepts (an XLA without one of
     them refuses to compile; such an entry is left out), as sorted (name, value) pairs."""
-    accepted = []
-    for name, value in sorted(QUICK_COMPILE_OPTIONS.items()):
+    def accepts(options: dict) -> bool:
         try:
-            jax.jit(lambda v: v + 1, compiler_options={name: value}).lower(0.0).compile()
-        except Exception:  # noqa: BLE001 - an XLA that does not know the option
-            continue
-        accepted.append((name, value))
-    return tuple(accepted)
+            jax.jit(lambda v: v + 1, compiler_options=options).lower(0.0).compile()
+        except Exception:  # noqa: BLE001 - an XLA that does not know an option
+            return False
+        return True
+
+    everything = tuple(sorted(QUICK_COMPILE_OPTIONS.items()))
+    if accepts(dict(everything)):  # the usual case: one probe
+        return everything
+    return tuple((name, value) for name, value in everything if accepts({name: value}))
 
 
 class Program:
@@ -238,12 +241,18 @@ class RelaxProblem:
         self.names = tuple(n for n in LATTICE_DOFS if n in model.relax and n in model.dofs)
         self.cell_mode = ("cell-shape" if "cell-shape" in model.relax
                           else "cell-volume" if "cell-volume" in model.relax else None)
-        base = model.make(model.dofs)
-        self._base_natoms = base.natoms
+        if model.form is not None:  # what a lattice's system would say, without building it
+            form = model.form
+            base = System(positions=None, cell=None, species=form.species,
+                          mask=np.ones(form.natoms, bool), pbc=tuple(form.pbc))
+            self._base_natoms = form.natoms
+        else:
+            base = model.make(model.dofs)
+            self._base_natoms = base.natoms
         self.pbc = tuple(base.pbc)
         self.n_lat = len(self.names)
         self.n_strain = {"cell-shape": 6, "cell-volume": 1, None: 0}[self.cell_mode]
-        self.n_move = base.natoms if "atom-coordinates" in model.relax else 0
+        self.n_move = self._base_natoms if "atom-coordinates" in model.relax else 0
         #: relaxed DOFs (the leading entries of x)
         self.ndof = self.n_lat + self.n_strain + 3 * self.n_move
         if model.form is None and model.dofs:
@@ -253,7 +262,7 @@ class RelaxProblem:
         self._base_species = np.asarray(base.species, np.int32)
         #: Real (non-padding) atoms.
         self.nreal = int(self._base_mask.sum())
-        self.set_layout(self.ndof, base.natoms, self.n_strain == 6, self.n_strain == 1,
+        self.set_layout(self.ndof, self._base_natoms, self.n_strain == 6, self.n_strain == 1,
                         self.n_move > 0, forces=True)
         #: [pair, triplet] capacities of the neighbour lists; one list shared by the problems
         #: of a :func:`share_capacities` group

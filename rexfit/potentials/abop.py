@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from itertools import product
 from typing import Iterable
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -48,8 +49,10 @@ TWO_BODY = ("D0", "S", "r0", "beta", "beta2", "powern")
 THREE_BODY = ("gamma", "c", "d", "h", "twomu", "m", "bigr", "bigd")
 
 
-def to_tersoff(params: Params, elements: tuple[str, ...], classic: bool = False) -> dict:
-    """Tersoff params {tag: {LAMMPS name: value}} of ABOP ``params`` (differentiable)."""
+def to_tersoff(params: Params, elements: tuple[str, ...], classic: bool = False,
+               xp=jnp) -> dict:
+    """Tersoff params {tag: {LAMMPS name: value}} of ABOP ``params`` (differentiable);
+    ``xp=numpy`` for concrete values on the host (no program per operation)."""
     out = {}
     for i, j, k in product(elements, repeat=3):
         own = params[triplet_tag(i, j, k)]
@@ -62,13 +65,13 @@ def to_tersoff(params: Params, elements: tuple[str, ...], classic: bool = False)
         }
         if j == k:
             d0, s, r0, beta = own["D0"], own["S"], own["r0"], own["beta"]
-            lam1 = beta * jnp.sqrt(2.0 * s)
-            lam2 = beta * jnp.sqrt(2.0 / s)
+            lam1 = beta * xp.sqrt(2.0 * s)
+            lam2 = beta * xp.sqrt(2.0 / s)
             entry.update(lambda1=lam1, lambda2=lam2,
-                         A=d0 / (s - 1.0) * jnp.exp(lam1 * r0),
-                         B=s * d0 / (s - 1.0) * jnp.exp(lam2 * r0))
+                         A=d0 / (s - 1.0) * xp.exp(lam1 * r0),
+                         B=s * d0 / (s - 1.0) * xp.exp(lam2 * r0))
         else:
-            zero = jnp.zeros_like(jnp.asarray(own["D0"], dtype=jnp.float64))
+            zero = xp.zeros_like(xp.asarray(own["D0"], dtype=xp.float64))
             entry.update(lambda1=zero, lambda2=zero, A=zero, B=zero)
         out[triplet_tag(i, j, k)] = entry
     return out
@@ -97,7 +100,9 @@ def from_tersoff(params: Params, elements: tuple[str, ...], where: str = "") -> 
                          D0=a * (s - 1.0) * math.exp(-lam1 * r0))
         else:
             entry.update(S=0.0, beta=0.0, r0=0.0, D0=0.0)
-        out[triplet_tag(i, j, k)] = {n: jnp.float64(entry[n]) for n in ABOP_PARAMETERS}
+        # put on the device as they are (jnp.float64 would compile a conversion program)
+        out[triplet_tag(i, j, k)] = {n: jax.device_put(np.float64(entry[n]))
+                                     for n in ABOP_PARAMETERS}
     return out
 
 
@@ -113,7 +118,9 @@ class ABOP:
                margin: float = 0.0) -> ABOP:
         """Potential for ABOP ``params``; lists reach R + D (+ ``margin``, Å) of every entry."""
         elements = tuple(elements)
-        t = to_tersoff(params, elements, classic)
+        # the reach takes R and D alone: the rest on the host, values as given
+        host = jax.tree_util.tree_map(np.asarray, params)
+        t = to_tersoff(host, elements, classic, xp=np)
         return ABOP(Tersoff.create(elements, t, margin), bool(classic))
 
     @staticmethod

@@ -191,7 +191,7 @@ def params_from_entries(entries: Mapping, elements: Iterable[str],
 
     Entries for other elements are ignored (as LAMMPS does); a missing triplet raises.
     """
-    import jax.numpy as jnp
+    import jax
 
     elements = tuple(elements)
     params = {}
@@ -200,7 +200,9 @@ def params_from_entries(entries: Mapping, elements: Iterable[str],
         if key not in entries:
             missing.append(" ".join(key))
             continue
-        params[triplet_tag(*key)] = {n: jnp.float64(entries[key][n]) for n in names}
+        # put on the device as they are (jnp.float64 would compile a conversion program)
+        params[triplet_tag(*key)] = {n: jax.device_put(np.float64(entries[key][n]))
+                                     for n in names}
     if missing:
         raise ValueError(f"potential file is missing entries for: {', '.join(missing)}")
     return params

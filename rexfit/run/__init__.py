@@ -215,7 +215,7 @@ def _property_records(st: s.StructureSpec, model, natoms: int, values: dict, wei
             rec["tolerance"] = tol
             w = weights.get((st.id, name))
             if w is not None and target is not None:
-                r = float(residual(p.residual_style, values[name], target, tol))
+                r = float(residual(p.residual_style, values[name], target, tol, np))
                 rec.update(abs_weight=w, weighted_residual=w * r)
         out[name] = rec
     return out
@@ -355,7 +355,7 @@ def _run_job(job: s.JobSpec, log: Log, clock: Clock, outputs: _Outputs, *, no_fi
     else:
         u = u0
     clock.phase("output")
-    params = space.tree(u)
+    params = objective.params(u)
     # the fitted parameters first: nothing of a finished fit is lost to what follows
     for path in outputs.write(lambda d: write_fitted_parameters(job, space, params, d)):
         log(f"Wrote {path}")
@@ -497,7 +497,8 @@ def _write_checkpoint(job: s.JobSpec, space: ParameterSpace, state: dict, out: s
     the checkpoint, in job syntax), each written atomically."""
     where = os.path.join(out, CHECKPOINT_DIR)
     os.makedirs(where, exist_ok=True)
-    params = space.tree(np.asarray(state["u"], float))
+    u = np.asarray(state["u"], float)
+    params = space.host_tree(u) if space.linear else space.tree(u)
     state = dict(state, parameters=write_parameters(job, space, params, where))
     write_json(os.path.join(where, "state.json"), state)
 

@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 import jax
 import jax.numpy as jnp
 import numpy as np
-from scipy.spatial import cKDTree
 
 from rexfit.errors import GeometryError
 from rexfit.structures.system import System
@@ -161,6 +160,26 @@ def _image_shifts(inv_cell: np.ndarray, pbc, reach: float,
     return grid.reshape(-1, 3), frac_reach
 
 
+def _kd_tree():
+    """SciPy's cKDTree, imported when first needed (``cKDTree`` of this module)."""
+    return globals().get("cKDTree") or __getattr__("cKDTree")
+
+
+def __getattr__(name: str):
+    if name == "cKDTree":  # imported on first use: importing scipy.spatial costs 0.3 CPU-s
+        from scipy.spatial import cKDTree
+
+        globals()["cKDTree"] = cKDTree
+        return cKDTree
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+#: Candidate (centre, image) pairs up to which distances are computed all at once rather than
+#: through SciPy's cKDTree (the same pairs; small cells, where the tree costs more than it
+#: saves and importing SciPy's spatial package costs 0.3 CPU-s).
+BRUTE_FORCE_PAIRS = 200_000
+
+
 def _find_pairs(pos: np.ndarray, cell: np.ndarray, pbc, reach: float):
     """Full pair list (i, j, n) with |x_j + n·cell − x_i| ≤ reach, self pairs excluded."""
     pbc = np.asarray(pbc, dtype=bool)
@@ -176,15 +195,23 @@ def _find_pairs(pos: np.ndarray, cell: np.ndarray, pbc, reach: float):
     shift_idx, src = np.nonzero(keep)
     images = img_frac[shift_idx, src] @ cell
     centres = wrapped @ cell
-    centre_tree, image_tree = cKDTree(centres), cKDTree(images)
     natoms = max(len(pos), 1)
-    if natoms * len(images) > MAX_PAIRS:  # the pairs could exceed the bound: count first
-        _count_pairs(centres, centre_tree, image_tree, reach)
-    found = centre_tree.sparse_distance_matrix(image_tree, reach, output_type="ndarray")
-    _check_pairs(len(found) - len(pos), natoms, reach)
-    i = found["i"].astype(np.int64)
-    j = src[found["j"]]
-    n_wrapped = shifts[shift_idx[found["j"]]]
+    if len(centres) * len(images) <= min(BRUTE_FORCE_PAIRS, MAX_PAIRS):
+        # few candidates (small cells): every distance, no tree (and no SciPy import)
+        d2 = np.sum((images[None, :, :] - centres[:, None, :]) ** 2, axis=-1)
+        found_i, found_j = np.nonzero(d2 <= reach * reach)
+        _check_pairs(len(found_i) - len(pos), natoms, reach)
+    else:
+        tree = _kd_tree()
+        centre_tree, image_tree = tree(centres), tree(images)
+        if natoms * len(images) > MAX_PAIRS:  # the pairs could exceed the bound: count first
+            _count_pairs(centres, centre_tree, image_tree, reach)
+        found = centre_tree.sparse_distance_matrix(image_tree, reach, output_type="ndarray")
+        _check_pairs(len(found) - len(pos), natoms, reach)
+        found_i, found_j = found["i"], found["j"]
+    i = found_i.astype(np.int64)
+    j = src[found_j]
+    n_wrapped = shifts[shift_idx[found_j]]
     n = (n_wrapped - offset[j] + offset[i]).astype(np.int64)
     not_self = (i != j) | np.any(n != 0, axis=1)
     return i[not_self], j[not_self], n[not_self]

@@ -50,7 +50,11 @@ def make_system(positions, cell, species=None, pbc=(True, True, True), mask=None
     are, so lattice builders stay differentiable in their parameters.  ``host=True``: NumPy
     arrays (for host-side work such as neighbour lists: no device transfers).
     """
-    xp = np if host else jnp
+    # concrete values are converted in NumPy and put on the device as they are: no program
+    # per shape (jnp.asarray of a NumPy array compiles one)
+    traced = not host and any(isinstance(leaf, jax.Array) for leaf in
+                              jax.tree_util.tree_leaves((positions, cell, species, mask)))
+    xp = jnp if traced else np
     positions = xp.asarray(positions, dtype=np.float64).reshape(-1, 3)
     n = positions.shape[0]
     cell = xp.asarray(cell, dtype=np.float64).reshape(3, 3)
@@ -58,6 +62,8 @@ def make_system(positions, cell, species=None, pbc=(True, True, True), mask=None
     species = xp.asarray(species, dtype=np.int32).reshape(n)
     mask = xp.ones(n, dtype=bool) if mask is None else xp.asarray(mask, dtype=bool).reshape(n)
     pbc = tuple(bool(p) for p in np.broadcast_to(np.asarray(pbc, dtype=bool), (3,)))
+    if not host and not traced:
+        positions, cell, species, mask = jax.device_put((positions, cell, species, mask))
     return System(positions=positions, cell=cell, species=species, mask=mask, pbc=pbc)
 
 
