@@ -20,7 +20,7 @@ from rexfit.datasets.analytic import analytic_supported
 from rexfit.datasets.buckets import POOL, Listed, ladder
 from rexfit.datasets.chunks import VOIGT
 from rexfit.datasets.items import Item, Prediction
-from rexfit.datasets.kernels import KERNELS, Spec
+from rexfit.datasets.kernels import _QUICK, KERNELS, Spec, chunk_kernel
 from rexfit.datasets.stacking import label_rows, list_item, make_buckets
 
 
@@ -251,7 +251,8 @@ class DatasetObjective:
     def cache_sizes() -> dict[str, int]:
         """Compilations made so far by each jitted kernel (shared by all objectives: one per
         potential, transform, kernel and chunk shape)."""
-        return {name: fn._cache_size() for name, fn in KERNELS.items()}
+        return {name: fn._cache_size() + (_QUICK[name]._cache_size() if name in _QUICK else 0)
+                for name, fn in KERNELS.items()}
 
     # ------------------------------------------------------------------ chunk loop
 
@@ -270,9 +271,9 @@ class DatasetObjective:
         """Run kernel ``name`` on every chunk (or the chunk keys in ``only``): yields (bucket,
         k, outputs) in order, with at most two chunks in flight (the next is dispatched before
         the previous is awaited)."""
-        fn = KERNELS[name]
         pending: deque = deque()
         for bi, bucket in enumerate(self._buckets):
+            fn = chunk_kernel(name, bucket.size * bucket.host.mask.shape[1])
             for k in range(bucket.n_chunks):
                 if only is not None and (bi, k) not in only:
                     continue
@@ -370,10 +371,11 @@ class DatasetObjective:
         grad, pending = None, deque()
         for bucket in self._buckets:
             size, n, _ = bucket.host_chunk(0).shape
+            vjp = chunk_kernel("vjp", size * n)
             for k in range(bucket.n_chunks):
                 block = np.zeros(size * (1 + 3 * n + 6))
                 block[bucket.take[k]] = cotangent[bucket.dest[k]]
-                pending.append(self._call("vjp", prepared, block, bucket.chunk(k)))
+                pending.append(vjp(self._spec, prepared, block, bucket.chunk(k)))
                 if len(pending) > 1:
                     grad = self._add(grad, jax.block_until_ready(pending.popleft()))
         while pending:

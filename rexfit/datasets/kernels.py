@@ -127,3 +127,24 @@ KERNELS = {
 """The jitted kernels, by name; per-chunk ones take (spec, prepared, ..., chunk)."""
 KERNELS["predictions"] = KERNELS["value"]
 
+#: Chunks of at most this many atom slots (structures × slots per structure) run the chunk
+#: kernels built with the quick compile options of small structures
+#: (:func:`rexfit.physics.relax.quick_compile_options`: about half the compile time; the
+#: programs run slower, which small chunks do not notice; values equal to round-off).
+QUICK_CHUNK_SLOTS = 256
+_QUICK: dict = {}
+
+
+def chunk_kernel(name: str, atom_slots: int):
+    """The per-chunk kernel ``name`` for chunks of ``atom_slots`` atom slots in all."""
+    fn = KERNELS[name]
+    if atom_slots > QUICK_CHUNK_SLOTS:
+        return fn
+    quick = _QUICK.get(name)
+    if quick is None:
+        from rexfit.physics.relax import quick_compile_options
+
+        quick = _QUICK[name] = programs.jit(fn.__wrapped__, static_argnums=0,
+                                            compiler_options=dict(quick_compile_options()))
+    return quick
+
