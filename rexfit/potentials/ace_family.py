@@ -153,26 +153,14 @@ def export_files(term, params, name: str, header: str, overlays, species):
     LAMMPS commands that use it (``hybrid/overlay`` with the first overlay of the job's other
     potentials, e.g. its ZBL)."""
     from rexfit.potentials.ace.yace import yace_text
+    from rexfit.potentials.lammps_include import include_text
 
     stem = name[:-5] if name.endswith((".yace", ".yaml")) else name
     yace = os.path.basename(stem) + ".yace"
     mapping = " ".join(sp if sp in term.elements else "NULL" for sp in species)
-    under = [o for _, o in overlays if o is not None]
-    others = [pid for pid, o in overlays if o is None]
-    lines = [f"# {header}", "# LAMMPS: units metal; include this file after the box is "
-             "defined (atom types = the job's species in order)"]
-    if others:
-        lines.append(f"# the job's other potentials ({', '.join(others)}) are not included")
-    if under:
-        style, coeffs = under[0]
-        lines.append(f"pair_style hybrid/overlay {style} {PAIR_STYLE}")
-        lines += [f"pair_coeff {c}" for c in coeffs]
-        lines.append(f"pair_coeff * * {PAIR_STYLE} {yace} {mapping}")
-    else:
-        lines += [f"pair_style {PAIR_STYLE}", f"pair_coeff * * {yace} {mapping}"]
     return ((stem + ".yaml", coefficient_text(term, params, header)),
             (stem + ".yace", yace_text(term, params)),
-            (stem + ".pace", "\n".join(lines) + "\n"))
+            (stem + ".pace", include_text(header, PAIR_STYLE, f"{yace} {mapping}", overlays)))
 
 
 def species_text(spec: AceSpec) -> str:

@@ -265,28 +265,16 @@ def snap_export_files(term, params, name: str, header: str, overlays, species):
     """``<export-potential>NAME`` of a SNAP: NAME.snapcoeff, NAME.snapparam and NAME.snap, the
     LAMMPS commands that use them (``pair_style snap``, or ``hybrid/overlay`` with the first
     overlay of the job's other potentials, e.g. its ZBL)."""
+    from rexfit.potentials.lammps_include import include_text
     from rexfit.potentials.snap_files import snapparam_text
 
     base = os.path.basename(name)
     files = f"{base}.snapcoeff {base}.snapparam"
     mapping = " ".join(species[k] if k < len(term.elements) else "NULL"
                        for k in range(len(species)))
-    under = [o for _, o in overlays if o is not None]
-    others = [pid for pid, o in overlays if o is None]
-    lines = [f"# {header}", "# LAMMPS: units metal; include this file after the box is "
-             "defined (atom types = the job's species in order)"]
-    if others:
-        lines.append(f"# the job's other potentials ({', '.join(others)}) are not included")
-    if under:
-        style, coeffs = under[0]
-        lines.append(f"pair_style hybrid/overlay {style} {PAIR_STYLE}")
-        lines += [f"pair_coeff {c}" for c in coeffs]
-        lines.append(f"pair_coeff * * {PAIR_STYLE} {files} {mapping}")
-    else:
-        lines += [f"pair_style {PAIR_STYLE}", f"pair_coeff * * {files} {mapping}"]
     return ((name + ".snapcoeff", coefficient_text(term, params, header)),
             (name + ".snapparam", snapparam_text(term.settings(), [header])),
-            (name + ".snap", "\n".join(lines) + "\n"))
+            (name + ".snap", include_text(header, PAIR_STYLE, f"{files} {mapping}", overlays)))
 
 
 def xml_parameters(element, children):
