@@ -15,7 +15,7 @@ from rexfit.potentials.eam_family import (
     file_or_functions,
     no_parameters,
     no_xml_parameters,
-    used_species,
+    table_species,
 )
 from rexfit.potentials.family import Family
 
@@ -68,13 +68,7 @@ def build_model(spec: ADPSpec, species: tuple[str, ...], register):
         raise
     except ValueError as exc:
         raise InputErrors([InputError(str(exc), spec.origin)]) from None
-    used = used_species(species, spec.species_a, spec.species_b)
-    missing = [sp for sp in used if sp is not None and sp not in tables.elements]
-    if missing:
-        raise InputErrors([InputError(
-            f"<adp id='{spec.ident}'>: species {', '.join(missing)} not in {spec.param_file} "
-            f"(it has {', '.join(tables.elements)})", spec.origin)])
-    return tabulated_adp(tables, used)
+    return tabulated_adp(tables, table_species("adp", spec, species, tables.elements))
 
 
 def build_potential(spec: ADPSpec, species: tuple[str, ...]):

@@ -138,6 +138,20 @@ def used_species(species: tuple[str, ...], species_a: str, species_b: str) -> li
             for sp in species]
 
 
+def table_species(element: str, spec, species: tuple[str, ...], elements) -> list:
+    """:func:`used_species` of a potential read from a LAMMPS table file whose ``elements``
+    must include every species it acts on (an input error naming the file otherwise)."""
+    from rexfit.errors import InputError, InputErrors
+
+    used = used_species(species, spec.species_a, spec.species_b)
+    missing = [sp for sp in used if sp is not None and sp not in elements]
+    if missing:
+        raise InputErrors([InputError(
+            f"<{element} id='{spec.ident}'>: species {', '.join(missing)} not in "
+            f"{spec.param_file} (it has {', '.join(elements)})", spec.origin)])
+    return used
+
+
 def build_tabulated_model(spec: TabulatedEAMSpec, species: tuple[str, ...], register):
     """(EAM, params) of the LAMMPS table(s) (its tables are not fitted yet)."""
     from rexfit.errors import InputError, InputErrors, NotImplementedInRexfit
@@ -153,13 +167,7 @@ def build_tabulated_model(spec: TabulatedEAMSpec, species: tuple[str, ...], regi
             tables = read_setfl(spec.param_file, finnis_sinclair=spec.style == "eam/fs")
     except InputError as err:
         raise InputErrors([InputError(err.message, err.origin or spec.origin)]) from None
-    used = used_species(species, spec.species_a, spec.species_b)
-    missing = [sp for sp in used if sp is not None and sp not in tables.elements]
-    if missing:
-        raise InputErrors([InputError(
-            f"<tabulated-eam id='{spec.ident}'>: species {', '.join(missing)} not in "
-            f"{spec.param_file} (it has {', '.join(tables.elements)})", spec.origin)])
-    return tabulated_eam(tables, used)
+    return tabulated_eam(tables, table_species("tabulated-eam", spec, species, tables.elements))
 
 
 def build_tabulated(spec: TabulatedEAMSpec, species: tuple[str, ...]):
