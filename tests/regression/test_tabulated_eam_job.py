@@ -62,3 +62,14 @@ def test_energy_equals_lammps(results):
     assert results["atomic-energy"]["value"] == pytest.approx(ref.energy, rel=1e-12)
     # rexfit's relaxed a0 is LAMMPS's equilibrium too: LAMMPS sees zero stress there.
     assert np.max(np.abs(ref.stress)) * 160.21766208 < 1e-6
+
+
+def test_species_missing_from_the_table_is_named(tmp_path, capsys):
+    """A species the table acts on but does not hold: exit 2, naming the file and its
+    elements."""
+    job = tmp_path / "job.xml"
+    job.write_text(JOB.format(file=potentials_dir() / "Cu_mishin1.eam.alloy")
+                   .replace("<species>Cu</species>", "<species>Cu</species><species>Ag</species>"))
+    assert main([str(job), "-q", "--no-fit", "--output-dir", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "<tabulated-eam id='Cu'>: species Ag not in" in err and "(it has Cu)" in err, err
