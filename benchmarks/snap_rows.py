@@ -38,8 +38,7 @@ from rexfit.structures.neighbors import build_neighbor_list  # noqa: E402
 from rexfit.structures.system import make_system  # noqa: E402
 from tests.support.lammps_ref import (_reduce_tilts, _restricted_triclinic,  # noqa: E402
                                       lammps_module)
-from tests.support.structures import crystal  # noqa: E402
-from whole_job import REPEATS  # noqa: E402
+from whole_job import snap_cell  # noqa: E402
 
 TWOJMAX, RCUTFAC, RADIUS, RFAC0 = 6, 4.6, 0.5, 0.99363
 
@@ -50,17 +49,11 @@ def cpu() -> float:
 
 
 def structures(cells: int, seed: int = 7) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(positions, cell) of the whole-job SNAP cells (same construction and seeds)."""
+    """(positions, cell) of cells built as the whole-job SNAP cells (``whole_job.snap_cell``;
+    their lattice parameters differ after the first cell, since the whole-job data also draw
+    label noise from the same generator)."""
     rng = np.random.default_rng(seed)
-    out = []
-    for k in range(cells):
-        rep = REPEATS[k % len(REPEATS)]
-        pos, cell, _ = crystal("Mo", 3.147 * (1 + rng.uniform(-0.03, 0.03)), seed=1000 + k,
-                               strain=0.03, rattle=0.1)
-        shifts = np.array([[a, b, c] for a in range(rep[0]) for b in range(rep[1])
-                           for c in range(rep[2])], float)
-        out.append(((pos[None] + (shifts @ cell)[:, None]).reshape(-1, 3), np.diag(rep) @ cell))
-    return out
+    return [snap_cell(k, rng) for k in range(cells)]
 
 
 def geometry(pos: np.ndarray, cell: np.ndarray, cutoff: float) -> dk.Geometry:

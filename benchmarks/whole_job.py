@@ -91,6 +91,20 @@ HEADER = (f"{'run':34s} {'wall s':>7} {'CPU s':>7} {'ratio':>7} {'goal':>5} {'MB
 # --------------------------------------------------------------------------- SNAP workload
 
 
+def snap_cell(k: int, rng) -> tuple[np.ndarray, np.ndarray]:
+    """(positions, cell) of the ``k``-th cell of the SNAP workload: a strained, rattled bcc Mo
+    supercell (REPEATS) whose lattice parameter is drawn from ``rng``."""
+    sys.path.insert(0, str(ROOT))
+    from tests.support.structures import crystal
+
+    rep = REPEATS[k % len(REPEATS)]
+    pos, cell, _ = crystal("Mo", 3.147 * (1 + rng.uniform(-0.03, 0.03)), seed=1000 + k,
+                           strain=0.03, rattle=0.1)
+    shifts = np.array([[a, b, c] for a in range(rep[0]) for b in range(rep[1])
+                       for c in range(rep[2])], float)
+    return (pos[None] + (shifts @ cell)[:, None]).reshape(-1, 3), np.diag(rep) @ cell
+
+
 def make_snap_data(directory: Path, cells: int, seed: int = 7) -> int:
     """extxyz files of ``cells`` labelled Mo cells: all.xyz and one per group; returns atoms."""
     sys.path.insert(0, str(ROOT))
@@ -99,19 +113,12 @@ def make_snap_data(directory: Path, cells: int, seed: int = 7) -> int:
     from ase.io import write
 
     from tests.support.lammps_ref import lammps_compute, potentials_dir
-    from tests.support.structures import crystal
 
     files = f"{potentials_dir() / (STEM + '.snapcoeff')} {potentials_dir() / (STEM + '.snapparam')}"
     rng = np.random.default_rng(seed)
     frames, total = [], 0
     for k in range(cells):
-        rep = REPEATS[k % len(REPEATS)]
-        pos, cell, _ = crystal("Mo", 3.147 * (1 + rng.uniform(-0.03, 0.03)), seed=1000 + k,
-                               strain=0.03, rattle=0.1)
-        shifts = np.array([[a, b, c] for a in range(rep[0]) for b in range(rep[1])
-                           for c in range(rep[2])], float)
-        pos = (pos[None] + (shifts @ cell)[:, None]).reshape(-1, 3)
-        cell = np.diag(rep) @ cell
+        pos, cell = snap_cell(k, rng)
         ref = lammps_compute(pos, cell, np.zeros(len(pos), int), (True,) * 3,
                              "hybrid/overlay zbl 1.6 2.4 snap",
                              ["* * zbl 42 42", f"* * snap {files} Mo"], 1)
