@@ -14,8 +14,8 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from rexfit.physics.named import ELASTIC, LATTICE, check_wanted, property_values
-from rexfit.physics.relax import (QUICK_COMPILE_ATOMS, Program, device_array,
-                                  relaxed_coordinates)
+from rexfit.physics.relax import (QUICK_COMPILE_ATOMS, Program, dense_implicit, device_array,
+                                  relaxed_coordinates, relaxed_coordinates_vjp)
 
 
 @dataclass(frozen=True)
@@ -152,11 +152,17 @@ class StructureTerm:
         return {k: v for k, v in props.items() if k not in self._drop}
 
 
-def _term(key: TermKey, data: TermData, params, x_star, free, nbrs, implicit: bool = True):
+def _term(key: TermKey, data: TermData, params, x_star, free, nbrs, implicit=True):
     """(value, property values); ``implicit=False`` (no derivatives wanted) leaves out the
-    implicit differentiation of x*, whose tracing costs time but whose value is x*."""
-    x = (relaxed_coordinates(data.geometry, key.potential, params, x_star, free, nbrs)
-         if implicit else x_star)
+    implicit differentiation of x*, whose tracing costs time but whose value is x*;
+    ``implicit="vjp"`` (reverse mode only) takes it in dense form where that is small
+    (:func:`~rexfit.physics.relax.relaxed_coordinates_vjp`)."""
+    if implicit == "vjp" and dense_implicit(data.geometry, params):
+        x = relaxed_coordinates_vjp(data.geometry, key.potential, params, x_star, free, nbrs)
+    elif implicit:
+        x = relaxed_coordinates(data.geometry, key.potential, params, x_star, free, nbrs)
+    else:
+        x = x_star
     props = property_values(data.geometry, key.potential, params, x, nbrs, key.wanted)
     total = jnp.zeros(())
     for k, (name, style) in enumerate(key.fitted):
@@ -176,8 +182,12 @@ def _term_only(key: TermKey, data: TermData, params, x_star, free, nbrs):
     return _term(key, data, params, x_star, free, nbrs, implicit=False)
 
 
+def _term_reverse(key: TermKey, data: TermData, params, x_star, free, nbrs):
+    return _term(key, data, params, x_star, free, nbrs, implicit="vjp")
+
+
 _term_value = Program(_term_only, static_argnums=0)
-_term_value_and_grad = Program(jax.value_and_grad(_term, argnums=2, has_aux=True),
+_term_value_and_grad = Program(jax.value_and_grad(_term_reverse, argnums=2, has_aux=True),
                                static_argnums=0)
 
 
