@@ -23,11 +23,16 @@ in pyace.
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 
+import jax
+import jax.numpy as jnp
 import numpy as np
+import scipy.linalg
 
 from rexfit.potentials.ace.coupling import ms_combinations
+from rexfit.potentials.ace.embedding import embedding
 
 #: pyace's MaxVol defaults (``pace_activeset``): stop when no coefficient exceeds 1.01, or
 #: after 300 row swaps
@@ -86,11 +91,6 @@ def projections(potential, params, system, nbrs, full: bool = False):
     """(N, P) projection vector of every atom (module docstring), P the longest of any
     element, zero-padded; zero rows for padding and atoms of elements the potential does not
     know.  JAX; ``potential`` an :class:`~rexfit.potentials.ace.model.ACE`."""
-    import jax
-    import jax.numpy as jnp
-
-    from rexfit.potentials.ace.embedding import embedding
-
     order = function_order(potential)
     sizes = projection_sizes(potential, full)
     width = max(sizes.values())
@@ -124,6 +124,25 @@ def projections(potential, params, system, nbrs, full: bool = False):
     return out
 
 
+#: :func:`projections` compiled (potential and ``full`` static), made once
+compiled_projections = jax.jit(projections, static_argnums=(0, 4))
+
+
+def per_element(potential, params, structures, full: bool = False) -> dict[str, np.ndarray]:
+    """{element: (atoms of that element over all ``structures``, n_e) projections} of
+    ``structures``, an iterable of (system, full neighbour list) pairs (host arrays)."""
+    run = compiled_projections
+    sizes = projection_sizes(potential, full)
+    rows: dict[str, list] = {e: [] for e in potential.elements}
+    for system, nbrs in structures:
+        proj = np.asarray(run(potential, params, system, nbrs, full))
+        element, known = (np.asarray(x) for x in potential._elements_of(system.species))
+        real = known & np.asarray(system.mask)
+        for s, e in enumerate(potential.elements):
+            rows[e].append(proj[real & (element == s), :sizes[e]])
+    return {e: np.concatenate(r) if r else np.zeros((0, sizes[e])) for e, r in rows.items()}
+
+
 # ---------------------------------------------------------------------- active set
 
 @dataclass(frozen=True, eq=False)
@@ -153,8 +172,6 @@ class ActiveSet:
 def gamma(potential, active_set: ActiveSet, proj, system):
     """(N,) extrapolation grade of every atom from its projections ``proj`` (N, P) (JAX);
     0 for padding and atoms of unknown elements."""
-    import jax.numpy as jnp
-
     element, known = potential._elements_of(system.species)
     out = jnp.zeros(system.natoms)
     for s, e in enumerate(potential.elements):
@@ -172,14 +189,14 @@ def maxvol(a, tol: float = GAMMA_TOLERANCE, max_iters: int = MAXVOL_ITERATIONS):
     Savostyanov, Tyrtyshnikov, Zamarashkin 2010) on a tall (N, n) matrix: start from the rows
     LU with partial pivoting chooses, then swap in the row with the largest |coefficient|
     C = a a[rows]⁻¹ while it exceeds ``tol`` (≥ 1), at most ``max_iters`` times."""
-    import scipy.linalg
-
     a = np.asarray(a, dtype=np.float64)
     N, n = a.shape
     if N < n:
         raise ActiveSetError(f"MaxVol needs at least as many rows as columns, not {N} < {n}")
     tol = max(float(tol), 1.0)
-    lu, piv = scipy.linalg.lu_factor(a, check_finite=True)
+    with warnings.catch_warnings():  # a singular or ill-conditioned start is handled below
+        warnings.simplefilter("ignore", scipy.linalg.LinAlgWarning)
+        lu, piv = scipy.linalg.lu_factor(a, check_finite=True)
     perm = np.arange(N)
     for k, p in enumerate(piv):  # LAPACK's row interchanges, in order
         perm[k], perm[p] = perm[p], perm[k]
@@ -188,7 +205,9 @@ def maxvol(a, tol: float = GAMMA_TOLERANCE, max_iters: int = MAXVOL_ITERATIONS):
     if np.any(np.abs(np.diag(u)) == 0.0):
         raise ActiveSetError("the projections do not span every direction (the matrix has "
                              "rank below its number of columns)")
-    coeff = scipy.linalg.solve(a[rows].T, a.T).T  # (N, n): a = coeff @ a[rows]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", scipy.linalg.LinAlgWarning)
+        coeff = scipy.linalg.solve(a[rows].T, a.T).T  # (N, n): a = coeff @ a[rows]
     for _ in range(int(max_iters)):
         flat = int(np.argmax(np.abs(coeff)))
         j, i = divmod(flat, n)
