@@ -196,3 +196,39 @@ def test_errors(tmp_path):
     (tmp_path / "text.asi").write_text("not numpy")
     with pytest.raises(AS.ActiveSetError, match="not an active-set"):
         AS.read_asi(tmp_path / "text.asi", potential)
+
+
+def test_ase_calculator_reports_gamma(tmp_path):
+    """RexfitCalculator with an active set (a job whose species are in another order than
+    the file's): results["gamma"] per atom equals pyace's, one compilation for energy, forces,
+    stress and γ; without an active set there is no gamma; a wrong one is a clear error."""
+    from rexfit.ase import RexfitCalculator
+
+    path = basis(tmp_path, TWO)
+    potential, params = ACE.from_bbasis(read_bbasis(path))
+    training, validation = cells(8, seed=1), cells(2, seed=2, rattle=0.4)
+    mine = AS.build(potential, AS.per_element(potential, params,
+                                              rexfit_structures(potential, training)))
+    AS.write_asi(tmp_path / "p.asi", mine)
+    ref = pyace_gamma(path, tmp_path / "p.asi", validation)
+    job = tmp_path / "job.xml"
+    job.write_text(f"""<job><atom-types><species>Cu</species><species>Al</species></atom-types>
+      <potentials><ace id="AlCu"><param-file>{path}</param-file></ace></potentials></job>""")
+    calc = RexfitCalculator.from_job(job, active_set=tmp_path / "p.asi")
+    ours = []
+    for atoms in validation:
+        atoms = atoms.copy()
+        atoms.calc = calc
+        atoms.get_potential_energy()
+        ours.append(calc.results["gamma"])
+        assert calc.get_property("gamma", atoms).shape == (len(atoms),)
+    assert max_relative(ours, ref) < G_TOL
+    assert calc.compilations == 1
+    plain = RexfitCalculator.from_job(job)
+    atoms = validation[0].copy()
+    atoms.calc = plain
+    atoms.get_potential_energy()
+    assert "gamma" not in plain.results
+    with pytest.raises(ValueError, match="the active set of Al is 3 × 3"):
+        RexfitCalculator.from_job(job, active_set=AS.ActiveSet(
+            ("Al", "Cu"), {"Al": np.eye(3), "Cu": np.eye(3)}))
