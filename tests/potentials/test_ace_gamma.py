@@ -232,3 +232,97 @@ def test_ase_calculator_reports_gamma(tmp_path):
     with pytest.raises(ValueError, match="the active set of Al is 3 × 3"):
         RexfitCalculator.from_job(job, active_set=AS.ActiveSet(
             ("Al", "Cu"), {"Al": np.eye(3), "Cu": np.eye(3)}))
+
+
+# ---------------------------------------------------------------------- in a job
+
+def _job(tmp_path, frames: int, grade: str = "linear"):
+    """A Cu job: a linear ACE (10 functions) with <active-set>, a dataset of ``frames``
+    rattled 4-atom cells (training) and a compressed fcc lattice (validation)."""
+    from ase.calculators.singlepoint import SinglePointCalculator
+    from ase.io import write
+
+    config = pyace.create_multispecies_basis_config({
+        "deltaSplineBins": 0.001, "elements": ["Cu"],
+        "embeddings": {"ALL": {"npot": "FinnisSinclairShiftedScaled",
+                               "fs_parameters": [1, 1, 1, 0.5], "ndensity": 2}},
+        "bonds": {"ALL": {"radbase": "ChebExpCos", "radparameters": [5.25], "rcut": 4.5,
+                          "dcut": 0.01}},
+        "functions": {"ALL": {"nradmax_by_orders": [4, 2], "lmax_by_orders": [0, 1]}}})
+    config.save(str(tmp_path / "basis.yaml"))
+    b = read_bbasis(tmp_path / "basis.yaml")
+    potential, params = ACE.from_bbasis(b)
+    rng = np.random.default_rng(4)
+    write_bbasis(tmp_path / "cu.yaml", potential.to_bbasis(
+        b, {"crad": params["crad"], "c": {"Cu": rng.normal(size=params["c"]["Cu"].shape)}}))
+    atoms_list = []
+    for k in range(frames):
+        atoms = bulk("Cu", "fcc", 3.45 + 0.06 * k, cubic=True)
+        atoms.set_cell(atoms.cell[:] @ (np.eye(3) + rng.normal(0, 0.02, (3, 3))),
+                       scale_atoms=True)
+        atoms.positions += rng.normal(0, 0.1, atoms.positions.shape)
+        atoms.set_cell(np.round(atoms.cell[:], 8))  # as extxyz keeps them
+        atoms.positions = np.round(atoms.positions, 8)
+        atoms.calc = SinglePointCalculator(atoms, energy=-3.0 * len(atoms))
+        atoms_list.append(atoms)
+    write(tmp_path / "cu.xyz", atoms_list, format="extxyz")
+    job = tmp_path / "job.xml"
+    job.write_text(f"""<job>
+  <atom-types><species>Cu</species></atom-types>
+  <potentials>
+    <ace id="Cu">
+      <param-file>cu.yaml</param-file>
+      <active-set grade="{grade}"/>
+    </ace>
+  </potentials>
+  <structures>
+    <dataset id="cu"><file>cu.xyz</file><properties><atomic-energy/></properties></dataset>
+    <fcc-lattice id="squeezed" fit="false">
+      <atom-type>Cu</atom-type><lattice-parameter>3.0</lattice-parameter>
+      <properties><atomic-energy/></properties>
+    </fcc-lattice>
+  </structures>
+</job>
+""")
+    return job, atoms_list
+
+
+@pytest.mark.parametrize("grade", ["linear", "full"])
+def test_job_writes_active_set_and_reports_max_gamma(tmp_path, grade):
+    """<active-set/>: ID.asi (ID.asi.nonlinear) next to parameters.xml, chosen from the
+    training entries' atoms; pyace, given that file, finds the max γ rexfit reports per
+    structure in results.json (≤ the MaxVol tolerance on the training entries, > 2 on the
+    squeezed validation cell), and the log has the table."""
+    import rexfit
+
+    job, frames = _job(tmp_path, 12, grade)
+    res = rexfit.run(job, tmp_path / "out", no_fit=True)
+    name = "Cu.asi" + (".nonlinear" if grade == "full" else "")
+    asi = tmp_path / "out" / name
+    assert asi.is_file()
+    recs = res.results["structures"]
+    entries = [r for r in recs.values() if r.get("dataset") == "cu"]
+    assert len(entries) == 12
+    ours = [r["max_gamma"]["Cu"] for r in entries]
+    assert max(ours) <= AS.GAMMA_TOLERANCE + 1e-9
+    squeezed = recs["squeezed"]["max_gamma"]["Cu"]
+    assert squeezed > 2.0
+    ref = pyace_gamma(tmp_path / "cu.yaml", asi, frames)
+    assert max_relative(ours, [g.max() for g in ref]) < G_TOL
+    fcc = bulk("Cu", "fcc", 3.0)  # the primitive cell, as <fcc-lattice>
+    assert abs(squeezed - pyace_gamma(tmp_path / "cu.yaml", asi, [fcc])[0].max()) \
+        < G_TOL * squeezed
+    log = (tmp_path / "out" / "log.txt").read_text()
+    assert f"Extrapolation grade of <ace id='Cu'> ({grade}" in log
+    assert "squeezed" in log.split("Extrapolation grade")[1]
+
+
+def test_job_with_too_few_training_atoms_fails_clearly(tmp_path):
+    import rexfit
+    from rexfit.errors import CalculationFailed
+
+    job, _ = _job(tmp_path, 2)
+    with pytest.raises(CalculationFailed,
+                       match=r"<ace id='Cu'> <active-set> \(.*job.xml:6\): element Cu: 8 "
+                             "atomic environments for 10 projections"):
+        rexfit.run(job, tmp_path / "out", no_fit=True)
