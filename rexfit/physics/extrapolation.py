@@ -1,7 +1,8 @@
 """ACE extrapolation grades of a set of structures: the active set selected from the training
 structures' atoms and the largest γ of every structure (:mod:`rexfit.potentials.ace.active_set`).
 
-Structures are (name, system, neighbour list or None) triples; a missing list is built here
+Structures are (name, system, neighbour list or None, is training) tuples; a missing list is
+built here
 (full, reaching the ACE cutoff), and systems are padded to bucket sizes so that a dataset of
 many sizes compiles a few programs only.
 """
@@ -37,26 +38,21 @@ def _prepared(ace, system, nbrs, n_species: int):
     return system, build_lists(ace, system, 0.0, n_species=n_species)
 
 
-def ace_grades(ace, params, training, structures, *, full: bool, tol: float,
-               max_iters: int, n_species: int) -> Grades:
-    """Active set of the ACE potential ``ace`` (its ``params``) from the atoms of
-    ``training`` and the largest γ of each of ``structures`` (both lists of (name, system,
-    nbrs or None)); :class:`~rexfit.potentials.ace.active_set.ActiveSetError` when the
-    training atoms cannot give one."""
-    prepared = {}
-
-    def get(name, system, nbrs):
-        if name not in prepared:
-            prepared[name] = _prepared(ace, system, nbrs, n_species)
-        return prepared[name]
-
-    chosen = AS.per_element(ace, params, (get(*t) for t in training), full)
-    active = AS.build(ace, chosen, full, tol, max_iters)
-    inverse = {e: np.asarray(v) for e, v in active.inverse.items()}
-    worst = {}
-    for name, system, nbrs in structures:
-        system, nbrs = get(name, system, nbrs)
+def ace_grades(ace, params, structures, *, full: bool, tol: float, max_iters: int,
+               n_species: int) -> Grades:
+    """Active set of the ACE potential ``ace`` (its ``params``) from the atoms of the
+    training structures and the largest γ of each structure; ``structures``: (name, system,
+    nbrs or None, is training) tuples.  :class:`~rexfit.potentials.ace.active_set.
+    ActiveSetError` when the training atoms cannot give an active set."""
+    rows = []
+    for _, system, nbrs, _ in structures:
+        system, nbrs = _prepared(ace, system, nbrs, n_species)
         proj = AS.compiled_projections(ace, params, system, nbrs, full)
-        grade = AS.gamma(ace, AS.ActiveSet(active.elements, inverse, full), proj, system)
-        worst[name] = float(np.max(np.asarray(grade), initial=0.0))
+        rows.append(AS.element_rows(ace, proj, system, full))
+    sizes = AS.projection_sizes(ace, full)
+    chosen = {e: np.concatenate([np.zeros((0, sizes[e]))]
+                                + [r[e] for r, t in zip(rows, structures) if t[3]])
+              for e in ace.elements}
+    active = AS.build(ace, chosen, full, tol, max_iters)
+    worst = {t[0]: AS.max_gamma(active, r) for r, t in zip(rows, structures)}
     return Grades(active, worst, {e: len(v) for e, v in chosen.items()})

@@ -488,30 +488,25 @@ def _extrapolation_grades(job: s.JobSpec, objective: Objective, pm: PotentialMod
               and getattr(p.family_spec, "active_set", None) is not None]
     if not wanted:
         return []
-    structures, training = [], []
+    structures = []
     for st in job.all_structures():
         relaxed = ev.structures[st.id].relaxed
-        item = (st.id, relaxed.system, relaxed.nbrs)
-        structures.append(item)
-        if objective.sets[st.id] == "training":
-            training.append(item)
+        structures.append((st.id, relaxed.system, relaxed.nbrs,
+                           objective.sets[st.id] == "training"))
     for dterm in objective.datasets.values():
         for e in dterm.entries:
             entry = e.entry
             system = make_system(np.asarray(entry.positions), np.asarray(entry.cell),
                                  np.asarray(e.species), tuple(bool(p) for p in entry.pbc))
-            item = (e.name, system, None)
-            structures.append(item)
-            if dterm.set_name == "training":
-                training.append(item)
+            structures.append((e.name, system, None, dterm.set_name == "training"))
     lines = []
     by_id = {r["id"]: r for r in records}
     for pot in wanted:
         spec = pot.family_spec.active_set
         progress(f"active set and extrapolation grades of <ace id='{pot.id}'>")
         try:
-            grades = ace_grades(dict(pm.potential.terms)[pot.id], params[pot.id], training,
-                                structures, full=spec.full, tol=spec.tolerance,
+            grades = ace_grades(dict(pm.potential.terms)[pot.id], params[pot.id], structures,
+                                full=spec.full, tol=spec.tolerance,
                                 max_iters=spec.max_iterations, n_species=len(pm.species))
         except ActiveSetError as exc:
             raise CalculationFailed(f"<ace id='{pot.id}'> <active-set> ({spec.origin}): "

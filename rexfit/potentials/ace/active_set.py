@@ -128,19 +128,36 @@ def projections(potential, params, system, nbrs, full: bool = False):
 compiled_projections = jax.jit(projections, static_argnums=(0, 4))
 
 
+def element_rows(potential, proj, system, full: bool = False) -> dict[str, np.ndarray]:
+    """{element: (its atoms, n_e) rows of ``proj``} (host NumPy) of one structure's
+    projections (:func:`projections`); padding and unknown atoms left out."""
+    sizes = projection_sizes(potential, full)
+    proj = np.asarray(proj)
+    element, known = (np.asarray(x) for x in potential._elements_of(system.species))
+    real = known & np.asarray(system.mask)
+    return {e: proj[real & (element == s), :sizes[e]] for s, e in enumerate(potential.elements)}
+
+
 def per_element(potential, params, structures, full: bool = False) -> dict[str, np.ndarray]:
     """{element: (atoms of that element over all ``structures``, n_e) projections} of
     ``structures``, an iterable of (system, full neighbour list) pairs (host arrays)."""
-    run = compiled_projections
-    sizes = projection_sizes(potential, full)
     rows: dict[str, list] = {e: [] for e in potential.elements}
     for system, nbrs in structures:
-        proj = np.asarray(run(potential, params, system, nbrs, full))
-        element, known = (np.asarray(x) for x in potential._elements_of(system.species))
-        real = known & np.asarray(system.mask)
-        for s, e in enumerate(potential.elements):
-            rows[e].append(proj[real & (element == s), :sizes[e]])
+        proj = compiled_projections(potential, params, system, nbrs, full)
+        for e, r in element_rows(potential, proj, system, full).items():
+            rows[e].append(r)
+    sizes = projection_sizes(potential, full)
     return {e: np.concatenate(r) if r else np.zeros((0, sizes[e])) for e, r in rows.items()}
+
+
+def max_gamma(active_set: ActiveSet, rows: dict) -> float:
+    """The largest γ of the atoms whose projections are ``rows`` {element: (N_e, n_e)}
+    (:func:`element_rows`; host NumPy), 0 without atoms."""
+    worst = 0.0
+    for e, r in rows.items():
+        if len(r):
+            worst = max(worst, float(np.abs(r @ active_set.inverse[e]).max()))
+    return worst
 
 
 # ---------------------------------------------------------------------- active set
