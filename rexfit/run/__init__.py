@@ -515,11 +515,12 @@ def _extrapolation_grades(job: s.JobSpec, objective: Objective, pm: PotentialMod
         for name, value in grades.max_gamma.items():
             by_id[name].setdefault("max_gamma", {})[pot.id] = value
         name = f"{pot.id}.asi" + (".nonlinear" if spec.full else "")
-        paths = outputs.write(lambda d, n=name, a=grades.active_set: _write_asi(write_asi, d, n, a))
+        path = outputs.write(lambda d, n=name, a=grades.active_set:
+                             _write_asi(write_asi, d, n, a))
         atoms = ", ".join(f"{n} {e}" for e, n in grades.atoms.items())
-        lines.append(f"Extrapolation grade of <ace id='{pot.id}'> ({'full' if spec.full else 'linear'}"
-                     f" projections; active set from {atoms} training atoms, written to "
-                     f"{paths}):")
+        kind = "full" if spec.full else "linear"
+        lines.append(f"Extrapolation grade of <ace id='{pot.id}'> ({kind} projections; active "
+                     f"set from {atoms} training atoms, written to {path}):")
         lines += rl.gamma_table(pot.id, records, digits)
     return lines
 
