@@ -479,7 +479,8 @@ def _extrapolation_grades(job: s.JobSpec, objective: Objective, pm: PotentialMod
     """For every ``<ace>`` with an ``<active-set>``: its active set from the training
     structures (relaxed) and dataset entries, written to ``<id>.asi`` (``.asi.nonlinear``
     for the full grade), and ``max_gamma`` {id: largest γ} added to every structure record;
-    the lines that report them."""
+    the lines that report them (a warning instead when the training atoms cannot give an
+    active set: the other results stand)."""
     from rexfit.physics.extrapolation import ace_grades
     from rexfit.potentials.ace.active_set import ActiveSetError, write_asi
     from rexfit.structures.system import make_system
@@ -508,9 +509,11 @@ def _extrapolation_grades(job: s.JobSpec, objective: Objective, pm: PotentialMod
             grades = ace_grades(dict(pm.potential.terms)[pot.id], params[pot.id], structures,
                                 full=spec.full, tol=spec.tolerance,
                                 max_iters=spec.max_iterations, n_species=len(pm.species))
-        except ActiveSetError as exc:
-            raise CalculationFailed(f"<ace id='{pot.id}'> <active-set> ({spec.origin}): "
-                                    f"{exc}") from None
+        except ActiveSetError as exc:  # the rest of the results stand
+            progress("")
+            lines.append(f"Warning: {spec.origin}: <ace id='{pot.id}'> <active-set>: {exc}; "
+                         "no active set written, no extrapolation grades")
+            continue
         progress("")
         for name, value in grades.max_gamma.items():
             by_id[name].setdefault("max_gamma", {})[pot.id] = value
