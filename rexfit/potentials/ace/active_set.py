@@ -25,6 +25,7 @@ from __future__ import annotations
 import os
 import warnings
 from dataclasses import dataclass
+from functools import lru_cache
 
 import jax
 import jax.numpy as jnp
@@ -59,9 +60,11 @@ def _half_ms_count(ls, LS) -> int:
     return count
 
 
+@lru_cache(maxsize=16)
 def function_order(potential) -> dict[str, np.ndarray]:
     """{element: indices into :meth:`ACE.features` columns (file order over all blocks)} of
-    that element's evaluated functions in the evaluator's order (module docstring)."""
+    that element's evaluated functions in the evaluator's order (module docstring; cached
+    per potential, do not modify)."""
     index = {e: s for s, e in enumerate(potential.elements)}
     keys: dict[str, list] = {e: [] for e in potential.elements}
     column = 0
