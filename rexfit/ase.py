@@ -58,6 +58,34 @@ def _energy_forces_virial(potential, params, system, nbrs):
     return ev.energy, ev.forces, ev.virial
 
 
+def _with_gamma(potential, term, full, params, inverse, system, nbrs):
+    """:func:`_energy_forces_virial` and the (N,) ACE extrapolation grade of every atom, of
+    the ACE potential ``term`` (name in a sum, or None: ``potential`` itself) with the
+    inverted active sets ``inverse`` {element: (n, n)}."""
+    from rexfit.potentials.ace.active_set import ActiveSet, gamma, projections
+
+    ace = potential if term is None else dict(potential.terms)[term]
+    own = params if term is None else params[term]
+    active = ActiveSet(tuple(ace.elements), inverse, full)
+    grade = gamma(ace, active, projections(ace, own, system, nbrs, full), system)
+    return (*_energy_forces_virial(potential, params, system, nbrs), grade)
+
+
+def _ace_term(potential):
+    """(name in the sum or None, the ACE potential) of ``potential``; ValueError without
+    exactly one ACE."""
+    from rexfit.potentials.ace.model import ACE
+
+    if isinstance(potential, ACE):
+        return None, potential
+    found = [(name, term) for name, term in getattr(potential, "terms", ())
+             if isinstance(term, ACE)]
+    if len(found) != 1:
+        raise ValueError(f"an active set (extrapolation grade) needs exactly one <ace> "
+                         f"potential, the calculator has {len(found)}")
+    return found[0]
+
+
 class RexfitCalculator(Calculator):
     """ASE calculator for a rexfit potential.
 
@@ -70,11 +98,16 @@ class RexfitCalculator(Calculator):
     ``stress`` is given when the ASE cell has three independent vectors (the volume is
     defined); for a cluster or a slab whose non-periodic cell vectors are zero, ASE reports
     stress as not available.
+
+    active_set: for an ACE potential, pyace's inverted active set (a ``.asi`` file path, or
+    an :class:`~rexfit.potentials.ace.active_set.ActiveSet`): ``results["gamma"]`` (and
+    ``get_property("gamma")``) then holds the extrapolation grade γ of every atom.
     """
 
     implemented_properties = ["energy", "free_energy", "forces", "stress"]
 
-    def __init__(self, potential, params: Params, species, skin: float = 1.0, **kwargs):
+    def __init__(self, potential, params: Params, species, skin: float = 1.0,
+                 active_set=None, **kwargs):
         super().__init__(**kwargs)
         species = tuple(str(s) for s in species)
         if len(set(species)) != len(species):
@@ -93,6 +126,23 @@ class RexfitCalculator(Calculator):
         self._nbrs = None
         self._list_key = None  # (species array bytes, pbc, atom slots) the list was built for
         self._capacities: tuple[int | None, int | None] = (None, None)
+        self.active_set = None
+        self._gamma_term = None
+        if active_set is not None:
+            self._set_active_set(active_set)
+
+    def _set_active_set(self, active_set) -> None:
+        """Check and keep the active set (module :mod:`rexfit.potentials.ace.active_set`)."""
+        from rexfit.potentials.ace.active_set import ActiveSet, read_asi
+
+        term, ace = _ace_term(self.potential)
+        if not isinstance(active_set, ActiveSet):
+            active_set = read_asi(os.fspath(active_set), ace)
+        active_set.check(ace)
+        self._gamma_term = term
+        self.active_set = active_set
+        self._inverse = _jax().device_put(dict(active_set.inverse))
+        self.implemented_properties = [*type(self).implemented_properties, "gamma"]
 
     # ------------------------------------------------------------------ construction
 
@@ -153,11 +203,16 @@ class RexfitCalculator(Calculator):
         slots = bucket_size(n, MIN_ATOM_SLOTS)
         system = pad_system(make_system(atoms.positions, atoms.cell.array, species, pbc), slots)
         nbrs = self._neighbours(system, species, pbc, slots)
-        run = self._evaluator(system, nbrs)
-        energy, forces, virial = run(self.params, system, nbrs)
+        if self.active_set is None:
+            energy, forces, virial = self._evaluator(system, nbrs)(self.params, system, nbrs)
+        else:
+            energy, forces, virial, grade = self._evaluator(system, nbrs, gamma=True)(
+                self.params, self._inverse, system, nbrs)
         energy = float(energy)
         forces = np.array(forces)[:n]
         self.results = {"energy": energy, "free_energy": energy, "forces": forces}
+        if self.active_set is not None:
+            self.results["gamma"] = np.array(grade)[:n]
         if atoms.cell.rank == 3:
             w = np.asarray(virial)
             voigt = np.array([w[0, 0], w[1, 1], w[2, 2], w[1, 2], w[0, 2], w[0, 1]])
@@ -214,16 +269,20 @@ class RexfitCalculator(Calculator):
         self._capacities = tuple(caps)
         return build(capacity=caps[0], triplet_capacity=caps[1])
 
-    def _evaluator(self, system, nbrs):
-        """The compiled evaluation for the shapes of (params, system, nbrs), cached."""
+    def _evaluator(self, system, nbrs, gamma: bool = False):
+        """The compiled evaluation for the shapes of (params, system, nbrs), cached; with
+        ``gamma``, of (params, inverted active sets, system, nbrs), also giving γ."""
         jax = _jax()
         jnp = jax.numpy
-        args = (self.params, system, nbrs)
+        args = ((self.params, self._inverse, system, nbrs) if gamma
+                else (self.params, system, nbrs))
         leaves, treedef = jax.tree_util.tree_flatten(args)
-        key = (treedef, tuple((jnp.shape(x), jnp.result_type(x)) for x in leaves))
+        key = (gamma, treedef, tuple((jnp.shape(x), jnp.result_type(x)) for x in leaves))
         run = self._compiled.get(key)
         if run is None:
-            fn = jax.jit(partial(_energy_forces_virial, self.potential))
+            fn = (jax.jit(partial(_with_gamma, self.potential, self._gamma_term,
+                                  self.active_set.full)) if gamma
+                  else jax.jit(partial(_energy_forces_virial, self.potential)))
             run = fn.lower(*args).compile()
             self._compiled[key] = run
             self.compilations += 1

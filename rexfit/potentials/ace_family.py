@@ -31,14 +31,26 @@ PAIR_STYLE = "pace"
 
 
 @dataclass(frozen=True)
+class ActiveSetSpec:
+    """``<active-set>``: the extrapolation grade's projections (full: dE/dc, else B), MaxVol's
+    tolerance and largest number of swaps (:mod:`rexfit.potentials.ace.active_set`)."""
+
+    full: bool
+    tolerance: float
+    max_iterations: int
+    origin: Origin
+
+
+@dataclass(frozen=True)
 class AceSpec:
     """``<ace>``: the B-basis YAML read (resolved path), the ``<fit-dof>`` groups, the
-    potential's id and origin."""
+    potential's id and origin, and its ``<active-set>`` (None: no extrapolation grade)."""
 
     param_file: str | None
     fit_dofs: tuple
     ident: str
     origin: Origin
+    active_set: ActiveSetSpec | None = None
 
 
 def build_spec(reader, node, ident: str, species_a: str, species_b: str):
@@ -53,7 +65,25 @@ def build_spec(reader, node, ident: str, species_a: str, species_b: str):
                      "(output_potential.yaml)", node.origin)
     param_file = reader.file(files[0]) if files else None
     dofs = reader.fit_dofs(node.find("fit-dof"), DOF_GROUPS, f"ace '{ident}'")
-    return AceSpec(param_file, tuple(dofs.values()), ident, node.origin)
+    return AceSpec(param_file, tuple(dofs.values()), ident, node.origin,
+                   _active_set_spec(reader, node.findall("active-set"), what))
+
+
+def _active_set_spec(reader, nodes, what: str) -> ActiveSetSpec | None:
+    """The ``<active-set>`` of an ``<ace>`` (at most one)."""
+    if not nodes:
+        return None
+    if len(nodes) > 1:
+        reader.error(f"{what} has {len(nodes)} <active-set> elements: give one",
+                     nodes[1].origin)
+    node = nodes[0]
+    tol = reader.attribute(node, "gamma-tolerance", 1.01)
+    if tol is not None and not tol >= 1.0:
+        reader.error(f"{what}: <active-set gamma-tolerance> must be at least 1, not {tol}",
+                     node.origin)
+    iterations = reader.integer(node, "max-iterations", 300)
+    return ActiveSetSpec(node.get("grade", "linear") == "full", tol or 1.01,
+                         iterations if iterations is not None else 300, node.origin)
 
 
 def parameter_specs(spec: AceSpec):

@@ -136,3 +136,15 @@ def group_objectives(records: list[dict], digits: int = 6) -> list[str]:
             width = max(len(k) for k in sums)
             out += [f"  {k.ljust(width)}  {fmt(v, digits)}" for k, v in sums.items()]
     return out
+
+
+def gamma_table(ident: str, records: list[dict], digits: int = 6) -> list[str]:
+    """The largest ACE extrapolation grade γ of every structure (records' ``max_gamma`` of
+    potential ``ident``), training set first; γ > 1: the structure has atoms outside the
+    training set's active set."""
+    rows = [(r["set"], r["id"], r["max_gamma"][ident]) for set_name in ("training", "validation")
+            for r in records if r["set"] == set_name and ident in r.get("max_gamma", {})]
+    width = max([len("structure")] + [len(str(name)) for _, name, _ in rows])
+    out = [f"   {'set':<10} {'structure':<{width}} max gamma"]
+    out += [f"   {s:<10} {name:<{width}} {fmt(g, digits)}" for s, name, g in rows]
+    return out

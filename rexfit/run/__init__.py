@@ -409,6 +409,8 @@ def _output_phase(job: s.JobSpec, log: Log, clock: Clock, outputs: _Outputs,
             log(f"Property table ({set_name} set):")
             for line in rl.property_table(recs, digits):
                 log(line)
+    for line in _extrapolation_grades(job, objective, pm, params, ev, records, outputs, digits):
+        log(line)
     data = dataset_records([r for r in records])
     metrics = None
     if data and (job.all_datasets() or any(d["forces"] is not None for d in data)):
@@ -470,6 +472,66 @@ def _output_phase(job: s.JobSpec, log: Log, clock: Clock, outputs: _Outputs,
     if not log.quiet:
         print(f"Results written to {outputs.dir}")
     return results
+
+
+def _extrapolation_grades(job: s.JobSpec, objective: Objective, pm: PotentialModel, params,
+                          ev, records: list[dict], outputs: _Outputs, digits: int) -> list[str]:
+    """For every ``<ace>`` with an ``<active-set>``: its active set from the training
+    structures (relaxed) and dataset entries, written to ``<id>.asi`` (``.asi.nonlinear``
+    for the full grade), and ``max_gamma`` {id: largest γ} added to every structure record;
+    the lines that report them (a warning instead when the training atoms cannot give an
+    active set: the other results stand)."""
+    from rexfit.physics.extrapolation import ace_grades
+    from rexfit.potentials.ace.active_set import ActiveSetError, write_asi
+    from rexfit.structures.system import make_system
+
+    wanted = [p for p in job.potentials if p.kind == "ace"
+              and getattr(p.family_spec, "active_set", None) is not None]
+    if not wanted:
+        return []
+    structures = []
+    for st in job.all_structures():
+        relaxed = ev.structures[st.id].relaxed
+        structures.append((st.id, relaxed.system, relaxed.nbrs,
+                           objective.sets[st.id] == "training"))
+    for dterm in objective.datasets.values():
+        for e in dterm.entries:
+            entry = e.entry
+            system = make_system(np.asarray(entry.positions), np.asarray(entry.cell),
+                                 np.asarray(e.species), tuple(bool(p) for p in entry.pbc))
+            structures.append((e.name, system, None, dterm.set_name == "training"))
+    lines = []
+    by_id = {r["id"]: r for r in records}
+    for pot in wanted:
+        spec = pot.family_spec.active_set
+        progress(f"active set and extrapolation grades of <ace id='{pot.id}'>")
+        try:
+            grades = ace_grades(dict(pm.potential.terms)[pot.id], params[pot.id], structures,
+                                full=spec.full, tol=spec.tolerance,
+                                max_iters=spec.max_iterations, n_species=len(pm.species))
+        except ActiveSetError as exc:  # the rest of the results stand
+            progress("")
+            lines.append(f"Warning: {spec.origin}: <ace id='{pot.id}'> <active-set>: {exc}; "
+                         "no active set written, no extrapolation grades")
+            continue
+        progress("")
+        for name, value in grades.max_gamma.items():
+            by_id[name].setdefault("max_gamma", {})[pot.id] = value
+        name = f"{pot.id}.asi" + (".nonlinear" if spec.full else "")
+        path = outputs.write(lambda d, n=name, a=grades.active_set:
+                             _write_asi(write_asi, d, n, a))
+        atoms = ", ".join(f"{n} {e}" for e, n in grades.atoms.items())
+        kind = "full" if spec.full else "linear"
+        lines.append(f"Extrapolation grade of <ace id='{pot.id}'> ({kind} projections; active "
+                     f"set from {atoms} training atoms, written to {path}):")
+        lines += rl.gamma_table(pot.id, records, digits)
+    return lines
+
+
+def _write_asi(write_asi, directory: str, name: str, active) -> str:
+    path = os.path.join(directory, name)
+    write_asi(path, active)
+    return path
 
 
 def _checkpointer(job: s.JobSpec, space: ParameterSpace, out: str, log: Log):
