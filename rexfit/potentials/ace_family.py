@@ -153,9 +153,9 @@ def build_model(spec: AceSpec, species: tuple[str, ...], register):
         for n, value in enumerate(values):
             if key == "c" and skipped[k][n // per_row]:
                 continue
-            l1, l2 = spec.regularization[:2] if key == "c" else (0.0, 0.0)
+            weights = dict(zip(("l1", "l2"), spec.regularization[:2])) if key == "c" else {}
             register(dof, (key, k, n), float(value), name=f"{label}{n + 1}", tag=tag,
-                     l1=l1, l2=l2)
+                     **{k_: w for k_, w in weights.items() if w})
     return potential, params
 
 
