@@ -18,6 +18,7 @@ basis), computed once on the host: S_m is then a weighted L1 norm of G_m · crad
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -45,6 +46,21 @@ def plain_basis(r, bond: Bond, k: int):
     return jnp.where(inside[..., None], jnp.stack(g, axis=-1), 0.0)
 
 
+@partial(jax.jit, static_argnums=(1, 2))
+def _derivatives(r, bond: Bond, k: int):
+    """(3, P, k): g_k at the points r (P,) and its first and second derivatives in r
+    (forward mode: each g_k(r_j) depends on r_j alone)."""
+    ones = jnp.ones_like(r)
+
+    def g(x):
+        return plain_basis(x, bond, k)
+
+    def d1(x):
+        return jax.jvp(g, (x,), (ones,))[1]
+
+    return jnp.stack([g(r), d1(r), jax.jvp(d1, (r,), (ones,))[1]])
+
+
 def smoothness_tables(potential) -> tuple[np.ndarray, tuple]:
     """(grid weights w_j = Δd d_j², per ordered pair (bond key, 1/r_c², (3, P, K) g_k and its
     first and second derivatives at the grid points)) of ``potential`` (an ACE)."""
@@ -58,14 +74,7 @@ def smoothness_tables(potential) -> tuple[np.ndarray, tuple]:
             bond = potential.bonds[i][j]
             key = bond_key(a, b)
             k = shapes[key][2]
-
-            def g(r, bond=bond, k=k):
-                return plain_basis(r, bond, k)
-
-            d1 = jax.jacfwd(g)
-            d2 = jax.jacfwd(d1)
-            r = jnp.asarray(d)
-            tables = np.stack([np.asarray(jax.vmap(f)(r)) for f in (g, d1, d2)])
+            tables = np.asarray(_derivatives(jnp.asarray(d), bond, k))
             out.append((key, 1.0 / bond.rcut**2, tables))
     return weights, tuple(out)
 
