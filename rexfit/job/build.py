@@ -812,9 +812,10 @@ def _dataset(ctx: Context, node: Node, group: str, fit: bool) -> s.DatasetSpec:
     if not props:
         props = [s.PropertySpec(name=n, origin=node.origin, fit=True)
                  for n in ("atomic-energy", "atomic-forces")]
+    kappa_auto = (node.get("kappa") or "").strip() == "auto"
     if node.get("kappa") is not None:
         props = _kappa(ctx, node, did, props)
-    return s.DatasetSpec(id=did, origin=node.origin, files=tuple(files),
+    return s.DatasetSpec(kappa_auto=kappa_auto, id=did, origin=node.origin, files=tuple(files),
                          properties=tuple(props), relative_weight=weight or 0.0,
                          fit=fit and ctx.attr_bool(node, "fit", True),
                          validation_fraction=fraction,
@@ -827,8 +828,11 @@ def _dataset(ctx: Context, node: Node, group: str, fit: bool) -> s.DatasetSpec:
 
 def _kappa(ctx: Context, node: Node, did: str, props: list) -> list:
     """``props`` with pacemaker's κ (the ``kappa`` attribute) as the relative weights of the
-    energies (1 − κ) and forces (κ)."""
-    kappa = ctx.attr_number(node, "kappa")
+    energies (1 − κ) and forces (κ); ``auto``: 1/2 each until the data are read."""
+    if (node.get("kappa") or "").strip() == "auto":
+        kappa = 0.5  # provisional: the model layer sets it from the training data
+    else:
+        kappa = ctx.attr_number(node, "kappa")
     if kappa is None:
         return props
     if not 0.0 <= kappa <= 1.0:
@@ -841,7 +845,7 @@ def _kappa(ctx: Context, node: Node, did: str, props: list) -> list:
         c = given.get(name)
         if c is not None and c.get("relative-weight") is not None:
             ctx.error(f"dataset '{did}': <{name}> relative-weight and the dataset's kappa both "
-                      f"set its weight: give one (kappa sets {w:g})", c.origin)
+                      "set its weight: give one", c.origin)
         if w > 0.0 and not any(p.name == name for p in props):
             ctx.error(f"dataset '{did}': kappa = {kappa:g} gives {name} the weight {w:g}, but "
                       f"<properties> does not fit it: add <{name}/>", node.origin)

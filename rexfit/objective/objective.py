@@ -19,7 +19,7 @@ import numpy as np
 from rexfit.datasets.buckets import pooled_rows
 from rexfit.errors import CalculationFailed, InputError, InputErrors
 from rexfit.job import spec as s
-from rexfit.model.datasets import load_dataset
+from rexfit.model.datasets import auto_kappa, load_dataset, with_kappa
 from rexfit.model.potentials import get_path
 from rexfit.model.structures import build_structure
 from rexfit.objective.dataset_term import CLOSE_DISTANCE, DatasetTerm
@@ -137,27 +137,36 @@ class Objective:
 
     def __init__(self, job: s.JobSpec, space: ParameterSpace, *, share: bool = True):
         """``share=False`` gives every structure programs of its own
-        (:func:`~rexfit.objective.terms.share_programs` not applied)."""
-        self.job = job
+        (:func:`~rexfit.objective.terms.share_programs` not applied).  :attr:`job` is
+        ``job`` with the weights of datasets with ``kappa="auto"`` set from their data."""
         self.space = space
         #: (dataset id, set) -> the dataset's part of that set's objective
         self.datasets: dict[tuple[str, str], DatasetTerm] = {}
-        weights = {"training": absolute_weights(job.structures),
-                   "validation": absolute_weights(job.structures, validation=True)}
         batch = None
         if job.fitting is not None and job.fitting.minimizer.kind == "adam":
             batch = dict(job.fitting.minimizer.options).get("batch-size")
         with pooled_rows():  # descriptor rows of every dataset computed together
-            for ds in job.all_datasets():
-                loaded = load_dataset(ds, space.pm.species)  # file errors: InputErrors
+            loaded_all = [load_dataset(ds, space.pm.species)  # file errors: InputErrors
+                          for ds in job.all_datasets()]
+            #: {dataset id: κ} of the datasets with kappa="auto" (pacemaker's formula)
+            self.kappas = {d.spec.id: auto_kappa(d) for d in loaded_all if d.spec.kappa_auto}
+            job = with_kappa(job, self.kappas)
+            weights = {"training": absolute_weights(job.structures),
+                       "validation": absolute_weights(job.structures, validation=True)}
+            for loaded in loaded_all:
+                ds = loaded.spec
                 for set_name in ("training", "validation"):
                     if loaded.of(set_name):
                         self.datasets[(ds.id, set_name)] = DatasetTerm.create(
                             loaded, set_name, weights[set_name], job.tolerance_preset,
                             space.pm.potential, len(space.pm.species),
                             batch_structures=batch if set_name == "training" else None)
+        self.job = job
         #: log lines of the data-dependent set-up (network normalisation)
         params, starts, self.notes = initialise_networks(job, space.pm, self.datasets)
+        self.notes = list(self.notes) + [
+            f"dataset '{did}': kappa auto = {k:.6g} (energies weigh {1 - k:.6g}, forces {k:.6g})"
+            for did, k in self.kappas.items()]
         space.pm = dataclasses.replace(space.pm, params=params)
         for path, value in starts.items():
             try:

@@ -268,6 +268,33 @@ def test_kappa_splits_energy_and_forces_as_pacemaker(tmp_path):
     assert other.results["objective"]["training"] == pytest.approx(loss, rel=1e-12)
 
 
+def test_kappa_auto_is_pacemakers_formula(tmp_path):
+    """kappa="auto": κ = σ_E²/(σ_E² + σ_F²) as pacemaker's GeneralACEFit computes it (pandas'
+    std of the energies per atom, n − 1; NumPy's std of the force magnitudes of all atoms, n),
+    from the training entries; the objective is then (1 − κ) ΔE² + κ Σ|ΔF|² per entry / n."""
+    from ase.io import read
+
+    start, _ = linear_case(tmp_path, count=3)
+    frames = read(tmp_path / "cu.xyz", index=":")  # the values as the file holds them
+    e = np.array([a.get_potential_energy() / len(a) for a in frames])
+    f = np.concatenate([np.linalg.norm(a.get_forces(), axis=1) for a in frames])
+    kappa = np.std(e, ddof=1) ** 2 / (np.std(e, ddof=1) ** 2 + np.std(f) ** 2)
+    props = '<atomic-energy tolerance="1"/><atomic-forces tolerance="1"/>'
+    res = run(tmp_path, job_text(start.name, fitting='<BFGS max-iter="1"/>',
+                                 dataset_attrs='kappa="auto" component-residuals="sum"',
+                                 properties=props), no_fit=True)
+    loss = 0.0
+    for r in res.results["structures"].values():
+        p = r["properties"]
+        de = p["atomic-energy"]["value"] - p["atomic-energy"]["target"]
+        df = np.array(p["atomic-forces"]["value"]) - np.array(p["atomic-forces"]["target"])
+        loss += ((1 - kappa) * de**2 + kappa * np.sum(df * df)) / 3
+    assert 0.0 < kappa < 1.0
+    assert res.results["objective"]["training"] == pytest.approx(loss, rel=1e-10)
+    log = (tmp_path / "job.xml.out" / "log.txt").read_text()
+    assert f"kappa auto = {kappa:.6g}" in log
+
+
 def test_gradient_with_every_term_matches_finite_differences(tmp_path):
     """The training objective with l1, l2 and the three smoothness weights, coefficients and
     radial coefficients fitted: its value is the data part plus the terms as defined, and its
@@ -317,6 +344,7 @@ def read_potential(path):
     ('<regularization l1="1"/><regularization l2="1"/>', "", None, None,
      "has 2 <regularization> elements"),
     ("", 'kappa="1.5"', None, None, "kappa must be in [0, 1]"),
+    ("", 'kappa="often"', None, None, "kappa"),
     ("", 'kappa="0.5"', '<atomic-energy relative-weight="2"/><atomic-forces/>', None,
      "relative-weight and the dataset's kappa both set its weight"),
     ("", 'kappa="0.5"', '<atomic-energy/>', None, "does not fit it: add <atomic-forces/>"),
