@@ -214,7 +214,7 @@ def test_l2_is_linear_solves_ridge_and_shrinks_the_coefficients(tmp_path):
     """<regularization l2="λ"/> with <linear-solve>: the coefficients equal numpy.linalg.lstsq
     of the energy rows (pyace's projections summed per cell / N, × √(1/n)) stacked on √λ·I
     (1e-8), their norm is smaller than the unregularised solution's, and results.json reports
-    λ Σ c² as the regularisation term."""
+    λ Σ c² as the regularisation term; <least-squares> finds the same coefficients (1e-7)."""
     start, frames = linear_case(tmp_path)
     plain = run(tmp_path, job_text(start.name), "plain.xml")
     lam = 1e-3
@@ -240,6 +240,11 @@ def test_l2_is_linear_solves_ridge_and_shrinks_the_coefficients(tmp_path):
     reg = ridge.results["objective"]["regularization"]
     assert reg["l2"] == pytest.approx(lam * np.sum(got**2), rel=1e-10)
     assert "regularization" not in plain.results["objective"]
+    # <least-squares> takes the same term as residual rows √λ·c: the same minimum
+    squares = run(tmp_path, job_text(start.name, f'<regularization l2="{lam!r}"/>',
+                                     '<least-squares ftol="1e-15" xtol="1e-15" gtol="1e-15"/>'),
+                  "squares.xml")
+    np.testing.assert_allclose(coefficients(squares), expected, rtol=0, atol=1e-7)
 
 
 def test_kappa_splits_energy_and_forces_as_pacemaker(tmp_path):
