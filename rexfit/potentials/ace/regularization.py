@@ -12,7 +12,7 @@ the bond's plain radial basis (zero beyond its cutoff r_c(ab); no inner cutoff a
 ``ChebExpCos``, no outer taper of width d_c: the backend's basis functions).  S_m is a sum of
 absolute values of functions linear in crad (not of squares), so its minimizers are
 gradient ones.  The derivatives in d are exact (automatic differentiation of the JAX radial
-basis), computed once on the host: S_m is then a weighted L1 norm of G_m · crad.
+basis), tabulated once on the grid: S_m is then a weighted L1 norm of G_m · crad.
 """
 
 from __future__ import annotations
