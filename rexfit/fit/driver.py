@@ -617,7 +617,9 @@ def run_fit(objective, fitting, log, *, max_iter: int | None = None,
             if why is not None:
                 raise InputErrors([InputError(
                     f"<{method}> needs an objective that is a sum of squares: {why}; use "
-                    "residual-style='squared' or another minimizer", spec.origin)])
+                    + ("another minimizer (<BFGS>, <lbfgs>, <adam>)" if "regularis" in why
+                       or "term" in why else "residual-style='squared' or another minimizer"),
+                    spec.origin)])
             if method == "linear-solve":
                 outcome = methods.linear_solve(spec, tr.residuals, u0, space.scale,
                                                space.lower, space.upper, tr.callback)

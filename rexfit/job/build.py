@@ -7,6 +7,7 @@ they record located errors and return None, so one run reports every problem.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import re
@@ -811,7 +812,10 @@ def _dataset(ctx: Context, node: Node, group: str, fit: bool) -> s.DatasetSpec:
     if not props:
         props = [s.PropertySpec(name=n, origin=node.origin, fit=True)
                  for n in ("atomic-energy", "atomic-forces")]
-    return s.DatasetSpec(id=did, origin=node.origin, files=tuple(files),
+    kappa_auto = (node.get("kappa") or "").strip() == "auto"
+    if node.get("kappa") is not None:
+        props = _kappa(ctx, node, did, props)
+    return s.DatasetSpec(kappa_auto=kappa_auto, id=did, origin=node.origin, files=tuple(files),
                          properties=tuple(props), relative_weight=weight or 0.0,
                          fit=fit and ctx.attr_bool(node, "fit", True),
                          validation_fraction=fraction,
@@ -820,6 +824,33 @@ def _dataset(ctx: Context, node: Node, group: str, fit: bool) -> s.DatasetSpec:
                          keep_extreme_volumes=ctx.attr_bool(node, "keep-extreme-volumes",
                                                             False),
                          group_weights=group_weights, weight_keys=weight_keys, **conventions)
+
+
+def _kappa(ctx: Context, node: Node, did: str, props: list) -> list:
+    """``props`` with pacemaker's κ (the ``kappa`` attribute) as the relative weights of the
+    energies (1 − κ) and forces (κ); ``auto``: 1/2 each until the data are read."""
+    if (node.get("kappa") or "").strip() == "auto":
+        kappa = 0.5  # provisional: the model layer sets it from the training data
+    else:
+        kappa = ctx.attr_number(node, "kappa")
+    if kappa is None:
+        return props
+    if not 0.0 <= kappa <= 1.0:
+        ctx.error(f"dataset '{did}': kappa must be in [0, 1] (pacemaker's force weight), got "
+                  f"{kappa:g}", node.origin)
+        return props
+    given = {c.tag: c for pl in node.findall("properties") for c in pl.children}
+    share = {"atomic-energy": 1.0 - kappa, "atomic-forces": kappa}
+    for name, w in share.items():
+        c = given.get(name)
+        if c is not None and c.get("relative-weight") is not None:
+            ctx.error(f"dataset '{did}': <{name}> relative-weight and the dataset's kappa both "
+                      "set its weight: give one", c.origin)
+        if w > 0.0 and not any(p.name == name for p in props):
+            ctx.error(f"dataset '{did}': kappa = {kappa:g} gives {name} the weight {w:g}, but "
+                      f"<properties> does not fit it: add <{name}/>", node.origin)
+    return [dataclasses.replace(p, relative_weight=share[p.name]) if p.name in share else p
+            for p in props]
 
 
 #: <dataset> attributes naming per-frame weight keys, and the quantity each weights.

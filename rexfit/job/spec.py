@@ -286,6 +286,9 @@ class DatasetSpec:
     weight_keys: tuple[tuple[str, str], ...] = ()
     component_residuals: str = "mean"
     energy_residual: str = "per-atom"
+    #: ``kappa="auto"``: the energy and force weights are set from the training data
+    #: (pacemaker's κ = σ_E² / (σ_E² + σ_F²)) when the dataset is loaded
+    kappa_auto: bool = False
 
     @property
     def has_validation(self) -> bool:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -176,3 +176,43 @@ def load_dataset(ds: s.DatasetSpec, species: tuple[str, ...]) -> LoadedDataset:
                 energy=energies[k], weight=float(weights[k]) * w.weight, group=w.group,
                 quantity_weights=w.quantity))
     return LoadedDataset(ds, tuple(out))
+
+
+def auto_kappa(loaded: LoadedDataset) -> float:
+    """pacemaker's ``kappa: auto`` of a dataset: κ = σ_E² / (σ_E² + σ_F²) over its training
+    entries, σ_E the standard deviation (n − 1 in the denominator, as pandas) of the reference
+    energies per atom (reference energies subtracted), σ_F that (n in the denominator) of the
+    force magnitudes |F_i| of all their atoms."""
+    ds = loaded.spec
+    train = loaded.of("training")
+    energies = [e.energy / len(e.species) for e in train if e.energy is not None]
+    norms = [np.linalg.norm(np.asarray(e.entry.forces, float), axis=1) for e in train
+             if e.entry.forces is not None]
+    f_var = float(np.var(np.concatenate(norms))) if norms else 0.0
+    e_var = float(np.var(energies, ddof=1)) if len(energies) > 1 else 0.0
+    if not e_var + f_var > 0.0:
+        raise InputErrors([InputError(
+            f"dataset '{ds.id}': kappa=\"auto\" needs training entries whose energies per atom "
+            "or force magnitudes differ (it is σ_E²/(σ_E² + σ_F²)); give kappa as a number",
+            ds.origin)])
+    return e_var / (e_var + f_var)
+
+
+def with_kappa(job: s.JobSpec, kappas: dict[str, float]) -> s.JobSpec:
+    """``job`` with the datasets named in ``kappas`` ({id: κ}) weighting their energies 1 − κ
+    and their forces κ."""
+    if not kappas:
+        return job
+    share = {"atomic-energy": lambda k: 1.0 - k, "atomic-forces": lambda k: k}
+
+    def walk(member):
+        if isinstance(member, s.GroupSpec):
+            return replace(member, members=tuple(walk(m) for m in member.members))
+        if isinstance(member, s.DatasetSpec) and member.id in kappas:
+            k = kappas[member.id]
+            return replace(member, properties=tuple(
+                replace(p, relative_weight=share[p.name](k)) if p.name in share else p
+                for p in member.properties))
+        return member
+
+    return replace(job, structures=walk(job.structures))

@@ -36,6 +36,20 @@ class ParamEntry:
     origin: Origin | None
     scale: float | None = None  # the fit vector's unit for this DOF (default |initial| or 1)
     l2: float = 0.0  # L2 regularisation λ: the training objective adds λ p²
+    l1: float = 0.0  # L1 regularisation λ: the training objective adds λ |p|
+
+
+@dataclass(frozen=True)
+class Penalty:
+    """A regularisation term of one potential's parameters that is not one per DOF (ACE's
+    radial smoothness): the training objective adds ``fn(params[potential])`` (a JAX scalar
+    function of that potential's params subtree).  ``squares``: False (it is not a sum of
+    squares, so least-squares minimizers refuse it); ``name`` as reported."""
+
+    name: str
+    potential: str
+    fn: Any
+    origin: Origin | None = None
 
 
 @dataclass(frozen=True)
@@ -44,6 +58,7 @@ class PotentialModel:
     params: dict
     entries: tuple[ParamEntry, ...]
     species: tuple[str, ...]
+    penalties: tuple[Penalty, ...] = ()
 
     @property
     def cutoff(self) -> float:
@@ -59,9 +74,9 @@ class _Builder:
         self.entries: list[ParamEntry] = []
 
     def add(self, name: str, path: tuple, p: s.ParamSpec, scale: float | None = None,
-            l2: float = 0.0) -> jnp.ndarray:
+            l2: float = 0.0, l1: float = 0.0) -> jnp.ndarray:
         self.entries.append(ParamEntry(name, path, p.value, p.fit, p.min, p.max, p.reset,
-                                       p.origin, scale, l2))
+                                       p.origin, scale, l2, l1))
         return jnp.float64(p.value)
 
     # ------------------------------------------------------------------ functions
@@ -136,15 +151,16 @@ class _Builder:
         of its parameter file: records the DOF ``id[Type].name[tag]`` at
         params[pot.id][path...], starting at ``value``, and returns its leaf; ``name`` and
         ``tag`` given: ``id[Type].name[tag]`` from them (a coefficient of a group), with the
-        fit ``scale`` and L2 ``l2`` of that DOF."""
+        fit ``scale``, L2 ``l2`` and L1 ``l1`` of that DOF."""
 
         def register(dof: s.FitDofSpec, path: tuple, value: float, *, name: str | None = None,
-                     tag: str | None = None, scale: float | None = None, l2: float = 0.0):
+                     tag: str | None = None, scale: float | None = None, l2: float = 0.0,
+                     l1: float = 0.0):
             label = names.file_param_name(pot, *((dof.name, dof.tag) if name is None
                                                   else (name, tag)))
             spec = s.ParamSpec(name=label, value=value, origin=dof.origin, fit=dof.enabled,
                                min=dof.min, max=dof.max, reset=dof.reset)
-            return self.add(label, (pot.id, *path), spec, scale, l2)
+            return self.add(label, (pot.id, *path), spec, scale, l2, l1)
 
         return register
 
@@ -197,11 +213,14 @@ def build_potentials(job: s.JobSpec) -> PotentialModel:
     """Physics objects and the named parameter tree for every potential of the job."""
     species = tuple(sp.symbol for sp in job.species)
     b = _Builder(species)
-    terms, params = [], {}
+    terms, params, penalties = [], {}, []
     for pot in job.potentials:
         family = registry.family(pot.kind)
         if family is not None:
             obj, prm = b.family(pot, family)
+            if family.penalties is not None:
+                penalties += [Penalty(name, pot.id, fn, pot.origin)
+                              for name, fn in family.penalties(pot.family_spec, obj)]
         else:
             raise NotImplementedInRexfit(
                 f"{pot.origin}: <{pot.kind}> potentials are not computed by this version of "
@@ -211,7 +230,8 @@ def build_potentials(job: s.JobSpec) -> PotentialModel:
     if not terms:
         raise InputErrors([InputError("the job has no potential: add one inside <potentials>",
                                       job.origin)])
-    return PotentialModel(SumPotential(tuple(terms)), params, tuple(b.entries), species)
+    return PotentialModel(SumPotential(tuple(terms)), params, tuple(b.entries), species,
+                          tuple(penalties))
 
 
 def get_path(tree: dict, path: tuple):

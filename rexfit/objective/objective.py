@@ -19,7 +19,7 @@ import numpy as np
 from rexfit.datasets.buckets import pooled_rows
 from rexfit.errors import CalculationFailed, InputError, InputErrors
 from rexfit.job import spec as s
-from rexfit.model.datasets import load_dataset
+from rexfit.model.datasets import auto_kappa, load_dataset, with_kappa
 from rexfit.model.potentials import get_path
 from rexfit.model.structures import build_structure
 from rexfit.objective.dataset_term import CLOSE_DISTANCE, DatasetTerm
@@ -73,6 +73,16 @@ def _close_atoms(relaxed: Relaxed) -> str:
     return f"; {who} are {d[k]:.3g} Å apart"
 
 
+def _add_subtree(gsum, tree, key: str, g):
+    """``gsum`` (a gradient tree like ``tree``, or None for zeros) plus ``g`` at
+    ``tree[key]`` (on the host)."""
+    if gsum is None:
+        gsum = jax.tree.map(lambda a: np.zeros(np.shape(a)), tree)
+    gsum = dict(gsum)
+    gsum[key] = jax.tree.map(lambda a, b: np.asarray(a) + np.asarray(b), gsum[key], g)
+    return gsum
+
+
 def _value_text(name: str, value) -> str:
     """``name = nan`` for a scalar, ``name: nan in 3 of 12 components`` for a vector."""
     if value is None:
@@ -117,6 +127,9 @@ class Evaluation:
     structures: dict[str, StructureResult] = field(default_factory=dict)
     datasets: dict[tuple[str, str], float] = field(default_factory=dict)  # (id, set) -> value
     params: object = None  # the parameter tree evaluated
+    #: the regularisation terms in ``value`` (training set only): {"l2": …, "l1": …,
+    #: "<potential id>: <penalty>": …}
+    regularization: dict[str, float] = field(default_factory=dict)
 
 
 class Objective:
@@ -124,27 +137,36 @@ class Objective:
 
     def __init__(self, job: s.JobSpec, space: ParameterSpace, *, share: bool = True):
         """``share=False`` gives every structure programs of its own
-        (:func:`~rexfit.objective.terms.share_programs` not applied)."""
-        self.job = job
+        (:func:`~rexfit.objective.terms.share_programs` not applied).  :attr:`job` is
+        ``job`` with the weights of datasets with ``kappa="auto"`` set from their data."""
         self.space = space
         #: (dataset id, set) -> the dataset's part of that set's objective
         self.datasets: dict[tuple[str, str], DatasetTerm] = {}
-        weights = {"training": absolute_weights(job.structures),
-                   "validation": absolute_weights(job.structures, validation=True)}
         batch = None
         if job.fitting is not None and job.fitting.minimizer.kind == "adam":
             batch = dict(job.fitting.minimizer.options).get("batch-size")
         with pooled_rows():  # descriptor rows of every dataset computed together
-            for ds in job.all_datasets():
-                loaded = load_dataset(ds, space.pm.species)  # file errors: InputErrors
+            loaded_all = [load_dataset(ds, space.pm.species)  # file errors: InputErrors
+                          for ds in job.all_datasets()]
+            #: {dataset id: κ} of the datasets with kappa="auto" (pacemaker's formula)
+            self.kappas = {d.spec.id: auto_kappa(d) for d in loaded_all if d.spec.kappa_auto}
+            job = with_kappa(job, self.kappas)
+            weights = {"training": absolute_weights(job.structures),
+                       "validation": absolute_weights(job.structures, validation=True)}
+            for loaded in loaded_all:
+                ds = loaded.spec
                 for set_name in ("training", "validation"):
                     if loaded.of(set_name):
                         self.datasets[(ds.id, set_name)] = DatasetTerm.create(
                             loaded, set_name, weights[set_name], job.tolerance_preset,
                             space.pm.potential, len(space.pm.species),
                             batch_structures=batch if set_name == "training" else None)
+        self.job = job
         #: log lines of the data-dependent set-up (network normalisation)
         params, starts, self.notes = initialise_networks(job, space.pm, self.datasets)
+        self.notes = list(self.notes) + [
+            f"dataset '{did}': kappa auto = {k:.6g} (energies weigh {1 - k:.6g}, forces {k:.6g})"
+            for did, k in self.kappas.items()]
         space.pm = dataclasses.replace(space.pm, params=params)
         for path, value in starts.items():
             try:
@@ -190,6 +212,10 @@ class Objective:
                                for t in self.terms.values() if t.problem in failed])
         self._state: dict[str, tuple[np.ndarray, object]] = {}
         self._tree = jax.jit(space.tree)
+        #: the potentials' penalties (ACE's radial smoothness), each with its jitted value
+        #: and gradient with respect to its potential's params subtree
+        self.penalties = [(p, jax.jit(jax.value_and_grad(p.fn)))
+                          for p in space.pm.penalties]
         self.evaluations = 0
         #: (term key, neighbour-list shapes) of the gradient programs compiled so far
         self._graded: set = set()
@@ -259,15 +285,28 @@ class Objective:
             total += float(value)
             datasets[(did, set_name)] = float(value)
         self.evaluations += 1
+        regularization = {}
+        if "training" in sets:
+            for pen, value_and_grad in self.penalties:
+                value, g = value_and_grad(tree[pen.potential])
+                regularization[f"{pen.potential}: {pen.name}"] = float(value)
+                total += float(value)
+                if grad:
+                    gsum = _add_subtree(gsum, tree, pen.potential, g)
         gu = None
         if grad:
             gu = pull(gsum) if gsum is not None else np.zeros(self.space.size)
-        if "training" in sets and self.space.regularised:
+        if "training" in sets and (self.space.regularised or np.any(self.space.l1 > 0.0)):
             p = np.asarray(u, float) * self.space.scale
-            total += float(np.sum(self.space.l2 * p * p))
+            for key, lam in (("l2", self.space.l2), ("l1", self.space.l1)):
+                if np.any(lam > 0.0):
+                    part = lam * (p * p if key == "l2" else np.abs(p))
+                    regularization[key] = float(np.sum(part))
+                    total += regularization[key]
             if grad:
-                gu = gu + 2.0 * self.space.l2 * p * self.space.scale
-        return Evaluation(total, gu, results, datasets, tree)
+                gu = gu + (2.0 * self.space.l2 * p + self.space.l1 * np.sign(p)) \
+                    * self.space.scale
+        return Evaluation(total, gu, results, datasets, tree, regularization)
 
     def training_entries(self) -> int:
         """Number of dataset entries in the training set."""
@@ -289,7 +328,17 @@ class Objective:
 
     def least_squares_ready(self) -> str | None:
         """None if the training objective is a sum of squares (every fitted property of a
-        training structure has a squared residual style), else the reason it is not."""
+        training structure has a squared residual style, no L1 term, no penalty that is not
+        a square), else the reason it is not."""
+        l1 = [e.name for e, lam in zip(self.space.fitted, self.space.l1) if lam > 0.0]
+        if l1:
+            return (f"the L1 regularisation of {l1[0]}"
+                    + (f" (and {len(l1) - 1} more parameters)" if len(l1) > 1 else "")
+                    + " is a sum of absolute values, not of squares (for <linear-solve>, "
+                    "its l1 attribute is an L1 term it can solve)")
+        for pen, _ in self.penalties:
+            return (f"potential '{pen.potential}' ({pen.origin}) has a {pen.name} term, "
+                    "a sum of absolute values, not of squares")
         for sid in self.ids(("training",)):
             for fp in self.terms[sid].fitted:
                 if fp.style not in SQUARED_STYLES:

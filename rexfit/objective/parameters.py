@@ -32,6 +32,8 @@ class ParameterSpace:
         self.initial = np.array([e.initial for e in self.fitted], float)
         #: L2 regularisation λ of each fitted DOF: the training objective adds Σ λ p²
         self.l2 = np.array([e.l2 for e in self.fitted], float)
+        #: L1 regularisation λ of each fitted DOF: the training objective adds Σ λ |p|
+        self.l1 = np.array([e.l1 for e in self.fitted], float)
         self.regularised = bool(np.any(self.l2 > 0.0))
         self.lower = np.array([-np.inf if e.min is None else e.min for e in self.fitted]) / self.scale
         self.upper = np.array([np.inf if e.max is None else e.max for e in self.fitted]) / self.scale

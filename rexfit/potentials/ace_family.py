@@ -13,6 +13,11 @@ coefficients of every bond, ``crad<k>[<bond>]`` (k from 1 over (n, l, k) in file
 its two elements alphabetical, ``CuCu``, ``AlCu``).  ``tag`` restricts a group to one block or
 bond.  Functions marked ``skip`` in the file are not fitted.
 
+``<regularization l1 l2 w0-rad w1-rad w2-rad/>``: pacemaker's regularisation (its loss keys
+``L1_coeffs``, ``L2_coeffs``, ``w0_rad``, ``w1_rad``, ``w2_rad``): l1 Σ|c| and l2 Σc² over the
+fitted function coefficients (the model layer's per-DOF L1 and L2), and the radial
+smoothness of :mod:`rexfit.potentials.ace.regularization` (a penalty of the potential).
+
 JAX is imported inside the functions that need it, so that reading a job does not load it.
 """
 
@@ -26,6 +31,8 @@ from rexfit.potentials.family import Family
 
 #: The ``<fit-dof>`` groups.
 DOF_GROUPS = ("coefficients", "crad")
+#: ``<regularization>`` attributes, in the order of :attr:`AceSpec.regularization`.
+REGULARIZATION = ("l1", "l2", "w0-rad", "w1-rad", "w2-rad")
 #: The LAMMPS pair style that reads the ``.yace`` file.
 PAIR_STYLE = "pace"
 
@@ -44,13 +51,16 @@ class ActiveSetSpec:
 @dataclass(frozen=True)
 class AceSpec:
     """``<ace>``: the B-basis YAML read (resolved path), the ``<fit-dof>`` groups, the
-    potential's id and origin, and its ``<active-set>`` (None: no extrapolation grade)."""
+    potential's id and origin, its ``<active-set>`` (None: no extrapolation grade) and
+    ``regularization``: the ``<regularization>`` weights (l1, l2, w0-rad, w1-rad, w2-rad),
+    zeros without one."""
 
     param_file: str | None
     fit_dofs: tuple
     ident: str
     origin: Origin
     active_set: ActiveSetSpec | None = None
+    regularization: tuple = (0.0,) * len(REGULARIZATION)
 
 
 def build_spec(reader, node, ident: str, species_a: str, species_b: str):
@@ -66,7 +76,8 @@ def build_spec(reader, node, ident: str, species_a: str, species_b: str):
     param_file = reader.file(files[0]) if files else None
     dofs = reader.fit_dofs(node.find("fit-dof"), DOF_GROUPS, f"ace '{ident}'")
     return AceSpec(param_file, tuple(dofs.values()), ident, node.origin,
-                   _active_set_spec(reader, node.findall("active-set"), what))
+                   _active_set_spec(reader, node.findall("active-set"), what),
+                   _regularization(reader, node, what))
 
 
 def _active_set_spec(reader, nodes, what: str) -> ActiveSetSpec | None:
@@ -84,6 +95,24 @@ def _active_set_spec(reader, nodes, what: str) -> ActiveSetSpec | None:
     iterations = reader.integer(node, "max-iterations", 300)
     return ActiveSetSpec(node.get("grade", "linear") == "full", tol or 1.01,
                          iterations if iterations is not None else 300, node.origin)
+
+
+def _regularization(reader, node, what: str) -> tuple:
+    """The weights of the ``<regularization>`` child of ``node`` (zeros without one)."""
+    found = node.findall("regularization")
+    if len(found) > 1:
+        reader.error(f"{what} has {len(found)} <regularization> elements: give one",
+                     found[1].origin)
+    if not found:
+        return (0.0,) * len(REGULARIZATION)
+    out = []
+    for name in REGULARIZATION:
+        value = reader.attribute(found[0], name, 0.0)
+        if value is not None and not (value >= 0.0 and value < float("inf")):
+            reader.error(f"{what} <regularization> {name} must be a finite number ≥ 0, got "
+                         f"{value:g}", found[0].origin)
+        out.append(0.0 if value is None or not value >= 0.0 else float(value))
+    return tuple(out)
 
 
 def parameter_specs(spec: AceSpec):
@@ -155,8 +184,21 @@ def build_model(spec: AceSpec, species: tuple[str, ...], register):
         for n, value in enumerate(values):
             if key == "c" and skipped[k][n // per_row]:
                 continue
-            register(dof, (key, k, n), float(value), name=f"{label}{n + 1}", tag=tag)
+            weights = dict(zip(("l1", "l2"), spec.regularization[:2])) if key == "c" else {}
+            register(dof, (key, k, n), float(value), name=f"{label}{n + 1}", tag=tag,
+                     **{k_: w for k_, w in weights.items() if w})
     return potential, params
+
+
+def penalties(spec: AceSpec, potential):
+    """(("radial smoothness", fn(params)),) when ``<regularization>`` has a w-rad weight,
+    else ()."""
+    w0, w1, w2 = spec.regularization[2:]
+    if not (w0 or w1 or w2):
+        return ()
+    from rexfit.potentials.ace.regularization import smoothness_penalty
+
+    return (("radial smoothness", smoothness_penalty(potential, w0, w1, w2)),)
 
 
 def build_potential(spec: AceSpec, species: tuple[str, ...]):
@@ -204,4 +246,4 @@ FAMILY = Family(element="ace", type_name="ACE", parameters=DOF_GROUPS, neighbour
                 exports=("export-potential",), build_model=build_model, dof_groups=True,
                 coefficient_file="yaml", coefficient_element="param-file",
                 coefficient_text=coefficient_text, export_files=export_files,
-                species_text=species_text)
+                species_text=species_text, penalties=penalties)

@@ -118,6 +118,9 @@ class Family:
     the files of ``<export-potential>NAME``, the one parameters.xml names first, or None
     for just the coefficient file NAME; ``overlays``: (potential id, overlay or None) of the
     job's other potentials (see ``lammps_overlay``).
+    penalties(spec, potential) → ((name, fn), ...): regularisation terms of the built
+    potential that are not one per DOF (ACE's radial smoothness); the training objective adds
+    ``fn(params)`` of the potential's params tree (not a sum of squares).
     lammps_overlay(spec, species) → (pair_style words, (pair_coeff words, ...)): how this
     parameter-free potential enters a LAMMPS ``pair_style hybrid/overlay`` written by another
     family's export (ZBL under a SNAP); pair_coeff words without the style name.
@@ -148,3 +151,4 @@ class Family:
     coefficient_text: Callable | None = None
     export_files: Callable | None = None
     lammps_overlay: Callable | None = None
+    penalties: Callable | None = None

@@ -403,6 +403,8 @@ def _output_phase(job: s.JobSpec, log: Log, clock: Clock, outputs: _Outputs,
                         "validation": objective_of(records, "validation")}
     objective_values["initial"] = (fit.history[0][1] if fit is not None and fit.history
                                    else objective_values["training"])
+    if ev.regularization:  # the training objective's regularisation terms, not in "training"
+        objective_values["regularization"] = dict(ev.regularization)
     for set_name in ("training", "validation"):
         recs = [r for r in records if r["set"] == set_name and "dataset" not in r]
         if recs:
@@ -427,6 +429,9 @@ def _output_phase(job: s.JobSpec, log: Log, clock: Clock, outputs: _Outputs,
     for set_name in ("training", "validation"):
         if objective_values[set_name] is not None:
             log(f"Objective ({set_name} set): {rl.fmt(objective_values[set_name], digits)}")
+    if ev.regularization:
+        log("Regularisation (added to the training objective): " + ", ".join(
+            f"{k} {rl.fmt(v, digits)}" for k, v in ev.regularization.items()))
     unconverged = [r["id"] for r in records
                    if r["relaxation_converged"] is False]
     if unconverged:
