@@ -18,7 +18,7 @@ pyace = pytest.importorskip("pyace")
 
 from ase.build import bulk  # noqa: E402
 from ase.calculators.singlepoint import SinglePointCalculator  # noqa: E402
-from ase.io import write  # noqa: E402
+from ase.io import read, write  # noqa: E402
 from pyace.basisextension import get_actual_ladder_step  # noqa: E402
 from pyace.multispecies_basisextension import (clean_bbasisconfig,  # noqa: E402
                                                extend_multispecies_basis)
@@ -180,11 +180,12 @@ def job_text(param_file, extra="", fitting="", structures=None) -> str:
 def test_ladder_fit_lowers_the_objective_and_ends_with_the_target(tmp_path):
     """Five functions, two per step (2, 4, 5), each step one <linear-solve> on pyace-labelled
     cells: the objective falls at every step (it starts where the last ended: new functions
-    enter at zero), every step's file holds that step's functions in pyace's body order and
-    pyace reads it, the last step recovers the labelling coefficients and the fitted file has
-    the whole target basis."""
+    enter at zero), every step's file holds that step's functions in pyace's body order, and
+    pyace's energies and forces from it have the RMSE rexfit measured at the end of that step;
+    the last step recovers the labelling coefficients and the fitted file has the whole
+    target basis."""
     truth = random_potential(tmp_path, "truth.yaml", *LINEAR, seed=5)
-    frames = cells(tmp_path / "cu.xyz", truth)
+    cells(tmp_path / "cu.xyz", truth)
     extra = '<ladder step="2"/><fit-dof><coefficients/></fit-dof>'
     (tmp_path / "job.xml").write_text(job_text("truth.yaml", extra,
                                                "<fitting><linear-solve/></fitting>"))
@@ -200,18 +201,24 @@ def test_ladder_fit_lowers_the_objective_and_ends_with_the_target(tmp_path):
     got = np.array([res.parameters[f"Cu[ACE].c{k + 1}[Cu]"] for k in range(5)])
     np.testing.assert_allclose(got, want, atol=1e-8)
     sizes = []
+    labelled = read(tmp_path / "cu.xyz", index=":")
     for k, step in enumerate(steps):
         path = tmp_path / "out" / f"Cu.ladder{k + 1}.yaml"
         assert step["files"] == [path.name]
-        funcs = read_bbasis(path).block("Cu").functions
-        sizes.append(len(funcs))
+        sizes.append(len(read_bbasis(path).block("Cu").functions))
+        # pyace on the step's file gives the errors rexfit measured at the end of that step
         calc = pyace.PyACECalculator(str(path))
-        atoms = frames[0].copy()
-        atoms.calc = calc
-        e = atoms.get_potential_energy()
-        assert np.isfinite(e)
-        if k == len(steps) - 1:
-            assert abs(e - frames[0].get_potential_energy()) / 4 < 1e-8
+        de, df = [], []
+        for atoms in labelled:
+            other = atoms.copy()
+            other.calc = calc
+            de.append((other.get_potential_energy() - atoms.get_potential_energy()) / 4)
+            df.append(other.get_forces() - atoms.get_forces())
+        measured = [p for p in res.results["fit"]["progress"] if p["ladder_step"] == k + 1][-1]
+        rmse = measured["rmse"]["training"]
+        assert abs(np.sqrt(np.mean(np.square(de))) - rmse["energy_per_atom"]) \
+            <= 1e-9 * rmse["energy_per_atom"] + 1e-12
+        assert abs(np.sqrt(np.mean(np.square(df))) - rmse["forces"]) <= 1e-7 * rmse["forces"] + 1e-12
     assert sizes == [2, 4, 5]
     first = {function_key(f) for f in read_bbasis(tmp_path / "out" / "Cu.ladder1.yaml")
              .block("Cu").functions}
@@ -263,20 +270,33 @@ def test_upfit_starts_from_the_initial_potential(tmp_path):
 
 
 def test_upfit_with_a_ladder_starts_from_the_initial_functions(tmp_path):
-    """With <initial-potential> and <ladder fraction>, the first step adds round(f × 3)
-    functions to the initial 3 of the 5 (in power order), the second the last one."""
+    """<initial-potential> (3 of the 5 functions) and <ladder fraction="0.3"
+    order="power-order">, BFGS: round(0.3 × 3) = 1 function per step, first the rank-1
+    n = 3 (power 4) and then the rank-2 l = 1 one (power 6); the first step starts at the
+    initial potential (pyace's energy errors of its file) and no step raises the objective."""
     initial = random_potential(tmp_path, "initial.yaml", ("Cu",), (2, 1), (0, 0), seed=1)
     truth = random_potential(tmp_path, "truth.yaml", *LINEAR, seed=5)
     cells(tmp_path / "cu.xyz", truth, count=3)
     extra = ('<initial-potential>initial.yaml</initial-potential>'
-             '<ladder fraction="0.5" order="power-order"/><fit-dof><coefficients/></fit-dof>')
+             '<ladder fraction="0.3" order="power-order"/><fit-dof><coefficients/></fit-dof>')
     (tmp_path / "job.xml").write_text(job_text("truth.yaml", extra,
-                                               "<fitting><linear-solve/></fitting>"))
+                                               '<fitting><BFGS max-iter="4"/></fitting>'))
     res = rexfit.run(tmp_path / "job.xml", tmp_path / "out")
     steps = res.results["fit"]["ladder"]
-    assert [s["functions"] for s in steps] == [[5]]  # round(0.5 × 3) = 2: 3 → 5 in one step
-    assert [s["added"] for s in steps] == [[2]]
-    assert steps[0]["objective"] <= res.results["fit"]["history"][0][1]
+    assert [s["functions"] for s in steps] == [[4], [5]]
+    losses = [res.results["fit"]["history"][0][1]] + [s["objective"] for s in steps]
+    assert all(b <= a for a, b in zip(losses, losses[1:])) and losses[-1] < losses[0], losses
+    old = {function_key(f) for f in read_bbasis(initial).block("Cu").functions}
+    first = {function_key(f) for f in read_bbasis(tmp_path / "out" / "Cu.ladder1.yaml")
+             .block("Cu").functions}
+    assert first - old == {(("Cu", "Cu"), (3,), (0,), ())}
+    errors = []  # the start is the initial potential: pyace's errors of its file
+    for atoms in read(tmp_path / "cu.xyz", index=":"):
+        other = atoms.copy()
+        other.calc = pyace.PyACECalculator(str(initial))
+        errors.append((other.get_potential_energy() - atoms.get_potential_energy()) / 4)
+    start = res.results["fit"]["progress"][0]["rmse"]["training"]["energy_per_atom"]
+    assert abs(start - np.sqrt(np.mean(np.square(errors)))) < 1e-9 * start
 
 
 def expect_error(tmp_path, xml: str, message: str, *, no_fit=False, line_of=None):
