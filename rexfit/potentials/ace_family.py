@@ -13,6 +13,13 @@ coefficients of every bond, ``crad<k>[<bond>]`` (k from 1 over (n, l, k) in file
 its two elements alphabetical, ``CuCu``, ``AlCu``).  ``tag`` restricts a group to one block or
 bond.  Functions marked ``skip`` in the file are not fitted.
 
+Upfit and ladder (:mod:`rexfit.potentials.ace.ladder`): ``<initial-potential>`` names a
+B-basis YAML whose coefficients start the functions (and radial rows) it shares with the
+file, the others starting at zero; ``<ladder step fraction order>`` makes the training phase
+grow the basis from empty (or from the initial potential's functions) in pacemaker's steps
+(:func:`ladder` gives the steps; ``rexfit.run.ladder`` runs them), every function coefficient
+then starting at zero.
+
 JAX is imported inside the functions that need it, so that reading a job does not load it.
 """
 

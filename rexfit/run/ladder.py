@@ -83,6 +83,8 @@ def run_ladder(objective, job, rungs, log, write, *, max_iter=None, tty=None) ->
     if nsteps == 0:
         log("Ladder: the start already holds the whole basis; one fit")
         return run_fit(objective, job.fitting, log, max_iter=max_iter, tty=tty)
+    if job.fitting.checkpoint_interval:
+        log("Note: no checkpoints are written while the basis grows by a ladder")
     tree = pm.params
     fits, records = [], []
     for k in range(nsteps):
