@@ -229,6 +229,29 @@ def test_ladder_fit_lowers_the_objective_and_ends_with_the_target(tmp_path):
     assert json.loads((tmp_path / "out" / "results.json").read_text())["fit"]["ladder"] == steps
 
 
+def test_ladder_steps_share_their_programs(tmp_path, caplog):
+    """Five steps of one function (BFGS, two iterations each) compile the dataset's loss
+    programs once, not once per step: every step evaluates the same potential (the missing
+    coefficients held at zero) with the same objective."""
+    import jax
+
+    truth = random_potential(tmp_path, "truth.yaml", *LINEAR, seed=7)
+    cells(tmp_path / "cu.xyz", truth, count=2)
+    extra = '<ladder step="1"/><fit-dof><coefficients/></fit-dof>'
+    (tmp_path / "job.xml").write_text(job_text("truth.yaml", extra,
+                                               '<fitting><BFGS max-iter="2"/></fitting>'))
+    jax.config.update("jax_log_compiles", True)
+    try:
+        with caplog.at_level(logging.WARNING, logger="jax._src.interpreters.pxla"):
+            res = rexfit.run(tmp_path / "job.xml", tmp_path / "out")
+    finally:
+        jax.config.update("jax_log_compiles", False)
+    assert [s["functions"] for s in res.results["fit"]["ladder"]] == [[1], [2], [3], [4], [5]]
+    compiled = [r.getMessage().split()[1] for r in caplog.records
+                if r.getMessage().startswith("Compiling jit(_loss")]
+    assert compiled and len(compiled) == len(set(compiled)), compiled
+
+
 FCC = """    <fcc-lattice id="fcc">
       <atom-type>Cu</atom-type>
       <lattice-parameter>3.58</lattice-parameter>
