@@ -189,7 +189,7 @@ def test_ladder_fit_lowers_the_objective_and_ends_with_the_target(tmp_path):
     extra = '<ladder step="2"/><fit-dof><coefficients/></fit-dof>'
     (tmp_path / "job.xml").write_text(job_text("truth.yaml", extra,
                                                "<fitting><linear-solve/></fitting>"))
-    res = rexfit.run(tmp_path / "job.xml", tmp_path / "out")
+    res = rexfit.run(tmp_path / "job.xml", tmp_path / "out", plots=False)
     steps = res.results["fit"]["ladder"]
     assert [s["functions"] for s in steps] == [[2], [4], [5]]
     assert [s["added"] for s in steps] == [[2], [2], [1]]
@@ -243,7 +243,7 @@ def test_ladder_steps_share_their_programs(tmp_path, caplog):
     jax.config.update("jax_log_compiles", True)
     try:
         with caplog.at_level(logging.WARNING, logger="jax._src.interpreters.pxla"):
-            res = rexfit.run(tmp_path / "job.xml", tmp_path / "out")
+            res = rexfit.run(tmp_path / "job.xml", tmp_path / "out", plots=False)
     finally:
         jax.config.update("jax_log_compiles", False)
     assert [s["functions"] for s in res.results["fit"]["ladder"]] == [[1], [2], [3], [4], [5]]
@@ -271,7 +271,7 @@ def test_upfit_starts_from_the_initial_potential(tmp_path):
     extra = "<initial-potential>initial.yaml</initial-potential>" \
             "<fit-dof><coefficients/><crad/></fit-dof>"
     (tmp_path / "job.xml").write_text(job_text("target.yaml", extra, structures=FCC))
-    res = rexfit.run(tmp_path / "job.xml", tmp_path / "out", no_fit=True)
+    res = rexfit.run(tmp_path / "job.xml", tmp_path / "out", no_fit=True, plots=False)
     old = read_bbasis(initial)
     new = read_bbasis(target)
     old_c = {function_key(f): f.c[0] for f in old.block("Cu").functions}
@@ -304,7 +304,7 @@ def test_upfit_with_a_ladder_starts_from_the_initial_functions(tmp_path):
              '<ladder fraction="0.3" order="power-order"/><fit-dof><coefficients/></fit-dof>')
     (tmp_path / "job.xml").write_text(job_text("truth.yaml", extra,
                                                '<fitting><BFGS max-iter="4"/></fitting>'))
-    res = rexfit.run(tmp_path / "job.xml", tmp_path / "out")
+    res = rexfit.run(tmp_path / "job.xml", tmp_path / "out", plots=False)
     steps = res.results["fit"]["ladder"]
     assert [s["functions"] for s in steps] == [[4], [5]]
     losses = [res.results["fit"]["history"][0][1]] + [s["objective"] for s in steps]
