@@ -328,6 +328,8 @@ def _run_job(job: s.JobSpec, log: Log, clock: Clock, outputs: _Outputs, *, no_fi
     start = time.perf_counter()
     out = outputs.dir
     pm = build_potentials(job)
+    fitting = job.fitting is not None and job.fitting.enabled and not no_fit
+    rungs = ladders(job, pm) if fitting else []  # a basis grown in steps (ACE <ladder>)
     space = ParameterSpace(pm, job.constraints)
     progress("building structures, datasets and the objective")
     objective = Objective(job, space)
@@ -343,7 +345,6 @@ def _run_job(job: s.JobSpec, log: Log, clock: Clock, outputs: _Outputs, *, no_fi
         log(f"Training phase: {space.size} fitted parameter(s), "
             f"{len(objective.ids()) + objective.training_entries()} training structure(s), "
             f"minimizer <{job.fitting.minimizer.kind}>")
-        rungs = ladders(job, pm)
         if rungs and restart:
             raise InputErrors([InputError(
                 "--restart: a job whose basis grows by a <ladder> cannot be continued from a "
