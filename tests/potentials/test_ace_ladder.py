@@ -178,21 +178,21 @@ def job_text(param_file, extra="", fitting="", structures=None) -> str:
 
 
 def test_ladder_fit_lowers_the_objective_and_ends_with_the_target(tmp_path):
-    """Five functions, two per step (2, 4, 5), each step one <linear-solve> on pyace-labelled
-    cells: the objective falls at every step (it starts where the last ended: new functions
+    """Five functions, three per step (3, 5), each step one <linear-solve> on pyace-labelled
+    cells (the first step's Jacobian padded to four directions): the objective falls at every step (it starts where the last ended: new functions
     enter at zero), every step's file holds that step's functions in pyace's body order, and
     pyace's energies and forces from it have the RMSE rexfit measured at the end of that step;
     the last step recovers the labelling coefficients and the fitted file has the whole
     target basis."""
     truth = random_potential(tmp_path, "truth.yaml", *LINEAR, seed=5)
     cells(tmp_path / "cu.xyz", truth)
-    extra = '<ladder step="2"/><fit-dof><coefficients/></fit-dof>'
+    extra = '<ladder step="3"/><fit-dof><coefficients/></fit-dof>'
     (tmp_path / "job.xml").write_text(job_text("truth.yaml", extra,
                                                "<fitting><linear-solve/></fitting>"))
     res = rexfit.run(tmp_path / "job.xml", tmp_path / "out", plots=False)
     steps = res.results["fit"]["ladder"]
-    assert [s["functions"] for s in steps] == [[2], [4], [5]]
-    assert [s["added"] for s in steps] == [[2], [2], [1]]
+    assert [s["functions"] for s in steps] == [[3], [5]]
+    assert [s["added"] for s in steps] == [[3], [2]]
     losses = [res.results["fit"]["history"][0][1]] + [s["objective"] for s in steps]
     assert all(b < a for a, b in zip(losses, losses[1:])), losses
     assert losses[-1] < 1e-12 * losses[0]
@@ -219,10 +219,10 @@ def test_ladder_fit_lowers_the_objective_and_ends_with_the_target(tmp_path):
         assert abs(np.sqrt(np.mean(np.square(de))) - rmse["energy_per_atom"]) \
             <= 1e-9 * rmse["energy_per_atom"] + 1e-12
         assert abs(np.sqrt(np.mean(np.square(df))) - rmse["forces"]) <= 1e-7 * rmse["forces"] + 1e-12
-    assert sizes == [2, 4, 5]
+    assert sizes == [3, 5]
     first = {function_key(f) for f in read_bbasis(tmp_path / "out" / "Cu.ladder1.yaml")
              .block("Cu").functions}
-    assert first == {function_key(f) for f in target.block("Cu").functions[:2]}  # rank 1, n=1,2
+    assert first == {function_key(f) for f in target.block("Cu").functions[:3]}  # rank 1
     fitted = read_bbasis(tmp_path / "out" / "Cu.fitted.yaml").block("Cu").functions
     assert [function_key(f) for f in fitted] == [function_key(f) for f in
                                                 target.block("Cu").functions]
