@@ -48,14 +48,19 @@ class FitResult:
     warnings: list = field(default_factory=list)
     #: measurements at output iterations (:meth:`_Tracker.measure`)
     progress: list = field(default_factory=list)
+    #: one record per step of a basis ladder (empty without one)
+    ladder: list = field(default_factory=list)
 
     def to_json(self) -> dict:
-        return {"method": self.method, "iterations": self.iterations,
-                "evaluations": self.evaluations, "converged": self.converged,
-                "message": self.message, "verdict": self.verdict or self.message,
-                "warnings": list(self.warnings), "seconds": self.seconds,
-                "grad_norm": self.grad_norm, "interrupted": self.interrupted,
-                "history": self.history, "progress": self.progress}
+        out = {"method": self.method, "iterations": self.iterations,
+               "evaluations": self.evaluations, "converged": self.converged,
+               "message": self.message, "verdict": self.verdict or self.message,
+               "warnings": list(self.warnings), "seconds": self.seconds,
+               "grad_norm": self.grad_norm, "interrupted": self.interrupted,
+               "history": self.history, "progress": self.progress}
+        if self.ladder:
+            out["ladder"] = list(self.ladder)
+        return out
 
 
 class _Stop(Exception):

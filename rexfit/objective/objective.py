@@ -8,6 +8,7 @@ training structures; the validation objective, computed the same way, is reporte
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 from dataclasses import dataclass, field
@@ -92,6 +93,16 @@ def _value_text(name: str, value) -> str:
         return f"{name} = {float(a.reshape(-1)[0]):g}"
     bad = int(np.count_nonzero(~np.isfinite(a)))
     return f"{name}: {bad} of {a.size} components not finite"
+
+
+def _padded(directions: np.ndarray, cap: int | None) -> np.ndarray:
+    """``directions`` (P, K) with zero columns added up to the next power of two of K, at
+    most ``cap`` (None or K ≥ cap: as they are)."""
+    k = directions.shape[1]
+    if cap is None or k >= cap or k == 0:
+        return directions
+    width = min(cap, 1 << (k - 1).bit_length())
+    return np.pad(directions, ((0, 0), (0, width - k)))
 
 
 def target_of(p: s.PropertySpec | None, name: str, model, natoms: int | None = None):
@@ -220,11 +231,29 @@ class Objective:
         #: (term key, neighbour-list shapes) of the gradient programs compiled so far
         self._graded: set = set()
         self._tree_jacobian = None
+        #: pad the datasets' Jacobian directions to a power of two up to this (None: no)
+        self.column_cap: int | None = None
 
     def has_validation(self) -> bool:
         """True if the job has a validation set (structures or dataset entries)."""
         return bool(self.ids(("validation",))) or any(
             set_name == "validation" for _, set_name in self.datasets)
+
+    def with_space(self, space: ParameterSpace, column_cap: int | None = None) -> "Objective":
+        """This objective over another parameter space of the same potentials (other DOFs
+        fitted, other start values: a ladder step); the structures, datasets, relaxed
+        states and compiled programs are shared, nothing is built again.  The datasets'
+        Jacobians are computed for a power of two of directions up to ``column_cap``
+        (default: this objective's number of fitted parameters), so that spaces of
+        different sizes share a few programs."""
+        other = copy.copy(self)
+        other.space = space
+        other._state = dict(self._state)
+        other._tree = jax.jit(space.tree)
+        other._tree_jacobian = None
+        other.evaluations = 0
+        other.column_cap = self.space.size if column_cap is None else column_cap
+        return other
 
     def ids(self, sets=("training",)) -> list[str]:
         return [k for k, v in self.sets.items() if v in sets]
@@ -370,7 +399,10 @@ class Objective:
         for (did, set_name), dterm in self.datasets.items():
             if set_name != "training":
                 continue
-            r, jac = dterm.engine.residuals_and_jacobian(tree, t_u)  # J·(∂tree/∂u), not J
+            # J·(∂tree/∂u), not J; with a column cap (ladder steps) the directions are padded
+            # with zero columns to a power of two, so that fewer programs are compiled
+            r, jac = dterm.engine.residuals_and_jacobian(tree, _padded(t_u, self.column_cap))
+            jac = jac[:, :t_u.shape[1]]
             rows.append(r)
             jacs.append(jac)
         self.evaluations += 1

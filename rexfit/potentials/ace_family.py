@@ -18,6 +18,13 @@ bond.  Functions marked ``skip`` in the file are not fitted.
 fitted function coefficients (the model layer's per-DOF L1 and L2), and the radial
 smoothness of :mod:`rexfit.potentials.ace.regularization` (a penalty of the potential).
 
+Upfit and ladder (:mod:`rexfit.potentials.ace.ladder`): ``<initial-potential>`` names a
+B-basis YAML whose coefficients start the functions (and radial rows) it shares with the
+file, the others starting at zero; ``<ladder step fraction order>`` makes the training phase
+grow the basis from empty (or from the initial potential's functions) in pacemaker's steps
+(:func:`ladder` gives the steps; ``rexfit.run.ladder`` runs them), every function coefficient
+then starting at zero.
+
 JAX is imported inside the functions that need it, so that reading a job does not load it.
 """
 
@@ -25,6 +32,8 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+
+import numpy as np
 
 from rexfit.errors import Origin
 from rexfit.potentials.family import Family
@@ -49,11 +58,24 @@ class ActiveSetSpec:
 
 
 @dataclass(frozen=True)
+class LadderSpec:
+    """``<ladder>``: functions added per step (``step``, an integer ≥ 1; ``fraction``, of the
+    current size, 0 < f < 1; the larger wins; neither: all at once) in ``order``
+    (``body-order`` or ``power-order``), as pacemaker's ``ladder_step`` / ``ladder_type``."""
+
+    step: int | None
+    fraction: float | None
+    order: str
+    origin: Origin
+
+
+@dataclass(frozen=True)
 class AceSpec:
     """``<ace>``: the B-basis YAML read (resolved path), the ``<fit-dof>`` groups, the
-    potential's id and origin, its ``<active-set>`` (None: no extrapolation grade) and
+    potential's id and origin, its ``<active-set>`` (None: no extrapolation grade),
     ``regularization``: the ``<regularization>`` weights (l1, l2, w0-rad, w1-rad, w2-rad),
-    zeros without one."""
+    zeros without one; the ``<initial-potential>`` (resolved path) an upfit starts from and
+    the ``<ladder>`` the basis grows by (None: none)."""
 
     param_file: str | None
     fit_dofs: tuple
@@ -61,6 +83,8 @@ class AceSpec:
     origin: Origin
     active_set: ActiveSetSpec | None = None
     regularization: tuple = (0.0,) * len(REGULARIZATION)
+    initial_potential: str | None = None
+    ladder: LadderSpec | None = None
 
 
 def build_spec(reader, node, ident: str, species_a: str, species_b: str):
@@ -75,9 +99,40 @@ def build_spec(reader, node, ident: str, species_a: str, species_b: str):
                      "(output_potential.yaml)", node.origin)
     param_file = reader.file(files[0]) if files else None
     dofs = reader.fit_dofs(node.find("fit-dof"), DOF_GROUPS, f"ace '{ident}'")
+    initial = node.findall("initial-potential")
+    if len(initial) > 1:
+        reader.error(f"{what} takes one <initial-potential> (a B-basis YAML to start from)",
+                     initial[1].origin)
+    initial_potential = reader.file(initial[0]) if initial else None
+    ladders = node.findall("ladder")
+    if len(ladders) > 1:
+        reader.error(f"{what} takes one <ladder>", ladders[1].origin)
+    ladder = _ladder_spec(reader, ladders[0], what) if ladders else None
     return AceSpec(param_file, tuple(dofs.values()), ident, node.origin,
                    _active_set_spec(reader, node.findall("active-set"), what),
-                   _regularization(reader, node, what))
+                   _regularization(reader, node, what), initial_potential, ladder)
+
+
+#: The orders of ``<ladder order>`` (as rexfit.potentials.ace.ladder.ORDERS; pacemaker's
+#: ladder_type body_order and power_order)
+LADDER_ORDERS = ("body-order", "power-order")
+
+
+def _ladder_spec(reader, node, what: str) -> LadderSpec:
+    """``<ladder step fraction order>`` (errors recorded by ``reader``)."""
+    step = reader.integer(node, "step")
+    fraction = reader.attribute(node, "fraction")
+    order = (node.get("order") or "body-order").strip()
+    if step is not None and step < 1:
+        reader.error(f"{what} <ladder step='{step}'>: give the number of functions added per "
+                     "step, an integer of at least 1", node.origin)
+    if fraction is not None and not 0.0 < fraction < 1.0:
+        reader.error(f"{what} <ladder fraction='{fraction:g}'>: give the growth per step as a "
+                     "fraction of the current basis, between 0 and 1 (e.g. 0.2)", node.origin)
+    if order not in LADDER_ORDERS:
+        reader.error(f"{what} <ladder order='{order}'>: the order is body-order or "
+                     "power-order", node.origin)
+    return LadderSpec(step, fraction, order, node.origin)
 
 
 def _active_set_spec(reader, nodes, what: str) -> ActiveSetSpec | None:
@@ -152,11 +207,10 @@ def build_model(spec: AceSpec, species: tuple[str, ...], register):
     """(potential, params {"crad": {bond: flat}, "c": {block: flat}}) from the B-basis file for
     the job's species (atoms of species not in the file carry no energy), with every
     ``<fit-dof>`` group registered, one DOF per coefficient (see the module docstring)."""
-    import numpy as np
-
     from rexfit.errors import InputError, InputErrors
 
     potential, params = _load(spec, species)
+    params = _start(spec, potential, params)
     skipped = {name: [f[4] for f in funcs] for name, funcs in potential.functions}
     groups = {"coefficients": ("c", "c"), "crad": ("crad", "crad")}
     chosen: dict = {}
@@ -199,6 +253,59 @@ def penalties(spec: AceSpec, potential):
     from rexfit.potentials.ace.regularization import smoothness_penalty
 
     return (("radial smoothness", smoothness_penalty(potential, w0, w1, w2)),)
+
+
+def _initial(spec: AceSpec, potential, params):
+    """The upfit start (:class:`rexfit.potentials.ace.ladder.Start`) from the
+    ``<initial-potential>`` for the target ``potential`` with its ``params``; located errors."""
+    from rexfit.errors import InputError, InputErrors
+    from rexfit.potentials.ace.files import read_bbasis
+    from rexfit.potentials.ace.ladder import start_values
+
+    what = f"<ace id='{spec.ident}'> <initial-potential>"
+    shaped = potential.shaped(params)
+    try:
+        initial = read_bbasis(spec.initial_potential)
+        return start_values(potential.basis,
+                            {k: np.asarray(v) for k, v in shaped["crad"].items()},
+                            {k: np.asarray(v) for k, v in shaped["c"].items()}, initial)
+    except Exception as exc:  # noqa: BLE001 - any reading error (YAML syntax too) of the file
+        raise InputErrors([InputError(f"{what}: {spec.initial_potential}: {exc}",
+                                      spec.origin)]) from None
+
+
+def _start(spec: AceSpec, potential, params):
+    """The start values (flat): the file's; with an ``<initial-potential>`` its coefficients
+    where it has them, zero for the target's other functions (upfit); with a ``<ladder>`` and
+    no initial potential every function coefficient zero (the basis grows from empty)."""
+    import jax.numpy as jnp
+
+    if spec.initial_potential is not None:
+        start = _initial(spec, potential, params)
+        crad, c = start.crad, start.c
+    elif spec.ladder is not None:
+        crad, c = params["crad"], {k: np.zeros(np.shape(v)) for k, v in params["c"].items()}
+    else:
+        return params
+    return {"crad": {k: jnp.ravel(jnp.asarray(v, dtype=jnp.float64)) for k, v in crad.items()},
+            "c": {k: jnp.ravel(jnp.asarray(v, dtype=jnp.float64)) for k, v in c.items()}}
+
+
+def ladder(spec: AceSpec, term, params):
+    """The ``<ladder>`` of the potential (:class:`rexfit.potentials.ace.ladder.Ladder`), or
+    None: the steps from the empty basis (or the initial potential's functions) to the whole
+    file, with the coefficient paths each step fits."""
+    if spec.ladder is None:
+        return None
+    from rexfit.potentials.ace.ladder import build_ladder
+
+    blocks = [(b.name, b.functions) for b in term.basis.blocks if b.name in params["c"]]
+    ndensity = {name: term.c_shape(name)[1] for name, _ in blocks}
+    start = {}
+    if spec.initial_potential is not None:
+        start = _initial(spec, term, params).present
+    lad = spec.ladder
+    return build_ladder(blocks, ndensity, start, lad.step, lad.fraction, lad.order)
 
 
 def build_potential(spec: AceSpec, species: tuple[str, ...]):
@@ -246,4 +353,4 @@ FAMILY = Family(element="ace", type_name="ACE", parameters=DOF_GROUPS, neighbour
                 exports=("export-potential",), build_model=build_model, dof_groups=True,
                 coefficient_file="yaml", coefficient_element="param-file",
                 coefficient_text=coefficient_text, export_files=export_files,
-                species_text=species_text, penalties=penalties)
+                species_text=species_text, penalties=penalties, ladder=ladder)

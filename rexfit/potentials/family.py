@@ -106,6 +106,11 @@ class Family:
     species_text(spec) → what the job summary (``rexfit validate``) says the potential acts
     between, when the element's ``species-a``/``species-b`` do not say it (Buckingham:
     ``pairs Mg-O, O-O``); None: ``species A-B``.
+    ladder(spec, term, params) → the potential's basis ladder or None (ACE's ``<ladder>``,
+    :class:`rexfit.potentials.ace.ladder.Ladder`: ``steps``, each with the parameter paths
+    in the basis after it (``active``), ``managed``: the paths it switches, and
+    ``text(term, params, k, header)``, the potential file of step k); the training phase then
+    fits step by step, the managed coefficients outside a step's basis held at zero.
 
     For families whose fitted values are written to a file of their own that parameters.xml
     names (coefficient and model files):
@@ -152,3 +157,4 @@ class Family:
     export_files: Callable | None = None
     lammps_overlay: Callable | None = None
     penalties: Callable | None = None
+    ladder: Callable | None = None

@@ -38,6 +38,7 @@ from rexfit.files import write_json, write_text
 from rexfit.report.metrics import dataset_metrics, dataset_records, metrics_table
 from rexfit.report.heartbeat import Heartbeat
 from rexfit.report.structure_files import write_structure
+from rexfit.run.ladder import ladders, run_ladder
 from rexfit.timing import Clock, progress
 
 
@@ -327,6 +328,8 @@ def _run_job(job: s.JobSpec, log: Log, clock: Clock, outputs: _Outputs, *, no_fi
     start = time.perf_counter()
     out = outputs.dir
     pm = build_potentials(job)
+    fitting = job.fitting is not None and job.fitting.enabled and not no_fit
+    rungs = ladders(job, pm) if fitting else []  # a basis grown in steps (ACE <ladder>)
     space = ParameterSpace(pm, job.constraints)
     progress("building structures, datasets and the objective")
     objective = Objective(job, space)
@@ -342,11 +345,24 @@ def _run_job(job: s.JobSpec, log: Log, clock: Clock, outputs: _Outputs, *, no_fi
         log(f"Training phase: {space.size} fitted parameter(s), "
             f"{len(objective.ids()) + objective.training_entries()} training structure(s), "
             f"minimizer <{job.fitting.minimizer.kind}>")
+        if rungs and restart:
+            raise InputErrors([InputError(
+                "--restart: a job whose basis grows by a <ladder> cannot be continued from a "
+                "checkpoint yet; run it again without --restart (or start a new fit from a "
+                "step's potential file with <initial-potential>)", job.fitting.origin)])
         state = _read_checkpoint(out, space, job) if restart else None
         clock.phase("fit")
-        fit = run_fit(objective, job.fitting, log, max_iter=max_iter, tty=tty,
-                      checkpoint=_checkpointer(job, space, out, log),
-                      restart=state)
+        if rungs:
+            def write_step(name: str, text: str) -> str:
+                outputs.write(lambda d: write_text(os.path.join(d, name), text))
+                return os.path.join(outputs.dir, name)
+
+            fit = run_ladder(objective, job, rungs, log, write_step, max_iter=max_iter,
+                             tty=tty)
+        else:
+            fit = run_fit(objective, job.fitting, log, max_iter=max_iter, tty=tty,
+                          checkpoint=_checkpointer(job, space, out, log),
+                          restart=state)
         log(f"Fit {fit.verdict} "
             f"({fit.iterations} iterations, {fit.evaluations} evaluations, {fit.seconds:.1f} s)")
         for warning in fit.warnings:
@@ -490,8 +506,8 @@ def _extrapolation_grades(job: s.JobSpec, objective: Objective, pm: PotentialMod
     from rexfit.potentials.ace.active_set import ActiveSetError, write_asi
     from rexfit.structures.system import make_system
 
-    wanted = [p for p in job.potentials if p.kind == "ace"
-              and getattr(p.family_spec, "active_set", None) is not None]
+    wanted = [p for p in job.potentials
+              if getattr(p.family_spec, "active_set", None) is not None]
     if not wanted:
         return []
     structures = []
