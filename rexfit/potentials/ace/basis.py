@@ -1,0 +1,413 @@
+"""A B-basis generated from pacemaker's basis description (the ``potential:`` section of its
+input: ``deltaSplineBins``, ``elements``, ``embeddings``, ``bonds``, ``functions``), with the
+functions, their order, the radial coefficients (δ-like: crad[n, l, k] = 1 for k = n) and the
+function coefficients (zero) that pacemaker starts a fit from.
+
+Description (a dict, as pacemaker's YAML reads): ``embeddings`` and ``bonds`` map ``ALL``,
+``UNARY`` (and for bonds ``BINARY``) or an element (``Al``) / a pair (``AlNi``, ``(Al, Ni)``,
+both directions) to their settings, later entries overriding earlier ones; ``functions`` maps
+``ALL``, ``UNARY`` … ``QUINARY`` or a block (central element first: ``AlNi`` is the block
+``Al Ni``) to ``nradmax_by_orders`` and ``lmax_by_orders``, plus an optional
+``number_of_functions_per_element``.
+
+Functions of a block (central element μ_0, block elements E): by rank r, for every sorted
+tuple of r elements of E that together with μ_0 uses all of E, every radial index tuple
+(n_t ≤ nradmax_by_orders[r − 1]; tuples equal up to a permutation of identical (μ, n) factors
+counted once), and every (ls, LS) of the list :func:`coupled_momenta` gives for the pattern of
+identical factors, with every l ≤ lmax_by_orders[r − 1].  The list holds, ls in lexicographic
+order (sorted within each group of identical factors, Σl even) and LS in lexicographic order
+for each ls, the couplings that are linearly independent of those before them once identical
+factors are symmetrised.  As pacemaker's tabulated list, it stops at l = 10, 6, 4, 3 for ranks
+2, 3, 4, 5 (:data:`LMAX_GENERATED`), whatever ``lmax_by_orders`` asks.
+
+``number_of_functions_per_element`` N keeps, in every block, the first N × elements / blocks
+functions in the order of r + Σn + Σl (stable) and lists them by (r, ns, ls, LS); the radial
+sizes of a bond are then those its functions use.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Mapping
+from functools import lru_cache
+
+import numpy as np
+
+from rexfit.potentials.ace.coupling import ms_combinations
+from rexfit.potentials.ace.files import BBasis, BFunction, SpeciesBlock
+
+#: the largest l of the coupled functions generated per rank (pacemaker's tabulated range)
+LMAX_GENERATED = {1: 0, 2: 10, 3: 6, 4: 4, 5: 3}
+#: the highest rank generated
+MAX_RANK = max(LMAX_GENERATED)
+#: the n-ary keywords of ``functions`` (``ALL`` covers every block)
+NARY = {"UNARY": 1, "BINARY": 2, "TERNARY": 3, "QUATERNARY": 4, "QUINARY": 5}
+EMBEDDING_KEYS = ("npot", "fs_parameters", "ndensity", "rho_core_cut", "drho_core_cut")
+BOND_KEYS = ("radbase", "radparameters", "rcut", "dcut", "r_in", "delta_in", "core-repulsion",
+             "NameOfCutoffFunction", "inner_cutoff_type")
+FUNCTION_KEYS = ("nradmax_by_orders", "lmax_by_orders")
+#: defaults of a generated block (as pacemaker writes them)
+RHO_CORE_CUT, DRHO_CORE_CUT = 100000.0, 250.0
+
+_ELEMENT = re.compile(r"[A-Z][a-z]?")
+
+
+class BasisError(ValueError):
+    """A basis description that cannot be generated; ``where`` names its section and key
+    (e.g. ``("functions", "ALL")``) when the problem is local to one entry."""
+
+    def __init__(self, message: str, where: tuple = ()):
+        super().__init__(message)
+        self.where = where
+
+
+# ---------------------------------------------------------------- coupled momenta
+def _triangle(a: int, b: int, c: int) -> bool:
+    return abs(a - b) <= c <= a + b
+
+
+def _lint_candidates(ls: tuple[int, ...]) -> list[tuple[int, ...]]:
+    """Every LS (lexicographic) of the coupling tree of :mod:`.coupling` for ``ls``."""
+    r = len(ls)
+    if r == 1:
+        return [()]
+    if r == 2:
+        return [()] if ls[0] == ls[1] else []
+    if r == 3:
+        return [(ls[2],)] if _triangle(ls[0], ls[1], ls[2]) else []
+    if r == 4:
+        return [(L, L) for L in range(abs(ls[0] - ls[1]), ls[0] + ls[1] + 1)
+                if _triangle(ls[2], ls[3], L)]
+    if r == 5:
+        return [(a, b, ls[4]) for a in range(abs(ls[0] - ls[1]), ls[0] + ls[1] + 1)
+                for b in range(abs(ls[2] - ls[3]), ls[2] + ls[3] + 1) if _triangle(a, b, ls[4])]
+    raise BasisError(f"ACE functions of rank {r} are not generated (ranks up to {MAX_RANK})")
+
+
+def _symmetrised(pattern: tuple[int, ...], ls, LS) -> dict:
+    """The function as a polynomial in the A_{lm}: {monomial: coefficient}, factors of the
+    same group of ``pattern`` being the same A (their (l, m) sorted within the group)."""
+    ms, cg = ms_combinations(tuple(ls), tuple(LS))
+    groups = [tuple(t for t, g in enumerate(pattern) if g == k) for k in sorted(set(pattern))]
+    poly: dict = {}
+    for row, c in zip(ms.tolist(), cg.tolist()):
+        key = tuple(tuple(sorted((ls[t], row[t]) for t in group)) for group in groups)
+        poly[key] = poly.get(key, 0.0) + c
+    return poly
+
+
+@lru_cache(maxsize=None)
+def _independent(pattern: tuple[int, ...], ls: tuple[int, ...]) -> tuple[tuple[int, ...], ...]:
+    """The LS of ``ls`` whose symmetrised functions are independent of the earlier ones."""
+    kept, basis = [], []  # basis: orthonormal polynomials (dicts)
+    for LS in _lint_candidates(ls):
+        v = _symmetrised(pattern, ls, LS)
+        for b in basis:
+            d = sum(v.get(k, 0.0) * x for k, x in b.items())
+            for k, x in b.items():
+                v[k] = v.get(k, 0.0) - d * x
+        norm = float(np.sqrt(sum(x * x for x in v.values())))
+        if norm > 1e-8:
+            basis.append({k: x / norm for k, x in v.items()})
+            kept.append(LS)
+    return tuple(kept)
+
+
+@lru_cache(maxsize=None)
+def coupled_momenta(pattern: tuple[int, ...], lmax: int) -> tuple:
+    """((ls, LS), …) of a product of factors with ``pattern`` (equal numbers: identical
+    (element, n) factors, non-decreasing), every l ≤ ``lmax`` (capped at
+    :data:`LMAX_GENERATED`), in the generated order (module docstring)."""
+    r = len(pattern)
+    if r > MAX_RANK:
+        raise BasisError(f"ACE functions of rank {r} are not generated (ranks up to "
+                         f"{MAX_RANK})")
+    lmax = min(lmax, LMAX_GENERATED[r])
+    out = []
+    for ls in itertools.product(range(lmax + 1), repeat=r):
+        if sum(ls) % 2 or any(pattern[t] == pattern[t + 1] and ls[t] > ls[t + 1]
+                              for t in range(r - 1)):
+            continue
+        out.extend((ls, LS) for LS in _independent(pattern, ls))
+    return tuple(out)
+
+
+def _pattern(pairs) -> tuple[int, ...]:
+    """Equal numbers for equal (element, n) pairs, in order of first appearance."""
+    index: dict = {}
+    return tuple(index.setdefault(p, len(index)) for p in pairs)
+
+
+# ---------------------------------------------------------------- description → blocks
+def _key_elements(key, section: str, elements) -> tuple[str, ...]:
+    found = tuple(key) if isinstance(key, (tuple, list)) else tuple(_ELEMENT.findall(str(key)))
+    if not found or (isinstance(key, str) and "".join(found) != re.sub(r"[\s(),]", "", key)):
+        raise BasisError(f"{section}: '{key}' is neither a keyword nor elements", (section, key))
+    unknown = [e for e in found if e not in elements]
+    if unknown:
+        raise BasisError(f"{section}: '{key}' names {', '.join(unknown)}, not among the "
+                         f"elements ({', '.join(elements)})", (section, key))
+    return found
+
+
+def _species_keys(elements, r: int) -> list[tuple[str, ...]]:
+    """Blocks of r elements: each element as central one, then r − 1 others, alphabetical."""
+    return [(e,) + rest for e in elements
+            for rest in itertools.combinations([x for x in elements if x != e], r - 1)]
+
+
+def _embeddings(config, elements) -> dict:
+    spec = {e: {} for e in elements}
+    given = config.get("embeddings") or {}
+    for keyword in ("ALL", "UNARY"):
+        for e in elements:
+            spec[e].update(given.get(keyword, {}))
+    for key, value in given.items():
+        if key not in ("ALL", "UNARY"):
+            found = _key_elements(key, "embeddings", elements)
+            if len(found) != 1:
+                raise BasisError(f"embeddings: '{key}' must be one element", ("embeddings", key))
+            spec[found[0]].update(value)
+    return spec
+
+
+def _bonds(config, elements) -> dict:
+    spec = {pair: {} for pair in itertools.product(elements, repeat=2)}
+    given = config.get("bonds") or {}
+    for keyword, pairs in (("ALL", list(spec)),
+                           ("UNARY", [(e, e) for e in elements]),
+                           ("BINARY", list(itertools.permutations(elements, 2)))):
+        for pair in pairs:
+            spec[pair].update(given.get(keyword, {}))
+    for key, value in given.items():
+        if key not in ("ALL", "UNARY", "BINARY"):
+            found = _key_elements(key, "bonds", elements)
+            if len(found) not in (1, 2):
+                raise BasisError(f"bonds: '{key}' must be one element or a pair", ("bonds", key))
+            pair = (found[0], found[-1])
+            spec[pair].update(value)
+            spec[pair[::-1]].update(value)
+    return spec
+
+
+def _functions(config, elements) -> dict:
+    spec: dict = {}
+    given = {k: v for k, v in (config.get("functions") or {}).items()
+             if k != "number_of_functions_per_element"}
+    if "ALL" in given:
+        for r in range(1, len(elements) + 1):
+            for key in _species_keys(elements, r):
+                spec.setdefault(key, {}).update(given["ALL"])
+    for keyword, r in NARY.items():
+        if keyword in given and r <= len(elements):
+            for key in _species_keys(elements, r):
+                spec.setdefault(key, {}).update(given[keyword])
+    for key, value in given.items():
+        if key != "ALL" and key not in NARY:
+            found = _key_elements(key, "functions", elements)
+            if len(set(found)) != len(found) or list(found[1:]) != sorted(found[1:]):
+                raise BasisError(f"functions: block '{key}' must name its central element, "
+                                 "then the others once each in alphabetical order",
+                                 ("functions", key))
+            spec.setdefault(found, {}).update(value)
+    for key, value in spec.items():
+        missing = [k for k in FUNCTION_KEYS if k not in value]
+        if missing:
+            raise BasisError(f"functions: block {' '.join(key)} has no {' and '.join(missing)}",
+                             ("functions",))
+        n, l = value["nradmax_by_orders"], value["lmax_by_orders"]
+        if len(n) != len(l):
+            raise BasisError(f"functions: block {' '.join(key)}: nradmax_by_orders and "
+                             "lmax_by_orders need one entry per rank each", ("functions",))
+        if len(n) > MAX_RANK:
+            raise BasisError(f"functions: block {' '.join(key)}: rank {len(n)} is not "
+                             f"generated (ranks up to {MAX_RANK})", ("functions",))
+    return spec
+
+
+def _bonds_of(key: tuple[str, ...]):
+    if len(key) == 1:
+        return [(key[0], key[0])]
+    return [p for e in key[1:] for p in ((key[0], e), (e, key[0]))]
+
+
+def _sized_bonds(bonds: dict, functions: dict) -> dict:
+    """Each bond's settings with nradbase, nradmax, lmax: the largest the blocks ask."""
+    sized = {pair: dict(value) for pair, value in bonds.items()}
+    for key, value in functions.items():
+        nradbase = value["nradmax_by_orders"][0]
+        nradmax = max(value["nradmax_by_orders"][1:], default=0)
+        lmax = max(value["lmax_by_orders"])
+        for pair in _bonds_of(key):
+            if not bonds[pair]:
+                raise BasisError(f"bonds: no settings for the bond {pair[0]}-{pair[1]} (block "
+                                 f"{' '.join(key)} needs it)", ("bonds",))
+            bond = sized[pair]
+            for name, size in (("nradbase", nradbase), ("nradmax", nradmax), ("lmax", lmax)):
+                bond[name] = max(bond.get(name, 0), size)
+    return sized
+
+
+def _delta_crad(nradmax: int, lmax: int, nradbase: int) -> tuple:
+    crad = np.zeros((nradmax, lmax + 1, nradbase))
+    for n in range(min(nradmax, nradbase)):
+        crad[n, :, n] = 1.0
+    return tuple(tuple(tuple(float(x) for x in row) for row in nl) for nl in crad)
+
+
+def _floats(value, name: str, where) -> tuple[float, ...]:
+    try:
+        values = value if isinstance(value, (list, tuple)) else [value]
+        return tuple(float(x) for x in values)
+    except (TypeError, ValueError):
+        raise BasisError(f"{name}: expected numbers, not {value!r}", where) from None
+
+
+def _block_fields(key, emb: dict, bond: dict | None) -> dict:
+    """The embedding (unary block) and bond (one- and two-element blocks) fields."""
+    fields: dict = {}
+    if len(key) == 1:
+        for name in ("npot", "fs_parameters", "ndensity"):
+            if name not in emb:
+                raise BasisError(f"embeddings: element {key[0]} has no {name}", ("embeddings",))
+        fields.update(npot=str(emb["npot"]),
+                      fs_parameters=_floats(emb["fs_parameters"], "fs_parameters",
+                                            ("embeddings",)),
+                      ndensity=int(emb["ndensity"]),
+                      rho_core_cut=float(emb.get("rho_core_cut", RHO_CORE_CUT)),
+                      drho_core_cut=float(emb.get("drho_core_cut", DRHO_CORE_CUT)))
+    if bond is not None:
+        for name in ("radbase", "radparameters", "rcut", "dcut"):
+            if name not in bond:
+                raise BasisError(f"bonds: the bond {key[0]}-{key[-1]} has no {name}", ("bonds",))
+        inner = "distance"  # pacemaker's default; given explicitly it wins
+        fields.update(
+            rcut=float(bond["rcut"]), dcut=float(bond["dcut"]),
+            cutoff_function=str(bond.get("NameOfCutoffFunction", "")),
+            r_in=float(bond.get("r_in", 0.0)), delta_in=float(bond.get("delta_in", 0.0)),
+            inner_cutoff_type=str(bond.get("inner_cutoff_type", inner)),
+            radbase=str(bond["radbase"]),
+            radparameters=_floats(bond["radparameters"], "radparameters", ("bonds",)),
+            core_repulsion=_floats(bond.get("core-repulsion", (0.0, 0.0)), "core-repulsion",
+                                   ("bonds",)),
+            nradbase=int(bond["nradbase"]), nradmax=int(bond["nradmax"]),
+            lmax=int(bond["lmax"]))
+    return fields
+
+
+def _block_functions(key, value, ndensity: int) -> list[BFunction]:
+    central = key[0]
+    elms = sorted(set(key))
+    out, seen = [], set()
+    for rank, (nmax, lmax) in enumerate(zip(value["nradmax_by_orders"],
+                                            value["lmax_by_orders"]), start=1):
+        for mus in itertools.combinations_with_replacement(elms, rank):
+            if len({central, *mus}) != len(elms):
+                continue
+            for ns in itertools.product(range(1, int(nmax) + 1), repeat=rank):
+                pairs = tuple(sorted(zip(mus, ns)))
+                if pairs in seen:
+                    continue
+                seen.add(pairs)
+                for ls, LS in coupled_momenta(_pattern(pairs), int(lmax)):
+                    out.append(BFunction((central,) + mus, ns, ls, LS, (0.0,) * ndensity))
+    return out
+
+
+def _radial_sizes(blocks: list[SpeciesBlock]) -> dict:
+    """(nradbase, nradmax, lmax) each ordered bond's functions use, over every block, made
+    symmetric in the bond's two elements."""
+    sizes: dict = {}
+    for b in blocks:
+        for f in b.functions:
+            for mu, n, l in zip(f.elements[1:], f.ns, f.ls):
+                s = sizes.setdefault((f.elements[0], mu), [0, 0, 0])
+                s[0 if f.rank == 1 else 1] = max(s[0 if f.rank == 1 else 1], n)
+                s[2] = max(s[2], l)
+    for (a, c), s in list(sizes.items()):
+        other = sizes.setdefault((c, a), [0, 0, 0])
+        s[:] = other[:] = [max(x, y) for x, y in zip(s, other)]
+    return sizes
+
+
+def _own_sizes(block: SpeciesBlock) -> dict:
+    """(nradbase, nradmax, lmax) over all factors of ``block``'s functions, whatever their
+    bond, as the block's own radial sizes after truncation."""
+    nradbase = max((max(f.ns) for f in block.functions if f.rank == 1), default=0)
+    nradmax = max((max(f.ns) for f in block.functions if f.rank > 1), default=0)
+    lmax = max((max(f.ls) for f in block.functions), default=0)
+    return {(block.elements[0], block.elements[-1]): (nradbase, nradmax, lmax)}
+
+
+def _resized(block: SpeciesBlock, sizes: dict, grow: bool = True) -> SpeciesBlock:
+    """``block`` with its radial sizes raised to (or, ``grow`` False, set to) ``sizes`` of its
+    bond and δ-like radial coefficients of that shape; blocks of three or more elements have
+    no radial part."""
+    from dataclasses import replace
+
+    if len(block.elements) > 2:
+        return block
+    nradbase, nradmax, lmax = sizes.get((block.elements[0], block.elements[-1]), (0, 0, 0))
+    if grow:
+        nradbase, nradmax, lmax = (max(nradbase, block.nradbase), max(nradmax, block.nradmax),
+                                   max(lmax, block.lmax))
+    return replace(block, nradbase=nradbase, nradmax=nradmax, lmax=lmax,
+                   radcoefficients=_delta_crad(nradmax, lmax, nradbase))
+
+
+def _body_order(f: BFunction):
+    return (f.rank, f.ns, f.ls, f.LS, f.elements)
+
+
+def _power_order(f: BFunction):
+    return f.rank + sum(f.ns) + sum(f.ls)
+
+
+def generate_basis(config: Mapping) -> BBasis:
+    """The B-basis pacemaker starts from for the basis description ``config`` (module
+    docstring); :class:`BasisError` when it cannot be generated."""
+    from dataclasses import replace
+
+    if not config.get("elements"):
+        raise BasisError("elements: none given", ("elements",))
+    elements = tuple(sorted(set(str(e) for e in config["elements"])))
+    embeddings = _embeddings(config, elements)
+    functions = _functions(config, elements)
+    bonds = _sized_bonds(_bonds(config, elements), functions)
+    for e in elements:
+        if (e,) not in functions:
+            raise BasisError(f"functions: no block for element {e} (its embedding lives in the "
+                             f"block {e}: give ALL, UNARY or {e})", ("functions",))
+    blocks = []
+    for key, value in functions.items():
+        bond = bonds[key[0], key[-1]] if len(key) <= 2 else None
+        fields = _block_fields(key, embeddings[key[0]], bond)
+        ndensity = int(embeddings[key[0]].get("ndensity", 1))
+        blocks.append(SpeciesBlock(key, tuple(_block_functions(key, value, ndensity)),
+                                   **fields))
+    inner = {b.inner_cutoff_type for b in blocks if b.inner_cutoff_type is not None}
+    if len(inner) > 1:
+        raise BasisError(f"bonds: inner_cutoff_type must be the same for every bond, not "
+                         f"{' and '.join(sorted(inner))}", ("bonds",))
+    sizes = _radial_sizes(blocks)
+    blocks = [_resized(b, sizes) for b in blocks]
+    total = (config.get("functions") or {}).get("number_of_functions_per_element")
+    if total is not None:
+        step = int(total) * len(elements) // len(blocks)
+        if step < 1:
+            raise BasisError(f"functions: number_of_functions_per_element = {total} leaves no "
+                             f"function in the {len(blocks)} blocks of {len(elements)} "
+                             "elements", ("functions", "number_of_functions_per_element"))
+        trimmed = []
+        for b in blocks:
+            kept = sorted(sorted(b.functions, key=_power_order)[:step], key=_body_order)
+            trimmed.append(replace(b, functions=tuple(kept)))
+        trimmed = [_resized(b, _own_sizes(b), grow=False) for b in trimmed]
+        sizes = _radial_sizes(trimmed)
+        blocks = [_resized(b, sizes) for b in trimmed]
+    delta = float(config.get("deltaSplineBins", 0.001))
+    return BBasis(delta, tuple(blocks))
+
+
+__all__ = ["generate_basis", "coupled_momenta", "BasisError", "LMAX_GENERATED", "MAX_RANK"]
