@@ -33,12 +33,20 @@ PAIR_STYLE = "pace"
 @dataclass(frozen=True)
 class AceSpec:
     """``<ace>``: the B-basis YAML read (resolved path), the ``<fit-dof>`` groups, the
-    potential's id and origin."""
+    potential's id and origin; ``basis``: instead of the file, the basis description of a
+    ``<basis>`` or ``<basis-file>`` (frozen, :mod:`.ace.description`), generated when the
+    model is built."""
 
     param_file: str | None
     fit_dofs: tuple
     ident: str
     origin: Origin
+    basis: tuple | None = None
+
+    @property
+    def source(self) -> str:
+        """What the basis was read from, for messages."""
+        return self.param_file if self.basis is None else "its basis description"
 
 
 def build_spec(reader, node, ident: str, species_a: str, species_b: str):
@@ -47,13 +55,25 @@ def build_spec(reader, node, ident: str, species_a: str, species_b: str):
     if species_a != "*" or species_b != "*":
         reader.error(f"{what} describes every atom of the elements of its file: leave "
                      "species-a and species-b out (or give *)", node.origin)
-    files = node.findall("param-file")
-    if len(files) != 1:
-        reader.error(f"{what} needs one <param-file>: a pacemaker B-basis potential YAML "
-                     "(output_potential.yaml)", node.origin)
+    files, inline, inputs = (node.findall(t) for t in ("param-file", "basis", "basis-file"))
+    if len(files) + len(inline) + len(inputs) != 1:
+        reader.error(f"{what} needs one of <param-file> (a pacemaker B-basis potential YAML, "
+                     "output_potential.yaml), <basis> (the basis described inline) or "
+                     "<basis-file> (pacemaker's input YAML)", node.origin)
     param_file = reader.file(files[0]) if files else None
+    basis = None
+    if inline and not files:
+        from rexfit.potentials.ace.description import check, read_basis
+
+        basis, origins = read_basis(reader, inline[0], reader.declared_species)
+        if basis is not None and not check(reader, basis, origins, inline[0].origin):
+            basis = None
+    elif inputs and not files:
+        from rexfit.potentials.ace.description import read_basis_file
+
+        basis = read_basis_file(reader, inputs[0])
     dofs = reader.fit_dofs(node.find("fit-dof"), DOF_GROUPS, f"ace '{ident}'")
-    return AceSpec(param_file, tuple(dofs.values()), ident, node.origin)
+    return AceSpec(param_file, tuple(dofs.values()), ident, node.origin, basis)
 
 
 def parameter_specs(spec: AceSpec):
@@ -66,23 +86,34 @@ def block_tag(name: str) -> str:
     return name.replace(" ", "").replace("-", "")
 
 
+def _basis(spec: AceSpec):
+    """The B-basis of the spec: read from its file, or generated from its description."""
+    if spec.basis is None:
+        from rexfit.potentials.ace.files import read_bbasis
+
+        return read_bbasis(spec.param_file)
+    from rexfit.potentials.ace.basis import generate_basis
+    from rexfit.potentials.ace.description import thaw
+
+    return generate_basis(thaw(spec.basis))
+
+
 def _load(spec: AceSpec, species: tuple[str, ...]):
     """(ACE for the job's species, params with flat arrays); located errors."""
     import jax.numpy as jnp
 
     from rexfit.errors import InputError, InputErrors
-    from rexfit.potentials.ace.files import read_bbasis
     from rexfit.potentials.ace.model import ACE
 
     what = f"<ace id='{spec.ident}'>"
     try:
-        potential, params = ACE.from_bbasis(read_bbasis(spec.param_file))
+        potential, params = ACE.from_bbasis(_basis(spec))
     except Exception as exc:  # noqa: BLE001 - any reading error (YAML syntax too) of the file
-        raise InputErrors([InputError(f"{what}: {spec.param_file}: {exc}", spec.origin)]) \
+        raise InputErrors([InputError(f"{what}: {spec.source}: {exc}", spec.origin)]) \
             from None
     if not set(species) & set(potential.elements):
         raise InputErrors([InputError(
-            f"{what}: {spec.param_file} describes {', '.join(potential.elements)}, none of the "
+            f"{what}: {spec.source} describes {', '.join(potential.elements)}, none of the "
             f"job's species ({', '.join(species)})", spec.origin)])
     flat = {group: {k: jnp.ravel(jnp.asarray(v, dtype=jnp.float64)) for k, v in tree.items()}
             for group, tree in params.items()}
@@ -108,7 +139,7 @@ def build_model(spec: AceSpec, species: tuple[str, ...], register):
         if dof.tag is not None and dof.tag not in tags:
             errors.append(InputError(
                 f"<fit-dof> entry <{dof.name}>: tag '{dof.tag}' is not a "
-                f"{'species block' if key == 'c' else 'bond'} of {spec.param_file} (tags: "
+                f"{'species block' if key == 'c' else 'bond'} of {spec.source} (tags: "
                 f"{', '.join(tags) or 'none'})", dof.origin))
             continue
         for tag, k in tags.items():
@@ -165,6 +196,8 @@ def export_files(term, params, name: str, header: str, overlays, species):
 
 def species_text(spec: AceSpec) -> str:
     """What ``rexfit validate`` says the potential acts between."""
+    if spec.basis is not None:
+        return "the elements of its basis description"
     return f"the elements of {os.path.basename(spec.param_file or '?')}"
 
 
@@ -173,5 +206,6 @@ FAMILY = Family(element="ace", type_name="ACE", parameters=DOF_GROUPS, neighbour
                 build_potential=build_potential, xml_parameters=xml_parameters,
                 exports=("export-potential",), build_model=build_model, dof_groups=True,
                 coefficient_file="yaml", coefficient_element="param-file",
+                coefficient_replaces=("basis", "basis-file"),
                 coefficient_text=coefficient_text, export_files=export_files,
                 species_text=species_text)

@@ -34,7 +34,6 @@ from functools import lru_cache
 
 import numpy as np
 
-from rexfit.potentials.ace.coupling import ms_combinations
 from rexfit.potentials.ace.files import BBasis, BFunction, SpeciesBlock
 
 #: the largest l of the coupled functions generated per rank (pacemaker's tabulated range)
@@ -88,6 +87,8 @@ def _lint_candidates(ls: tuple[int, ...]) -> list[tuple[int, ...]]:
 def _symmetrised(pattern: tuple[int, ...], ls, LS) -> dict:
     """The function as a polynomial in the A_{lm}: {monomial: coefficient}, factors of the
     same group of ``pattern`` being the same A (their (l, m) sorted within the group)."""
+    from rexfit.potentials.ace.coupling import ms_combinations  # loads JAX: only here
+
     ms, cg = ms_combinations(tuple(ls), tuple(LS))
     groups = [tuple(t for t, g in enumerate(pattern) if g == k) for k in sorted(set(pattern))]
     poly: dict = {}
@@ -198,7 +199,7 @@ def _functions(config, elements) -> dict:
     if "ALL" in given:
         for r in range(1, len(elements) + 1):
             for key in _species_keys(elements, r):
-                spec.setdefault(key, {}).update(given["ALL"])
+                spec.setdefault(key, {}).update(dict(given["ALL"]))
     for keyword, r in NARY.items():
         if keyword in given and r <= len(elements):
             for key in _species_keys(elements, r):
@@ -216,14 +217,29 @@ def _functions(config, elements) -> dict:
         if missing:
             raise BasisError(f"functions: block {' '.join(key)} has no {' and '.join(missing)}",
                              ("functions",))
-        n, l = value["nradmax_by_orders"], value["lmax_by_orders"]
-        if len(n) != len(l):
+        n = value["nradmax_by_orders"] = _counts(value["nradmax_by_orders"],
+                                                 "nradmax_by_orders", key)
+        l = value["lmax_by_orders"] = _counts(value["lmax_by_orders"], "lmax_by_orders", key)
+        if not n or len(n) != len(l):
             raise BasisError(f"functions: block {' '.join(key)}: nradmax_by_orders and "
                              "lmax_by_orders need one entry per rank each", ("functions",))
         if len(n) > MAX_RANK:
             raise BasisError(f"functions: block {' '.join(key)}: rank {len(n)} is not "
                              f"generated (ranks up to {MAX_RANK})", ("functions",))
     return spec
+
+
+def _counts(value, name: str, key) -> tuple[int, ...]:
+    """Non-negative whole numbers (one per rank)."""
+    values = value if isinstance(value, (list, tuple)) else [value]
+    try:
+        out = tuple(int(x) for x in values)
+        if any(x < 0 or x != float(y) for x, y in zip(out, values)):
+            raise ValueError
+    except (TypeError, ValueError):
+        raise BasisError(f"functions: block {' '.join(key)}: {name} must be whole numbers "
+                         f"≥ 0, not {value!r}", ("functions",)) from None
+    return out
 
 
 def _bonds_of(key: tuple[str, ...]):
@@ -256,14 +272,6 @@ def _delta_crad(nradmax: int, lmax: int, nradbase: int) -> tuple:
     return tuple(tuple(tuple(float(x) for x in row) for row in nl) for nl in crad)
 
 
-def _floats(value, name: str, where) -> tuple[float, ...]:
-    try:
-        values = value if isinstance(value, (list, tuple)) else [value]
-        return tuple(float(x) for x in values)
-    except (TypeError, ValueError):
-        raise BasisError(f"{name}: expected numbers, not {value!r}", where) from None
-
-
 def _block_fields(key, emb: dict, bond: dict | None) -> dict:
     """The embedding (unary block) and bond (one- and two-element blocks) fields."""
     fields: dict = {}
@@ -271,29 +279,56 @@ def _block_fields(key, emb: dict, bond: dict | None) -> dict:
         for name in ("npot", "fs_parameters", "ndensity"):
             if name not in emb:
                 raise BasisError(f"embeddings: element {key[0]} has no {name}", ("embeddings",))
-        fields.update(npot=str(emb["npot"]),
-                      fs_parameters=_floats(emb["fs_parameters"], "fs_parameters",
-                                            ("embeddings",)),
-                      ndensity=int(emb["ndensity"]),
-                      rho_core_cut=float(emb.get("rho_core_cut", RHO_CORE_CUT)),
-                      drho_core_cut=float(emb.get("drho_core_cut", DRHO_CORE_CUT)))
+        with _settings("embeddings", key):
+            fields.update(npot=str(emb["npot"]),
+                          fs_parameters=_floats(emb["fs_parameters"]),
+                          ndensity=_whole(emb["ndensity"]),
+                          rho_core_cut=float(emb.get("rho_core_cut", RHO_CORE_CUT)),
+                          drho_core_cut=float(emb.get("drho_core_cut", DRHO_CORE_CUT)))
     if bond is not None:
         for name in ("radbase", "radparameters", "rcut", "dcut"):
             if name not in bond:
                 raise BasisError(f"bonds: the bond {key[0]}-{key[-1]} has no {name}", ("bonds",))
-        inner = "distance"  # pacemaker's default; given explicitly it wins
-        fields.update(
-            rcut=float(bond["rcut"]), dcut=float(bond["dcut"]),
-            cutoff_function=str(bond.get("NameOfCutoffFunction", "")),
-            r_in=float(bond.get("r_in", 0.0)), delta_in=float(bond.get("delta_in", 0.0)),
-            inner_cutoff_type=str(bond.get("inner_cutoff_type", inner)),
-            radbase=str(bond["radbase"]),
-            radparameters=_floats(bond["radparameters"], "radparameters", ("bonds",)),
-            core_repulsion=_floats(bond.get("core-repulsion", (0.0, 0.0)), "core-repulsion",
-                                   ("bonds",)),
-            nradbase=int(bond["nradbase"]), nradmax=int(bond["nradmax"]),
-            lmax=int(bond["lmax"]))
+        with _settings("bonds", key):
+            fields.update(
+                rcut=float(bond["rcut"]), dcut=float(bond["dcut"]),
+                cutoff_function=str(bond.get("NameOfCutoffFunction", "")),
+                r_in=float(bond.get("r_in", 0.0)), delta_in=float(bond.get("delta_in", 0.0)),
+                inner_cutoff_type=str(bond.get("inner_cutoff_type", "distance")),
+                radbase=str(bond["radbase"]), radparameters=_floats(bond["radparameters"]),
+                core_repulsion=_floats(bond.get("core-repulsion", (0.0, 0.0))),
+                nradbase=int(bond["nradbase"]), nradmax=int(bond["nradmax"]),
+                lmax=int(bond["lmax"]))
     return fields
+
+
+class _settings:
+    """Turns a bad number among a block's settings into a :class:`BasisError`."""
+
+    def __init__(self, section: str, key):
+        self.section, self.key = section, key
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, exc, tb):
+        if kind is not None and issubclass(kind, (TypeError, ValueError)) \
+                and not issubclass(kind, BasisError):
+            what = "element" if self.section == "embeddings" else "block"
+            raise BasisError(f"{self.section}: {what} {' '.join(self.key)}: a setting is not a "
+                             f"number of the right kind ({exc})", (self.section,)) from None
+        return False
+
+
+def _floats(value) -> tuple[float, ...]:
+    values = value if isinstance(value, (list, tuple)) else [value]
+    return tuple(float(x) for x in values)
+
+
+def _whole(value) -> int:
+    if isinstance(value, bool) or float(value) != int(float(value)) or int(float(value)) < 1:
+        raise ValueError(f"ndensity must be a whole number ≥ 1, not {value!r}")
+    return int(float(value))
 
 
 def _block_functions(key, value, ndensity: int) -> list[BFunction]:
@@ -364,14 +399,35 @@ def _power_order(f: BFunction):
     return f.rank + sum(f.ns) + sum(f.ls)
 
 
-def generate_basis(config: Mapping) -> BBasis:
-    """The B-basis pacemaker starts from for the basis description ``config`` (module
-    docstring); :class:`BasisError` when it cannot be generated."""
-    from dataclasses import replace
-
+def _resolve(config: Mapping):
+    """(elements, blocks [(key, function settings, block fields, ndensity)], functions per
+    block after truncation or None): everything but the functions, every check."""
+    if not isinstance(config, Mapping):
+        raise BasisError("the basis description must be a mapping (elements, embeddings, "
+                         "bonds, functions)")
+    unknown = sorted(set(config) - {"deltaSplineBins", "elements", "embeddings", "bonds",
+                                    "functions"})
+    if unknown:
+        raise BasisError(f"unknown key(s) {', '.join(map(str, unknown))} (known: "
+                         "deltaSplineBins, elements, embeddings, bonds, functions)", (unknown[0],))
     if not config.get("elements"):
         raise BasisError("elements: none given", ("elements",))
     elements = tuple(sorted(set(str(e) for e in config["elements"])))
+    for section, known in (("embeddings", EMBEDDING_KEYS), ("bonds", BOND_KEYS),
+                           ("functions", FUNCTION_KEYS)):
+        given = config.get(section) or {}
+        if not isinstance(given, Mapping):
+            raise BasisError(f"{section}: expected a mapping of keywords or elements to "
+                             "settings", (section,))
+        for key, value in given.items():
+            if section == "functions" and key == "number_of_functions_per_element":
+                continue
+            if not isinstance(value, Mapping):
+                raise BasisError(f"{section}: '{key}' needs a mapping of settings", (section, key))
+            bad = sorted(set(value) - set(known))
+            if bad:
+                raise BasisError(f"{section}: '{key}': unknown setting(s) {', '.join(bad)} "
+                                 f"(known: {', '.join(known)})", (section, key))
     embeddings = _embeddings(config, elements)
     functions = _functions(config, elements)
     bonds = _sized_bonds(_bonds(config, elements), functions)
@@ -383,22 +439,45 @@ def generate_basis(config: Mapping) -> BBasis:
     for key, value in functions.items():
         bond = bonds[key[0], key[-1]] if len(key) <= 2 else None
         fields = _block_fields(key, embeddings[key[0]], bond)
-        ndensity = int(embeddings[key[0]].get("ndensity", 1))
-        blocks.append(SpeciesBlock(key, tuple(_block_functions(key, value, ndensity)),
-                                   **fields))
-    inner = {b.inner_cutoff_type for b in blocks if b.inner_cutoff_type is not None}
+        blocks.append([key, value, fields])
+    ndensity = {key[0]: fields["ndensity"] for key, _, fields in blocks if len(key) == 1}
+    blocks = [(key, value, fields, ndensity[key[0]]) for key, value, fields in blocks]
+    inner = {f["inner_cutoff_type"] for _, _, f, _ in blocks if "inner_cutoff_type" in f}
     if len(inner) > 1:
         raise BasisError(f"bonds: inner_cutoff_type must be the same for every bond, not "
                          f"{' and '.join(sorted(inner))}", ("bonds",))
-    sizes = _radial_sizes(blocks)
-    blocks = [_resized(b, sizes) for b in blocks]
     total = (config.get("functions") or {}).get("number_of_functions_per_element")
+    step = None
     if total is not None:
-        step = int(total) * len(elements) // len(blocks)
+        try:
+            step = int(total) * len(elements) // len(blocks)
+        except (TypeError, ValueError):
+            raise BasisError(f"functions: number_of_functions_per_element: '{total}' is not a "
+                             "whole number", ("functions", "number_of_functions_per_element"))
         if step < 1:
             raise BasisError(f"functions: number_of_functions_per_element = {total} leaves no "
                              f"function in the {len(blocks)} blocks of {len(elements)} "
                              "elements", ("functions", "number_of_functions_per_element"))
+    return elements, blocks, step
+
+
+def check_description(config: Mapping) -> tuple[str, ...]:
+    """The elements of the basis description ``config``; :class:`BasisError` for anything
+    :func:`generate_basis` would refuse (the functions themselves are not generated)."""
+    return _resolve(config)[0]
+
+
+def generate_basis(config: Mapping) -> BBasis:
+    """The B-basis pacemaker starts from for the basis description ``config`` (module
+    docstring); :class:`BasisError` when it cannot be generated."""
+    from dataclasses import replace
+
+    _, resolved, step = _resolve(config)
+    blocks = [SpeciesBlock(key, tuple(_block_functions(key, value, ndensity)), **fields)
+              for key, value, fields, ndensity in resolved]
+    sizes = _radial_sizes(blocks)
+    blocks = [_resized(b, sizes) for b in blocks]
+    if step is not None:
         trimmed = []
         for b in blocks:
             kept = sorted(sorted(b.functions, key=_power_order)[:step], key=_body_order)
@@ -410,4 +489,4 @@ def generate_basis(config: Mapping) -> BBasis:
     return BBasis(delta, tuple(blocks))
 
 
-__all__ = ["generate_basis", "coupled_momenta", "BasisError", "LMAX_GENERATED", "MAX_RANK"]
+__all__ = ["generate_basis", "check_description", "coupled_momenta", "BasisError", "LMAX_GENERATED", "MAX_RANK"]
