@@ -278,7 +278,8 @@ def _block_fields(key, emb: dict, bond: dict | None) -> dict:
     if len(key) == 1:
         for name in ("npot", "fs_parameters", "ndensity"):
             if name not in emb:
-                raise BasisError(f"embeddings: element {key[0]} has no {name}", ("embeddings",))
+                raise BasisError(f"embeddings: element {key[0]} has no {name} (give it for ALL "
+                                 f"or {key[0]})", ("embeddings",))
         with _settings("embeddings", key):
             fields.update(npot=str(emb["npot"]),
                           fs_parameters=_floats(emb["fs_parameters"]),
@@ -288,7 +289,8 @@ def _block_fields(key, emb: dict, bond: dict | None) -> dict:
     if bond is not None:
         for name in ("radbase", "radparameters", "rcut", "dcut"):
             if name not in bond:
-                raise BasisError(f"bonds: the bond {key[0]}-{key[-1]} has no {name}", ("bonds",))
+                raise BasisError(f"bonds: the bond {key[0]}-{key[-1]} has no {name} (give it "
+                                 "for ALL or for a keyword or pair that covers it)", ("bonds",))
         with _settings("bonds", key):
             fields.update(
                 rcut=float(bond["rcut"]), dcut=float(bond["dcut"]),
