@@ -1,6 +1,6 @@
 """Bases generated from pacemaker's basis description (rexfit.potentials.ace.basis) against
 pyace (PyPI python-ace): the coupled (ls, LS) lists against the tabulated list pyace builds its
-functions from, whole bases against ``create_multispecies_basis_config`` (the same blocks,
+functions from (ranks 1-6), whole bases against ``create_multispecies_basis_config`` (the same blocks,
 functions in the same order, radial and function coefficients, every setting), and energies
 of generated bases with random coefficients against ``PyACECalculator`` given the same
 coefficients through pyace's own basis objects."""
@@ -54,11 +54,23 @@ def test_coupled_momenta_equal_pyaces_list_rank_5(tabulated, pattern):
     assert len(ours) > 10
 
 
+@pytest.mark.parametrize("pattern", [(0, 0, 0, 0, 0, 0), (0, 0, 0, 1, 1, 1)])
+def test_coupled_momenta_equal_pyaces_list_rank_6(tabulated, pattern):
+    """Rank 6, l up to 2, the whole list (pyace's table has rank 6 only for two groups of
+    identical factors at most, and so has rexfit)."""
+    ours = list(coupled_momenta(pattern, 2))
+    assert ours == tabulated[pattern]
+    assert len(ours) > 20
+    with pytest.raises(BasisError, match="at most 2 distinct"):
+        coupled_momenta((0, 0, 0, 0, 1, 2), 1)
+
+
 @pytest.mark.long
-def test_coupled_momenta_equal_pyaces_list_rank_5_whole(tabulated):
-    """Every rank-5 pattern, l up to 3 (about a minute and a half)."""
-    for pattern in (k for k in tabulated if len(k) == 5):
-        assert list(coupled_momenta(pattern, 3)) == tabulated[pattern], pattern
+def test_coupled_momenta_equal_pyaces_list_ranks_5_and_6_whole(tabulated):
+    """Every pattern of ranks 5 and 6 over their whole l range (about 40 s)."""
+    for pattern in (k for k in tabulated if len(k) in (5, 6)):
+        ours = list(coupled_momenta(pattern, LMAX_GENERATED[len(pattern)]))
+        assert ours == tabulated[pattern], pattern
 
 
 EMB = {"ALL": {"npot": "FinnisSinclairShiftedScaled", "fs_parameters": [1, 1, 1, 0.5],
@@ -88,12 +100,20 @@ def description(elements, functions, embeddings=EMB, bonds=BOND):
 CASES = {
     "one-rank5": description(["Cu"], {"ALL": {"nradmax_by_orders": [4, 2, 2, 1, 1],
                                               "lmax_by_orders": [0, 2, 2, 1, 1]}}),
+    "one-rank6": description(["Cu"], {"ALL": {"nradmax_by_orders": [2, 1, 1, 1, 1, 2],
+                                              "lmax_by_orders": [0, 1, 1, 1, 1, 1]}}),
     "one-rank5-truncated": description(
         ["Cu"], {"ALL": {"nradmax_by_orders": [6, 3, 2, 2, 1],
                          "lmax_by_orders": [0, 3, 2, 2, 1]},
                  "number_of_functions_per_element": 40}),
     "one-lmax-beyond-the-list": description(
         ["Cu"], {"ALL": {"nradmax_by_orders": [3, 2, 1, 1], "lmax_by_orders": [0, 12, 8, 5]}}),
+    "two-pacemaker-template-rank6": description(
+        ["Cu", "Al"], {"UNARY": {"nradmax_by_orders": [15, 6, 4, 3, 2, 2],
+                                 "lmax_by_orders": [0, 3, 3, 2, 2, 1]},
+                       "BINARY": {"nradmax_by_orders": [15, 6, 3, 2, 2, 1],
+                                  "lmax_by_orders": [0, 3, 2, 1, 1, 0]},
+                       "number_of_functions_per_element": 120}),
     "two": description(["Cu", "Al"], {"ALL": {"nradmax_by_orders": [3, 2, 1],
                                               "lmax_by_orders": [0, 1, 1]}}),
     "two-rank4-truncated": description(
@@ -169,9 +189,10 @@ def _random_both(config, seed):
     return with_coefficients(ours, crad, c), theirs
 
 
-@pytest.mark.parametrize("name", ["three", "two-mixed"])
+@pytest.mark.parametrize("name", ["three", "two-mixed", "one-rank6"])
 def test_energies_with_the_same_coefficients_equal_pyaces(name):
-    """A random alloy cell (three elements) and a cluster (two): rexfit's energy of the generated basis with
+    """A random periodic cell (three elements; one, up to rank 6) and a cluster (two
+    elements): rexfit's energy of the generated basis with
     random coefficients equals pyace's of its own basis with the same coefficients."""
     ours, theirs = _random_both(CASES[name], seed=1)
     potential, params = ACE.from_bbasis(ours)
@@ -182,7 +203,7 @@ def test_energies_with_the_same_coefficients_equal_pyaces(name):
     positions = frac @ cell
     species = rng.integers(0, len(elements), size=10)
     species[: len(elements)] = np.arange(len(elements))
-    for pbc in ((True,) if name == "three" else (False,)):
+    for pbc in ((False,) if name == "two-mixed" else (True,)):
         atoms = Atoms([elements[s] for s in species], positions=positions,
                       cell=cell if pbc else None, pbc=pbc)
         atoms.calc = pyace.PyACECalculator(theirs)
@@ -201,8 +222,10 @@ def test_energies_with_the_same_coefficients_equal_pyaces(name):
     (lambda d: d["functions"]["ALL"].pop("lmax_by_orders"), "has no lmax_by_orders"),
     (lambda d: d["functions"].update(Zr={"nradmax_by_orders": [1],
                                          "lmax_by_orders": [0]}), "Zr, not among"),
-    (lambda d: d["functions"]["ALL"].update(nradmax_by_orders=[1, 1, 1, 1, 1, 1],
-                                            lmax_by_orders=[0] * 6), "rank 6"),
+    (lambda d: d["functions"]["ALL"].update(nradmax_by_orders=[1] * 7,
+                                            lmax_by_orders=[0] * 7), "rank 7"),
+    (lambda d: d["functions"]["ALL"].update(nradmax_by_orders=[1, 1, 1, 1, 1, 2],
+                                            lmax_by_orders=[0] * 6), "rank 6 is generated"),
     (lambda d: d["functions"]["ALL"].update(lmax_by_orders=[0, 1.5, 1]), "whole numbers"),
     (lambda d: d["bonds"]["ALL"].update(rcut="far"), "not a number"),
     (lambda d: d["bonds"].update(Cu={"inner_cutoff_type": "density"}), "inner_cutoff_type"),

@@ -10,15 +10,16 @@ both directions) to their settings, later entries overriding earlier ones; ``fun
 ``Al Ni``) to ``nradmax_by_orders`` and ``lmax_by_orders``, plus an optional
 ``number_of_functions_per_element``.
 
-Functions of a block (central element μ_0, block elements E): by rank r, for every sorted
+Functions of a block (central element μ_0, block elements E): by rank r (up to 6), for every sorted
 tuple of r elements of E that together with μ_0 uses all of E, every radial index tuple
 (n_t ≤ nradmax_by_orders[r − 1]; tuples equal up to a permutation of identical (μ, n) factors
 counted once), and every (ls, LS) of the list :func:`coupled_momenta` gives for the pattern of
 identical factors, with every l ≤ lmax_by_orders[r − 1].  The list holds, ls in lexicographic
 order (sorted within each group of identical factors, Σl even) and LS in lexicographic order
 for each ls, the couplings that are linearly independent of those before them once identical
-factors are symmetrised.  As pacemaker's tabulated list, it stops at l = 10, 6, 4, 3 for ranks
-2, 3, 4, 5 (:data:`LMAX_GENERATED`), whatever ``lmax_by_orders`` asks.
+factors are symmetrised.  As pacemaker's tabulated list, it stops at l = 10, 6, 4, 3, 2 for
+ranks 2 to 6 (:data:`LMAX_GENERATED`), whatever ``lmax_by_orders`` asks, and has rank-6
+functions only of at most two distinct (element, n) factors.
 
 ``number_of_functions_per_element`` N keeps, in every block, the first N × elements / blocks
 functions in the order of r + Σn + Σl (stable) and lists them by (r, ns, ls, LS); the radial
@@ -37,9 +38,11 @@ import numpy as np
 from rexfit.potentials.ace.files import BBasis, BFunction, SpeciesBlock
 
 #: the largest l of the coupled functions generated per rank (pacemaker's tabulated range)
-LMAX_GENERATED = {1: 0, 2: 10, 3: 6, 4: 4, 5: 3}
+LMAX_GENERATED = {1: 0, 2: 10, 3: 6, 4: 4, 5: 3, 6: 2}
 #: the highest rank generated
 MAX_RANK = max(LMAX_GENERATED)
+#: rank 6: pacemaker's table holds only products of at most two distinct (element, n) factors
+MAX_GROUPS_RANK6 = 2
 #: the n-ary keywords of ``functions`` (``ALL`` covers every block)
 NARY = {"UNARY": 1, "BINARY": 2, "TERNARY": 3, "QUATERNARY": 4, "QUINARY": 5}
 EMBEDDING_KEYS = ("npot", "fs_parameters", "ndensity", "rho_core_cut", "drho_core_cut")
@@ -81,36 +84,86 @@ def _lint_candidates(ls: tuple[int, ...]) -> list[tuple[int, ...]]:
     if r == 5:
         return [(a, b, ls[4]) for a in range(abs(ls[0] - ls[1]), ls[0] + ls[1] + 1)
                 for b in range(abs(ls[2] - ls[3]), ls[2] + ls[3] + 1) if _triangle(a, b, ls[4])]
+    if r == 6:  # (l1 l2) → L1, (l3 l4) → L2, (l5 l6) → L3, (L1 L2) → L4 = L3
+        return [(a, b, c, c) for a in range(abs(ls[0] - ls[1]), ls[0] + ls[1] + 1)
+                for b in range(abs(ls[2] - ls[3]), ls[2] + ls[3] + 1)
+                for c in range(abs(ls[4] - ls[5]), ls[4] + ls[5] + 1) if _triangle(a, b, c)]
     raise BasisError(f"ACE functions of rank {r} are not generated (ranks up to {MAX_RANK})")
 
 
-def _symmetrised(pattern: tuple[int, ...], ls, LS) -> dict:
-    """The function as a polynomial in the A_{lm}: {monomial: coefficient}, factors of the
-    same group of ``pattern`` being the same A (their (l, m) sorted within the group)."""
-    from rexfit.potentials.ace.coupling import ms_combinations  # loads JAX: only here
+@lru_cache(maxsize=None)
+def _cg_table(l1: int, l2: int, L: int) -> np.ndarray:
+    """table[m1 + l1, m2 + l2] = ⟨l1 m1 l2 m2 | L, m1 + m2⟩ (0 where |m1 + m2| > L)."""
+    from rexfit.descriptors.bispectrum import clebsch_gordan  # loads JAX: only here
 
-    ms, cg = ms_combinations(tuple(ls), tuple(LS))
-    groups = [tuple(t for t, g in enumerate(pattern) if g == k) for k in sorted(set(pattern))]
-    poly: dict = {}
-    for row, c in zip(ms.tolist(), cg.tolist()):
-        key = tuple(tuple(sorted((ls[t], row[t]) for t in group)) for group in groups)
-        poly[key] = poly.get(key, 0.0) + c
-    return poly
+    table = np.zeros((2 * l1 + 1, 2 * l2 + 1))
+    for m1 in range(-l1, l1 + 1):
+        for m2 in range(-l2, l2 + 1):
+            if abs(m1 + m2) <= L:
+                table[m1 + l1, m2 + l2] = clebsch_gordan(2 * l1, 2 * m1, 2 * l2, 2 * m2,
+                                                         2 * L, 2 * (m1 + m2))
+    return table
+
+
+def _coupled_terms(ls: tuple[int, ...], LS: tuple[int, ...]):
+    """(ms (P, r), c (P,)): the m combinations (Σm = 0) of the coupled product and their
+    generalised Clebsch–Gordan coefficients, products along the tree of :mod:`.coupling`
+    (vectorised over the m combinations)."""
+    from rexfit.potentials.ace.coupling import coupling_tree
+
+    r = len(ls)
+    if r == 1:
+        return np.zeros((1, 1), np.int64), np.ones(1)
+    grids = np.meshgrid(*[np.arange(-l, l + 1) for l in ls], indexing="ij")
+    ms = np.stack([g.ravel() for g in grids], axis=1)
+    ms = ms[ms.sum(axis=1) == 0]
+    momenta = list(ls) + list(LS) + [0]
+    m = np.zeros((len(ms), len(momenta)), np.int64)
+    m[:, :r] = ms
+    c = np.ones(len(ms))
+    for a, b, t in coupling_tree(r):
+        t = len(momenta) - 1 if t == -1 else t
+        m[:, t] = m[:, a] + m[:, b]
+        inside = np.abs(m[:, t]) <= momenta[t]
+        table = _cg_table(momenta[a], momenta[b], momenta[t])
+        ia = np.clip(m[:, a] + momenta[a], 0, 2 * momenta[a])  # rows already 0 may be out
+        ib = np.clip(m[:, b] + momenta[b], 0, 2 * momenta[b])
+        c = np.where(inside, c * table[ia, ib], 0.0)
+    keep = c != 0.0
+    return ms[keep], c[keep]
 
 
 @lru_cache(maxsize=None)
 def _independent(pattern: tuple[int, ...], ls: tuple[int, ...]) -> tuple[tuple[int, ...], ...]:
-    """The LS of ``ls`` whose symmetrised functions are independent of the earlier ones."""
-    kept, basis = [], []  # basis: orthonormal polynomials (dicts)
-    for LS in _lint_candidates(ls):
-        v = _symmetrised(pattern, ls, LS)
+    """The LS of ``ls`` whose functions, as polynomials in the A_{lm} with the factors of one
+    group of ``pattern`` being the same A (their (l, m) sorted within the group), are linearly
+    independent of those of the LS before them."""
+    candidates = _lint_candidates(ls)
+    if not candidates:
+        return ()
+    groups = [[t for t, g in enumerate(pattern) if g == k] for k in sorted(set(pattern))]
+    keys, coefficients = [], []
+    for LS in candidates:
+        ms, c = _coupled_terms(ls, LS)
+        codes = np.asarray(ls) * (np.asarray(ls) + 1) + ms  # (l, m) → one integer
+        for group in groups:
+            codes[:, group] = np.sort(codes[:, group], axis=1)
+        keys.append(codes)
+        coefficients.append(c)
+    _, index = np.unique(np.concatenate(keys), axis=0, return_inverse=True)
+    index = index.ravel()
+    rows = np.zeros((len(candidates), index.max() + 1))
+    start = 0
+    for row, c in zip(rows, coefficients):
+        np.add.at(row, index[start:start + len(c)], c)
+        start += len(c)
+    kept, basis = [], []  # basis: orthonormal rows (Gram–Schmidt in candidate order)
+    for LS, row in zip(candidates, rows):
         for b in basis:
-            d = sum(v.get(k, 0.0) * x for k, x in b.items())
-            for k, x in b.items():
-                v[k] = v.get(k, 0.0) - d * x
-        norm = float(np.sqrt(sum(x * x for x in v.values())))
+            row = row - (row @ b) * b
+        norm = float(np.linalg.norm(row))
         if norm > 1e-8:
-            basis.append({k: x / norm for k, x in v.items()})
+            basis.append(row / norm)
             kept.append(LS)
     return tuple(kept)
 
@@ -124,6 +177,10 @@ def coupled_momenta(pattern: tuple[int, ...], lmax: int) -> tuple:
     if r > MAX_RANK:
         raise BasisError(f"ACE functions of rank {r} are not generated (ranks up to "
                          f"{MAX_RANK})")
+    if r == 6 and len(set(pattern)) > MAX_GROUPS_RANK6:
+        raise BasisError("rank-6 functions are generated only for products of at most "
+                         f"{MAX_GROUPS_RANK6} distinct (element, n) factors, as pacemaker's "
+                         "table: lower nradmax-by-orders of rank 6 (or of the block's elements)")
     lmax = min(lmax, LMAX_GENERATED[r])
     out = []
     for ls in itertools.product(range(lmax + 1), repeat=r):
@@ -226,6 +283,11 @@ def _functions(config, elements) -> dict:
         if len(n) > MAX_RANK:
             raise BasisError(f"functions: block {' '.join(key)}: rank {len(n)} is not "
                              f"generated (ranks up to {MAX_RANK})", ("functions",))
+        if len(n) == 6 and n[5] * len(set(key)) > MAX_GROUPS_RANK6:
+            raise BasisError(f"functions: block {' '.join(key)}: rank 6 is generated only for "
+                             f"products of at most {MAX_GROUPS_RANK6} distinct (element, n) "
+                             "factors, as pacemaker's table: nradmax_by_orders[6] × elements "
+                             f"of the block must be at most {MAX_GROUPS_RANK6}", ("functions",))
     return spec
 
 
