@@ -1,9 +1,9 @@
 """Bases generated from pacemaker's basis description (rexfit.potentials.ace.basis) against
-pyace (PyPI python-ace): the coupled (ls, LS) lists against the tabulated list pyace builds its
-functions from (ranks 1-6), whole bases against ``create_multispecies_basis_config`` (the same blocks,
-functions in the same order, radial and function coefficients, every setting), and energies
-of generated bases with random coefficients against ``PyACECalculator`` given the same
-coefficients through pyace's own basis objects."""
+pyace (PyPI python-ace): the coupled (ls, LS) lists against the tabulated list pyace builds
+its functions from (ranks 1-6), whole bases against ``create_multispecies_basis_config`` (the
+same blocks, functions in the same order, radial and function coefficients, every setting),
+and energies of generated bases with random coefficients against ``PyACECalculator`` given
+the same coefficients through pyace's own basis objects."""
 
 from __future__ import annotations
 

@@ -474,9 +474,12 @@ def _resolve(config: Mapping):
     if unknown:
         raise BasisError(f"unknown key(s) {', '.join(map(str, unknown))} (known: "
                          "deltaSplineBins, elements, embeddings, bonds, functions)", (unknown[0],))
-    if not config.get("elements"):
-        raise BasisError("elements: none given", ("elements",))
-    elements = tuple(sorted(set(str(e) for e in config["elements"])))
+    given = config.get("elements")
+    if isinstance(given, str):
+        given = given.replace(",", " ").split()
+    if not given or not isinstance(given, (list, tuple)):
+        raise BasisError("elements: give a list of elements", ("elements",))
+    elements = tuple(sorted(set(str(e) for e in given)))
     for section, known in (("embeddings", EMBEDDING_KEYS), ("bonds", BOND_KEYS),
                            ("functions", FUNCTION_KEYS)):
         given = config.get(section) or {}
@@ -553,4 +556,5 @@ def generate_basis(config: Mapping) -> BBasis:
     return BBasis(delta, tuple(blocks))
 
 
-__all__ = ["generate_basis", "check_description", "coupled_momenta", "BasisError", "LMAX_GENERATED", "MAX_RANK"]
+__all__ = ["generate_basis", "check_description", "coupled_momenta", "BasisError",
+           "LMAX_GENERATED", "MAX_RANK"]
