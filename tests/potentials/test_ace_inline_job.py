@@ -191,3 +191,23 @@ def test_basis_sources_are_exclusive_and_files_checked(tmp_path):
             load_job(str(job))
         errors = [e for e in info.value.errors if message in e.message]
         assert errors and errors[0].origin.line > 1, (message, info.value)
+
+
+def test_basis_file_fit_exports_and_parameters_xml_names_the_export(tmp_path):
+    """With <export-potential>, parameters.xml names the exported B-basis file in place of
+    the <basis-file>, and a job including that parameters.xml reads it."""
+    (tmp_path / "input.yaml").write_text(PACEMAKER_INPUT)
+    job = tmp_path / "job.xml"
+    job.write_text(job_text("<basis-file>input.yaml</basis-file>\n"
+                            "      <export-potential>CuAl.yace</export-potential>"))
+    rexfit.run(job, tmp_path / "out", max_iter=2)
+    out = tmp_path / "out"
+    xml = (out / "parameters.xml").read_text()
+    assert "<param-file>CuAl.yaml</param-file>" in xml and "basis-file" not in xml
+    assert (out / "CuAl.yace").is_file() and (out / "CuAl.pace").is_file()
+    again = tmp_path / "again.xml"
+    again.write_text(job_text("", potentials='<xi:include href="out/parameters.xml"/>',
+                              fitting=False))
+    spec = load_job(str(again))[0].potentials[0].family_spec
+    assert spec.basis is None and spec.param_file == str(out / "CuAl.yaml")
+    assert _basis(spec) == read_bbasis(out / "CuAl.yaml")
