@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING
 
 from rexfit.errors import CalculationFailed, NotImplementedInRexfit
 from rexfit.export.parameters_xml import write_parameters_xml
-from rexfit.export.registry import FITTED_FILES, WITH_PARAMETERS, after_output
+from rexfit.export.registry import (FITTED_FILES, REPLACED_BY_FITTED, WITH_PARAMETERS,
+                                    after_output)
 from rexfit.job import spec as s
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -81,8 +82,10 @@ def write_parameters(job: s.JobSpec, space: ParameterSpace, params, directory: s
                    if element == "param-file"}
     coeff_files = {pid: (element, name) for pid, (element, name) in files.items()
                    if element != "param-file"}
+    replaced = {pid: REPLACED_BY_FITTED[in_files[pid].kind] for pid in files
+                if in_files[pid].kind in REPLACED_BY_FITTED}
     write_parameters_xml(job, pm.entries, in_xml, os.path.join(directory, "parameters.xml"),
-                         param_files, coeff_files)
+                         param_files, coeff_files, replaced)
     return {k: values[k] for k in sorted(changed)}
 
 

@@ -40,14 +40,17 @@ _XML_BASE = "{http://www.w3.org/XML/1998/namespace}base"
 def write_parameters_xml(job: JobSpec, entries: Sequence[ParamEntry],
                          values: Mapping[str, float], path: str,
                          param_files: Mapping[str, str] | None = None,
-                         coeff_files: Mapping[str, tuple[str, str]] | None = None) -> None:
+                         coeff_files: Mapping[str, tuple[str, str]] | None = None,
+                         replaced: Mapping[str, tuple[str, ...]] | None = None) -> None:
     """Write ``path``: the job's ``<potentials>`` with ``values`` (DOF name -> value) written in.
 
     ``param_files`` ({potential id: file name relative to ``path``'s directory}) points the
     ``<param-file>`` of those potentials (Tersoff, ABOP, Stillinger-Weber: their parameters
     live in that file, written by the caller) to the new file; ``coeff_files`` ({potential
     id: (element tag, file name)}) likewise sets or adds the ``<coeff-file>`` of descriptor
-    models (SNAP, linear models) or the ``<model-file>`` of neural networks.
+    models (SNAP, linear models) or the ``<model-file>`` of neural networks.  ``replaced``
+    ({potential id: tags}): children of those potentials that their new file replaces (ACE's
+    inline ``<basis>``); the file's element takes the place of the first.
 
     Raises :class:`CalculationFailed` naming the parameter when a name in ``values`` is not a
     parameter of ``entries``, cannot be found in the job file, or its value is not finite.
@@ -87,6 +90,12 @@ def write_parameters_xml(job: JobSpec, entries: Sequence[ParamEntry],
 
     for pl in potentials:
         _rebase_param_files(pl, tree, loaded.origins, os.path.dirname(os.path.abspath(path)))
+    replaced = replaced or {}
+    for pot_id, tags in replaced.items():
+        for pot in (pot for pl in potentials for pot in _kids(pl)
+                    if (pot.get("id") or "").strip() == pot_id):
+            _replace_children(pot, tags, "param-file" if pot_id in (param_files or {})
+                              else (coeff_files or {}).get(pot_id, ("coeff-file",))[0])
     for pot_id, name in (param_files or {}).items():
         found = [pot for pl in potentials for pot in _kids(pl)
                  if (pot.get("id") or "").strip() == pot_id and _kids(pot, "param-file")]
@@ -171,6 +180,25 @@ def _insert_child(parent: etree._Element, tag: str, text: str) -> None:
     parent.insert(index, child)
 
 
+def _replace_children(parent: etree._Element, tags, tag: str) -> None:
+    """Remove the children of ``parent`` named ``tags``; an empty ``<tag>`` takes the place
+    of the first (filled in by the caller)."""
+    old = [c for c in parent if _local(c) in tags]
+    if not old:
+        return
+    if not _kids(parent, tag):
+        new = etree.Element(tag)
+        new.tail = old[0].tail
+        parent.replace(old.pop(0), new)
+    for el in old:
+        previous = el.getprevious()
+        if previous is not None:
+            previous.tail = el.tail
+        else:
+            parent.text = el.tail
+        parent.remove(el)
+
+
 def _local(el) -> str:
     return etree.QName(el).localname if isinstance(el.tag, str) else ""
 
@@ -243,11 +271,12 @@ def _float(raw: str | None) -> float | None:
 
 def _rebase_param_files(potentials: etree._Element, tree, origins: dict[str, Origin],
                         out_dir: str) -> None:
-    """Rewrite relative ``<param-file>``, ``<coeff-file>`` and ``<model-file>`` names so they
+    """Rewrite relative ``<param-file>``, ``<coeff-file>``, ``<model-file>`` and ``<basis-file>``
+    names so they
     resolve from
     ``out_dir`` as they did from the file that contained them."""
     for el in potentials.iter(tag=etree.Element):
-        if _local(el) not in ("param-file", "coeff-file", "model-file") or \
+        if _local(el) not in ("param-file", "coeff-file", "model-file", "basis-file") or \
                 not (el.text or "").strip():
             continue
         name = el.text.strip()

@@ -51,6 +51,10 @@ FITTED_FILES = {
        for f in registry.FAMILIES if f.coefficient_file is not None},
 }
 
+#: Elements of a potential that its fitted file replaces in parameters.xml: kind -> tags.
+REPLACED_BY_FITTED = {f.element: f.coefficient_replaces for f in registry.FAMILIES
+                      if f.coefficient_replaces}
+
 #: ``<export-potential>`` that needs only the parameters, written with parameters.xml (which
 #: then names it): kind -> ``export(job, pot, terms, params, out, name)`` returning the paths
 #: written, the file parameters.xml names first.

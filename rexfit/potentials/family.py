@@ -117,6 +117,8 @@ class Family:
     coefficient_file: that file's extension (``snapcoeff``, ``json``); the fitted file is
     ``<id>.fitted.<ext>`` next to parameters.xml, or the ``<export-potential>`` file.
     coefficient_element: the element of parameters.xml that names it (``coeff-file``).
+    coefficient_replaces: elements of the potential that the fitted file replaces in
+    parameters.xml (ACE's inline ``<basis>``: the fitted B-basis file holds the basis).
     coefficient_text(term, params, header) → the file's text (``term`` the built potential,
     ``params`` its params tree, ``header`` one line naming the job).
     export_files(term, params, name, header, overlays, species) → ((file name, text), ...):
@@ -153,6 +155,7 @@ class Family:
     dof_groups: bool = False
     coefficient_file: str | None = None
     coefficient_element: str = "coeff-file"
+    coefficient_replaces: tuple[str, ...] = ()
     coefficient_text: Callable | None = None
     export_files: Callable | None = None
     lammps_overlay: Callable | None = None
