@@ -502,14 +502,14 @@ def _extrapolation_grades(job: s.JobSpec, objective: Objective, pm: PotentialMod
     for the full grade), and ``max_gamma`` {id: largest γ} added to every structure record;
     the lines that report them (a warning instead when the training atoms cannot give an
     active set: the other results stand)."""
+    wanted = [p for p in job.potentials
+              if getattr(p.family_spec, "active_set", None) is not None]
+    if not wanted:  # (no import of the ACE active set, nor of SciPy, for other jobs)
+        return []
     from rexfit.physics.extrapolation import ace_grades
     from rexfit.potentials.ace.active_set import ActiveSetError, write_asi
     from rexfit.structures.system import make_system
 
-    wanted = [p for p in job.potentials
-              if getattr(p.family_spec, "active_set", None) is not None]
-    if not wanted:
-        return []
     structures = []
     for st in job.all_structures():
         relaxed = ev.structures[st.id].relaxed
