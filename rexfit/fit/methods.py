@@ -239,7 +239,10 @@ def linear_solve(spec, residuals, u0, scale, lower, upper, callback) -> Outcome:
     r1, _ = residuals(u)
     callback(u)
     predicted = r0 + jac @ (u - u0)
-    size = max(float(np.linalg.norm(r0)), float(np.linalg.norm(r1)), 1e-300)
+    # relative to the residuals and to the linear part they are differences of (a fit that
+    # starts at its solution has residuals at round-off, which alone are no scale)
+    size = max(float(np.linalg.norm(r0)), float(np.linalg.norm(r1)),
+               float(np.linalg.norm(jac @ u)), float(np.linalg.norm(jac @ u0)), 1e-300)
     deviation = float(np.linalg.norm(r1 - predicted)) / size
     if deviation > float(opts["linearity-tolerance"]):
         raise InputErrors([InputError(
