@@ -126,6 +126,8 @@ def species_linear(model) -> int | None:
     ``design_species``), and the per-pair derivatives need not be kept."""
     from rexfit.potentials.snap import DescriptorModel
 
+    if hasattr(model, "species_linear"):  # the model says (linear ACE: LinearACE)
+        return model.species_linear()
     if not isinstance(model, DescriptorModel) or model.quadratic:
         return None
     if getattr(model.descriptor, "quadratic", False):

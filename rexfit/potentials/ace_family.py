@@ -92,10 +92,14 @@ def _load(spec: AceSpec, species: tuple[str, ...]):
 def build_model(spec: AceSpec, species: tuple[str, ...], register):
     """(potential, params {"crad": {bond: flat}, "c": {block: flat}}) from the B-basis file for
     the job's species (atoms of species not in the file carry no energy), with every
-    ``<fit-dof>`` group registered, one DOF per coefficient (see the module docstring)."""
+    ``<fit-dof>`` group registered, one DOF per coefficient (see the module docstring).
+    With a linear embedding and no ``<crad/>`` DOF the potential is a
+    :class:`~rexfit.potentials.ace.linear.LinearACE` (crad fixed at the file's values), which
+    the dataset engine evaluates on precomputed descriptor rows."""
     import numpy as np
 
     from rexfit.errors import InputError, InputErrors
+    from rexfit.potentials.ace.linear import LinearACE, linear_embedding
 
     potential, params = _load(spec, species)
     skipped = {name: [f[4] for f in funcs] for name, funcs in potential.functions}
@@ -126,6 +130,9 @@ def build_model(spec: AceSpec, species: tuple[str, ...], register):
             if key == "c" and skipped[k][n // per_row]:
                 continue
             register(dof, (key, k, n), float(value), name=f"{label}{n + 1}", tag=tag)
+    if not any(key == "crad" for key, _ in chosen) and linear_embedding(potential):
+        # energy affine in c at fixed crad: the dataset engine precomputes descriptor rows
+        potential = LinearACE.freeze(potential, params["crad"])
     return potential, params
 
 
