@@ -95,7 +95,7 @@ class LinearACE(ACE):
         c = jnp.concatenate([jnp.reshape(jnp.asarray(params["c"][name], jnp.float64), (-1,))
                              for name, _ in self.functions])
         w = jnp.asarray([e.weights[0] for e in self.embeddings])[element]
-        e = w * jnp.sum(b[..., :-1] * c, axis=-1) + b[..., -1]
+        e = w * (b[..., :-1] @ c) + b[..., -1]
         return jnp.where(mask & known, e, 0.0)
 
 
@@ -156,7 +156,7 @@ class ACEDescriptor:
         dparts = jnp.stack([linear(jnp.broadcast_to(unit[a], flat.shape)) for a in range(3)],
                            axis=-1).reshape(atoms, slots, -1, 3)  # (A, M, P, 3)
         parts = parts.reshape(atoms, slots, -1)
-        which = (other[..., None] == jnp.arange(n_el)).astype(parts.dtype)  # (A, M, S)
+        which = (other[..., None] == jnp.arange(n_el)[None, None, :]).astype(parts.dtype)  # (A, M, S)
         summed = jnp.einsum("amp,ams->asp", parts, which)
 
         def rows_of(s, e, alive):
