@@ -108,6 +108,10 @@ class ACEDescriptor:
 
     potential: LinearACE
 
+    #: atom slots of the dataset engine's row blocks (a structure of up to 256 atoms shares
+    #: one compiled block program; each costs several seconds to compile)
+    block_atoms = 256
+
     @property
     def cutoff(self) -> float:
         return self.potential.cutoff
@@ -167,9 +171,9 @@ class ACEDescriptor:
             return rows_of(s[None], e[None], alive[None])[0]
 
         rows = rows_of(summed, element, live)
-        size = summed.shape[1] * summed.shape[2]
-        jac = jax.jacfwd if size <= self.n_features else jax.jacrev
-        dsum = jax.vmap(jac(one))(summed, element, live)  # (A, F + 1, S, P)
+        # forward mode (S·P tangents): twice as fast as reverse (F + 1 cotangents) even where
+        # F + 1 < S·P (Cu, 56 and 63: 0.45 against 0.9 ms per atom of set-up on 2 cores)
+        dsum = jax.vmap(jax.jacfwd(one))(summed, element, live)  # (A, F + 1, S, P)
         grads = sum(jnp.einsum("akp,ampx->amkx", dsum[:, :, s],
                                dparts * which[:, :, s, None, None]) for s in range(n_el))
         return rows, grads
