@@ -91,13 +91,24 @@ def test_descriptor_kernel_equals_autodiff_and_pyace(tmp_path):
     fast = DatasetObjective(linear, items, n_species=3)
     slow = DatasetObjective(ace, items, n_species=3)
     assert (fast.kernel, slow.kernel) == ("descriptor", "autodiff")
-    switching = []
+    switching, kept = [], []
     for atoms, species in frames:  # the core weight f_cut(ρ_core) of every atom
         system = make_system(atoms.positions, atoms.cell.array, species)
         nbrs = build_lists(ace, system, 0.0, n_species=3)
         b, rho = ace.descriptors(params, system, nbrs)
         element, _ = ace._elements_of(system.species)
         switching.append(np.asarray(ace.core_weight(rho, element)))
+        rows = np.asarray(linear.descriptor.features(system, nbrs))
+        own = np.asarray(ace.features(params, system, nbrs)) * np.asarray(
+            ace.core_weight(rho, element))[:, None]
+        assert relative(rows[:, :-1], own) < 1e-13  # f_cut B, file order
+        assert relative(rows[:, -1], np.where(species == 1, 0.0, rho)) < 1e-13
+        kept.append(rows)
+    _, engine_rows = fast.descriptor_rows()  # precomputed in atom-major blocks, bucket order
+    kept = np.concatenate(kept)
+    key = np.random.default_rng(0).normal(size=kept.shape[1])
+    assert relative(engine_rows[np.argsort(engine_rows @ key)],
+                    kept[np.argsort(kept @ key)]) < 1e-12
     weights = np.concatenate(switching)
     assert np.any((weights > 0.05) & (weights < 0.95)) and np.any(weights > 0.999), weights
     for ours, ref in zip(fast.predictions(params), slow.predictions(params)):
