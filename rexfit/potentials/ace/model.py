@@ -106,6 +106,9 @@ class ACE:
     basis: BBasis | None = field(default=None, compare=False, repr=False)
 
     full_list = True
+    #: atom slots per chunk of the dataset engine's autodiff kernel on a CPU (loss and
+    #: gradient on 10,000 Cu atoms: 180 µs/atom of CPU against 226 with 4096-slot chunks)
+    autodiff_chunk_atoms = 512
 
     # ------------------------------------------------------------------ construction
     @staticmethod
