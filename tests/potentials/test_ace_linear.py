@@ -139,7 +139,8 @@ def test_descriptor_kernel_equals_autodiff_and_pyace(tmp_path):
 
 def test_family_builds_the_descriptor_form_only_for_fixed_crad_and_linear_embedding(tmp_path):
     """<coefficients/> alone with a linear embedding: a LinearACE (descriptor kernel); with
-    <crad/> fitted too, or two densities: the plain ACE (autodiff kernel)."""
+    <crad/> fitted too, or two densities: the plain ACE (autodiff kernel, in chunks of 512
+    atom slots on a CPU, as ACE asks)."""
     from rexfit.potentials import ace_family
 
     class Dof:
@@ -162,6 +163,8 @@ def test_family_builds_the_descriptor_form_only_for_fixed_crad_and_linear_embedd
         assert linear_embedding(term) == (path == linear_file)
         engine = DatasetObjective(term, items, n_species=3, kernel="auto")
         assert engine.kernel == kernel, (path, dofs)
+        if kernel == "autodiff" and jax.default_backend() == "cpu":
+            assert engine.max_bucket_atoms == 512  # ACE's autodiff_chunk_atoms, not 4096
     with pytest.raises(ValueError, match="linear"):
         LinearACE.freeze(term, params["crad"])
 
