@@ -9,6 +9,22 @@ changed position each time so that the ASE calculator recomputes), and the large
 differences of energy per atom and forces between them.  Usage:
 
     python benchmarks/ace_vs_pyace.py [--potential file.yaml] [--max-atoms 4000] [--repeat 3]
+
+``--dataset`` times instead the loss and its gradient on a dataset of about ``--atoms``
+(10,000) atoms, as a job's ``<dataset>`` is evaluated (:class:`rexfit.datasets.engine.
+DatasetObjective`, kernel chosen by the engine): rattled, strained Cu cells of 32–256 atoms
+whose energies and forces a fixed pyace potential (the same basis, other coefficients)
+labelled.  Two cases: ``linear`` (one density, F = ρ, radial coefficients fixed: the
+descriptor kernel on precomputed rows) and ``nonlinear`` (radial and function coefficients
+fitted, FinnisSinclairShiftedScaled with two densities: the autodiff kernel).  For each: the
+set-up (neighbour lists, stacking, descriptor rows), the first value-and-gradient call
+(tracing, compiling and the first evaluation) with the programs traced and compiled, and
+the best of ``--repeat`` later calls in µs/atom, against pyace's energy + forces on the same
+structures (µs/atom, best of ``--repeat`` passes).  CPU seconds of this process are given
+next to wall seconds (XLA runs on every core)::
+
+    python benchmarks/ace_vs_pyace.py --dataset [--atoms 10000] [--case linear|nonlinear]
+                                      [--max-bucket-atoms N] [--cache-dir DIR]
 """
 
 from __future__ import annotations
@@ -51,12 +67,160 @@ def default_potential(directory: Path) -> Path:
     return directory / "random.yaml"
 
 
+#: fcc Cu supercells (cubic 4-atom cell repeated) of the dataset: 32 … 256 atoms
+DATASET_REPEATS = ((2, 2, 2), (2, 2, 3), (2, 3, 3), (3, 3, 3), (3, 3, 4), (3, 4, 4), (4, 4, 4))
+
+
+def dataset_basis(directory: Path, linear: bool, seed: int) -> Path:
+    """A Cu basis built by pyace (ChebExpCos, r_c 5 Å, ranks 1–4) with random coefficients:
+    one linear density (``linear``) or two densities (F = ρ and √ρ-like)."""
+    import pyace
+
+    from rexfit.potentials.ace.files import read_bbasis, write_bbasis
+    from rexfit.potentials.ace.model import ACE
+
+    config = pyace.create_multispecies_basis_config({
+        "deltaSplineBins": 0.001, "elements": ["Cu"],
+        "embeddings": {"ALL": {"npot": "FinnisSinclairShiftedScaled",
+                               "fs_parameters": [1, 1] if linear else [1, 1, 1, 0.5],
+                               "ndensity": 1 if linear else 2}},
+        "bonds": {"ALL": {"radbase": "ChebExpCos", "radparameters": [5.25], "rcut": 5.0,
+                          "dcut": 0.01}},
+        "functions": {"ALL": {"nradmax_by_orders": [8, 3, 2, 1],
+                              "lmax_by_orders": [0, 2, 2, 1]}}})
+    path = directory / f"basis-{int(linear)}-{seed}.yaml"
+    config.save(str(path))
+    basis = read_bbasis(path)
+    potential, params = ACE.from_bbasis(basis)
+    rng = np.random.default_rng(seed)
+    new = {"c": {k: 0.1 * rng.normal(size=np.shape(v)) for k, v in params["c"].items()},
+           "crad": {k: np.asarray(v) + 0.1 * rng.normal(size=np.shape(v))
+                    for k, v in params["crad"].items()}}
+    write_bbasis(path, potential.to_bbasis(basis, new))
+    return path
+
+
+def dataset_cells(atoms_total: int, seed: int = 7):
+    """Rattled (0.08 Å), strained (2 %) fcc Cu cells of 32–256 atoms, about atoms_total."""
+    from ase.build import bulk
+
+    rng = np.random.default_rng(seed)
+    frames, count = [], 0
+    while count < atoms_total:
+        rep = DATASET_REPEATS[len(frames) % len(DATASET_REPEATS)]
+        atoms = bulk("Cu", "fcc", 3.61, cubic=True).repeat(rep)
+        atoms.set_cell(atoms.cell[:] @ (np.eye(3) + rng.normal(0, 0.02, (3, 3))),
+                       scale_atoms=True)
+        atoms.positions += rng.normal(0, 0.08, atoms.positions.shape)
+        frames.append(atoms)
+        count += len(atoms)
+    return frames
+
+
+def pyace_pass(frames, path: Path, repeat: int):
+    """(energies, forces, best wall seconds, best CPU seconds of ``repeat`` passes) of pyace
+    over ``frames``."""
+    import pyace
+
+    calc = pyace.PyACECalculator(str(path))
+    best, best_cpu, energies, forces = np.inf, np.inf, [], []
+    for k in range(repeat):
+        seconds = cpu = 0.0
+        energies, forces = [], []
+        for atoms in frames:
+            atoms.calc = calc
+            atoms.positions[0, 0] += 1e-9 * (-1) ** k  # a change: pyace recomputes
+            start, start_cpu = time.perf_counter(), time.process_time()
+            forces.append(atoms.get_forces())
+            seconds += time.perf_counter() - start
+            cpu += time.process_time() - start_cpu
+            energies.append(atoms.get_potential_energy())
+        best, best_cpu = min(best, seconds), min(best_cpu, cpu)
+    return energies, forces, best, best_cpu
+
+
+def dataset_case(case: str, frames, directory: Path, repeat: int, engine_options=None) -> None:
+    """One line of timings of the loss and its gradient (module docstring)."""
+    from rexfit import timing
+    from rexfit.datasets.engine import DatasetObjective
+    from rexfit.datasets.items import Item
+    from rexfit.potentials.ace.files import read_bbasis
+    from rexfit.potentials.ace.linear import LinearACE
+    from rexfit.potentials.ace.model import ACE
+
+    linear = case == "linear"
+    model_file = dataset_basis(directory, linear, seed=1)
+    truth_file = dataset_basis(directory, linear, seed=2)
+    energies, forces, pyace_seconds, pyace_cpu = pyace_pass(frames, truth_file, repeat)
+    natoms = sum(len(a) for a in frames)
+    items = [Item(a.positions.copy(), a.cell.array.copy(), np.zeros(len(a), int), energy=e,
+                  forces=f, weight_energy=1.0 / len(frames), weight_forces=1.0 / len(frames),
+                  tol_energy=0.001, tol_forces=0.05)
+             for a, e, f in zip(frames, energies, forces)]
+    potential, params = ACE.from_bbasis(read_bbasis(model_file))
+    if linear:  # as the job's family builds it when <crad/> is not fitted
+        potential = LinearACE.freeze(potential, params["crad"])
+    counters = timing.install()
+    before = counters.copy()
+    wall, cpu = time.perf_counter(), time.process_time()
+    engine = DatasetObjective(potential, items, **(engine_options or {}))
+    setup = (time.perf_counter() - wall, time.process_time() - cpu)
+    wall, cpu = time.perf_counter(), time.process_time()
+    value, grad = engine.value_and_grad(params)
+    first = (time.perf_counter() - wall, time.process_time() - cpu)
+    after = counters.copy()
+    steady = []
+    for _ in range(repeat):
+        wall, cpu = time.perf_counter(), time.process_time()
+        engine.value_and_grad(params)
+        steady.append((time.perf_counter() - wall, time.process_time() - cpu))
+    wall_best = min(w for w, _ in steady)
+    cpu_best = min(c for _, c in steady)
+    print(f"{case:9s} {len(frames)} cells, {natoms} atoms, kernel {engine.kernel}, "
+          f"{engine.n_chunks} chunks of shapes {sorted(set(engine.bucket_shapes))}")
+    print(f"  set-up {setup[0]:.1f} s (CPU {setup[1]:.1f} s); first value+gradient "
+          f"{first[0]:.1f} s (CPU {first[1]:.1f} s), {after.traces - before.traces} traces, "
+          f"{after.compiled - before.compiled} compilations "
+          f"({after.cache_hits - before.cache_hits} read from the cache), "
+          f"{after.seconds - before.seconds:.1f} s tracing+compiling")
+    print(f"  value+gradient {wall_best / natoms * 1e6:.1f} µs/atom "
+          f"(CPU {cpu_best / natoms * 1e6:.1f}); pyace energy+forces "
+          f"{pyace_seconds / natoms * 1e6:.1f} µs/atom (CPU {pyace_cpu / natoms * 1e6:.1f}): "
+          f"ratio {wall_best / pyace_seconds:.2f} (CPU {cpu_best / pyace_cpu:.2f}); "
+          f"loss {value:.6g}")
+
+
+def dataset_main(args) -> None:
+    frames = dataset_cells(args.atoms)
+    cases = ("linear", "nonlinear") if args.case is None else (args.case,)
+    options = {} if args.max_bucket_atoms is None else {
+        "max_bucket_atoms": args.max_bucket_atoms}
+    with tempfile.TemporaryDirectory() as tmp:
+        for case in cases:
+            dataset_case(case, frames, Path(tmp), args.repeat, options)
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--potential", type=Path)
     parser.add_argument("--max-atoms", type=int, default=4000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--dataset", action="store_true",
+                        help="loss + gradient on a dataset instead (module docstring)")
+    parser.add_argument("--atoms", type=int, default=10000)
+    parser.add_argument("--case", choices=("linear", "nonlinear"))
+    parser.add_argument("--max-bucket-atoms", type=int,
+                        help="the engine's atom slots per chunk (default: its own choice)")
+    parser.add_argument("--cache-dir", type=Path,
+                        help="JAX's persistent compilation cache (as rexfit runs keep one): a "
+                             "second run with the same directory compiles nothing")
     args = parser.parse_args(argv)
+    if args.cache_dir is not None:
+        jax.config.update("jax_compilation_cache_dir", str(args.cache_dir))
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    if args.dataset:
+        dataset_main(args)
+        return
 
     import pyace
     from ase.build import bulk

@@ -126,6 +126,8 @@ def species_linear(model) -> int | None:
     ``design_species``), and the per-pair derivatives need not be kept."""
     from rexfit.potentials.snap import DescriptorModel
 
+    if hasattr(model, "species_linear"):  # the model says (linear ACE: LinearACE)
+        return model.species_linear()
     if not isinstance(model, DescriptorModel) or model.quadratic:
         return None
     if getattr(model.descriptor, "quadratic", False):
@@ -251,8 +253,9 @@ class Geometry:
         return len(self.species)
 
 
-def _blocks(geometries: list[Geometry], max_pairs: int | None = BLOCK_PAIRS) -> list[list[int]]:
-    """Structures (indices) packed into blocks of at most BLOCK_ATOMS atoms and ``max_pairs``
+def _blocks(geometries: list[Geometry], max_pairs: int | None = BLOCK_PAIRS,
+            max_atoms: int = BLOCK_ATOMS) -> list[list[int]]:
+    """Structures (indices) packed into blocks of at most ``max_atoms`` atoms and ``max_pairs``
     pairs (None: no pair limit), first fit in order of decreasing size, so blocks are full
     whatever order the data come in (a dataset split in groups costs no more blocks than
     one); a structure larger than a block gets one of its own. Each structure's rows do not
@@ -273,7 +276,7 @@ def _blocks(geometries: list[Geometry], max_pairs: int | None = BLOCK_PAIRS) -> 
             pairs_left[b] -= npairs[k]
             continue
         out.append([int(k)])
-        atoms_left = np.append(atoms_left, max(BLOCK_ATOMS - natoms[k], 0))
+        atoms_left = np.append(atoms_left, max(max_atoms - natoms[k], 0))
         pairs_left = np.append(pairs_left, max(pair_room - npairs[k], 0))
     return [sorted(block) for block in out]
 
@@ -331,16 +334,19 @@ def _slots(g: Geometry) -> np.ndarray:
 def _atom_major_rows(descriptor, geometries: list[Geometry], ladder,
                      design_species: int | None = None) -> list:
     """:func:`structure_feature_rows` for descriptors with ``features_and_neighbor_gradients``
-    (the bispectrum): blocks of BLOCK_ATOMS atoms, each atom with M neighbour slots (M the
-    ladder rung of the largest neighbour count), one program per (descriptor, M)."""
+    (the bispectrum): blocks of BLOCK_ATOMS atoms (or the descriptor's ``block_atoms``: one
+    block shape for more datasets where each shape costs a long compilation, linear ACE),
+    each atom with M neighbour slots (M the ladder rung of the largest neighbour count), one
+    program per (descriptor, M)."""
     from rexfit.structures.neighbors import PADDING_DISPLACEMENT
 
     slots = [_slots(g) for g in geometries]
     most = max((int(s.max()) + 1 for s in slots if len(s)), default=1)
     m = ladder(most, 8)
     out: list = [None] * len(geometries)
-    for block in _blocks(geometries, max_pairs=None):  # packed by atoms only
-        n_atoms = max(BLOCK_ATOMS, ladder(sum(geometries[k].natoms for k in block), 8))
+    size = int(getattr(descriptor, "block_atoms", BLOCK_ATOMS))
+    for block in _blocks(geometries, max_pairs=None, max_atoms=size):  # packed by atoms only
+        n_atoms = max(size, ladder(sum(geometries[k].natoms for k in block), 8))
         species = np.zeros(n_atoms, np.int32)
         mask = np.zeros(n_atoms, bool)
         neighbor_species = np.zeros((n_atoms, m), np.int32)

@@ -240,8 +240,12 @@ def _load(spec: AceSpec, species: tuple[str, ...]):
 def build_model(spec: AceSpec, species: tuple[str, ...], register):
     """(potential, params {"crad": {bond: flat}, "c": {block: flat}}) from the B-basis file for
     the job's species (atoms of species not in the file carry no energy), with every
-    ``<fit-dof>`` group registered, one DOF per coefficient (see the module docstring)."""
+    ``<fit-dof>`` group registered, one DOF per coefficient (see the module docstring).
+    With a linear embedding and no ``<crad/>`` DOF the potential is a
+    :class:`~rexfit.potentials.ace.linear.LinearACE` (crad fixed at the file's values), which
+    the dataset engine evaluates on precomputed descriptor rows."""
     from rexfit.errors import InputError, InputErrors
+    from rexfit.potentials.ace.linear import LinearACE, linear_embedding
 
     potential, params = _load(spec, species)
     params = _start(spec, potential, params)
@@ -275,6 +279,9 @@ def build_model(spec: AceSpec, species: tuple[str, ...], register):
             weights = dict(zip(("l1", "l2"), spec.regularization[:2])) if key == "c" else {}
             register(dof, (key, k, n), float(value), name=f"{label}{n + 1}", tag=tag,
                      **{k_: w for k_, w in weights.items() if w})
+    if not any(key == "crad" for key, _ in chosen) and linear_embedding(potential):
+        # energy affine in c at fixed crad: the dataset engine precomputes descriptor rows
+        potential = LinearACE.freeze(potential, params["crad"])
     return potential, params
 
 

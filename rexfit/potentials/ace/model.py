@@ -106,6 +106,9 @@ class ACE:
     basis: BBasis | None = field(default=None, compare=False, repr=False)
 
     full_list = True
+    #: atom slots per chunk of the dataset engine's autodiff kernel on a CPU (loss and
+    #: gradient on 10,000 Cu atoms: 180 µs/atom of CPU against 226 with 4096-slot chunks)
+    autodiff_chunk_atoms = 512
 
     # ------------------------------------------------------------------ construction
     @staticmethod
@@ -329,23 +332,34 @@ class ACE:
         """(N, F) B-basis function values of every atom for every evaluated function (columns
         in the tables' order, ``tables.order`` giving each column's row of the stacked
         coefficients; not masked by the central element) and (N,) ρ_core."""
-        S, K, tab = len(self.elements), self.nradbase, self.tables
+        S = len(self.elements)
         natoms = system.natoms
         if nbrs.half:
             raise ValueError("ACE needs a full neighbour list (build_neighbor_list(..., "
                              "half=False)), not a half list")
         d = pair_displacements(system, nbrs)
-        r = jnp.sqrt(jnp.sum(d * d, axis=-1))
         element, known = self._elements_of(system.species)
-        si, sj = element[nbrs.i], element[nbrs.j]
-        t = si * S + sj
-        valid = nbrs.mask & known[nbrs.i] & known[nbrs.j] & (r < jnp.asarray(tab.rcut)[t])
+        sj = element[nbrs.j]
+        parts = self.pair_terms(params, d, element[nbrs.i] * S + sj,
+                                nbrs.mask & known[nbrs.i] & known[nbrs.j])
+        # everything summed over neighbours goes through one real scatter, onto (atom, μ_j)
+        summed = jax.ops.segment_sum(parts, nbrs.i * S + sj,
+                                     num_segments=natoms * S).reshape(natoms, S, -1)
+        return self.basis_from_sums(summed)
+
+    def pair_terms(self, params, d, t, ok):
+        """(E, P) what each pair adds to its centre's sums over the neighbours of one element:
+        the radial basis g_k (K), the core repulsion (1), and Re, Im of R_nl Y_lm (N·LM each)
+        (:meth:`basis_from_sums` takes those sums); pair vectors d (E, 3) Å, pair types
+        t = S·μ_i + μ_j (E,), ok (E,) the pairs to count (zero rows otherwise)."""
+        tab = self.tables
+        r = jnp.sqrt(jnp.sum(d * d, axis=-1))
+        valid = ok & (r < jnp.asarray(tab.rcut)[t])
         r = jnp.where(valid, r, 2.0 * self.cutoff + 1.0)
         u = d / r[:, None]
         g, hc = self._radial(r, t)
         g = jnp.where(valid[:, None], g, 0.0)
         hc = jnp.where(valid, hc, 0.0)
-        # everything summed over neighbours goes through one real scatter, onto (atom, μ_j)
         parts = [g * Y00, hc[:, None]]
         if tab.products:
             lm = self.lmax + 1
@@ -359,8 +373,14 @@ class ACE:
             phi = (radial[:, :, l_of] * spherical_harmonics(u, self.lmax)[:, None, :]).reshape(
                 r.shape[0], -1)
             parts += [jnp.real(phi), jnp.imag(phi)]
-        summed = jax.ops.segment_sum(jnp.concatenate(parts, axis=1), nbrs.i * S + sj,
-                                     num_segments=natoms * S).reshape(natoms, S, -1)
+        return jnp.concatenate(parts, axis=1)
+
+    def basis_from_sums(self, summed):
+        """((N, F) B-basis values in the tables' column order, (N,) ρ_core) from each atom's
+        sums of :meth:`pair_terms` over its neighbours of each element, summed (N, S, P)."""
+        K, tab = self.nradbase, self.tables
+        natoms = summed.shape[0]
+        S = len(self.elements)
         a1 = summed[:, :, :K].reshape(natoms, S * K)
         rho_core = jnp.sum(summed[:, :, K], axis=1)
         columns = [a1[:, tab.rank1]] if tab.rank1.size else []
@@ -376,6 +396,18 @@ class ACE:
                                         num_segments=int(fn.max() - fn.min() + 1))
                 columns.append(b.T)
         return jnp.concatenate(columns, axis=1), rho_core
+
+    def core_weight(self, rho_core, element):
+        """(N,) the ``density`` inner cutoff's factor f_cut(ρ_core) of the embedding energy,
+        with ρ_cut, Δρ_cut of each atom's element (indices ``element``)."""
+        out = jnp.ones_like(rho_core)
+        for s, emb in enumerate(self.embeddings):
+            fcut = jnp.where(rho_core >= emb.rho_core_cut, 0.0,
+                             jnp.where(rho_core <= emb.rho_core_cut - emb.drho_core_cut,
+                                       1.0, poly_step(rho_core, emb.rho_core_cut,
+                                                      emb.drho_core_cut)))
+            out = jnp.where(element == s, fcut, out)
+        return out
 
     def features(self, params, system: System, nbrs: NeighborList) -> jax.Array:
         """(N, F) B-basis function values, one column per function of the file (blocks and
@@ -399,19 +431,11 @@ class ACE:
         rho = (jnp.where(mine, b, 0.0)) @ c  # (N, P)
         energy = jnp.zeros(system.natoms)
         zbl = self.bonds[0][0].inner == ZBL_INNER
-        if zbl:
-            fcut = self._zbl_switch(system, nbrs)
+        fcut = self._zbl_switch(system, nbrs) if zbl else self.core_weight(rho_core, species)
         for s, emb in enumerate(self.embeddings):
             f = sum(w * embedding(emb.kind, rho[:, p], m)
                     for p, (w, m) in enumerate(zip(emb.weights, emb.exponents)))
-            if zbl:
-                e = f * fcut + rho_core * (1.0 - fcut)
-            else:
-                fcut = jnp.where(rho_core >= emb.rho_core_cut, 0.0,
-                                 jnp.where(rho_core <= emb.rho_core_cut - emb.drho_core_cut,
-                                           1.0, poly_step(rho_core, emb.rho_core_cut,
-                                                          emb.drho_core_cut)))
-                e = f * fcut + rho_core
+            e = f * fcut + (rho_core * (1.0 - fcut) if zbl else rho_core)
             energy = jnp.where(species == s, e, energy)
         return jnp.where(system.mask & known, energy, 0.0)
 
