@@ -396,8 +396,13 @@ class RelaxProblem:
 
 
 #: Neighbour-list capacities are sized for the densest geometry the bounds allow when that
-#: needs at most this many times the slots of the initial geometry.
-DENSE_ROOM_FACTOR = 8
+#: needs at most this many times the slots of the initial geometry. The room is paid on
+#: every call: the quick-compiled programs of small structures run in time proportional to
+#: their pair and triplet slots, and every structure sharing the capacities pays it
+#: (jobs/fe-abop: 3,072 triplet slots for hcp's corner at 8, 384 at 4, its four
+#: relaxations 0.7 → 0.09 CPU-s); a structure that does reach a denser corner grows its
+#: lists and compiles again.
+DENSE_ROOM_FACTOR = 4
 
 
 def _room_for_bounds(problem) -> None:

@@ -128,6 +128,31 @@ def test_lists_have_room_for_the_lower_bounds(tmp_path):
         assert problem.neighbors(problem.lower[:1]).capacity == problem._room[0]
 
 
+def test_no_room_for_a_corner_far_denser_than_the_given_geometry():
+    """Room for the bounds' densest corner is made only up to DENSE_ROOM_FACTOR times the
+    slots of the given geometry: every structure sharing the capacities computes over them
+    (jobs/fe-abop: hcp at a = 2.2 Å, c/a = 1.4 needs 8x the triplets of the given cell)."""
+    from pathlib import Path
+
+    from rexfit.physics.relax import DENSE_ROOM_FACTOR, SKIN
+    from rexfit.potentials.lists import build_lists
+
+    root = Path(__file__).resolve().parents[2]
+    job, _ = load_job(str(root / "jobs" / "fe-abop" / "job.xml"))
+    pm = build_potentials(job)
+    objective = Objective(job, ParameterSpace(pm, job.constraints))
+    problems = [t.problem for t in objective.terms.values()]
+    assert len({id(p._room) for p in problems}) == 1  # one set of capacities
+    given = [build_lists(p.potential, p.host_system(p.x0), SKIN) for p in problems]
+    largest = max(g.triplets.capacity for g in given)
+    assert problems[0]._room[1] <= DENSE_ROOM_FACTOR * largest
+    hcp = objective.terms["hcp"].problem
+    corner = np.array(hcp.x0, float)
+    corner[:hcp.n_lat] = hcp.lower[:hcp.n_lat]
+    dense = build_lists(hcp.potential, hcp.host_system(corner), SKIN)
+    assert dense.triplets.capacity > problems[0]._room[1]  # no room made for it
+
+
 MIXED = """<?xml version="1.0"?>
 <job>
   <fitting><BFGS max-iter="1"/></fitting>
