@@ -21,7 +21,7 @@ from rexfit.datasets.buckets import POOL, Listed, ladder
 from rexfit.datasets.chunks import VOIGT
 from rexfit.datasets.items import Item, Prediction
 from rexfit.datasets.kernels import _QUICK, KERNELS, Spec, chunk_kernel
-from rexfit.datasets.stacking import label_rows, list_item, make_buckets
+from rexfit.datasets.stacking import label_rows, list_items, make_buckets
 
 
 def _size(x) -> int:
@@ -159,8 +159,8 @@ class DatasetObjective:
                                else 256)
         self.min_chunk_atoms = int(min_chunk_atoms)
         self._resident_bytes = resident_bytes
-        listed = [list_item(it, self.potential, self.kernel, self.skin, self.n_species)
-                  for it in self.items]
+        listed = list_items(self.items, self.potential, self.kernel, self.skin,
+                            self.n_species)
         self.natoms = np.array([x.natoms for x in listed])
         self._base = self._rows = None
         if self.kernel == "descriptor":
