@@ -118,10 +118,10 @@ POOL: list[list] = []
 
 @contextmanager
 def pooled_rows():
-    """Engines (descriptor kernel) made inside this scope compute their descriptor rows
-    together when it ends: the structures of every dataset of a job, training and
-    validation alike, packed into the same blocks (a job's data split into many datasets
-    costs no more blocks than one). The engines are ready after the scope; nothing may use
+    """Engines (descriptor kernel) made inside this scope compute their descriptor rows (and
+    the fixed energies of their base) together when it ends: the structures of every dataset
+    of a job, training and validation alike, packed into the same blocks (a job's data split
+    into many datasets costs no more blocks than one). The engines are ready after the scope; nothing may use
     them inside it."""
     POOL.append([])
     try:
@@ -138,10 +138,12 @@ def pooled_rows():
     for group in groups.values():
         geometries = [g for _, _, _, gs in group for g in gs]
         first, listed = group[0][0], group[0][1]
+        base = first._base_predictions(geometries)  # (per pair: the same numbers)
         rows = first._descriptor_rows(geometries, listed[0].meta)
         start = 0
         for engine, listed, atom_minimum, gs in group:
             stop = start + len(gs)
+            engine._base = None if base is None else base[start:stop]
             engine._rows = [per_model[start:stop] for per_model in rows]
             engine._complete(listed, atom_minimum)
             start = stop

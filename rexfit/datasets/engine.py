@@ -165,10 +165,10 @@ class DatasetObjective:
         self._base = self._rows = None
         if self.kernel == "descriptor":
             geometries = self._geometries(listed)
-            self._base = self._base_predictions(geometries)
-            if POOL:  # inside pooled_rows(): rows with the other engines', on its exit
+            if POOL:  # inside pooled_rows(): base and rows with the others', on its exit
                 POOL[-1].append((self, listed, atom_minimum, geometries))
                 return
+            self._base = self._base_predictions(geometries)
             self._rows = self._descriptor_rows(geometries, listed[0].meta)
         self._complete(listed, atom_minimum)
 
