@@ -335,40 +335,80 @@ def _top_level() -> bool:
     return trace_state_clean()
 
 
+#: XLA compile options of every program, where this XLA knows them
+#: (:func:`accepted_options`): the CPU backend generates each program's code as one LLVM
+#: module instead of splitting it into up to 32 compiled on parallel threads. Measured on
+#: the 2-core machine (docs/performance.md): 10–20 % less CPU time compiling (jobs/al-eam's
+#: term program, the SNAP workload's programs), run times unchanged. GPUs ignore it.
+CODEGEN_OPTIONS = (("xla_cpu_parallel_codegen_split_count", 1),)
+
+
+@functools.lru_cache(maxsize=None)
+def accepted_options(options: tuple) -> tuple:
+    """The (name, value) pairs of ``options`` this XLA accepts as compile options (an XLA
+    without one refuses to compile; such an entry is left out). Probed by compiling a
+    trivial program, once per process and set of options."""
+    def accepts(opts: dict) -> bool:
+        try:
+            jax.jit(lambda v: v + 1, compiler_options=opts).lower(0.0).compile()
+        except Exception:  # noqa: BLE001 - an XLA that does not know an option
+            return False
+        return True
+
+    options = tuple(sorted(options))
+    if not options or accepts(dict(options)):  # the usual case: one probe
+        return options
+    return tuple((name, value) for name, value in options if accepts({name: value}))
+
+
 class CachedJit:
     """``jax.jit(fun, static_argnums=..., compiler_options=...)`` for positional arguments,
-    with its traced program kept on disk (module docstring)."""
+    with its traced program kept on disk (module docstring). :data:`CODEGEN_OPTIONS` are
+    added to ``compiler_options`` (the jitted functions are made on first use, when the
+    backend can be asked which options it knows)."""
 
     def __init__(self, fun, static_argnums=(), compiler_options=None):
         if isinstance(static_argnums, int):
             static_argnums = (static_argnums,)
         self._fun = fun
         self._static = tuple(sorted(static_argnums))
-        options = {} if compiler_options is None else dict(compiler_options)
-        kwargs = {"static_argnums": self._static}
-        if options:
-            kwargs["compiler_options"] = options
-        self._plain = jax.jit(fun, **kwargs)
-
-        def traced(*args):
-            return self._trace(args)
-
-        traced.__name__ = getattr(fun, "__name__", "program")
-        traced.__qualname__ = getattr(fun, "__qualname__", traced.__name__)
-        self._outer = jax.jit(traced, **kwargs)
-        self._name = f"{getattr(fun, '__module__', '?')}.{traced.__qualname__}"
+        self._options = {} if compiler_options is None else dict(compiler_options)
+        self._jits = None
+        self._name = (f"{getattr(fun, '__module__', '?')}."
+                      f"{getattr(fun, '__qualname__', getattr(fun, '__name__', 'program'))}")
         functools.update_wrapper(self, fun, updated=())
 
+    def _made(self):
+        """(plain jit, outer jit whose body reads or keeps the traced program, jit without
+        compile options for calls inside another trace, which JAX refuses them)."""
+        if self._jits is None:
+            options = {**dict(accepted_options(CODEGEN_OPTIONS)), **self._options}
+            kwargs = {"static_argnums": self._static, "compiler_options": options}
+
+            def traced(*args):
+                return self._trace(args)
+
+            traced.__name__ = getattr(self._fun, "__name__", "program")
+            traced.__qualname__ = getattr(self._fun, "__qualname__", traced.__name__)
+            self._jits = (jax.jit(self._fun, **kwargs), jax.jit(traced, **kwargs),
+                          jax.jit(self._fun, static_argnums=self._static))
+        return self._jits
+
     def __call__(self, *args):
-        if _directory[0] is None or not _top_level():
-            return self._plain(*args)
-        return self._outer(*args)
+        plain, outer, nested = self._made()
+        if not _top_level():
+            return nested(*args)
+        if _directory[0] is None:
+            return plain(*args)
+        return outer(*args)
 
     def _cache_size(self) -> int:
-        return self._plain._cache_size() + self._outer._cache_size()
+        if self._jits is None:
+            return 0
+        return sum(j._cache_size() for j in self._jits)
 
     def lower(self, *args):
-        return self._plain.lower(*args)
+        return self._made()[0].lower(*args)
 
     def _trace(self, args):
         """The body of the outer jit: read the program of these arguments or trace, keep and

@@ -31,7 +31,7 @@ share one compiled program. Small structures' programs are compiled quickly (:cl
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import lru_cache, partial
+from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -63,21 +63,10 @@ QUICK_COMPILE_OPTIONS = {"xla_backend_optimization_level": 0,
                          "xla_cpu_use_fusion_emitters": False}
 
 
-@lru_cache(maxsize=None)
 def quick_compile_options() -> tuple:
     """The entries of :data:`QUICK_COMPILE_OPTIONS` this JAX accepts (an XLA without one of
     them refuses to compile; such an entry is left out), as sorted (name, value) pairs."""
-    def accepts(options: dict) -> bool:
-        try:
-            jax.jit(lambda v: v + 1, compiler_options=options).lower(0.0).compile()
-        except Exception:  # noqa: BLE001 - an XLA that does not know an option
-            return False
-        return True
-
-    everything = tuple(sorted(QUICK_COMPILE_OPTIONS.items()))
-    if accepts(dict(everything)):  # the usual case: one probe
-        return everything
-    return tuple((name, value) for name, value in everything if accepts({name: value}))
+    return programs.accepted_options(tuple(QUICK_COMPILE_OPTIONS.items()))
 
 
 class Program:
