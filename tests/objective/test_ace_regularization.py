@@ -26,16 +26,14 @@ from numpy.polynomial import chebyshev as C
 
 pyace = pytest.importorskip("pyace")
 
-from ase.build import bulk  # noqa: E402
-from ase.calculators.singlepoint import SinglePointCalculator  # noqa: E402
-from ase.io import write  # noqa: E402
 
 import rexfit  # noqa: E402
 from rexfit.errors import InputErrors  # noqa: E402
 from rexfit.job import schema  # noqa: E402
-from rexfit.potentials.ace.files import read_bbasis, write_bbasis  # noqa: E402
+from rexfit.potentials.ace.files import read_bbasis  # noqa: E402
 from rexfit.potentials.ace.model import ACE  # noqa: E402
 from rexfit.potentials.ace.regularization import smoothness_penalty  # noqa: E402
+from tests.support.ace_cases import labelled_cells, linear_basis  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -138,44 +136,14 @@ def test_radial_smoothness_is_pacemakers(tmp_path):
 
 # ---------------------------------------------------------------------------- jobs
 
-LINEAR = dict(
-    elements=["Cu"],
-    embeddings={"ALL": {"npot": "FinnisSinclairShiftedScaled", "fs_parameters": [1, 1],
-                        "ndensity": 1}},
-    bonds={"ALL": {"radbase": "ChebExpCos", "radparameters": [5.25], "rcut": 4.5,
-                   "dcut": 0.01}},
-    functions={"ALL": {"nradmax_by_orders": [4, 2], "lmax_by_orders": [0, 1]}},
-)
-
-
 def linear_case(tmp_path, count=6):
     """(start.yaml: a linear ACE of 10 functions with random coefficients, frames labelled
-    by pyace with other coefficients, written to cu.xyz)."""
-    config = pyace.create_multispecies_basis_config({"deltaSplineBins": 0.001, **LINEAR})
-    config.save(str(tmp_path / "basis.yaml"))
-    basis = read_bbasis(tmp_path / "basis.yaml")
-    potential, params = ACE.from_bbasis(basis)
+    by pyace with other coefficients and 0.05 eV, eV/Å of noise, written to cu.xyz)."""
     rng = np.random.default_rng(4)
-    truth = rng.normal(size=params["c"]["Cu"].shape)
-    start = truth + 0.3 * rng.normal(size=truth.shape)
-    for name, c in (("truth.yaml", truth), ("start.yaml", start)):
-        write_bbasis(tmp_path / name, potential.to_bbasis(basis, {"crad": params["crad"],
-                                                                  "c": {"Cu": c}}))
-    frames = []
-    for k in range(count):
-        atoms = bulk("Cu", "fcc", 3.45 + 0.06 * k, cubic=True)
-        atoms.set_cell(atoms.cell[:] @ (np.eye(3) + rng.normal(0, 0.02, (3, 3))),
-                       scale_atoms=True)
-        atoms.positions += rng.normal(0, 0.1, atoms.positions.shape)
-        atoms.set_cell(np.round(atoms.cell[:], 8))
-        atoms.positions = np.round(atoms.positions, 8)
-        atoms.calc = pyace.PyACECalculator(str(tmp_path / "truth.yaml"))
-        labels = dict(energy=atoms.get_potential_energy() + 0.05 * rng.normal(),
-                      forces=atoms.get_forces() + 0.05 * rng.normal(size=(len(atoms), 3)))
-        atoms.calc = SinglePointCalculator(atoms, **labels)
-        frames.append(atoms)
-    write(tmp_path / "cu.xyz", frames, format="extxyz")
-    return tmp_path / "start.yaml", frames
+    truth_file, _, start = linear_basis(tmp_path, rng)
+    frames = labelled_cells(tmp_path / "cu.xyz", truth_file, count, rng, noise=0.05,
+                            stress=False)
+    return start, frames
 
 
 def job_text(yaml, regularization="", fitting="<linear-solve/>", dataset_attrs="",

@@ -239,6 +239,8 @@ def _job(tmp_path, frames: int, grade: str = "linear"):
     from ase.calculators.singlepoint import SinglePointCalculator
     from ase.io import write
 
+    from tests.support.ace_cases import rattled_cell
+
     config = pyace.create_multispecies_basis_config({
         "deltaSplineBins": 0.001, "elements": ["Cu"],
         "embeddings": {"ALL": {"npot": "FinnisSinclairShiftedScaled",
@@ -254,12 +256,7 @@ def _job(tmp_path, frames: int, grade: str = "linear"):
         b, {"crad": params["crad"], "c": {"Cu": rng.normal(size=params["c"]["Cu"].shape)}}))
     atoms_list = []
     for k in range(frames):
-        atoms = bulk("Cu", "fcc", 3.45 + 0.06 * k, cubic=True)
-        atoms.set_cell(atoms.cell[:] @ (np.eye(3) + rng.normal(0, 0.02, (3, 3))),
-                       scale_atoms=True)
-        atoms.positions += rng.normal(0, 0.1, atoms.positions.shape)
-        atoms.set_cell(np.round(atoms.cell[:], 8))  # as extxyz keeps them
-        atoms.positions = np.round(atoms.positions, 8)
+        atoms = rattled_cell(k, rng)
         atoms.calc = SinglePointCalculator(atoms, energy=-3.0 * len(atoms))
         atoms_list.append(atoms)
     write(tmp_path / "cu.xyz", atoms_list, format="extxyz")

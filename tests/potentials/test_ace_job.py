@@ -16,34 +16,17 @@ pyace = pytest.importorskip("pyace")
 
 from ase import units  # noqa: E402
 from ase.build import bulk  # noqa: E402
-from ase.calculators.singlepoint import SinglePointCalculator  # noqa: E402
-from ase.io import write  # noqa: E402
 
 import rexfit  # noqa: E402
 from rexfit.errors import InputErrors  # noqa: E402
 from rexfit.potentials.ace.files import read_bbasis, write_bbasis  # noqa: E402
 from rexfit.potentials.ace.model import ACE  # noqa: E402
+from tests.support.ace_cases import ace_job as lattice_job  # noqa: E402
+from tests.support.ace_cases import labelled_cells as dataset  # noqa: E402
+from tests.support.ace_cases import CU_DATASET, linear_basis  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 CU_YAML = ROOT / "jobs" / "cu-ace" / "Cu.yaml"
-
-
-def lattice_job(yaml: str, structures: str, extra: str = "", fitting: str = "") -> str:
-    return f"""<job>
-  <name>Cu ACE</name>
-  <atom-types><species>Cu</species></atom-types>
-  <potentials>
-    <ace id="Cu">
-      <param-file>{yaml}</param-file>
-      {extra}
-    </ace>
-  </potentials>
-  <structures>
-{structures}
-  </structures>
-  {fitting}
-</job>
-"""
 
 
 FCC = """    <fcc-lattice id="fcc">
@@ -91,53 +74,6 @@ def test_lattice_properties_agree_with_pyace(tmp_path):
         assert abs(props[name]["value"] - value / units.GPa) < 1e-5, (name, props[name], value)
 
 
-LINEAR = dict(
-    elements=["Cu"],
-    embeddings={"ALL": {"npot": "FinnisSinclairShiftedScaled", "fs_parameters": [1, 1],
-                        "ndensity": 1}},
-    bonds={"ALL": {"radbase": "ChebExpCos", "radparameters": [5.25], "rcut": 4.5,
-                   "dcut": 0.01}},
-    functions={"ALL": {"nradmax_by_orders": [4, 2], "lmax_by_orders": [0, 1]}},
-)
-
-
-def linear_basis(tmp_path):
-    """(B-basis with random coefficients 'truth.yaml', its coefficients, the same basis with
-    every coefficient moved 'start.yaml'): a linear ACE (one density, F = ρ)."""
-    config = pyace.create_multispecies_basis_config({"deltaSplineBins": 0.001, **LINEAR})
-    config.save(str(tmp_path / "basis.yaml"))
-    basis = read_bbasis(tmp_path / "basis.yaml")
-    potential, params = ACE.from_bbasis(basis)
-    rng = np.random.default_rng(4)
-    truth = rng.normal(size=params["c"]["Cu"].shape)
-    start = truth + 0.3 * rng.normal(size=truth.shape)
-    for name, c in (("truth.yaml", truth), ("start.yaml", start)):
-        write_bbasis(tmp_path / name, potential.to_bbasis(basis, {"crad": params["crad"],
-                                                                  "c": {"Cu": c}}))
-    return tmp_path / "truth.yaml", truth.ravel(), tmp_path / "start.yaml"
-
-
-def dataset(path, reference, count=6, seed=2):
-    """``count`` rattled, strained 4-atom Cu cells labelled by pyace (``reference``)."""
-    rng = np.random.default_rng(seed)
-    frames = []
-    for k in range(count):
-        atoms = bulk("Cu", "fcc", 3.45 + 0.06 * k, cubic=True)
-        atoms.set_cell(atoms.cell[:] @ (np.eye(3) + rng.normal(0, 0.02, (3, 3))),
-                       scale_atoms=True)
-        atoms.positions += rng.normal(0, 0.1, atoms.positions.shape)
-        # as extxyz writes them (8 decimals), so that pyace labels the cell rexfit reads
-        atoms.set_cell(np.round(atoms.cell[:], 8))
-        atoms.positions = np.round(atoms.positions, 8)
-        atoms.calc = pyace.PyACECalculator(str(reference))
-        labels = dict(energy=atoms.get_potential_energy(), forces=atoms.get_forces(),
-                      stress=atoms.get_stress())
-        atoms.calc = SinglePointCalculator(atoms, **labels)
-        frames.append(atoms)
-    write(path, frames, format="extxyz")
-    return frames
-
-
 def test_linear_solve_recovers_pyace_coefficients_and_exports_read_back(tmp_path):
     """A linear ACE (10 functions) started 0.3 away from the coefficients pyace labelled the
     data with finds them again with one <linear-solve> (measured: 3e-10) from 12 cells' energies
@@ -147,13 +83,7 @@ def test_linear_solve_recovers_pyace_coefficients_and_exports_read_back(tmp_path
     read by pyace, give the labels; parameters.xml names the fitted B-basis file."""
     truth_file, truth, start = linear_basis(tmp_path)
     frames = dataset(tmp_path / "cu.xyz", truth_file, count=12)
-    structures = """    <dataset id="cu">
-      <file>cu.xyz</file>
-      <properties>
-        <atomic-energy tolerance="0.001"/>
-        <stress tolerance="10"/>
-      </properties>
-    </dataset>"""
+    structures = CU_DATASET
     extra = "<fit-dof><coefficients/></fit-dof><export-potential>fitted.yace</export-potential>"
     job = tmp_path / "job.xml"
     job.write_text(lattice_job("start.yaml", structures, extra,

@@ -29,6 +29,7 @@ from rexfit.potentials.ace.files import read_bbasis, write_bbasis  # noqa: E402
 from rexfit.potentials.ace.ladder import (function_key, plan, start_values,  # noqa: E402
                                           step_size)
 from rexfit.potentials.ace.model import ACE  # noqa: E402
+from tests.support.ace_cases import ace_job  # noqa: E402
 
 logging.getLogger("pyace").setLevel(logging.WARNING)
 
@@ -160,21 +161,7 @@ def job_text(param_file, extra="", fitting="", structures=None) -> str:
       <file>cu.xyz</file>
       <properties><atomic-energy tolerance="0.001"/><stress tolerance="10"/></properties>
     </dataset>"""
-    return f"""<job>
-  <name>Cu ACE ladder</name>
-  <atom-types><species>Cu</species></atom-types>
-  <potentials>
-    <ace id="Cu">
-      <param-file>{param_file}</param-file>
-      {extra}
-    </ace>
-  </potentials>
-  <structures>
-{structures}
-  </structures>
-  {fitting}
-</job>
-"""
+    return ace_job(param_file, structures, extra, fitting, name="Cu ACE ladder")
 
 
 def test_ladder_fit_lowers_the_objective_and_ends_with_the_target(tmp_path):

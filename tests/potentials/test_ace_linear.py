@@ -173,7 +173,7 @@ def test_linear_solve_fit_runs_on_the_descriptor_kernel(tmp_path, monkeypatch):
     """The <linear-solve> job of test_ace_job (pyace's labels of energies and stresses)
     runs on the descriptor kernel and recovers pyace's coefficients to 1e-8."""
     import rexfit
-    from tests.potentials.test_ace_job import dataset, lattice_job, linear_basis
+    from tests.support.ace_cases import CU_DATASET, ace_job, labelled_cells, linear_basis
 
     kernels = []
     made = DatasetObjective.__init__
@@ -184,17 +184,11 @@ def test_linear_solve_fit_runs_on_the_descriptor_kernel(tmp_path, monkeypatch):
 
     monkeypatch.setattr(DatasetObjective, "__init__", spy)
     truth_file, truth, _ = linear_basis(tmp_path)
-    dataset(tmp_path / "cu.xyz", truth_file, count=12)
-    structures = """    <dataset id="cu">
-      <file>cu.xyz</file>
-      <properties>
-        <atomic-energy tolerance="0.001"/>
-        <stress tolerance="10"/>
-      </properties>
-    </dataset>"""
+    labelled_cells(tmp_path / "cu.xyz", truth_file, count=12)
+    structures = CU_DATASET
     job = tmp_path / "job.xml"
-    job.write_text(lattice_job("start.yaml", structures, "<fit-dof><coefficients/></fit-dof>",
-                               "<fitting><linear-solve/></fitting>"))
+    job.write_text(ace_job("start.yaml", structures, "<fit-dof><coefficients/></fit-dof>",
+                           "<fitting><linear-solve/></fitting>"))
     res = rexfit.run(job, tmp_path / "out")
     assert kernels and set(kernels) == {"descriptor"}
     fitted = np.array([res.parameters[f"Cu[ACE].c{k + 1}[Cu]"] for k in range(truth.size)])

@@ -1,0 +1,111 @@
+"""ACE test cases shared by the ACE tests: a small linear Cu basis that pyace builds, rattled
+and strained 4-atom Cu cells as extxyz keeps them, cells labelled by a pyace potential, and
+the text of a job with one ``<ace>``. Needs pyace (the tests that use it skip without it)."""
+
+from __future__ import annotations
+
+import numpy as np
+from ase.build import bulk
+from ase.calculators.singlepoint import SinglePointCalculator
+from ase.io import write
+
+from rexfit.potentials.ace.files import read_bbasis, write_bbasis
+from rexfit.potentials.ace.model import ACE
+
+#: pyace's description of a linear ACE of 10 functions (one density, F = ρ)
+LINEAR = dict(
+    elements=["Cu"],
+    embeddings={"ALL": {"npot": "FinnisSinclairShiftedScaled", "fs_parameters": [1, 1],
+                        "ndensity": 1}},
+    bonds={"ALL": {"radbase": "ChebExpCos", "radparameters": [5.25], "rcut": 4.5,
+                   "dcut": 0.01}},
+    functions={"ALL": {"nradmax_by_orders": [4, 2], "lmax_by_orders": [0, 1]}},
+)
+
+
+#: a ``<dataset>`` of the cells :func:`labelled_cells` writes to cu.xyz: energies and
+#: (lightly weighted) stresses
+CU_DATASET = """    <dataset id="cu">
+      <file>cu.xyz</file>
+      <properties>
+        <atomic-energy tolerance="0.001"/>
+        <stress tolerance="10"/>
+      </properties>
+    </dataset>"""
+
+
+def linear_basis(directory, rng=None):
+    """(B-basis with random coefficients 'truth.yaml', its coefficients, the same basis with
+    every coefficient moved 'start.yaml'), written to ``directory``: a linear ACE built by
+    pyace from :data:`LINEAR`. ``rng``: the generator to draw from (default: seed 4)."""
+    import pyace
+
+    rng = np.random.default_rng(4) if rng is None else rng
+    config = pyace.create_multispecies_basis_config({"deltaSplineBins": 0.001, **LINEAR})
+    config.save(str(directory / "basis.yaml"))
+    basis = read_bbasis(directory / "basis.yaml")
+    potential, params = ACE.from_bbasis(basis)
+    truth = rng.normal(size=params["c"]["Cu"].shape)
+    start = truth + 0.3 * rng.normal(size=truth.shape)
+    for name, c in (("truth.yaml", truth), ("start.yaml", start)):
+        write_bbasis(directory / name, potential.to_bbasis(basis, {"crad": params["crad"],
+                                                                   "c": {"Cu": c}}))
+    return directory / "truth.yaml", truth.ravel(), directory / "start.yaml"
+
+
+def rattled_cell(k: int, rng):
+    """The k-th 4-atom fcc Cu cell (a = 3.45 + 0.06 k Å), strained and rattled from ``rng``,
+    with the cell and positions rounded as extxyz writes them (8 decimals), so that a
+    reference labels the cell rexfit reads."""
+    atoms = bulk("Cu", "fcc", 3.45 + 0.06 * k, cubic=True)
+    atoms.set_cell(atoms.cell[:] @ (np.eye(3) + rng.normal(0, 0.02, (3, 3))),
+                   scale_atoms=True)
+    atoms.positions += rng.normal(0, 0.1, atoms.positions.shape)
+    atoms.set_cell(np.round(atoms.cell[:], 8))
+    atoms.positions = np.round(atoms.positions, 8)
+    return atoms
+
+
+def labelled_cells(path, reference, count=6, rng=None, noise=0.0, stress=True):
+    """``count`` :func:`rattled_cell` s labelled by the pyace potential ``reference``
+    (energy, forces and, with ``stress``, stress; ``noise`` eV and eV/Å of Gaussian noise on
+    energy and forces), written to ``path`` (extxyz); the frames. ``rng``: default seed 2."""
+    import pyace
+
+    rng = np.random.default_rng(2) if rng is None else rng
+    frames = []
+    for k in range(count):
+        atoms = rattled_cell(k, rng)
+        atoms.calc = pyace.PyACECalculator(str(reference))
+        energy, forces = atoms.get_potential_energy(), atoms.get_forces()
+        if noise:
+            energy = energy + noise * rng.normal()
+            forces = forces + noise * rng.normal(size=(len(atoms), 3))
+        labels = dict(energy=energy, forces=forces)
+        if stress:
+            labels["stress"] = atoms.get_stress()
+        atoms.calc = SinglePointCalculator(atoms, **labels)
+        frames.append(atoms)
+    write(path, frames, format="extxyz")
+    return frames
+
+
+def ace_job(param_file, structures: str, extra: str = "", fitting: str = "",
+            name: str = "Cu ACE") -> str:
+    """A job of Cu with one ``<ace id="Cu">`` reading ``param_file`` (``extra``: its other
+    children), the ``structures`` and ``fitting`` given."""
+    return f"""<job>
+  <name>{name}</name>
+  <atom-types><species>Cu</species></atom-types>
+  <potentials>
+    <ace id="Cu">
+      <param-file>{param_file}</param-file>
+      {extra}
+    </ace>
+  </potentials>
+  <structures>
+{structures}
+  </structures>
+  {fitting}
+</job>
+"""
