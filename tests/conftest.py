@@ -52,6 +52,7 @@ os.environ["REXFIT_CACHE_DIR"] = _CACHE
 # no traced programs kept on disk (rexfit.programs): tests change module constants that
 # tracing reads, which a program's key does not see; tests/unit/test_programs.py turns it on
 os.environ["REXFIT_PROGRAM_CACHE"] = "0"
+os.environ["REXFIT_FRAME_CACHE"] = "0"  # tests/datasets/test_frame_cache.py turns it on
 jax.config.update("jax_compilation_cache_dir", _CACHE)
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)

@@ -41,6 +41,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from rexfit.datasets import frame_cache
 from rexfit.datasets.formats.record import Frame as _Raw
 from rexfit.datasets.formats.record import scalar_info
 from rexfit.datasets.selection import (  # noqa: F401 - parse_index, parse_select: job checks
@@ -739,12 +740,15 @@ def _lookup(key: str | None, default, *maps):
 
 def _read_ase_file(path: str, fmt: str, group, energy_key: str,
                    keys: dict | None = None) -> list[_Raw]:
-    import ase.io
+    def parse():
+        import ase.io
 
-    try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            frames = ase.io.read(path, index=":", format=_ASE_FORMAT.get(fmt) or fmt[4:])
+            return ase.io.read(path, index=":", format=_ASE_FORMAT.get(fmt) or fmt[4:])
+
+    try:
+        frames = frame_cache.read_frames(path, _ASE_FORMAT.get(fmt) or fmt[4:], ":", parse)
     except Exception as exc:  # ase raises many exception types for malformed files
         msg = str(exc) or type(exc).__name__
         raise _err(path, _line_of_quoted_word(path, msg),

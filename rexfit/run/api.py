@@ -51,10 +51,12 @@ DEVICES = ("cpu", "gpu")
 
 def prepare_jax() -> None:
     """Import JAX in 64-bit mode and keep compiled XLA programs on disk (``REXFIT_CACHE_DIR``,
-    default :data:`CACHE_DIR`), so running a job again skips most of the compilation."""
+    default :data:`CACHE_DIR`), so running a job again skips most of the compilation; traced
+    programs and the frames ``ase.io`` parsed from dataset files are kept there too."""
     import jax
 
     from rexfit import programs
+    from rexfit.datasets import frame_cache
 
     jax.config.update("jax_enable_x64", True)
     path = os.environ.get("REXFIT_CACHE_DIR", CACHE_DIR)
@@ -66,6 +68,7 @@ def prepare_jax() -> None:
         return  # not writable: run without the cache
     jax.config.update("jax_compilation_cache_dir", path)
     programs.enable(os.path.join(path, "programs"))
+    frame_cache.enable(os.path.join(path, "frames"))
     # every program, however quick to compile: a second run of an unchanged job compiles none
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
