@@ -74,7 +74,8 @@ class DatasetObjective:
     ``ParameterSpace.tree(u)``); gradients and Jacobians are then with respect to ``x``.
     n_species: number of species of the job (default: from the potential or the items).
     kernel: "auto", "analytic", "descriptor" or "autodiff" (see Kernels above).
-    max_bucket_atoms: atom slots (padding included) per chunk; a bucket with more is split
+    max_bucket_atoms: atom slots (padding included) per chunk (flat chunks: exactly these,
+    unless a structure needs more); a bucket with more is split
     into chunks of equal shape (None: one chunk per bucket; "auto": 512 for the descriptor
     kernel on a CPU, where chunks that stay in the caches make a training step 2–3× faster
     than 4096-slot ones, for the autodiff kernel on a CPU the smallest
