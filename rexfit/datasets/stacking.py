@@ -82,7 +82,7 @@ def make_buckets(listed: list[Listed], items: Sequence[Item], *, atom_minimum: i
     :func:`rexfit.datasets.chunks.flat_supported`): flat chunks of one shape instead
     (:func:`flat_buckets`)."""
     if flat:
-        return flat_buckets(listed, items, max_bucket_atoms or 4096)
+        return flat_buckets(listed, items, max_bucket_atoms or 4096, atom_minimum)
     groups: dict[tuple, list[int]] = {}
     for k, x in enumerate(listed):
         groups.setdefault((x.pbc, ladder(max(x.natoms, atom_minimum))), []).append(k)
@@ -245,12 +245,14 @@ def stack_bucket(pbc, n: int, members: np.ndarray, listed: list[Listed], items: 
 FLAT_PAIR_STEP = 4
 
 
-def flat_buckets(listed: list[Listed], items: Sequence[Item], atoms: int) -> list[Bucket]:
+def flat_buckets(listed: list[Listed], items: Sequence[Item], atoms: int,
+                 atom_minimum: int = 8) -> list[Bucket]:
     """Flat chunks (one per :class:`Bucket`) of one shape (B, n, E) for the whole dataset:
     n = ``atoms`` atom slots (or the rung of the largest structure above it), E = n × the
     dataset's mean pairs per atom rounded up to a multiple of :data:`FLAT_PAIR_STEP` (or the
     rung of the largest list above it), structures packed first-fit by decreasing size within
-    both, and B the rung of the most structures a chunk holds."""
+    both, and B the rung of the most structures a chunk holds, at least n // ``atom_minimum``
+    (structure slots are cheap: a validation set of few structures keeps the shape)."""
     natoms = np.array([x.natoms for x in listed])
     npairs = np.array([len(x.i) for x in listed])
     n = max(int(atoms), ladder(int(natoms.max())))
@@ -267,7 +269,7 @@ def flat_buckets(listed: list[Listed], items: Sequence[Item], atoms: int) -> lis
         else:
             bins.append([k])
             room.append([n - natoms[k], e - npairs[k]])
-    size = ladder(max(len(members) for members in bins))
+    size = ladder(max(max(len(members) for members in bins), n // max(1, atom_minimum)))
     return [stack_flat(np.asarray(sorted(members)), listed, items, size, n, e)
             for members in bins]
 
