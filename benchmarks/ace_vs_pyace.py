@@ -25,6 +25,10 @@ next to wall seconds (XLA runs on every core)::
 
     python benchmarks/ace_vs_pyace.py --dataset [--atoms 10000] [--case linear|nonlinear]
                                       [--max-bucket-atoms N] [--cache-dir DIR]
+                                      [--no-flat-chunks]
+
+``--no-flat-chunks``: the autodiff kernel's buckets by size instead of its flat chunks (the
+engine's ``flat_chunks=False``, the layout before flat chunks), for comparison.
 """
 
 from __future__ import annotations
@@ -195,6 +199,8 @@ def dataset_main(args) -> None:
     cases = ("linear", "nonlinear") if args.case is None else (args.case,)
     options = {} if args.max_bucket_atoms is None else {
         "max_bucket_atoms": args.max_bucket_atoms}
+    if args.no_flat_chunks:
+        options["flat_chunks"] = False
     with tempfile.TemporaryDirectory() as tmp:
         for case in cases:
             dataset_case(case, frames, Path(tmp), args.repeat, options)
@@ -211,6 +217,8 @@ def main(argv=None) -> None:
     parser.add_argument("--case", choices=("linear", "nonlinear"))
     parser.add_argument("--max-bucket-atoms", type=int,
                         help="the engine's atom slots per chunk (default: its own choice)")
+    parser.add_argument("--no-flat-chunks", action="store_true",
+                        help="autodiff kernel: buckets by size instead of flat chunks")
     parser.add_argument("--cache-dir", type=Path,
                         help="JAX's persistent compilation cache (as rexfit runs keep one): a "
                              "second run with the same directory compiles nothing")

@@ -26,8 +26,19 @@ class Bucket:
     device: list | None = None  # resident device chunks, if kept
     take: list = field(default_factory=list)  # per chunk: residual-block entries used
     dest: list = field(default_factory=list)  # per chunk: their rows in the residual vector
+    starts: np.ndarray | None = None  # flat chunk (one per bucket): each member's first slot
+
+    def atom_layout(self) -> tuple[np.ndarray, int]:
+        """(first atom slot of each structure slot of a chunk (B,), atom slots A of the
+        chunk): the force rows of a residual block are B + c·A + slot."""
+        if self.host.flat:
+            return self.starts, self.host.mask.shape[0]
+        n = self.host.mask.shape[1]
+        return np.arange(self.size) * n, self.size * n
 
     def host_chunk(self, k: int) -> Chunk:
+        if self.host.flat:  # one chunk
+            return self.host
         lo, hi = k * self.size, (k + 1) * self.size
         sliced = {name: (None if getattr(self.host, name) is None
                          else (getattr(self.host, name)[:, lo:hi] if name in _SECOND_AXIS
@@ -50,7 +61,7 @@ class Bucket:
 
 _ARRAY_FIELDS = ("species", "mask", "pair_mask", "e_ref", "f_ref", "s_ref", "ce", "cf", "cs",
                  "volume", "positions", "cell", "i", "j", "shifts", "tij", "tik", "tmask",
-                 "gi", "gj", "si", "sj", "d")
+                 "gi", "gj", "si", "sj", "d", "owner")
 _SECOND_AXIS = ("f_ref", "s_ref", "d")  # structure axis second (component first)
 
 

@@ -41,6 +41,10 @@ class Chunk:
     for a species-linear model (:func:`descriptor_kernel.species_linear`), its designs
     (force (B, n, S, K, 3), virial (B, S, K, 6)),
     and base = (energy (B,), forces (3, B, n), virial (6, B)) of parameter-free terms or None.
+    Flat autodiff chunk (``flat``, :func:`flat_outputs`): the B structures back to back in
+    one system of n atom slots and E pair slots: species, mask, owner (n,) (the structure of
+    each atom slot), positions (n, 3), f_ref (3, n), cf (n,), pair_mask, i, j (E,) (atom
+    slots of the chunk), shifts (E, 3), cell (B, 3, 3); forces are then (3, n).
     Static: pbc, cutoff, skin, half, ordered (triplet layout, None without triplets), packed
     (descriptor kernel with pruned triplets: tij, tik index the chunk's flattened (B·E) pair
     slots and the triplets of all B structures are packed one after another, row-major over
@@ -73,16 +77,20 @@ class Chunk:
     features: Any = None
     feature_grads: Any = None
     base: Any = None
+    owner: Any = None
     pbc: tuple = field(default=(True, True, True), metadata=dict(static=True))
     cutoff: float = field(default=0.0, metadata=dict(static=True))
     skin: float = field(default=0.0, metadata=dict(static=True))
     half: bool = field(default=True, metadata=dict(static=True))
     ordered: bool | None = field(default=None, metadata=dict(static=True))
     packed: bool = field(default=False, metadata=dict(static=True))
+    flat: bool = field(default=False, metadata=dict(static=True))
 
     @property
     def shape(self) -> tuple[int, int, int]:
-        """(B, n, E): structures, atom slots and pair slots."""
+        """(B, n, E): structures, atom slots and pair slots (flat: in all)."""
+        if self.flat:
+            return self.e_ref.shape[0], self.mask.shape[0], self.pair_mask.shape[0]
         b, n = self.mask.shape
         return b, n, self.pair_mask.shape[1]
 
@@ -119,8 +127,62 @@ def evaluate_structure(potential, params, system: System, nbrs: NeighborList, vo
     return value, -g_x, virial, tensor_to_voigt(virial) / volume
 
 
+def atom_energies(potential, params, system: System, nbrs: NeighborList):
+    """(N,) energies per atom of ``potential`` (sums and linked terms are followed down to
+    terms with ``atom_energies``)."""
+    from rexfit.potentials.base import Linked, SumPotential
+
+    if isinstance(potential, SumPotential):
+        return sum(atom_energies(term, params[name], system, nbrs)
+                   for name, term in potential.terms)
+    if isinstance(potential, Linked):
+        return atom_energies(potential.term, potential.resolve(params), system, nbrs)
+    return potential.atom_energies(params, system, nbrs)
+
+
+def flat_supported(potential) -> bool:
+    """Whether every term of ``potential`` declares ``autodiff_flat_chunks``: its atom
+    energies depend on positions and cell only through :func:`pair_displacements` of its
+    (pair-only) list, so that many structures can share one system (:func:`flat_outputs`)."""
+    return all(getattr(leaf, "autodiff_flat_chunks", False)
+               and callable(getattr(leaf, "atom_energies", None))
+               for _, leaf in dk._named_leaves(potential))
+
+
+def flat_outputs(potential, params, c: Chunk):
+    """Kernel "autodiff" on a flat chunk: energy (B,), forces (3, n), virial (6, B), stress
+    (6, B), from one reverse pass of the summed energy of all B structures w.r.t. the atom
+    positions and one homogeneous strain per structure.  The system given to the potential
+    has the unit cell and, as "shifts", each pair's image offset n·cell of its structure's
+    strained cell in Å, so that x_j − x_i + shift·I is the structure's pair vector."""
+    nstruct = c.e_ref.shape[0]
+    eye = jnp.eye(3, dtype=c.positions.dtype)
+    pair_owner = c.owner[c.i]
+    images = c.shifts.astype(c.positions.dtype)
+
+    def energy(positions, strain):
+        f = eye[None] + strain  # (B, 3, 3)
+        x = jnp.einsum("ak,akl->al", positions, f[c.owner])
+        cells = c.cell @ f
+        offsets = jnp.einsum("pk,pkl->pl", images, cells[pair_owner])
+        system = System(positions=x, cell=eye, species=c.species, mask=c.mask, pbc=c.pbc)
+        nbrs = NeighborList(i=c.i, j=c.j, shifts=offsets, mask=c.pair_mask, ref_positions=x,
+                            ref_cell=eye, cutoff=c.cutoff, skin=c.skin, half=c.half)
+        per = jax.ops.segment_sum(atom_energies(potential, params, system, nbrs), c.owner,
+                                  num_segments=nstruct)
+        return jnp.sum(per), per
+
+    (_, e), (g_x, g_eps) = jax.value_and_grad(energy, argnums=(0, 1), has_aux=True)(
+        c.positions, jnp.zeros((nstruct, 3, 3), c.positions.dtype))
+    virial = 0.5 * (g_eps + jnp.swapaxes(g_eps, 1, 2))
+    w = jnp.stack([virial[:, a, b] for a, b in VOIGT])  # (6, B)
+    return e, -g_x.T, w, w / c.volume[None]
+
+
 def autodiff_outputs(potential, params, c: Chunk):
     """Kernel "autodiff": energy (B,), forces (3, B, n), virial (6, B), stress (6, B)."""
+    if c.flat:
+        return flat_outputs(potential, params, c)
 
     def one(c1: Chunk):
         system, nbrs = _structure(c1)

@@ -18,7 +18,7 @@ from jax.flatten_util import ravel_pytree
 from rexfit.datasets import descriptor_kernel as dk
 from rexfit.datasets.analytic import analytic_supported
 from rexfit.datasets.buckets import POOL, Listed, ladder
-from rexfit.datasets.chunks import VOIGT
+from rexfit.datasets.chunks import VOIGT, flat_supported
 from rexfit.datasets.items import Item, Prediction
 from rexfit.datasets.kernels import _QUICK, KERNELS, Spec, chunk_kernel
 from rexfit.datasets.stacking import label_rows, list_items, make_buckets
@@ -74,7 +74,8 @@ class DatasetObjective:
     ``ParameterSpace.tree(u)``); gradients and Jacobians are then with respect to ``x``.
     n_species: number of species of the job (default: from the potential or the items).
     kernel: "auto", "analytic", "descriptor" or "autodiff" (see Kernels above).
-    max_bucket_atoms: atom slots (padding included) per chunk; a bucket with more is split
+    max_bucket_atoms: atom slots (padding included) per chunk (flat chunks: exactly these,
+    unless a structure needs more); a bucket with more is split
     into chunks of equal shape (None: one chunk per bucket; "auto": 512 for the descriptor
     kernel on a CPU, where chunks that stay in the caches make a training step 2–3× faster
     than 4096-slot ones, for the autodiff kernel on a CPU the smallest
@@ -89,6 +90,12 @@ class DatasetObjective:
     ``max_bucket_atoms``), so that small datasets (a validation part, say) share the chunk
     shapes of larger ones ("auto": 256 for the analytic and descriptor kernels, whose padding
     slots are cheap; 0 for autodiff, where a padding slot costs as much as a real one).
+    flat_chunks: autodiff kernel, potentials whose terms all declare
+    ``autodiff_flat_chunks`` (ACE; pair lists without triplets): pack the structures back to
+    back into flat chunks of one shape (``max_bucket_atoms`` atom slots, pair slots for the
+    dataset's mean density; :func:`rexfit.datasets.stacking.flat_buckets`) instead of
+    buckets by size: one compilation per kernel instead of one per bucket shape, and less
+    padding ("auto": where supported; False: buckets).
     """
 
     def __init__(
@@ -105,6 +112,7 @@ class DatasetObjective:
         merge_padding: float = 0.1,
         resident_bytes: int = 256 * 2**20,
         min_chunk_atoms: int | str = "auto",
+        flat_chunks: bool | str = "auto",
     ):
         if kernel not in ("auto", "analytic", "autodiff", "descriptor"):
             raise ValueError(f"kernel must be 'auto', 'analytic', 'descriptor' or 'autodiff', "
@@ -161,6 +169,12 @@ class DatasetObjective:
         self._resident_bytes = resident_bytes
         listed = list_items(self.items, self.potential, self.kernel, self.skin,
                             self.n_species)
+        can_flat = (kernel == "autodiff" and flat_supported(potential)
+                    and all(x.triplets is None for x in listed))
+        if flat_chunks is True and not can_flat:
+            raise ValueError("flat chunks need the autodiff kernel and a potential whose terms "
+                             "declare autodiff_flat_chunks (pair lists only)")
+        self.flat_chunks = bool(can_flat and flat_chunks in ("auto", True))
         self.natoms = np.array([x.natoms for x in listed])
         self._base = self._rows = None
         if self.kernel == "descriptor":
@@ -178,7 +192,7 @@ class DatasetObjective:
             listed, self.items, atom_minimum=atom_minimum, merge_padding=self.merge_padding,
             kernel=self.kernel, potential=self.potential, feature_rows=self._rows,
             base_predictions=self._base, min_chunk_atoms=self.min_chunk_atoms,
-            max_bucket_atoms=self.max_bucket_atoms)
+            max_bucket_atoms=self.max_bucket_atoms, flat=self.flat_chunks)
         self._base = self._rows = None  # now in the buckets' host arrays
         self.rows = label_rows(self.items, self.natoms, self._buckets)
         self.input_bytes = sum(b.host.nbytes() for b in self._buckets)
@@ -281,7 +295,7 @@ class DatasetObjective:
         the previous is awaited)."""
         pending: deque = deque()
         for bi, bucket in enumerate(self._buckets):
-            fn = chunk_kernel(name, bucket.size * bucket.host.mask.shape[1])
+            fn = chunk_kernel(name, bucket.atom_layout()[1])
             for k in range(bucket.n_chunks):
                 if only is not None and (bi, k) not in only:
                     continue
@@ -378,10 +392,10 @@ class DatasetObjective:
         cotangent = np.asarray(cotangent, dtype=np.float64)
         grad, pending = None, deque()
         for bucket in self._buckets:
-            size, n, _ = bucket.host_chunk(0).shape
-            vjp = chunk_kernel("vjp", size * n)
+            size, slots = bucket.size, bucket.atom_layout()[1]
+            vjp = chunk_kernel("vjp", slots)
             for k in range(bucket.n_chunks):
-                block = np.zeros(size * (1 + 3 * n + 6))
+                block = np.zeros(size * 7 + 3 * slots)
                 block[bucket.take[k]] = cotangent[bucket.dest[k]]
                 pending.append(vjp(self._spec, prepared, block, bucket.chunk(k)))
                 if len(pending) > 1:
@@ -401,6 +415,9 @@ class DatasetObjective:
         out: list[Prediction | None] = [None] * len(self.items)
         for b, k, outputs in chunks:
             energy, forces, virial, stress = (np.asarray(o) for o in outputs)
+            starts = b.atom_layout()[0]
+            if not b.host.flat:
+                forces = forces.reshape(3, -1)
             for local in range(b.size):
                 row = k * b.size + local
                 if row >= len(b.members):
@@ -413,6 +430,8 @@ class DatasetObjective:
                 s = stress[:, local].copy()
                 if not abs(np.linalg.det(np.asarray(self.items[item].cell, float))) > 0.0:
                     s[:] = np.nan
-                out[item] = Prediction(float(energy[local]), forces[:, local, :na].T.copy(),
+                first = starts[local]
+                out[item] = Prediction(float(energy[local]),
+                                       forces[:, first:first + na].T.copy(),
                                        s, w)
         return out

@@ -73,11 +73,16 @@ def list_items(items: Sequence[Item], potential, kernel: str, skin: float,
 
 def make_buckets(listed: list[Listed], items: Sequence[Item], *, atom_minimum: int,
                  merge_padding: float, kernel: str, potential, feature_rows, base_predictions,
-                 min_chunk_atoms: int, max_bucket_atoms: int | None) -> list[Bucket]:
+                 min_chunk_atoms: int, max_bucket_atoms: int | None,
+                 flat: bool = False) -> list[Bucket]:
     """The buckets of a dataset: items grouped by periodicity and atom-count class (a rung of
     :func:`ladder`, at least ``atom_minimum``), small classes merged upwards within
     ``merge_padding`` × the dataset's atoms of padding slots, each group stacked by
-    :func:`stack_bucket` (the other arguments are passed on)."""
+    :func:`stack_bucket` (the other arguments are passed on).  ``flat`` (autodiff kernel,
+    :func:`rexfit.datasets.chunks.flat_supported`): flat chunks of one shape instead
+    (:func:`flat_buckets`)."""
+    if flat:
+        return flat_buckets(listed, items, max_bucket_atoms or 4096, atom_minimum)
     groups: dict[tuple, list[int]] = {}
     for k, x in enumerate(listed):
         groups.setdefault((x.pbc, ladder(max(x.natoms, atom_minimum))), []).append(k)
@@ -235,6 +240,84 @@ def stack_bucket(pbc, n: int, members: np.ndarray, listed: list[Listed], items: 
     return Bucket(members=members, size=size, n_chunks=n_chunks, host=host)
 
 
+#: pair slots per atom slot of a flat chunk: a multiple of this (shapes shared by datasets
+#: of similar density)
+FLAT_PAIR_STEP = 4
+
+
+def flat_buckets(listed: list[Listed], items: Sequence[Item], atoms: int,
+                 atom_minimum: int = 8) -> list[Bucket]:
+    """Flat chunks (one per :class:`Bucket`) of one shape (B, n, E) for the whole dataset:
+    n = ``atoms`` atom slots (or the rung of the largest structure above it), E = n × the
+    dataset's mean pairs per atom rounded up to a multiple of :data:`FLAT_PAIR_STEP` (or the
+    rung of the largest list above it), structures packed first-fit by decreasing size within
+    both, and B the rung of the most structures a chunk holds, at least n // ``atom_minimum``
+    (structure slots are cheap: a validation set of few structures keeps the shape)."""
+    natoms = np.array([x.natoms for x in listed])
+    npairs = np.array([len(x.i) for x in listed])
+    n = max(int(atoms), ladder(int(natoms.max())))
+    per_atom = FLAT_PAIR_STEP * math.ceil(npairs.sum() / natoms.sum() / FLAT_PAIR_STEP)
+    e = max(n * max(per_atom, 1), ladder(int(npairs.max()), 8))
+    bins: list[list[int]] = []
+    room: list[list[int]] = []
+    for k in sorted(range(len(listed)), key=lambda k: (-natoms[k], -npairs[k], k)):
+        for b, (ra, rp) in enumerate(room):
+            if natoms[k] <= ra and npairs[k] <= rp:
+                bins[b].append(k)
+                room[b] = [ra - natoms[k], rp - npairs[k]]
+                break
+        else:
+            bins.append([k])
+            room.append([n - natoms[k], e - npairs[k]])
+    size = ladder(max(max(len(members) for members in bins), n // max(1, atom_minimum)))
+    return [stack_flat(np.asarray(sorted(members)), listed, items, size, n, e)
+            for members in bins]
+
+
+def stack_flat(members: np.ndarray, listed: list[Listed], items: Sequence[Item], size: int,
+               n: int, e: int) -> Bucket:
+    """One flat chunk (:class:`~rexfit.datasets.chunks.Chunk` with ``flat``): the members
+    back to back in n atom and e pair slots, ``size`` structure slots (padding slots: no
+    atoms, no weight)."""
+    big = max(int(np.abs(listed[k].shifts).max(initial=0)) for k in members)
+    a: dict[str, Any] = dict(
+        species=np.zeros(n, np.int32), mask=np.zeros(n, bool), owner=np.zeros(n, np.int32),
+        pair_mask=np.zeros(e, bool), e_ref=np.zeros(size), f_ref=np.zeros((3, n)),
+        s_ref=np.zeros((6, size)), ce=np.zeros(size), cf=np.zeros(n), cs=np.zeros(size),
+        volume=np.ones(size), positions=np.zeros((n, 3)), cell=np.zeros((size, 3, 3)),
+        i=np.zeros(e, np.int32), j=np.zeros(e, np.int32),
+        shifts=np.zeros((e, 3), np.int8 if big < 127 else np.int32))
+    starts = np.zeros(size, np.int64)
+    atom = pair = 0
+    for row, k in enumerate(members):
+        x = listed[k]
+        na, npair = x.natoms, len(x.i)
+        starts[row] = atom
+        at, pr = slice(atom, atom + na), slice(pair, pair + npair)
+        a["species"][at] = x.species
+        a["mask"][at] = True
+        a["owner"][at] = row
+        a["positions"][at] = x.positions
+        a["cell"][row] = x.cell
+        a["pair_mask"][pr] = True
+        a["i"][pr], a["j"][pr] = x.i + atom, x.j + atom
+        a["shifts"][pr] = x.shifts
+        one = dict(e_ref=np.zeros(1), f_ref=np.zeros((3, 1, na)), s_ref=np.zeros((6, 1)),
+                   ce=np.zeros(1), cf=np.zeros((1, na)), cs=np.zeros(1), volume=np.ones(1))
+        _targets(items[k], na, abs(float(np.linalg.det(x.cell))), one, 0)
+        for name in ("e_ref", "ce", "cs", "volume"):
+            a[name][row] = one[name][0]
+        a["s_ref"][:, row] = one["s_ref"][:, 0]
+        a["f_ref"][:, at] = one["f_ref"][:, 0]
+        a["cf"][at] = one["cf"][0]
+        atom, pair = atom + na, pair + npair
+    starts[len(members):] = atom
+    cutoff, skin, half = listed[members[0]].meta
+    host = Chunk(**a, pbc=listed[members[0]].pbc, cutoff=cutoff, skin=skin, half=half,
+                 flat=True)
+    return Bucket(members=members, size=size, n_chunks=1, host=host, starts=starts)
+
+
 def _targets(it: Item, na: int, volume: float, a: dict, row: int) -> None:
     """Reference values and residual scales of one item into row ``row``."""
     w_forces = it.weight_forces
@@ -311,7 +394,8 @@ def label_rows(items: Sequence[Item], natoms: np.ndarray, buckets: list[Bucket])
                 else np.zeros(0, np.int64))
 
     for bucket in buckets:
-        size, n, _ = bucket.host_chunk(0).shape
+        size = bucket.size
+        starts, slots = bucket.atom_layout()
         for c in range(bucket.n_chunks):
             take, dest = [], []
             for b in range(size):
@@ -323,9 +407,9 @@ def label_rows(items: Sequence[Item], natoms: np.ndarray, buckets: list[Bucket])
                     take.append([b])
                 if it.forces is not None:
                     atoms, xyz = np.repeat(np.arange(na), 3), np.tile([0, 1, 2], na)
-                    take.append(size + (xyz * size + b) * n + atoms)
+                    take.append(size + xyz * slots + starts[b] + atoms)
                 if it.stress is not None:
-                    take.append(size + 3 * size * n + np.arange(6) * size + b)
+                    take.append(size + 3 * slots + np.arange(6) * size + b)
                 dest.append(np.arange(start[k], start[k + 1]))
             bucket.take.append(cat(take))
             bucket.dest.append(cat(dest))
