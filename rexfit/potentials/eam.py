@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from rexfit.potentials.base import Params, pair_distances, species_table
+from rexfit.structures.indexing import segment_sum
 from rexfit.structures.neighbors import NeighborList
 from rexfit.structures.system import System
 
@@ -115,10 +116,10 @@ class EAM:
         table = self._slot_table(self.density, 2)
         n = system.natoms
         at_i = self._select(self.density, table[si, sj], r, params)
-        rho = jax.ops.segment_sum(jnp.where(use, at_i, 0.0), nbrs.i, num_segments=n)
+        rho = segment_sum(jnp.where(use, at_i, 0.0), nbrs.i, n)
         if nbrs.half:
             at_j = self._select(self.density, table[sj, si], r, params)
-            rho = rho + jax.ops.segment_sum(jnp.where(use, at_j, 0.0), nbrs.j, num_segments=n)
+            rho = rho + segment_sum(jnp.where(use, at_j, 0.0), nbrs.j, n)
         return jnp.where(system.mask, rho, 0.0)
 
     def pair_energy(self, params: Params, system: System, nbrs: NeighborList) -> jax.Array:

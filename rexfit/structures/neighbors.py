@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from rexfit.errors import GeometryError
+from rexfit.structures.indexing import take
 from rexfit.structures.system import System
 
 #: Displacement given to padding pairs: far beyond any cutoff, never zero (no NaN gradients).
@@ -309,8 +310,8 @@ def build_neighbor_list(
 def pair_displacements(system: System, nbrs: NeighborList) -> jax.Array:
     """(E, 3) displacements r_ij = x_j + n·cell − x_i in Å; padding rows hold a far dummy."""
     d = (
-        system.positions[nbrs.j]
-        - system.positions[nbrs.i]
+        take(system.positions, nbrs.j)
+        - take(system.positions, nbrs.i)
         + nbrs.shifts.astype(system.cell.dtype) @ system.cell
     )
     return jnp.where(nbrs.mask[:, None], d, jnp.asarray(PADDING_DISPLACEMENT, d.dtype))
