@@ -14,9 +14,8 @@ from rexfit.datasets import descriptor_kernel as dk
 from rexfit.datasets.buckets import Bucket, Listed, ladder, merge_small_groups
 from rexfit.datasets.chunks import VOIGT, Chunk
 from rexfit.datasets.items import ENERGY, FORCE, STRESS, Item, Rows
-from rexfit.datasets.pairs import cell_pairs
 from rexfit.potentials.lists import build_lists, combined_needs, needs_full_list
-from rexfit.structures.neighbors import PADDING_DISPLACEMENT, build_neighbor_list
+from rexfit.structures.neighbors import PADDING_DISPLACEMENT, build_neighbor_list, pair_list
 from rexfit.structures.system import make_system
 
 
@@ -53,9 +52,9 @@ def list_item(it: Item, potential, kernel: str, skin: float, n_species: int) -> 
 
 def list_items(items: Sequence[Item], potential, kernel: str, skin: float,
                n_species: int) -> list[Listed]:
-    """:func:`list_item` of every item: the pair lists of periodic cells (for a potential
-    without triplets) from :func:`rexfit.datasets.pairs.cell_pairs` (the same lists, found
-    faster), the others from :func:`list_item`."""
+    """:func:`list_item` of every item; for a potential without triplets, the pair lists
+    come straight from :func:`~rexfit.structures.neighbors.pair_list` (the same lists,
+    without a padded :class:`~rexfit.structures.neighbors.NeighborList` per item)."""
     half = kernel == "analytic" or not needs_full_list(potential)
     if not (kernel == "analytic" or combined_needs(potential, n_species) is None):
         return [list_item(it, potential, kernel, skin, n_species) for it in items]
@@ -63,11 +62,10 @@ def list_items(items: Sequence[Item], potential, kernel: str, skin: float,
     out = []
     for it in items:
         s = make_system(it.positions, it.cell, it.species, it.pbc, host=True)
-        pairs = (cell_pairs(s.positions, s.cell, potential.cutoff, skin, half)
-                 if all(s.pbc) else None)
-        out.append(list_item(it, potential, kernel, skin, n_species) if pairs is None else
-                   Listed(np.asarray(s.positions), np.asarray(s.cell), np.asarray(s.species),
-                          s.pbc, *pairs, None, meta))
+        i, j, n = pair_list(s.positions, s.cell, s.pbc, potential.cutoff, skin, half)
+        out.append(Listed(np.asarray(s.positions), np.asarray(s.cell), np.asarray(s.species),
+                          s.pbc, i.astype(np.int32), j.astype(np.int32), n.astype(np.int32),
+                          None, meta))
     return out
 
 

@@ -137,9 +137,9 @@ def check_geometry(positions, cell, pbc, cutoff: float, skin: float) -> None:
                 f"vectors must be finite and at most {MAX_LENGTH:g} Å")
 
 
-def _image_shifts(inv_cell: np.ndarray, pbc, reach: float,
-                  natoms: int) -> tuple[np.ndarray, np.ndarray]:
-    """All candidate image vectors (M, 3) and the fractional reach per direction (3,).
+def _image_shifts(inv_cell: np.ndarray, pbc, reach: float, natoms: int):
+    """All candidate image vectors (M, 3) in C order of the shifts per direction (three
+    integer ranges, also returned) and the fractional reach per direction (3,).
 
     Raises :class:`GeometryError` before allocating if M or M · ``natoms`` exceeds its bound
     (:data:`MAX_IMAGES`, :data:`MAX_IMAGE_ATOMS`)."""
@@ -157,8 +157,9 @@ def _image_shifts(inv_cell: np.ndarray, pbc, reach: float,
             f"{MAX_IMAGES:,} images and {MAX_IMAGE_ATOMS:,} image atoms are searched): check "
             "the lattice parameter, the cell vectors and the potential's cutoff")
     m = [math.ceil(f) + 1 if p else 0 for f, p in zip(frac_reach, pbc)]
-    grid = np.stack(np.meshgrid(*[np.arange(-k, k + 1) for k in m], indexing="ij"), -1)
-    return grid.reshape(-1, 3), frac_reach
+    axes = [np.arange(-k, k + 1) for k in m]
+    grid = np.stack(np.meshgrid(*axes, indexing="ij"), -1)
+    return grid.reshape(-1, 3), axes, frac_reach
 
 
 def _kd_tree():
@@ -182,24 +183,34 @@ BRUTE_FORCE_PAIRS = 200_000
 
 
 def _find_pairs(pos: np.ndarray, cell: np.ndarray, pbc, reach: float):
-    """Full pair list (i, j, n) with |x_j + n·cell − x_i| ≤ reach, self pairs excluded."""
+    """Full pair list (i, j, n) with |x_j + n·cell − x_i| ≤ reach, self pairs excluded.
+
+    Candidate images are tested, and their distances computed, one Cartesian component at a
+    time on (images × atoms) arrays rather than on (images × atoms × 3) ones: the same
+    numbers (x² + y² + z², added in that order), about twice as fast for the many small
+    cells of a dataset."""
     pbc = np.asarray(pbc, dtype=bool)
     inv_cell = np.linalg.inv(cell)
     frac = pos @ inv_cell
     offset = np.where(pbc, np.floor(frac), 0.0)
     wrapped = frac - offset
-    shifts, frac_reach = _image_shifts(inv_cell, pbc, reach, len(pos))
-    img_frac = wrapped[None, :, :] + shifts[:, None, :]  # (M, N, 3)
-    keep = np.all(
-        ~pbc | ((img_frac >= -frac_reach) & (img_frac <= 1.0 + frac_reach)), axis=-1
-    )
+    shifts, axes, frac_reach = _image_shifts(inv_cell, pbc, reach, len(pos))
+    natoms = len(pos)
+    # candidate images: wrapped atom + shift inside [-reach, 1 + reach] per periodic direction
+    inside = [(wrapped[None, :, a] + axes[a][:, None] >= -frac_reach[a])
+              & (wrapped[None, :, a] + axes[a][:, None] <= 1.0 + frac_reach[a])
+              if pbc[a] else np.ones((1, natoms), bool) for a in range(3)]
+    keep = (inside[0][:, None, None, :] & inside[1][None, :, None, :]
+            & inside[2][None, None, :, :]).reshape(-1, natoms)
     shift_idx, src = np.nonzero(keep)
-    images = img_frac[shift_idx, src] @ cell
+    images = (wrapped[src] + shifts[shift_idx]) @ cell
     centres = wrapped @ cell
-    natoms = max(len(pos), 1)
+    natoms = max(natoms, 1)
     if len(centres) * len(images) <= min(BRUTE_FORCE_PAIRS, MAX_PAIRS):
         # few candidates (small cells): every distance, no tree (and no SciPy import)
-        d2 = np.sum((images[None, :, :] - centres[:, None, :]) ** 2, axis=-1)
+        d2 = (images[None, :, 0] - centres[:, None, 0]) ** 2
+        d2 += (images[None, :, 1] - centres[:, None, 1]) ** 2
+        d2 += (images[None, :, 2] - centres[:, None, 2]) ** 2
         found_i, found_j = np.nonzero(d2 <= reach * reach)
         _check_pairs(len(found_i) - len(pos), natoms, reach)
     else:
@@ -256,6 +267,23 @@ def _keep_half(i, j, n) -> np.ndarray:
     return (i < j) | ((i == j) & (first > 0))
 
 
+def pair_list(positions, cell, pbc, cutoff: float, skin: float = 0.5, half: bool = True):
+    """(i, j, n) of the atoms ``positions`` (N, 3), all real, in ``cell`` with periodicity
+    ``pbc``: the pairs closer than ``cutoff + skin`` Å, r_ij = x_j + n·cell − x_i, sorted by
+    (i, j, n), one direction only if ``half`` (int64 arrays, unpadded; the list
+    :func:`build_neighbor_list` pads).  Raises :class:`~rexfit.errors.GeometryError` for a
+    geometry beyond the module's bounds, before anything of its size is allocated."""
+    positions = np.asarray(positions, dtype=np.float64).reshape(-1, 3)
+    check_geometry(positions, cell, pbc, cutoff, skin)
+    cell = complete_cell(np.asarray(cell), pbc)
+    i, j, n = _find_pairs(positions, cell, pbc, cutoff + skin + _MARGIN)
+    if half:
+        keep = _keep_half(i, j, n)
+        i, j, n = i[keep], j[keep], n[keep]
+    order = np.lexsort((n[:, 2], n[:, 1], n[:, 0], j, i))
+    return i[order], j[order], n[order]
+
+
 def build_neighbor_list(
     system: System,
     cutoff: float,
@@ -276,15 +304,9 @@ def build_neighbor_list(
     positions = np.asarray(system.positions, dtype=np.float64)
     atom_mask = np.asarray(system.mask, dtype=bool)
     real = np.nonzero(atom_mask)[0]
-    check_geometry(positions[real], system.cell, pbc, cutoff, skin)
     cell = complete_cell(np.asarray(system.cell), pbc)
-    reach = cutoff + skin + _MARGIN
-    i, j, n = _find_pairs(positions[real], cell, pbc, reach)
-    if half:
-        keep = _keep_half(i, j, n)
-        i, j, n = i[keep], j[keep], n[keep]
-    order = np.lexsort((n[:, 2], n[:, 1], n[:, 0], j, i))
-    i, j, n = real[i[order]], real[j[order]], n[order]
+    i, j, n = pair_list(positions[real], system.cell, pbc, cutoff, skin, half)
+    i, j = real[i], real[j]
     npairs = len(i)
     if capacity is None:
         capacity = bucket_size(npairs)

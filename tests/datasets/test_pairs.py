@@ -1,7 +1,8 @@
-"""The dataset engine's pair lists of periodic cells (rexfit.datasets.pairs, through
-stacking.list_items) equal those of the per-structure search (stacking.list_item, i.e.
-build_neighbor_list): same pairs, same order, same dtypes, for full and half lists, skewed,
-tiny and large cells, mixed with clusters and partly periodic cells."""
+"""The dataset engine's pair lists (stacking.list_items, from neighbors.pair_list) equal those
+of the per-structure search (stacking.list_item, i.e. build_neighbor_list): same pairs, same
+order, same dtypes, for full and half lists, skewed, tiny and large cells, clusters and partly
+periodic cells; and the search's candidate test and distances, taken per Cartesian component,
+give the pairs a direct all-images search gives."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import numpy as np
 import pytest
 
 from rexfit.datasets.items import Item
-from rexfit.datasets.pairs import cell_pairs
+from rexfit.errors import GeometryError
 from rexfit.datasets.stacking import list_item, list_items
 from rexfit.potentials.pair import LennardJones
 
@@ -67,13 +68,38 @@ def test_full_lists_with_skin():
           [list_item(it, pot, "descriptor", 0.3, 2) for it in items])
 
 
-def test_left_to_the_per_structure_search():
-    """Cells the per-structure search treats otherwise are not listed here."""
-    assert cell_pairs(np.zeros((1, 3)), np.eye(3) * 1e-3, 5.0, 0.0, False) is None  # too small
-    assert cell_pairs(np.full((1, 3), np.nan), np.eye(3), 5.0, 0.0, False) is None
-    assert cell_pairs(np.zeros((2, 3)), np.zeros((3, 3)), 5.0, 0.0, False) is None
-    rng = np.random.default_rng(2)  # many candidates: the k-d tree's
-    assert cell_pairs(rng.uniform(0, 30, (2000, 3)), 30 * np.eye(3), 5.0, 0.0, False) is None
+def test_bad_geometries_raise_as_the_per_structure_search():
+    pot = LennardJones(5.0)
+    for pos, cell in ((np.zeros((1, 3)), np.eye(3) * 1e-3),  # far too small for the cutoff
+                      (np.full((1, 3), np.nan), np.eye(3))):
+        item = Item(pos, cell, np.zeros(len(pos), int), (True, True, True))
+        with pytest.raises(GeometryError) as per_structure:
+            list_item(item, pot, "analytic", 0.0, 1)
+        with pytest.raises(GeometryError) as listed:
+            list_items([item], pot, "analytic", 0.0, 1)
+        assert str(listed.value) == str(per_structure.value)
+
+
+@pytest.mark.parametrize("pbc", [(True, True, True), (True, False, True), (False,) * 3])
+def test_pairs_against_a_direct_search(pbc):
+    """Every pair within the reach, found by brute force over a generous block of images."""
+    from rexfit.structures.neighbors import pair_list
+
+    rng = np.random.default_rng(3)
+    cell = 4.0 * (np.eye(3) + rng.uniform(-0.2, 0.2, (3, 3)))
+    pos = rng.uniform(-0.3, 1.3, (6, 3)) @ cell
+    reach = 5.5
+    i, j, n = pair_list(pos, cell, pbc, reach, 0.0, half=False)
+    found = set(zip(i.tolist(), j.tolist(), map(tuple, n.tolist())))
+    r = [range(-4, 5) if p else range(1) for p in pbc]
+    expected = set()
+    for a in range(6):
+        for b in range(6):
+            for s in ((x, y, z) for x in r[0] for y in r[1] for z in r[2]):
+                d = pos[b] + np.asarray(s) @ cell - pos[a]
+                if (a != b or any(s)) and np.linalg.norm(d) <= reach:
+                    expected.add((a, b, s))
+    assert found == expected
 
 
 def test_job_data():
