@@ -304,8 +304,8 @@ def build_neighbor_list(
     positions = np.asarray(system.positions, dtype=np.float64)
     atom_mask = np.asarray(system.mask, dtype=bool)
     real = np.nonzero(atom_mask)[0]
-    cell = complete_cell(np.asarray(system.cell), pbc)
     i, j, n = pair_list(positions[real], system.cell, pbc, cutoff, skin, half)
+    cell = complete_cell(np.asarray(system.cell), pbc)
     i, j = real[i], real[j]
     npairs = len(i)
     if capacity is None:
