@@ -18,10 +18,14 @@ from rexfit.potentials.base import Linked, SumPotential
 class FamilyKernel(NamedTuple):
     """The analytic kernel of one potential family: ``prepare(leaf, params)`` once per
     evaluation (outside the chunk loop) and ``terms(leaf, prepared, chunk)`` → (energy (B,),
-    dE/dd (3 × (B, E))) per chunk."""
+    dE/dd (3 × (B, E))) per chunk; ``full_list``: it reads the full neighbour list (pair
+    (i, j) adds to E_i only), else the half list; ``supports(leaf)``: whether it covers that
+    potential (None: every potential of its class)."""
 
     prepare: Callable
     terms: Callable
+    full_list: bool = False
+    supports: Callable | None = None
 
 
 def _registered() -> dict:
@@ -30,8 +34,8 @@ def _registered() -> dict:
     out = {}
     for family in registry.FAMILIES:
         if family.dataset_kernel is not None:
-            cls, prepare, terms = family.dataset_kernel()
-            out[cls] = FamilyKernel(prepare, terms)
+            cls, prepare, terms, *options = family.dataset_kernel()
+            out[cls] = FamilyKernel(prepare, terms, **(options[0] if options else {}))
     return out
 
 
@@ -51,15 +55,30 @@ def _leaves(potential, params=None):
         yield potential, params
 
 
+def _kernel_of(leaf) -> FamilyKernel | None:
+    """The family kernel that covers ``leaf`` (its exact class), or None."""
+    kernel = FAMILIES.get(type(leaf))
+    if kernel is None or (kernel.supports is not None and not kernel.supports(leaf)):
+        return None
+    return kernel
+
+
 def analytic_supported(potential) -> bool:
     """True if every term of ``potential`` is one of a registered family with a dataset kernel
-    (Lennard-Jones, Buckingham, Stillinger–Weber, EAM and tabulated EAM), possibly in sums and
-    with linked parameters: the ``"analytic"`` kernel applies."""
-    if isinstance(potential, SumPotential):
-        return all(analytic_supported(t) for _, t in potential.terms)
-    if isinstance(potential, Linked):
-        return analytic_supported(potential.term)
-    return type(potential) in FAMILIES
+    that covers it (Lennard-Jones, Buckingham, Stillinger–Weber, EAM and tabulated EAM on the
+    half list; ACE without the ``zbl`` inner cutoff on the full list), possibly in sums and
+    with linked parameters, all on the same kind of list: the ``"analytic"`` kernel
+    applies."""
+    kernels = [_kernel_of(leaf) for leaf, _ in _leaves(potential)]
+    return (all(k is not None for k in kernels)
+            and len({k.full_list for k in kernels}) == 1)
+
+
+def analytic_full_list(potential) -> bool:
+    """Whether the analytic kernel of ``potential`` runs on the full neighbour list (its
+    terms' family kernels read it: ACE) rather than the half list."""
+    return any(k is not None and k.full_list
+               for k in map(_kernel_of, (leaf for leaf, _ in _leaves(potential))))
 
 
 def prepare_analytic(potential, params) -> list:
@@ -74,7 +93,8 @@ def analytic_outputs(potential, prepared: list, c: Chunk):
     """Kernel "analytic" (``prepared`` from :func:`prepare_analytic`): energy (B,),
     forces (3, B, n), virial (6, B), stress (6, B).  Every term gives its energy and dE/dd
     per pair (d = x_j − x_i); forces are ±dE/dd summed onto the two atoms and the virial is
-    Σ d ⊗ dE/dd (symmetrised)."""
+    Σ d ⊗ dE/dd (symmetrised).  The same on a half list (each pair once) and on a full list
+    (each pair twice, dE/dd of the centre's energy each time)."""
     atoms = c.mask.shape
     energy, grad = 0.0, (0.0, 0.0, 0.0)
     for leaf, p in zip([leaf for leaf, _ in _leaves(potential)], prepared):

@@ -121,8 +121,9 @@ class DatasetObjective:
             raise ValueError("the descriptor kernel handles descriptor models (SNAP, linear "
                              "models, networks, PINNs) over parameter-free terms (ZBL) only")
         if kernel == "analytic" and not analytic_supported(potential):
-            raise ValueError("the analytic kernel handles EAM, Lennard-Jones and "
-                             "Stillinger–Weber terms only")
+            raise ValueError("the analytic kernel handles EAM, Lennard-Jones, Buckingham, "
+                             "Stillinger–Weber and ACE (not its zbl inner cutoff) terms "
+                             "only, and no sum of ACE with the others")
         if not items:
             raise ValueError("a dataset needs at least one structure")
         self.potential = potential

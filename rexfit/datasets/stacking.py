@@ -11,6 +11,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from rexfit.datasets import descriptor_kernel as dk
+from rexfit.datasets.analytic import analytic_full_list
 from rexfit.datasets.buckets import Bucket, Listed, ladder, merge_small_groups
 from rexfit.datasets.chunks import VOIGT, Chunk
 from rexfit.datasets.items import ENERGY, FORCE, STRESS, Item, Rows
@@ -22,11 +23,13 @@ from rexfit.structures.system import make_system
 
 def list_item(it: Item, potential, kernel: str, skin: float, n_species: int) -> Listed:
     """Geometry and neighbour lists of one item (host, unpadded): the half list for the
-    analytic kernel, else the lists ``potential`` needs (with triplets, pruned for the fixed
-    geometry where the descriptor kernel allows)."""
+    analytic kernel (the full list where its family kernels read it: ACE), else the lists
+    ``potential`` needs (with triplets, pruned for the fixed geometry where the descriptor
+    kernel allows)."""
     system = make_system(it.positions, it.cell, it.species, it.pbc, host=True)
     if kernel == "analytic":
-        nbrs = build_neighbor_list(system, potential.cutoff, skin, half=True, host=True)
+        nbrs = build_neighbor_list(system, potential.cutoff, skin,
+                                   half=not analytic_full_list(potential), host=True)
     else:  # the lists the potential needs (full, with triplets if a descriptor needs them)
         nbrs = build_lists(potential, system, skin, n_species=n_species, host=True)
     npair = int(np.count_nonzero(np.asarray(nbrs.mask)))
@@ -56,7 +59,8 @@ def list_items(items: Sequence[Item], potential, kernel: str, skin: float,
     """:func:`list_item` of every item: the pair lists of periodic cells (for a potential
     without triplets) from :func:`rexfit.datasets.pairs.cell_pairs` (the same lists, found
     faster), the others from :func:`list_item`."""
-    half = kernel == "analytic" or not needs_full_list(potential)
+    half = (not analytic_full_list(potential) if kernel == "analytic"
+            else not needs_full_list(potential))
     if not (kernel == "analytic" or combined_needs(potential, n_species) is None):
         return [list_item(it, potential, kernel, skin, n_species) for it in items]
     meta = (float(potential.cutoff), float(skin), bool(half))
