@@ -46,15 +46,24 @@ def prepare(ace: ACE, params):
 
 
 def _harmonics_and_slopes(ace: ACE, d):
-    """Y_lm (E, LM) of the unit vectors of d (E, 3) and ∂Y_lm/∂d_a (3 × (E, LM)), forward
-    mode."""
+    """(Re, Im) of Y_lm (E, LM) of the unit vectors of d (E, 3) and of ∂Y_lm/∂d_a
+    (3 × (Re, Im)), forward mode."""
 
     def ylm(v):
-        return spherical_harmonics(v / jnp.sqrt(jnp.sum(v * v, axis=-1))[:, None], ace.lmax)
+        y = spherical_harmonics(v / jnp.sqrt(jnp.sum(v * v, axis=-1))[:, None], ace.lmax)
+        return jnp.real(y), jnp.imag(y)
 
     y, linear = jax.linearize(ylm, d)
     unit = jnp.eye(3, dtype=d.dtype)
     return y, [linear(jnp.broadcast_to(unit[a], d.shape)) for a in range(3)]
+
+
+def _over_m(values, lmax: int):
+    """(E, N, L) → (E, N, LM), each l repeated for its 2l + 1 values of m, by broadcasts (a
+    gather is several times slower on XLA's CPU backend, above all in the reverse pass)."""
+    e, n, _ = values.shape
+    return jnp.concatenate([jnp.broadcast_to(values[:, :, l, None], (e, n, 2 * l + 1))
+                            for l in range(lmax + 1)], axis=2)
 
 
 def _radial_types(values, crad, t):
@@ -63,6 +72,42 @@ def _radial_types(values, crad, t):
         return jnp.einsum("ek,nlk->enl", values, crad[0])
     pick = (t[:, None] == jnp.arange(crad.shape[0])[None, :]).astype(values.dtype)
     return jnp.einsum("et,etnl->enl", pick, jnp.einsum("ek,tnlk->etnl", values, crad))
+
+
+def _sums(parts: list, c, ej, n_atoms: int, n_el: int):
+    """(Σ of the pair rows ``parts`` (a list of (E, P_k)) per atom slot and neighbour element,
+    concatenated (A, S, Σ P_k); the map from such a per-atom array back to the pairs, as the
+    list of (E, P_k)).  Reshapes and sums on an atom-major chunk (``c.slots``), else a scatter
+    and gathers.  Piece by piece, not one concatenated (E, Σ P_k) array: XLA's CPU backend
+    fuses the pads of the concatenation's transpose into slow loops (a third of the gradient)."""
+    sizes = np.cumsum([p.shape[1] for p in parts])[:-1]
+    if c.slots:
+        shape = (n_atoms, c.slots)
+        if n_el == 1:
+            summed = [p.reshape(shape + p.shape[1:]).sum(axis=1) for p in parts]
+
+            def gather(w):
+                return [jnp.broadcast_to(x[:, None, :], shape + x.shape[1:]).reshape(
+                    -1, x.shape[1]) for x in jnp.split(w[:, 0], sizes, axis=1)]
+        else:
+            which = (ej.reshape(shape + (1,)) == jnp.arange(n_el)).astype(parts[0].dtype)
+            summed = [jnp.einsum("amp,ams->asp", p.reshape(shape + p.shape[1:]), which)
+                      for p in parts]
+
+            def gather(w):
+                return [jnp.einsum("asp,ams->amp", x, which).reshape(-1, x.shape[2])
+                        for x in jnp.split(w, sizes, axis=2)]
+    else:
+        slot = c.gi.reshape(-1) * n_el + ej
+        summed = [jax.ops.segment_sum(p, slot, num_segments=n_atoms * n_el).reshape(
+            n_atoms, n_el, -1) for p in parts]
+
+        def gather(w):
+            w = w.reshape(n_atoms * n_el, -1)
+            return [x[slot] for x in jnp.split(w, sizes, axis=1)]
+    if n_el == 1 and c.slots:
+        summed = [x[:, None, :] for x in summed]
+    return jnp.concatenate(summed, axis=2), gather
 
 
 def atom_terms(ace: ACE, prepared, c):
@@ -90,18 +135,13 @@ def atom_terms(ace: ACE, prepared, c):
     parts = [g * Y00, hc[:, None]]
     products = bool(tab.products)
     if products:
-        lm = (ace.lmax + 1) ** 2
-        l_of = np.array([l for l in range(ace.lmax + 1) for _ in range(2 * l + 1)])
-        radial = _radial_types(g, crad, t)[:, :, l_of]  # (E, N, LM)
-        slope = _radial_types(dg, crad, t)[:, :, l_of]
+        radial = _over_m(_radial_types(g, crad, t), ace.lmax)  # (E, N, LM)
+        slope = _over_m(_radial_types(dg, crad, t), ace.lmax)
         safe = jnp.where(keep, d, jnp.asarray([1.0, 0.0, 0.0], d.dtype))  # no 0/0 anywhere
-        y, dy = _harmonics_and_slopes(ace, safe)
-        phi = (radial * y[:, None, :]).reshape(r.shape[0], -1)
-        parts += [jnp.real(phi), jnp.imag(phi)]
-    parts = jnp.concatenate(parts, axis=1)  # (E, P)
-    slot = c.gi.reshape(-1) * n_el + ej
-    summed = jax.ops.segment_sum(parts, slot, num_segments=n_atoms * n_el).reshape(
-        n_atoms, n_el, -1)
+        (y_re, y_im), dy = _harmonics_and_slopes(ace, safe)
+        parts += [(radial * y_re[:, None, :]).reshape(r.shape[0], -1),
+                  (radial * y_im[:, None, :]).reshape(r.shape[0], -1)]
+    summed, gather = _sums(parts, c, ej, n_atoms, n_el)
 
     def energies(s):
         b, rho_core = ace.basis_from_sums(s)
@@ -109,17 +149,16 @@ def atom_terms(ace: ACE, prepared, c):
         return jnp.where(live, ace.embedding_energies(coeff, b, rho_core, element, fcut), 0.0)
 
     e_atoms, pullback = jax.vjp(energies, summed)
-    w = pullback(jnp.ones_like(e_atoms))[0].reshape(n_atoms * n_el, -1)[slot]  # (E, P)
-    k = ace.nradbase
-    along = jnp.sum(w[:, :k] * dg, axis=1) + w[:, k] * dhc  # ∂E/∂r
+    w = gather(pullback(jnp.ones_like(e_atoms))[0])  # the pieces of parts, per pair
+    along = jnp.sum(w[0] * dg, axis=1) + w[1][:, 0] * dhc  # ∂E/∂r
     grad = [0.0, 0.0, 0.0]
-    if products:
-        half = (w.shape[1] - k - 1) // 2
-        shape = (r.shape[0], -1, lm)
-        wc = (w[:, k + 1:k + 1 + half] - 1j * w[:, k + 1 + half:]).reshape(shape)  # w̄
-        along = along + jnp.sum(slope * jnp.real(wc * y[:, None, :]), axis=(1, 2))
-        q = jnp.sum(wc * radial, axis=1)  # (E, LM)
-        grad = [jnp.sum(jnp.real(q * dy[a]), axis=1) for a in range(3)]
+    if products:  # real arithmetic throughout (XLA's CPU code for complex is slower)
+        shape = (r.shape[0], -1, y_re.shape[1])
+        w_re, w_im = w[2].reshape(shape), w[3].reshape(shape)
+        along = along + jnp.sum(slope * (w_re * y_re[:, None, :] + w_im * y_im[:, None, :]),
+                                axis=(1, 2))
+        q_re, q_im = jnp.sum(w_re * radial, axis=1), jnp.sum(w_im * radial, axis=1)
+        grad = [jnp.sum(q_re * dy_re + q_im * dy_im, axis=1) for dy_re, dy_im in dy]
     along = jnp.where(valid, along, 0.0)
     grad = tuple(jnp.where(valid, along * u[:, a] + grad[a], 0.0).reshape(c.pair_mask.shape)
                  for a in range(3))
