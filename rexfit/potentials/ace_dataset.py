@@ -58,66 +58,45 @@ def _harmonics_and_slopes(ace: ACE, d):
     return y, [linear(jnp.broadcast_to(unit[a], d.shape)) for a in range(3)]
 
 
-def _over_m(values, lmax: int):
-    """(E, N, L) → (E, N, LM), each l repeated for its 2l + 1 values of m, by broadcasts (a
-    gather is several times slower on XLA's CPU backend, above all in the reverse pass)."""
-    e, n, _ = values.shape
-    return jnp.concatenate([jnp.broadcast_to(values[:, :, l, None], (e, n, 2 * l + 1))
-                            for l in range(lmax + 1)], axis=2)
+def _over_m(values, lmax: int, axis: int):
+    """``values`` with its l axis (at ``axis``, lmax + 1 long) expanded to (l, m) (LM long),
+    each l repeated for its 2l + 1 values of m, by broadcasts (a gather is several times
+    slower on XLA's CPU backend, above all in the reverse pass)."""
+    pieces = []
+    for l in range(lmax + 1):
+        x = jnp.expand_dims(jnp.take(values, l, axis=axis), axis)
+        shape = list(x.shape)
+        shape[axis] = 2 * l + 1
+        pieces.append(jnp.broadcast_to(x, shape))
+    return jnp.concatenate(pieces, axis=axis)
 
 
-def _radial_types(values, crad, t):
-    """Σ_k values[e, k] crad[t_e, n, l, k] → (E, N, L), as the model combines them."""
+def _radial_sums(ace: ACE, crad, element, g_re, g_im):
+    """Re, Im of the A-basis Σ_j R_nl(r_ij) Y_lm(r̂_ij) per atom and neighbour element
+    (A, S, N·LM) from the parameter-free sums G = Σ_j g_k(r_ij) Y_lm(r̂_ij) (A, S, K, LM):
+    R_nl = Σ_k crad[μ_i μ_j, n, l, k] g_k is linear in crad, so A = Σ_k crad G per atom."""
+    n_el = len(ace.elements)
     if crad.shape[0] == 1:
-        return jnp.einsum("ek,nlk->enl", values, crad[0])
-    pick = (t[:, None] == jnp.arange(crad.shape[0])[None, :]).astype(values.dtype)
-    return jnp.einsum("et,etnl->enl", pick, jnp.einsum("ek,tnlk->etnl", values, crad))
-
-
-def _sums(parts: list, c, ej, n_atoms: int, n_el: int):
-    """(Σ of the pair rows ``parts`` (a list of (E, P_k)) per atom slot and neighbour element,
-    concatenated (A, S, Σ P_k); the map from such a per-atom array back to the pairs, as the
-    list of (E, P_k)).  Reshapes and sums on an atom-major chunk (``c.slots``), else a scatter
-    and gathers.  Piece by piece, not one concatenated (E, Σ P_k) array: XLA's CPU backend
-    fuses the pads of the concatenation's transpose into slow loops (a third of the gradient)."""
-    sizes = np.cumsum([p.shape[1] for p in parts])[:-1]
-    if c.slots:
-        shape = (n_atoms, c.slots)
-        if n_el == 1:
-            summed = [p.reshape(shape + p.shape[1:]).sum(axis=1) for p in parts]
-
-            def gather(w):
-                return [jnp.broadcast_to(x[:, None, :], shape + x.shape[1:]).reshape(
-                    -1, x.shape[1]) for x in jnp.split(w[:, 0], sizes, axis=1)]
-        else:
-            which = (ej.reshape(shape + (1,)) == jnp.arange(n_el)).astype(parts[0].dtype)
-            summed = [jnp.einsum("amp,ams->asp", p.reshape(shape + p.shape[1:]), which)
-                      for p in parts]
-
-            def gather(w):
-                return [jnp.einsum("asp,ams->amp", x, which).reshape(-1, x.shape[2])
-                        for x in jnp.split(w, sizes, axis=2)]
-    else:
-        slot = c.gi.reshape(-1) * n_el + ej
-        summed = [jax.ops.segment_sum(p, slot, num_segments=n_atoms * n_el).reshape(
-            n_atoms, n_el, -1) for p in parts]
-
-        def gather(w):
-            w = w.reshape(n_atoms * n_el, -1)
-            return [x[slot] for x in jnp.split(w, sizes, axis=1)]
-    if n_el == 1 and c.slots:
-        summed = [x[:, None, :] for x in summed]
-    return jnp.concatenate(summed, axis=2), gather
+        c = _over_m(crad[0], ace.lmax, axis=1)  # (N, LM, K)
+        return tuple(jnp.einsum("nmk,askm->asnm", c, x).reshape(x.shape[0], n_el, -1)
+                     for x in (g_re, g_im))
+    types = element[:, None] * n_el + jnp.arange(n_el)[None, :]  # (A, S) pair types
+    c = _over_m(crad, ace.lmax, axis=2)[types]  # (A, S, N, LM, K)
+    return tuple(jnp.einsum("asnmk,askm->asnm", c, x).reshape(x.shape[0], n_el, -1)
+                 for x in (g_re, g_im))
 
 
 def atom_terms(ace: ACE, prepared, c):
-    """(energies (B, n) of the atom slots, dE/dd (3 × (B, E)) of the pair slots) of one
-    chunk with analytic fields on the full list (mask, species, pair_mask, gi, si, sj, d)."""
+    """(energies (n,) of the atom slots, dE/dd (3 × (E,)) of the pair slots) of one flat
+    chunk with atom-major pair slots (``c.slots`` per atom slot, E = n·slots) on the full
+    list: mask, species, owner, pair_mask, gj, si, sj, d."""
+    if not c.slots:
+        raise ValueError("the ACE dataset kernel reads flat chunks with atom-major pair slots "
+                         "(Chunk.slots)")
     crad, coeff = prepared
     tab = ace.tables
-    n_el = len(ace.elements)
-    atoms = c.mask.shape
-    n_atoms = atoms[0] * atoms[1]
+    n_el, k = len(ace.elements), ace.nradbase
+    n_atoms, slots = c.mask.size, c.slots
     element, known = ace._elements_of(c.species.reshape(-1))
     live = c.mask.reshape(-1) & known
     ei, ki = ace._elements_of(c.si.reshape(-1))
@@ -128,44 +107,65 @@ def atom_terms(ace: ACE, prepared, c):
     valid = c.pair_mask.reshape(-1) & ki & kj & (r < jnp.asarray(tab.rcut)[t])
     r = jnp.where(valid, r, 2.0 * ace.cutoff + 1.0)
     u = d / r[:, None]
+    # the pair terms and their derivatives: parameter-free (no reverse pass runs through them)
     (g, hc), (dg, dhc) = jax.jvp(lambda x: ace._radial(x, t), (r,), (jnp.ones_like(r),))
     keep = valid[:, None]
     g, dg = jnp.where(keep, g, 0.0), jnp.where(keep, dg, 0.0)
     hc, dhc = jnp.where(valid, hc, 0.0), jnp.where(valid, dhc, 0.0)
-    parts = [g * Y00, hc[:, None]]
+    # per atom slot a and neighbour slot m; with several elements the radial terms are
+    # spread over the neighbour's element (zero for the others): (A, M, S·K)
+    am = (n_atoms, slots)
+    which = (ej.reshape(am + (1,)) == jnp.arange(n_el)).astype(d.dtype)  # (A, M, S)
+
+    def spread(x):
+        if n_el == 1:
+            return x.reshape(am + x.shape[1:])
+        return (x.reshape(am + (1, -1)) * which[..., None]).reshape(am + (-1,))
+
+    gs, dgs = spread(g * Y00), spread(dg)
+    hs, dhs = spread(hc[:, None]), spread(dhc[:, None])
+    sums = [gs.sum(axis=1), hs.sum(axis=1)]  # (A, S·K), (A, S)
     products = bool(tab.products)
     if products:
-        radial = _over_m(_radial_types(g, crad, t), ace.lmax)  # (E, N, LM)
-        slope = _over_m(_radial_types(dg, crad, t), ace.lmax)
         safe = jnp.where(keep, d, jnp.asarray([1.0, 0.0, 0.0], d.dtype))  # no 0/0 anywhere
-        (y_re, y_im), dy = _harmonics_and_slopes(ace, safe)
-        parts += [(radial * y_re[:, None, :]).reshape(r.shape[0], -1),
-                  (radial * y_im[:, None, :]).reshape(r.shape[0], -1)]
-    summed, gather = _sums(parts, c, ej, n_atoms, n_el)
+        y, dy = _harmonics_and_slopes(ace, safe)
+        lm = y[0].shape[1]
+        y = [x.reshape(am + (lm,)) for x in y]
+        dy = [[x.reshape(am + (lm,)) for x in pair] for pair in dy]
+        # G = Σ_j g_k Y_lm per atom (and neighbour element): batched products over the slots
+        sums += [jnp.einsum("amj,aml->ajl", gs, x).reshape(n_atoms, -1) for x in y]
+    summed = jnp.concatenate([x.reshape(n_atoms, n_el, -1) for x in sums], axis=2)
 
     def energies(s):
+        if products:  # the model's sums: g, V, then Re, Im of Σ_j R_nl Y_lm
+            g_sums = [s[:, :, k + 1 + h * k * lm:k + 1 + (h + 1) * k * lm].reshape(
+                n_atoms, n_el, k, lm) for h in (0, 1)]
+            s = jnp.concatenate([s[:, :, :k + 1],
+                                 *_radial_sums(ace, crad, element, *g_sums)], axis=2)
         b, rho_core = ace.basis_from_sums(s)
         fcut = ace.core_weight(rho_core, element)
         return jnp.where(live, ace.embedding_energies(coeff, b, rho_core, element, fcut), 0.0)
 
     e_atoms, pullback = jax.vjp(energies, summed)
-    w = gather(pullback(jnp.ones_like(e_atoms))[0])  # the pieces of parts, per pair
-    along = jnp.sum(w[0] * dg, axis=1) + w[1][:, 0] * dhc  # ∂E/∂r
+    w = pullback(jnp.ones_like(e_atoms))[0]  # ∂E_i/∂(sums) (A, S, P)
+    w_g = w[:, :, :k].reshape(n_atoms, -1)  # (A, S·K)
+    along = (jnp.einsum("aj,amj->am", w_g, dgs)
+             + jnp.einsum("aj,amj->am", w[:, :, k], dhs))  # ∂E/∂r (A, M)
     grad = [0.0, 0.0, 0.0]
-    if products:  # real arithmetic throughout (XLA's CPU code for complex is slower)
-        shape = (r.shape[0], -1, y_re.shape[1])
-        w_re, w_im = w[2].reshape(shape), w[3].reshape(shape)
-        along = along + jnp.sum(slope * (w_re * y_re[:, None, :] + w_im * y_im[:, None, :]),
-                                axis=(1, 2))
-        q_re, q_im = jnp.sum(w_re * radial, axis=1), jnp.sum(w_im * radial, axis=1)
-        grad = [jnp.sum(q_re * dy_re + q_im * dy_im, axis=1) for dy_re, dy_im in dy]
-    along = jnp.where(valid, along, 0.0)
-    grad = tuple(jnp.where(valid, along * u[:, a] + grad[a], 0.0).reshape(c.pair_mask.shape)
-                 for a in range(3))
-    return e_atoms.reshape(atoms), grad
+    if products:  # real arithmetic throughout, contractions as batched products (dots)
+        w_y = [w[:, :, k + 1 + h * k * lm:k + 1 + (h + 1) * k * lm].reshape(n_atoms, -1, lm)
+               for h in (0, 1)]  # (A, S·K, LM)
+        z = sum(jnp.einsum("ajl,aml->amj", wy, x) for wy, x in zip(w_y, y))  # (A, M, S·K)
+        along = along + jnp.einsum("amj,amj->am", dgs, z)
+        q = [jnp.einsum("ajl,amj->aml", wy, gs) for wy in w_y]  # (A, M, LM)
+        grad = [jnp.sum(q[0] * dy_re + q[1] * dy_im, axis=2) for dy_re, dy_im in dy]
+    along = jnp.where(valid, along.reshape(-1), 0.0)
+    grad = tuple(jnp.where(valid, along * u[:, a] + jnp.reshape(grad[a], -1), 0.0).reshape(
+        c.pair_mask.shape) for a in range(3))
+    return e_atoms.reshape(c.mask.shape), grad
 
 
 def terms(ace: ACE, prepared, c):
-    """(energy (B,), dE/dd (3 × (B, E))) of one ACE term."""
+    """(energy (B,) of the chunk's structure slots, dE/dd (3 × (E,))) of one ACE term."""
     e_atoms, grad = atom_terms(ace, prepared, c)
-    return jnp.sum(e_atoms, axis=1), grad
+    return jax.ops.segment_sum(e_atoms, c.owner, num_segments=c.e_ref.shape[0]), grad

@@ -392,12 +392,13 @@ def species_text(spec: AceSpec) -> str:
 
 def dataset_kernel():
     """(ACE, prepare, terms, options) of :mod:`rexfit.potentials.ace_dataset`: on the full
-    list, for the bases it covers (not the ``zbl`` inner cutoff)."""
+    list in flat atom-major chunks, for the bases it covers (not the ``zbl`` inner
+    cutoff)."""
     from rexfit.potentials import ace_dataset
     from rexfit.potentials.ace.model import ACE
 
     return ACE, ace_dataset.prepare, ace_dataset.terms, dict(
-        full_list=True, supports=ace_dataset.supported)
+        full_list=True, atom_major=True, supports=ace_dataset.supported)
 
 
 FAMILY = Family(element="ace", type_name="ACE", parameters=DOF_GROUPS, neighbours="full",
