@@ -30,9 +30,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rexfit.potentials.ace.harmonics import spherical_harmonics
+from rexfit.potentials.ace.harmonics import spherical_harmonics_parts
 from rexfit.potentials.ace.model import ACE, Y00
-from rexfit.potentials.ace.radial import ZBL_INNER
+from rexfit.potentials.ace.radial import ZBL_INNER, spline_value_and_slope
 
 
 def supported(ace: ACE) -> bool:
@@ -45,13 +45,25 @@ def prepare(ace: ACE, params):
     return ace._crad(params), ace._coefficients(params)
 
 
+def _radial_and_slopes(ace: ACE, r, t):
+    """((g (E, K), V (E,)), their r-derivatives) of pairs at r (E,) of pair types t: the
+    model's splines with one coefficient lookup each, exact functions by forward mode."""
+    if not ace.spline:
+        return jax.jvp(lambda x: ace._radial(x, t), (r,), (jnp.ones_like(r),))
+    tab = ace.tables
+    scale, nodes = jnp.asarray(tab.scale)[t], jnp.asarray(tab.nodes)[t]
+    g, dg = spline_value_and_slope(tab.g_spline, t, scale, nodes, r)
+    hc, dhc = spline_value_and_slope(tab.hc_spline, t, scale, nodes, r)
+    return (g, hc[:, 0]), (dg, dhc[:, 0])
+
+
 def _harmonics_and_slopes(ace: ACE, d):
     """(Re, Im) of Y_lm (E, LM) of the unit vectors of d (E, 3) and of ∂Y_lm/∂d_a
     (3 × (Re, Im)), forward mode."""
 
     def ylm(v):
-        y = spherical_harmonics(v / jnp.sqrt(jnp.sum(v * v, axis=-1))[:, None], ace.lmax)
-        return jnp.real(y), jnp.imag(y)
+        return spherical_harmonics_parts(v / jnp.sqrt(jnp.sum(v * v, axis=-1))[:, None],
+                                         ace.lmax)
 
     y, linear = jax.linearize(ylm, d)
     unit = jnp.eye(3, dtype=d.dtype)
@@ -108,7 +120,7 @@ def atom_terms(ace: ACE, prepared, c):
     r = jnp.where(valid, r, 2.0 * ace.cutoff + 1.0)
     u = d / r[:, None]
     # the pair terms and their derivatives: parameter-free (no reverse pass runs through them)
-    (g, hc), (dg, dhc) = jax.jvp(lambda x: ace._radial(x, t), (r,), (jnp.ones_like(r),))
+    (g, hc), (dg, dhc) = _radial_and_slopes(ace, r, t)
     keep = valid[:, None]
     g, dg = jnp.where(keep, g, 0.0), jnp.where(keep, dg, 0.0)
     hc, dhc = jnp.where(valid, hc, 0.0), jnp.where(valid, dhc, 0.0)
