@@ -127,7 +127,7 @@ def atom_terms(ace: ACE, prepared, c):
     # per atom slot a and neighbour slot m; with several elements the radial terms are
     # spread over the neighbour's element (zero for the others): (A, M, S·K)
     am = (n_atoms, slots)
-    which = (ej.reshape(am + (1,)) == jnp.arange(n_el)).astype(d.dtype)  # (A, M, S)
+    which = (ej.reshape(am + (1,)) == jnp.arange(n_el)[None, None, :]).astype(d.dtype)
 
     def spread(x):
         if n_el == 1:
