@@ -73,6 +73,13 @@ def test_analytic_kernel_equals_autodiff(case, chunk_atoms):
         for key in params[group]:
             assert np.abs(grad_ref[group][key]).max() > 0.0
             assert relative(grad[group][key], grad_ref[group][key]) < 1e-10, (group, key)
+    c = np.random.default_rng(1).normal(size=fast.n_rows)
+    for a, b in zip(jax.tree_util.tree_leaves(fast.vjp(params, c)),
+                    jax.tree_util.tree_leaves(slow.vjp(params, c))):
+        assert relative(a, b) < 1e-10
+    size = jax.flatten_util.ravel_pytree(params)[0].size
+    d = np.random.default_rng(2).normal(size=(size, 2))
+    assert relative(fast.jacobian(params, d), slow.jacobian(params, d)) < 1e-10
 
 
 def test_gradient_against_central_differences(case):
