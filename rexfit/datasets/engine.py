@@ -57,7 +57,8 @@ class DatasetObjective:
     reverse-over-reverse, :mod:`rexfit.datasets.chunks`), ``"analytic"`` (EAM, Lennard-Jones
     and Stillinger–Weber terms, sums of them, linked parameters: derivatives written out per
     pair on the half list, :mod:`rexfit.datasets.analytic`; about 4× faster than autodiff for
-    EAM), ``"descriptor"`` (descriptor models over parameter-free terms, rows precomputed,
+    EAM; non-linear ACE on the full list, :mod:`rexfit.potentials.ace_dataset`),
+    ``"descriptor"`` (descriptor models over parameter-free terms, rows precomputed,
     :mod:`rexfit.datasets.descriptor_kernel`); ``"auto"`` picks the first that applies of
     analytic, descriptor, autodiff.
 
@@ -95,7 +96,8 @@ class DatasetObjective:
     back into flat chunks of one shape (``max_bucket_atoms`` atom slots, pair slots for the
     dataset's mean density; :func:`rexfit.datasets.stacking.flat_buckets`) instead of
     buckets by size: one compilation per kernel instead of one per bucket shape, and less
-    padding ("auto": where supported; False: buckets).
+    padding ("auto": where supported; False: buckets).  The analytic kernel of ACE always
+    runs on flat chunks with atom-major pair slots (False is refused).
     """
 
     def __init__(
