@@ -133,3 +133,29 @@ def alcu_basis_linear(case):
     out = dataclasses.replace(ace, embeddings=emb)
     object.__setattr__(out, "tables", ace.tables)
     return out
+
+
+def test_exact_radial_functions_and_a_cluster(case):
+    """The exact radial functions (spline=False: slopes by forward mode) and a free cluster
+    (no periodicity, an atom without neighbours) among periodic cells, in one flat chunk."""
+    from rexfit.datasets.items import Item
+
+    ace, params, frames, items = case
+    exact = ace.with_spline(False)
+    rng = np.random.default_rng(8)
+    cluster = Item(np.array([[0.0, 0.0, 0.0], [2.4, 0.3, 0.1], [0.2, 2.5, -0.3],
+                             [9.0, 9.0, 9.0]]), np.eye(3) * 20.0, np.array([0, 2, 0, 2]),
+                   pbc=(False, False, False), energy=1.0, forces=rng.normal(size=(4, 3)),
+                   tol_energy=0.01, tol_forces=0.1)
+    data = items[:3] + [cluster]
+    fast = DatasetObjective(exact, data, n_species=3)
+    slow = DatasetObjective(exact, data, n_species=3, kernel="autodiff")
+    assert fast.kernel == "analytic" and fast.n_chunks == 1
+    for ours, ref in zip(fast.predictions(params), slow.predictions(params)):
+        assert abs(ours.energy - ref.energy) <= 1e-10 * abs(ref.energy)
+        assert relative(ours.forces, ref.forces) < 1e-10
+    value, grad = fast.value_and_grad(params)
+    value_ref, grad_ref = slow.value_and_grad(params)
+    assert abs(value - value_ref) <= 1e-10 * value_ref
+    for a, b in zip(jax.tree_util.tree_leaves(grad), jax.tree_util.tree_leaves(grad_ref)):
+        assert relative(a, b) < 1e-10
