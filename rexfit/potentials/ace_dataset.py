@@ -1,24 +1,25 @@
 """The analytic dataset kernel of :class:`rexfit.potentials.ace.model.ACE` (non-linear ACE:
 fitted radial coefficients crad, several densities, any embedding), on the full neighbour list
-of a chunk, where pair (i, j) adds to E_i only.
+of a flat chunk with atom-major pair slots (:class:`rexfit.datasets.chunks.Chunk` ``slots``),
+where pair (i, j) adds to E_i only.
 
-The standard ACE force algorithm: per pair p = (i, j), d = x_j − x_i, r = |d|, u = d / r, in one
-forward sweep the radial basis g_k(r) and core repulsion V(r) with their r-derivatives (the
-spline's cubic, as the model's), R_nl = Σ_k crad[μ_i μ_j, n, l, k] g_k and R′_nl likewise,
-Y_lm(u) and ∂Y_lm/∂d (forward mode, three tangents); the pair terms
-φ_p = [g, V, Re R_nl Y_lm, Im R_nl Y_lm] summed per atom and neighbour element (the model's
-:meth:`~rexfit.potentials.ace.model.ACE.pair_terms` and the same scatter); per atom its energy
-from those sums (:meth:`~rexfit.potentials.ace.model.ACE.basis_from_sums`, the embedding and
-the ``density`` inner cutoff) and the adjoint w_i = ∂E_i/∂(sums) by a ``jax.vjp`` of that
-per-atom map; then per pair
+The standard ACE force algorithm.  Per pair p = (i, j), d = x_j − x_i, r = |d|, u = d / r: the
+radial basis g_k(r) and core repulsion V(r) with their r-derivatives (the model's splines, one
+coefficient lookup each), Y_lm(u) and ∂Y_lm/∂d (forward mode, real arithmetic), all free of
+parameters.  Per atom i and neighbour element μ (sums over the atom's neighbour slots, batched
+products): Σ_j g_k, Σ_j V and G_klm = Σ_j g_k Y_lm; then, R_nl = Σ_k crad[μ_i μ, n, l, k] g_k
+being linear in crad, the model's A-basis A_nlm = Σ_k crad_nlk G_klm per atom, its product
+basis (:meth:`~rexfit.potentials.ace.model.ACE.basis_from_sums`), densities, embedding and
+``density`` inner cutoff, and the adjoint w_i = ∂E_i/∂(sums) by a ``jax.vjp`` of that per-atom
+map.  Per pair, with w̄ = w_Re − i w_Im of the pair's centre and neighbour element,
 
-    ∂E_i/∂d_p = u (w_g·g′ + w_V V′ + Σ_nl R′_nl Re Σ_m w̄_nlm Y_lm)
-                + Re Σ_lm (Σ_n w̄_nlm R_nl) ∂Y_lm/∂d,        w̄ = w_Re − i w_Im,
+    ∂E_i/∂d_p = u (w_g·g′ + w_V V′ + Σ_k g′_k Re Σ_lm w̄_klm Y_lm)
+                + Re Σ_lm (Σ_k w̄_klm g_k) ∂Y_lm/∂d.
 
-w gathered from the pair's centre and neighbour element.  Everything is JAX, so the
-parameter gradient of a loss is one reverse pass over this forward computation (crad enters
-R and R′ linearly, c the per-atom map).  :func:`prepare` runs once per evaluation,
-:func:`terms` once per chunk (looked up by :mod:`rexfit.datasets.analytic`).
+Everything is JAX, so the parameter gradient of a loss is one reverse pass over this forward
+computation; it meets the per-pair terms only in these last contractions.  :func:`prepare`
+runs once per evaluation, :func:`terms` once per chunk (looked up by
+:mod:`rexfit.datasets.analytic`).
 
 Not covered (:func:`supported` is False; the engine then takes the autodiff kernel): the
 ``zbl`` inner cutoff, whose weight depends on each atom's nearest neighbour.
