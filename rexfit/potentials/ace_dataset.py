@@ -58,17 +58,9 @@ def _radial_and_slopes(ace: ACE, r, t):
     return (g, hc[:, 0]), (dg, dhc[:, 0])
 
 
-def _harmonics_and_slopes(ace: ACE, d):
-    """(Re, Im) of Y_lm (E, LM) of the unit vectors of d (E, 3) and of ∂Y_lm/∂d_a
-    (3 × (Re, Im)), forward mode."""
-
-    def ylm(v):
-        return spherical_harmonics_parts(v / jnp.sqrt(jnp.sum(v * v, axis=-1))[:, None],
-                                         ace.lmax)
-
-    y, linear = jax.linearize(ylm, d)
-    unit = jnp.eye(3, dtype=d.dtype)
-    return y, [linear(jnp.broadcast_to(unit[a], d.shape)) for a in range(3)]
+def _harmonics(ace: ACE, d):
+    """(Re, Im) of Y_lm (E, LM) of the unit vectors of d (E, 3)."""
+    return spherical_harmonics_parts(d / jnp.sqrt(jnp.sum(d * d, axis=-1))[:, None], ace.lmax)
 
 
 def _over_m(values, lmax: int, axis: int):
@@ -141,10 +133,9 @@ def atom_terms(ace: ACE, prepared, c):
     products = bool(tab.products)
     if products:
         safe = jnp.where(keep, d, jnp.asarray([1.0, 0.0, 0.0], d.dtype))  # no 0/0 anywhere
-        y, dy = _harmonics_and_slopes(ace, safe)
+        y, y_pullback = jax.vjp(lambda v: _harmonics(ace, v), safe)
         lm = y[0].shape[1]
         y = [x.reshape(am + (lm,)) for x in y]
-        dy = [[x.reshape(am + (lm,)) for x in pair] for pair in dy]
         # G = Σ_j g_k Y_lm per atom (and neighbour element): batched products over the slots
         sums += [jnp.einsum("amj,aml->ajl", gs, x).reshape(n_atoms, -1) for x in y]
     summed = jnp.concatenate([x.reshape(n_atoms, n_el, -1) for x in sums], axis=2)
@@ -171,7 +162,9 @@ def atom_terms(ace: ACE, prepared, c):
         z = sum(jnp.einsum("ajl,aml->amj", wy, x) for wy, x in zip(w_y, y))  # (A, M, S·K)
         along = along + jnp.einsum("amj,amj->am", dgs, z)
         q = [jnp.einsum("ajl,amj->aml", wy, gs) for wy in w_y]  # (A, M, LM)
-        grad = [jnp.sum(q[0] * dy_re + q[1] * dy_im, axis=2) for dy_re, dy_im in dy]
+        # Σ_lm q_lm ∂Y_lm/∂d: the pull-back of q through Y (no ∂Y/∂d arrays formed)
+        slope = y_pullback(tuple(x.reshape(-1, lm) for x in q))[0]  # (E, 3)
+        grad = [slope[:, a] for a in range(3)]
     along = jnp.where(valid, along.reshape(-1), 0.0)
     grad = tuple(jnp.where(valid, along * u[:, a] + jnp.reshape(grad[a], -1), 0.0).reshape(
         c.pair_mask.shape) for a in range(3))
