@@ -5,8 +5,7 @@ where pair (i, j) adds to E_i only.
 
 The standard ACE force algorithm.  Per pair p = (i, j), d = x_j − x_i, r = |d|, u = d / r: the
 radial basis g_k(r) and core repulsion V(r) with their r-derivatives (the model's splines, one
-coefficient lookup each), Y_lm(u) and ∂Y_lm/∂d (forward mode, real arithmetic), all free of
-parameters.  Per atom i and neighbour element μ (sums over the atom's neighbour slots, batched
+coefficient lookup each) and Y_lm(u) (real arithmetic), all free of parameters.  Per atom i and neighbour element μ (sums over the atom's neighbour slots, batched
 products): Σ_j g_k, Σ_j V and G_klm = Σ_j g_k Y_lm; then, R_nl = Σ_k crad[μ_i μ, n, l, k] g_k
 being linear in crad, the model's A-basis A_nlm = Σ_k crad_nlk G_klm per atom, its product
 basis (:meth:`~rexfit.potentials.ace.model.ACE.basis_from_sums`), densities, embedding and
@@ -14,7 +13,10 @@ basis (:meth:`~rexfit.potentials.ace.model.ACE.basis_from_sums`), densities, emb
 map.  Per pair, with w̄ = w_Re − i w_Im of the pair's centre and neighbour element,
 
     ∂E_i/∂d_p = u (w_g·g′ + w_V V′ + Σ_k g′_k Re Σ_lm w̄_klm Y_lm)
-                + Re Σ_lm (Σ_k w̄_klm g_k) ∂Y_lm/∂d.
+                + Re Σ_lm (Σ_k w̄_klm g_k) ∂Y_lm/∂d,
+
+the last sum as the pull-back of q_lm = Σ_k w̄_klm g_k through Y_lm(d/|d|) (a ``jax.vjp``:
+no ∂Y_lm/∂d arrays are formed).
 
 Everything is JAX, so the parameter gradient of a loss is one reverse pass over this forward
 computation; it meets the per-pair terms only in these last contractions.  :func:`prepare`
