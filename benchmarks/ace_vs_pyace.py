@@ -16,7 +16,7 @@ DatasetObjective`, kernel chosen by the engine): rattled, strained Cu cells of 3
 whose energies and forces a fixed pyace potential (the same basis, other coefficients)
 labelled.  Two cases: ``linear`` (one density, F = ρ, radial coefficients fixed: the
 descriptor kernel on precomputed rows) and ``nonlinear`` (radial and function coefficients
-fitted, FinnisSinclairShiftedScaled with two densities: the autodiff kernel).  For each: the
+fitted, FinnisSinclairShiftedScaled with two densities: the analytic kernel).  For each: the
 set-up (neighbour lists, stacking, descriptor rows), the first value-and-gradient call
 (tracing, compiling and the first evaluation) with the programs traced and compiled, and
 the best of ``--repeat`` later calls in µs/atom, against pyace's energy + forces on the same
@@ -25,10 +25,12 @@ next to wall seconds (XLA runs on every core)::
 
     python benchmarks/ace_vs_pyace.py --dataset [--atoms 10000] [--case linear|nonlinear]
                                       [--max-bucket-atoms N] [--cache-dir DIR]
-                                      [--no-flat-chunks]
+                                      [--no-flat-chunks] [--kernel analytic|autodiff]
 
 ``--no-flat-chunks``: the autodiff kernel's buckets by size instead of its flat chunks (the
 engine's ``flat_chunks=False``, the layout before flat chunks), for comparison.
+``--kernel``: the engine's kernel instead of its own choice (the non-linear case takes the
+analytic kernel by default; ``autodiff`` for comparison).
 """
 
 from __future__ import annotations
@@ -201,6 +203,8 @@ def dataset_main(args) -> None:
         "max_bucket_atoms": args.max_bucket_atoms}
     if args.no_flat_chunks:
         options["flat_chunks"] = False
+    if args.kernel != "auto":
+        options["kernel"] = args.kernel
     with tempfile.TemporaryDirectory() as tmp:
         for case in cases:
             dataset_case(case, frames, Path(tmp), args.repeat, options)
@@ -217,6 +221,8 @@ def main(argv=None) -> None:
     parser.add_argument("--case", choices=("linear", "nonlinear"))
     parser.add_argument("--max-bucket-atoms", type=int,
                         help="the engine's atom slots per chunk (default: its own choice)")
+    parser.add_argument("--kernel", choices=("auto", "analytic", "autodiff"), default="auto",
+                        help="the engine's kernel (default: its own choice)")
     parser.add_argument("--no-flat-chunks", action="store_true",
                         help="autodiff kernel: buckets by size instead of flat chunks")
     parser.add_argument("--cache-dir", type=Path,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Callable, NamedTuple
 
+import jax
 import jax.numpy as jnp
 
 from rexfit.datasets.chunks import VOIGT, Chunk
@@ -18,10 +19,18 @@ from rexfit.potentials.base import Linked, SumPotential
 class FamilyKernel(NamedTuple):
     """The analytic kernel of one potential family: ``prepare(leaf, params)`` once per
     evaluation (outside the chunk loop) and ``terms(leaf, prepared, chunk)`` → (energy (B,),
-    dE/dd (3 × (B, E))) per chunk."""
+    dE/dd (3 × (B, E))) per chunk; ``full_list``: it reads the full neighbour list (pair
+    (i, j) adds to E_i only), else the half list; ``supports(leaf)``: whether it covers that
+    potential (None: every potential of its class); ``atom_major``: it reads flat chunks
+    with atom-major pair slots (:class:`~rexfit.datasets.chunks.Chunk` ``flat`` and
+    ``slots``; ``terms`` then gives the energy of each of the chunk's structure slots and
+    dE/dd (3 × (E,)))."""
 
     prepare: Callable
     terms: Callable
+    full_list: bool = False
+    supports: Callable | None = None
+    atom_major: bool = False
 
 
 def _registered() -> dict:
@@ -30,8 +39,8 @@ def _registered() -> dict:
     out = {}
     for family in registry.FAMILIES:
         if family.dataset_kernel is not None:
-            cls, prepare, terms = family.dataset_kernel()
-            out[cls] = FamilyKernel(prepare, terms)
+            cls, prepare, terms, *options = family.dataset_kernel()
+            out[cls] = FamilyKernel(prepare, terms, **(options[0] if options else {}))
     return out
 
 
@@ -51,15 +60,37 @@ def _leaves(potential, params=None):
         yield potential, params
 
 
+def _kernel_of(leaf) -> FamilyKernel | None:
+    """The family kernel that covers ``leaf`` (its exact class), or None."""
+    kernel = FAMILIES.get(type(leaf))
+    if kernel is None or (kernel.supports is not None and not kernel.supports(leaf)):
+        return None
+    return kernel
+
+
 def analytic_supported(potential) -> bool:
     """True if every term of ``potential`` is one of a registered family with a dataset kernel
-    (Lennard-Jones, Buckingham, Stillinger–Weber, EAM and tabulated EAM), possibly in sums and
-    with linked parameters: the ``"analytic"`` kernel applies."""
-    if isinstance(potential, SumPotential):
-        return all(analytic_supported(t) for _, t in potential.terms)
-    if isinstance(potential, Linked):
-        return analytic_supported(potential.term)
-    return type(potential) in FAMILIES
+    that covers it (Lennard-Jones, Buckingham, Stillinger–Weber, EAM and tabulated EAM on the
+    half list; ACE without the ``zbl`` inner cutoff on the full list), possibly in sums and
+    with linked parameters, all on the same kind of list: the ``"analytic"`` kernel
+    applies."""
+    kernels = [_kernel_of(leaf) for leaf, _ in _leaves(potential)]
+    return (all(k is not None for k in kernels)
+            and len({(k.full_list, k.atom_major) for k in kernels}) == 1)
+
+
+def analytic_full_list(potential) -> bool:
+    """Whether the analytic kernel of ``potential`` runs on the full neighbour list (its
+    terms' family kernels read it: ACE) rather than the half list."""
+    return any(k is not None and k.full_list
+               for k in map(_kernel_of, (leaf for leaf, _ in _leaves(potential))))
+
+
+def analytic_atom_major(potential) -> bool:
+    """Whether the analytic kernel of ``potential`` runs on flat chunks with atom-major pair
+    slots (its terms' family kernels read them: ACE)."""
+    return any(k is not None and k.atom_major
+               for k in map(_kernel_of, (leaf for leaf, _ in _leaves(potential))))
 
 
 def prepare_analytic(potential, params) -> list:
@@ -74,13 +105,16 @@ def analytic_outputs(potential, prepared: list, c: Chunk):
     """Kernel "analytic" (``prepared`` from :func:`prepare_analytic`): energy (B,),
     forces (3, B, n), virial (6, B), stress (6, B).  Every term gives its energy and dE/dd
     per pair (d = x_j − x_i); forces are ±dE/dd summed onto the two atoms and the virial is
-    Σ d ⊗ dE/dd (symmetrised)."""
+    Σ d ⊗ dE/dd (symmetrised).  The same on a half list (each pair once) and on a full list
+    (each pair twice, dE/dd of the centre's energy each time)."""
     atoms = c.mask.shape
     energy, grad = 0.0, (0.0, 0.0, 0.0)
     for leaf, p in zip([leaf for leaf, _ in _leaves(potential)], prepared):
         e, g = FAMILIES[type(leaf)].terms(leaf, p, c)
         energy = energy + e
         grad = tuple(a + b for a, b in zip(grad, g))
+    if c.flat:
+        return _flat_assembly(energy, grad, c)
     live = jnp.any(c.mask)
     forces = jnp.stack([scatter_atoms(g, c.gi, atoms, live)
                         - scatter_atoms(g, c.gj, atoms, live) for g in grad])
@@ -88,3 +122,18 @@ def analytic_outputs(potential, prepared: list, c: Chunk):
                         for a, b in VOIGT])
     return energy, forces, virial, virial / c.volume[None]
 
+
+
+def _flat_assembly(energy, grad, c: Chunk):
+    """:func:`analytic_outputs` of a flat chunk with atom-major pair slots: forces (3, n)
+    (the centre's share by sums over its slots, the neighbour's by a scatter), the virial of
+    each structure slot by a sum over the pairs of its atoms."""
+    n, nstruct = c.mask.shape[0], c.e_ref.shape[0]
+    live = jnp.any(c.mask)
+    forces = jnp.stack([g.reshape(n, c.slots).sum(axis=1) - scatter_atoms(
+        g[None], c.gj[None], (1, n), live)[0] for g in grad])
+    owner = jnp.repeat(c.owner, c.slots, total_repeat_length=n * c.slots)
+    virial = jnp.stack([jax.ops.segment_sum(0.5 * (grad[a] * c.d[b] + grad[b] * c.d[a]),
+                                            owner, num_segments=nstruct)
+                        for a, b in VOIGT])
+    return energy, forces, virial, virial / c.volume[None]

@@ -45,6 +45,11 @@ class Chunk:
     one system of n atom slots and E pair slots: species, mask, owner (n,) (the structure of
     each atom slot), positions (n, 3), f_ref (3, n), cf (n,), pair_mask, i, j (E,) (atom
     slots of the chunk), shifts (E, 3), cell (B, 3, 3); forces are then (3, n).
+    Atom-major analytic chunk (``slots`` > 0; full lists, :func:`rexfit.datasets.stacking.
+    stack_bucket` for family kernels that ask for it): every atom slot a of the flattened
+    (B·n) atom axis owns the pair slots a·slots … (a + 1)·slots − 1 (E = n·slots), its
+    neighbours first, then padding pairs; sums over an atom's neighbours are then sums over
+    an axis, not scatters.
     Static: pbc, cutoff, skin, half, ordered (triplet layout, None without triplets), packed
     (descriptor kernel with pruned triplets: tij, tik index the chunk's flattened (B·E) pair
     slots and the triplets of all B structures are packed one after another, row-major over
@@ -85,6 +90,7 @@ class Chunk:
     ordered: bool | None = field(default=None, metadata=dict(static=True))
     packed: bool = field(default=False, metadata=dict(static=True))
     flat: bool = field(default=False, metadata=dict(static=True))
+    slots: int = field(default=0, metadata=dict(static=True))
 
     @property
     def shape(self) -> tuple[int, int, int]:

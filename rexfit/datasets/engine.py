@@ -16,7 +16,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from rexfit.datasets import descriptor_kernel as dk
-from rexfit.datasets.analytic import analytic_supported
+from rexfit.datasets.analytic import analytic_atom_major, analytic_supported
 from rexfit.datasets.buckets import POOL, Listed, ladder
 from rexfit.datasets.chunks import VOIGT, flat_supported
 from rexfit.datasets.items import Item, Prediction
@@ -57,7 +57,8 @@ class DatasetObjective:
     reverse-over-reverse, :mod:`rexfit.datasets.chunks`), ``"analytic"`` (EAM, Lennard-Jones
     and Stillinger–Weber terms, sums of them, linked parameters: derivatives written out per
     pair on the half list, :mod:`rexfit.datasets.analytic`; about 4× faster than autodiff for
-    EAM), ``"descriptor"`` (descriptor models over parameter-free terms, rows precomputed,
+    EAM; non-linear ACE on the full list, :mod:`rexfit.potentials.ace_dataset`),
+    ``"descriptor"`` (descriptor models over parameter-free terms, rows precomputed,
     :mod:`rexfit.datasets.descriptor_kernel`); ``"auto"`` picks the first that applies of
     analytic, descriptor, autodiff.
 
@@ -95,7 +96,8 @@ class DatasetObjective:
     back into flat chunks of one shape (``max_bucket_atoms`` atom slots, pair slots for the
     dataset's mean density; :func:`rexfit.datasets.stacking.flat_buckets`) instead of
     buckets by size: one compilation per kernel instead of one per bucket shape, and less
-    padding ("auto": where supported; False: buckets).
+    padding ("auto": where supported; False: buckets).  The analytic kernel of ACE always
+    runs on flat chunks with atom-major pair slots (False is refused).
     """
 
     def __init__(
@@ -121,8 +123,9 @@ class DatasetObjective:
             raise ValueError("the descriptor kernel handles descriptor models (SNAP, linear "
                              "models, networks, PINNs) over parameter-free terms (ZBL) only")
         if kernel == "analytic" and not analytic_supported(potential):
-            raise ValueError("the analytic kernel handles EAM, Lennard-Jones and "
-                             "Stillinger–Weber terms only")
+            raise ValueError("the analytic kernel handles EAM, Lennard-Jones, Buckingham, "
+                             "Stillinger–Weber and ACE (not its zbl inner cutoff) terms "
+                             "only, and no sum of ACE with the others")
         if not items:
             raise ValueError("a dataset needs at least one structure")
         self.potential = potential
@@ -151,10 +154,11 @@ class DatasetObjective:
             max_bucket_atoms = 512 if kernel == "descriptor" and cpu else 4096
             # a term may ask for smaller autodiff chunks on a CPU (ACE: its per-pair
             # intermediates, 25 % faster in 512-slot chunks than in 4096-slot ones)
-            wanted = [getattr(leaf, "autodiff_chunk_atoms", None)
+            # (and for its analytic kernel: ACE's flat atom-major chunks)
+            wanted = [getattr(leaf, f"{kernel}_chunk_atoms", None)
                       for _, leaf in dk._named_leaves(potential)]
             wanted = [int(w) for w in wanted if w]
-            if kernel == "autodiff" and cpu and wanted:
+            if kernel in ("autodiff", "analytic") and cpu and wanted:
                 max_bucket_atoms = min(wanted)
         self.max_bucket_atoms = max_bucket_atoms
         self.merge_padding = float(merge_padding)
@@ -169,12 +173,16 @@ class DatasetObjective:
         self._resident_bytes = resident_bytes
         listed = list_items(self.items, self.potential, self.kernel, self.skin,
                             self.n_species)
-        can_flat = (kernel == "autodiff" and flat_supported(potential)
-                    and all(x.triplets is None for x in listed))
+        atom_major = kernel == "analytic" and analytic_atom_major(potential)
+        can_flat = atom_major or (kernel == "autodiff" and flat_supported(potential)
+                                  and all(x.triplets is None for x in listed))
         if flat_chunks is True and not can_flat:
             raise ValueError("flat chunks need the autodiff kernel and a potential whose terms "
                              "declare autodiff_flat_chunks (pair lists only)")
+        if atom_major and flat_chunks is False:
+            raise ValueError("the analytic kernel of ACE runs on flat chunks only")
         self.flat_chunks = bool(can_flat and flat_chunks in ("auto", True))
+        self._atom_major = atom_major
         self.natoms = np.array([x.natoms for x in listed])
         self._base = self._rows = None
         if self.kernel == "descriptor":
@@ -192,7 +200,8 @@ class DatasetObjective:
             listed, self.items, atom_minimum=atom_minimum, merge_padding=self.merge_padding,
             kernel=self.kernel, potential=self.potential, feature_rows=self._rows,
             base_predictions=self._base, min_chunk_atoms=self.min_chunk_atoms,
-            max_bucket_atoms=self.max_bucket_atoms, flat=self.flat_chunks)
+            max_bucket_atoms=self.max_bucket_atoms, flat=self.flat_chunks,
+            atom_major=self._atom_major)
         self._base = self._rows = None  # now in the buckets' host arrays
         self.rows = label_rows(self.items, self.natoms, self._buckets)
         self.input_bytes = sum(b.host.nbytes() for b in self._buckets)

@@ -11,6 +11,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from rexfit.datasets import descriptor_kernel as dk
+from rexfit.datasets.analytic import analytic_full_list
 from rexfit.datasets.buckets import Bucket, Listed, ladder, merge_small_groups
 from rexfit.datasets.chunks import VOIGT, Chunk
 from rexfit.datasets.items import ENERGY, FORCE, STRESS, Item, Rows
@@ -21,11 +22,13 @@ from rexfit.structures.system import make_system
 
 def list_item(it: Item, potential, kernel: str, skin: float, n_species: int) -> Listed:
     """Geometry and neighbour lists of one item (host, unpadded): the half list for the
-    analytic kernel, else the lists ``potential`` needs (with triplets, pruned for the fixed
-    geometry where the descriptor kernel allows)."""
+    analytic kernel (the full list where its family kernels read it: ACE), else the lists
+    ``potential`` needs (with triplets, pruned for the fixed geometry where the descriptor
+    kernel allows)."""
     system = make_system(it.positions, it.cell, it.species, it.pbc, host=True)
     if kernel == "analytic":
-        nbrs = build_neighbor_list(system, potential.cutoff, skin, half=True, host=True)
+        nbrs = build_neighbor_list(system, potential.cutoff, skin,
+                                   half=not analytic_full_list(potential), host=True)
     else:  # the lists the potential needs (full, with triplets if a descriptor needs them)
         nbrs = build_lists(potential, system, skin, n_species=n_species, host=True)
     npair = int(np.count_nonzero(np.asarray(nbrs.mask)))
@@ -55,7 +58,8 @@ def list_items(items: Sequence[Item], potential, kernel: str, skin: float,
     """:func:`list_item` of every item; for a potential without triplets, the pair lists
     come straight from :func:`~rexfit.structures.neighbors.pair_list` (the same lists,
     without a padded :class:`~rexfit.structures.neighbors.NeighborList` per item)."""
-    half = kernel == "analytic" or not needs_full_list(potential)
+    half = (not analytic_full_list(potential) if kernel == "analytic"
+            else not needs_full_list(potential))
     if not (kernel == "analytic" or combined_needs(potential, n_species) is None):
         return [list_item(it, potential, kernel, skin, n_species) for it in items]
     meta = (float(potential.cutoff), float(skin), bool(half))
@@ -72,15 +76,17 @@ def list_items(items: Sequence[Item], potential, kernel: str, skin: float,
 def make_buckets(listed: list[Listed], items: Sequence[Item], *, atom_minimum: int,
                  merge_padding: float, kernel: str, potential, feature_rows, base_predictions,
                  min_chunk_atoms: int, max_bucket_atoms: int | None,
-                 flat: bool = False) -> list[Bucket]:
+                 flat: bool = False, atom_major: bool = False) -> list[Bucket]:
     """The buckets of a dataset: items grouped by periodicity and atom-count class (a rung of
     :func:`ladder`, at least ``atom_minimum``), small classes merged upwards within
     ``merge_padding`` × the dataset's atoms of padding slots, each group stacked by
     :func:`stack_bucket` (the other arguments are passed on).  ``flat`` (autodiff kernel,
     :func:`rexfit.datasets.chunks.flat_supported`): flat chunks of one shape instead
-    (:func:`flat_buckets`)."""
-    if flat:
-        return flat_buckets(listed, items, max_bucket_atoms or 4096, atom_minimum)
+    (:func:`flat_buckets`); ``atom_major`` (analytic kernels that read them, ACE): flat
+    chunks with atom-major pair slots (:func:`flat_buckets` with ``atom_major``)."""
+    if flat or atom_major:
+        return flat_buckets(listed, items, max_bucket_atoms or 4096, atom_minimum,
+                            atom_major=atom_major)
     groups: dict[tuple, list[int]] = {}
     for k, x in enumerate(listed):
         groups.setdefault((x.pbc, ladder(max(x.natoms, atom_minimum))), []).append(k)
@@ -244,18 +250,26 @@ FLAT_PAIR_STEP = 4
 
 
 def flat_buckets(listed: list[Listed], items: Sequence[Item], atoms: int,
-                 atom_minimum: int = 8) -> list[Bucket]:
+                 atom_minimum: int = 8, atom_major: bool = False) -> list[Bucket]:
     """Flat chunks (one per :class:`Bucket`) of one shape (B, n, E) for the whole dataset:
     n = ``atoms`` atom slots (or the rung of the largest structure above it), E = n × the
     dataset's mean pairs per atom rounded up to a multiple of :data:`FLAT_PAIR_STEP` (or the
     rung of the largest list above it), structures packed first-fit by decreasing size within
     both, and B the rung of the most structures a chunk holds, at least n // ``atom_minimum``
-    (structure slots are cheap: a validation set of few structures keeps the shape)."""
+    (structure slots are cheap: a validation set of few structures keeps the shape).
+    ``atom_major``: the analytic kernel's chunks (:func:`stack_atom_major`), E = n × the most
+    neighbours of any atom of the dataset rounded up to a multiple of
+    :data:`FLAT_PAIR_STEP`."""
     natoms = np.array([x.natoms for x in listed])
     npairs = np.array([len(x.i) for x in listed])
     n = max(int(atoms), ladder(int(natoms.max())))
-    per_atom = FLAT_PAIR_STEP * math.ceil(npairs.sum() / natoms.sum() / FLAT_PAIR_STEP)
-    e = max(n * max(per_atom, 1), ladder(int(npairs.max()), 8))
+    if atom_major:
+        most = max(int(np.bincount(x.i, minlength=x.natoms).max(initial=0)) for x in listed)
+        per_atom = FLAT_PAIR_STEP * max(1, math.ceil(most / FLAT_PAIR_STEP))
+        e = n * per_atom
+    else:
+        per_atom = FLAT_PAIR_STEP * math.ceil(npairs.sum() / natoms.sum() / FLAT_PAIR_STEP)
+        e = max(n * max(per_atom, 1), ladder(int(npairs.max()), 8))
     bins: list[list[int]] = []
     room: list[list[int]] = []
     for k in sorted(range(len(listed)), key=lambda k: (-natoms[k], -npairs[k], k)):
@@ -268,6 +282,9 @@ def flat_buckets(listed: list[Listed], items: Sequence[Item], atoms: int,
             bins.append([k])
             room.append([n - natoms[k], e - npairs[k]])
     size = ladder(max(max(len(members) for members in bins), n // max(1, atom_minimum)))
+    if atom_major:
+        return [stack_atom_major(np.asarray(sorted(members)), listed, items, size, n,
+                                 per_atom) for members in bins]
     return [stack_flat(np.asarray(sorted(members)), listed, items, size, n, e)
             for members in bins]
 
@@ -300,20 +317,71 @@ def stack_flat(members: np.ndarray, listed: list[Listed], items: Sequence[Item],
         a["pair_mask"][pr] = True
         a["i"][pr], a["j"][pr] = x.i + atom, x.j + atom
         a["shifts"][pr] = x.shifts
-        one = dict(e_ref=np.zeros(1), f_ref=np.zeros((3, 1, na)), s_ref=np.zeros((6, 1)),
-                   ce=np.zeros(1), cf=np.zeros((1, na)), cs=np.zeros(1), volume=np.ones(1))
-        _targets(items[k], na, abs(float(np.linalg.det(x.cell))), one, 0)
-        for name in ("e_ref", "ce", "cs", "volume"):
-            a[name][row] = one[name][0]
-        a["s_ref"][:, row] = one["s_ref"][:, 0]
-        a["f_ref"][:, at] = one["f_ref"][:, 0]
-        a["cf"][at] = one["cf"][0]
+        _flat_targets(items[k], x, a, row, at)
         atom, pair = atom + na, pair + npair
     starts[len(members):] = atom
     cutoff, skin, half = listed[members[0]].meta
     host = Chunk(**a, pbc=listed[members[0]].pbc, cutoff=cutoff, skin=skin, half=half,
                  flat=True)
     return Bucket(members=members, size=size, n_chunks=1, host=host, starts=starts)
+
+
+def stack_atom_major(members: np.ndarray, listed: list[Listed], items: Sequence[Item],
+                     size: int, n: int, slots: int) -> Bucket:
+    """One flat chunk of the analytic kernel with atom-major pair slots
+    (:class:`~rexfit.datasets.chunks.Chunk` with ``flat`` and ``slots``): the members back
+    to back in n atom slots, atom slot a owning the pair slots a·slots … (a + 1)·slots − 1
+    (its neighbours, then padding pairs: far dummy vectors, gi = gj = a), ``size`` structure
+    slots (padding slots: no atoms, no weight)."""
+    e = n * slots
+    a: dict[str, Any] = dict(
+        species=np.zeros(n, np.int32), mask=np.zeros(n, bool), owner=np.zeros(n, np.int32),
+        pair_mask=np.zeros(e, bool), e_ref=np.zeros(size), f_ref=np.zeros((3, n)),
+        s_ref=np.zeros((6, size)), ce=np.zeros(size), cf=np.zeros(n), cs=np.zeros(size),
+        volume=np.ones(size), gi=np.repeat(np.arange(n, dtype=np.int32), slots),
+        gj=np.repeat(np.arange(n, dtype=np.int32), slots), si=np.zeros(e, np.int32),
+        sj=np.zeros(e, np.int32),
+        d=np.tile(np.asarray(PADDING_DISPLACEMENT, np.float64)[:, None], (1, e)))
+    starts = np.zeros(size, np.int64)
+    atom = 0
+    for row, k in enumerate(members):
+        x = listed[k]
+        na = x.natoms
+        starts[row] = atom
+        at = slice(atom, atom + na)
+        a["species"][at] = x.species
+        a["mask"][at] = True
+        a["owner"][at] = row
+        order = np.argsort(x.i, kind="stable")
+        i, j = x.i[order], x.j[order]
+        rank = np.arange(len(i)) - np.searchsorted(i, i)  # place among the atom's pairs
+        pos = (atom + i) * slots + rank
+        a["pair_mask"][pos] = True
+        a["gj"][pos] = atom + j
+        a["si"][pos], a["sj"][pos] = x.species[i], x.species[j]
+        a["d"][:, pos] = (x.positions[j] - x.positions[i]
+                          + x.shifts[order].astype(np.float64) @ x.cell).T
+        _flat_targets(items[k], x, a, row, at)
+        atom += na
+    starts[len(members):] = atom
+    cutoff, skin, half = listed[members[0]].meta
+    host = Chunk(**a, pbc=listed[members[0]].pbc, cutoff=cutoff, skin=skin, half=half,
+                 flat=True, slots=slots)
+    return Bucket(members=members, size=size, n_chunks=1, host=host, starts=starts)
+
+
+def _flat_targets(it: Item, x: Listed, a: dict, row: int, at: slice) -> None:
+    """Reference values and residual scales of one item into structure slot ``row`` and
+    atom slots ``at`` of a flat chunk's arrays ``a``."""
+    na = x.natoms
+    one = dict(e_ref=np.zeros(1), f_ref=np.zeros((3, 1, na)), s_ref=np.zeros((6, 1)),
+               ce=np.zeros(1), cf=np.zeros((1, na)), cs=np.zeros(1), volume=np.ones(1))
+    _targets(it, na, abs(float(np.linalg.det(x.cell))), one, 0)
+    for name in ("e_ref", "ce", "cs", "volume"):
+        a[name][row] = one[name][0]
+    a["s_ref"][:, row] = one["s_ref"][:, 0]
+    a["f_ref"][:, at] = one["f_ref"][:, 0]
+    a["cf"][at] = one["cf"][0]
 
 
 def _targets(it: Item, na: int, volume: float, a: dict, row: int) -> None:

@@ -390,6 +390,17 @@ def species_text(spec: AceSpec) -> str:
     return f"the elements of {os.path.basename(spec.param_file or '?')}"
 
 
+def dataset_kernel():
+    """(ACE, prepare, terms, options) of :mod:`rexfit.potentials.ace_dataset`: on the full
+    list in flat atom-major chunks, for the bases it covers (not the ``zbl`` inner
+    cutoff)."""
+    from rexfit.potentials import ace_dataset
+    from rexfit.potentials.ace.model import ACE
+
+    return ACE, ace_dataset.prepare, ace_dataset.terms, dict(
+        full_list=True, atom_major=True, supports=ace_dataset.supported)
+
+
 FAMILY = Family(element="ace", type_name="ACE", parameters=DOF_GROUPS, neighbours="full",
                 build_spec=build_spec, parameter_specs=parameter_specs,
                 build_potential=build_potential, xml_parameters=xml_parameters,
@@ -397,4 +408,5 @@ FAMILY = Family(element="ace", type_name="ACE", parameters=DOF_GROUPS, neighbour
                 coefficient_file="yaml", coefficient_element="param-file",
                 coefficient_replaces=("basis", "basis-file"),
                 coefficient_text=coefficient_text, export_files=export_files,
-                species_text=species_text, penalties=penalties, ladder=ladder)
+                species_text=species_text, penalties=penalties, ladder=ladder,
+                dataset_kernel=dataset_kernel)

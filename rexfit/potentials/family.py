@@ -59,7 +59,12 @@ class Family:
     write_lammps(spec, params, species, header) → the text of a LAMMPS input file (commands
     that ``include`` reads) for the potential at ``params``, or None if it has no writer.
     dataset_kernel() → (potential class, prepare, terms) of the analytic dataset kernel, or
-    None (the dataset engine then uses autodiff).
+    None (the dataset engine then uses autodiff); or (class, prepare, terms, options) with
+    options {"full_list": the kernel reads the full neighbour list, each pair (i, j) adding to
+    E_i only (default False: the half list, each pair once), "atom_major": it reads flat
+    chunks with atom-major pair slots (``Chunk.slots``; its energy is then per structure
+    slot of the flat chunk), "supports": potential → bool, whether the kernel covers that
+    potential of the class (default: all)}.
 
     For families whose parameter tree is more than their DOFs (values read from a LAMMPS
     parameter file, of which ``<fit-dof>`` selects some; copies linked to a fitted value;

@@ -54,8 +54,8 @@ def items():
 def test_flat_chunks_match_buckets(ace):
     potential, params = ace
     data = items()
-    flat = DatasetObjective(potential, data, max_bucket_atoms=40)
-    buckets = DatasetObjective(potential, data, flat_chunks=False)
+    flat = DatasetObjective(potential, data, max_bucket_atoms=40, kernel="autodiff")
+    buckets = DatasetObjective(potential, data, flat_chunks=False, kernel="autodiff")
     assert flat.flat_chunks and not buckets.flat_chunks
     assert len(set(flat.bucket_shapes)) == 1 and flat.n_chunks > 1
     v1, g1 = flat.value_and_grad(params)

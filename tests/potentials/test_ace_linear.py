@@ -89,7 +89,7 @@ def test_descriptor_kernel_equals_autodiff_and_pyace(tmp_path):
     frames = cells()
     items = items_of(frames)
     fast = DatasetObjective(linear, items, n_species=3)
-    slow = DatasetObjective(ace, items, n_species=3)
+    slow = DatasetObjective(ace, items, n_species=3, kernel="autodiff")
     assert (fast.kernel, slow.kernel) == ("descriptor", "autodiff")
     switching, kept = [], []
     for atoms, species in frames:  # the core weight f_cut(ρ_core) of every atom
@@ -139,8 +139,8 @@ def test_descriptor_kernel_equals_autodiff_and_pyace(tmp_path):
 
 def test_family_builds_the_descriptor_form_only_for_fixed_crad_and_linear_embedding(tmp_path):
     """<coefficients/> alone with a linear embedding: a LinearACE (descriptor kernel); with
-    <crad/> fitted too, or two densities: the plain ACE (autodiff kernel, in chunks of 512
-    atom slots on a CPU, as ACE asks)."""
+    <crad/> fitted too, or two densities: the plain ACE (analytic kernel, in flat chunks of
+    512 atom slots on a CPU, as ACE asks)."""
     from rexfit.potentials import ace_family
 
     class Dof:
@@ -155,16 +155,16 @@ def test_family_builds_the_descriptor_form_only_for_fixed_crad_and_linear_embedd
     two_file, _, _ = alcu_basis(tmp_path / "two", embedding=(1.0, 1.0, 1.0, 0.5), ndensity=2)
     items = items_of(cells(count=2))
     for path, dofs, kernel in ((linear_file, ("coefficients",), "descriptor"),
-                               (linear_file, ("coefficients", "crad"), "autodiff"),
-                               (two_file, ("coefficients",), "autodiff")):
+                               (linear_file, ("coefficients", "crad"), "analytic"),
+                               (two_file, ("coefficients",), "analytic")):
         spec = ace_family.AceSpec(str(path), tuple(map(Dof, dofs)), "AlCu", None)
         term, params = ace_family.build_model(spec, SPECIES, register)
         assert isinstance(term, LinearACE) == (kernel == "descriptor")
         assert linear_embedding(term) == (path == linear_file)
         engine = DatasetObjective(term, items, n_species=3, kernel="auto")
         assert engine.kernel == kernel, (path, dofs)
-        if kernel == "autodiff" and jax.default_backend() == "cpu":
-            assert engine.max_bucket_atoms == 512  # ACE's autodiff_chunk_atoms, not 4096
+        if kernel == "analytic" and jax.default_backend() == "cpu":
+            assert engine.max_bucket_atoms == 512  # ACE's analytic_chunk_atoms, not 4096
     with pytest.raises(ValueError, match="linear"):
         LinearACE.freeze(term, params["crad"])
 

@@ -43,3 +43,32 @@ def spherical_harmonics(u, lmax: int):
             if m:
                 out[lm_index(l, -m)] = (-1) ** m * jnp.conj(ylm)
     return jnp.stack(out, axis=-1)
+
+
+def spherical_harmonics_parts(u, lmax: int):
+    """(Re, Im) of :func:`spherical_harmonics` ((..., (lmax + 1)²) each), computed in real
+    arithmetic (the same operations: (x + i y)^m by its real and imaginary parts)."""
+    x, y, z = u[..., 0], u[..., 1], u[..., 2]
+    phase = [(jnp.ones_like(x), jnp.zeros_like(x))]
+    for _ in range(lmax):
+        c, s = phase[-1]
+        phase.append((c * x - s * y, c * y + s * x))
+    q = {}
+    for m in range(lmax + 1):
+        q[m, m] = jnp.full_like(z, (-1.0) ** m * float(np.prod(np.arange(1, 2 * m, 2))))
+        if m + 1 <= lmax:
+            q[m + 1, m] = (2 * m + 1) * z * q[m, m]
+        for l in range(m + 2, lmax + 1):
+            q[l, m] = ((2 * l - 1) * z * q[l - 1, m] - (l + m - 1) * q[l - 2, m]) / (l - m)
+    re, im = [None] * (lmax + 1) ** 2, [None] * (lmax + 1) ** 2
+    for l in range(lmax + 1):
+        for m in range(l + 1):
+            norm = math.sqrt((2 * l + 1)
+                             * math.factorial(l - m) / math.factorial(l + m))
+            a = norm * q[l, m]
+            re[lm_index(l, m)], im[lm_index(l, m)] = a * phase[m][0], a * phase[m][1]
+            if m:
+                sign = (-1) ** m
+                re[lm_index(l, -m)] = sign * re[lm_index(l, m)]
+                im[lm_index(l, -m)] = -sign * im[lm_index(l, m)]
+    return jnp.stack(re, axis=-1), jnp.stack(im, axis=-1)

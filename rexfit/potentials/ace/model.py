@@ -109,6 +109,8 @@ class ACE:
     #: atom slots per chunk of the dataset engine's autodiff kernel on a CPU (loss and
     #: gradient on 10,000 Cu atoms: 180 µs/atom of CPU against 226 with 4096-slot chunks)
     autodiff_chunk_atoms = 512
+    #: the same for its analytic kernel (:mod:`rexfit.potentials.ace_dataset`)
+    analytic_chunk_atoms = 512
     #: the energy depends on positions and cell only through the pair vectors of its full
     #: list: the dataset engine packs several structures into one flat chunk
     #: (:func:`rexfit.datasets.chunks.flat_outputs`)
@@ -429,19 +431,26 @@ class ACE:
     def atom_energies(self, params, system: System, nbrs: NeighborList) -> jax.Array:
         """(N,) eV per atom (0 for padding)."""
         b, rho_core = self.descriptors(params, system, nbrs)
-        c = self._coefficients(params)  # (F, P)
         species, known = self._elements_of(system.species)
-        mine = jnp.asarray(self.tables.mu0)[self.tables.order][None, :] == species[:, None]
-        rho = (jnp.where(mine, b, 0.0)) @ c  # (N, P)
-        energy = jnp.zeros(system.natoms)
         zbl = self.bonds[0][0].inner == ZBL_INNER
         fcut = self._zbl_switch(system, nbrs) if zbl else self.core_weight(rho_core, species)
+        energy = self.embedding_energies(self._coefficients(params), b, rho_core, species, fcut)
+        return jnp.where(system.mask & known, energy, 0.0)
+
+    def embedding_energies(self, c, b, rho_core, species, fcut) -> jax.Array:
+        """(N,) eV per atom (not masked) from the B-basis values ``b`` (N, F) and ρ_core (N,)
+        of :meth:`basis_from_sums`, the coefficients ``c`` (F, P) of :meth:`_coefficients`,
+        element indices ``species`` (N,) and the inner cutoff's weight ``fcut`` (N,)."""
+        mine = jnp.asarray(self.tables.mu0)[self.tables.order][None, :] == species[:, None]
+        rho = (jnp.where(mine, b, 0.0)) @ c  # (N, P)
+        energy = jnp.zeros(b.shape[0])
+        zbl = self.bonds[0][0].inner == ZBL_INNER
         for s, emb in enumerate(self.embeddings):
             f = sum(w * embedding(emb.kind, rho[:, p], m)
                     for p, (w, m) in enumerate(zip(emb.weights, emb.exponents)))
             e = f * fcut + (rho_core * (1.0 - fcut) if zbl else rho_core)
             energy = jnp.where(species == s, e, energy)
-        return jnp.where(system.mask & known, energy, 0.0)
+        return energy
 
     def _zbl_switch(self, system: System, nbrs: NeighborList) -> jax.Array:
         """(N,) the ``zbl`` mode's weight of ACE against ZBL per atom: the quintic step in

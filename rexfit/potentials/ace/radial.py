@@ -254,3 +254,14 @@ def spline_eval(tables, t, scale, nodes, r):
     by a custom JVP so that the backward pass keeps only dV/dr per pair, not the gathered
     coefficients; it is differentiable again."""
     return _spline(tables, t, scale, nodes, r)
+
+
+def spline_value_and_slope(tables, t, scale, nodes, r):
+    """(:func:`spline_eval`, its derivative in r) from one lookup of the coefficients: the
+    same numbers as the value and the custom JVP's tangent (for kernels that need both)."""
+    n, w, inside = _locate(t, scale, nodes, r)
+    c = jnp.asarray(tables)[t, n]
+    w2 = w * w
+    value = c[..., 0] + c[..., 1] * w + c[..., 2] * w2 + c[..., 3] * (w2 * w)
+    slope = (c[..., 1] + 2.0 * c[..., 2] * w + 3.0 * c[..., 3] * (w * w)) * scale[:, None]
+    return jnp.where(inside, value, 0.0), jnp.where(inside, slope, 0.0)

@@ -1,0 +1,179 @@
+"""The analytic dataset kernel of :class:`rexfit.potentials.ace.model.ACE` (non-linear ACE:
+fitted radial coefficients crad, several densities, any embedding), on the full neighbour list
+of a flat chunk with atom-major pair slots (:class:`rexfit.datasets.chunks.Chunk` ``slots``),
+where pair (i, j) adds to E_i only.
+
+The standard ACE force algorithm.  Per pair p = (i, j), d = x_j − x_i, r = |d|, u = d / r: the
+radial basis g_k(r) and core repulsion V(r) with their r-derivatives (the model's splines, one
+coefficient lookup each) and Y_lm(u) (real arithmetic), all free of parameters.  Per atom i and neighbour element μ (sums over the atom's neighbour slots, batched
+products): Σ_j g_k, Σ_j V and G_klm = Σ_j g_k Y_lm; then, R_nl = Σ_k crad[μ_i μ, n, l, k] g_k
+being linear in crad, the model's A-basis A_nlm = Σ_k crad_nlk G_klm per atom, its product
+basis (:meth:`~rexfit.potentials.ace.model.ACE.basis_from_sums`), densities, embedding and
+``density`` inner cutoff, and the adjoint w_i = ∂E_i/∂(sums) by a ``jax.vjp`` of that per-atom
+map.  Per pair, with w̄ = w_Re − i w_Im of the pair's centre and neighbour element,
+
+    ∂E_i/∂d_p = u (w_g·g′ + w_V V′ + Σ_k g′_k Re Σ_lm w̄_klm Y_lm)
+                + Re Σ_lm (Σ_k w̄_klm g_k) ∂Y_lm/∂d,
+
+the last sum as the pull-back of q_lm = Σ_k w̄_klm g_k through Y_lm(d/|d|) (a ``jax.vjp``:
+no ∂Y_lm/∂d arrays are formed).
+
+Everything is JAX, so the parameter gradient of a loss is one reverse pass over this forward
+computation; it meets the per-pair terms only in these last contractions.  :func:`prepare`
+runs once per evaluation, :func:`terms` once per chunk (looked up by
+:mod:`rexfit.datasets.analytic`).
+
+Not covered (:func:`supported` is False; the engine then takes the autodiff kernel): the
+``zbl`` inner cutoff, whose weight depends on each atom's nearest neighbour.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from rexfit.potentials.ace.harmonics import spherical_harmonics_parts
+from rexfit.potentials.ace.model import ACE, Y00
+from rexfit.potentials.ace.radial import ZBL_INNER, spline_value_and_slope
+
+
+def supported(ace: ACE) -> bool:
+    """Whether :func:`terms` covers ``ace``: every inner cutoff but ``zbl``."""
+    return all(b.inner != ZBL_INNER for row in ace.bonds for b in row)
+
+
+def prepare(ace: ACE, params):
+    """(crad (T, N, L, K) per ordered pair type, c (F, P) in the tables' column order)."""
+    return ace._crad(params), ace._coefficients(params)
+
+
+def _radial_and_slopes(ace: ACE, r, t):
+    """((g (E, K), V (E,)), their r-derivatives) of pairs at r (E,) of pair types t: the
+    model's splines with one coefficient lookup each, exact functions by forward mode."""
+    if not ace.spline:
+        return jax.jvp(lambda x: ace._radial(x, t), (r,), (jnp.ones_like(r),))
+    tab = ace.tables
+    scale, nodes = jnp.asarray(tab.scale)[t], jnp.asarray(tab.nodes)[t]
+    g, dg = spline_value_and_slope(tab.g_spline, t, scale, nodes, r)
+    hc, dhc = spline_value_and_slope(tab.hc_spline, t, scale, nodes, r)
+    return (g, hc[:, 0]), (dg, dhc[:, 0])
+
+
+def _harmonics(ace: ACE, d):
+    """(Re, Im) of Y_lm (E, LM) of the unit vectors of d (E, 3)."""
+    return spherical_harmonics_parts(d / jnp.sqrt(jnp.sum(d * d, axis=-1))[:, None], ace.lmax)
+
+
+def _over_m(values, lmax: int, axis: int):
+    """``values`` with its l axis (at ``axis``, lmax + 1 long) expanded to (l, m) (LM long),
+    each l repeated for its 2l + 1 values of m, by broadcasts (a gather is several times
+    slower on XLA's CPU backend, above all in the reverse pass)."""
+    pieces = []
+    for l in range(lmax + 1):
+        x = jnp.expand_dims(jnp.take(values, l, axis=axis), axis)
+        shape = list(x.shape)
+        shape[axis] = 2 * l + 1
+        pieces.append(jnp.broadcast_to(x, shape))
+    return jnp.concatenate(pieces, axis=axis)
+
+
+def _radial_sums(ace: ACE, crad, element, g_re, g_im):
+    """Re, Im of the A-basis Σ_j R_nl(r_ij) Y_lm(r̂_ij) per atom and neighbour element
+    (A, S, N·LM) from the parameter-free sums G = Σ_j g_k(r_ij) Y_lm(r̂_ij) (A, S, K, LM):
+    R_nl = Σ_k crad[μ_i μ_j, n, l, k] g_k is linear in crad, so A = Σ_k crad G per atom."""
+    n_el = len(ace.elements)
+    if crad.shape[0] == 1:
+        c = _over_m(crad[0], ace.lmax, axis=1)  # (N, LM, K)
+        return tuple(jnp.einsum("nmk,askm->asnm", c, x).reshape(x.shape[0], n_el, -1)
+                     for x in (g_re, g_im))
+    types = element[:, None] * n_el + jnp.arange(n_el)[None, :]  # (A, S) pair types
+    c = _over_m(crad, ace.lmax, axis=2)[types]  # (A, S, N, LM, K)
+    return tuple(jnp.einsum("asnmk,askm->asnm", c, x).reshape(x.shape[0], n_el, -1)
+                 for x in (g_re, g_im))
+
+
+def atom_terms(ace: ACE, prepared, c):
+    """(energies (n,) of the atom slots, dE/dd (3 × (E,)) of the pair slots) of one flat
+    chunk with atom-major pair slots (``c.slots`` per atom slot, E = n·slots) on the full
+    list: mask, species, owner, pair_mask, gj, si, sj, d."""
+    if not c.slots:
+        raise ValueError("the ACE dataset kernel reads flat chunks with atom-major pair slots "
+                         "(Chunk.slots)")
+    crad, coeff = prepared
+    tab = ace.tables
+    n_el, k = len(ace.elements), ace.nradbase
+    n_atoms, slots = c.mask.size, c.slots
+    element, known = ace._elements_of(c.species.reshape(-1))
+    live = c.mask.reshape(-1) & known
+    ei, ki = ace._elements_of(c.si.reshape(-1))
+    ej, kj = ace._elements_of(c.sj.reshape(-1))
+    t = ei * n_el + ej
+    d = jnp.stack([c.d[a].reshape(-1) for a in range(3)], axis=-1)  # (E, 3)
+    r = jnp.sqrt(jnp.sum(d * d, axis=-1))
+    valid = c.pair_mask.reshape(-1) & ki & kj & (r < jnp.asarray(tab.rcut)[t])
+    r = jnp.where(valid, r, 2.0 * ace.cutoff + 1.0)
+    u = d / r[:, None]
+    # the pair terms and their derivatives: parameter-free (no reverse pass runs through them)
+    (g, hc), (dg, dhc) = _radial_and_slopes(ace, r, t)
+    keep = valid[:, None]
+    g, dg = jnp.where(keep, g, 0.0), jnp.where(keep, dg, 0.0)
+    hc, dhc = jnp.where(valid, hc, 0.0), jnp.where(valid, dhc, 0.0)
+    # per atom slot a and neighbour slot m; with several elements the radial terms are
+    # spread over the neighbour's element (zero for the others): (A, M, S·K)
+    am = (n_atoms, slots)
+    which = (ej.reshape(am + (1,)) == jnp.arange(n_el)[None, None, :]).astype(d.dtype)
+
+    def spread(x):
+        if n_el == 1:
+            return x.reshape(am + x.shape[1:])
+        return (x.reshape(am + (1, -1)) * which[..., None]).reshape(am + (-1,))
+
+    gs, dgs = spread(g * Y00), spread(dg)
+    hs, dhs = spread(hc[:, None]), spread(dhc[:, None])
+    sums = [gs.sum(axis=1), hs.sum(axis=1)]  # (A, S·K), (A, S)
+    products = bool(tab.products)
+    if products:
+        safe = jnp.where(keep, d, jnp.asarray([1.0, 0.0, 0.0], d.dtype))  # no 0/0 anywhere
+        y, y_pullback = jax.vjp(lambda v: _harmonics(ace, v), safe)
+        lm = y[0].shape[1]
+        y = [x.reshape(am + (lm,)) for x in y]
+        # G = Σ_j g_k Y_lm per atom (and neighbour element): batched products over the slots
+        sums += [jnp.einsum("amj,aml->ajl", gs, x).reshape(n_atoms, -1) for x in y]
+    summed = jnp.concatenate([x.reshape(n_atoms, n_el, -1) for x in sums], axis=2)
+
+    def energies(s):
+        if products:  # the model's sums: g, V, then Re, Im of Σ_j R_nl Y_lm
+            g_sums = [s[:, :, k + 1 + h * k * lm:k + 1 + (h + 1) * k * lm].reshape(
+                n_atoms, n_el, k, lm) for h in (0, 1)]
+            s = jnp.concatenate([s[:, :, :k + 1],
+                                 *_radial_sums(ace, crad, element, *g_sums)], axis=2)
+        b, rho_core = ace.basis_from_sums(s)
+        fcut = ace.core_weight(rho_core, element)
+        return jnp.where(live, ace.embedding_energies(coeff, b, rho_core, element, fcut), 0.0)
+
+    e_atoms, pullback = jax.vjp(energies, summed)
+    w = pullback(jnp.ones_like(e_atoms))[0]  # ∂E_i/∂(sums) (A, S, P)
+    w_g = w[:, :, :k].reshape(n_atoms, -1)  # (A, S·K)
+    along = (jnp.einsum("aj,amj->am", w_g, dgs)
+             + jnp.einsum("aj,amj->am", w[:, :, k], dhs))  # ∂E/∂r (A, M)
+    grad = [0.0, 0.0, 0.0]
+    if products:  # real arithmetic throughout, contractions as batched products (dots)
+        w_y = [w[:, :, k + 1 + h * k * lm:k + 1 + (h + 1) * k * lm].reshape(n_atoms, -1, lm)
+               for h in (0, 1)]  # (A, S·K, LM)
+        z = sum(jnp.einsum("ajl,aml->amj", wy, x) for wy, x in zip(w_y, y))  # (A, M, S·K)
+        along = along + jnp.einsum("amj,amj->am", dgs, z)
+        q = [jnp.einsum("ajl,amj->aml", wy, gs) for wy in w_y]  # (A, M, LM)
+        # Σ_lm q_lm ∂Y_lm/∂d: the pull-back of q through Y (no ∂Y/∂d arrays formed)
+        slope = y_pullback(tuple(x.reshape(-1, lm) for x in q))[0]  # (E, 3)
+        grad = [slope[:, a] for a in range(3)]
+    along = jnp.where(valid, along.reshape(-1), 0.0)
+    grad = tuple(jnp.where(valid, along * u[:, a] + jnp.reshape(grad[a], -1), 0.0).reshape(
+        c.pair_mask.shape) for a in range(3))
+    return e_atoms.reshape(c.mask.shape), grad
+
+
+def terms(ace: ACE, prepared, c):
+    """(energy (B,) of the chunk's structure slots, dE/dd (3 × (E,))) of one ACE term."""
+    e_atoms, grad = atom_terms(ace, prepared, c)
+    return jax.ops.segment_sum(e_atoms, c.owner, num_segments=c.e_ref.shape[0]), grad
