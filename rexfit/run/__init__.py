@@ -622,19 +622,12 @@ def _validate_potentials(job, objective: Objective, u0, log) -> None:
 
 
 def _check_finite(obj, where: str = "results") -> None:
-    """Raise :class:`CalculationFailed` naming the first non-finite float in ``obj`` (nested
-    dicts and lists)."""
     if isinstance(obj, float) and not math.isfinite(obj):
         raise CalculationFailed(f"non-finite value in {where}")
     if isinstance(obj, dict):
         for k, v in obj.items():
             _check_finite(v, f"{where}.{k}")
     elif isinstance(obj, list):
-        # a list of plain floats (forces, stresses: most of a dataset's results) in one pass
-        if all(type(v) is float for v in obj):
-            if not all(map(math.isfinite, obj)):
-                raise CalculationFailed(f"non-finite value in {where}")
-            return
         for v in obj:
             _check_finite(v, where)
 
