@@ -182,7 +182,8 @@ def cmd_template(argv: list[str]) -> int:
     return EXIT_OK
 
 
-def cmd_run(argv: list[str]) -> int:
+def cmd_run(argv: list[str], *, command_line: bool = False) -> int:
+    """``rexfit JOB``; ``command_line``: the process ends after it (:func:`main`)."""
     args = _run_parser().parse_args(argv)
     started = time.perf_counter()
     from rexfit.run.api import prepare_jax, select_device
@@ -190,6 +191,9 @@ def cmd_run(argv: list[str]) -> int:
     prepare_jax()  # JAX is imported here, never for --help, validate or template
     from rexfit.run import run_job
     from rexfit.timing import Clock
+
+    if command_line:
+        _freeze_imported_objects()
 
     clock = Clock(import_seconds=time.perf_counter() - started)
     clock.phase("setup")
@@ -234,11 +238,43 @@ def _exit_quietly_on_interrupt(signum, frame) -> None:  # noqa: ARG001 - signal 
         os._exit(EXIT_INTERRUPT)
 
 
+def _freeze_imported_objects() -> None:
+    """Move the objects the imports made (JAX's, NumPy's, rexfit's: about 130,000) to the
+    garbage collector's permanent generation, so that its full collections during the run
+    do not traverse them again (``gc.freeze``; they live until the process ends anyway).
+    Only when the process ends after the command: objects frozen in a longer-lived process
+    (rexfit.cli.main called from Python) would never be collected."""
+    import gc
+
+    gc.freeze()
+
+
+def _end_process(code: int) -> None:
+    """End the process at once with ``code`` after a job ran: the output is flushed and the
+    exit handlers run (``atexit``), but not Python's teardown of the modules JAX and rexfit
+    imported (clearing about 1,000 module namespaces and collecting their objects, 0.2–0.4
+    CPU-s that write nothing; every file of the run is closed by then)."""
+    import atexit
+
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    run_exit_handlers = getattr(atexit, "_run_exitfuncs", None)
+    if run_exit_handlers is not None:
+        run_exit_handlers()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """The ``rexfit`` command; returns the exit code (SPEC §1, docs/cli.md)."""
+    """The ``rexfit`` command; returns the exit code (SPEC §1, docs/cli.md).  Called with
+    ``argv`` None (the ``rexfit`` program itself), a command that ran a job ends the process
+    when it is done (:func:`_end_process`)."""
     command_line = argv is None
     try:
-        return _main(list(sys.argv[1:] if argv is None else argv))
+        code = _main(list(sys.argv[1:] if argv is None else argv), command_line=command_line)
     finally:
         if command_line:  # the process ends after this: a late Ctrl-C exits cleanly with 130
             import signal
@@ -247,9 +283,12 @@ def main(argv: list[str] | None = None) -> int:
                 signal.signal(signal.SIGINT, _exit_quietly_on_interrupt)
             except ValueError:  # not the main thread: leave the handler alone
                 pass
+    if command_line and "rexfit.run" in sys.modules:  # a job ran (JAX is imported)
+        _end_process(code)
+    return code
 
 
-def _main(argv: list[str]) -> int:
+def _main(argv: list[str], *, command_line: bool = False) -> int:
     traceback = "--traceback" in argv
     try:
         if argv and argv[0] == "validate":
@@ -261,7 +300,7 @@ def _main(argv: list[str]) -> int:
         if not argv:
             _run_parser().print_help(sys.stderr)
             return EXIT_INPUT
-        return cmd_run(argv)
+        return cmd_run(argv, command_line=command_line)
     except InputErrors as errs:
         if traceback:
             raise

@@ -27,7 +27,7 @@ import numpy as np
 from rexfit.files import atomic_write
 
 #: Bumped whenever what an entry holds changes.
-VERSION = 1
+VERSION = 2
 #: At most this many entries are kept (the oldest half is removed beyond it).
 MAX_ENTRIES = 200
 
@@ -81,12 +81,19 @@ def _untag(value):
 
 
 def _pack(frames) -> dict | None:
-    """The npz arrays of ``frames``, or None if a frame holds what an entry cannot."""
+    """The npz arrays of ``frames``, or None if a frame holds what an entry cannot.
+
+    The arrays of all frames are kept in a few npz members, not a few per frame: every
+    frame's array of one name (and dtype) raveled into one member, the cells and pbc flags
+    stacked; each frame's meta entry holds the shapes that cut them apart again (reading a
+    member costs a zip-member open and a header parse: per frame, they took most of the
+    read of a 360-frame file)."""
     from ase.calculators.singlepoint import SinglePointCalculator
 
-    out: dict[str, np.ndarray] = {}
+    parts: dict[str, list[np.ndarray]] = {}
     meta = []
-    for k, atoms in enumerate(frames):
+    cells, pbcs = [], []
+    for atoms in frames:
         calc = atoms.calc
         if atoms.constraints or (calc is not None and type(calc) is not SinglePointCalculator):
             return None
@@ -100,16 +107,21 @@ def _pack(frames) -> dict | None:
                        if not isinstance(v, np.ndarray)}
         except TypeError:
             return None
-        for name, a in arrays.items():
-            out[f"{k}/a/{name}"] = a
-        for name, v in results.items():
-            if isinstance(v, np.ndarray):
-                out[f"{k}/r/{name}"] = v
-        out[f"{k}/cell"] = np.asarray(atoms.cell[:])
-        out[f"{k}/pbc"] = np.asarray(atoms.pbc)
-        meta.append({"info": info, "scalars": scalars, "arrays": list(arrays),
-                     "results": [n for n, v in results.items() if isinstance(v, np.ndarray)],
-                     "calc": calc is not None})
+        result_arrays = {name: v for name, v in results.items() if isinstance(v, np.ndarray)}
+        shapes = {}
+        for kind, group in (("a", arrays), ("r", result_arrays)):
+            shapes[kind] = []
+            for name, a in group.items():
+                member = f"{kind}/{a.dtype.str}/{name}"
+                parts.setdefault(member, []).append(a.ravel())
+                shapes[kind].append([name, member, list(a.shape)])
+        cells.append(np.asarray(atoms.cell[:], np.float64))
+        pbcs.append(np.asarray(atoms.pbc, bool))
+        meta.append({"info": info, "scalars": scalars, "arrays": shapes["a"],
+                     "results": shapes["r"], "calc": calc is not None})
+    out = {member: np.concatenate(chunks) for member, chunks in parts.items()}
+    out["cell"] = np.asarray(cells, np.float64).reshape(-1, 3, 3)
+    out["pbc"] = np.asarray(pbcs, bool).reshape(-1, 3)
     out["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
     return out
 
@@ -118,17 +130,30 @@ def _unpack(data) -> list:
     from ase import Atoms
     from ase.calculators.singlepoint import SinglePointCalculator
 
+    meta = json.loads(bytes(data["meta"]).decode())
+    members: dict[str, np.ndarray] = {}
+    offsets: dict[str, int] = {}
+
+    def take(member: str, shape: list) -> np.ndarray:
+        if member not in members:
+            members[member], offsets[member] = data[member], 0
+        start = offsets[member]
+        stop = start + int(np.prod(shape, dtype=np.int64))
+        offsets[member] = stop
+        return members[member][start:stop].reshape(shape)
+
+    cells, pbcs = data["cell"], data["pbc"]
     frames = []
-    for k, m in enumerate(json.loads(bytes(data["meta"]).decode())):
-        arrays = {name: data[f"{k}/a/{name}"] for name in m["arrays"]}
+    for k, m in enumerate(meta):
+        arrays = {name: take(member, shape) for name, member, shape in m["arrays"]}
         atoms = Atoms(numbers=arrays.pop("numbers"), positions=arrays.pop("positions"),
-                      cell=data[f"{k}/cell"], pbc=data[f"{k}/pbc"])
+                      cell=cells[k], pbc=pbcs[k])
         for name, a in arrays.items():
             atoms.arrays[name] = a
         atoms.info = {name: _untag(v) for name, v in m["info"].items()}
         if m["calc"]:
             results = {name: _untag(v) for name, v in m["scalars"].items()}
-            results.update({name: data[f"{k}/r/{name}"] for name in m["results"]})
+            results.update({name: take(member, shape) for name, member, shape in m["results"]})
             atoms.calc = SinglePointCalculator(atoms, **results)
         frames.append(atoms)
     return frames

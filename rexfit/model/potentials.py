@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -77,7 +78,8 @@ class _Builder:
             l2: float = 0.0, l1: float = 0.0) -> jnp.ndarray:
         self.entries.append(ParamEntry(name, path, p.value, p.fit, p.min, p.max, p.reset,
                                        p.origin, scale, l2, l1))
-        return jnp.float64(p.value)
+        # put on the device as it is (jnp.float64 would trace and compile a conversion)
+        return jax.device_put(np.float64(p.value))
 
     # ------------------------------------------------------------------ functions
 

@@ -10,6 +10,7 @@ never fitted: they are recomputed from the others, differentiably, every time.
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -160,7 +161,10 @@ class ParameterSpace:
 
     def named_values(self, tree) -> dict[str, float]:
         """{DOF name: value} of every parameter of the model in ``tree``."""
-        return {e.name: float(get_path(tree, e.path)) for e in self.pm.entries}
+        # the leaves on the host first: an element of a device array taken by index is a
+        # program of its own (traced and compiled in every run)
+        host = jax.tree.map(np.asarray, tree)
+        return {e.name: float(get_path(host, e.path)) for e in self.pm.entries}
 
 
 def _array_groups(paths):

@@ -192,7 +192,7 @@ def _model(spec: DescriptorModelSpec, species: tuple[str, ...]):
 def build_model(spec: DescriptorModelSpec, species: tuple[str, ...], register):
     """(model, coefficient tree {element: {"beta0", "beta", "gamma"}}): the coefficients from
     the coefficient file or 0, one DOF per fitted coefficient (``beta3[Mo]``)."""
-    import jax.numpy as jnp
+    import jax
     import numpy as np
 
     try:
@@ -224,7 +224,10 @@ def build_model(spec: DescriptorModelSpec, species: tuple[str, ...], register):
             else:
                 values = np.zeros(size)
             start += size
-            params[e][name] = jnp.float64(values[0]) if name == "beta0" else jnp.asarray(values)
+            # put on the device as they are (jnp.float64 / jnp.asarray would trace and
+            # compile a conversion program in every run)
+            values = np.asarray(values, np.float64)
+            params[e][name] = jax.device_put(values[0] if name == "beta0" else values)
     chosen: dict = {}
     errors = []
     for dof in spec.fit_dofs:

@@ -142,7 +142,7 @@ def test_measuring_adds_no_program(tmp_path, monkeypatch):
                    tmp_path / f"out-{name}", quiet=True)
         t = res["timing"]
         counts[name] = t["programs_traced"]
-        assert t["programs_traced"] >= 5  # really traced again
+        assert t["programs_traced"] >= 4  # really traced again (value, gradient, …)
         assert bool(res["fit"]["progress"]) == measure
     assert counts["with"] <= counts["without"], counts
 
