@@ -282,7 +282,8 @@ class DatasetObjective:
     def cache_sizes() -> dict[str, int]:
         """Compilations made so far by each jitted kernel (shared by all objectives: one per
         potential, transform, kernel and chunk shape)."""
-        return {name: fn._cache_size() + (_QUICK[name]._cache_size() if name in _QUICK else 0)
+        return {name: fn._cache_size() + (_QUICK[id(fn)]._cache_size() if id(fn) in _QUICK
+                                          else 0)
                 for name, fn in KERNELS.items()}
 
     # ------------------------------------------------------------------ chunk loop

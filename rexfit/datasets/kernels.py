@@ -140,11 +140,13 @@ def chunk_kernel(name: str, atom_slots: int):
     fn = KERNELS[name]
     if atom_slots > QUICK_CHUNK_SLOTS:
         return fn
-    quick = _QUICK.get(name)
+    # keyed by the kernel, not its name: names that share a program ("value" and
+    # "predictions") share its quick build too (else it is traced and requested twice)
+    quick = _QUICK.get(id(fn))
     if quick is None:
         from rexfit.physics.relax import quick_compile_options
 
-        quick = _QUICK[name] = programs.jit(fn.__wrapped__, static_argnums=0,
-                                            compiler_options=dict(quick_compile_options()))
+        quick = _QUICK[id(fn)] = programs.jit(fn.__wrapped__, static_argnums=0,
+                                              compiler_options=dict(quick_compile_options()))
     return quick
 

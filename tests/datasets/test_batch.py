@@ -738,3 +738,14 @@ def test_pooled_engines_compute_rows_together_with_the_same_values(monkeypatch):
         vb, gb = b.value_and_grad(params)
         assert float(va) == float(vb)
         np.testing.assert_array_equal(np.asarray(ga["Mo"]["beta"]), np.asarray(gb["Mo"]["beta"]))
+
+
+def test_value_and_predictions_share_their_quick_program():
+    """"value" and "predictions" are one program: for small chunks too they are one jitted
+    function (two would trace and request the same program twice in a run)."""
+    from rexfit.datasets.kernels import QUICK_CHUNK_SLOTS, chunk_kernel
+
+    small = QUICK_CHUNK_SLOTS
+    assert chunk_kernel("value", small) is chunk_kernel("predictions", small)
+    assert chunk_kernel("value", small + 1) is chunk_kernel("predictions", small + 1)
+    assert chunk_kernel("value", small) is not chunk_kernel("residuals", small)
