@@ -36,6 +36,7 @@ analytic kernel by default; ``autodiff`` for comparison).
 from __future__ import annotations
 
 import argparse
+import resource
 import tempfile
 import time
 from pathlib import Path
@@ -182,8 +183,11 @@ def dataset_case(case: str, frames, directory: Path, repeat: int, engine_options
         steady.append((time.perf_counter() - wall, time.process_time() - cpu))
     wall_best = min(w for w, _ in steady)
     cpu_best = min(c for _, c in steady)
+    kept = getattr(engine, "fixed_bytes", 0)
     print(f"{case:9s} {len(frames)} cells, {natoms} atoms, kernel {engine.kernel}, "
-          f"{engine.n_chunks} chunks of shapes {sorted(set(engine.bucket_shapes))}")
+          f"{engine.n_chunks} chunks of shapes {sorted(set(engine.bucket_shapes))}, "
+          f"kept terms {kept / 2**20:.0f} MiB, peak RSS "
+          f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10:.0f} MiB")
     print(f"  set-up {setup[0]:.1f} s (CPU {setup[1]:.1f} s); first value+gradient "
           f"{first[0]:.1f} s (CPU {first[1]:.1f} s), {after.traces - before.traces} traces, "
           f"{after.compiled - before.compiled} compilations "

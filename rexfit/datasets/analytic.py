@@ -24,13 +24,16 @@ class FamilyKernel(NamedTuple):
     potential (None: every potential of its class); ``atom_major``: it reads flat chunks
     with atom-major pair slots (:class:`~rexfit.datasets.chunks.Chunk` ``flat`` and
     ``slots``; ``terms`` then gives the energy of each of the chunk's structure slots and
-    dE/dd (3 × (E,)))."""
+    dE/dd (3 × (E,))); ``fixed(leaf, chunk)``: the parameter-free terms of a chunk that
+    ``terms(leaf, prepared, chunk, fixed)`` can take instead of computing them (None: the
+    family keeps nothing)."""
 
     prepare: Callable
     terms: Callable
     full_list: bool = False
     supports: Callable | None = None
     atom_major: bool = False
+    fixed: Callable | None = None
 
 
 def _registered() -> dict:
@@ -101,16 +104,31 @@ def prepare_analytic(potential, params) -> list:
     return [FAMILIES[type(leaf)].prepare(leaf, p) for leaf, p in _leaves(potential, params)]
 
 
+def analytic_fixed(potential, c: Chunk) -> list:
+    """Per leaf of ``potential``, the parameter-free terms of chunk ``c`` its family kernel
+    keeps (``FamilyKernel.fixed``), or None; None for every leaf: nothing to keep."""
+    out = []
+    for leaf, _ in _leaves(potential):
+        fixed = FAMILIES[type(leaf)].fixed
+        out.append(None if fixed is None else fixed(leaf, c))
+    return out
+
+
 def analytic_outputs(potential, prepared: list, c: Chunk):
     """Kernel "analytic" (``prepared`` from :func:`prepare_analytic`): energy (B,),
     forces (3, B, n), virial (6, B), stress (6, B).  Every term gives its energy and dE/dd
     per pair (d = x_j − x_i); forces are ±dE/dd summed onto the two atoms and the virial is
     Σ d ⊗ dE/dd (symmetrised).  The same on a half list (each pair once) and on a full list
-    (each pair twice, dE/dd of the centre's energy each time)."""
+    (each pair twice, dE/dd of the centre's energy each time).  A leaf whose terms the chunk
+    keeps (``c.fixed``, :func:`analytic_fixed`) reads them."""
     atoms = c.mask.shape
     energy, grad = 0.0, (0.0, 0.0, 0.0)
-    for leaf, p in zip([leaf for leaf, _ in _leaves(potential)], prepared):
-        e, g = FAMILIES[type(leaf)].terms(leaf, p, c)
+    leaves = [leaf for leaf, _ in _leaves(potential)]
+    kept = c.fixed if c.fixed is not None else [None] * len(leaves)
+    for leaf, p, fixed in zip(leaves, prepared, kept):
+        kernel = FAMILIES[type(leaf)]
+        e, g = (kernel.terms(leaf, p, c) if fixed is None
+                else kernel.terms(leaf, p, c, fixed))
         energy = energy + e
         grad = tuple(a + b for a, b in zip(grad, g))
     if c.flat:

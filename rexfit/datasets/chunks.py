@@ -50,6 +50,9 @@ class Chunk:
     (B·n) atom axis owns the pair slots a·slots … (a + 1)·slots − 1 (E = n·slots), its
     neighbours first, then padding pairs; sums over an atom's neighbours are then sums over
     an axis, not scatters.
+    Kept terms (``fixed``, analytic kernel, :mod:`rexfit.datasets.kept_terms`): per leaf of
+    the potential, the parameter-free terms its family kernel keeps for this chunk (device
+    arrays, computed once) or None; None: every kernel computes them per evaluation.
     Static: pbc, cutoff, skin, half, ordered (triplet layout, None without triplets), packed
     (descriptor kernel with pruned triplets: tij, tik index the chunk's flattened (B·E) pair
     slots and the triplets of all B structures are packed one after another, row-major over
@@ -83,6 +86,7 @@ class Chunk:
     feature_grads: Any = None
     base: Any = None
     owner: Any = None
+    fixed: Any = None
     pbc: tuple = field(default=(True, True, True), metadata=dict(static=True))
     cutoff: float = field(default=0.0, metadata=dict(static=True))
     skin: float = field(default=0.0, metadata=dict(static=True))

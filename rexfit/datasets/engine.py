@@ -20,6 +20,7 @@ from rexfit.datasets.analytic import analytic_atom_major, analytic_supported
 from rexfit.datasets.buckets import POOL, Listed, ladder
 from rexfit.datasets.chunks import VOIGT, flat_supported
 from rexfit.datasets.items import Item, Prediction
+from rexfit.datasets.kept_terms import keep_fixed_terms
 from rexfit.datasets.kernels import _QUICK, KERNELS, Spec, chunk_kernel
 from rexfit.datasets.stacking import label_rows, list_items, make_buckets
 
@@ -66,7 +67,10 @@ class DatasetObjective:
     chunk is moved to the device only when it is evaluated and released afterwards, with at
     most two chunks in flight; otherwise all chunks are transferred once and kept.
     ``max_bucket_atoms`` bounds the atom slots per chunk and with them the autodiff
-    intermediates, which dominate device memory (docs/datasets-engine.md).
+    intermediates, which dominate device memory (docs/datasets-engine.md).  The analytic
+    kernel's parameter-free per-pair terms (ACE) are computed once per chunk and kept on the
+    device while the dataset's fit :data:`rexfit.datasets.kept_terms.FIXED_TERMS_BYTES`
+    (``fixed_bytes``: what is kept, 0 if nothing).
 
     potential: a static potential object (``potential.energy(params, system, nbrs)``).
     items: the structures (:class:`Item`).  skin: neighbour-list skin in Å (0 is enough:
@@ -210,6 +214,8 @@ class DatasetObjective:
             for b in self._buckets:
                 b.device = [jax.device_put(b.host_chunk(k)) for k in range(b.n_chunks)]
         self._spec = Spec(self.potential, self.kernel, self.transform)
+        # the analytic kernel's parameter-free terms, kept per chunk within a budget
+        self._fixed, self.fixed_bytes = keep_fixed_terms(self._spec, self._buckets)
         self._last_outputs = None  # (x key, per-chunk outputs) of the last Jacobian
 
     # ------------------------------------------------------------------ descriptor set-up
@@ -309,7 +315,10 @@ class DatasetObjective:
             for k in range(bucket.n_chunks):
                 if only is not None and (bi, k) not in only:
                     continue
-                pending.append((bucket, k, fn(self._spec, *args, bucket.chunk(k))))
+                chunk = bucket.chunk(k)
+                if self._fixed is not None:
+                    chunk = replace(chunk, fixed=self._fixed[bi][k])
+                pending.append((bucket, k, fn(self._spec, *args, chunk)))
                 if len(pending) > 1:
                     b0, k0, out = pending.popleft()
                     yield b0, k0, jax.block_until_ready(out)

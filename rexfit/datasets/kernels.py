@@ -1,7 +1,8 @@
 """The jitted per-chunk programs of the dataset engine (:data:`KERNELS`): variables → prepared
 data once per evaluation (the transform, then the analytic kernel's spline coefficients), a
-chunk's outputs, residual block, loss, gradient, Jacobian, JVP and VJP, and the pull-back of
-the summed chunk gradients to the variables.  Module-level ``jax.jit`` objects with the
+chunk's outputs, residual block, loss, gradient, Jacobian, JVP and VJP, the analytic
+kernel's parameter-free terms of a chunk (``"fixed"``: (spec, chunk), once per chunk), and
+the pull-back of the summed chunk gradients to the variables.  Module-level ``jax.jit`` objects with the
 :class:`Spec` (hashed by value) as static argument: one trace and compilation per chunk shape
 for the whole process, whichever objective calls them."""
 
@@ -17,7 +18,7 @@ from jax.flatten_util import ravel_pytree
 
 from rexfit import programs
 from rexfit.datasets import descriptor_kernel as dk
-from rexfit.datasets.analytic import analytic_outputs, prepare_analytic
+from rexfit.datasets.analytic import analytic_fixed, analytic_outputs, prepare_analytic
 from rexfit.datasets.chunks import VOIGT, Chunk, autodiff_outputs
 from rexfit.potentials.analytic_dataset import scatter_atoms
 
@@ -123,6 +124,7 @@ KERNELS = {
     "vjp": _static(lambda spec, p, ct, c: jax.vjp(
         lambda q: _residual_block(spec, q, c), p)[1](ct)[0]),
     "jacobian": _static(_chunk_jacobian),
+    "fixed": _static(lambda spec, c: analytic_fixed(spec.potential, c)),
 }
 """The jitted kernels, by name; per-chunk ones take (spec, prepared, ..., chunk)."""
 KERNELS["predictions"] = KERNELS["value"]

@@ -23,11 +23,22 @@ computation; it meets the per-pair terms only in these last contractions.  :func
 runs once per evaluation, :func:`terms` once per chunk (looked up by
 :mod:`rexfit.datasets.analytic`).
 
+Kept terms: in a dataset the structures never move, so everything above that is free of
+parameters — per pair u, g_k Y00, g′_k, V′, Y_lm and ∂Y_lm/∂d (three forward tangents), per
+atom the sums Σ g_k, Σ V, G_klm (:class:`Fixed`) — is computed once per chunk by
+:func:`fixed_terms` and kept by the engine (:mod:`rexfit.datasets.kept_terms`, within its
+memory budget); :func:`terms` given them does per evaluation only the per-atom work (crad
+contraction, product basis, embedding, adjoint) and the per-pair contractions, Σ q·∂Y/∂d
+as a product with the kept ∂Y/∂d.  Without them (over the budget) it computes them as
+above.
+
 Not covered (:func:`supported` is False; the engine then takes the autodiff kernel): the
 ``zbl`` inner cutoff, whose weight depends on each atom's nearest neighbour.
 """
 
 from __future__ import annotations
+
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -93,16 +104,37 @@ def _radial_sums(ace: ACE, crad, element, g_re, g_im):
                  for x in (g_re, g_im))
 
 
-def atom_terms(ace: ACE, prepared, c):
-    """(energies (n,) of the atom slots, dE/dd (3 × (E,)) of the pair slots) of one flat
-    chunk with atom-major pair slots (``c.slots`` per atom slot, E = n·slots) on the full
-    list: mask, species, owner, pair_mask, gj, si, sj, d."""
+class Fixed(NamedTuple):
+    """The parameter-free terms of one flat chunk (A atom slots, M pair slots each, S
+    elements, K radial functions, LM harmonics): what :func:`fixed_terms` keeps per chunk of
+    a dataset (the structures never move).  live (A,), element (A,) (atoms), valid (E,),
+    u (3, E) (pairs), summed (A, S, P0) the per-atom sums [Σ g_k Y00, Σ V, Re, Im of
+    G_klm = Σ_j g_k Y_lm] (P0 = K + 1 + 2·K·LM), gs, dgs (A, M, S·K) g_k Y00 and g′_k spread
+    over the neighbour's element, dhs (A, M, S) V′ spread, y (A, M, 2·LM) Re, Im of Y_lm
+    (None without product functions), dy (3, A, M, 2·LM) their derivatives ∂/∂d_a (None on
+    a per-evaluation path: the pull-back through Y_lm serves instead)."""
+
+    live: Any
+    element: Any
+    valid: Any
+    u: Any
+    summed: Any
+    gs: Any
+    dgs: Any
+    dhs: Any
+    y: Any
+    dy: Any
+
+
+def _fixed(ace: ACE, c, slopes: bool):
+    """(:class:`Fixed` of chunk ``c``, the pull-back of (Re, Im) cotangents (E, LM) through
+    Y_lm(d/|d|) or None): with ``slopes``, ``dy`` by three forward tangents (for keeping),
+    else the pull-back (per evaluation)."""
     if not c.slots:
         raise ValueError("the ACE dataset kernel reads flat chunks with atom-major pair slots "
                          "(Chunk.slots)")
-    crad, coeff = prepared
     tab = ace.tables
-    n_el, k = len(ace.elements), ace.nradbase
+    n_el = len(ace.elements)
     n_atoms, slots = c.mask.size, c.slots
     element, known = ace._elements_of(c.species.reshape(-1))
     live = c.mask.reshape(-1) & known
@@ -132,48 +164,90 @@ def atom_terms(ace: ACE, prepared, c):
     gs, dgs = spread(g * Y00), spread(dg)
     hs, dhs = spread(hc[:, None]), spread(dhc[:, None])
     sums = [gs.sum(axis=1), hs.sum(axis=1)]  # (A, S·K), (A, S)
-    products = bool(tab.products)
-    if products:
+    y = dy = y_pullback = None
+    if tab.products:
         safe = jnp.where(keep, d, jnp.asarray([1.0, 0.0, 0.0], d.dtype))  # no 0/0 anywhere
-        y, y_pullback = jax.vjp(lambda v: _harmonics(ace, v), safe)
+        if slopes:
+            y, dy = zip(*(jax.jvp(lambda v: _harmonics(ace, v), (safe,),
+                                  (jnp.zeros_like(safe).at[:, a].set(1.0),))
+                          for a in range(3)))
+            y = y[0]
+            dy = jnp.stack([jnp.concatenate(x, axis=1).reshape(am + (-1,)) for x in dy])
+        else:
+            y, y_pullback = jax.vjp(lambda v: _harmonics(ace, v), safe)
         lm = y[0].shape[1]
         y = [x.reshape(am + (lm,)) for x in y]
         # G = Σ_j g_k Y_lm per atom (and neighbour element): batched products over the slots
         sums += [jnp.einsum("amj,aml->ajl", gs, x).reshape(n_atoms, -1) for x in y]
+        y = jnp.concatenate(y, axis=2)
     summed = jnp.concatenate([x.reshape(n_atoms, n_el, -1) for x in sums], axis=2)
+    return Fixed(live, element, valid, u.T, summed, gs, dgs, dhs, y, dy), y_pullback
+
+
+def fixed_terms(ace: ACE, c) -> Fixed:
+    """The parameter-free terms of chunk ``c`` to keep for every later evaluation (with the
+    harmonics' derivatives ``dy``): about 8·(2·S·K + S + 8·LM + 3) bytes per pair slot."""
+    return _fixed(ace, c, True)[0]
+
+
+def _atom_terms(ace: ACE, prepared, c, f: Fixed, y_pullback):
+    """:func:`atom_terms` from the chunk's parameter-free terms ``f``; the angular slope by
+    ``y_pullback`` if given, else by the kept ``f.dy``."""
+    crad, coeff = prepared
+    n_el, k = len(ace.elements), ace.nradbase
+    n_atoms = c.mask.size
+    products = f.y is not None
+    lm = f.y.shape[2] // 2 if products else 0
 
     def energies(s):
         if products:  # the model's sums: g, V, then Re, Im of Σ_j R_nl Y_lm
             g_sums = [s[:, :, k + 1 + h * k * lm:k + 1 + (h + 1) * k * lm].reshape(
                 n_atoms, n_el, k, lm) for h in (0, 1)]
             s = jnp.concatenate([s[:, :, :k + 1],
-                                 *_radial_sums(ace, crad, element, *g_sums)], axis=2)
+                                 *_radial_sums(ace, crad, f.element, *g_sums)], axis=2)
         b, rho_core = ace.basis_from_sums(s)
-        fcut = ace.core_weight(rho_core, element)
-        return jnp.where(live, ace.embedding_energies(coeff, b, rho_core, element, fcut), 0.0)
+        fcut = ace.core_weight(rho_core, f.element)
+        return jnp.where(f.live, ace.embedding_energies(coeff, b, rho_core, f.element, fcut),
+                         0.0)
 
-    e_atoms, pullback = jax.vjp(energies, summed)
+    e_atoms, pullback = jax.vjp(energies, f.summed)
     w = pullback(jnp.ones_like(e_atoms))[0]  # ∂E_i/∂(sums) (A, S, P)
     w_g = w[:, :, :k].reshape(n_atoms, -1)  # (A, S·K)
-    along = (jnp.einsum("aj,amj->am", w_g, dgs)
-             + jnp.einsum("aj,amj->am", w[:, :, k], dhs))  # ∂E/∂r (A, M)
+    along = (jnp.einsum("aj,amj->am", w_g, f.dgs)
+             + jnp.einsum("aj,amj->am", w[:, :, k], f.dhs))  # ∂E/∂r (A, M)
     grad = [0.0, 0.0, 0.0]
     if products:  # real arithmetic throughout, contractions as batched products (dots)
-        w_y = [w[:, :, k + 1 + h * k * lm:k + 1 + (h + 1) * k * lm].reshape(n_atoms, -1, lm)
-               for h in (0, 1)]  # (A, S·K, LM)
-        z = sum(jnp.einsum("ajl,aml->amj", wy, x) for wy, x in zip(w_y, y))  # (A, M, S·K)
-        along = along + jnp.einsum("amj,amj->am", dgs, z)
-        q = [jnp.einsum("ajl,amj->aml", wy, gs) for wy in w_y]  # (A, M, LM)
-        # Σ_lm q_lm ∂Y_lm/∂d: the pull-back of q through Y (no ∂Y/∂d arrays formed)
-        slope = y_pullback(tuple(x.reshape(-1, lm) for x in q))[0]  # (E, 3)
-        grad = [slope[:, a] for a in range(3)]
-    along = jnp.where(valid, along.reshape(-1), 0.0)
-    grad = tuple(jnp.where(valid, along * u[:, a] + jnp.reshape(grad[a], -1), 0.0).reshape(
+        # Re and Im side by side (A, S·K, 2·LM), as y: one product each for z and q, not two
+        w_y = w[:, :, k + 1:].reshape(n_atoms, n_el, 2, k, lm).transpose(0, 1, 3, 2, 4).reshape(
+            n_atoms, n_el * k, 2 * lm)
+        z = jnp.einsum("ajl,aml->amj", w_y, f.y)  # (A, M, S·K)
+        along = along + jnp.einsum("amj,amj->am", f.dgs, z)
+        q = jnp.einsum("ajl,amj->aml", w_y, f.gs)  # (A, M, 2·LM)
+        if y_pullback is not None:
+            # Σ_lm q_lm ∂Y_lm/∂d: the pull-back of q through Y (no ∂Y/∂d arrays formed)
+            slope = y_pullback((q[:, :, :lm].reshape(-1, lm),
+                                q[:, :, lm:].reshape(-1, lm)))[0]  # (E, 3)
+            grad = [slope[:, a] for a in range(3)]
+        else:  # the same from the kept ∂Y/∂d
+            grad = [jnp.einsum("aml,aml->am", q, f.dy[a]) for a in range(3)]
+    along = jnp.where(f.valid, along.reshape(-1), 0.0)
+    grad = tuple(jnp.where(f.valid, along * f.u[a] + jnp.reshape(grad[a], -1), 0.0).reshape(
         c.pair_mask.shape) for a in range(3))
     return e_atoms.reshape(c.mask.shape), grad
 
 
-def terms(ace: ACE, prepared, c):
-    """(energy (B,) of the chunk's structure slots, dE/dd (3 × (E,))) of one ACE term."""
-    e_atoms, grad = atom_terms(ace, prepared, c)
+def atom_terms(ace: ACE, prepared, c, fixed: Fixed | None = None):
+    """(energies (n,) of the atom slots, dE/dd (3 × (E,)) of the pair slots) of one flat
+    chunk with atom-major pair slots (``c.slots`` per atom slot, E = n·slots) on the full
+    list: mask, species, owner, pair_mask, gj, si, sj, d; from the kept ``fixed`` terms of
+    :func:`fixed_terms` if given, else computed here."""
+    if fixed is not None:
+        return _atom_terms(ace, prepared, c, fixed, None)
+    return _atom_terms(ace, prepared, c, *_fixed(ace, c, False))
+
+
+def terms(ace: ACE, prepared, c, fixed: Fixed | None = None):
+    """(energy (B,) of the chunk's structure slots, dE/dd (3 × (E,))) of one ACE term (from
+    its kept ``fixed`` terms if given)."""
+    e_atoms, grad = atom_terms(ace, prepared, c, fixed)
     return jax.ops.segment_sum(e_atoms, c.owner, num_segments=c.e_ref.shape[0]), grad

@@ -398,7 +398,8 @@ def dataset_kernel():
     from rexfit.potentials.ace.model import ACE
 
     return ACE, ace_dataset.prepare, ace_dataset.terms, dict(
-        full_list=True, atom_major=True, supports=ace_dataset.supported)
+        full_list=True, atom_major=True, supports=ace_dataset.supported,
+        fixed=ace_dataset.fixed_terms)
 
 
 FAMILY = Family(element="ace", type_name="ACE", parameters=DOF_GROUPS, neighbours="full",
