@@ -25,6 +25,7 @@ from rexfit.potentials.pair import LennardJones  # noqa: E402
 from rexfit.potentials.lists import build_lists  # noqa: E402
 from rexfit.structures.system import make_system  # noqa: E402
 from tests.potentials.test_ace_linear import alcu_basis, cells, items_of, relative  # noqa: E402
+from tests.support.ace_cases import assert_engines_agree  # noqa: E402
 
 #: two densities, the second non-linear (m = 0.5)
 EMBEDDING = (1.0, 1.0, 1.0, 0.5)
@@ -60,26 +61,7 @@ def test_analytic_kernel_equals_autodiff(case, chunk_atoms):
     assert fast.flat_chunks and all(b.host.slots > 0 for b in fast._buckets)
     if chunk_atoms:
         assert fast.n_chunks > 1
-    for ours, ref in zip(fast.predictions(params), slow.predictions(params)):
-        assert abs(ours.energy - ref.energy) <= 1e-10 * abs(ref.energy)
-        assert relative(ours.forces, ref.forces) < 1e-10
-        assert relative(ours.stress, ref.stress) < 1e-10
-        assert relative(ours.virial, ref.virial) < 1e-10
-    assert relative(fast.residuals(params), slow.residuals(params)) < 1e-10
-    value, grad = fast.value_and_grad(params)
-    value_ref, grad_ref = slow.value_and_grad(params)
-    assert abs(value - value_ref) <= 1e-10 * value_ref
-    for group in ("c", "crad"):
-        for key in params[group]:
-            assert np.abs(grad_ref[group][key]).max() > 0.0
-            assert relative(grad[group][key], grad_ref[group][key]) < 1e-10, (group, key)
-    c = np.random.default_rng(1).normal(size=fast.n_rows)
-    for a, b in zip(jax.tree_util.tree_leaves(fast.vjp(params, c)),
-                    jax.tree_util.tree_leaves(slow.vjp(params, c))):
-        assert relative(a, b) < 1e-10
-    size = jax.flatten_util.ravel_pytree(params)[0].size
-    d = np.random.default_rng(2).normal(size=(size, 2))
-    assert relative(fast.jacobian(params, d), slow.jacobian(params, d)) < 1e-10
+    assert_engines_agree(fast, slow, params, 1e-10, relative)
 
 
 def test_gradient_against_central_differences(case):

@@ -15,6 +15,7 @@ from rexfit.datasets import kept_terms  # noqa: E402
 from rexfit.datasets.engine import DatasetObjective  # noqa: E402
 from tests.potentials.test_ace_dataset_kernel import case  # noqa: E402,F401
 from tests.potentials.test_ace_linear import relative  # noqa: E402
+from tests.support.ace_cases import assert_engines_agree  # noqa: E402
 
 
 def engines(case, monkeypatch, **options):
@@ -36,24 +37,7 @@ def test_kept_terms_equal_per_evaluation_terms(case, monkeypatch, chunk_atoms):
     assert kept.fixed_bytes > 0 and kept._fixed is not None
     assert fresh.fixed_bytes == 0 and fresh._fixed is None
     params = case[1]
-    for ours, ref in zip(kept.predictions(params), fresh.predictions(params)):
-        assert abs(ours.energy - ref.energy) <= 1e-12 * abs(ref.energy)
-        assert relative(ours.forces, ref.forces) < 1e-12
-        assert relative(ours.stress, ref.stress) < 1e-12
-    assert relative(kept.residuals(params), fresh.residuals(params)) < 1e-12
-    value, grad = kept.value_and_grad(params)
-    value_ref, grad_ref = fresh.value_and_grad(params)
-    assert abs(value - value_ref) <= 1e-12 * value_ref
-    for a, b in zip(jax.tree_util.tree_leaves(grad), jax.tree_util.tree_leaves(grad_ref)):
-        assert np.abs(b).max() > 0.0
-        assert relative(a, b) < 1e-12
-    c = np.random.default_rng(1).normal(size=kept.n_rows)
-    for a, b in zip(jax.tree_util.tree_leaves(kept.vjp(params, c)),
-                    jax.tree_util.tree_leaves(fresh.vjp(params, c))):
-        assert relative(a, b) < 1e-12
-    size = jax.flatten_util.ravel_pytree(params)[0].size
-    d = np.random.default_rng(2).normal(size=(size, 2))
-    assert relative(kept.jacobian(params, d), fresh.jacobian(params, d)) < 1e-12
+    assert_engines_agree(kept, fresh, params, 1e-12, relative)
 
 
 def test_budget(case, monkeypatch):

@@ -109,3 +109,32 @@ def ace_job(param_file, structures: str, extra: str = "", fitting: str = "",
   {fitting}
 </job>
 """
+
+
+def assert_engines_agree(ours, ref, params, tol: float, relative) -> None:
+    """Two dataset engines of the same data give the same predictions (energies, forces,
+    stresses, virials), residuals, loss, gradient (every group non-zero), VJP and Jacobian
+    to ``tol`` (``relative`` the tests' relative-difference measure)."""
+    import jax
+    import jax.flatten_util
+
+    for a, b in zip(ours.predictions(params), ref.predictions(params)):
+        assert abs(a.energy - b.energy) <= tol * abs(b.energy)
+        assert relative(a.forces, b.forces) < tol
+        assert relative(a.stress, b.stress) < tol
+        assert relative(a.virial, b.virial) < tol
+    assert relative(ours.residuals(params), ref.residuals(params)) < tol
+    value, grad = ours.value_and_grad(params)
+    value_ref, grad_ref = ref.value_and_grad(params)
+    assert abs(value - value_ref) <= tol * value_ref
+    for group in grad_ref:
+        for key in grad_ref[group]:
+            assert np.abs(grad_ref[group][key]).max() > 0.0
+            assert relative(grad[group][key], grad_ref[group][key]) < tol, (group, key)
+    c = np.random.default_rng(1).normal(size=ours.n_rows)
+    for a, b in zip(jax.tree_util.tree_leaves(ours.vjp(params, c)),
+                    jax.tree_util.tree_leaves(ref.vjp(params, c))):
+        assert relative(a, b) < tol
+    size = jax.flatten_util.ravel_pytree(params)[0].size
+    d = np.random.default_rng(2).normal(size=(size, 2))
+    assert relative(ours.jacobian(params, d), ref.jacobian(params, d)) < tol

@@ -19,13 +19,9 @@ def lm_index(l: int, m: int) -> int:
     return l * l + l + m
 
 
-def spherical_harmonics(u, lmax: int):
-    """(..., (lmax + 1)²) complex Y_lm (4π-normalised) of the unit vectors ``u`` (..., 3),
-    flat (l, m) layout (:func:`lm_index`)."""
-    x, y, z = u[..., 0], u[..., 1], u[..., 2]
-    phase = [jnp.ones_like(x) + 0j]
-    for _ in range(lmax):
-        phase.append(phase[-1] * (x + 1j * y))
+def _legendre(z, lmax: int) -> dict:
+    """{(l, m): P_l^m(z) without the (1 − z²)^(m/2) factor} for 0 ≤ m ≤ l ≤ lmax, by the
+    upward recursion in l (the factor is carried by (x + i y)^m)."""
     q = {}
     for m in range(lmax + 1):
         q[m, m] = jnp.full_like(z, (-1.0) ** m * float(np.prod(np.arange(1, 2 * m, 2))))
@@ -33,11 +29,26 @@ def spherical_harmonics(u, lmax: int):
             q[m + 1, m] = (2 * m + 1) * z * q[m, m]
         for l in range(m + 2, lmax + 1):
             q[l, m] = ((2 * l - 1) * z * q[l - 1, m] - (l + m - 1) * q[l - 2, m]) / (l - m)
+    return q
+
+
+def _norm(l: int, m: int) -> float:
+    """sqrt((2l + 1) (l − m)! / (l + m)!): the 4π normalisation."""
+    return math.sqrt((2 * l + 1) * math.factorial(l - m) / math.factorial(l + m))
+
+
+def spherical_harmonics(u, lmax: int):
+    """(..., (lmax + 1)²) complex Y_lm (4π-normalised) of the unit vectors ``u`` (..., 3),
+    flat (l, m) layout (:func:`lm_index`)."""
+    x, y, z = u[..., 0], u[..., 1], u[..., 2]
+    phase = [jnp.ones_like(x) + 0j]
+    for _ in range(lmax):
+        phase.append(phase[-1] * (x + 1j * y))
+    q = _legendre(z, lmax)
     out = [None] * (lmax + 1) ** 2
     for l in range(lmax + 1):
         for m in range(l + 1):
-            norm = math.sqrt((2 * l + 1)
-                             * math.factorial(l - m) / math.factorial(l + m))
+            norm = _norm(l, m)
             ylm = norm * q[l, m] * phase[m]
             out[lm_index(l, m)] = ylm
             if m:
@@ -53,18 +64,11 @@ def spherical_harmonics_parts(u, lmax: int):
     for _ in range(lmax):
         c, s = phase[-1]
         phase.append((c * x - s * y, c * y + s * x))
-    q = {}
-    for m in range(lmax + 1):
-        q[m, m] = jnp.full_like(z, (-1.0) ** m * float(np.prod(np.arange(1, 2 * m, 2))))
-        if m + 1 <= lmax:
-            q[m + 1, m] = (2 * m + 1) * z * q[m, m]
-        for l in range(m + 2, lmax + 1):
-            q[l, m] = ((2 * l - 1) * z * q[l - 1, m] - (l + m - 1) * q[l - 2, m]) / (l - m)
+    q = _legendre(z, lmax)
     re, im = [None] * (lmax + 1) ** 2, [None] * (lmax + 1) ** 2
     for l in range(lmax + 1):
         for m in range(l + 1):
-            norm = math.sqrt((2 * l + 1)
-                             * math.factorial(l - m) / math.factorial(l + m))
+            norm = _norm(l, m)
             a = norm * q[l, m]
             re[lm_index(l, m)], im[lm_index(l, m)] = a * phase[m][0], a * phase[m][1]
             if m:
