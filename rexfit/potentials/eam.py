@@ -105,42 +105,65 @@ class EAM:
             out = out + jnp.where(chosen, fn(params[key], x), 0.0)
         return out
 
+    def _lookup(self, entries, table: np.ndarray, species, x: jax.Array,
+                params: Params) -> jax.Array:
+        """f_{table[species]}(x) per entry (0 where the table has no function): :meth:`_select`
+        at the slots ``table[species()]`` (``species``: a function giving the index arrays).
+        Where one function covers every species tuple (a one-species potential, or one
+        function for all), that function of ``x`` itself: the same numbers, without the
+        species lookups and selects in the program."""
+        distinct = distinct_functions(entries)
+        if len(distinct) == 1 and np.all(table == 0):
+            key, fn = distinct[0]
+            return fn(params[key], x)
+        return self._select(entries, jnp.asarray(table)[species()], x, params)
+
     def _slot_table(self, entries, ndim: int, symmetric: bool = False) -> jax.Array:
         """Species (tuple) → index of its distinct function, −1 where none; static table."""
         return jnp.asarray(slot_table(entries, self.n_species, ndim, symmetric))
 
-    def densities(self, params: Params, system: System, nbrs: NeighborList) -> jax.Array:
-        """ρ_i (N,) for every atom slot (padding atoms get 0)."""
-        r, use = pair_distances(system, nbrs, self.cutoff)
-        si, sj = system.species[nbrs.i], system.species[nbrs.j]
-        table = self._slot_table(self.density, 2)
+    def densities(self, params: Params, system: System, nbrs: NeighborList,
+                  distances=None) -> jax.Array:
+        """ρ_i (N,) for every atom slot (padding atoms get 0). ``distances``: the
+        :func:`pair_distances` of these lists, if computed already."""
+        r, use = pair_distances(system, nbrs, self.cutoff) if distances is None else distances
+        def species():
+            return system.species[nbrs.i], system.species[nbrs.j]
+
+        table = slot_table(self.density, self.n_species, 2)
         n = system.natoms
-        at_i = self._select(self.density, table[si, sj], r, params)
-        rho = segment_sum(jnp.where(use, at_i, 0.0), nbrs.i, n)
+        at_i = jnp.where(use, self._lookup(self.density, table, species, r, params), 0.0)
+        rho = segment_sum(at_i, nbrs.i, n)
         if nbrs.half:
-            at_j = self._select(self.density, table[sj, si], r, params)
-            rho = rho + segment_sum(jnp.where(use, at_j, 0.0), nbrs.j, n)
+            # the neighbour's share: the same values where ρ_ab = ρ_ba for every pair of
+            # species (one species, or a density of the neighbour's species alone)
+            at_j = (at_i if np.array_equal(table, table.T) else
+                    jnp.where(use, self._lookup(self.density, table.T, species, r, params),
+                              0.0))
+            rho = rho + segment_sum(at_j, nbrs.j, n)
         return jnp.where(system.mask, rho, 0.0)
 
-    def pair_energy(self, params: Params, system: System, nbrs: NeighborList) -> jax.Array:
+    def pair_energy(self, params: Params, system: System, nbrs: NeighborList,
+                    distances=None) -> jax.Array:
         """½ Σ_i Σ_j V(r_ij) in eV."""
-        r, use = pair_distances(system, nbrs, self.cutoff)
-        table = self._slot_table(self.pair, 2, symmetric=True)
-        slots = table[system.species[nbrs.i], system.species[nbrs.j]]
-        v = self._select(self.pair, slots, r, params)
+        r, use = pair_distances(system, nbrs, self.cutoff) if distances is None else distances
+        table = slot_table(self.pair, self.n_species, 2, symmetric=True)
+        v = self._lookup(self.pair, table,
+                         lambda: (system.species[nbrs.i], system.species[nbrs.j]), r, params)
         weight = 1.0 if nbrs.half else 0.5
         return weight * jnp.sum(jnp.where(use, v, 0.0))
 
-    def embedding_energy(self, params: Params, system: System, nbrs: NeighborList) -> jax.Array:
+    def embedding_energy(self, params: Params, system: System, nbrs: NeighborList,
+                         distances=None) -> jax.Array:
         """Σ_i F_{s_i}(ρ_i) in eV over real atoms."""
-        rho = self.densities(params, system, nbrs)
+        rho = self.densities(params, system, nbrs, distances)
         rho = jnp.where(system.mask, rho, 1.0)  # padding: a harmless argument, masked below
-        slots = self._slot_table(self.embedding, 1)[system.species]
-        f = self._select(self.embedding, slots, rho, params)
+        table = slot_table(self.embedding, self.n_species, 1)
+        f = self._lookup(self.embedding, table, lambda: (system.species,), rho, params)
         return jnp.sum(jnp.where(system.mask, f, 0.0))
 
     def energy(self, params: Params, system: System, nbrs: NeighborList) -> jax.Array:
         """Total EAM energy (eV)."""
-        return self.pair_energy(params, system, nbrs) + self.embedding_energy(
-            params, system, nbrs
-        )
+        distances = pair_distances(system, nbrs, self.cutoff)  # one pass for both terms
+        return (self.pair_energy(params, system, nbrs, distances)
+                + self.embedding_energy(params, system, nbrs, distances))
