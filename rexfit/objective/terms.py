@@ -13,7 +13,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from rexfit.physics.named import ELASTIC, LATTICE, check_wanted, property_values
+from rexfit.physics.named import (CLAMPED_IONS, ELASTIC, LATTICE, check_wanted,
+                                  property_values)
 from rexfit.physics.relax import (QUICK_COMPILE_ATOMS, Program, dense_implicit, device_array,
                                   relaxed_coordinates, relaxed_coordinates_vjp)
 
@@ -310,8 +311,13 @@ def share_programs(terms, limit: int = QUICK_COMPILE_ATOMS) -> None:
             p.set_layout(size, natoms, strain, volume, move, forces=False, pbc=pbc)
         # one term program for all: the elastic constants some of them need are computed
         # for the others too (in reverse mode that costs less than compiling a second
-        # program: jobs/al-eam and si-tersoff measured both ways)
+        # program: jobs/al-eam and si-tersoff measured both ways); clamped-ion ones where
+        # no structure wanting them relaxes its atoms (no tangents along the atoms: jobs/al-eam's
+        # fcc fits C_ij, its hcp and diamond relax atoms but fit none)
         wanted = frozenset().union(*(t.key.wanted for t in group))
+        elastic = [t for t in group if t.wanted & ELASTIC]
+        if elastic and not any(t.problem.relaxed_ions for t in elastic):
+            wanted |= {CLAMPED_IONS}
         fitted = tuple(sorted(set().union(*(t.key.fitted for t in group))))
         sizes = {(fp.name, fp.style): int(np.size(fp.target)) for t in group for fp in t.fitted}
         for t in group:

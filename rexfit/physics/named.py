@@ -14,6 +14,11 @@ from rexfit.physics.properties import EV_PER_A3_TO_GPA, evaluate
 ELASTIC = {f"C{i}{j}" for i in range(1, 7) for j in range(i, 7)} | {"bulk-modulus",
                                                                     "shear-modulus"}
 LATTICE = ("lattice-parameter", "ca-ratio", "atom-distance")
+#: A marker in a wanted-property set (not a property): the elastic constants are wanted only
+#: of structures whose atoms are not relaxed, so no relaxed-ion correction is taken even where
+#: the layout lets atoms move (a program shared with structures that relax their atoms but
+#: want no elastic constants; :func:`rexfit.objective.terms.share_programs`).
+CLAMPED_IONS = "clamped-ion elastic constants"
 ELASTIC_NEEDS_PBC = "elastic constants need a periodic cell"
 
 
@@ -43,8 +48,9 @@ def property_values(problem, potential, params, x, nbrs, wanted) -> dict:
         if not periodic:
             raise ValueError(ELASTIC_NEEDS_PBC)
         # energy, forces and stress come with the elastic constants, from one pass
+        ions = problem.layout.move and CLAMPED_IONS not in wanted
         ev, c = elastic.evaluate_with_elastic_constants(
-            potential, params, system, nbrs, problem.relaxed_ions, problem.layout.move)
+            potential, params, system, nbrs, problem.relaxed_ions, ions)
     else:
         ev = evaluate(potential, params, system, nbrs)
     out = {"total-energy": ev.energy, "atomic-energy": ev.energy / n}
