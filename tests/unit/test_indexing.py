@@ -48,15 +48,28 @@ def test_segment_sum_matches_values_and_derivatives(data):
     assert not {"scatter-add", "scatter_add"} & _primitives(jax.grad(f), pairs)
 
 
-def test_rows_not_taken_do_not_leak_nan():
-    """A non-finite row that no entry points at leaves the others finite (a product with a
-    one-hot matrix would give 0 · nan = nan)."""
-    atoms = jnp.asarray([[1.0, 2.0], [jnp.nan, jnp.inf], [3.0, 4.0]])
-    index = jnp.asarray([0, 2, 2, 0], jnp.int32)
-    np.testing.assert_array_equal(indexing.take(atoms, index), atoms[index])
-    values = jnp.asarray([1.0, jnp.nan, 2.0])
-    np.testing.assert_array_equal(indexing.segment_sum(values, jnp.asarray([0, 1, 0]), 2),
-                                  [3.0, jnp.nan])
+def test_products_in_the_program_and_integer_tables_exact():
+    """Floating tables move by one-hot matrix products (dot_general, no select of every
+    entry against every slot); integer tables by an exact select."""
+    atoms = jnp.asarray([[1.0, 2.0], [5.0, 6.0], [3.0, 4.0]])
+    index = jnp.asarray([0, 2, 2, 0, 1], jnp.int32)
+    assert "dot_general" in _primitives(lambda a: indexing.take(a, index), atoms)
+    assert "select_n" not in _primitives(lambda a: indexing.take(a, index), atoms)
+    values = jnp.asarray([1.0, 7.0, 2.0, 0.5, 3.0])
+    assert "dot_general" in _primitives(lambda v: indexing.segment_sum(v, index, 3), values)
+    species = jnp.asarray([3, -2, 7], jnp.int32)
+    np.testing.assert_array_equal(indexing.take(species, index), species[index])
+    np.testing.assert_array_equal(indexing.segment_sum(species[index], index, 3),
+                                  jax.ops.segment_sum(species[index], index, num_segments=3))
+
+
+def test_a_non_finite_row_taken_stays_non_finite():
+    """A relaxation that failed leaves nan in its positions: what is taken from them is not
+    finite (the structure is reported as failed), never silently zero."""
+    atoms = jnp.asarray([[1.0, 2.0], [jnp.nan, 0.0], [3.0, 4.0]])
+    taken = indexing.take(atoms, jnp.asarray([1, 2], jnp.int32))
+    assert np.isnan(np.asarray(taken)[0, 0])
+    assert not np.all(np.isfinite(indexing.segment_sum(atoms, jnp.asarray([0, 0, 1]), 2)))
 
 
 def test_large_tables_keep_gather_and_segment_sum(monkeypatch, data):
