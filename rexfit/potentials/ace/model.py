@@ -37,7 +37,8 @@ from rexfit.potentials.ace.embedding import EMBEDDINGS, embedding
 from rexfit.potentials.ace.files import BBasis, bond_key, with_coefficients
 from rexfit.potentials.ace.harmonics import lm_index, spherical_harmonics
 from rexfit.potentials.ace.radial import (INNER_CUTOFFS, RADIAL_BASES, ZBL_INNER, Bond,
-                                          core_repulsion, poly_step, radial_basis, spline_eval,
+                                          core_repulsion, core_repulsion_nodes, poly_step,
+                                          radial_basis, radial_basis_nodes, spline_eval,
                                           spline_table)
 from rexfit.structures.neighbors import NeighborList, pair_displacements
 from rexfit.structures.system import System
@@ -230,10 +231,11 @@ class ACE:
         bonds = [b for row in self.bonds for b in row]
         g, hc = [], []
         for bond in bonds:
-            g.append(spline_table(lambda r, b=bond: radial_basis(r, b, K), bond.rcut,
+            g.append(spline_table(lambda r, b=bond: radial_basis_nodes(r, b, K), bond.rcut,
                                   self.delta_spline_bins))
-            hc.append(spline_table(lambda r, b=bond: core_repulsion(r, b)[..., None], bond.rcut,
-                                   self.delta_spline_bins))
+            hc.append(spline_table(lambda r, b=bond: [v[:, None] for v in
+                                                      core_repulsion_nodes(r, b)],
+                                   bond.rcut, self.delta_spline_bins))
         rows = max(t.nodes for t in g) + 1
 
         def stack(tables):

@@ -21,7 +21,11 @@ M = int(r_c/Δ) (Δ = ``DeltaSplineBins``), h = r_c/M, and interpolates with cub
 polynomials on [r_n, r_{n+1}] (zero for r ≥ M·h).  :func:`spline_table` builds the same table
 (as coefficients c_0..c_3 of w = r/h − n) and :func:`spline_eval` evaluates it; it is linear in
 the tabulated values, so tabulating g and combining with the radial coefficients afterwards
-equals tabulating the combined functions, to round-off.
+equals tabulating the combined functions, to round-off.  The node values are computed on the
+host with NumPy (:func:`radial_basis_nodes`, :func:`core_repulsion_nodes`: the evaluator's
+formulas, derivatives in closed form), so building a potential runs no JAX program; they
+agree with the JAX functions above and their autodiff derivatives to ~10⁻¹⁵ of each
+function's size.
 """
 
 from __future__ import annotations
@@ -103,7 +107,8 @@ def _cheb_exp_cos(r, bond: Bond, k: int):
 
 
 def _cheb_pow(r, bond: Bond, k: int):
-    y = jnp.maximum(1.0 - r / bond.rcut, 0.0) ** bond.lam
+    y = jnp.maximum(1.0 - r / bond.rcut, 0.0)
+    y = y ** (bond.lam - 1.0) * y  # (1 − r/r_c)^λ as the evaluator forms it
     t = _chebyshev(2.0 * (1.0 - y) - 1.0, k + 1)
     return [0.5 - 0.5 * t[n] for n in range(1, k + 1)]
 
@@ -193,6 +198,189 @@ def core_repulsion(r, bond: Bond):
     return jnp.where(inside, cr, 0.0)
 
 
+# ---------------------------------------------------------------- host (NumPy) node values
+# The spline tables are built on the host in float64 with NumPy, with no JAX program: the
+# values and derivatives at the nodes follow the ACE evaluator's own formulas (derivatives in
+# closed form, operations in the evaluator's order), so that the tables are the evaluator's
+# to round-off; :func:`radial_basis` / :func:`core_repulsion` above (JAX, differentiable) are
+# the same functions (tests/potentials/test_ace_radial_tables.py checks both).  exp and pow go
+# through the C library (Python's math module) as the evaluator's do: NumPy's vectorised exp
+# and pow may differ from it in the last bit.
+
+
+def _libm(function, x: np.ndarray) -> np.ndarray:
+    """``function`` (a math-module function of one float) element by element."""
+    return np.fromiter(map(function, x.ravel().tolist()), np.float64, x.size).reshape(x.shape)
+
+
+def _libm_pow(x: np.ndarray, p: float) -> np.ndarray:
+    return _libm(lambda v: math.pow(v, p), x)
+
+
+def _poly_step_nodes(r: np.ndarray, r_in: float, delta: float):
+    """(:func:`poly_step`, its derivative in r) at ``r`` (host)."""
+    f = np.where(r <= r_in - delta, 1.0, 0.0)
+    df = np.zeros_like(r)
+    mid = (r > r_in - delta) & (r < r_in)
+    if mid.any():
+        x = 1.0 - 2.0 * (1.0 + (r[mid] - r_in) / delta)
+        f[mid] = 0.5 + 7.5 / 2.0 * (x / 4.0 - _libm_pow(x, 3.0) / 6.0
+                                    + _libm_pow(x, 5.0) / 20.0)
+        df[mid] = -7.5 / delta * (0.25 - x * x / 2.0 + _libm_pow(x, 4.0) / 4.0)
+    return f, df
+
+
+def _chebyshev_nodes(x: np.ndarray, count: int):
+    """([T_0..T_{count−1}](x), their derivatives in x), T_m' = m U_{m−1}."""
+    t, u = [np.ones_like(x), x], [np.ones_like(x), 2.0 * x]
+    while len(t) < count:
+        t.append(2.0 * x * t[-1] - t[-2])
+        u.append(2.0 * x * u[-1] - u[-2])
+    dt = [np.zeros_like(x)] + [m * u[m - 1] for m in range(1, count)]
+    return t[:count], dt[:count]
+
+
+def _cheb_exp_cos_nodes(r, bond: Bond, k: int):
+    lam, rc = bond.lam, bond.rcut
+    y1, y2 = _libm(math.exp, -lam * r / rc), math.exp(-lam)
+    x = 1.0 - 2.0 * ((y1 - y2) / (1.0 - y2))
+    dx = 2.0 * (lam / rc) * (y1 / (1.0 - y2))
+    t, dt = _chebyshev_nodes(x, k)
+    g = [t[0]] + [0.5 - 0.5 * t[n] for n in range(1, k)]
+    dg = [dt[0] * dx] + [-0.5 * dt[n] * dx for n in range(1, k)]
+    env = 0.5 * (1.0 + np.cos(math.pi * r / rc))
+    denv = -0.5 * np.sin(math.pi * r / rc) * math.pi / rc
+    dg = [gn * denv + dgn * env for gn, dgn in zip(g, dg)]
+    g = [gn * env for gn in g]
+    start = rc - bond.dcut
+    tail = r > start
+    fcut = np.where(tail, 0.5 * (1.0 + np.cos(math.pi * (r - start) / bond.dcut)), 1.0)
+    dfcut = np.where(tail, -0.5 * np.sin(math.pi * (r - start) / bond.dcut) * math.pi
+                     / bond.dcut, 0.0)
+    dg = [gn * dfcut + dgn * fcut for gn, dgn in zip(g, dg)]
+    return [gn * fcut for gn in g], dg
+
+
+def _cheb_pow_nodes(r, bond: Bond, k: int):
+    y = 1.0 - r / bond.rcut
+    dy = _libm_pow(y, bond.lam - 1.0)
+    y = dy * y
+    dy = -bond.lam / bond.rcut * dy
+    x, dx = 2.0 * (1.0 - y) - 1.0, -2.0 * dy
+    t, dt = _chebyshev_nodes(x, k + 1)
+    return ([0.5 - 0.5 * t[n] for n in range(1, k + 1)],
+            [-0.5 * dt[n] * dx for n in range(1, k + 1)])
+
+
+def _sbessel_nodes(r, bond: Bond, k: int):
+    rc = bond.rcut
+
+    def f(n):
+        pre = ((-1) ** n * math.sqrt(2.0) * math.pi / rc**1.5 * (n + 1) * (n + 2)
+               / math.sqrt((n + 1) ** 2 + (n + 2) ** 2))
+        value, slope = 0.0, 0.0
+        for m in (n + 1, n + 2):
+            x = r * m * math.pi / rc  # r > 0 at every node
+            s, c = np.sin(x), np.cos(x)
+            value = value + s / x
+            slope = slope + (c * x - s) / (x * x) * m * math.pi / rc
+        return pre * value, pre * slope
+
+    g0, dg0 = f(0)
+    g, dg, d_prev = [g0], [dg0], 1.0
+    for n in range(1, k):
+        e = n**2 * (n + 2) ** 2 / (4.0 * (n + 1) ** 4 + 1.0)
+        d = 1.0 - e / d_prev
+        fn, dfn = f(n)
+        g.append(1.0 / math.sqrt(d) * (fn + math.sqrt(e / d_prev) * g[-1]))
+        dg.append(1.0 / math.sqrt(d) * (dfn + math.sqrt(e / d_prev) * dg[-1]))
+        d_prev = d
+    return g, dg
+
+
+_NODES = {"ChebExpCos": _cheb_exp_cos_nodes, "ChebPow": _cheb_pow_nodes,
+          "SBessel": _sbessel_nodes}
+
+
+def radial_basis_nodes(r: np.ndarray, bond: Bond, k: int):
+    """(g, dg/dr), each (R, k): :func:`radial_basis` and its derivative at ``r`` (R,) Å > 0,
+    computed on the host (NumPy, float64) by the evaluator's formulas."""
+    r = np.asarray(r, dtype=np.float64)
+    r_in = bond.r_in
+    if bond.inner == ZBL_INNER:
+        r_in = 1.0 if bond.delta_in == 0.0 else 0.0
+    inside = (r < bond.rcut) & (r > r_in - bond.delta_in)
+    rs = np.where(inside, r, 0.5 * bond.rcut)
+    g, dg = (np.stack(v, axis=-1) for v in _NODES[bond.basis](rs, bond, k))
+    if bond.inner in (INNER_CUTOFFS[0], ZBL_INNER):
+        fc, dfc = _poly_step_nodes(rs, r_in, bond.delta_in)
+        dg = dg * (1.0 - fc)[:, None] + g * (-dfc)[:, None]
+        g = g * (1.0 - fc)[:, None]
+    return np.where(inside[:, None], g, 0.0), np.where(inside[:, None], dg, 0.0)
+
+
+def _zbl_nodes(r: np.ndarray, bond: Bond):
+    """(:func:`zbl_repulsion`, its derivative) at ``r`` (host)."""
+    zi, zj = bond.z
+    a = 0.46850 / (zi**0.23 + zj**0.23)
+    lo = bond.rcut - bond.dcut
+    width = bond.rcut - lo  # the evaluator's width (d_c to round-off)
+
+    def e(x, exp):  # (e, e', e'') of φ(x/a)/x, φ' and φ'' in x/a
+        phi = d1 = d2 = 0.0
+        for c, d in zip(ZBL_C, ZBL_D):
+            term = c * exp(-d * (x / a))
+            phi = phi + term
+            term = term * -d
+            d1 = d1 + term
+            d2 = d2 + term * -d
+        return (1.0 / x * phi, -1.0 / (x * x) * phi + 1.0 / x * d1 / a,
+                2.0 / (x * x * x) * phi + 2.0 * (-1.0 / (x * x)) * d1 / a
+                + 1.0 / x * d2 / (a * a))
+
+    ec, dec, d2ec = e(bond.rcut, math.exp)
+    big_a = (-3.0 * dec + width * d2ec) / (width * width)
+    big_b = (2.0 * dec - width * d2ec) / (width * width * width)
+    big_c = -ec + 0.5 * width * dec - 1.0 / 12.0 * (width * width) * d2ec
+    inside = r < bond.rcut
+    rs = np.where(inside, r, lo)
+    er, der, _ = e(rs, lambda x: _libm(math.exp, x))
+    x = np.maximum(rs - lo, 0.0)
+    switch = np.where(rs > lo, big_a / 3.0 * _libm_pow(x, 3.0) + big_b / 4.0
+                      * _libm_pow(x, 4.0) + big_c, big_c)
+    dswitch = np.where(rs > lo, big_a * _libm_pow(x, 2.0) + big_b * _libm_pow(x, 3.0), 0.0)
+    pre = bond.prehc * COULOMB / 2.0 * zi * zj
+    value, slope = pre * (er + switch), pre * (der + dswitch)
+    fc, dfc = _poly_step_nodes(rs, bond.rcut, width)
+    return (np.where(inside, value * fc, 0.0),
+            np.where(inside, slope * fc + value * dfc, 0.0))
+
+
+def core_repulsion_nodes(r: np.ndarray, bond: Bond):
+    """(V, dV/dr), each (R,): :func:`core_repulsion` and its derivative at ``r`` (R,) Å > 0,
+    computed on the host (NumPy, float64) by the evaluator's formulas."""
+    r = np.asarray(r, dtype=np.float64)
+    if bond.inner == ZBL_INNER:
+        return _zbl_nodes(r, bond)
+    pre, lam = abs(bond.prehc), abs(bond.lambdahc)
+    inside = (r < bond.rcut) & (lam * r * r < 50.0)
+    rs = np.where(inside, r, 1.0)
+    r2 = rs * rs
+    lr2 = lam * r2
+    y = _libm(math.exp, -lr2)
+    cr = pre * y / rs
+    dcr = -pre * y * (2.0 * lr2 + 1.0) / r2
+    x0 = rs / bond.rcut
+    env = 0.5 * (1.0 + np.cos(math.pi * x0))
+    denv = -0.5 * np.sin(math.pi * x0) * math.pi / bond.rcut
+    dcr = cr * denv + dcr * env
+    cr = cr * env
+    if bond.inner == "distance":
+        fc, dfc = _poly_step_nodes(rs, bond.r_in, bond.delta_in)
+        cr, dcr = cr * fc, dcr * fc + cr * dfc
+    return np.where(inside, cr, 0.0), np.where(inside, dcr, 0.0)
+
+
 @dataclass(frozen=True, eq=False)
 class SplineTable:
     """Hermite coefficients (M + 1, F, 4) of F functions on the grid n·h; scale = 1/h."""
@@ -202,15 +390,24 @@ class SplineTable:
     nodes: int
 
 
-def spline_table(functions, rcut: float, delta: float) -> SplineTable:
-    """Tabulate ``functions`` (r (R,) → (R, F)) as the evaluator does, up to ``rcut``."""
+def spline_nodes(rcut: float, delta: float):
+    """(r (M + 1,), M, 1/h): the evaluator's nodes n·h up to ``rcut`` for bins of ``delta``
+    (r_0 = r_1 · 10⁻³: the first interval is never used; its values stay finite)."""
     nodes = int(rcut / delta)
     scale = nodes / rcut
     r = (1.0 / scale) * np.arange(nodes + 1, dtype=np.float64)
-    r[0] = r[1] * 1e-3  # the first interval is never used; keep its values finite
-    f, df = jax.jvp(functions, (jnp.asarray(r),), (jnp.ones(nodes + 1),))
-    f0 = np.asarray(f)
-    d0 = np.asarray(df) * (1.0 / scale)
+    r[0] = r[1] * 1e-3
+    return r, nodes, scale
+
+
+def spline_table(values_and_slopes, rcut: float, delta: float) -> SplineTable:
+    """Tabulate F functions as the evaluator does, up to ``rcut``: ``values_and_slopes`` maps
+    the nodes r (R,) to (values (R, F), derivatives in r (R, F)), host arrays (e.g.
+    :func:`radial_basis_nodes`); no JAX program runs."""
+    r, nodes, scale = spline_nodes(rcut, delta)
+    f, df = values_and_slopes(r)
+    f0 = np.asarray(f, dtype=np.float64)
+    d0 = np.asarray(df, dtype=np.float64) * (1.0 / scale)
     f1 = np.concatenate([f0[1:], np.zeros_like(f0[:1])])
     d1 = np.concatenate([d0[1:], np.zeros_like(d0[:1])])
     c = np.stack([f0, d0, 3.0 * (f1 - f0) - d1 - 2.0 * d0, -2.0 * (f1 - f0) + d1 + d0], axis=-1)
