@@ -24,13 +24,16 @@ structures (µs/atom, best of ``--repeat`` passes).  CPU seconds of this process
 next to wall seconds (XLA runs on every core)::
 
     python benchmarks/ace_vs_pyace.py --dataset [--atoms 10000] [--case linear|nonlinear]
-                                      [--max-bucket-atoms N] [--cache-dir DIR]
+                                      [--max-bucket-atoms N] [--cache-dir DIR] [--zbl]
                                       [--no-flat-chunks] [--kernel analytic|autodiff]
 
 ``--no-flat-chunks``: the autodiff kernel's buckets by size instead of its flat chunks (the
 engine's ``flat_chunks=False``, the layout before flat chunks), for comparison.
 ``--kernel``: the engine's kernel instead of its own choice (the non-linear case takes the
-analytic kernel by default; ``autodiff`` for comparison).
+analytic kernel by default; ``autodiff`` for comparison).  ``--zbl``: the bases with the
+``zbl`` inner cutoff (ZBL with prefactor 1, r_in = 2.5 Å, δ_in = 0.5 Å, so that most atoms of
+the rattled cells are inside the switch); ``--kernel autodiff`` then times the autodiff
+kernel these bases took before the analytic and descriptor kernels covered the zbl mode.
 """
 
 from __future__ import annotations
@@ -78,9 +81,10 @@ def default_potential(directory: Path) -> Path:
 DATASET_REPEATS = ((2, 2, 2), (2, 2, 3), (2, 3, 3), (3, 3, 3), (3, 3, 4), (3, 4, 4), (4, 4, 4))
 
 
-def dataset_basis(directory: Path, linear: bool, seed: int) -> Path:
+def dataset_basis(directory: Path, linear: bool, seed: int, zbl: bool = False) -> Path:
     """A Cu basis built by pyace (ChebExpCos, r_c 5 Å, ranks 1–4) with random coefficients:
-    one linear density (``linear``) or two densities (F = ρ and √ρ-like)."""
+    one linear density (``linear``) or two densities (F = ρ and √ρ-like); ``zbl``: with the
+    ``zbl`` inner cutoff (module docstring)."""
     import pyace
 
     from rexfit.potentials.ace.files import read_bbasis, write_bbasis
@@ -92,10 +96,12 @@ def dataset_basis(directory: Path, linear: bool, seed: int) -> Path:
                                "fs_parameters": [1, 1] if linear else [1, 1, 1, 0.5],
                                "ndensity": 1 if linear else 2}},
         "bonds": {"ALL": {"radbase": "ChebExpCos", "radparameters": [5.25], "rcut": 5.0,
-                          "dcut": 0.01}},
+                          "dcut": 0.01,
+                          **({"core-repulsion": [1.0, 0.0], "r_in": 2.5, "delta_in": 0.5,
+                              "inner_cutoff_type": "zbl"} if zbl else {})}},
         "functions": {"ALL": {"nradmax_by_orders": [8, 3, 2, 1],
                               "lmax_by_orders": [0, 2, 2, 1]}}})
-    path = directory / f"basis-{int(linear)}-{seed}.yaml"
+    path = directory / f"basis-{int(linear)}-{seed}-{int(zbl)}.yaml"
     config.save(str(path))
     basis = read_bbasis(path)
     potential, params = ACE.from_bbasis(basis)
@@ -146,7 +152,8 @@ def pyace_pass(frames, path: Path, repeat: int):
     return energies, forces, best, best_cpu
 
 
-def dataset_case(case: str, frames, directory: Path, repeat: int, engine_options=None) -> None:
+def dataset_case(case: str, frames, directory: Path, repeat: int, engine_options=None,
+                 zbl: bool = False) -> None:
     """One line of timings of the loss and its gradient (module docstring)."""
     from rexfit import timing
     from rexfit.datasets.engine import DatasetObjective
@@ -156,8 +163,8 @@ def dataset_case(case: str, frames, directory: Path, repeat: int, engine_options
     from rexfit.potentials.ace.model import ACE
 
     linear = case == "linear"
-    model_file = dataset_basis(directory, linear, seed=1)
-    truth_file = dataset_basis(directory, linear, seed=2)
+    model_file = dataset_basis(directory, linear, seed=1, zbl=zbl)
+    truth_file = dataset_basis(directory, linear, seed=2, zbl=zbl)
     energies, forces, pyace_seconds, pyace_cpu = pyace_pass(frames, truth_file, repeat)
     natoms = sum(len(a) for a in frames)
     items = [Item(a.positions.copy(), a.cell.array.copy(), np.zeros(len(a), int), energy=e,
@@ -184,7 +191,7 @@ def dataset_case(case: str, frames, directory: Path, repeat: int, engine_options
     wall_best = min(w for w, _ in steady)
     cpu_best = min(c for _, c in steady)
     kept = getattr(engine, "fixed_bytes", 0)
-    print(f"{case:9s} {len(frames)} cells, {natoms} atoms, kernel {engine.kernel}, "
+    print(f"{case + (' zbl' if zbl else ''):9s} {len(frames)} cells, {natoms} atoms, kernel {engine.kernel}, "
           f"{engine.n_chunks} chunks of shapes {sorted(set(engine.bucket_shapes))}, "
           f"kept terms {kept / 2**20:.0f} MiB, peak RSS "
           f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10:.0f} MiB")
@@ -211,7 +218,7 @@ def dataset_main(args) -> None:
         options["kernel"] = args.kernel
     with tempfile.TemporaryDirectory() as tmp:
         for case in cases:
-            dataset_case(case, frames, Path(tmp), args.repeat, options)
+            dataset_case(case, frames, Path(tmp), args.repeat, options, zbl=args.zbl)
 
 
 def main(argv=None) -> None:
@@ -227,6 +234,8 @@ def main(argv=None) -> None:
                         help="the engine's atom slots per chunk (default: its own choice)")
     parser.add_argument("--kernel", choices=("auto", "analytic", "autodiff"), default="auto",
                         help="the engine's kernel (default: its own choice)")
+    parser.add_argument("--zbl", action="store_true",
+                        help="the bases with the zbl inner cutoff (module docstring)")
     parser.add_argument("--no-flat-chunks", action="store_true",
                         help="autodiff kernel: buckets by size instead of flat chunks")
     parser.add_argument("--cache-dir", type=Path,

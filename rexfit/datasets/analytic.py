@@ -74,7 +74,7 @@ def _kernel_of(leaf) -> FamilyKernel | None:
 def analytic_supported(potential) -> bool:
     """True if every term of ``potential`` is one of a registered family with a dataset kernel
     that covers it (Lennard-Jones, Buckingham, Stillinger–Weber, EAM and tabulated EAM on the
-    half list; ACE without the ``zbl`` inner cutoff on the full list), possibly in sums and
+    half list; ACE, every inner cutoff, on the full list), possibly in sums and
     with linked parameters, all on the same kind of list: the ``"analytic"`` kernel
     applies."""
     kernels = [_kernel_of(leaf) for leaf, _ in _leaves(potential)]

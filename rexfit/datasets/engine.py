@@ -128,8 +128,8 @@ class DatasetObjective:
                              "models, networks, PINNs) over parameter-free terms (ZBL) only")
         if kernel == "analytic" and not analytic_supported(potential):
             raise ValueError("the analytic kernel handles EAM, Lennard-Jones, Buckingham, "
-                             "Stillinger–Weber and ACE (not its zbl inner cutoff) terms "
-                             "only, and no sum of ACE with the others")
+                             "Stillinger–Weber and ACE terms only, and no sum of ACE with "
+                             "the others")
         if not items:
             raise ValueError("a dataset needs at least one structure")
         self.potential = potential

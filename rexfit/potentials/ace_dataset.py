@@ -32,8 +32,13 @@ contraction, product basis, embedding, adjoint) and the per-pair contractions, �
 as a product with the kept ∂Y/∂d.  Without them (over the budget) it computes them as
 above.
 
-Not covered (:func:`supported` is False; the engine then takes the autodiff kernel): the
-``zbl`` inner cutoff, whose weight depends on each atom's nearest neighbour.
+The ``zbl`` inner cutoff: E_i = f_i F_i + (1 − f_i) ρ_core,i with ρ_core the sum of the ZBL
+pair terms (the core-repulsion spline above) and f_i the quintic step in the distance of the
+atom's nearest neighbour (:meth:`~rexfit.potentials.ace.model.ACE.zbl_switch`), which
+depends on the geometry only: f_i and ∂f_i/∂r_p per pair slot (zero but for the nearest
+neighbour; JAX's mean over tied nearest neighbours, as the model's derivative) are kept
+with the other parameter-free terms, f_i enters the per-atom map as an input, and the
+adjoint w_f,i = ∂E_i/∂f_i = F_i − ρ_core,i adds w_f,i ∂f_i/∂r_p u to the pair's dE/dd.
 """
 
 from __future__ import annotations
@@ -50,8 +55,15 @@ from rexfit.potentials.ace.radial import ZBL_INNER, spline_value_and_slope
 
 
 def supported(ace: ACE) -> bool:
-    """Whether :func:`terms` covers ``ace``: every inner cutoff but ``zbl``."""
-    return all(b.inner != ZBL_INNER for row in ace.bonds for b in row)
+    """Whether :func:`terms` covers ``ace``: every basis the model reads (the ``distance``,
+    ``density`` and ``zbl`` inner cutoffs, any embedding and radial basis)."""
+    return isinstance(ace, ACE)
+
+
+def zbl_mode(ace: ACE) -> bool:
+    """Whether ``ace`` weighs ACE against ZBL by the nearest neighbour (the model's rule: the
+    first bond's inner cutoff is ``zbl``)."""
+    return ace.bonds[0][0].inner == ZBL_INNER
 
 
 def prepare(ace: ACE, params):
@@ -112,7 +124,9 @@ class Fixed(NamedTuple):
     G_klm = Σ_j g_k Y_lm] (P0 = K + 1 + 2·K·LM), gs, dgs (A, M, S·K) g_k Y00 and g′_k spread
     over the neighbour's element, dhs (A, M, S) V′ spread, y (A, M, 2·LM) Re, Im of Y_lm
     (None without product functions), dy (3, A, M, 2·LM) their derivatives ∂/∂d_a (None on
-    a per-evaluation path: the pull-back through Y_lm serves instead)."""
+    a per-evaluation path: the pull-back through Y_lm serves instead); the ``zbl`` inner
+    cutoff's weight f (A,) and its derivative ∂f_a/∂r_am (A, M) (None in the other
+    modes)."""
 
     live: Any
     element: Any
@@ -124,6 +138,8 @@ class Fixed(NamedTuple):
     dhs: Any
     y: Any
     dy: Any
+    zbl: Any = None
+    dzbl: Any = None
 
 
 def _fixed(ace: ACE, c, slopes: bool):
@@ -146,6 +162,11 @@ def _fixed(ace: ACE, c, slopes: bool):
     valid = c.pair_mask.reshape(-1) & ki & kj & (r < jnp.asarray(tab.rcut)[t])
     r = jnp.where(valid, r, 2.0 * ace.cutoff + 1.0)
     u = d / r[:, None]
+    zbl = dzbl = None
+    if zbl_mode(ace):  # the weight of ACE against ZBL: the atom's nearest neighbour
+        centre = jnp.repeat(jnp.arange(n_atoms), slots, total_repeat_length=n_atoms * slots)
+        zbl, dzbl = ace.zbl_switch_and_slope(r, t, valid, centre, n_atoms)
+        dzbl = jnp.where(valid, dzbl, 0.0).reshape(n_atoms, slots)
     # the pair terms and their derivatives: parameter-free (no reverse pass runs through them)
     (g, hc), (dg, dhc) = _radial_and_slopes(ace, r, t)
     keep = valid[:, None]
@@ -181,12 +202,14 @@ def _fixed(ace: ACE, c, slopes: bool):
         sums += [jnp.einsum("amj,aml->ajl", gs, x).reshape(n_atoms, -1) for x in y]
         y = jnp.concatenate(y, axis=2)
     summed = jnp.concatenate([x.reshape(n_atoms, n_el, -1) for x in sums], axis=2)
-    return Fixed(live, element, valid, u.T, summed, gs, dgs, dhs, y, dy), y_pullback
+    return (Fixed(live, element, valid, u.T, summed, gs, dgs, dhs, y, dy, zbl, dzbl),
+            y_pullback)
 
 
 def fixed_terms(ace: ACE, c) -> Fixed:
     """The parameter-free terms of chunk ``c`` to keep for every later evaluation (with the
-    harmonics' derivatives ``dy``): about 8·(2·S·K + S + 8·LM + 3) bytes per pair slot."""
+    harmonics' derivatives ``dy``): about 8·(2·S·K + S + 8·LM + 3) bytes per pair slot (and
+    8 more with the ``zbl`` inner cutoff)."""
     return _fixed(ace, c, True)[0]
 
 
@@ -199,22 +222,28 @@ def _atom_terms(ace: ACE, prepared, c, f: Fixed, y_pullback):
     products = f.y is not None
     lm = f.y.shape[2] // 2 if products else 0
 
-    def energies(s):
+    def energies(s, weight):
         if products:  # the model's sums: g, V, then Re, Im of Σ_j R_nl Y_lm
             g_sums = [s[:, :, k + 1 + h * k * lm:k + 1 + (h + 1) * k * lm].reshape(
                 n_atoms, n_el, k, lm) for h in (0, 1)]
             s = jnp.concatenate([s[:, :, :k + 1],
                                  *_radial_sums(ace, crad, f.element, *g_sums)], axis=2)
         b, rho_core = ace.basis_from_sums(s)
-        fcut = ace.core_weight(rho_core, f.element)
+        fcut = ace.core_weight(rho_core, f.element) if weight is None else weight
         return jnp.where(f.live, ace.embedding_energies(coeff, b, rho_core, f.element, fcut),
                          0.0)
 
-    e_atoms, pullback = jax.vjp(energies, f.summed)
-    w = pullback(jnp.ones_like(e_atoms))[0]  # ∂E_i/∂(sums) (A, S, P)
+    if f.zbl is None:
+        e_atoms, pullback = jax.vjp(lambda s: energies(s, None), f.summed)
+        w = pullback(jnp.ones_like(e_atoms))[0]  # ∂E_i/∂(sums) (A, S, P)
+    else:  # and w_f = ∂E_i/∂f_i of the zbl weight
+        e_atoms, pullback = jax.vjp(energies, f.summed, f.zbl)
+        w, w_f = pullback(jnp.ones_like(e_atoms))
     w_g = w[:, :, :k].reshape(n_atoms, -1)  # (A, S·K)
     along = (jnp.einsum("aj,amj->am", w_g, f.dgs)
              + jnp.einsum("aj,amj->am", w[:, :, k], f.dhs))  # ∂E/∂r (A, M)
+    if f.zbl is not None:
+        along = along + w_f[:, None] * f.dzbl
     grad = [0.0, 0.0, 0.0]
     if products:  # real arithmetic throughout, contractions as batched products (dots)
         # Re and Im side by side (A, S·K, 2·LM), as y: one product each for z and q, not two

@@ -392,8 +392,7 @@ def species_text(spec: AceSpec) -> str:
 
 def dataset_kernel():
     """(ACE, prepare, terms, options) of :mod:`rexfit.potentials.ace_dataset`: on the full
-    list in flat atom-major chunks, for the bases it covers (not the ``zbl`` inner
-    cutoff)."""
+    list in flat atom-major chunks, for every basis (the ``zbl`` inner cutoff included)."""
     from rexfit.potentials import ace_dataset
     from rexfit.potentials.ace.model import ACE
 

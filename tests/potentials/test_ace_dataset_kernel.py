@@ -3,7 +3,11 @@ same energies, forces, stresses, residuals, loss and parameter gradient (radial 
 coefficients) as the autodiff kernel to 1e-10 relative, on an Al-Cu basis with two densities,
 FinnisSinclairShiftedScaled, core repulsion inside the density inner cutoff's switching range
 and a job species the basis does not know; the gradient against central differences of the
-loss; the engine picks the kernel for ACE (not for the zbl inner cutoff, not for LinearACE)."""
+loss; the engine picks the kernel for ACE (the zbl inner cutoff included, not for LinearACE).
+The zbl inner cutoff (ZBL weighed against ACE by each atom's nearest neighbour): the same
+agreement to 1e-12 on one and two elements, rattled and strained cells, a cell narrower than
+the cutoff entirely in ZBL, a cluster with an exact tie of nearest neighbours and an atom
+without neighbours, on kept terms and computed per evaluation."""
 
 from __future__ import annotations
 
@@ -24,8 +28,10 @@ from rexfit.potentials.base import SumPotential  # noqa: E402
 from rexfit.potentials.pair import LennardJones  # noqa: E402
 from rexfit.potentials.lists import build_lists  # noqa: E402
 from rexfit.structures.system import make_system  # noqa: E402
-from tests.potentials.test_ace_linear import alcu_basis, cells, items_of, relative  # noqa: E402
-from tests.support.ace_cases import assert_engines_agree  # noqa: E402
+from tests.potentials.test_ace_linear import (SPECIES, alcu_basis, cells, items_of,  # noqa: E402
+                                              relative)
+from tests.support.ace_cases import (assert_engines_agree, zbl_basis,  # noqa: E402
+                                     zbl_extra_items)
 
 #: two densities, the second non-linear (m = 0.5)
 EMBEDDING = (1.0, 1.0, 1.0, 0.5)
@@ -82,9 +88,9 @@ def test_gradient_against_central_differences(case):
 
 
 def test_kernel_choice(case):
-    """ACE: analytic (flat atom-major chunks of ACE's 512 atom slots on a CPU); the zbl inner
-    cutoff: autodiff (the analytic kernel refuses it); LinearACE: descriptor; ACE in a sum
-    with a half-list term: autodiff."""
+    """ACE: analytic (flat atom-major chunks of ACE's 512 atom slots on a CPU), with the zbl
+    inner cutoff too; LinearACE: descriptor; ACE in a sum with a half-list term:
+    autodiff."""
     ace, params, _, items = case
     assert ace_dataset.supported(ace) and analytic_supported(ace)
     engine = DatasetObjective(ace, items[:2], n_species=3)
@@ -97,10 +103,8 @@ def test_kernel_choice(case):
                   for row in ace.bonds)
     zbl = dataclasses.replace(ace, bonds=bonds)
     object.__setattr__(zbl, "tables", ace.tables)
-    assert not ace_dataset.supported(zbl) and not analytic_supported(zbl)
-    assert DatasetObjective(zbl, items[:2], n_species=3).kernel == "autodiff"
-    with pytest.raises(ValueError, match="analytic kernel"):
-        DatasetObjective(zbl, items[:2], n_species=3, kernel="analytic")
+    assert ace_dataset.supported(zbl) and analytic_supported(zbl)
+    assert DatasetObjective(zbl, items[:2], n_species=3).kernel == "analytic"
     linear = LinearACE.freeze(alcu_basis_linear(case), params["crad"])
     assert not analytic_supported(linear)
     assert analytic_supported(LennardJones(4.0))
@@ -141,3 +145,58 @@ def test_exact_radial_functions_and_a_cluster(case):
     assert abs(value - value_ref) <= 1e-10 * value_ref
     for a, b in zip(jax.tree_util.tree_leaves(grad), jax.tree_util.tree_leaves(grad_ref)):
         assert relative(a, b) < 1e-10
+
+
+# ---------------------------------------------------------------- the zbl inner cutoff
+
+@pytest.fixture(scope="module", params=["AlCu", "Cu"])
+def zbl_case(request, tmp_path_factory):
+    """(potential, params, items) with the zbl inner cutoff: Al-Cu (two densities, the job's
+    species with Ni unknown to the basis) or Cu alone (one non-linear density, SBessel);
+    rattled, strained cells and :func:`zbl_extra_items`, whose atoms' weights f take 0, 1 and
+    values between (checked)."""
+    directory = tmp_path_factory.mktemp("zbl")
+    if request.param == "AlCu":
+        ace, params = zbl_basis(directory)
+        ace, frames, species = ace.for_species(SPECIES), cells(), [0, 2]
+    else:
+        ace, params = zbl_basis(directory, elements=("Cu",), embedding=(1.0, 0.75),
+                                ndensity=1, radbase="SBessel", seed=6)
+        frames = [(atoms, np.zeros(len(atoms), int)) for atoms, _ in cells(seed=4)]
+        species = [0]
+    items = items_of(frames) + zbl_extra_items(species)
+    weights = []
+    for item in items:
+        system = make_system(item.positions, item.cell, item.species, pbc=item.pbc)
+        weights.append(np.asarray(ace._zbl_switch(system, build_lists(ace, system, 0.0,
+                                                                      n_species=3))))
+    weights = np.concatenate(weights)
+    assert np.any(weights == 0.0) and np.any(weights == 1.0)
+    assert np.sum((weights > 0.05) & (weights < 0.95)) >= 5, weights
+    assert 0.05 < weights[-4] < 0.95  # the cluster's middle atom, two nearest at 2.25 Å
+    return ace, params, items
+
+
+def test_zbl_takes_the_analytic_kernel_and_equals_autodiff(zbl_case):
+    """Predictions, residuals, loss, gradient (crad and c), VJP and Jacobian of the analytic
+    kernel (kept terms, the engine's own choice) against the autodiff kernel, to 1e-12."""
+    ace, params, items = zbl_case
+    assert ace_dataset.supported(ace) and analytic_supported(ace)
+    fast = DatasetObjective(ace, items, n_species=3)
+    slow = DatasetObjective(ace, items, n_species=3, kernel="autodiff")
+    assert (fast.kernel, slow.kernel) == ("analytic", "autodiff")
+    assert fast._fixed is not None  # the weights and their slopes kept with the other terms
+    assert_engines_agree(fast, slow, params, 1e-12, relative)
+
+
+def test_zbl_terms_per_evaluation_and_several_chunks(zbl_case, monkeypatch):
+    """The analytic kernel computing its terms per evaluation, in chunks of 16 atom slots,
+    against the same kernel on kept terms in one chunk, to 1e-12."""
+    from rexfit.datasets import kept_terms
+
+    ace, params, items = zbl_case
+    kept = DatasetObjective(ace, items, n_species=3)
+    monkeypatch.setattr(kept_terms, "FIXED_TERMS_BYTES", 0)
+    fresh = DatasetObjective(ace, items, n_species=3, max_bucket_atoms=16)
+    assert fresh.kernel == "analytic" and fresh._fixed is None and fresh.n_chunks > 1
+    assert_engines_agree(fresh, kept, params, 1e-12, relative)

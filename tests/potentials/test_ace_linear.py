@@ -193,3 +193,82 @@ def test_linear_solve_fit_runs_on_the_descriptor_kernel(tmp_path, monkeypatch):
     assert kernels and set(kernels) == {"descriptor"}
     fitted = np.array([res.parameters[f"Cu[ACE].c{k + 1}[Cu]"] for k in range(truth.size)])
     np.testing.assert_allclose(fitted, truth, rtol=0, atol=1e-8)
+
+
+@pytest.mark.parametrize("elements", [("Al", "Cu"), ("Cu",)])
+def test_zbl_inner_cutoff_on_the_descriptor_kernel(tmp_path, elements):
+    """The zbl inner cutoff with a linear embedding (E_i = w f_i B_i·c + (1 − f_i) ρ_core,i,
+    f_i the nearest neighbour's weight): the family's LinearACE, its rows [f B, (1 − f)
+    ρ_core] against the model's weight, B-basis and ρ_core (from the neighbour list and from
+    the engine's atom-major blocks), and the descriptor kernel against the plain ACE on the
+    autodiff kernel (predictions, residuals, objective, gradient and Jacobian columns of c, to
+    1e-12 relative) on atoms entirely in ZBL, in the switch (an exact tie of nearest
+    neighbours among them) and in ACE; energies and forces of the cells against pyace."""
+    from rexfit.potentials import ace_family
+    from tests.support.ace_cases import zbl_basis, zbl_extra_items
+
+    ace, params = zbl_basis(tmp_path, elements=elements, embedding=(1.3, 1.0), ndensity=1,
+                            seed=7)
+    two = len(elements) == 2
+    if two:
+        ace, frames, kinds = ace.for_species(SPECIES), cells(), [0, 2]
+    else:
+        frames = [(atoms, np.zeros(len(atoms), int)) for atoms, _ in cells(seed=4)]
+        kinds = [0]
+    items = items_of(frames) + zbl_extra_items(kinds)
+    assert linear_embedding(ace)  # affine in c with the zbl weight too
+    spec = ace_family.AceSpec(str(tmp_path / "zbl.yaml"), (), "".join(elements), None)
+    family, _ = ace_family.build_model(spec, SPECIES if two else ("Cu",),
+                                       lambda *a, **k: a[2])
+    assert isinstance(family, LinearACE)
+    linear = LinearACE.freeze(ace, params["crad"])
+    fast = DatasetObjective(linear, items, n_species=3)
+    slow = DatasetObjective(ace, items, n_species=3, kernel="autodiff")
+    assert (fast.kernel, slow.kernel) == ("descriptor", "autodiff")
+    weights, kept = [], []
+    for item in items:
+        system = make_system(item.positions, item.cell, item.species, pbc=item.pbc)
+        nbrs = build_lists(ace, system, 0.0, n_species=3)
+        f = np.asarray(ace._zbl_switch(system, nbrs))
+        _, rho = ace.descriptors(params, system, nbrs)
+        live = np.asarray(item.species) != (1 if two else -1)
+        rows = np.asarray(linear.descriptor.features(system, nbrs))
+        own = np.asarray(ace.features(params, system, nbrs)) * f[:, None]
+        assert relative(rows[:, :-1], own) < 1e-13
+        assert relative(rows[:, -1], np.where(live, (1.0 - f) * np.asarray(rho), 0.0)) < 1e-13
+        weights.append(f)
+        kept.append(rows)
+    weights = np.concatenate(weights)
+    assert np.any(weights == 0.0) and np.any(weights == 1.0)
+    assert np.sum((weights > 0.05) & (weights < 0.95)) >= 5, weights
+    _, engine_rows = fast.descriptor_rows()  # the atom-major blocks, bucket order
+    kept = np.concatenate(kept)
+    key = np.random.default_rng(0).normal(size=kept.shape[1])
+    assert relative(engine_rows[np.argsort(engine_rows @ key)],
+                    kept[np.argsort(kept @ key)]) < 1e-12
+    for ours, ref in zip(fast.predictions(params), slow.predictions(params)):
+        assert abs(ours.energy - ref.energy) <= 1e-12 * abs(ref.energy)
+        assert relative(ours.forces, ref.forces) < 1e-12
+        assert relative(ours.virial, ref.virial) < 1e-12
+        assert relative(ours.stress, ref.stress) < 1e-12
+    value, grad = fast.value_and_grad(params)
+    value_ref, grad_ref = slow.value_and_grad(params)
+    assert abs(value - value_ref) <= 1e-12 * value_ref
+    for block in params["c"]:
+        assert np.abs(grad_ref["c"][block]).max() > 0.0
+        assert relative(grad["c"][block], grad_ref["c"][block]) < 1e-12, block
+    n_c = sum(np.size(v) for v in params["c"].values())  # ravel order: "c" before "crad"
+    (r, jac), (r_ref, jac_ref) = (e.residuals_and_jacobian(params) for e in (fast, slow))
+    assert relative(r, r_ref) < 1e-12
+    assert relative(jac[:, :n_c], jac_ref[:, :n_c]) < 1e-12
+    calc = pyace.PyACECalculator(str(tmp_path / "zbl.yaml"))
+    symbols = SPECIES if two else ("Cu",)
+    for (atoms, species), ours in zip(frames, fast.predictions(params)):
+        if two and 1 in species:
+            continue
+        other = Atoms([symbols[s] for s in species], atoms.positions, cell=atoms.cell,
+                      pbc=True)
+        other.calc = calc
+        assert abs(other.get_potential_energy() - ours.energy) / len(other) < 1e-10
+        f_ref = other.get_forces()
+        assert np.abs(ours.forces - f_ref).max() < 1e-9 * max(1.0, np.abs(f_ref).max())

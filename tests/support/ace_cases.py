@@ -138,3 +138,52 @@ def assert_engines_agree(ours, ref, params, tol: float, relative) -> None:
     size = jax.flatten_util.ravel_pytree(params)[0].size
     d = np.random.default_rng(2).normal(size=(size, 2))
     assert relative(ours.jacobian(params, d), ref.jacobian(params, d)) < tol
+
+
+def zbl_basis(directory, elements=("Al", "Cu"), embedding=(1.0, 1.0, 1.0, 0.5), ndensity=2,
+              radbase="ChebExpCos", seed=3):
+    """(potential, params) of a basis pyace builds with the ``zbl`` inner cutoff (ZBL between
+    the elements, prefactor 1, r_in = 2.6 Å, δ_in = 0.6 Å, so that rattled fcc cells near
+    a = 3.7–4.1 Å have atoms on both sides of the switch and in it), random radial and
+    function coefficients written by rexfit and read back."""
+    import jax
+    import pyace
+
+    config = pyace.create_multispecies_basis_config({
+        "deltaSplineBins": 0.001, "elements": list(elements),
+        "embeddings": {"ALL": {"npot": "FinnisSinclairShiftedScaled",
+                               "fs_parameters": list(embedding), "ndensity": ndensity}},
+        "bonds": {"ALL": {"radbase": radbase, "radparameters": [5.25], "rcut": 4.5,
+                          "dcut": 0.5, "core-repulsion": [1.0, 0.0], "r_in": 2.6,
+                          "delta_in": 0.6, "inner_cutoff_type": "zbl"}},
+        "functions": {"ALL": {"nradmax_by_orders": [4, 2, 1], "lmax_by_orders": [0, 1, 1]}}})
+    config.save(str(directory / "zbl_basis.yaml"))
+    basis = read_bbasis(directory / "zbl_basis.yaml")
+    potential, params = ACE.from_bbasis(basis)
+    rng = np.random.default_rng(seed)
+    params = jax.tree_util.tree_map(lambda v: rng.normal(size=np.shape(v)), params)
+    write_bbasis(directory / "zbl.yaml", potential.to_bbasis(basis, params))
+    return ACE.from_bbasis(read_bbasis(directory / "zbl.yaml"))
+
+
+def zbl_extra_items(species, seed=9):
+    """Structures for the ``zbl`` weight's corners, species drawn from ``species``: a
+    two-atom strained cell much narrower than the cutoff whose nearest neighbours sit inside
+    r_in − δ_in (weight 0, pure ZBL), and a free cluster whose middle atom has two nearest
+    neighbours at exactly the same distance (2.25 Å, inside the switch: the tie), one further
+    off the axis and an atom with no neighbour (weight 1)."""
+    from rexfit.datasets.items import Item
+
+    rng = np.random.default_rng(seed)
+    cell = np.array([[1.9, 0.1, 0.0], [0.2, 3.1, 0.1], [-0.1, 0.3, 3.3]])
+    narrow = Item(np.array([[0.0, 0.0, 0.0], [0.8, 1.5, 1.7]]), cell,
+                  rng.choice(species, 2), energy=rng.normal(), forces=rng.normal(size=(2, 3)),
+                  stress=0.01 * rng.normal(size=6), weight_forces=0.5, weight_stress=0.2,
+                  tol_energy=0.01, tol_forces=0.1, tol_stress=1e-3, name="narrow")
+    positions = np.array([[-2.25, 0.0, 0.0], [0.0, 0.0, 0.0], [2.25, 0.0, 0.0],
+                          [0.0, 3.0, 0.5], [12.0, 12.0, 12.0]])
+    cluster = Item(positions, np.eye(3) * 30.0, rng.choice(species, 5),
+                   pbc=(False, False, False), energy=rng.normal(),
+                   forces=rng.normal(size=(5, 3)), tol_energy=0.01, tol_forces=0.1,
+                   name="tie")
+    return [narrow, cluster]

@@ -455,30 +455,45 @@ class ACE:
         return energy
 
     def _zbl_switch(self, system: System, nbrs: NeighborList) -> jax.Array:
-        """(N,) the ``zbl`` mode's weight of ACE against ZBL per atom: the quintic step in
-        r_in − r_min from 1 (nearest neighbour at r_in or beyond) to 0 (at r_in − δ_in or
-        closer), with r_in, δ_in of the nearest neighbour's bond; 1 without neighbours."""
-        S, natoms = len(self.elements), system.natoms
+        """(N,) the ``zbl`` mode's weight of ACE against ZBL per atom (:meth:`zbl_switch` of
+        the system's pairs)."""
+        S = len(self.elements)
         d = pair_displacements(system, nbrs)
         r = jnp.sqrt(jnp.sum(d * d, axis=-1))
         element, known = self._elements_of(system.species)
         t = element[nbrs.i] * S + element[nbrs.j]
+        return self.zbl_switch(r, t, nbrs.mask & known[nbrs.i] & known[nbrs.j], nbrs.i,
+                               system.natoms)
+
+    def zbl_switch(self, r, t, ok, centre, natoms: int) -> jax.Array:
+        """(natoms,) the ``zbl`` mode's weight of ACE against ZBL per atom from its pairs at
+        r (E,) of pair types t (E,), ok (E,) the pairs to count, centre (E,) their atom: the
+        quintic step in r_in − r_min from 1 (nearest neighbour at r_in or beyond) to 0 (at
+        r_in − δ_in or closer), with r_in, δ_in of the nearest neighbour's bond (the largest
+        δ_in among tied nearest neighbours); 1 without neighbours.  Its derivative is JAX's:
+        through the minimum, the mean of the tied nearest pairs' derivatives."""
         bonds = [b for row in self.bonds for b in row]
         r_in = jnp.asarray([b.r_in for b in bonds])[t]
         delta = jnp.asarray([b.delta_in for b in bonds])[t]
         gap = r - (r_in - delta)
         top = self.cutoff
-        ok = (nbrs.mask & known[nbrs.i] & known[nbrs.j] & (r < jnp.asarray(self.tables.rcut)[t])
-              & (gap < top))
+        ok = ok & (r < jnp.asarray(self.tables.rcut)[t]) & (gap < top)
         gap = jnp.where(ok, gap, top)
-        dmin = jax.ops.segment_min(gap, nbrs.i, num_segments=natoms)
-        nearest = ok & (gap == dmin[nbrs.i])
-        width = jax.ops.segment_max(jnp.where(nearest, delta, -1.0), nbrs.i,
+        dmin = jax.ops.segment_min(gap, centre, num_segments=natoms)
+        nearest = ok & (gap == dmin[centre])
+        width = jax.ops.segment_max(jnp.where(nearest, delta, -1.0), centre,
                                     num_segments=natoms)
         found = width >= 0.0
         width = jnp.where(found, width, 1.0)
         x = width - jnp.where(found, dmin, 0.0)
         return jnp.where(found, poly_step(x, width, width), 1.0)
+
+    def zbl_switch_and_slope(self, r, t, ok, centre, natoms: int):
+        """(:meth:`zbl_switch` (natoms,), its derivative ∂f_c/∂r_p (E,) of each pair's own
+        centre c = centre_p): the weight depends on the distances of its own pairs only, so
+        one pull-back of Σ_i f_i gives every pair's (the same derivative as the model's)."""
+        f, pull = jax.vjp(lambda x: self.zbl_switch(x, t, ok, centre, natoms), r)
+        return f, pull(jnp.ones_like(f))[0]
 
     def energy(self, params, system: System, nbrs: NeighborList) -> jax.Array:
         """Total energy (eV); ``nbrs`` a full list reaching :attr:`cutoff`."""
