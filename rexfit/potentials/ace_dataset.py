@@ -51,19 +51,13 @@ import numpy as np
 
 from rexfit.potentials.ace.harmonics import spherical_harmonics_parts
 from rexfit.potentials.ace.model import ACE, Y00
-from rexfit.potentials.ace.radial import ZBL_INNER, spline_value_and_slope
+from rexfit.potentials.ace.radial import spline_value_and_slope
 
 
 def supported(ace: ACE) -> bool:
     """Whether :func:`terms` covers ``ace``: every basis the model reads (the ``distance``,
     ``density`` and ``zbl`` inner cutoffs, any embedding and radial basis)."""
     return isinstance(ace, ACE)
-
-
-def zbl_mode(ace: ACE) -> bool:
-    """Whether ``ace`` weighs ACE against ZBL by the nearest neighbour (the model's rule: the
-    first bond's inner cutoff is ``zbl``)."""
-    return ace.bonds[0][0].inner == ZBL_INNER
 
 
 def prepare(ace: ACE, params):
@@ -163,7 +157,7 @@ def _fixed(ace: ACE, c, slopes: bool):
     r = jnp.where(valid, r, 2.0 * ace.cutoff + 1.0)
     u = d / r[:, None]
     zbl = dzbl = None
-    if zbl_mode(ace):  # the weight of ACE against ZBL: the atom's nearest neighbour
+    if ace.zbl_inner:  # the weight of ACE against ZBL: the atom's nearest neighbour
         centre = jnp.repeat(jnp.arange(n_atoms), slots, total_repeat_length=n_atoms * slots)
         zbl, dzbl = ace.zbl_switch_and_slope(r, t, valid, centre, n_atoms)
         dzbl = jnp.where(valid, dzbl, 0.0).reshape(n_atoms, slots)

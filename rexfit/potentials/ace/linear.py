@@ -32,7 +32,6 @@ import numpy as np
 
 from rexfit.potentials.ace.files import bond_key
 from rexfit.potentials.ace.model import ACE
-from rexfit.potentials.ace.radial import ZBL_INNER
 from rexfit.structures.neighbors import NeighborList
 from rexfit.structures.system import System
 
@@ -42,12 +41,6 @@ def linear_embedding(potential: ACE) -> bool:
     affine in c at fixed crad, whatever the inner cutoff (:class:`LinearACE` applies)."""
     return all(e.kind == "FinnisSinclairShiftedScaled" and e.ndensity == 1
                and abs(e.exponents[0] - 1.0) < 1e-10 for e in potential.embeddings)
-
-
-def _zbl_mode(potential: ACE) -> bool:
-    """The model's rule: the nearest-neighbour weight of ACE against ZBL if the first bond's
-    inner cutoff is ``zbl``."""
-    return potential.bonds[0][0].inner == ZBL_INNER
 
 
 @dataclass(frozen=True)
@@ -148,7 +141,7 @@ class ACEDescriptor:
         pot = self.potential
         b, rho_core = pot.descriptors({}, system, nbrs)
         element, known = pot._elements_of(system.species)
-        zbl = pot._zbl_switch(system, nbrs) if _zbl_mode(pot) else None
+        zbl = pot._zbl_switch(system, nbrs) if pot.zbl_inner else None
         return self._rows(b, rho_core, element, known & system.mask, zbl)
 
     def features_and_neighbor_gradients(self, species, mask, neighbor_species, d, slot_mask):
@@ -183,7 +176,7 @@ class ACEDescriptor:
             b, rho_core = pot.basis_from_sums(s)
             return self._rows(b, rho_core, e, alive, zbl)
 
-        if not _zbl_mode(pot):
+        if not pot.zbl_inner:
             def one(s, e, alive):
                 return rows_of(s[None], e[None], alive[None], None)[0]
 
@@ -208,6 +201,6 @@ class ACEDescriptor:
                                                                       zbl)
         grads = sum(jnp.einsum("akp,ampx->amkx", dsum[:, :, s],
                                dparts * which[:, :, s, None, None]) for s in range(n_el))
-        if _zbl_mode(pot):
+        if pot.zbl_inner:
             grads = grads + dzbl_row[:, None, :, None] * slope[:, :, None, :]
         return rows, grads

@@ -278,6 +278,12 @@ class ACE:
 
     # ------------------------------------------------------------------ evaluation
     @property
+    def zbl_inner(self) -> bool:
+        """Whether ACE is weighed against ZBL by each atom's nearest neighbour (the first
+        bond's inner cutoff is ``zbl``: the model's rule for the whole basis)."""
+        return self.bonds[0][0].inner == ZBL_INNER
+
+    @property
     def cutoff(self) -> float:
         """The largest bond cutoff (Å)."""
         return max(b.rcut for row in self.bonds for b in row)
@@ -434,8 +440,7 @@ class ACE:
         """(N,) eV per atom (0 for padding)."""
         b, rho_core = self.descriptors(params, system, nbrs)
         species, known = self._elements_of(system.species)
-        zbl = self.bonds[0][0].inner == ZBL_INNER
-        fcut = self._zbl_switch(system, nbrs) if zbl else self.core_weight(rho_core, species)
+        fcut = self._zbl_switch(system, nbrs) if self.zbl_inner else self.core_weight(rho_core, species)
         energy = self.embedding_energies(self._coefficients(params), b, rho_core, species, fcut)
         return jnp.where(system.mask & known, energy, 0.0)
 
@@ -446,7 +451,7 @@ class ACE:
         mine = jnp.asarray(self.tables.mu0)[self.tables.order][None, :] == species[:, None]
         rho = (jnp.where(mine, b, 0.0)) @ c  # (N, P)
         energy = jnp.zeros(b.shape[0])
-        zbl = self.bonds[0][0].inner == ZBL_INNER
+        zbl = self.zbl_inner
         for s, emb in enumerate(self.embeddings):
             f = sum(w * embedding(emb.kind, rho[:, p], m)
                     for p, (w, m) in enumerate(zip(emb.weights, emb.exponents)))
