@@ -78,6 +78,43 @@ def relative(a, b):
     return np.abs(a - b).max() / max(np.abs(b).max(), 1e-300)
 
 
+def assert_kernels_agree(fast, slow, params, tol):
+    """The descriptor kernel ``fast`` against the autodiff kernel ``slow``: predictions,
+    objective and gradient (function coefficients), residuals and Jacobian columns, to
+    ``tol`` relative; crad is fixed (zero gradient)."""
+    for ours, ref in zip(fast.predictions(params), slow.predictions(params)):
+        assert abs(ours.energy - ref.energy) <= tol * abs(ref.energy)
+        assert relative(ours.forces, ref.forces) < tol
+        assert relative(ours.virial, ref.virial) < tol
+        assert relative(ours.stress, ref.stress) < tol
+    value, grad = fast.value_and_grad(params)
+    value_ref, grad_ref = slow.value_and_grad(params)
+    assert abs(value - value_ref) <= tol * value_ref
+    for block in params["c"]:
+        assert np.abs(grad_ref["c"][block]).max() > 0.0
+        assert relative(grad["c"][block], grad_ref["c"][block]) < tol, block
+    assert all(np.all(np.asarray(g) == 0.0) for g in grad["crad"].values())  # fixed
+    n_c = sum(np.size(v) for v in params["c"].values())  # ravel order: "c" before "crad"
+    (r, jac), (r_ref, jac_ref) = (e.residuals_and_jacobian(params) for e in (fast, slow))
+    assert relative(r, r_ref) < tol
+    assert relative(jac[:, :n_c], jac_ref[:, :n_c]) < tol
+
+
+def assert_pyace_agrees(potential_file, symbols, frames, predictions, skip=None):
+    """Energies (1e-10 eV/atom) and forces (1e-9 relative) of ``predictions`` against pyace's
+    calculator on the same potential, for the frames without species ``skip``."""
+    calc = pyace.PyACECalculator(str(potential_file))
+    for (atoms, species), ours in zip(frames, predictions):
+        if skip is not None and skip in species:
+            continue
+        other = Atoms([symbols[s] for s in species], atoms.positions, cell=atoms.cell,
+                      pbc=True)
+        other.calc = calc
+        assert abs(other.get_potential_energy() - ours.energy) / len(other) < 1e-10
+        f_ref = other.get_forces()
+        assert np.abs(ours.forces - f_ref).max() < 1e-9 * max(1.0, np.abs(f_ref).max())
+
+
 def test_descriptor_kernel_equals_autodiff_and_pyace(tmp_path):
     """LinearACE through the descriptor kernel (rows precomputed, per-atom designs) against
     the plain ACE through the autodiff kernel on the same data: predictions, residuals,
@@ -111,30 +148,8 @@ def test_descriptor_kernel_equals_autodiff_and_pyace(tmp_path):
                     kept[np.argsort(kept @ key)]) < 1e-12
     weights = np.concatenate(switching)
     assert np.any((weights > 0.05) & (weights < 0.95)) and np.any(weights > 0.999), weights
-    for ours, ref in zip(fast.predictions(params), slow.predictions(params)):
-        assert abs(ours.energy - ref.energy) <= 1e-10 * abs(ref.energy)
-        assert relative(ours.forces, ref.forces) < 1e-10
-        assert relative(ours.stress, ref.stress) < 1e-10
-    value, grad = fast.value_and_grad(params)
-    value_ref, grad_ref = slow.value_and_grad(params)
-    assert abs(value - value_ref) <= 1e-10 * value_ref
-    for block in params["c"]:
-        assert relative(grad["c"][block], grad_ref["c"][block]) < 1e-10, block
-    assert all(np.all(np.asarray(g) == 0.0) for g in grad["crad"].values())  # fixed
-    n_c = sum(np.size(v) for v in params["c"].values())  # ravel order: "c" before "crad"
-    (r, jac), (r_ref, jac_ref) = (e.residuals_and_jacobian(params) for e in (fast, slow))
-    assert relative(r, r_ref) < 1e-10
-    assert relative(jac[:, :n_c], jac_ref[:, :n_c]) < 1e-10
-    calc = pyace.PyACECalculator(str(path))
-    for (atoms, species), ours in zip(frames, fast.predictions(params)):
-        if 1 in species:
-            continue
-        other = Atoms([SPECIES[s] for s in species], atoms.positions, cell=atoms.cell,
-                      pbc=True)
-        other.calc = calc
-        assert abs(other.get_potential_energy() - ours.energy) / len(other) < 1e-10
-        f_ref = other.get_forces()
-        assert np.abs(ours.forces - f_ref).max() < 1e-9 * max(1.0, np.abs(f_ref).max())
+    assert_kernels_agree(fast, slow, params, 1e-10)
+    assert_pyace_agrees(path, SPECIES, frames, fast.predictions(params), skip=1)
 
 
 def test_family_builds_the_descriptor_form_only_for_fixed_crad_and_linear_embedding(tmp_path):
@@ -246,29 +261,6 @@ def test_zbl_inner_cutoff_on_the_descriptor_kernel(tmp_path, elements):
     key = np.random.default_rng(0).normal(size=kept.shape[1])
     assert relative(engine_rows[np.argsort(engine_rows @ key)],
                     kept[np.argsort(kept @ key)]) < 1e-12
-    for ours, ref in zip(fast.predictions(params), slow.predictions(params)):
-        assert abs(ours.energy - ref.energy) <= 1e-12 * abs(ref.energy)
-        assert relative(ours.forces, ref.forces) < 1e-12
-        assert relative(ours.virial, ref.virial) < 1e-12
-        assert relative(ours.stress, ref.stress) < 1e-12
-    value, grad = fast.value_and_grad(params)
-    value_ref, grad_ref = slow.value_and_grad(params)
-    assert abs(value - value_ref) <= 1e-12 * value_ref
-    for block in params["c"]:
-        assert np.abs(grad_ref["c"][block]).max() > 0.0
-        assert relative(grad["c"][block], grad_ref["c"][block]) < 1e-12, block
-    n_c = sum(np.size(v) for v in params["c"].values())  # ravel order: "c" before "crad"
-    (r, jac), (r_ref, jac_ref) = (e.residuals_and_jacobian(params) for e in (fast, slow))
-    assert relative(r, r_ref) < 1e-12
-    assert relative(jac[:, :n_c], jac_ref[:, :n_c]) < 1e-12
-    calc = pyace.PyACECalculator(str(tmp_path / "zbl.yaml"))
-    symbols = SPECIES if two else ("Cu",)
-    for (atoms, species), ours in zip(frames, fast.predictions(params)):
-        if two and 1 in species:
-            continue
-        other = Atoms([symbols[s] for s in species], atoms.positions, cell=atoms.cell,
-                      pbc=True)
-        other.calc = calc
-        assert abs(other.get_potential_energy() - ours.energy) / len(other) < 1e-10
-        f_ref = other.get_forces()
-        assert np.abs(ours.forces - f_ref).max() < 1e-9 * max(1.0, np.abs(f_ref).max())
+    assert_kernels_agree(fast, slow, params, 1e-12)
+    assert_pyace_agrees(tmp_path / "zbl.yaml", SPECIES if two else ("Cu",), frames,
+                        fast.predictions(params), skip=1 if two else None)
