@@ -111,7 +111,7 @@ class Fixed(NamedTuple):
     u (3, E) (pairs), summed (A, S, P0) the per-atom sums [Σ g_k Y00, Σ V, Re, Im of
     G_klm = Σ_j g_k Y_lm] (P0 = K + 1 + 2·K·LM), gs, dgs (A, M, S·K) g_k Y00 and g′_k spread
     over the neighbour's element, dhs (A, M, S) V′ spread, y (A, M, 2·LM) Re, Im of Y_lm
-    (None without product functions), dy (3, A, M, 2·LM) their derivatives ∂/∂d_a (None on
+    (None without product functions), dy (A, M, 3, 2·LM) their derivatives ∂/∂d_a (None on
     a per-evaluation path: the pull-back through Y_lm serves instead)."""
 
     live: Any
@@ -172,7 +172,7 @@ def _fixed(ace: ACE, c, slopes: bool):
                                   (jnp.zeros_like(safe).at[:, a].set(1.0),))
                           for a in range(3)))
             y = y[0]
-            dy = jnp.stack([jnp.concatenate(x, axis=1).reshape(am + (-1,)) for x in dy])
+            dy = jnp.stack([jnp.concatenate(x, axis=1).reshape(am + (-1,)) for x in dy], axis=2)
         else:
             y, y_pullback = jax.vjp(lambda v: _harmonics(ace, v), safe)
         lm = y[0].shape[1]
@@ -229,7 +229,8 @@ def _atom_terms(ace: ACE, prepared, c, f: Fixed, y_pullback):
                                 q[:, :, lm:].reshape(-1, lm)))[0]  # (E, 3)
             grad = [slope[:, a] for a in range(3)]
         else:  # the same from the kept ∂Y/∂d
-            grad = [jnp.einsum("aml,aml->am", q, f.dy[a]) for a in range(3)]
+            # the three components in one fused pass over f.dy (no copies of its slices)
+            grad = list(jnp.moveaxis(jnp.sum(q[:, :, None, :] * f.dy, axis=3), 2, 0))
     along = jnp.where(f.valid, along.reshape(-1), 0.0)
     grad = tuple(jnp.where(f.valid, along * f.u[a] + jnp.reshape(grad[a], -1), 0.0).reshape(
         c.pair_mask.shape) for a in range(3))
