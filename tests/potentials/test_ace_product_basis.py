@@ -1,6 +1,6 @@
 """The ACE product basis as :meth:`ACE.basis_from_sums` evaluates it (each pair of m
-combinations ±M folded into one term, :func:`folded_ms_combinations`; real arithmetic, one
-row per A-basis entry) against the plain sum over every m combination of
+combinations ±M folded into one term, :func:`folded_ms_combinations`; one row per A-basis
+entry) against the plain sum over every m combination of
 :func:`ms_combinations` in complex NumPy arithmetic: the folded terms on their own, the B
 values of a two-element model, and their derivatives (forces of Σ c·B) in JAX."""
 

@@ -395,17 +395,18 @@ class ACE:
         columns = [a1[:, tab.rank1]] if tab.rank1.size else []
         if tab.products:
             half = (summed.shape[2] - K - 1) // 2
-            # Re, Im of A (S·N·LM, N_at): one row per entry, the atoms along it, so that the
-            # factors are gathered (and, in reverse, scatter-added) as whole contiguous rows
-            a_re = summed[:, :, K + 1:K + 1 + half].reshape(natoms, -1).T
-            a_im = summed[:, :, K + 1 + half:].reshape(natoms, -1).T
-            for idx, cg, fn, count in tab.products:  # real arithmetic; of the last product Re
-                re, im = a_re[idx[:, 0]], a_im[idx[:, 0]]
-                for k in range(1, idx.shape[1] - 1):
-                    x_re, x_im = a_re[idx[:, k]], a_im[idx[:, k]]
-                    re, im = re * x_re - im * x_im, re * x_im + im * x_re
-                re = re * a_re[idx[:, -1]] - im * a_im[idx[:, -1]]
-                b = jax.ops.segment_sum(re * cg[:, None], fn, num_segments=count,
+            # A (S·N·LM, N_at): one row per entry, the atoms along it, so that the factors
+            # are gathered (and, in reverse, scatter-added) as whole contiguous rows.  Complex
+            # numbers: the same speed as real and imaginary parts apart here, but half the
+            # operations, and the value-and-gradient program compiles in 4–5 s of CPU
+            # instead of 7
+            a = (summed[:, :, K + 1:K + 1 + half]
+                 + 1j * summed[:, :, K + 1 + half:]).reshape(natoms, -1).T
+            for idx, cg, fn, count in tab.products:
+                prod = a[idx[:, 0]]
+                for k in range(1, idx.shape[1]):
+                    prod = prod * a[idx[:, k]]
+                b = jax.ops.segment_sum(jnp.real(prod) * cg[:, None], fn, num_segments=count,
                                         indices_are_sorted=True)
                 columns.append(b.T)
         return jnp.concatenate(columns, axis=1), rho_core
