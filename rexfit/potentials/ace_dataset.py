@@ -28,9 +28,9 @@ parameters — per pair u, g_k Y00, g′_k, V′, Y_lm and ∂Y_lm/∂d (three f
 atom the sums Σ g_k, Σ V, G_klm (:class:`Fixed`) — is computed once per chunk by
 :func:`fixed_terms` and kept by the engine (:mod:`rexfit.datasets.kept_terms`, within its
 memory budget); :func:`terms` given them does per evaluation only the per-atom work (crad
-contraction, product basis, embedding, adjoint) and the per-pair contractions, Σ q·∂Y/∂d
-as a product with the kept ∂Y/∂d.  Without them (over the budget) it computes them as
-above.
+contraction, product basis, embedding, adjoint) and the per-pair contractions, Σ_lm w̄ Y
+and Σ_lm w̄ ∂Y/∂d as one batched product with the kept [Y, ∂Y/∂d].  Without them (over the
+budget) it computes them as above.
 
 The ``zbl`` inner cutoff: E_i = f_i F_i + (1 − f_i) ρ_core,i with ρ_core the sum of the ZBL
 pair terms (the core-repulsion spline above) and f_i the quintic step in the distance of the
@@ -116,11 +116,12 @@ class Fixed(NamedTuple):
     a dataset (the structures never move).  live (A,), element (A,) (atoms), valid (E,),
     u (3, E) (pairs), summed (A, S, P0) the per-atom sums [Σ g_k Y00, Σ V, Re, Im of
     G_klm = Σ_j g_k Y_lm] (P0 = K + 1 + 2·K·LM), gs, dgs (A, M, S·K) g_k Y00 and g′_k spread
-    over the neighbour's element, dhs (A, M, S) V′ spread, y (A, M, 2·LM) Re, Im of Y_lm
-    (None without product functions), dy (3, A, M, 2·LM) their derivatives ∂/∂d_a (None on
-    a per-evaluation path: the pull-back through Y_lm serves instead); the ``zbl`` inner
-    cutoff's weight f (A,) and its derivative ∂f_a/∂r_am (A, M) (None in the other
-    modes)."""
+    over the neighbour's element, dhs (A, M, S) V′ spread; without product functions y and
+    dy are None, else y (A, M, 2·LM) Re, Im of Y_lm and dy None on a per-evaluation path
+    (the pull-back through Y_lm serves for the derivatives), and on a kept one y None and
+    dy (A, M, 4, 2·LM) Re, Im of Y_lm with their derivatives ∂/∂d_a (a = x, y, z), in one
+    array for one batched product per evaluation; the ``zbl`` inner cutoff's weight f (A,)
+    and its derivative ∂f_a/∂r_am (A, M) (None in the other modes)."""
 
     live: Any
     element: Any
@@ -187,7 +188,7 @@ def _fixed(ace: ACE, c, slopes: bool):
                                   (jnp.zeros_like(safe).at[:, a].set(1.0),))
                           for a in range(3)))
             y = y[0]
-            dy = jnp.stack([jnp.concatenate(x, axis=1).reshape(am + (-1,)) for x in dy])
+            dy = jnp.stack([jnp.concatenate(x, axis=1).reshape(am + (-1,)) for x in dy], axis=2)
         else:
             y, y_pullback = jax.vjp(lambda v: _harmonics(ace, v), safe)
         lm = y[0].shape[1]
@@ -195,6 +196,8 @@ def _fixed(ace: ACE, c, slopes: bool):
         # G = Σ_j g_k Y_lm per atom (and neighbour element): batched products over the slots
         sums += [jnp.einsum("amj,aml->ajl", gs, x).reshape(n_atoms, -1) for x in y]
         y = jnp.concatenate(y, axis=2)
+        if slopes:  # kept: Y_lm and its three derivatives as one array
+            y, dy = None, jnp.concatenate([y[:, :, None], dy], axis=2)
     summed = jnp.concatenate([x.reshape(n_atoms, n_el, -1) for x in sums], axis=2)
     return (Fixed(live, element, valid, u.T, summed, gs, dgs, dhs, y, dy, zbl, dzbl),
             y_pullback)
@@ -213,8 +216,9 @@ def _atom_terms(ace: ACE, prepared, c, f: Fixed, y_pullback):
     crad, coeff = prepared
     n_el, k = len(ace.elements), ace.nradbase
     n_atoms = c.mask.size
-    products = f.y is not None
-    lm = f.y.shape[2] // 2 if products else 0
+    kept = f.dy is not None
+    products = kept or f.y is not None
+    lm = (f.dy.shape[3] if kept else f.y.shape[2]) // 2 if products else 0
 
     def energies(s, weight):
         if products:  # the model's sums: g, V, then Re, Im of Σ_j R_nl Y_lm
@@ -243,16 +247,27 @@ def _atom_terms(ace: ACE, prepared, c, f: Fixed, y_pullback):
         # Re and Im side by side (A, S·K, 2·LM), as y: one product each for z and q, not two
         w_y = w[:, :, k + 1:].reshape(n_atoms, n_el, 2, k, lm).transpose(0, 1, 3, 2, 4).reshape(
             n_atoms, n_el * k, 2 * lm)
-        z = jnp.einsum("ajl,aml->amj", w_y, f.y)  # (A, M, S·K)
-        along = along + jnp.einsum("amj,amj->am", f.dgs, z)
-        q = jnp.einsum("ajl,amj->aml", w_y, f.gs)  # (A, M, 2·LM)
-        if y_pullback is not None:
+        if kept:
+            # zy_c = Σ_lm w̄_klm (Y, ∂Y/∂d_x, ∂Y/∂d_y, ∂Y/∂d_z)_lm per pair and k: one batched
+            # product with the kept array (read once forward, once in reverse); then
+            # z = zy_0 against g′ and Σ_lm q_lm ∂Y_lm/∂d_a = Σ_k g_k zy_a, both taken over
+            # every c and sliced after, behind a barrier: without it XLA fuses the reverse
+            # pass's per-pair chain into the (transposing) producer of zy's cotangent and
+            # recomputes it per k (about 7 CPU-µs/atom instead of 1.5 on the benchmark)
+            zy = jnp.einsum("ajl,amcl->amcj", w_y, f.dy)  # (A, M, 4, S·K)
+            both = jax.lax.optimization_barrier(
+                jnp.stack([jnp.einsum("amj,amcj->amc", f.dgs, zy),
+                           jnp.einsum("amj,amcj->amc", f.gs, zy)]))
+            along = along + both[0, :, :, 0]
+            grad = list(jnp.moveaxis(both[1, :, :, 1:], 2, 0))
+        else:
+            z = jnp.einsum("ajl,aml->amj", w_y, f.y)  # (A, M, S·K)
+            along = along + jnp.einsum("amj,amj->am", f.dgs, z)
+            q = jnp.einsum("ajl,amj->aml", w_y, f.gs)  # (A, M, 2·LM)
             # Σ_lm q_lm ∂Y_lm/∂d: the pull-back of q through Y (no ∂Y/∂d arrays formed)
             slope = y_pullback((q[:, :, :lm].reshape(-1, lm),
                                 q[:, :, lm:].reshape(-1, lm)))[0]  # (E, 3)
             grad = [slope[:, a] for a in range(3)]
-        else:  # the same from the kept ∂Y/∂d
-            grad = [jnp.einsum("aml,aml->am", q, f.dy[a]) for a in range(3)]
     along = jnp.where(f.valid, along.reshape(-1), 0.0)
     grad = tuple(jnp.where(f.valid, along * f.u[a] + jnp.reshape(grad[a], -1), 0.0).reshape(
         c.pair_mask.shape) for a in range(3))

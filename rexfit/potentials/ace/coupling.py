@@ -77,3 +77,29 @@ def ms_combinations(ls: tuple[int, ...], LS: tuple[int, ...]) -> tuple[np.ndarra
             out_ms.append(ms)
             out_c.append(c)
     return np.asarray(out_ms, np.int64).reshape(-1, rank), np.asarray(out_c)
+
+
+@lru_cache(maxsize=None)
+def folded_ms_combinations(ls: tuple[int, ...],
+                           LS: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """(ms (P, rank) int, c (P,) float): the terms of :func:`ms_combinations` with each pair
+    M, −M folded into one, the M whose first non-zero m is positive (M = 0 alone), with the
+    coefficient c(M) + c(−M); pairs whose coefficients cancel are left out.
+
+    Exact for B = Re Σ_M c(M) Π_t A_{l_t m_t} when A_{l,−m} = (−1)^m conj(A_{lm}) (the
+    A-basis of real radial functions, :mod:`.harmonics`): Σ_t m_t = 0 makes
+    Π_t A_{l_t,−m_t} = conj(Π_t A_{l_t m_t}), of the same real part, bit for bit (complex
+    conjugation commutes with every rounded product).  About half the terms."""
+    ms, cg = ms_combinations(ls, LS)
+    coefficient = {tuple(m): c for m, c in zip(ms.tolist(), cg.tolist())}
+    out_ms, out_c = [], []
+    for m, c in coefficient.items():
+        first = next((x for x in m if x), 0)
+        if first < 0:
+            continue
+        if first > 0:
+            c = c + coefficient.get(tuple(-x for x in m), 0.0)
+        if c != 0.0:
+            out_ms.append(m)
+            out_c.append(c)
+    return np.asarray(out_ms, np.int64).reshape(-1, len(ls)), np.asarray(out_c)
