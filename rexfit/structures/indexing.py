@@ -32,8 +32,8 @@ import math
 import jax
 import jax.numpy as jnp
 
-#: Largest (table rows × entries × trailing size) moved by a one-hot mask instead of a gather
-#: or a segment sum.
+#: Largest (table rows × entries × trailing size) moved by a one-hot product instead of a
+#: gather or a segment sum (callers may pass a larger ``limit``: Tersoff's triplets).
 ONE_HOT_LIMIT = 1 << 12
 
 
@@ -43,8 +43,10 @@ def _one_hot(index: jax.Array, n: int, trailing: int) -> jax.Array:
     return hot.reshape(hot.shape + (1,) * trailing)
 
 
-def _small(n: int, index: jax.Array, values: jax.Array, skip: int) -> bool:
-    return n * index.shape[0] * math.prod(values.shape[skip:]) <= ONE_HOT_LIMIT
+def _small(n: int, index: jax.Array, values: jax.Array, skip: int,
+           limit: int | None = None) -> bool:
+    limit = ONE_HOT_LIMIT if limit is None else limit
+    return n * index.shape[0] * math.prod(values.shape[skip:]) <= limit
 
 
 def _matrix(index: jax.Array, n: int, dtype) -> jax.Array:
@@ -52,22 +54,30 @@ def _matrix(index: jax.Array, n: int, dtype) -> jax.Array:
     return (index[:, None] == jnp.arange(n, dtype=index.dtype)[None, :]).astype(dtype)
 
 
-def take(values: jax.Array, index: jax.Array) -> jax.Array:
-    """``values[index]`` along the first axis (``index`` one-dimensional)."""
+def take(values: jax.Array, index: jax.Array, limit: int | None = None) -> jax.Array:
+    """``values[index]`` along the first axis (``index`` one-dimensional); by a product where
+    table × entries × trailing size is at most ``limit`` (default :data:`ONE_HOT_LIMIT`)."""
     n = values.shape[0]
-    if index.ndim != 1 or not _small(n, index, values, 1):
+    if index.ndim != 1 or not _small(n, index, values, 1, limit):
         return values[index]
     if jnp.issubdtype(values.dtype, jnp.inexact):
         return jnp.tensordot(_matrix(index, n, values.dtype), values, axes=1)
+    if not _small(n, index, values, 1):
+        return values[index]
     hot = _one_hot(index, n, values.ndim - 1)
     return jnp.sum(jnp.where(hot, values[None], jnp.zeros((), values.dtype)), axis=1)
 
 
-def segment_sum(values: jax.Array, index: jax.Array, n: int) -> jax.Array:
-    """``jax.ops.segment_sum(values, index, num_segments=n)`` (``index`` one-dimensional)."""
-    if index.ndim != 1 or not _small(n, index, values, 1):
+def segment_sum(values: jax.Array, index: jax.Array, n: int,
+                limit: int | None = None) -> jax.Array:
+    """``jax.ops.segment_sum(values, index, num_segments=n)`` (``index`` one-dimensional); by a
+    product where table × entries × trailing size is at most ``limit`` (default
+    :data:`ONE_HOT_LIMIT`)."""
+    if index.ndim != 1 or not _small(n, index, values, 1, limit):
         return jax.ops.segment_sum(values, index, num_segments=n)
     if jnp.issubdtype(values.dtype, jnp.inexact):
         return jnp.tensordot(_matrix(index, n, values.dtype), values, axes=((0,), (0,)))
+    if not _small(n, index, values, 1):
+        return jax.ops.segment_sum(values, index, num_segments=n)
     hot = _one_hot(index, n, values.ndim - 1)
     return jnp.sum(jnp.where(hot, values[:, None], jnp.zeros((), values.dtype)), axis=0)

@@ -77,3 +77,20 @@ def test_large_tables_keep_gather_and_segment_sum(monkeypatch, data):
     monkeypatch.setattr(indexing, "ONE_HOT_LIMIT", 0)
     assert "gather" in _primitives(lambda a: indexing.take(a, index), atoms)
     assert "scatter-add" in _primitives(lambda v: indexing.segment_sum(v, index, n), pairs)
+
+
+def test_a_larger_limit_takes_products_for_larger_tables(monkeypatch, data):
+    """Callers may allow larger tables (Tersoff's triplets): floating values by products,
+    with gather's numbers; integer tables keep the gather beyond the default limit."""
+    n, index, atoms, pairs = data
+    monkeypatch.setattr(indexing, "ONE_HOT_LIMIT", 0)
+    big = 1 << 17
+    assert "gather" not in _primitives(lambda a: indexing.take(a, index, big), atoms)
+    np.testing.assert_array_equal(indexing.take(atoms, index, big), atoms[index])
+    np.testing.assert_allclose(indexing.segment_sum(pairs, index, n, big),
+                               jax.ops.segment_sum(pairs, index, num_segments=n),
+                               rtol=1e-14, atol=1e-15)
+    assert "scatter-add" not in _primitives(lambda v: indexing.segment_sum(v, index, n, big),
+                                            pairs)
+    species = jnp.asarray(np.arange(n), jnp.int32)
+    assert "gather" in _primitives(lambda s: indexing.take(s, index, big), species)
