@@ -448,7 +448,8 @@ class ACE:
         """(N,) eV per atom (0 for padding)."""
         b, rho_core = self.descriptors(params, system, nbrs)
         species, known = self._elements_of(system.species)
-        fcut = self._zbl_switch(system, nbrs) if self.zbl_inner else self.core_weight(rho_core, species)
+        fcut = (self._zbl_switch(system, nbrs) if self.zbl_inner
+                else self.core_weight(rho_core, species))
         energy = self.embedding_energies(self._coefficients(params), b, rho_core, species, fcut)
         return jnp.where(system.mask & known, energy, 0.0)
 
